@@ -1,0 +1,260 @@
+//! Command-line definitions (clap derive). Also the source of the man pages in `man/`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Plan, run and integrate AI coding agents in parallel git worktrees.
+///
+/// Turns a folder of task prompts into a dependency-aware plan, runs one agent per task in its
+/// own worktree, several at once within the machine's limits, and merges the results with git's
+/// own merge machinery. Plans, run state and results live in the repository: refs under
+/// refs/parallel/, branches under parallel/, notes under refs/notes/parallel.
+#[derive(Debug, Parser)]
+#[command(
+    name = "git-parallel",
+    bin_name = "git parallel",
+    version,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Run as if started in this directory (like `git -C`).
+    #[arg(short = 'C', global = true, value_name = "PATH")]
+    pub directory: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Plan(PlanArgs),
+    Run(RunArgs),
+    Status(StatusArgs),
+    Resume(ResumeArgs),
+    Cancel(CancelArgs),
+    Integrate(IntegrateArgs),
+    Clean(CleanArgs),
+    Hooks(HooksArgs),
+    Report(ReportArgs),
+}
+
+/// Turn prompt files into a dependency-aware plan and store it in the repository.
+///
+/// Reads Markdown prompts (optional YAML front matter: id, title, depends_on, files, type,
+/// priority, agent, timeout, estimate), infers the files each task touches and the import graph
+/// of the repository, orders tasks that touch the same files, estimates durations, simulates the
+/// schedule and stores the plan as a commit under refs/parallel/plans/<id>.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Prompt files or directories of *.md prompts (default: `parallel.prompts` or `prompts/`).
+    #[arg(value_name = "DIR|FILE")]
+    pub paths: Vec<PathBuf>,
+
+    /// Workers to simulate (default: from the machine and `parallel.concurrency`).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Do not serialize tasks that touch the same files; only report the conflicts.
+    #[arg(long)]
+    pub allow_conflicts: bool,
+
+    /// Plan and print, but store nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Print the plan as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print a stored plan instead of making one.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["paths", "dry_run", "allow_conflicts", "concurrency"])]
+    pub show: Option<String>,
+
+    /// List stored plans.
+    #[arg(long, conflicts_with_all = ["paths", "dry_run", "allow_conflicts", "concurrency", "show"])]
+    pub list: bool,
+}
+
+/// Agent profiles known to `--agent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AgentName {
+    Claude,
+    Codex,
+    Gemini,
+    Aider,
+    Custom,
+}
+
+/// Execute a plan: one agent per task in its own worktree, several at once.
+///
+/// TARGET is a stored plan id, or a directory (or file) of prompts that is planned first.
+/// Tasks start as soon as their dependencies succeeded, longest remaining path first. Every
+/// state change is committed under refs/parallel/runs/<run>; results land on branches
+/// parallel/<run>/<task> and are integrated into parallel/<run>/integration at the end.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A plan id, or prompt files or directories to plan first (default: the latest plan).
+    #[arg(value_name = "PLAN-ID|DIR")]
+    pub target: Vec<String>,
+
+    /// Most agents at once (the resource governor may allow fewer).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Agent for tasks whose front matter names none.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Command template for the custom agent: {prompt}, {prompt_file}, {worktree}, {task}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub agent_command: Option<String>,
+
+    /// Time limit per task (e.g. 30m, 90s), unless its front matter sets one.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Retries of a task after a transient failure (API overload, crash).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Where worktrees go (default: `<repo>.parallel/` beside the repository).
+    #[arg(long, value_name = "DIR")]
+    pub worktree_dir: Option<PathBuf>,
+
+    /// Do not integrate the results at the end.
+    #[arg(long)]
+    pub no_integrate: bool,
+
+    /// Integrate into this branch instead of parallel/<run>/integration.
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
+
+    /// Command that must pass on the integrated tree (also `parallel.verify`).
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+
+    /// Run agents inside a bubblewrap sandbox: writes only to the worktree and the git directory.
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// Do not serialize tasks that touch the same files (when planning a directory).
+    #[arg(long)]
+    pub allow_conflicts: bool,
+
+    /// Stream events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Show runs and their tasks.
+///
+/// Without RUN, one line per run. With RUN, one line per task. Reads refs only.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Run id (default: all runs).
+    pub run: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh in place until the run ends (Ctrl-C to stop).
+    #[arg(short, long)]
+    pub watch: bool,
+}
+
+/// Resume an interrupted run: succeeded tasks never run again.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Run id (default: the latest interrupted run).
+    pub run: Option<String>,
+    /// Most agents at once.
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Stream events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Stop a live run and record it as cancelled.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Run id (default: the latest live run).
+    pub run: Option<String>,
+}
+
+/// Merge a run's succeeded task branches, in dependency order, without touching any worktree.
+#[derive(Debug, Args)]
+pub struct IntegrateArgs {
+    /// Run id (default: the latest run).
+    pub run: Option<String>,
+    /// Target branch (default: parallel/<run>/integration).
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
+    /// Command that must pass on the integrated tree; culprits are found by bisection.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+    /// Hand each conflict to an agent in a fresh worktree.
+    #[arg(long)]
+    pub resolve: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Remove worktrees and task branches.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only what the current branch already contains.
+    #[arg(long)]
+    pub merged: bool,
+    /// Only this run.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// Every run's worktrees and branches.
+    #[arg(long)]
+    pub all: bool,
+    /// Say what would be removed, remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Remove worktrees even with uncommitted changes.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Print nothing unless something went wrong.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Install or remove the post-merge hook that cleans merged work.
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    #[command(subcommand)]
+    pub action: HooksAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksAction {
+    /// Add our lines to the post-merge hook (an existing hook keeps working).
+    Install,
+    /// Remove only our lines from the post-merge hook.
+    Uninstall,
+}
+
+/// Output formats of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Json,
+    Html,
+}
+
+/// Summarize a run: per task status, durations, turns, cost, tokens; totals; speed-up.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run id (default: the latest run).
+    pub run: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+    /// Append the markdown summary to this file.
+    #[arg(long, value_name = "FILE")]
+    pub append: Option<PathBuf>,
+}

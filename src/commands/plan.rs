@@ -1,0 +1,118 @@
+//! `git parallel plan`: prompts → a stored, dependency-aware plan.
+
+use super::Context;
+use crate::cli::PlanArgs;
+use crate::plan::{self, Options, Plan};
+use crate::store::{plans, runs};
+use crate::ui;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Plan prompts at `paths` (stored unless `dry_run`); shared with `run DIR`.
+pub fn make(
+    ctx: &Context,
+    paths: &[PathBuf],
+    workers: usize,
+    allow_conflicts: bool,
+    dry_run: bool,
+) -> Result<Plan> {
+    let repo = &ctx.repo;
+    let base = repo.head_commit()?;
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        vec![repo.workdir.join(&ctx.settings.prompts)]
+    } else {
+        paths.to_vec()
+    };
+    let files = plan::collect_prompt_files(repo, &paths)?;
+    let prompts = plan::read_prompts(&files)?;
+    let (tracked, graph) = plan::repository_files(repo)?;
+    let history = runs::history(repo)?;
+    let mut p = plan::build(
+        &prompts,
+        &tracked,
+        &graph,
+        &history,
+        &base.to_string(),
+        &Options {
+            workers,
+            allow_conflicts,
+        },
+    )?;
+    for w in &p.warnings {
+        ui::note(&format!("warning: {w}"));
+    }
+    if !dry_run {
+        let raw: BTreeMap<String, String> = prompts
+            .iter()
+            .map(|p| (p.id.clone(), p.raw.clone()))
+            .collect();
+        plans::save(repo, &mut p, &raw)?;
+    }
+    Ok(p)
+}
+
+/// Workers to plan for: the flag, else the machine's capacity under the settings.
+pub fn default_workers(ctx: &Context, requested: Option<usize>) -> Result<usize> {
+    let requested = crate::config::check_concurrency(requested)?;
+    if let Some(n) = requested {
+        return Ok(n);
+    }
+    let mut gov = crate::schedule::governor::Governor::new(&ctx.repo.workdir);
+    Ok(crate::schedule::governor::capacity(&ctx.settings.limits(None), &gov.sample()).workers)
+}
+
+pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
+    if args.list {
+        let mut rows = Vec::new();
+        for id in plans::list_ids(&ctx.repo)? {
+            let p = plans::load(&ctx.repo, &id)?;
+            rows.push(vec![
+                id,
+                p.tasks.len().to_string(),
+                ui::minutes(p.schedule.sequential_min),
+                ui::minutes(p.schedule.parallel_min),
+                p.schedule.workers.to_string(),
+                p.base[..p.base.len().min(12)].to_string(),
+            ]);
+        }
+        if args.json {
+            let ids: Vec<&String> = rows.iter().map(|r| &r[0]).collect();
+            return ui::json(&ids).map(|_| 0);
+        }
+        ui::out(&ui::table(
+            &["PLAN", "TASKS", "SEQUENTIAL", "PARALLEL", "WORKERS", "BASE"],
+            &rows,
+        ))?;
+        return Ok(0);
+    }
+    if let Some(id) = &args.show {
+        let p = plans::load(&ctx.repo, id)?;
+        if args.json {
+            ui::json(&p)?;
+        } else {
+            ui::out(&ui::plan::render(&p))?;
+        }
+        return Ok(0);
+    }
+    let workers = default_workers(ctx, args.concurrency)?;
+    let p = make(
+        ctx,
+        &args.paths,
+        workers,
+        args.allow_conflicts,
+        args.dry_run,
+    )?;
+    if args.json {
+        ui::json(&p)?;
+    } else {
+        ui::out(&ui::plan::render(&p))?;
+    }
+    if !args.dry_run {
+        ui::note(&format!(
+            "stored as plan {} (refs/parallel/plans/{}); run it with: git parallel run {}",
+            p.id, p.id, p.id
+        ));
+    }
+    Ok(0)
+}

@@ -1,0 +1,141 @@
+//! Settings: `git config parallel.*`, with command-line flags on top.
+
+use crate::error::usage;
+use crate::repo::Repo;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a command may need from configuration. Flags override these fields.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `parallel.agent`: default agent profile.
+    pub agent: String,
+    /// `parallel.agentCommand`: the custom profile's command template.
+    pub agent_command: Option<String>,
+    /// `parallel.concurrency`: requested workers (None: from the machine).
+    pub concurrency: Option<usize>,
+    /// `parallel.maxConcurrency`: cap when nothing is requested (default 4).
+    pub max_concurrency: usize,
+    /// `parallel.worktreeDir`: where worktrees go (default `<repo>.parallel`).
+    pub worktree_dir: Option<PathBuf>,
+    /// `parallel.setup`: command run in a new worktree before the agent.
+    pub setup: Option<String>,
+    /// `parallel.copy` (multi-valued): untracked files copied into new worktrees.
+    pub copy: Vec<String>,
+    /// `parallel.verify`: command that must pass on the integrated tree.
+    pub verify: Option<String>,
+    /// `parallel.reserveCpus`: CPUs kept free for the rest of the machine (default 1).
+    pub reserve_cpus: usize,
+    /// `parallel.memoryPerTask`: bytes of memory one agent needs (default 2 GiB).
+    pub memory_per_task: u64,
+    /// `parallel.minDisk`: free bytes below which no new task starts (default 1 GiB).
+    pub min_disk: u64,
+    /// `parallel.cpuLimit`: percent CPU above which no new task starts (default 90).
+    pub cpu_limit: f32,
+    /// `parallel.timeout`: time limit per task (default 60 minutes).
+    pub timeout: Duration,
+    /// `parallel.retries`: retries after transient failures (default 2).
+    pub retries: u32,
+    /// `parallel.prompts`: default prompt folder (default `prompts`).
+    pub prompts: PathBuf,
+}
+
+const GIB: u64 = 1 << 30;
+
+impl Settings {
+    /// Read `parallel.*` from the repository's configuration (local, global, system).
+    pub fn load(repo: &Repo) -> Result<Settings> {
+        let cfg = repo.gix.config_snapshot();
+        let file = cfg.plumbing();
+        let string = |key: &str| {
+            cfg.string(key)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let int = |key: &str| -> Result<Option<i64>> {
+            cfg.try_integer(key)
+                .map_err(|e| usage(format!("bad value for {key} in git config: {e}")))
+        };
+        let nonneg = |key: &str| -> Result<Option<u64>> {
+            match int(key)? {
+                Some(v) if v < 0 => Err(usage(format!("{key} must not be negative (is {v})"))),
+                v => Ok(v.map(|v| v as u64)),
+            }
+        };
+        let timeout = match string("parallel.timeout") {
+            Some(t) => parse_duration(&t).map_err(|e| usage(format!("parallel.timeout: {e}")))?,
+            None => Duration::from_secs(60 * 60),
+        };
+        let concurrency = nonneg("parallel.concurrency")?.map(|v| v as usize);
+        if concurrency == Some(0) {
+            return Err(usage("parallel.concurrency must be at least 1"));
+        }
+        Ok(Settings {
+            agent: string("parallel.agent").unwrap_or_else(|| "claude".into()),
+            agent_command: string("parallel.agentCommand"),
+            concurrency,
+            max_concurrency: nonneg("parallel.maxConcurrency")?
+                .map(|v| v.max(1) as usize)
+                .unwrap_or(4),
+            worktree_dir: string("parallel.worktreeDir").map(PathBuf::from),
+            setup: string("parallel.setup"),
+            copy: file
+                .strings("parallel.copy")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            verify: string("parallel.verify"),
+            reserve_cpus: nonneg("parallel.reserveCpus")?
+                .map(|v| v as usize)
+                .unwrap_or(1),
+            memory_per_task: nonneg("parallel.memoryPerTask")?.unwrap_or(2 * GIB).max(1),
+            min_disk: nonneg("parallel.minDisk")?.unwrap_or(GIB),
+            cpu_limit: nonneg("parallel.cpuLimit")?
+                .map(|v| v as f32)
+                .unwrap_or(90.0),
+            timeout,
+            retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
+            prompts: string("parallel.prompts")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "prompts".into()),
+        })
+    }
+}
+
+/// Parse a duration: `90s`, `30m`, `1h 30m`, or a bare number of minutes.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(minutes) = t.parse::<f64>() {
+        if minutes.is_finite() && minutes >= 0.0 {
+            return Ok(Duration::from_secs_f64(minutes * 60.0));
+        }
+        return Err(format!("`{t}` is not a duration"));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{t}` is not a duration ({e}); use e.g. 90s, 30m, 1h30m"))
+}
+
+impl Settings {
+    /// Governor limits from these settings and a requested concurrency.
+    pub fn limits(&self, requested: Option<usize>) -> crate::schedule::governor::Limits {
+        crate::schedule::governor::Limits {
+            requested: requested.or(self.concurrency),
+            max_concurrency: self.max_concurrency,
+            reserve_cpus: self.reserve_cpus,
+            memory_per_task: self.memory_per_task,
+            min_disk: self.min_disk,
+            cpu_limit: self.cpu_limit,
+        }
+    }
+}
+
+/// Check a requested concurrency from the command line.
+pub fn check_concurrency(n: Option<usize>) -> Result<Option<usize>> {
+    match n {
+        Some(0) => Err(usage("--concurrency must be at least 1")),
+        n => Ok(n),
+    }
+}

@@ -1,0 +1,140 @@
+//! Opening the user's repository and the checks every command needs first.
+
+use crate::error::usage;
+use anyhow::{Context, Result};
+use gix::ObjectId;
+use std::path::{Path, PathBuf};
+
+/// The repository we work on, opened once per command.
+#[derive(Clone)]
+pub struct Repo {
+    pub gix: gix::Repository,
+    /// Top of the main working tree.
+    pub workdir: PathBuf,
+    /// The common git directory (shared by all worktrees).
+    pub common_dir: PathBuf,
+}
+
+impl Repo {
+    /// Find the repository containing `start`; refuse bare repositories and unborn branches
+    /// with a clear message.
+    pub fn discover(start: &Path) -> Result<Repo> {
+        let gix = match gix::discover(start) {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(usage(format!(
+                    "not a git repository (or any parent up to the root): {}",
+                    start.display()
+                )))
+            }
+        };
+        let Some(workdir) = gix.workdir().map(Path::to_path_buf) else {
+            return Err(usage(format!(
+                "{} is a bare repository; git parallel needs a working tree",
+                gix.git_dir().display()
+            )));
+        };
+        let workdir = workdir.canonicalize().unwrap_or(workdir);
+        let common_dir = gix
+            .common_dir()
+            .canonicalize()
+            .unwrap_or_else(|_| gix.common_dir().to_path_buf());
+        Ok(Repo {
+            gix,
+            workdir,
+            common_dir,
+        })
+    }
+
+    /// The commit HEAD points to; a clear error on a repository with no commits.
+    pub fn head_commit(&self) -> Result<ObjectId> {
+        let mut head = self.gix.head().context("cannot read HEAD")?;
+        if head.is_unborn() {
+            return Err(usage(
+                "the repository has no commits yet; commit something first",
+            ));
+        }
+        Ok(head
+            .peel_to_commit()
+            .context("HEAD does not point to a commit")?
+            .id)
+    }
+
+    /// The branch HEAD is on (`refs/heads/...`), or None when detached.
+    pub fn head_branch(&self) -> Option<String> {
+        self.gix
+            .head_name()
+            .ok()
+            .flatten()
+            .map(|n| n.as_bstr().to_string())
+    }
+
+    /// Run git in the main working tree.
+    pub fn git<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        crate::proc::git(&self.workdir, args)
+    }
+
+    /// Resolve a revision to a commit id, or None when it does not name one.
+    pub fn resolve_commit(&self, rev: &str) -> Option<ObjectId> {
+        let id = self.gix.rev_parse_single(rev).ok()?;
+        let obj = id
+            .object()
+            .ok()?
+            .peel_to_kind(gix::object::Kind::Commit)
+            .ok()?;
+        Some(obj.id)
+    }
+
+    /// The path of `p` relative to the working tree, or None when it lies outside it.
+    pub fn relative(&self, p: &Path) -> Option<PathBuf> {
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(p)
+        };
+        let abs = normalize(&abs);
+        let abs = abs.canonicalize().unwrap_or(abs);
+        abs.strip_prefix(&self.workdir).ok().map(Path::to_path_buf)
+    }
+
+    /// The identity our commits are made with: the user's, or a fallback when none is set.
+    pub fn signature(&self) -> gix::actor::Signature {
+        let now = gix::date::Time::now_local_or_utc();
+        let time = std::env::var("GIT_COMMITTER_DATE")
+            .ok()
+            .and_then(|d| gix::date::parse(&d, None).ok())
+            .unwrap_or(now);
+        let (name, email) = match self.gix.committer() {
+            Some(Ok(sig)) => (sig.name.to_string(), sig.email.to_string()),
+            _ => (
+                "git-parallel".to_string(),
+                "git-parallel@localhost".to_string(),
+            ),
+        };
+        gix::actor::Signature {
+            name: name.into(),
+            email: email.into(),
+            time,
+        }
+    }
+}
+
+/// Lexically remove `.` and `..` components.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}

@@ -1,0 +1,54 @@
+//! The ref layout: the only place that knows where things live under refs/.
+
+/// Stored plans: `refs/parallel/plans/<plan-id>` → commit (tree: plan.yaml, prompts/<task>.md).
+pub const PLANS: &str = "refs/parallel/plans/";
+/// Run event logs: `refs/parallel/runs/<run-id>` → chain of commits, one per event.
+pub const RUNS: &str = "refs/parallel/runs/";
+/// Metrics notes on result commits.
+pub const NOTES: &str = "refs/notes/parallel";
+/// Prefix of all task and integration branches.
+pub const BRANCHES: &str = "refs/heads/parallel/";
+/// Reserved task id: the integration branch lives beside the task branches.
+pub const INTEGRATION: &str = "integration";
+
+pub fn plan_ref(id: &str) -> String {
+    format!("{PLANS}{id}")
+}
+
+pub fn run_ref(id: &str) -> String {
+    format!("{RUNS}{id}")
+}
+
+/// `refs/heads/parallel/<run>/<task>`.
+pub fn task_branch(run: &str, task: &str) -> String {
+    format!("{BRANCHES}{run}/{task}")
+}
+
+/// `refs/heads/parallel/<run>/integration`.
+pub fn integration_branch(run: &str) -> String {
+    format!("{BRANCHES}{run}/{INTEGRATION}")
+}
+
+/// Short branch name (without refs/heads/).
+pub fn short(full: &str) -> &str {
+    full.strip_prefix("refs/heads/").unwrap_or(full)
+}
+
+/// A user-given branch name as a full ref.
+pub fn full_branch(name: &str) -> String {
+    if name.starts_with("refs/") {
+        name.to_string()
+    } else {
+        format!("refs/heads/{name}")
+    }
+}
+
+/// The run and task a task branch belongs to, if `full` is one of ours.
+pub fn parse_task_branch(full: &str) -> Option<(&str, &str)> {
+    let rest = full.strip_prefix(BRANCHES)?;
+    rest.split_once('/')
+}
+
+/// Trailers on result commits.
+pub const TRAILER_RUN: &str = "Parallel-Run";
+pub const TRAILER_TASK: &str = "Parallel-Task";

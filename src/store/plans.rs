@@ -1,0 +1,100 @@
+//! Stored plans: `refs/parallel/plans/<id>` → a commit whose tree holds `plan.yaml` and
+//! `prompts/<task>.md` (the prompt files as they were when planned).
+
+use super::{layout, objects};
+use crate::error::usage;
+use crate::plan::Plan;
+use crate::repo::Repo;
+use anyhow::{Context, Result};
+use gix::ObjectId;
+use std::collections::BTreeMap;
+
+/// Store `plan` with the raw prompt texts; returns the new plan id (also set in the plan).
+pub fn save(repo: &Repo, plan: &mut Plan, prompts: &BTreeMap<String, String>) -> Result<String> {
+    let mut files = BTreeMap::new();
+    for (task, raw) in prompts {
+        files.insert(
+            format!("prompts/{task}.md"),
+            objects::write_blob(repo, raw.as_bytes())?,
+        );
+    }
+    // A lost race for an id moves on to the next one.
+    for _ in 0..100 {
+        let id = objects::next_numeric_id(repo, layout::PLANS)?.to_string();
+        plan.id = id.clone();
+        let yaml = crate::yaml::to_string(&*plan)?;
+        files.insert(
+            "plan.yaml".into(),
+            objects::write_blob(repo, yaml.as_bytes())?,
+        );
+        let tree = objects::write_tree(repo, None, &files)?;
+        let message = format!(
+            "plan {id}: {} tasks, est. {:.0} min sequential, {:.0} min at {} workers\n",
+            plan.tasks.len(),
+            plan.schedule.sequential_min,
+            plan.schedule.parallel_min,
+            plan.schedule.workers
+        );
+        let commit = objects::write_commit(repo, tree, &[], &message)?;
+        match objects::cas_update(
+            repo,
+            &layout::plan_ref(&id),
+            commit,
+            None,
+            "git parallel plan",
+        ) {
+            Ok(()) => return Ok(id),
+            Err(e) if e.downcast_ref::<objects::Lost>().is_some() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    anyhow::bail!("could not find a free plan id after 100 tries")
+}
+
+/// The commit of a stored plan.
+pub fn commit_of(repo: &Repo, id: &str) -> Result<ObjectId> {
+    objects::read_ref(repo, &layout::plan_ref(id))?.ok_or_else(|| {
+        let known: Vec<String> = list_ids(repo).unwrap_or_default();
+        usage(format!(
+            "no plan `{id}`{}",
+            if known.is_empty() {
+                " (no plans stored yet; run `git parallel plan`)".to_string()
+            } else {
+                format!(" (stored: {})", known.join(", "))
+            }
+        ))
+    })
+}
+
+/// Load a stored plan.
+pub fn load(repo: &Repo, id: &str) -> Result<Plan> {
+    let commit = commit_of(repo, id)?;
+    let yaml = objects::read_path(repo, commit, "plan.yaml")?
+        .with_context(|| format!("plan {id} has no plan.yaml"))?;
+    let text = String::from_utf8(yaml).context("plan.yaml is not UTF-8")?;
+    crate::yaml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("plan {id}: plan.yaml is damaged: {e}"))
+}
+
+/// The prompt text of a task in a stored plan.
+pub fn prompt(repo: &Repo, id: &str, task: &str) -> Result<String> {
+    let commit = commit_of(repo, id)?;
+    let bytes = objects::read_path(repo, commit, &format!("prompts/{task}.md"))?
+        .with_context(|| format!("plan {id} has no prompt for task {task}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Stored plan ids, numerically sorted.
+pub fn list_ids(repo: &Repo) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = objects::list_refs(repo, layout::PLANS)?
+        .into_iter()
+        .filter_map(|(n, _)| n.strip_prefix(layout::PLANS).map(str::to_string))
+        .collect();
+    ids.sort_by_key(|i| (i.parse::<u64>().unwrap_or(u64::MAX), i.clone()));
+    Ok(ids)
+}
+
+/// The most recent plan id, if any.
+pub fn latest(repo: &Repo) -> Result<Option<String>> {
+    Ok(list_ids(repo)?.pop())
+}

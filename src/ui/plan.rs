@@ -1,0 +1,91 @@
+//! Rendering a plan for humans.
+
+use super::{minutes, table};
+use crate::analysis::dag::ConflictKind;
+use crate::plan::Plan;
+
+fn list(items: &[String], max: usize) -> String {
+    if items.is_empty() {
+        return "-".into();
+    }
+    if items.len() <= max {
+        return items.join(", ");
+    }
+    format!("{}, +{} more", items[..max].join(", "), items.len() - max)
+}
+
+/// The plan as a report: tasks, conflicts, critical path, waves, estimates.
+pub fn render(plan: &Plan) -> String {
+    let mut s = String::new();
+    let title = if plan.id.is_empty() {
+        "plan (dry run)".to_string()
+    } else {
+        format!("plan {}", plan.id)
+    };
+    s.push_str(&format!(
+        "{title}: {} tasks, base {}, {} workers\n\n",
+        plan.tasks.len(),
+        &plan.base[..plan.base.len().min(12)],
+        plan.schedule.workers
+    ));
+    let rows: Vec<Vec<String>> = plan
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut deps: Vec<String> = t.depends_on.clone();
+            deps.extend(t.after.iter().map(|a| format!("{a} (conflict)")));
+            vec![
+                t.id.clone(),
+                t.kind.to_string(),
+                minutes(t.estimate_min),
+                format!("{}-{}", minutes(t.start_min), minutes(t.finish_min)),
+                list(&t.files, 3),
+                list(&deps, 3),
+            ]
+        })
+        .collect();
+    s.push_str(&table(
+        &["TASK", "TYPE", "EST", "SIMULATED", "FILES", "AFTER"],
+        &rows,
+    ));
+    if !plan.conflicts.is_empty() {
+        s.push_str("\nconflicts:\n");
+        for c in &plan.conflicts {
+            match c.kind {
+                ConflictKind::Hard => s.push_str(&format!(
+                    "  hard  {} <> {}: both touch {}{}\n",
+                    c.a,
+                    c.b,
+                    list(&c.files, 3),
+                    if c.serialized { " (serialized)" } else { "" }
+                )),
+                ConflictKind::Soft => s.push_str(&format!(
+                    "  soft  {} <> {}: risk {:.2}, imports {}\n",
+                    c.a,
+                    c.b,
+                    c.risk,
+                    list(&c.files, 2)
+                )),
+            }
+        }
+    }
+    let sch = &plan.schedule;
+    s.push_str(&format!(
+        "\ncritical path: {} ({})\n",
+        sch.critical_path.join(" -> "),
+        minutes(sch.critical_path_min)
+    ));
+    s.push_str("waves (display only; tasks start as soon as their dependencies finish):\n");
+    for (i, w) in sch.waves.iter().enumerate() {
+        s.push_str(&format!("  {}: {}\n", i + 1, w.join(", ")));
+    }
+    s.push_str(&format!(
+        "\nestimate: sequential {}, parallel {} at {} workers, speed-up {:.2}x, lower bound {}\n",
+        minutes(sch.sequential_min),
+        minutes(sch.parallel_min),
+        sch.workers,
+        sch.speedup,
+        minutes(sch.lower_bound_min)
+    ));
+    s
+}
