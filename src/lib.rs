@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod man;
 pub mod plan;
 pub mod proc;
 pub mod prompt;

@@ -130,6 +130,8 @@ fn patterns(t: TaskType) -> &'static [&'static str] {
             "benchmark",
             "cach(e|ing)",
             "allocation",
+            "cheaper",
+            "expensive",
         ],
         TaskType::Refactor => &[
             "refactor",

@@ -1,0 +1,145 @@
+//! Hermetic test repositories: temp HOME, no global or system git config, fixed dates, UTC.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct TestRepo {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+}
+
+/// The environment every process in a test gets.
+pub fn hermetic(cmd: &mut Command, home: &Path) {
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .env("NO_COLOR", "1");
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+fn run(mut cmd: Command) -> Out {
+    let o = cmd.output().expect("spawn");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_git-parallel"))
+}
+
+impl TestRepo {
+    /// A repository with one commit (a README).
+    pub fn new() -> Self {
+        let r = Self::empty();
+        r.write("README.md", "# test\n");
+        r.commit("initial");
+        r
+    }
+
+    /// `git init` only, no commits.
+    pub fn empty() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let r = TestRepo { root: root.canonicalize().unwrap(), home, tmp };
+        r.git(&["init", "-q", "-b", "main"]);
+        r
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        hermetic(&mut c, &self.home);
+        c.current_dir(&self.root);
+        c
+    }
+
+    pub fn git_out(&self, args: &[&str]) -> Out {
+        let mut c = self.command("git");
+        c.args(args);
+        run(c)
+    }
+
+    /// Run git, assert success, return trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let o = self.git_out(args);
+        assert_eq!(o.code, 0, "git {args:?} failed: {}", o.stderr);
+        o.stdout.trim_end().to_string()
+    }
+
+    pub fn commit(&self, msg: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Run git-parallel with `args` in the repository.
+    pub fn gp(&self, args: &[&str]) -> Out {
+        let mut c = self.command(bin());
+        c.args(args);
+        run(c)
+    }
+
+    /// Run git-parallel with extra environment.
+    pub fn gp_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut c = self.command(bin());
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run(c)
+    }
+
+    pub fn open(&self) -> git_parallel::repo::Repo {
+        git_parallel::repo::Repo::discover(&self.root).unwrap()
+    }
+}

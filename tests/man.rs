@@ -1,0 +1,28 @@
+//! The committed man pages must match the clap definitions.
+//! Regenerate with: GIT_PARALLEL_BLESS=1 cargo test --test man
+
+#[test]
+fn man_pages_are_fresh() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let bless = std::env::var_os("GIT_PARALLEL_BLESS").is_some();
+    let pages = git_parallel::man::pages().unwrap();
+    let mut stale = Vec::new();
+    for (name, text) in &pages {
+        let path = dir.join(name);
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, text).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(text.as_slice()) {
+            stale.push(name.clone());
+        }
+    }
+    let expected: std::collections::BTreeSet<String> = pages.iter().map(|(n, _)| n.clone()).collect();
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".1")).collect())
+        .unwrap_or_default();
+    assert!(stale.is_empty(), "stale man pages {stale:?}: run GIT_PARALLEL_BLESS=1 cargo test --test man");
+    if !bless {
+        assert_eq!(on_disk, expected, "man/ has extra or missing pages");
+    }
+    assert_eq!(pages.len(), 10, "one page for git-parallel and one per subcommand");
+}
