@@ -38,14 +38,25 @@ pub fn generate_repo(root: &Path, home: &Path, n: usize, seed: u64) -> Vec<Strin
         let (path, body) = match i % 4 {
             0 => {
                 let dep = rng.random_range(0..n) / 4 * 4;
-                (format!("{dir}/m{i}.py"), format!("from pkg{:03}.m{dep} import thing\n\ndef f{i}():\n    return {i}\n", dep % 200))
+                (
+                    format!("{dir}/m{i}.py"),
+                    format!("from pkg{:03}.m{dep} import thing\n\ndef f{i}():\n    return {i}\n", dep % 200),
+                )
             }
-            1 => (format!("src/{dir}/m{i}.rs"), format!("use crate::{dir}::m{};\npub fn f{i}() {{}}\n", (i / 4) * 4 + 1)),
+            1 => {
+                (format!("src/{dir}/m{i}.rs"), format!("use crate::{dir}::m{};\npub fn f{i}() {{}}\n", (i / 4) * 4 + 1))
+            }
             2 => {
                 let dep = rng.random_range(0..n) / 4 * 4 + 2;
-                (format!("web/{dir}/m{i}.ts"), format!("import {{ x }} from '../pkg{:03}/m{dep}';\nexport const y{i} = 1;\n", dep % 200))
+                (
+                    format!("web/{dir}/m{i}.ts"),
+                    format!("import {{ x }} from '../pkg{:03}/m{dep}';\nexport const y{i} = 1;\n", dep % 200),
+                )
             }
-            _ => (format!("go/{dir}/m{i}.go"), format!("package {dir}\n\nimport \"example.com/big/go/pkg{:03}\"\n", rng.random_range(0..200))),
+            _ => (
+                format!("go/{dir}/m{i}.go"),
+                format!("package {dir}\n\nimport \"example.com/big/go/pkg{:03}\"\n", rng.random_range(0..200)),
+            ),
         };
         let p = root.join(&path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -65,9 +76,14 @@ pub fn generate_prompts(dir: &Path, paths: &[String], count: usize, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let verbs = ["Fix a crash in", "Add tests for", "Refactor", "Document", "Speed up", "Implement paging in"];
     for i in 0..count {
-        let files: Vec<&String> = (0..rng.random_range(1..=3)).map(|_| &paths[rng.random_range(0..paths.len())]).collect();
+        let files: Vec<&String> =
+            (0..rng.random_range(1..=3)).map(|_| &paths[rng.random_range(0..paths.len())]).collect();
         let verb = verbs[i % verbs.len()];
-        let text = format!("# {verb} task {i}\n\n{verb} `{}`.\nKeep the API stable; see {}.\n", files[0], files.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" and "));
+        let text = format!(
+            "# {verb} task {i}\n\n{verb} `{}`.\nKeep the API stable; see {}.\n",
+            files[0],
+            files.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" and ")
+        );
         std::fs::write(dir.join(format!("task{i:04}.md")), text).unwrap();
     }
 }

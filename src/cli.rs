@@ -10,12 +10,7 @@ use std::path::PathBuf;
 /// own merge machinery. Plans, run state and results live in the repository: refs under
 /// refs/parallel/, branches under parallel/, notes under refs/notes/parallel.
 #[derive(Debug, Parser)]
-#[command(
-    name = "git-parallel",
-    bin_name = "git parallel",
-    version,
-    propagate_version = true
-)]
+#[command(name = "git-parallel", bin_name = "git parallel", version, propagate_version = true)]
 pub struct Cli {
     /// Run as if started in this directory (like `git -C`).
     #[arg(short = 'C', global = true, value_name = "PATH")]

@@ -37,6 +37,10 @@ pub struct Settings {
     pub timeout: Duration,
     /// `parallel.retries`: retries after transient failures (default 2).
     pub retries: u32,
+    /// `parallel.retryDelay`: first backoff delay, doubled per retry (default 2s).
+    pub retry_delay: Duration,
+    /// `parallel.killGrace`: time between SIGTERM and SIGKILL (default 5s).
+    pub kill_grace: Duration,
     /// `parallel.prompts`: default prompt folder (default `prompts`).
     pub prompts: PathBuf,
 }
@@ -48,14 +52,9 @@ impl Settings {
     pub fn load(repo: &Repo) -> Result<Settings> {
         let cfg = repo.gix.config_snapshot();
         let file = cfg.plumbing();
-        let string = |key: &str| {
-            cfg.string(key)
-                .map(|s| s.to_string())
-                .filter(|s| !s.is_empty())
-        };
+        let string = |key: &str| cfg.string(key).map(|s| s.to_string()).filter(|s| !s.is_empty());
         let int = |key: &str| -> Result<Option<i64>> {
-            cfg.try_integer(key)
-                .map_err(|e| usage(format!("bad value for {key} in git config: {e}")))
+            cfg.try_integer(key).map_err(|e| usage(format!("bad value for {key} in git config: {e}")))
         };
         let nonneg = |key: &str| -> Result<Option<u64>> {
             match int(key)? {
@@ -67,6 +66,12 @@ impl Settings {
             Some(t) => parse_duration(&t).map_err(|e| usage(format!("parallel.timeout: {e}")))?,
             None => Duration::from_secs(60 * 60),
         };
+        let dur = |key: &str, default: Duration| -> Result<Duration> {
+            match string(key) {
+                Some(t) => parse_duration(&t).map_err(|e| usage(format!("{key}: {e}"))),
+                None => Ok(default),
+            }
+        };
         let concurrency = nonneg("parallel.concurrency")?.map(|v| v as usize);
         if concurrency == Some(0) {
             return Err(usage("parallel.concurrency must be at least 1"));
@@ -75,9 +80,7 @@ impl Settings {
             agent: string("parallel.agent").unwrap_or_else(|| "claude".into()),
             agent_command: string("parallel.agentCommand"),
             concurrency,
-            max_concurrency: nonneg("parallel.maxConcurrency")?
-                .map(|v| v.max(1) as usize)
-                .unwrap_or(4),
+            max_concurrency: nonneg("parallel.maxConcurrency")?.map(|v| v.max(1) as usize).unwrap_or(4),
             worktree_dir: string("parallel.worktreeDir").map(PathBuf::from),
             setup: string("parallel.setup"),
             copy: file
@@ -88,19 +91,15 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             verify: string("parallel.verify"),
-            reserve_cpus: nonneg("parallel.reserveCpus")?
-                .map(|v| v as usize)
-                .unwrap_or(1),
+            reserve_cpus: nonneg("parallel.reserveCpus")?.map(|v| v as usize).unwrap_or(1),
             memory_per_task: nonneg("parallel.memoryPerTask")?.unwrap_or(2 * GIB).max(1),
             min_disk: nonneg("parallel.minDisk")?.unwrap_or(GIB),
-            cpu_limit: nonneg("parallel.cpuLimit")?
-                .map(|v| v as f32)
-                .unwrap_or(90.0),
+            cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(90.0),
             timeout,
             retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
-            prompts: string("parallel.prompts")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "prompts".into()),
+            retry_delay: dur("parallel.retryDelay", Duration::from_secs(2))?,
+            kill_grace: dur("parallel.killGrace", Duration::from_secs(5))?,
+            prompts: string("parallel.prompts").map(PathBuf::from).unwrap_or_else(|| "prompts".into()),
         })
     }
 }
@@ -114,8 +113,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         }
         return Err(format!("`{t}` is not a duration"));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{t}` is not a duration ({e}); use e.g. 90s, 30m, 1h30m"))
+    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); use e.g. 90s, 30m, 1h30m"))
 }
 
 impl Settings {

@@ -25,25 +25,13 @@ pub struct Error {
 
 impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
-        Error {
-            kind: Kind::Usage,
-            message: message.into(),
-            hint: None,
-        }
+        Error { kind: Kind::Usage, message: message.into(), hint: None }
     }
     pub fn failed(message: impl Into<String>) -> Self {
-        Error {
-            kind: Kind::Failed,
-            message: message.into(),
-            hint: None,
-        }
+        Error { kind: Kind::Failed, message: message.into(), hint: None }
     }
     pub fn interrupted(message: impl Into<String>) -> Self {
-        Error {
-            kind: Kind::Interrupted,
-            message: message.into(),
-            hint: None,
-        }
+        Error { kind: Kind::Interrupted, message: message.into(), hint: None }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -71,11 +59,8 @@ pub fn failed(message: impl Into<String>) -> anyhow::Error {
 
 /// True when the error is, somewhere in its chain, a closed pipe on our output.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// The process exit code for an error.
@@ -83,11 +68,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     if is_broken_pipe(err) {
         return 0;
     }
-    match err
-        .chain()
-        .find_map(|c| c.downcast_ref::<Error>())
-        .map(|e| e.kind)
-    {
+    match err.chain().find_map(|c| c.downcast_ref::<Error>()).map(|e| e.kind) {
         Some(Kind::Usage) => 2,
         Some(Kind::Interrupted) => 130,
         Some(Kind::Failed) | None => 1,
@@ -96,7 +77,5 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 
 /// The hint attached to an error, if any.
 pub fn hint(err: &anyhow::Error) -> Option<&str> {
-    err.chain()
-        .find_map(|c| c.downcast_ref::<Error>())
-        .and_then(|e| e.hint.as_deref())
+    err.chain().find_map(|c| c.downcast_ref::<Error>()).and_then(|e| e.hint.as_deref())
 }

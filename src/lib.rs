@@ -4,11 +4,14 @@
 //! `commands` wire them to the command line; `store` alone knows the ref layout; `proc` runs
 //! every subprocess.
 
+pub mod agent;
 pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod exec;
+pub mod integrate;
 pub mod man;
 pub mod plan;
 pub mod proc;

@@ -85,20 +85,9 @@ impl Plan {
 
     /// Predecessor index lists, in task order.
     pub fn pred_indices(&self) -> Vec<Vec<usize>> {
-        let index: std::collections::HashMap<&str, usize> = self
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.as_str(), i))
-            .collect();
-        self.tasks
-            .iter()
-            .map(|t| {
-                t.preds()
-                    .filter_map(|p| index.get(p.as_str()).copied())
-                    .collect()
-            })
-            .collect()
+        let index: std::collections::HashMap<&str, usize> =
+            self.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+        self.tasks.iter().map(|t| t.preds().filter_map(|p| index.get(p.as_str()).copied()).collect()).collect()
     }
 }
 
@@ -115,21 +104,14 @@ pub fn collect_prompt_files(repo: &Repo, paths: &[PathBuf]) -> Result<Vec<(PathB
     let mut out = Vec::new();
     for p in paths {
         let rel = repo.relative(p).ok_or_else(|| {
-            usage(format!(
-                "{}: prompt path is outside the repository {}",
-                p.display(),
-                repo.workdir.display()
-            ))
+            usage(format!("{}: prompt path is outside the repository {}", p.display(), repo.workdir.display()))
         })?;
         let abs = repo.workdir.join(&rel);
         if abs.is_dir() {
             let mut found = Vec::new();
             walk_md(&abs, &mut found).with_context(|| format!("cannot read {}", p.display()))?;
             if found.is_empty() {
-                return Err(usage(format!(
-                    "{}: no prompt files (*.md) in this folder",
-                    p.display()
-                )));
+                return Err(usage(format!("{}: no prompt files (*.md) in this folder", p.display())));
             }
             found.sort();
             for f in found {
@@ -171,8 +153,7 @@ pub fn read_prompts(files: &[(PathBuf, PathBuf)]) -> Result<Vec<Prompt>> {
     files
         .par_iter()
         .map(|(abs, rel)| {
-            let bytes =
-                std::fs::read(abs).with_context(|| format!("cannot read {}", rel.display()))?;
+            let bytes = std::fs::read(abs).with_context(|| format!("cannot read {}", rel.display()))?;
             prompt::parse(&bytes, rel)
         })
         .collect()
@@ -180,10 +161,7 @@ pub fn read_prompts(files: &[(PathBuf, PathBuf)]) -> Result<Vec<Prompt>> {
 
 /// The tracked files (from the index) and the contents the import graph needs, read in parallel.
 pub fn repository_files(repo: &Repo) -> Result<(TrackedFiles, imports::ImportGraph)> {
-    let index = repo
-        .gix
-        .index_or_load_from_head()
-        .context("cannot read the index")?;
+    let index = repo.gix.index_or_load_from_head().context("cannot read the index")?;
     let mut paths = Vec::with_capacity(index.entries().len());
     let mut wanted = Vec::new();
     for e in index.entries() {
@@ -201,11 +179,7 @@ pub fn repository_files(repo: &Repo) -> Result<(TrackedFiles, imports::ImportGra
         .par_iter()
         .map_init(
             || sync.to_thread_local(),
-            |r, (path, id)| {
-                r.find_object(*id)
-                    .ok()
-                    .map(|o| (path.clone(), o.detach().data))
-            },
+            |r, (path, id)| r.find_object(*id).ok().map(|o| (path.clone(), o.detach().data)),
         )
         .flatten()
         .collect();
@@ -226,10 +200,7 @@ pub fn build(
     if prompts.is_empty() {
         return Err(usage("no prompts to plan"));
     }
-    let mut warnings: Vec<String> = prompts
-        .iter()
-        .flat_map(|p| p.warnings.iter().cloned())
-        .collect();
+    let mut warnings: Vec<String> = prompts.iter().flat_map(|p| p.warnings.iter().cloned()).collect();
     for p in prompts {
         if p.id == layout::INTEGRATION {
             return Err(usage(format!(
@@ -262,10 +233,7 @@ pub fn build(
         })
         .collect();
     let dag = dag::build(&nodes, graph, opts.allow_conflicts)?;
-    for c in dag
-        .conflicts
-        .iter()
-        .filter(|c| c.kind == dag::ConflictKind::Hard && !c.serialized && opts.allow_conflicts)
+    for c in dag.conflicts.iter().filter(|c| c.kind == dag::ConflictKind::Hard && !c.serialized && opts.allow_conflicts)
     {
         warnings.push(format!(
             "{} and {} both touch {} (not serialized: --allow-conflicts)",
@@ -280,12 +248,9 @@ pub fn build(
         .zip(&files)
         .enumerate()
         .map(|(i, (p, f))| {
-            let kind = p
-                .kind
-                .unwrap_or_else(|| prompt::classify::classify(&p.title, &p.body));
+            let kind = p.kind.unwrap_or_else(|| prompt::classify::classify(&p.title, &p.body));
             let words = p.body.split_whitespace().count();
-            let (estimate_min, estimate_source) =
-                estimate::estimate(kind, f.len(), words, p.estimate_min, history);
+            let (estimate_min, estimate_source) = estimate::estimate(kind, f.len(), words, p.estimate_min, history);
             PlannedTask {
                 id: p.id.clone(),
                 title: p.title.clone(),
@@ -296,14 +261,8 @@ pub fn build(
                 agent: p.agent.clone(),
                 timeout_secs: p.timeout_secs,
                 files: f.clone(),
-                depends_on: dag.explicit[i]
-                    .iter()
-                    .map(|&j| dag.ids[j].clone())
-                    .collect(),
-                after: dag.ordering[i]
-                    .iter()
-                    .map(|&j| dag.ids[j].clone())
-                    .collect(),
+                depends_on: dag.explicit[i].iter().map(|&j| dag.ids[j].clone()).collect(),
+                after: dag.ordering[i].iter().map(|&j| dag.ids[j].clone()).collect(),
                 estimate_min,
                 estimate_source,
                 start_min: 0.0,
@@ -328,11 +287,7 @@ pub fn build(
         lower_bound_min: round(sim.lower_bound),
         critical_path: sim.critical_path.iter().map(name).collect(),
         critical_path_min: round(sim.critical_path_length),
-        waves: sim
-            .waves
-            .iter()
-            .map(|w| w.iter().map(name).collect())
-            .collect(),
+        waves: sim.waves.iter().map(|w| w.iter().map(name).collect()).collect(),
     };
     Ok(Plan {
         version: VERSION,

@@ -71,10 +71,7 @@ where
     if !out.ok() {
         anyhow::bail!(
             "git {} failed: {}",
-            args.iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
+            args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
             out.stderr_str().trim()
         );
     }
@@ -91,17 +88,9 @@ pub fn shell(dir: &Path, command: &str, envs: &[(&str, &str)]) -> Result<Output>
 }
 
 fn run_expr(expr: duct::Expression, what: &str) -> Result<Output> {
-    let out = expr
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .with_context(|| format!("could not start {what}"))?;
-    Ok(Output {
-        status: out.status,
-        stdout: out.stdout,
-        stderr: out.stderr,
-    })
+    let out =
+        expr.stdout_capture().stderr_capture().unchecked().run().with_context(|| format!("could not start {what}"))?;
+    Ok(Output { status: out.status, stdout: out.stdout, stderr: out.stderr })
 }
 
 /// A long-running child in its own process group (agents), with its stdout piped to us.
@@ -142,9 +131,7 @@ pub fn spawn_agent(
     for (k, v) in envs {
         expr = expr.env(k, v);
     }
-    let handle = expr
-        .reader()
-        .with_context(|| format!("could not start agent `{program}`"))?;
+    let handle = expr.reader().with_context(|| format!("could not start agent `{program}`"))?;
     let pid = handle.pids().first().copied().unwrap_or(0);
     Ok(Child { handle, pid })
 }
@@ -183,12 +170,8 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
         return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
 }

@@ -22,10 +22,7 @@ impl Repo {
         let gix = match gix::discover(start) {
             Ok(r) => r,
             Err(_) => {
-                return Err(usage(format!(
-                    "not a git repository (or any parent up to the root): {}",
-                    start.display()
-                )))
+                return Err(usage(format!("not a git repository (or any parent up to the root): {}", start.display())))
             }
         };
         let Some(workdir) = gix.workdir().map(Path::to_path_buf) else {
@@ -35,38 +32,22 @@ impl Repo {
             )));
         };
         let workdir = workdir.canonicalize().unwrap_or(workdir);
-        let common_dir = gix
-            .common_dir()
-            .canonicalize()
-            .unwrap_or_else(|_| gix.common_dir().to_path_buf());
-        Ok(Repo {
-            gix,
-            workdir,
-            common_dir,
-        })
+        let common_dir = gix.common_dir().canonicalize().unwrap_or_else(|_| gix.common_dir().to_path_buf());
+        Ok(Repo { gix, workdir, common_dir })
     }
 
     /// The commit HEAD points to; a clear error on a repository with no commits.
     pub fn head_commit(&self) -> Result<ObjectId> {
         let mut head = self.gix.head().context("cannot read HEAD")?;
         if head.is_unborn() {
-            return Err(usage(
-                "the repository has no commits yet; commit something first",
-            ));
+            return Err(usage("the repository has no commits yet; commit something first"));
         }
-        Ok(head
-            .peel_to_commit()
-            .context("HEAD does not point to a commit")?
-            .id)
+        Ok(head.peel_to_commit().context("HEAD does not point to a commit")?.id)
     }
 
     /// The branch HEAD is on (`refs/heads/...`), or None when detached.
     pub fn head_branch(&self) -> Option<String> {
-        self.gix
-            .head_name()
-            .ok()
-            .flatten()
-            .map(|n| n.as_bstr().to_string())
+        self.gix.head_name().ok().flatten().map(|n| n.as_bstr().to_string())
     }
 
     /// Run git in the main working tree.
@@ -81,21 +62,13 @@ impl Repo {
     /// Resolve a revision to a commit id, or None when it does not name one.
     pub fn resolve_commit(&self, rev: &str) -> Option<ObjectId> {
         let id = self.gix.rev_parse_single(rev).ok()?;
-        let obj = id
-            .object()
-            .ok()?
-            .peel_to_kind(gix::object::Kind::Commit)
-            .ok()?;
+        let obj = id.object().ok()?.peel_to_kind(gix::object::Kind::Commit).ok()?;
         Some(obj.id)
     }
 
     /// The path of `p` relative to the working tree, or None when it lies outside it.
     pub fn relative(&self, p: &Path) -> Option<PathBuf> {
-        let abs = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir().ok()?.join(p)
-        };
+        let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().ok()?.join(p) };
         let abs = normalize(&abs);
         let abs = abs.canonicalize().unwrap_or(abs);
         abs.strip_prefix(&self.workdir).ok().map(Path::to_path_buf)
@@ -104,22 +77,13 @@ impl Repo {
     /// The identity our commits are made with: the user's, or a fallback when none is set.
     pub fn signature(&self) -> gix::actor::Signature {
         let now = gix::date::Time::now_local_or_utc();
-        let time = std::env::var("GIT_COMMITTER_DATE")
-            .ok()
-            .and_then(|d| gix::date::parse(&d, None).ok())
-            .unwrap_or(now);
+        let time =
+            std::env::var("GIT_COMMITTER_DATE").ok().and_then(|d| gix::date::parse(&d, None).ok()).unwrap_or(now);
         let (name, email) = match self.gix.committer() {
             Some(Ok(sig)) => (sig.name.to_string(), sig.email.to_string()),
-            _ => (
-                "git-parallel".to_string(),
-                "git-parallel@localhost".to_string(),
-            ),
+            _ => ("git-parallel".to_string(), "git-parallel@localhost".to_string()),
         };
-        gix::actor::Signature {
-            name: name.into(),
-            email: email.into(),
-            time,
-        }
+        gix::actor::Signature { name: name.into(), email: email.into(), time }
     }
 }
 

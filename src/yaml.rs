@@ -16,10 +16,7 @@ impl std::fmt::Display for YamlError {
 }
 
 fn convert(e: serde_yaml::Error) -> YamlError {
-    YamlError {
-        line: e.location().map(|l| l.line()),
-        message: e.to_string(),
-    }
+    YamlError { line: e.location().map(|l| l.line()), message: e.to_string() }
 }
 
 /// Parse a YAML document into `T`.
@@ -30,8 +27,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
 /// The top-level keys of a YAML mapping, with the 1-based line each appears on.
 /// Used to warn about unknown front matter keys at their line.
 pub fn top_level_keys(text: &str) -> Vec<(String, usize)> {
-    let Ok(serde_yaml::Value::Mapping(map)) = serde_yaml::from_str::<serde_yaml::Value>(text)
-    else {
+    let Ok(serde_yaml::Value::Mapping(map)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
         return Vec::new();
     };
     map.keys()

@@ -18,7 +18,12 @@ fn man_pages_are_fresh() {
     }
     let expected: std::collections::BTreeSet<String> = pages.iter().map(|(n, _)| n.clone()).collect();
     let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".1")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".1"))
+                .collect()
+        })
         .unwrap_or_default();
     assert!(stale.is_empty(), "stale man pages {stale:?}: run GIT_PARALLEL_BLESS=1 cargo test --test man");
     if !bless {

@@ -29,8 +29,10 @@ fn classifies_and_front_matter_overrides() {
     r.write("prompts/o.md", "# Ponder\nThink about it.\n");
     r.write("prompts/x.md", "---\ntype: docs\n---\n# Fix crash\n");
     let plan = r.gp(&["plan", "--dry-run", "--json", "-j", "2"]).ok().json();
-    let kinds: Vec<(String, String)> =
-        ["t", "b", "d", "r", "p", "c", "f", "o", "x"].iter().map(|id| (id.to_string(), task(&plan, id)["type"].as_str().unwrap().to_string())).collect();
+    let kinds: Vec<(String, String)> = ["t", "b", "d", "r", "p", "c", "f", "o", "x"]
+        .iter()
+        .map(|id| (id.to_string(), task(&plan, id)["type"].as_str().unwrap().to_string()))
+        .collect();
     let expect = [
         ("t", "test-coverage"),
         ("b", "bug-fix"),
@@ -60,7 +62,10 @@ fn infers_files_from_text_and_front_matter() {
     r.commit("files");
     r.write("prompts/a.md", "Change `src/app/users.py` and orders.py; see docs/guide.md.\n");
     r.write("prompts/b.md", "Touch util.ts (ambiguous) and lib/util.ts, then create `src/app/items.py`.\n");
-    r.write("prompts/c.md", "---\nfiles: [\"src/app/*.py\"]\n---\nDo things to README.md (ignored: files are explicit).\n");
+    r.write(
+        "prompts/c.md",
+        "---\nfiles: [\"src/app/*.py\"]\n---\nDo things to README.md (ignored: files are explicit).\n",
+    );
     let plan = r.gp(&["plan", "--dry-run", "--json", "--allow-conflicts"]).ok().json();
     assert_eq!(strs(&task(&plan, "a")["files"]), ["docs/guide.md", "src/app/orders.py", "src/app/users.py"]);
     assert_eq!(strs(&task(&plan, "b")["files"]), ["lib/util.ts", "src/app/items.py"]);
@@ -128,7 +133,11 @@ fn soft_conflict_rust() {
 #[test]
 fn soft_conflict_rust_use_crate() {
     soft_conflict_through(
-        &[("src/lib.rs", "pub mod a;\npub mod b;\n"), ("src/a.rs", "use crate::b::Thing;\n"), ("src/b.rs", "pub struct Thing;\n")],
+        &[
+            ("src/lib.rs", "pub mod a;\npub mod b;\n"),
+            ("src/a.rs", "use crate::b::Thing;\n"),
+            ("src/b.rs", "pub struct Thing;\n"),
+        ],
         "src/b.rs",
         "src/a.rs",
     );
@@ -145,7 +154,11 @@ fn soft_conflict_typescript() {
 
 #[test]
 fn soft_conflict_javascript_require() {
-    soft_conflict_through(&[("lib/db.js", "module.exports = {};\n"), ("lib/server.js", "const db = require('./db');\n")], "lib/db.js", "lib/server.js");
+    soft_conflict_through(
+        &[("lib/db.js", "module.exports = {};\n"), ("lib/server.js", "const db = require('./db');\n")],
+        "lib/db.js",
+        "lib/server.js",
+    );
 }
 
 #[test]
@@ -182,7 +195,13 @@ fn dependencies_cycles_unknown_and_duplicates() {
     r.write("prompts/c.md", "---\nid: a\n---\nC\n");
     let o = r.gp(&["plan", "--dry-run"]);
     o.code(2);
-    assert!(o.stderr.contains("duplicate task id `a`") && o.stderr.contains("prompts/a.md") && o.stderr.contains("prompts/c.md"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("duplicate task id `a`")
+            && o.stderr.contains("prompts/a.md")
+            && o.stderr.contains("prompts/c.md"),
+        "{}",
+        o.stderr
+    );
 
     r.write("prompts/c.md", "---\ndepends_on: [b]\n---\nC\n");
     r.write("prompts/a.md", "A\n");
@@ -229,7 +248,13 @@ fn estimates_from_heuristics_and_history() {
         let task = format!("t{i}");
         let mut log = RunLog::create(
             &repo,
-            Event::Planned { plan: "1".into(), base: "0".repeat(40), agent: "fake".into(), workers: 1, tasks: vec![(task.clone(), TaskType::Feature)] },
+            Event::Planned {
+                plan: "1".into(),
+                base: "0".repeat(40),
+                agent: "fake".into(),
+                workers: 1,
+                tasks: vec![(task.clone(), TaskType::Feature)],
+            },
         )
         .unwrap();
         log.append(
@@ -274,7 +299,10 @@ fn stored_plan_is_readable_with_git() {
     assert_eq!(shown["base"], r.git(&["rev-parse", "HEAD"]));
     r.gp(&["plan"]).ok();
     r.gp(&["plan", "--dry-run"]).ok();
-    assert_eq!(r.git(&["for-each-ref", "--format=%(refname)", "refs/parallel/plans/"]), "refs/parallel/plans/1\nrefs/parallel/plans/2");
+    assert_eq!(
+        r.git(&["for-each-ref", "--format=%(refname)", "refs/parallel/plans/"]),
+        "refs/parallel/plans/1\nrefs/parallel/plans/2"
+    );
     let o = r.gp(&["plan", "--show", "9"]);
     o.code(2);
     assert!(o.stderr.contains("no plan `9`"), "{}", o.stderr);
@@ -288,10 +316,32 @@ fn json_shape() {
     for key in ["version", "id", "base", "allow_conflicts", "tasks", "conflicts", "import_edges", "schedule"] {
         assert!(plan.get(key).is_some(), "missing {key}: {plan}");
     }
-    for key in ["id", "title", "source", "type", "priority", "files", "depends_on", "after", "estimate_min", "estimate_source", "start_min", "finish_min"] {
+    for key in [
+        "id",
+        "title",
+        "source",
+        "type",
+        "priority",
+        "files",
+        "depends_on",
+        "after",
+        "estimate_min",
+        "estimate_source",
+        "start_min",
+        "finish_min",
+    ] {
         assert!(plan["tasks"][0].get(key).is_some(), "missing tasks[].{key}");
     }
-    for key in ["workers", "sequential_min", "parallel_min", "speedup", "lower_bound_min", "critical_path", "critical_path_min", "waves"] {
+    for key in [
+        "workers",
+        "sequential_min",
+        "parallel_min",
+        "speedup",
+        "lower_bound_min",
+        "critical_path",
+        "critical_path_min",
+        "waves",
+    ] {
         assert!(plan["schedule"].get(key).is_some(), "missing schedule.{key}");
     }
     assert_eq!(plan["schedule"]["workers"], 3);

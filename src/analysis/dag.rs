@@ -58,10 +58,7 @@ pub struct Dag {
 impl Dag {
     /// All predecessors of task `i`.
     pub fn preds(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.explicit[i]
-            .iter()
-            .chain(self.ordering[i].iter())
-            .copied()
+        self.explicit[i].iter().chain(self.ordering[i].iter()).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -87,8 +84,7 @@ impl Dag {
     pub fn topo_order(&self) -> Vec<usize> {
         let succs = self.succs();
         let mut indeg: Vec<usize> = (0..self.len()).map(|i| self.preds(i).count()).collect();
-        let mut ready: std::collections::BTreeSet<usize> =
-            (0..self.len()).filter(|&i| indeg[i] == 0).collect();
+        let mut ready: std::collections::BTreeSet<usize> = (0..self.len()).filter(|&i| indeg[i] == 0).collect();
         let mut out = Vec::with_capacity(self.len());
         while let Some(i) = ready.pop_first() {
             out.push(i);
@@ -119,11 +115,7 @@ struct Reach {
 impl Reach {
     fn new(n: usize) -> Self {
         let words = n.div_ceil(64).max(1);
-        let mut r = Reach {
-            n,
-            words,
-            bits: vec![0; n * words],
-        };
+        let mut r = Reach { n, words, bits: vec![0; n * words] };
         for i in 0..n {
             r.set(i, i);
         }
@@ -153,10 +145,7 @@ pub fn build(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool) -> Resu
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         if let Some(&j) = index.get(n.id.as_str()) {
-            return Err(usage(format!(
-                "duplicate task id `{}`: {} and {}",
-                n.id, nodes[j].source, n.source
-            )));
+            return Err(usage(format!("duplicate task id `{}`: {} and {}", n.id, nodes[j].source, n.source)));
         }
         index.insert(&n.id, i);
     }
@@ -165,10 +154,7 @@ pub fn build(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool) -> Resu
         for d in &n.depends_on {
             match index.get(d.as_str()) {
                 Some(&j) if j == i => {
-                    return Err(usage(format!(
-                        "dependency cycle: {} depends on itself ({})",
-                        n.id, n.source
-                    )))
+                    return Err(usage(format!("dependency cycle: {} depends on itself ({})", n.id, n.source)))
                 }
                 Some(&j) => {
                     if !explicit[i].contains(&j) {
@@ -189,11 +175,7 @@ pub fn build(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool) -> Resu
     }
     if let Some(cycle) = find_cycle(&explicit) {
         let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].id.as_str()).collect();
-        return Err(usage(format!(
-            "dependency cycle: {} → {}",
-            names.join(" → "),
-            names[0]
-        )));
+        return Err(usage(format!("dependency cycle: {} → {}", names.join(" → "), names[0])));
     }
 
     let mut reach = Reach::new(nodes.len());
@@ -210,15 +192,11 @@ pub fn build(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool) -> Resu
             by_file.entry(f.as_str()).or_default().push(i);
         }
     }
-    let mut shared: std::collections::BTreeMap<(usize, usize), BTreeSet<String>> =
-        Default::default();
+    let mut shared: std::collections::BTreeMap<(usize, usize), BTreeSet<String>> = Default::default();
     for (file, tasks) in &by_file {
         for (x, &a) in tasks.iter().enumerate() {
             for &b in &tasks[x + 1..] {
-                shared
-                    .entry((a.min(b), a.max(b)))
-                    .or_default()
-                    .insert(file.to_string());
+                shared.entry((a.min(b), a.max(b))).or_default().insert(file.to_string());
             }
         }
     }
@@ -228,11 +206,7 @@ pub fn build(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool) -> Resu
         let mut serialized = false;
         if !allow_conflicts && !reach.get(a, b) && !reach.get(b, a) {
             // Higher priority first, then the earlier prompt.
-            let (first, second) = if nodes[b].priority > nodes[a].priority {
-                (b, a)
-            } else {
-                (a, b)
-            };
+            let (first, second) = if nodes[b].priority > nodes[a].priority { (b, a) } else { (a, b) };
             ordering[second].push(first);
             reach.add(first, second);
             serialized = true;
@@ -255,18 +229,14 @@ pub fn build(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool) -> Resu
             for importer in importers.get(f.as_str()).into_iter().flatten() {
                 for &a in by_file.get(importer).into_iter().flatten() {
                     if a != b {
-                        soft.entry((a.min(b), a.max(b)))
-                            .or_default()
-                            .insert(format!("{importer} -> {f}"));
+                        soft.entry((a.min(b), a.max(b))).or_default().insert(format!("{importer} -> {f}"));
                     }
                 }
             }
         }
     }
     for ((a, b), via) in soft {
-        let hard = conflicts
-            .iter()
-            .any(|c| c.a == nodes[a].id && c.b == nodes[b].id);
+        let hard = conflicts.iter().any(|c| c.a == nodes[a].id && c.b == nodes[b].id);
         if hard {
             continue;
         }
@@ -279,12 +249,7 @@ pub fn build(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool) -> Resu
             serialized: false,
         });
     }
-    Ok(Dag {
-        ids: nodes.iter().map(|n| n.id.clone()).collect(),
-        explicit,
-        ordering,
-        conflicts,
-    })
+    Ok(Dag { ids: nodes.iter().map(|n| n.id.clone()).collect(), explicit, ordering, conflicts })
 }
 
 /// A cycle in `preds` (as task indices in dependency order), if there is one.
@@ -346,14 +311,8 @@ mod tests {
 
     #[test]
     fn cycle_is_named_whole() {
-        let nodes = [
-            node("a", &[], &["c"], 0),
-            node("b", &[], &["a"], 0),
-            node("c", &[], &["b"], 0),
-        ];
-        let e = build(&nodes, &ImportGraph::default(), false)
-            .unwrap_err()
-            .to_string();
+        let nodes = [node("a", &[], &["c"], 0), node("b", &[], &["a"], 0), node("c", &[], &["b"], 0)];
+        let e = build(&nodes, &ImportGraph::default(), false).unwrap_err().to_string();
         assert!(e.contains("dependency cycle"), "{e}");
         for id in ["a", "b", "c"] {
             assert!(e.contains(id), "{e}");
@@ -362,11 +321,7 @@ mod tests {
 
     #[test]
     fn hard_conflicts_serialize_by_priority_without_cycles() {
-        let nodes = [
-            node("a", &["x.py"], &[], 0),
-            node("b", &["x.py"], &[], 5),
-            node("c", &["x.py"], &["a"], 0),
-        ];
+        let nodes = [node("a", &["x.py"], &[], 0), node("b", &["x.py"], &[], 5), node("c", &["x.py"], &["a"], 0)];
         let dag = build(&nodes, &ImportGraph::default(), false).unwrap();
         // b has the higher priority: a waits for b. c already runs after a.
         assert_eq!(dag.ordering[0], vec![1]);

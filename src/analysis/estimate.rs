@@ -56,11 +56,7 @@ impl History {
         }
         v.sort_by(f64::total_cmp);
         let m = v.len() / 2;
-        let med = if v.len() % 2 == 1 {
-            v[m]
-        } else {
-            (v[m - 1] + v[m]) / 2.0
-        };
+        let med = if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 };
         Some((med * 10.0).round() / 10.0)
     }
 }
@@ -89,28 +85,13 @@ mod tests {
     #[test]
     fn precedence() {
         let mut h = History::default();
-        assert_eq!(
-            estimate(TaskType::Feature, 1, 10, None, &h),
-            (40.0, Source::Heuristic)
-        );
-        assert_eq!(
-            estimate(TaskType::Feature, 3, 300, None, &h),
-            (52.0, Source::Heuristic)
-        );
+        assert_eq!(estimate(TaskType::Feature, 1, 10, None, &h), (40.0, Source::Heuristic));
+        assert_eq!(estimate(TaskType::Feature, 3, 300, None, &h), (52.0, Source::Heuristic));
         for m in [3.0, 9.0, 5.0] {
             h.add(TaskType::Feature, m);
         }
-        assert_eq!(
-            estimate(TaskType::Feature, 1, 10, None, &h),
-            (5.0, Source::History)
-        );
-        assert_eq!(
-            estimate(TaskType::BugFix, 1, 10, None, &h).1,
-            Source::Heuristic
-        );
-        assert_eq!(
-            estimate(TaskType::Feature, 1, 10, Some(7.5), &h),
-            (7.5, Source::FrontMatter)
-        );
+        assert_eq!(estimate(TaskType::Feature, 1, 10, None, &h), (5.0, Source::History));
+        assert_eq!(estimate(TaskType::BugFix, 1, 10, None, &h).1, Source::Heuristic);
+        assert_eq!(estimate(TaskType::Feature, 1, 10, Some(7.5), &h), (7.5, Source::FrontMatter));
     }
 }

@@ -78,11 +78,7 @@ fn dir_of(p: &str) -> &str {
 }
 
 fn join(dir: &str, rel: &str) -> Option<String> {
-    let mut parts: Vec<&str> = if dir.is_empty() {
-        Vec::new()
-    } else {
-        dir.split('/').collect()
-    };
+    let mut parts: Vec<&str> = if dir.is_empty() { Vec::new() } else { dir.split('/').collect() };
     for seg in rel.split('/') {
         match seg {
             "" | "." => {}
@@ -102,10 +98,7 @@ impl<'a> Index<'a> {
         let mut go_dirs: HashMap<&str, Vec<&str>> = HashMap::new();
         for p in paths {
             if let Some(stem) = p.strip_suffix(".py") {
-                let module = stem
-                    .strip_suffix("/__init__")
-                    .unwrap_or(stem)
-                    .replace('/', ".");
+                let module = stem.strip_suffix("/__init__").unwrap_or(stem).replace('/', ".");
                 // Source roots: the repository top, and a leading `src/` or `lib/` folder.
                 for root in ["src.", "lib.", "python."] {
                     if let Some(rest) = module.strip_prefix(root) {
@@ -120,20 +113,11 @@ impl<'a> Index<'a> {
         let go_mods = go_mod_texts
             .iter()
             .filter_map(|(path, text)| {
-                let module = text
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("module "))?
-                    .trim()
-                    .trim_matches('"');
+                let module = text.lines().find_map(|l| l.trim().strip_prefix("module "))?.trim().trim_matches('"');
                 Some((module.to_string(), dir_of(path).to_string()))
             })
             .collect();
-        Index {
-            all,
-            py_modules,
-            go_dirs,
-            go_mods,
-        }
+        Index { all, py_modules, go_dirs, go_mods }
     }
 
     fn file(&self, p: &str) -> Option<String> {
@@ -172,14 +156,8 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
 fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static IMPORT: OnceLock<Regex> = OnceLock::new();
     static FROM: OnceLock<Regex> = OnceLock::new();
-    let import = re(
-        &IMPORT,
-        r"(?m)^\s*import\s+([A-Za-z0-9_.,\s]+?)\s*(?:#.*)?$",
-    );
-    let from = re(
-        &FROM,
-        r"(?m)^\s*from\s+(\.*)([A-Za-z0-9_.]*)\s+import\s+\(?\s*([A-Za-z0-9_,\s*]+)",
-    );
+    let import = re(&IMPORT, r"(?m)^\s*import\s+([A-Za-z0-9_.,\s]+?)\s*(?:#.*)?$");
+    let from = re(&FROM, r"(?m)^\s*from\s+(\.*)([A-Za-z0-9_.]*)\s+import\s+\(?\s*([A-Za-z0-9_,\s*]+)");
     let mut out = Vec::new();
     let lookup = |module: &str| idx.py_modules.get(module).map(|s| s.to_string());
     for c in import.captures_iter(text) {
@@ -187,10 +165,7 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
             let name = item.split_whitespace().next().unwrap_or("");
             // `import a.b.c` imports a, a.b and a.b.c; the deepest existing one is the target.
             let parts: Vec<&str> = name.split('.').collect();
-            if let Some(hit) = (1..=parts.len())
-                .rev()
-                .find_map(|n| lookup(&parts[..n].join(".")))
-            {
+            if let Some(hit) = (1..=parts.len()).rev().find_map(|n| lookup(&parts[..n].join("."))) {
                 out.push(hit);
             }
         }
@@ -213,22 +188,12 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
                 .map(|n| n.split_whitespace().next().unwrap_or(""))
                 .filter(|n| !n.is_empty() && *n != "*")
             {
-                let sub = if dir.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{dir}/{name}")
-                };
-                if let Some(f) = idx
-                    .file(&format!("{sub}.py"))
-                    .or_else(|| idx.file(&format!("{sub}/__init__.py")))
-                {
+                let sub = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
+                if let Some(f) = idx.file(&format!("{sub}.py")).or_else(|| idx.file(&format!("{sub}/__init__.py"))) {
                     out.push(f);
                 }
             }
-            if let Some(f) = idx
-                .file(&format!("{dir}.py"))
-                .or_else(|| idx.file(&format!("{dir}/__init__.py")))
-            {
+            if let Some(f) = idx.file(&format!("{dir}.py")).or_else(|| idx.file(&format!("{dir}/__init__.py"))) {
                 out.push(f);
             }
             continue;
@@ -236,10 +201,8 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
             module.to_string()
         };
         let mut found_sub = false;
-        for name in c[3]
-            .split(',')
-            .map(|n| n.split_whitespace().next().unwrap_or(""))
-            .filter(|n| !n.is_empty() && *n != "*")
+        for name in
+            c[3].split(',').map(|n| n.split_whitespace().next().unwrap_or("")).filter(|n| !n.is_empty() && *n != "*")
         {
             if let Some(hit) = lookup(&format!("{base}.{name}")) {
                 out.push(hit);
@@ -256,15 +219,11 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
 }
 
 /// The `src` directory of the crate a Rust file belongs to (where lib.rs or main.rs lives).
-fn rust_crate_root<'a>(path: &'a str, idx: &Index) -> Option<String> {
+fn rust_crate_root(path: &str, idx: &Index) -> Option<String> {
     let mut dir = dir_of(path);
     loop {
         for root in ["lib.rs", "main.rs"] {
-            let candidate = if dir.is_empty() {
-                root.to_string()
-            } else {
-                format!("{dir}/{root}")
-            };
+            let candidate = if dir.is_empty() { root.to_string() } else { format!("{dir}/{root}") };
             if idx.all.contains(candidate.as_str()) {
                 return Some(dir.to_string());
             }
@@ -297,15 +256,8 @@ fn rust_mod_dir(path: &str) -> String {
 fn rust_resolve(dir: &str, segments: &[&str], idx: &Index) -> Option<String> {
     for n in (1..=segments.len()).rev() {
         let rel = segments[..n].join("/");
-        let base = if dir.is_empty() {
-            rel
-        } else {
-            format!("{dir}/{rel}")
-        };
-        if let Some(f) = idx
-            .file(&format!("{base}.rs"))
-            .or_else(|| idx.file(&format!("{base}/mod.rs")))
-        {
+        let base = if dir.is_empty() { rel } else { format!("{dir}/{rel}") };
+        if let Some(f) = idx.file(&format!("{base}.rs")).or_else(|| idx.file(&format!("{base}/mod.rs"))) {
             return Some(f);
         }
     }
@@ -315,14 +267,8 @@ fn rust_resolve(dir: &str, segments: &[&str], idx: &Index) -> Option<String> {
 fn rust(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static MOD: OnceLock<Regex> = OnceLock::new();
     static USE: OnceLock<Regex> = OnceLock::new();
-    let module = re(
-        &MOD,
-        r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z0-9_]+)\s*;",
-    );
-    let use_ = re(
-        &USE,
-        r"(?ms)^\s*(?:pub(?:\([^)]*\))?\s+)?use\s+((?:crate|super|self)::[^;]+);",
-    );
+    let module = re(&MOD, r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z0-9_]+)\s*;");
+    let use_ = re(&USE, r"(?ms)^\s*(?:pub(?:\([^)]*\))?\s+)?use\s+((?:crate|super|self)::[^;]+);");
     let mut out = Vec::new();
     let mod_dir = rust_mod_dir(path);
     for c in module.captures_iter(text) {
@@ -333,11 +279,7 @@ fn rust(path: &str, text: &str, idx: &Index) -> Vec<String> {
     let crate_root = rust_crate_root(path, idx);
     for c in use_.captures_iter(text) {
         for full in expand_use_tree(&c[1]) {
-            let segs: Vec<&str> = full
-                .split("::")
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
+            let segs: Vec<&str> = full.split("::").map(str::trim).filter(|s| !s.is_empty()).collect();
             let (dir, rest) = match segs.first() {
                 Some(&"crate") => match &crate_root {
                     Some(r) => (r.clone(), &segs[1..]),
@@ -371,9 +313,7 @@ fn expand_use_tree(tree: &str) -> Vec<String> {
         return vec![tree];
     };
     let prefix = &tree[..open];
-    let inner = tree[open + 1..]
-        .strip_suffix('}')
-        .unwrap_or(&tree[open + 1..]);
+    let inner = tree[open + 1..].strip_suffix('}').unwrap_or(&tree[open + 1..]);
     let mut items = Vec::new();
     let (mut depth, mut start) = (0, 0);
     for (i, ch) in inner.char_indices() {
@@ -448,10 +388,7 @@ fn go(_path: &str, text: &str, idx: &Index) -> Vec<String> {
         for (module, mod_dir) in &idx.go_mods {
             let rel = if s == *module {
                 ""
-            } else if let Some(r) = s
-                .strip_prefix(module.as_str())
-                .and_then(|r| r.strip_prefix('/'))
-            {
+            } else if let Some(r) = s.strip_prefix(module.as_str()).and_then(|r| r.strip_prefix('/')) {
                 r
             } else {
                 continue;
@@ -475,18 +412,13 @@ mod tests {
 
     fn graph(files: &[(&str, &str)]) -> ImportGraph {
         let paths: Vec<String> = files.iter().map(|(p, _)| p.to_string()).collect();
-        let contents: Vec<(String, Vec<u8>)> = files
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-            .collect();
+        let contents: Vec<(String, Vec<u8>)> =
+            files.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect();
         build(&paths, &contents)
     }
 
     fn deps(g: &ImportGraph, f: &str) -> Vec<String> {
-        g.imports
-            .get(f)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+        g.imports.get(f).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
     #[test]
@@ -496,14 +428,14 @@ mod tests {
             ("app/models.py", ""),
             ("app/db/__init__.py", ""),
             ("app/db/conn.py", ""),
-            ("app/views.py", "import os\nimport app.models\nfrom app.db import conn\nfrom . import models\nfrom .db.conn import X\n"),
+            (
+                "app/views.py",
+                "import os\nimport app.models\nfrom app.db import conn\nfrom . import models\nfrom .db.conn import X\n",
+            ),
             ("src/lib/core.py", ""),
             ("tool.py", "from lib.core import thing\n"),
         ]);
-        assert_eq!(
-            deps(&g, "app/views.py"),
-            vec!["app/db/conn.py", "app/models.py"]
-        );
+        assert_eq!(deps(&g, "app/views.py"), vec!["app/db/conn.py", "app/models.py"]);
         assert_eq!(deps(&g, "tool.py"), vec!["src/lib/core.py"]);
     }
 
@@ -511,26 +443,14 @@ mod tests {
     fn rust_imports() {
         let g = graph(&[
             ("Cargo.toml", ""),
-            (
-                "src/lib.rs",
-                "pub mod store;\nmod util;\nuse crate::store::refs::Layout;\n",
-            ),
+            ("src/lib.rs", "pub mod store;\nmod util;\nuse crate::store::refs::Layout;\n"),
             ("src/store/mod.rs", "pub mod refs;\nuse super::util;\n"),
             ("src/store/refs.rs", "use crate::{util::helper, store};\n"),
             ("src/util.rs", ""),
         ]);
-        assert_eq!(
-            deps(&g, "src/lib.rs"),
-            vec!["src/store/mod.rs", "src/store/refs.rs", "src/util.rs"]
-        );
-        assert_eq!(
-            deps(&g, "src/store/mod.rs"),
-            vec!["src/store/refs.rs", "src/util.rs"]
-        );
-        assert_eq!(
-            deps(&g, "src/store/refs.rs"),
-            vec!["src/store/mod.rs", "src/util.rs"]
-        );
+        assert_eq!(deps(&g, "src/lib.rs"), vec!["src/store/mod.rs", "src/store/refs.rs", "src/util.rs"]);
+        assert_eq!(deps(&g, "src/store/mod.rs"), vec!["src/store/refs.rs", "src/util.rs"]);
+        assert_eq!(deps(&g, "src/store/refs.rs"), vec!["src/store/mod.rs", "src/util.rs"]);
     }
 
     #[test]
@@ -542,31 +462,17 @@ mod tests {
             ("shared/b.ts", ""),
             ("web/c.js", ""),
         ]);
-        assert_eq!(
-            deps(&g, "web/app.ts"),
-            vec![
-                "shared/b.ts",
-                "web/c.js",
-                "web/lib/a.ts",
-                "web/lib/index.ts"
-            ]
-        );
+        assert_eq!(deps(&g, "web/app.ts"), vec!["shared/b.ts", "web/c.js", "web/lib/a.ts", "web/lib/index.ts"]);
     }
 
     #[test]
     fn go_imports() {
         let g = graph(&[
             ("go.mod", "module example.com/shop\n\ngo 1.22\n"),
-            (
-                "main.go",
-                "package main\n\nimport (\n\t\"fmt\"\n\tdb \"example.com/shop/internal/db\"\n)\n",
-            ),
+            ("main.go", "package main\n\nimport (\n\t\"fmt\"\n\tdb \"example.com/shop/internal/db\"\n)\n"),
             ("internal/db/db.go", "package db\n"),
             ("internal/db/db_test.go", "package db\n"),
-            (
-                "cmd/x.go",
-                "package main\nimport \"example.com/shop/internal/db\"\n",
-            ),
+            ("cmd/x.go", "package main\nimport \"example.com/shop/internal/db\"\n"),
         ]);
         assert_eq!(deps(&g, "main.go"), vec!["internal/db/db.go"]);
         assert_eq!(deps(&g, "cmd/x.go"), vec!["internal/db/db.go"]);

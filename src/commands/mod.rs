@@ -1,6 +1,7 @@
 //! One file per subcommand: each turns its arguments into library calls.
 
 pub mod plan;
+pub mod run;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
@@ -27,9 +28,7 @@ impl Context {
 }
 
 fn not_yet(name: &str) -> Result<i32> {
-    Err(crate::error::usage(format!(
-        "`git parallel {name}` is not implemented yet"
-    )))
+    Err(crate::error::usage(format!("`git parallel {name}` is not implemented yet")))
 }
 
 /// Run the parsed command; Ok carries the exit code.
@@ -37,7 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let dir = cli.directory.as_ref();
     match cli.command {
         Command::Plan(args) => plan::run(&Context::open(dir)?, args),
-        Command::Run(_) => not_yet("run"),
+        Command::Run(args) => run::run(&Context::open(dir)?, args),
         Command::Status(_) => not_yet("status"),
         Command::Resume(_) => not_yet("resume"),
         Command::Cancel(_) => not_yet("cancel"),

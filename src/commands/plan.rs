@@ -10,43 +10,22 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Plan prompts at `paths` (stored unless `dry_run`); shared with `run DIR`.
-pub fn make(
-    ctx: &Context,
-    paths: &[PathBuf],
-    workers: usize,
-    allow_conflicts: bool,
-    dry_run: bool,
-) -> Result<Plan> {
+pub fn make(ctx: &Context, paths: &[PathBuf], workers: usize, allow_conflicts: bool, dry_run: bool) -> Result<Plan> {
     let repo = &ctx.repo;
     let base = repo.head_commit()?;
-    let paths: Vec<PathBuf> = if paths.is_empty() {
-        vec![repo.workdir.join(&ctx.settings.prompts)]
-    } else {
-        paths.to_vec()
-    };
+    let paths: Vec<PathBuf> =
+        if paths.is_empty() { vec![repo.workdir.join(&ctx.settings.prompts)] } else { paths.to_vec() };
     let files = plan::collect_prompt_files(repo, &paths)?;
     let prompts = plan::read_prompts(&files)?;
     let (tracked, graph) = plan::repository_files(repo)?;
     let history = runs::history(repo)?;
-    let mut p = plan::build(
-        &prompts,
-        &tracked,
-        &graph,
-        &history,
-        &base.to_string(),
-        &Options {
-            workers,
-            allow_conflicts,
-        },
-    )?;
+    let mut p =
+        plan::build(&prompts, &tracked, &graph, &history, &base.to_string(), &Options { workers, allow_conflicts })?;
     for w in &p.warnings {
         ui::note(&format!("warning: {w}"));
     }
     if !dry_run {
-        let raw: BTreeMap<String, String> = prompts
-            .iter()
-            .map(|p| (p.id.clone(), p.raw.clone()))
-            .collect();
+        let raw: BTreeMap<String, String> = prompts.iter().map(|p| (p.id.clone(), p.raw.clone())).collect();
         plans::save(repo, &mut p, &raw)?;
     }
     Ok(p)
@@ -80,10 +59,7 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
             let ids: Vec<&String> = rows.iter().map(|r| &r[0]).collect();
             return ui::json(&ids).map(|_| 0);
         }
-        ui::out(&ui::table(
-            &["PLAN", "TASKS", "SEQUENTIAL", "PARALLEL", "WORKERS", "BASE"],
-            &rows,
-        ))?;
+        ui::out(&ui::table(&["PLAN", "TASKS", "SEQUENTIAL", "PARALLEL", "WORKERS", "BASE"], &rows))?;
         return Ok(0);
     }
     if let Some(id) = &args.show {
@@ -96,13 +72,7 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
         return Ok(0);
     }
     let workers = default_workers(ctx, args.concurrency)?;
-    let p = make(
-        ctx,
-        &args.paths,
-        workers,
-        args.allow_conflicts,
-        args.dry_run,
-    )?;
+    let p = make(ctx, &args.paths, workers, args.allow_conflicts, args.dry_run)?;
     if args.json {
         ui::json(&p)?;
     } else {

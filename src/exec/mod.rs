@@ -1,0 +1,7 @@
+//! Executing a plan: worktrees, agents, retries, results; the live scheduler loop.
+
+pub mod merge;
+pub mod orchestrator;
+pub mod sandbox;
+pub mod task;
+pub mod worktree;

@@ -1,0 +1,230 @@
+//! Integration: merge the succeeded task branches, in dependency order, into one branch,
+//! entirely in memory (`git merge-tree --write-tree`, `git commit-tree`), then move the target
+//! ref once with compare-and-swap. Conflicting tasks are left out with guidance; a verify
+//! command gates the result, with culprits found by bisection over the merged set.
+
+use crate::error::{usage, Error};
+use crate::exec::merge::{self, Merge};
+use crate::exec::orchestrator::Observer;
+use crate::exec::worktree;
+use crate::plan::Plan;
+use crate::proc;
+use crate::repo::Repo;
+use crate::store::layout;
+use crate::store::objects;
+use crate::store::runs::{Event, IntegrationConflict, RunLog, TaskStatus};
+use anyhow::Result;
+use std::collections::HashSet;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Outcome {
+    pub target: String,
+    pub commit: Option<String>,
+    pub merged: Vec<String>,
+    pub conflicts: Vec<IntegrationConflict>,
+    pub dropped: Vec<(String, String)>,
+    pub verified: Option<bool>,
+}
+
+impl Outcome {
+    /// Every succeeded task made it in, and verify (if any) passed.
+    pub fn clean(&self) -> bool {
+        self.conflicts.is_empty() && self.dropped.is_empty() && self.verified != Some(false)
+    }
+}
+
+/// What building a chain of merges gives: the tip, tasks merged, conflicts, tasks left out.
+type Built = (String, Vec<String>, Vec<IntegrationConflict>, Vec<(String, String)>);
+
+/// Build merges of `tasks` (in order) onto `start`. Returns the tip, the tasks merged and the
+/// conflicts met; a task whose dependency was left out is left out too.
+fn build(repo: &Repo, run: &str, start: &str, tasks: &[(String, String)], plan: &Plan, target: &str) -> Result<Built> {
+    let mut cur = start.to_string();
+    let mut merged = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut dropped = Vec::new();
+    let mut out: HashSet<String> = HashSet::new();
+    for (task, commit) in tasks {
+        if let Some(dep) = plan.task(task).and_then(|t| t.preds().find(|p| out.contains(*p))) {
+            dropped.push((task.clone(), format!("depends on {dep}, which was left out")));
+            out.insert(task.clone());
+            continue;
+        }
+        if merge::is_ancestor(repo, commit, &cur)? {
+            merged.push(task.clone());
+            continue;
+        }
+        match merge::merge_tree(repo, &cur, commit)? {
+            Merge::Clean(tree) => {
+                let msg = format!(
+                    "Merge task {task} of run {run}\n\n{}: {run}\n{}: {task}\n",
+                    layout::TRAILER_RUN,
+                    layout::TRAILER_TASK
+                );
+                cur = merge::commit_tree(repo, &tree, &[&cur, commit], &msg)?;
+                merged.push(task.clone());
+            }
+            Merge::Conflict { files, .. } => {
+                let branch = layout::short(&layout::task_branch(run, task)).to_string();
+                let guidance = format!(
+                    "reproduce and resolve: git worktree add -b {b}-resolve ../resolve-{task} {target} && cd ../resolve-{task} && git merge {branch}",
+                    b = branch,
+                    target = layout::short(target),
+                );
+                conflicts.push(IntegrationConflict { task: task.clone(), files, guidance });
+                out.insert(task.clone());
+            }
+        }
+    }
+    Ok((cur, merged, conflicts, dropped))
+}
+
+/// Run `cmd` on `commit` in a temporary detached worktree; true when it passes.
+fn verify(repo: &Repo, run_dir: &std::path::Path, commit: &str, cmd: &str, n: &mut usize) -> Result<bool> {
+    *n += 1;
+    let path = run_dir.join(format!(".verify-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(run_dir)?;
+    let p = path.to_string_lossy().into_owned();
+    repo.git(["worktree", "add", "-q", "--detach", &p, commit])?;
+    let out = proc::shell(&path, cmd, &[]);
+    let _ = worktree::remove(repo, &path, true);
+    Ok(out?.ok())
+}
+
+/// Integrate the run's succeeded tasks. Records an `integrated` event.
+pub fn integrate(
+    log: &mut RunLog,
+    plan: &Plan,
+    into: Option<&str>,
+    verify_cmd: Option<&str>,
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
+    let repo = log.repo().clone();
+    let run = log.id.clone();
+    let target = match into {
+        Some(b) => layout::full_branch(b),
+        None => layout::integration_branch(&run),
+    };
+    if let Some(at) = worktree::checked_out_at(&repo, &target)? {
+        return Err(Error::usage(format!(
+            "{} is checked out at {}; integration never moves a checked-out branch",
+            layout::short(&target),
+            at.display()
+        ))
+        .with_hint("integrate into another branch (--into), then `git merge` it where you work")
+        .into());
+    }
+    let old = objects::read_ref(&repo, &target)?;
+    let start = match old {
+        Some(o) => o.to_string(),
+        None => plan.base.clone(),
+    };
+    // Succeeded tasks with a result, in the plan's dependency order.
+    let mut order: Vec<usize> = Vec::new();
+    let preds = plan.pred_indices();
+    let mut placed = vec![false; plan.tasks.len()];
+    while order.len() < plan.tasks.len() {
+        let before = order.len();
+        for i in 0..plan.tasks.len() {
+            if !placed[i] && preds[i].iter().all(|&p| placed[p]) {
+                placed[i] = true;
+                order.push(i);
+            }
+        }
+        if order.len() == before {
+            break;
+        }
+    }
+    let tasks: Vec<(String, String)> = order
+        .into_iter()
+        .filter_map(|i| {
+            let t = log.state().task(&plan.tasks[i].id)?;
+            (t.status == TaskStatus::Succeeded).then(|| t.commit.clone().map(|c| (t.id.clone(), c))).flatten()
+        })
+        .collect();
+    let (mut tip, mut merged, conflicts, mut dropped) = build(&repo, &run, &start, &tasks, plan, &target)?;
+    let mut verified = None;
+    if let Some(cmd) = verify_cmd {
+        let run_dir = worktree::run_dir(&repo, None, &run);
+        let mut n = 0;
+        if verify(&repo, &run_dir, &tip, cmd, &mut n)? {
+            verified = Some(true);
+        } else if !verify(&repo, &run_dir, &start, cmd, &mut n)? {
+            obs.note(&format!(
+                "verify fails on the starting point {} too; no task is to blame",
+                &start[..12.min(start.len())]
+            ));
+            verified = Some(false);
+            tip = start.clone();
+            dropped.extend(
+                merged.drain(..).map(|t| (t, "verify fails on the starting point; nothing integrated".to_string())),
+            );
+        } else {
+            // Bisect: the shortest failing prefix of the merged set ends with a culprit.
+            // Invariant: the empty prefix (start) passes and the whole candidate set fails.
+            let mut candidates: Vec<(String, String)> =
+                tasks.iter().filter(|(t, _)| merged.contains(t)).cloned().collect();
+            loop {
+                let (mut lo, mut hi) = (0usize, candidates.len());
+                while hi - lo > 1 {
+                    let mid = (lo + hi) / 2;
+                    let (c, _, _, _) = build(&repo, &run, &start, &candidates[..mid], plan, &target)?;
+                    if verify(&repo, &run_dir, &c, cmd, &mut n)? {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                let culprit = candidates[hi - 1].0.clone();
+                obs.note(&format!("verify: task {culprit} breaks `{cmd}`; leaving it out"));
+                dropped.push((culprit.clone(), format!("the verify command fails with it: {cmd}")));
+                // Its dependents carry its changes: they go too.
+                let deps = dependents(plan, &culprit);
+                for (t, _) in candidates.iter().filter(|(t, _)| deps.contains(t)) {
+                    dropped.push((t.clone(), format!("depends on {culprit}, which fails verification")));
+                }
+                candidates.retain(|(t, _)| *t != culprit && !deps.contains(t));
+                let (c, m, _, _) = build(&repo, &run, &start, &candidates, plan, &target)?;
+                if candidates.is_empty() || verify(&repo, &run_dir, &c, cmd, &mut n)? {
+                    tip = c;
+                    merged = m;
+                    verified = Some(true);
+                    break;
+                }
+            }
+        }
+    }
+    let tip_id = gix::ObjectId::from_hex(tip.as_bytes()).map_err(|e| usage(format!("bad commit {tip}: {e}")))?;
+    let commit = if Some(tip_id) != old && (old.is_some() || tip != plan.base || !merged.is_empty()) {
+        objects::cas_update(&repo, &target, tip_id, old, &format!("git parallel integrate run {run}"))?;
+        Some(tip.clone())
+    } else {
+        old.map(|o| o.to_string())
+    };
+    let outcome = Outcome { target: target.clone(), commit, merged, conflicts, dropped, verified };
+    let ev = Event::Integrated {
+        target,
+        commit: outcome.commit.clone(),
+        merged: outcome.merged.clone(),
+        conflicts: outcome.conflicts.clone(),
+        dropped: outcome.dropped.clone(),
+        verified: outcome.verified,
+    };
+    log.append(ev.clone(), &[])?;
+    obs.event(&ev, log.state());
+    Ok(outcome)
+}
+
+/// Tasks that depend on `task`, directly or not.
+fn dependents(plan: &Plan, task: &str) -> HashSet<String> {
+    let mut out: HashSet<String> = HashSet::new();
+    let mut frontier = vec![task.to_string()];
+    while let Some(cur) = frontier.pop() {
+        for t in &plan.tasks {
+            if t.preds().any(|p| *p == cur) && out.insert(t.id.clone()) {
+                frontier.push(t.id.clone());
+            }
+        }
+    }
+    out
+}

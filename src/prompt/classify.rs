@@ -49,26 +49,17 @@ impl TaskType {
 
     /// Parse the `type:` of front matter; accepts common spellings.
     pub fn parse(s: &str) -> Option<TaskType> {
-        Some(
-            match s
-                .trim()
-                .to_ascii_lowercase()
-                .replace(['_', ' '], "-")
-                .as_str()
-            {
-                "documentation" | "docs" | "doc" => TaskType::Documentation,
-                "test-coverage" | "test" | "tests" | "testing" | "coverage" => {
-                    TaskType::TestCoverage
-                }
-                "bug-fix" | "bugfix" | "bug" | "fix" => TaskType::BugFix,
-                "performance" | "perf" | "optimization" => TaskType::Performance,
-                "refactor" | "refactoring" | "cleanup" => TaskType::Refactor,
-                "configuration" | "config" | "ci" | "build" | "chore" => TaskType::Configuration,
-                "feature" | "feat" => TaskType::Feature,
-                "other" => TaskType::Other,
-                _ => return None,
-            },
-        )
+        Some(match s.trim().to_ascii_lowercase().replace(['_', ' '], "-").as_str() {
+            "documentation" | "docs" | "doc" => TaskType::Documentation,
+            "test-coverage" | "test" | "tests" | "testing" | "coverage" => TaskType::TestCoverage,
+            "bug-fix" | "bugfix" | "bug" | "fix" => TaskType::BugFix,
+            "performance" | "perf" | "optimization" => TaskType::Performance,
+            "refactor" | "refactoring" | "cleanup" => TaskType::Refactor,
+            "configuration" | "config" | "ci" | "build" | "chore" => TaskType::Configuration,
+            "feature" | "feat" => TaskType::Feature,
+            "other" => TaskType::Other,
+            _ => return None,
+        })
     }
 }
 
@@ -188,11 +179,7 @@ fn compiled() -> &'static Vec<(TaskType, Regex)> {
             .iter()
             .map(|&t| {
                 let alt = patterns(t).join("|");
-                (
-                    t,
-                    Regex::new(&format!(r"(?i)\b(?:{alt})\w*"))
-                        .expect("valid classification regex"),
-                )
+                (t, Regex::new(&format!(r"(?i)\b(?:{alt})\w*")).expect("valid classification regex"))
             })
             .collect()
     })
@@ -200,15 +187,7 @@ fn compiled() -> &'static Vec<(TaskType, Regex)> {
 
 /// Scores per type for a title and body (exposed for `--json` explanations and tests).
 pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
-    compiled()
-        .iter()
-        .map(|(t, re)| {
-            (
-                *t,
-                re.find_iter(title).count() * 3 + re.find_iter(body).count(),
-            )
-        })
-        .collect()
+    compiled().iter().map(|(t, re)| (*t, re.find_iter(title).count() * 3 + re.find_iter(body).count())).collect()
 }
 
 /// Classify a task from its title and body.
@@ -229,27 +208,12 @@ mod tests {
 
     #[test]
     fn titles_decide() {
-        assert_eq!(
-            classify("Add tests for the parser", ""),
-            TaskType::TestCoverage
-        );
-        assert_eq!(
-            classify("Fix crash when config is empty", ""),
-            TaskType::BugFix
-        );
-        assert_eq!(
-            classify("Document the CLI in the README", ""),
-            TaskType::Documentation
-        );
-        assert_eq!(
-            classify("Refactor the storage layer", ""),
-            TaskType::Refactor
-        );
+        assert_eq!(classify("Add tests for the parser", ""), TaskType::TestCoverage);
+        assert_eq!(classify("Fix crash when config is empty", ""), TaskType::BugFix);
+        assert_eq!(classify("Document the CLI in the README", ""), TaskType::Documentation);
+        assert_eq!(classify("Refactor the storage layer", ""), TaskType::Refactor);
         assert_eq!(classify("Make parsing faster", ""), TaskType::Performance);
-        assert_eq!(
-            classify("Bump dependencies and update CI", ""),
-            TaskType::Configuration
-        );
+        assert_eq!(classify("Bump dependencies and update CI", ""), TaskType::Configuration);
         assert_eq!(classify("Implement export to CSV", ""), TaskType::Feature);
         assert_eq!(classify("Ponder", "Think about it."), TaskType::Other);
     }
@@ -257,10 +221,7 @@ mod tests {
     #[test]
     fn words_are_whole_word_prefixes() {
         // "prefix" must not count as "fix"; "latest" not as "test".
-        assert_eq!(
-            classify("Prefix handling", "the latest attestation"),
-            TaskType::Other
-        );
+        assert_eq!(classify("Prefix handling", "the latest attestation"), TaskType::Other);
     }
 
     #[test]

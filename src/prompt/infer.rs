@@ -22,16 +22,9 @@ impl TrackedFiles {
         let set = paths.iter().cloned().collect();
         let mut by_basename: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, p) in paths.iter().enumerate() {
-            by_basename
-                .entry(basename(p).to_string())
-                .or_default()
-                .push(i);
+            by_basename.entry(basename(p).to_string()).or_default().push(i);
         }
-        TrackedFiles {
-            paths,
-            set,
-            by_basename,
-        }
+        TrackedFiles { paths, set, by_basename }
     }
 
     pub fn contains(&self, p: &str) -> bool {
@@ -45,27 +38,14 @@ impl TrackedFiles {
             .build()
             .map_err(|e| usage(format!("bad glob `{pattern}`: {e}")))?
             .compile_matcher();
-        Ok(self
-            .paths
-            .iter()
-            .filter(|p| g.is_match(p.as_str()))
-            .cloned()
-            .collect())
+        Ok(self.paths.iter().filter(|p| g.is_match(p.as_str())).cloned().collect())
     }
 
     /// Files under a directory prefix such as `src/api/`.
     fn under(&self, dir: &str) -> Vec<String> {
-        let dir = if dir.ends_with('/') {
-            dir.to_string()
-        } else {
-            format!("{dir}/")
-        };
+        let dir = if dir.ends_with('/') { dir.to_string() } else { format!("{dir}/") };
         let start = self.paths.partition_point(|p| p.as_str() < dir.as_str());
-        self.paths[start..]
-            .iter()
-            .take_while(|p| p.starts_with(&dir))
-            .cloned()
-            .collect()
+        self.paths[start..].iter().take_while(|p| p.starts_with(&dir)).cloned().collect()
     }
 
     fn unique_basename(&self, name: &str) -> Option<&str> {
@@ -78,12 +58,8 @@ impl TrackedFiles {
     /// The one tracked file whose path ends with `/suffix`, if exactly one does.
     fn unique_suffix(&self, suffix: &str) -> Option<&str> {
         let ends = format!("/{suffix}");
-        let mut hits = self
-            .by_basename
-            .get(basename(suffix))?
-            .iter()
-            .map(|&i| &self.paths[i])
-            .filter(|p| p.ends_with(&ends));
+        let mut hits =
+            self.by_basename.get(basename(suffix))?.iter().map(|&i| &self.paths[i]).filter(|p| p.ends_with(&ends));
         let first = hits.next()?;
         hits.next().is_none().then_some(first.as_str())
     }
@@ -119,17 +95,11 @@ pub fn normalize_repo_path(p: &str) -> Option<String> {
 
 /// Expand the `files:` of front matter: globs against the tracked files, plain paths as given
 /// (a task may create a file that does not exist yet). A path outside the repository is an error.
-pub fn explicit_files(
-    entries: &[String],
-    tracked: &TrackedFiles,
-    prompt: &str,
-) -> Result<Vec<String>> {
+pub fn explicit_files(entries: &[String], tracked: &TrackedFiles, prompt: &str) -> Result<Vec<String>> {
     let mut out = BTreeSet::new();
     for e in entries {
         let Some(norm) = normalize_repo_path(e) else {
-            return Err(usage(format!(
-                "{prompt}: file `{e}` is outside the repository"
-            )));
+            return Err(usage(format!("{prompt}: file `{e}` is outside the repository")));
         };
         if is_glob(&norm) {
             out.extend(tracked.glob(&norm)?);
@@ -150,7 +120,9 @@ fn backticked() -> &'static Regex {
 fn bare_path() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     // A token with an extension: letters, digits, `_`, `-`, `.`, `/`, ending in `.ext`.
-    RE.get_or_init(|| Regex::new(r"(?:^|[\s(\[,;:'\x22])((?:\.{0,2}/)?[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z0-9]{1,10})\b").unwrap())
+    RE.get_or_init(|| {
+        Regex::new(r"(?:^|[\s(\[,;:'\x22])((?:\.{0,2}/)?[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z0-9]{1,10})\b").unwrap()
+    })
 }
 
 /// Paths named in the text, resolved against the tracked files.
@@ -175,16 +147,11 @@ pub fn files_in_text(text: &str, tracked: &TrackedFiles) -> Result<Vec<String>> 
             }
         } else if token.ends_with('/') {
             out.extend(tracked.under(&norm));
-        } else if let Some(hit) = if norm.contains('/') {
-            tracked.unique_suffix(&norm)
-        } else {
-            tracked.unique_basename(&norm)
-        } {
-            out.insert(hit.to_string());
-        } else if quoted
-            && norm.contains('/')
-            && norm.rsplit('/').next().is_some_and(|b| b.contains('.'))
+        } else if let Some(hit) =
+            if norm.contains('/') { tracked.unique_suffix(&norm) } else { tracked.unique_basename(&norm) }
         {
+            out.insert(hit.to_string());
+        } else if quoted && norm.contains('/') && norm.rsplit('/').next().is_some_and(|b| b.contains('.')) {
             out.insert(norm);
         }
         Ok(())
@@ -222,37 +189,15 @@ mod tests {
     #[test]
     fn names_in_text() {
         let t = repo();
-        let f = files_in_text(
-            "Change `src/db.py` and users.py, see README.md. Also `src/api/*.py`.",
-            &t,
-        )
-        .unwrap();
-        assert_eq!(
-            f,
-            vec![
-                "README.md",
-                "src/api/orders.py",
-                "src/api/users.py",
-                "src/db.py"
-            ]
-        );
+        let f = files_in_text("Change `src/db.py` and users.py, see README.md. Also `src/api/*.py`.", &t).unwrap();
+        assert_eq!(f, vec!["README.md", "src/api/orders.py", "src/api/users.py", "src/db.py"]);
         // util.ts is ambiguous by basename, unique by partial path.
         assert!(files_in_text("edit util.ts", &t).unwrap().is_empty());
-        assert_eq!(
-            files_in_text("edit lib/util.ts", &t).unwrap(),
-            vec!["lib/util.ts"]
-        );
+        assert_eq!(files_in_text("edit lib/util.ts", &t).unwrap(), vec!["lib/util.ts"]);
         // A new file named with its directory.
-        assert_eq!(
-            files_in_text("create `src/api/items.py`", &t).unwrap(),
-            vec!["src/api/items.py"]
-        );
+        assert_eq!(files_in_text("create `src/api/items.py`", &t).unwrap(), vec!["src/api/items.py"]);
         // Prose with dots is not a file.
-        assert!(
-            files_in_text("e.g. this, i.e. that. Version 1.2 works.", &t)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(files_in_text("e.g. this, i.e. that. Version 1.2 works.", &t).unwrap().is_empty());
     }
 
     #[test]

@@ -11,17 +11,8 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Keys the front matter may carry.
-pub const KNOWN_KEYS: &[&str] = &[
-    "id",
-    "title",
-    "depends_on",
-    "files",
-    "type",
-    "priority",
-    "agent",
-    "timeout",
-    "estimate",
-];
+pub const KNOWN_KEYS: &[&str] =
+    &["id", "title", "depends_on", "files", "type", "priority", "agent", "timeout", "estimate"];
 
 /// One string or a list of strings (`depends_on: a` and `depends_on: [a, b]` both work).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,9 +95,7 @@ pub struct Prompt {
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !id.starts_with(['.', '-'])
         && !id.ends_with(".lock")
         && !id.contains("..")
@@ -127,9 +116,7 @@ pub fn id_from_stem(stem: &str) -> String {
 
 /// Split `text` into (front matter, body, line where the body starts).
 fn split_front_matter(text: &str) -> Option<(&str, &str)> {
-    let rest = text
-        .strip_prefix("---\n")
-        .or_else(|| text.strip_prefix("---\r\n"))?;
+    let rest = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n"))?;
     let mut offset = 0;
     for line in rest.split_inclusive('\n') {
         let l = line.trim_end();
@@ -145,20 +132,14 @@ fn split_front_matter(text: &str) -> Option<(&str, &str)> {
 pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
     let shown = display.display();
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         usage(format!("{shown}:{line}: not valid UTF-8 text"))
     })?;
     let starts_fenced = text.starts_with("---\n") || text.starts_with("---\r\n");
     let (fm, body) = match split_front_matter(text) {
         Some((fm, body)) => (Some(fm), body),
         None if starts_fenced => {
-            return Err(usage(format!(
-                "{shown}:1: front matter starts with `---` but is never closed"
-            )))
+            return Err(usage(format!("{shown}:1: front matter starts with `---` but is never closed")))
         }
         None => (None, text),
     };
@@ -168,10 +149,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
             // The front matter starts on line 2 of the file.
             let parsed: FrontMatter = crate::yaml::from_str(fm).map_err(|e| {
                 let line = e.line.map(|l| l + 1).unwrap_or(1);
-                usage(format!(
-                    "{shown}:{line}: malformed front matter: {}",
-                    e.message
-                ))
+                usage(format!("{shown}:{line}: malformed front matter: {}", e.message))
             })?;
             for (key, line) in crate::yaml::top_level_keys(fm) {
                 if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -187,14 +165,9 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         _ => FrontMatter::default(),
     };
     if body.trim().is_empty() {
-        return Err(usage(format!(
-            "{shown}: empty prompt: there is no task text after the front matter"
-        )));
+        return Err(usage(format!("{shown}: empty prompt: there is no task text after the front matter")));
     }
-    let stem = display
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = display.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let id = match &front.id {
         Some(id) => id.as_text(),
         None => id_from_stem(&stem),
@@ -204,10 +177,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
             "{shown}: task id `{id}` is not usable in a branch name; use letters, digits, `-`, `_`, `.`"
         )));
     }
-    let title = front
-        .title
-        .clone()
-        .unwrap_or_else(|| first_heading(body).unwrap_or_else(|| stem.clone()));
+    let title = front.title.clone().unwrap_or_else(|| first_heading(body).unwrap_or_else(|| stem.clone()));
     let kind = match &front.kind {
         Some(k) => Some(TaskType::parse(k).ok_or_else(|| {
             usage(format!(
@@ -218,10 +188,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
     };
     let duration = |what: &str, v: &Option<Scalar>| -> Result<Option<std::time::Duration>> {
         v.as_ref()
-            .map(|s| {
-                crate::config::parse_duration(&s.as_text())
-                    .map_err(|e| usage(format!("{shown}: {what}: {e}")))
-            })
+            .map(|s| crate::config::parse_duration(&s.as_text()).map_err(|e| usage(format!("{shown}: {what}: {e}"))))
             .transpose()
     };
     let timeout = duration("timeout", &front.timeout)?;
@@ -282,10 +249,6 @@ mod tests {
         assert!(e.to_string().contains("empty prompt"), "{e}");
         let w = parse(b"---\nid: a\ncolour: red\n---\nx\n", Path::new("p/a.md")).unwrap();
         assert_eq!(w.warnings.len(), 1);
-        assert!(
-            w.warnings[0].starts_with("p/a.md:3: unknown front matter key `colour`"),
-            "{:?}",
-            w.warnings
-        );
+        assert!(w.warnings[0].starts_with("p/a.md:3: unknown front matter key `colour`"), "{:?}", w.warnings);
     }
 }

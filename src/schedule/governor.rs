@@ -48,11 +48,8 @@ pub fn capacity(limits: &Limits, s: &Sample) -> Capacity {
     let by_cpu = s.cpus.saturating_sub(limits.reserve_cpus).max(1);
     let by_mem = ((s.available_memory / limits.memory_per_task.max(1)) as usize).max(1);
     let mut workers = requested;
-    let mut reason = if limits.requested.is_some() {
-        "requested".to_string()
-    } else {
-        format!("default cap {requested}")
-    };
+    let mut reason =
+        if limits.requested.is_some() { "requested".to_string() } else { format!("default cap {requested}") };
     if by_cpu < workers {
         workers = by_cpu;
         reason = format!("{} CPUs, {} kept free", s.cpus, limits.reserve_cpus);
@@ -69,12 +66,7 @@ pub fn capacity(limits: &Limits, s: &Sample) -> Capacity {
 }
 
 /// Whether one more task may start now, with `running` already running.
-pub fn may_start(
-    limits: &Limits,
-    s: &Sample,
-    running: usize,
-    workers: usize,
-) -> Result<(), String> {
+pub fn may_start(limits: &Limits, s: &Sample, running: usize, workers: usize) -> Result<(), String> {
     if running == 0 {
         return Ok(());
     }
@@ -82,23 +74,13 @@ pub fn may_start(
         return Err(format!("{running} of {workers} workers busy"));
     }
     if s.cpu_usage > limits.cpu_limit {
-        return Err(format!(
-            "CPU at {:.0}% (limit {:.0}%)",
-            s.cpu_usage, limits.cpu_limit
-        ));
+        return Err(format!("CPU at {:.0}% (limit {:.0}%)", s.cpu_usage, limits.cpu_limit));
     }
     if s.available_memory < GIB {
-        return Err(format!(
-            "only {} MiB memory available: one task at a time",
-            s.available_memory >> 20
-        ));
+        return Err(format!("only {} MiB memory available: one task at a time", s.available_memory >> 20));
     }
     if s.free_disk < limits.min_disk {
-        return Err(format!(
-            "only {} MiB disk free (minimum {} MiB)",
-            s.free_disk >> 20,
-            limits.min_disk >> 20
-        ));
+        return Err(format!("only {} MiB disk free (minimum {} MiB)", s.free_disk >> 20, limits.min_disk >> 20));
     }
     Ok(())
 }
@@ -122,12 +104,7 @@ impl Governor {
             path: path.to_path_buf(),
             last: None,
             interval: Duration::from_secs(3),
-            sample: Sample {
-                cpus: 1,
-                cpu_usage: 0.0,
-                available_memory: 0,
-                free_disk: u64::MAX,
-            },
+            sample: Sample { cpus: 1, cpu_usage: 0.0, available_memory: 0, free_disk: u64::MAX },
         };
         g.refresh(true);
         g
@@ -143,23 +120,13 @@ impl Governor {
         if !force && self.last.is_some_and(|t| t.elapsed() < self.interval) {
             return;
         }
-        self.sys
-            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+        self.sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         self.sys.refresh_cpu_usage();
         self.disks.refresh(true);
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         // The first CPU reading has nothing to compare with; treat it as idle.
-        let cpu_usage = if self.last.is_some() {
-            self.sys.global_cpu_usage()
-        } else {
-            0.0
-        };
-        let path = self
-            .path
-            .canonicalize()
-            .unwrap_or_else(|_| self.path.clone());
+        let cpu_usage = if self.last.is_some() { self.sys.global_cpu_usage() } else { 0.0 };
+        let path = self.path.canonicalize().unwrap_or_else(|_| self.path.clone());
         let free_disk = self
             .disks
             .list()
@@ -168,12 +135,7 @@ impl Governor {
             .max_by_key(|d| d.mount_point().as_os_str().len())
             .map(|d| d.available_space())
             .unwrap_or(u64::MAX);
-        self.sample = Sample {
-            cpus,
-            cpu_usage,
-            available_memory: self.sys.available_memory(),
-            free_disk,
-        };
+        self.sample = Sample { cpus, cpu_usage, available_memory: self.sys.available_memory(), free_disk };
         self.last = Some(Instant::now());
     }
 }
@@ -195,50 +157,26 @@ mod tests {
 
     #[test]
     fn capacity_is_the_tightest_limit() {
-        let big = Sample {
-            cpus: 16,
-            cpu_usage: 0.0,
-            available_memory: 64 * GIB,
-            free_disk: 100 * GIB,
-        };
+        let big = Sample { cpus: 16, cpu_usage: 0.0, available_memory: 64 * GIB, free_disk: 100 * GIB };
         assert_eq!(capacity(&limits(None), &big).workers, 4);
         assert_eq!(capacity(&limits(Some(8)), &big).workers, 8);
         let small = Sample { cpus: 2, ..big };
         assert_eq!(capacity(&limits(Some(8)), &small).workers, 1);
-        let low_mem = Sample {
-            available_memory: 5 * GIB,
-            ..big
-        };
+        let low_mem = Sample { available_memory: 5 * GIB, ..big };
         assert_eq!(capacity(&limits(Some(8)), &low_mem).workers, 2);
     }
 
     #[test]
     fn pressure_stops_new_starts_not_the_first() {
         let l = limits(Some(4));
-        let busy = Sample {
-            cpus: 8,
-            cpu_usage: 95.0,
-            available_memory: 64 * GIB,
-            free_disk: 100 * GIB,
-        };
+        let busy = Sample { cpus: 8, cpu_usage: 95.0, available_memory: 64 * GIB, free_disk: 100 * GIB };
         assert!(may_start(&l, &busy, 0, 4).is_ok());
         assert!(may_start(&l, &busy, 1, 4).is_err());
-        let low_mem = Sample {
-            cpu_usage: 10.0,
-            available_memory: GIB / 2,
-            ..busy
-        };
+        let low_mem = Sample { cpu_usage: 10.0, available_memory: GIB / 2, ..busy };
         assert!(may_start(&l, &low_mem, 1, 4).is_err());
-        let low_disk = Sample {
-            cpu_usage: 10.0,
-            free_disk: GIB / 2,
-            ..busy
-        };
+        let low_disk = Sample { cpu_usage: 10.0, free_disk: GIB / 2, ..busy };
         assert!(may_start(&l, &low_disk, 1, 4).is_err());
-        let fine = Sample {
-            cpu_usage: 10.0,
-            ..busy
-        };
+        let fine = Sample { cpu_usage: 10.0, ..busy };
         assert!(may_start(&l, &fine, 3, 4).is_ok());
         assert!(may_start(&l, &fine, 4, 4).is_err());
     }

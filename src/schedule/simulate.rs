@@ -64,14 +64,7 @@ pub fn simulate(durations: &[f64], preds: &[Vec<usize>], workers: usize) -> Simu
     let mut remaining: Vec<usize> = preds.iter().map(Vec::len).collect();
     let mut ready: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
     let mut free_at = vec![0.0f64; workers];
-    let mut slots = vec![
-        Slot {
-            start: 0.0,
-            finish: 0.0,
-            worker: 0
-        };
-        n
-    ];
+    let mut slots = vec![Slot { start: 0.0, finish: 0.0, worker: 0 }; n];
     // Running tasks as (finish, task); time advances to the earliest finish.
     let mut running: Vec<(f64, usize)> = Vec::new();
     let mut now = 0.0f64;
@@ -84,11 +77,7 @@ pub fn simulate(durations: &[f64], preds: &[Vec<usize>], workers: usize) -> Simu
                 break;
             };
             let t = ready[k];
-            slots[t] = Slot {
-                start: now,
-                finish: now + durations[t],
-                worker: w,
-            };
+            slots[t] = Slot { start: now, finish: now + durations[t], worker: w };
             free_at[w] = now + durations[t];
             running.push((now + durations[t], t));
             k += 1;
@@ -116,15 +105,10 @@ pub fn simulate(durations: &[f64], preds: &[Vec<usize>], workers: usize) -> Simu
     // Critical path: start at the highest rank among sources, follow the successor that
     // carries the rank.
     let mut critical_path = Vec::new();
-    let mut cur = (0..n)
-        .filter(|&i| preds[i].is_empty())
-        .max_by(|&a, &b| rank[a].total_cmp(&rank[b]).then(b.cmp(&a)));
+    let mut cur = (0..n).filter(|&i| preds[i].is_empty()).max_by(|&a, &b| rank[a].total_cmp(&rank[b]).then(b.cmp(&a)));
     while let Some(c) = cur {
         critical_path.push(c);
-        cur = succs[c]
-            .iter()
-            .copied()
-            .max_by(|&a, &b| rank[a].total_cmp(&rank[b]).then(b.cmp(&a)));
+        cur = succs[c].iter().copied().max_by(|&a, &b| rank[a].total_cmp(&rank[b]).then(b.cmp(&a)));
     }
     let critical_path_length = critical_path.first().map(|&c| rank[c]).unwrap_or(0.0);
     let lower_bound = critical_path_length.max(sequential / workers as f64);
@@ -137,16 +121,7 @@ pub fn simulate(durations: &[f64], preds: &[Vec<usize>], workers: usize) -> Simu
     for i in 0..n {
         waves[level[i]].push(i);
     }
-    Simulation {
-        workers,
-        slots,
-        makespan,
-        sequential,
-        critical_path,
-        critical_path_length,
-        lower_bound,
-        waves,
-    }
+    Simulation { workers, slots, makespan, sequential, critical_path, critical_path_length, lower_bound, waves }
 }
 
 fn topo(preds: &[Vec<usize>], succs: &[Vec<usize>]) -> Vec<usize> {

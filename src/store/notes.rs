@@ -13,14 +13,12 @@ pub fn write(repo: &Repo, commit: ObjectId, text: &str) -> Result<()> {
     if gix_repo.committer().is_none() {
         // Notes commits need an identity; use ours when the user has none configured.
         let mut cfg = gix_repo.config_snapshot_mut();
-        cfg.set_raw_value(&"user.name", "git-parallel")?;
-        cfg.set_raw_value(&"user.email", "git-parallel@localhost")?;
+        cfg.set_raw_value("user.name", "git-parallel")?;
+        cfg.set_raw_value("user.email", "git-parallel@localhost")?;
     }
     let mut last = None;
     for attempt in 0..20u64 {
-        let mut notes = gix_repo
-            .notes()?
-            .with_commit_message("git parallel: task metrics");
+        let mut notes = gix_repo.notes()?.with_commit_message("git parallel: task metrics");
         match notes.replace(layout::NOTES, commit, text.as_bytes()) {
             Ok(_) => return Ok(()),
             Err(e) => {
@@ -29,18 +27,12 @@ pub fn write(repo: &Repo, commit: ObjectId, text: &str) -> Result<()> {
             }
         }
     }
-    anyhow::bail!(
-        "cannot write note for {commit}: {}",
-        last.unwrap_or_default()
-    )
+    anyhow::bail!("cannot write note for {commit}: {}", last.unwrap_or_default())
 }
 
 /// The note of ours on `commit`, if any.
 pub fn read(repo: &Repo, commit: ObjectId) -> Result<Option<String>> {
     let mut notes = repo.gix.notes()?.with_refs([layout::NOTES])?;
     let found = notes.get(commit)?;
-    Ok(found
-        .into_iter()
-        .next()
-        .map(|n| String::from_utf8_lossy(&n.blob.data).into_owned()))
+    Ok(found.into_iter().next().map(|n| String::from_utf8_lossy(&n.blob.data).into_owned()))
 }

@@ -8,11 +8,7 @@ use gix::ObjectId;
 use std::collections::BTreeMap;
 
 pub fn write_blob(repo: &Repo, bytes: &[u8]) -> Result<ObjectId> {
-    Ok(repo
-        .gix
-        .write_blob(bytes)
-        .context("cannot write blob")?
-        .detach())
+    Ok(repo.gix.write_blob(bytes).context("cannot write blob")?.detach())
 }
 
 /// The empty tree of this repository's hash kind.
@@ -21,11 +17,7 @@ pub fn empty_tree(repo: &Repo) -> ObjectId {
 }
 
 /// Write a tree: start from `base` (or empty) and set each `path → blob` (nested paths allowed).
-pub fn write_tree(
-    repo: &Repo,
-    base: Option<ObjectId>,
-    files: &BTreeMap<String, ObjectId>,
-) -> Result<ObjectId> {
+pub fn write_tree(repo: &Repo, base: Option<ObjectId>, files: &BTreeMap<String, ObjectId>) -> Result<ObjectId> {
     let base = base.unwrap_or_else(|| empty_tree(repo));
     if base == empty_tree(repo) && !repo.gix.has_object(base) {
         // The empty tree is not always stored; write it so the editor can start from it.
@@ -39,12 +31,7 @@ pub fn write_tree(
 }
 
 /// Write a commit with our signature.
-pub fn write_commit(
-    repo: &Repo,
-    tree: ObjectId,
-    parents: &[ObjectId],
-    message: &str,
-) -> Result<ObjectId> {
+pub fn write_commit(repo: &Repo, tree: ObjectId, parents: &[ObjectId], message: &str) -> Result<ObjectId> {
     let sig = repo.signature();
     let commit = gix::objs::Commit {
         tree,
@@ -55,11 +42,7 @@ pub fn write_commit(
         message: message.into(),
         extra_headers: Vec::new(),
     };
-    Ok(repo
-        .gix
-        .write_object(&commit)
-        .context("cannot write commit")?
-        .detach())
+    Ok(repo.gix.write_object(&commit).context("cannot write commit")?.detach())
 }
 
 /// A compare-and-swap that lost: the ref was not at the expected value.
@@ -78,69 +61,42 @@ impl std::error::Error for Lost {}
 
 /// Whether refs are stored as a reftable, where gix would write the wrong format.
 fn reftable(repo: &Repo) -> bool {
-    repo.gix
-        .config_snapshot()
-        .string("extensions.refStorage")
-        .is_some_and(|s| s.to_string() == "reftable")
+    repo.gix.config_snapshot().string("extensions.refStorage").is_some_and(|s| s == "reftable")
 }
 
 /// Point `name` at `new` if it is currently at `expected` (None: must not exist).
 /// Returns `Err(Lost)` (downcastable) when someone else moved it first.
-pub fn cas_update(
-    repo: &Repo,
-    name: &str,
-    new: ObjectId,
-    expected: Option<ObjectId>,
-    reason: &str,
-) -> Result<()> {
+pub fn cas_update(repo: &Repo, name: &str, new: ObjectId, expected: Option<ObjectId>, reason: &str) -> Result<()> {
     if reftable(repo) {
         let zero = ObjectId::null(repo.gix.object_hash()).to_string();
         let old = expected.map(|e| e.to_string()).unwrap_or(zero);
-        let out = crate::proc::git_output(
-            &repo.workdir,
-            ["update-ref", "-m", reason, name, &new.to_string(), &old],
-        )?;
+        let out = crate::proc::git_output(&repo.workdir, ["update-ref", "-m", reason, name, &new.to_string(), &old])?;
         if !out.ok() {
-            return Err(Lost {
-                name: name.to_string(),
-            }
-            .into());
+            return Err(Lost { name: name.to_string() }.into());
         }
         return Ok(());
     }
     let edit = RefEdit {
         change: Change::Update {
-            log: LogChange {
-                mode: RefLog::AndReference,
-                force_create_reflog: false,
-                message: reason.into(),
-            },
+            log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: reason.into() },
             expected: match expected {
                 Some(e) => PreviousValue::MustExistAndMatch(Target::Object(e)),
                 None => PreviousValue::MustNotExist,
             },
             new: Target::Object(new),
         },
-        name: name
-            .try_into()
-            .with_context(|| format!("bad ref name {name}"))?,
+        name: name.try_into().with_context(|| format!("bad ref name {name}"))?,
         deref: false,
     };
     let sig = repo.signature();
     let mut time_buf = Default::default();
-    match repo
-        .gix
-        .edit_references_as(Some(edit), Some(sig.to_ref(&mut time_buf)))
-    {
+    match repo.gix.edit_references_as(Some(edit), Some(sig.to_ref(&mut time_buf))) {
         Ok(_) => Ok(()),
         Err(e) => {
             // Distinguish a lost race from other failures by re-reading the ref.
             let now = read_ref(repo, name)?;
             if now != expected {
-                Err(Lost {
-                    name: name.to_string(),
-                }
-                .into())
+                Err(Lost { name: name.to_string() }.into())
             } else {
                 Err(anyhow::Error::new(e).context(format!("cannot update {name}")))
             }
@@ -150,10 +106,7 @@ pub fn cas_update(
 
 /// Delete `name` if it is at `expected`.
 pub fn delete_ref(repo: &Repo, name: &str, expected: ObjectId) -> Result<()> {
-    crate::proc::git(
-        &repo.workdir,
-        ["update-ref", "-d", name, &expected.to_string()],
-    )?;
+    crate::proc::git(&repo.workdir, ["update-ref", "-d", name, &expected.to_string()])?;
     Ok(())
 }
 
@@ -192,13 +145,7 @@ pub fn read_path(repo: &Repo, commit: ObjectId, path: &str) -> Result<Option<Vec
 pub fn next_numeric_id(repo: &Repo, prefix: &str) -> Result<u64> {
     let max = list_refs(repo, prefix)?
         .iter()
-        .filter_map(|(n, _)| {
-            n.strip_prefix(prefix)?
-                .split('/')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
+        .filter_map(|(n, _)| n.strip_prefix(prefix)?.split('/').next()?.parse::<u64>().ok())
         .max()
         .unwrap_or(0);
     Ok(max + 1)

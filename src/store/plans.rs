@@ -13,20 +13,14 @@ use std::collections::BTreeMap;
 pub fn save(repo: &Repo, plan: &mut Plan, prompts: &BTreeMap<String, String>) -> Result<String> {
     let mut files = BTreeMap::new();
     for (task, raw) in prompts {
-        files.insert(
-            format!("prompts/{task}.md"),
-            objects::write_blob(repo, raw.as_bytes())?,
-        );
+        files.insert(format!("prompts/{task}.md"), objects::write_blob(repo, raw.as_bytes())?);
     }
     // A lost race for an id moves on to the next one.
     for _ in 0..100 {
         let id = objects::next_numeric_id(repo, layout::PLANS)?.to_string();
         plan.id = id.clone();
         let yaml = crate::yaml::to_string(&*plan)?;
-        files.insert(
-            "plan.yaml".into(),
-            objects::write_blob(repo, yaml.as_bytes())?,
-        );
+        files.insert("plan.yaml".into(), objects::write_blob(repo, yaml.as_bytes())?);
         let tree = objects::write_tree(repo, None, &files)?;
         let message = format!(
             "plan {id}: {} tasks, est. {:.0} min sequential, {:.0} min at {} workers\n",
@@ -36,13 +30,7 @@ pub fn save(repo: &Repo, plan: &mut Plan, prompts: &BTreeMap<String, String>) ->
             plan.schedule.workers
         );
         let commit = objects::write_commit(repo, tree, &[], &message)?;
-        match objects::cas_update(
-            repo,
-            &layout::plan_ref(&id),
-            commit,
-            None,
-            "git parallel plan",
-        ) {
+        match objects::cas_update(repo, &layout::plan_ref(&id), commit, None, "git parallel plan") {
             Ok(()) => return Ok(id),
             Err(e) if e.downcast_ref::<objects::Lost>().is_some() => continue,
             Err(e) => return Err(e),
@@ -69,11 +57,9 @@ pub fn commit_of(repo: &Repo, id: &str) -> Result<ObjectId> {
 /// Load a stored plan.
 pub fn load(repo: &Repo, id: &str) -> Result<Plan> {
     let commit = commit_of(repo, id)?;
-    let yaml = objects::read_path(repo, commit, "plan.yaml")?
-        .with_context(|| format!("plan {id} has no plan.yaml"))?;
+    let yaml = objects::read_path(repo, commit, "plan.yaml")?.with_context(|| format!("plan {id} has no plan.yaml"))?;
     let text = String::from_utf8(yaml).context("plan.yaml is not UTF-8")?;
-    crate::yaml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("plan {id}: plan.yaml is damaged: {e}"))
+    crate::yaml::from_str(&text).map_err(|e| anyhow::anyhow!("plan {id}: plan.yaml is damaged: {e}"))
 }
 
 /// The prompt text of a task in a stored plan.

@@ -47,13 +47,7 @@ impl TaskStatus {
     }
     /// Finished for good in this run (resume does not run it again).
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Succeeded
-                | TaskStatus::NoChanges
-                | TaskStatus::Failed
-                | TaskStatus::TimedOut
-        )
+        matches!(self, TaskStatus::Succeeded | TaskStatus::NoChanges | TaskStatus::Failed | TaskStatus::TimedOut)
     }
 }
 
@@ -139,6 +133,8 @@ pub enum Event {
         files: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
     },
     Retried {
         task: String,
@@ -194,24 +190,13 @@ impl Event {
             Event::Attached { pid, host } => format!("attached: pid {pid} on {host}"),
             Event::Started { task, attempt, .. } => format!("{task}: started (attempt {attempt})"),
             Event::Progress { task, turns, .. } => format!("{task}: progress, {turns} turns"),
-            Event::Retried {
-                task,
-                attempt,
-                reason,
-                ..
-            } => format!("{task}: retry {attempt} ({reason})"),
+            Event::Retried { task, attempt, reason, .. } => format!("{task}: retry {attempt} ({reason})"),
             Event::Finished { task, status, .. } => format!("{task}: {}", status.as_str()),
             Event::Skipped { task, .. } => format!("{task}: skipped"),
             Event::CancelRequested { pid } => format!("cancel requested by pid {pid}"),
             Event::Ended { status } => format!("run {}", status.as_str()),
-            Event::Integrated {
-                merged, conflicts, ..
-            } => {
-                format!(
-                    "integrated {} tasks, {} conflicts",
-                    merged.len(),
-                    conflicts.len()
-                )
+            Event::Integrated { merged, conflicts, .. } => {
+                format!("integrated {} tasks, {} conflicts", merged.len(), conflicts.len())
             }
         }
     }
@@ -332,13 +317,7 @@ impl RunState {
         self.events += 1;
         self.updated_at = r.at;
         match &r.event {
-            Event::Planned {
-                plan,
-                base,
-                agent,
-                workers,
-                tasks,
-            } => {
+            Event::Planned { plan, base, agent, workers, tasks } => {
                 self.plan = plan.clone();
                 self.base = base.clone();
                 self.agent = agent.clone();
@@ -376,13 +355,7 @@ impl RunState {
                 self.ended_at = None;
                 self.cancel_requested = false;
             }
-            Event::Started {
-                task,
-                attempt,
-                worktree,
-                branch,
-                start_commit,
-            } => {
+            Event::Started { task, attempt, worktree, branch, start_commit } => {
                 if let Some(t) = self.task_mut(task) {
                     t.status = TaskStatus::Running;
                     t.attempts = *attempt;
@@ -394,14 +367,11 @@ impl RunState {
                     t.reason = None;
                 }
             }
-            Event::Progress {
-                task,
-                turns,
-                last_tool,
-                files,
-                cost_usd,
-            } => {
+            Event::Progress { task, turns, last_tool, files, cost_usd, session_id } => {
                 if let Some(t) = self.task_mut(task) {
+                    if session_id.is_some() {
+                        t.metrics.session_id = session_id.clone();
+                    }
                     t.metrics.turns = Some(*turns);
                     if last_tool.is_some() {
                         t.last_tool = last_tool.clone();
@@ -422,16 +392,7 @@ impl RunState {
                     t.reason = Some(reason.clone());
                 }
             }
-            Event::Finished {
-                task,
-                status,
-                commit,
-                reason,
-                exit_code,
-                metrics,
-                files_changed,
-                wall_ms,
-            } => {
+            Event::Finished { task, status, commit, reason, exit_code, metrics, files_changed, wall_ms } => {
                 if let Some(t) = self.task_mut(task) {
                     t.status = *status;
                     t.finished_at = Some(r.at);
@@ -454,14 +415,7 @@ impl RunState {
                 self.status = *status;
                 self.ended_at = Some(r.at);
             }
-            Event::Integrated {
-                target,
-                commit,
-                merged,
-                conflicts,
-                dropped,
-                verified,
-            } => {
+            Event::Integrated { target, commit, merged, conflicts, dropped, verified } => {
                 for t in self.tasks.iter_mut() {
                     t.conflict = conflicts.iter().find(|c| c.task == t.id).cloned();
                 }
@@ -497,11 +451,7 @@ impl RunState {
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        let done = self
-            .tasks
-            .iter()
-            .filter(|t| t.status.is_final() || t.status == TaskStatus::Skipped)
-            .count();
+        let done = self.tasks.iter().filter(|t| t.status.is_final() || t.status == TaskStatus::Skipped).count();
         (done, self.tasks.len())
     }
 }
@@ -511,9 +461,7 @@ fn process_is_ours(pid: u32) -> bool {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(cmd) => {
             let cmd = String::from_utf8_lossy(&cmd);
-            cmd.contains("git-parallel")
-                || cmd.contains("git\0parallel")
-                || cmd.contains("parallel")
+            cmd.contains("git-parallel") || cmd.contains("git\0parallel") || cmd.contains("parallel")
         }
         // No /proc: trust kill(0).
         Err(_) => true,
@@ -521,16 +469,11 @@ fn process_is_ours(pid: u32) -> bool {
 }
 
 pub fn host_name() -> String {
-    hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "localhost".into())
+    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into())
 }
 
 pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// The single writer of one run's log.
@@ -547,13 +490,8 @@ impl RunLog {
     pub fn create(repo: &Repo, planned: Event) -> Result<RunLog> {
         for _ in 0..100 {
             let id = objects::next_numeric_id(repo, layout::RUNS)?.to_string();
-            let mut log = RunLog {
-                repo: repo.clone(),
-                id: id.clone(),
-                tip: None,
-                tree: None,
-                state: RunState::empty(&id),
-            };
+            let mut log =
+                RunLog { repo: repo.clone(), id: id.clone(), tip: None, tree: None, state: RunState::empty(&id) };
             match log.append(planned.clone(), &[]) {
                 Ok(()) => return Ok(log),
                 Err(e) if e.downcast_ref::<objects::Lost>().is_some() => continue,
@@ -566,13 +504,7 @@ impl RunLog {
     /// Open an existing run for appending.
     pub fn open(repo: &Repo, id: &str) -> Result<RunLog> {
         let (tip, tree, state) = load_tip(repo, id)?;
-        Ok(RunLog {
-            repo: repo.clone(),
-            id: id.to_string(),
-            tip: Some(tip),
-            tree: Some(tree),
-            state,
-        })
+        Ok(RunLog { repo: repo.clone(), id: id.to_string(), tip: Some(tip), tree: Some(tree), state })
     }
 
     pub fn state(&self) -> &RunState {
@@ -595,25 +527,12 @@ impl RunLog {
             let mut state = self.state.clone();
             state.apply(&record);
             let mut entries = blobs.clone();
-            entries.insert(
-                "state.json".into(),
-                objects::write_blob(&self.repo, &serde_json::to_vec_pretty(&state)?)?,
-            );
+            entries.insert("state.json".into(), objects::write_blob(&self.repo, &serde_json::to_vec_pretty(&state)?)?);
             let tree = objects::write_tree(&self.repo, self.tree, &entries)?;
-            let message = format!(
-                "{}\n\n{}\n",
-                record.event.summary(),
-                serde_json::to_string(&record)?
-            );
+            let message = format!("{}\n\n{}\n", record.event.summary(), serde_json::to_string(&record)?);
             let parents: Vec<ObjectId> = self.tip.into_iter().collect();
             let commit = objects::write_commit(&self.repo, tree, &parents, &message)?;
-            match objects::cas_update(
-                &self.repo,
-                &layout::run_ref(&self.id),
-                commit,
-                self.tip,
-                "git parallel",
-            ) {
+            match objects::cas_update(&self.repo, &layout::run_ref(&self.id), commit, self.tip, "git parallel") {
                 Ok(()) => {
                     self.tip = Some(commit);
                     self.tree = Some(tree);
@@ -630,10 +549,7 @@ impl RunLog {
                 Err(e) => return Err(e),
             }
         }
-        anyhow::bail!(
-            "run {}: could not record an event after 50 attempts (heavy contention)",
-            self.id
-        )
+        anyhow::bail!("run {}: could not record an event after 50 attempts (heavy contention)", self.id)
     }
 
     /// Re-read the tip (to see events other processes appended, such as a cancel request).
@@ -650,8 +566,7 @@ fn load_tip(repo: &Repo, id: &str) -> Result<(ObjectId, ObjectId, RunState)> {
     let tip = objects::read_ref(repo, &layout::run_ref(id))?.ok_or_else(|| no_run(repo, id))?;
     let commit = repo.gix.find_commit(tip)?;
     let tree = commit.tree_id()?.detach();
-    let state =
-        read_state(repo, tip).with_context(|| format!("run {id}: cannot read its state"))?;
+    let state = read_state(repo, tip).with_context(|| format!("run {id}: cannot read its state"))?;
     Ok((tip, tree, state))
 }
 
@@ -705,9 +620,7 @@ pub fn resolve(repo: &Repo, id: Option<&str>) -> Result<String> {
             objects::read_ref(repo, &layout::run_ref(id))?.ok_or_else(|| no_run(repo, id))?;
             Ok(id.to_string())
         }
-        None => {
-            latest(repo)?.ok_or_else(|| usage("no runs yet; start one with `git parallel run`"))
-        }
+        None => latest(repo)?.ok_or_else(|| usage("no runs yet; start one with `git parallel run`")),
     }
 }
 
@@ -718,14 +631,8 @@ pub fn events(repo: &Repo, id: &str) -> Result<Vec<Record>> {
     loop {
         let commit = repo.gix.find_commit(cur)?;
         let message = commit.message_raw()?.to_string();
-        let json = message
-            .split_once("\n\n")
-            .map(|(_, b)| b.trim())
-            .unwrap_or("");
-        out.push(
-            serde_json::from_str::<Record>(json)
-                .with_context(|| format!("run {id}: damaged event in {cur}"))?,
-        );
+        let json = message.split_once("\n\n").map(|(_, b)| b.trim()).unwrap_or("");
+        out.push(serde_json::from_str::<Record>(json).with_context(|| format!("run {id}: damaged event in {cur}"))?);
         let parent = commit.parent_ids().next().map(|p| p.detach());
         match parent {
             Some(p) => cur = p,

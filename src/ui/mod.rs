@@ -2,6 +2,8 @@
 //! narration.
 
 pub mod plan;
+pub mod progress;
+pub mod run;
 
 use std::io::Write;
 
@@ -32,11 +34,7 @@ pub fn minutes(m: f64) -> String {
     } else if m < 90.0 {
         format!("{:.0}m", m)
     } else {
-        format!(
-            "{}h{:02}m",
-            (m / 60.0).floor() as u64,
-            (m % 60.0).round() as u64
-        )
+        format!("{}h{:02}m", (m / 60.0).floor() as u64, (m % 60.0).round() as u64)
     }
 }
 

@@ -17,11 +17,7 @@ fn list(items: &[String], max: usize) -> String {
 /// The plan as a report: tasks, conflicts, critical path, waves, estimates.
 pub fn render(plan: &Plan) -> String {
     let mut s = String::new();
-    let title = if plan.id.is_empty() {
-        "plan (dry run)".to_string()
-    } else {
-        format!("plan {}", plan.id)
-    };
+    let title = if plan.id.is_empty() { "plan (dry run)".to_string() } else { format!("plan {}", plan.id) };
     s.push_str(&format!(
         "{title}: {} tasks, base {}, {} workers\n\n",
         plan.tasks.len(),
@@ -44,10 +40,7 @@ pub fn render(plan: &Plan) -> String {
             ]
         })
         .collect();
-    s.push_str(&table(
-        &["TASK", "TYPE", "EST", "SIMULATED", "FILES", "AFTER"],
-        &rows,
-    ));
+    s.push_str(&table(&["TASK", "TYPE", "EST", "SIMULATED", "FILES", "AFTER"], &rows));
     if !plan.conflicts.is_empty() {
         s.push_str("\nconflicts:\n");
         for c in &plan.conflicts {
@@ -70,11 +63,7 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     let sch = &plan.schedule;
-    s.push_str(&format!(
-        "\ncritical path: {} ({})\n",
-        sch.critical_path.join(" -> "),
-        minutes(sch.critical_path_min)
-    ));
+    s.push_str(&format!("\ncritical path: {} ({})\n", sch.critical_path.join(" -> "), minutes(sch.critical_path_min)));
     s.push_str("waves (display only; tasks start as soon as their dependencies finish):\n");
     for (i, w) in sch.waves.iter().enumerate() {
         s.push_str(&format!("  {}: {}\n", i + 1, w.join(", ")));

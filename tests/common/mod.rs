@@ -143,3 +143,51 @@ impl TestRepo {
         git_parallel::repo::Repo::discover(&self.root).unwrap()
     }
 }
+
+/// The fake agent binary (built with the `test-fakes` feature).
+pub fn fake_agent() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fake-agent"))
+}
+
+impl TestRepo {
+    /// Configure the custom agent profile to be the fake agent, with quick retries and
+    /// worktrees inside the temp dir.
+    pub fn use_fake_agent(&self) {
+        let cmd = format!("'{}' {{prompt_file}}", fake_agent().display());
+        self.git(&["config", "parallel.agent", "custom"]);
+        self.git(&["config", "parallel.agentCommand", &cmd]);
+        self.git(&["config", "parallel.reserveCpus", "0"]);
+        self.git(&["config", "parallel.memoryPerTask", "1"]);
+        self.git(&["config", "parallel.cpuLimit", "1000"]);
+        self.git(&["config", "parallel.retryDelay", "20ms"]);
+        self.git(&["config", "parallel.killGrace", "500ms"]);
+    }
+
+    /// A prompt whose fake-agent script is `script`, with optional front matter lines.
+    pub fn prompt(&self, id: &str, front: &str, script: &str) {
+        let fm = if front.is_empty() { String::new() } else { format!("---\n{front}\n---\n") };
+        self.write(&format!("prompts/{id}.md"), &format!("{fm}# Task {id}\n\n```fake-agent\n{script}\n```\n"));
+    }
+
+    /// The run's state as JSON (from the snapshot at the tip of its ref).
+    pub fn run_state(&self, run: &str) -> serde_json::Value {
+        let text = self.git(&["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]);
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn task_state(&self, run: &str, task: &str) -> serde_json::Value {
+        let s = self.run_state(run);
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == task)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task {task}"))
+    }
+
+    /// A path in the temp dir, outside the repository.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}

@@ -1,0 +1,201 @@
+//! `git parallel run`: execute a plan (planning a directory first), then integrate.
+
+use super::Context;
+use crate::cli::RunArgs;
+use crate::error::{usage, Error};
+use crate::exec::orchestrator::{self, Observer};
+use crate::exec::task::Control;
+use crate::plan::Plan;
+use crate::store::plans;
+use crate::store::runs::{host_name, Event, RunLog, RunStatus};
+use crate::ui;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Integration settings carried from `run`/`resume` to the end of the run.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrateOpts {
+    pub skip: bool,
+    pub into: Option<String>,
+    pub verify: Option<String>,
+}
+
+static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
+
+/// Ctrl-C (and SIGTERM, as `cancel` sends): first stop starting tasks and terminate agents,
+/// second kill them.
+pub fn interrupt_control() -> Arc<Control> {
+    CONTROL
+        .get_or_init(|| {
+            let ctl = Arc::new(Control::default());
+            let c = Arc::clone(&ctl);
+            let hits = AtomicUsize::new(0);
+            let _ = ctrlc::set_handler(move || {
+                if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+                    c.stop.store(true, Ordering::SeqCst);
+                } else {
+                    c.kill.store(true, Ordering::SeqCst);
+                }
+            });
+            ctl
+        })
+        .clone()
+}
+
+/// Orchestrator options from settings and flags.
+pub fn options(
+    ctx: &Context,
+    concurrency: Option<usize>,
+    agent: Option<&str>,
+    template: Option<&str>,
+    timeout: Option<&str>,
+    retries: Option<u32>,
+    worktree_dir: Option<PathBuf>,
+) -> Result<orchestrator::Options> {
+    let s = &ctx.settings;
+    let concurrency = crate::config::check_concurrency(concurrency)?;
+    let agent = agent.map(str::to_string).unwrap_or_else(|| s.agent.clone());
+    if !crate::agent::PROFILES.contains(&agent.as_str()) {
+        return Err(usage(format!("unknown agent `{agent}` (known: {})", crate::agent::PROFILES.join(", "))));
+    }
+    let timeout = match timeout {
+        Some(t) => crate::config::parse_duration(t).map_err(|e| usage(format!("--timeout: {e}")))?,
+        None => s.timeout,
+    };
+    Ok(orchestrator::Options {
+        limits: s.limits(concurrency),
+        agent,
+        template: template.map(str::to_string).or_else(|| s.agent_command.clone()),
+        timeout,
+        grace: s.kill_grace,
+        retries: retries.unwrap_or(s.retries),
+        retry_base: s.retry_delay,
+        worktree_dir: worktree_dir.or_else(|| s.worktree_dir.clone()),
+        setup: s.setup.clone(),
+        copy: s.copy.clone(),
+        sandbox: false,
+    })
+}
+
+/// Refuse to start when an agent a task needs is not installed: nothing should half-run.
+pub fn check_agents(plan: &Plan, opts: &orchestrator::Options) -> Result<()> {
+    let mut profiles: Vec<String> =
+        plan.tasks.iter().map(|t| t.agent.clone().unwrap_or_else(|| opts.agent.clone())).collect();
+    profiles.sort();
+    profiles.dedup();
+    for p in profiles {
+        let input = crate::agent::TaskInput {
+            prompt: "",
+            prompt_file: std::path::Path::new("prompt.md"),
+            worktree: std::path::Path::new("."),
+            task: "t",
+            resume_session: None,
+        };
+        let inv = crate::agent::invocation(&p, opts.template.as_deref(), &input)?;
+        if crate::proc::which(&inv.program).is_none() {
+            return Err(Error::usage(format!("agent `{}` ({p} profile) is not installed or not on PATH", inv.program))
+                .with_hint(match p.as_str() {
+                    "claude" => "install Claude Code (npm install -g @anthropic-ai/claude-code) or choose another agent with --agent",
+                    _ => "install it, or choose another agent with --agent / git config parallel.agent",
+                })
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// Run (or resume) the remaining tasks of `log`'s run, integrate, record the end, summarize.
+pub fn drive(
+    ctx: &Context,
+    log: &mut RunLog,
+    plan: &Plan,
+    opts: &orchestrator::Options,
+    integ: &IntegrateOpts,
+    json: bool,
+) -> Result<i32> {
+    log.append(Event::Attached { pid: std::process::id(), host: host_name() }, &[])?;
+    let ctl = interrupt_control();
+    let mut progress = ui::progress::Progress::new(json);
+    let status = orchestrator::execute(log, plan, opts, Arc::clone(&ctl), &mut progress)?;
+    progress.finish();
+    let interrupted = matches!(status, RunStatus::Interrupted | RunStatus::Cancelled);
+    let mut status = status;
+    if !integ.skip && !interrupted {
+        let verify = integ.verify.clone().or_else(|| ctx.settings.verify.clone());
+        let result = crate::integrate::integrate(log, plan, integ.into.as_deref(), verify.as_deref(), &mut progress)?;
+        if status == RunStatus::Succeeded && !result.clean() {
+            status = RunStatus::Failed;
+        }
+    }
+    let ev = Event::Ended { status };
+    log.append(ev.clone(), &[])?;
+    progress.event(&ev, log.state());
+    if !json {
+        ui::out(&ui::run::summary(log.state()))?;
+    }
+    Ok(match status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Interrupted | RunStatus::Cancelled => 130,
+        _ => 1,
+    })
+}
+
+/// Find or make the plan a run starts from.
+fn plan_for(ctx: &Context, args: &RunArgs, workers: usize) -> Result<Plan> {
+    let repo = &ctx.repo;
+    if args.target.len() == 1 {
+        let t = &args.target[0];
+        let looks_like_id = t.chars().all(|c| c.is_ascii_digit());
+        if looks_like_id && !repo.workdir.join(t).exists() {
+            return plans::load(repo, t);
+        }
+    }
+    if args.target.is_empty() {
+        if let Some(id) = plans::latest(repo)? {
+            ui::note(&format!("running the latest plan, {id}"));
+            return plans::load(repo, &id);
+        }
+    }
+    let paths: Vec<PathBuf> = args.target.iter().map(PathBuf::from).collect();
+    let p = super::plan::make(ctx, &paths, workers, args.allow_conflicts, false)?;
+    ui::note(&format!("planned {} tasks as plan {}", p.tasks.len(), p.id));
+    Ok(p)
+}
+
+pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
+    if args.sandbox {
+        crate::exec::sandbox::check_available()?;
+    }
+    let opts = options(
+        ctx,
+        args.concurrency,
+        args.agent.as_deref(),
+        args.agent_command.as_deref(),
+        args.timeout.as_deref(),
+        args.retries,
+        args.worktree_dir.clone(),
+    )?;
+    ctx.repo.head_commit()?;
+    let workers = super::plan::default_workers(ctx, args.concurrency)?;
+    let plan = plan_for(ctx, &args, workers)?;
+    check_agents(&plan, &opts)?;
+    if !crate::proc::git(&ctx.repo.workdir, ["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
+        ui::note(&format!(
+            "note: the main working tree has uncommitted changes; tasks start from {} without them",
+            &plan.base[..12]
+        ));
+    }
+    let tasks = plan.tasks.iter().map(|t| (t.id.clone(), t.kind)).collect();
+    let mut log = RunLog::create(
+        &ctx.repo,
+        Event::Planned { plan: plan.id.clone(), base: plan.base.clone(), agent: opts.agent.clone(), workers, tasks },
+    )?;
+    ui::note(&format!("run {} of plan {} (follow it with: git parallel status {} --watch)", log.id, plan.id, log.id));
+    let integ = IntegrateOpts { skip: args.no_integrate, into: args.into.clone(), verify: args.verify.clone() };
+    let mut opts = opts;
+    opts.sandbox = args.sandbox;
+    opts.limits.requested = opts.limits.requested.or(Some(workers));
+    drive(ctx, &mut log, &plan, &opts, &integ, args.json)
+}

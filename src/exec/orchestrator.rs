@@ -1,0 +1,366 @@
+//! The live scheduler: dispatch ready tasks (all dependencies succeeded) by longest remaining
+//! path, within the governor's capacity, no phase barriers. The orchestrator thread is the one
+//! writer of the run's event log; workers report over a channel.
+
+use super::task::{self, Control, Msg, Outcome, TaskSpec};
+use super::worktree;
+use crate::plan::Plan;
+use crate::repo::Repo;
+use crate::schedule::{governor, simulate};
+use crate::store::layout;
+use crate::store::notes;
+use crate::store::runs::{Event, RunLog, RunState, RunStatus, TaskStatus};
+use anyhow::Result;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How to run the tasks of a plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub limits: governor::Limits,
+    pub agent: String,
+    pub template: Option<String>,
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub retries: u32,
+    pub retry_base: Duration,
+    pub worktree_dir: Option<PathBuf>,
+    pub setup: Option<String>,
+    pub copy: Vec<String>,
+    pub sandbox: bool,
+}
+
+/// Something for the user to see; the UI decides how.
+pub trait Observer {
+    fn event(&mut self, event: &Event, state: &RunState);
+    fn tick(&mut self, _state: &RunState) {}
+    fn note(&mut self, text: &str);
+}
+
+/// Whether a task's result satisfies its dependents.
+fn satisfied(s: TaskStatus) -> bool {
+    matches!(s, TaskStatus::Succeeded | TaskStatus::NoChanges)
+}
+
+fn blocked(s: TaskStatus) -> bool {
+    matches!(s, TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Skipped)
+}
+
+/// Execute the plan's remaining tasks; returns when every task ended or the run was stopped.
+pub fn execute(
+    log: &mut RunLog,
+    plan: &Plan,
+    opts: &Options,
+    ctl: Arc<Control>,
+    obs: &mut dyn Observer,
+) -> Result<RunStatus> {
+    let repo: Repo = log.repo().clone();
+    let preds = plan.pred_indices();
+    let mut succs = vec![Vec::new(); plan.tasks.len()];
+    for (i, ps) in preds.iter().enumerate() {
+        for &p in ps {
+            succs[p].push(i);
+        }
+    }
+    let order: Vec<usize> = {
+        // Topological order for the rank computation.
+        let mut indeg: Vec<usize> = preds.iter().map(Vec::len).collect();
+        let mut stack: Vec<usize> = (0..preds.len()).filter(|&i| indeg[i] == 0).collect();
+        let mut out = Vec::new();
+        while let Some(i) = stack.pop() {
+            out.push(i);
+            for &s in &succs[i] {
+                indeg[s] -= 1;
+                if indeg[s] == 0 {
+                    stack.push(s);
+                }
+            }
+        }
+        out
+    };
+    let durations: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_min).collect();
+    let rank = simulate::upward_rank(&durations, &succs, &order);
+    let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &log.id);
+
+    let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
+    let cap = governor::capacity(&opts.limits, &gov.sample());
+    obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut running: HashMap<String, std::thread::JoinHandle<()>> = HashMap::new();
+    let mut stopping = false;
+    let mut last_wait_reason = String::new();
+    let mut last_refresh = Instant::now();
+    loop {
+        // 1. What the workers said.
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(msg) => handle(log, &repo, plan, msg, &mut running, obs)?,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        }
+        while let Ok(msg) = rx.try_recv() {
+            handle(log, &repo, plan, msg, &mut running, obs)?;
+        }
+        // A cancel recorded by another process arrives as SIGTERM; also look at the log now and then.
+        if last_refresh.elapsed() > Duration::from_secs(2) {
+            last_refresh = Instant::now();
+            log.refresh()?;
+            if log.state().cancel_requested {
+                ctl.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        if ctl.stop.load(Ordering::SeqCst) && !stopping {
+            stopping = true;
+            obs.note("stopping: no new tasks start; running agents are being terminated (Ctrl-C again to kill)");
+        }
+        obs.tick(log.state());
+
+        // 2. Skip tasks whose dependencies failed.
+        if !stopping {
+            for (i, t) in plan.tasks.iter().enumerate() {
+                let st = log.state().task(&t.id).map(|s| s.status).unwrap_or(TaskStatus::Pending);
+                if matches!(st, TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled)
+                    && !running.contains_key(&t.id)
+                {
+                    if let Some(&p) = preds[i].iter().find(|&&p| blocked(status(log.state(), &plan.tasks[p].id))) {
+                        let dep = &plan.tasks[p].id;
+                        let ev =
+                            Event::Skipped { task: t.id.clone(), reason: format!("dependency {dep} did not succeed") };
+                        log.append(ev.clone(), &[])?;
+                        obs.event(&ev, log.state());
+                    }
+                }
+            }
+        }
+
+        // 3. Start ready tasks, highest rank first, while the governor allows.
+        let mut ready: Vec<usize> = if stopping {
+            Vec::new()
+        } else {
+            (0..plan.tasks.len())
+                .filter(|&i| {
+                    let id = &plan.tasks[i].id;
+                    matches!(
+                        status(log.state(), id),
+                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled
+                    ) && !running.contains_key(id)
+                        && preds[i].iter().all(|&p| satisfied(status(log.state(), &plan.tasks[p].id)))
+                })
+                .collect()
+        };
+        simulate::by_priority(&rank, &mut ready);
+        for i in ready {
+            let sample = gov.sample();
+            if let Err(why) = governor::may_start(&opts.limits, &sample, running.len(), cap.workers) {
+                if why != last_wait_reason && !why.contains("workers busy") {
+                    obs.note(&format!("waiting to start more tasks: {why}"));
+                }
+                last_wait_reason = why;
+                break;
+            }
+            let t = &plan.tasks[i];
+            let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
+            let ctl2 = Arc::clone(&ctl);
+            let tx2 = tx.clone();
+            let repo2 = repo.clone();
+            running.insert(t.id.clone(), std::thread::spawn(move || task::run(repo2, spec, ctl2, tx2)));
+        }
+
+        if running.is_empty() {
+            let any_ready = !stopping
+                && plan.tasks.iter().enumerate().any(|(i, t)| {
+                    matches!(
+                        status(log.state(), &t.id),
+                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled
+                    ) && preds[i].iter().all(|&p| satisfied(status(log.state(), &plan.tasks[p].id)))
+                });
+            if !any_ready {
+                break;
+            }
+        }
+    }
+    log.refresh()?;
+    let st = log.state();
+    let final_status = if stopping {
+        if st.cancel_requested {
+            RunStatus::Cancelled
+        } else {
+            RunStatus::Interrupted
+        }
+    } else if st.tasks.iter().any(|t| blocked(t.status)) {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    if stopping && st.cancel_requested {
+        // Interrupted tasks of a cancelled run are recorded as cancelled.
+        let ids: Vec<String> =
+            st.tasks.iter().filter(|t| t.status == TaskStatus::Interrupted).map(|t| t.id.clone()).collect();
+        for id in ids {
+            let t = log.state().task(&id).cloned();
+            if let Some(t) = t {
+                log.append(
+                    Event::Finished {
+                        task: id,
+                        status: TaskStatus::Cancelled,
+                        commit: None,
+                        reason: Some("run cancelled".into()),
+                        exit_code: t.exit_code,
+                        metrics: t.metrics,
+                        files_changed: Vec::new(),
+                        wall_ms: t.wall_ms,
+                    },
+                    &[],
+                )?;
+            }
+        }
+    }
+    Ok(final_status)
+}
+
+fn status(state: &RunState, id: &str) -> TaskStatus {
+    state.task(id).map(|t| t.status).unwrap_or(TaskStatus::Pending)
+}
+
+fn spec_for(
+    repo: &Repo,
+    log: &RunLog,
+    plan: &Plan,
+    i: usize,
+    preds: &[usize],
+    opts: &Options,
+    run_dir: &std::path::Path,
+) -> Result<TaskSpec> {
+    let t = &plan.tasks[i];
+    let state = log.state().task(&t.id).cloned();
+    let prompt = crate::store::plans::prompt(repo, &plan.id, &t.id)?;
+    let deps = preds
+        .iter()
+        .filter_map(|&p| {
+            let id = &plan.tasks[p].id;
+            log.state().task(id).and_then(|s| s.commit.clone()).map(|c| (id.clone(), c))
+        })
+        .collect();
+    let profile = t.agent.clone().unwrap_or_else(|| opts.agent.clone());
+    Ok(TaskSpec {
+        run: log.id.clone(),
+        task: t.id.clone(),
+        title: t.title.clone(),
+        prompt: body_of(&prompt),
+        profile,
+        template: opts.template.clone(),
+        timeout: t.timeout_secs.map(Duration::from_secs).unwrap_or(opts.timeout),
+        grace: opts.grace,
+        retries: opts.retries,
+        retry_base: opts.retry_base,
+        worktree: run_dir.join(&t.id),
+        branch: layout::task_branch(&log.id, &t.id),
+        base: plan.base.clone(),
+        deps,
+        setup: opts.setup.clone(),
+        copy: opts.copy.clone(),
+        resume_session: state
+            .as_ref()
+            .filter(|s| s.status == TaskStatus::Interrupted)
+            .and_then(|s| s.metrics.session_id.clone()),
+        prior_attempts: state.map(|s| s.attempts).unwrap_or(0),
+        sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
+    })
+}
+
+/// The prompt the agent sees: the Markdown without its front matter.
+fn body_of(raw: &str) -> String {
+    if let Some(rest) = raw.strip_prefix("---\n") {
+        if let Some(end) = rest.find("\n---\n") {
+            return rest[end + 5..].trim_start().to_string();
+        }
+    }
+    raw.to_string()
+}
+
+fn handle(
+    log: &mut RunLog,
+    repo: &Repo,
+    plan: &Plan,
+    msg: Msg,
+    running: &mut HashMap<String, std::thread::JoinHandle<()>>,
+    obs: &mut dyn Observer,
+) -> Result<()> {
+    let ev = match msg {
+        Msg::Started { task, attempt, worktree, branch, start_commit } => {
+            let ev = Event::Started { task, attempt, worktree, branch, start_commit };
+            log.append(ev.clone(), &[])?;
+            ev
+        }
+        Msg::Progress { task, turns, last_tool, files, cost_usd, session_id } => {
+            let ev = Event::Progress { task, turns, last_tool, files, cost_usd, session_id };
+            log.append(ev.clone(), &[])?;
+            ev
+        }
+        Msg::Retried { task, attempt, reason, delay_ms } => {
+            let ev = Event::Retried { task, attempt, reason, delay_ms };
+            log.append(ev.clone(), &[])?;
+            ev
+        }
+        Msg::Finished(o) => {
+            let mut o: Outcome = *o;
+            if let Some(h) = running.remove(&o.task) {
+                let _ = h.join();
+            }
+            if let Some(t) = log.state().task(&o.task) {
+                if let Some(wt) = &t.worktree {
+                    worktree::unlock(repo, std::path::Path::new(wt));
+                }
+            }
+            let mut files = vec![(format!("logs/{}.jsonl", o.task), std::mem::take(&mut o.transcript))];
+            if !o.stderr.is_empty() {
+                files.push((format!("logs/{}.stderr", o.task), std::mem::take(&mut o.stderr)));
+            }
+            let ev = Event::Finished {
+                task: o.task.clone(),
+                status: o.status,
+                commit: o.commit.clone(),
+                reason: o.reason.clone(),
+                exit_code: o.exit_code,
+                metrics: o.metrics.clone(),
+                files_changed: o.files_changed.clone(),
+                wall_ms: o.wall_ms,
+            };
+            log.append(ev.clone(), &files)?;
+            if let Some(c) = &o.commit {
+                let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
+                let note = metrics_note(&log.id, &o, &log.state().agent, &kind);
+                if let Ok(id) = gix::ObjectId::from_hex(c.as_bytes()) {
+                    if let Err(e) = notes::write(repo, id, &note) {
+                        obs.note(&format!("warning: could not attach metrics note to {c}: {e:#}"));
+                    }
+                }
+            }
+            ev
+        }
+    };
+    obs.event(&ev, log.state());
+    Ok(())
+}
+
+/// The YAML note attached to a result commit.
+fn metrics_note(run: &str, o: &Outcome, agent: &str, kind: &str) -> String {
+    let m = &o.metrics;
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
+    format!(
+        "run: '{run}'\ntask: {}\ntype: {kind}\nagent: {agent}\nstatus: {}\nduration_ms: {}\nturns: {}\ncost_usd: {}\ninput_tokens: {}\noutput_tokens: {}\nsession_id: {}\nfiles_changed: {}\n",
+        o.task,
+        o.status.as_str(),
+        o.wall_ms,
+        opt(m.turns.map(|v| v.to_string())),
+        opt(m.cost_usd.map(|v| format!("{v:.6}"))),
+        opt(m.input_tokens.map(|v| v.to_string())),
+        opt(m.output_tokens.map(|v| v.to_string())),
+        opt(m.session_id.clone()),
+        o.files_changed.len()
+    )
+}

@@ -1,0 +1,593 @@
+//! Running one task: worktree, setup, the agent in its own process group with a timeout,
+//! retries of transient failures with backoff and jitter, and the commit of the result.
+//! Runs on a worker thread; reports to the orchestrator (the single writer) over a channel.
+
+use super::{merge, worktree};
+use crate::agent::{self, parse, ResultInfo, Update};
+use crate::proc;
+use crate::repo::Repo;
+use crate::store::layout;
+use crate::store::runs::{Metrics, TaskStatus};
+use anyhow::Result;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest stdout line kept whole; longer lines are cut (an agent printing megabytes without
+/// a newline must not exhaust memory).
+const MAX_LINE: usize = 1 << 20;
+/// Most transcript bytes kept per task.
+const MAX_TRANSCRIPT: usize = 16 << 20;
+
+/// Shared stop signals: `stop` after the first Ctrl-C (terminate agents), `kill` after the second.
+#[derive(Default)]
+pub struct Control {
+    pub stop: AtomicBool,
+    pub kill: AtomicBool,
+}
+
+/// Everything a worker needs to run one task.
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    pub run: String,
+    pub task: String,
+    pub title: String,
+    pub prompt: String,
+    pub profile: String,
+    pub template: Option<String>,
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub retries: u32,
+    pub retry_base: Duration,
+    pub worktree: PathBuf,
+    pub branch: String,
+    pub base: String,
+    /// Results of the dependencies: (task, commit).
+    pub deps: Vec<(String, String)>,
+    pub setup: Option<String>,
+    pub copy: Vec<String>,
+    pub resume_session: Option<String>,
+    /// Attempts already made in earlier orchestrator lives.
+    pub prior_attempts: u32,
+    /// Run the agent under bubblewrap, writable: the worktree and this git directory.
+    pub sandbox: Option<PathBuf>,
+}
+
+/// What a worker tells the orchestrator.
+#[derive(Debug)]
+pub enum Msg {
+    Started {
+        task: String,
+        attempt: u32,
+        worktree: String,
+        branch: String,
+        start_commit: String,
+    },
+    Progress {
+        task: String,
+        turns: u64,
+        last_tool: Option<String>,
+        files: Vec<String>,
+        cost_usd: Option<f64>,
+        session_id: Option<String>,
+    },
+    Retried {
+        task: String,
+        attempt: u32,
+        reason: String,
+        delay_ms: u64,
+    },
+    Finished(Box<Outcome>),
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub task: String,
+    pub status: TaskStatus,
+    pub commit: Option<String>,
+    pub reason: Option<String>,
+    pub exit_code: Option<i32>,
+    pub metrics: Metrics,
+    pub files_changed: Vec<String>,
+    pub wall_ms: u64,
+    pub transcript: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Default)]
+struct Attempt {
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    timed_out: bool,
+    interrupted: bool,
+    result: Option<ResultInfo>,
+    session_id: Option<String>,
+    model: Option<String>,
+    turns: u64,
+    spawn_error: Option<String>,
+}
+
+/// Run the task to its end (all attempts) and send `Finished`.
+pub fn run(repo: Repo, spec: TaskSpec, ctl: Arc<Control>, tx: Sender<Msg>) {
+    let started = Instant::now();
+    let mut transcript = Vec::new();
+    let outcome = match run_inner(&repo, &spec, &ctl, &tx, &mut transcript) {
+        Ok(o) => o,
+        Err(e) => Outcome {
+            task: spec.task.clone(),
+            status: TaskStatus::Failed,
+            commit: None,
+            reason: Some(format!("{e:#}")),
+            exit_code: None,
+            metrics: Metrics::default(),
+            files_changed: Vec::new(),
+            wall_ms: 0,
+            transcript: Vec::new(),
+            stderr: Vec::new(),
+        },
+    };
+    let mut outcome = outcome;
+    if outcome.wall_ms == 0 {
+        outcome.wall_ms = started.elapsed().as_millis() as u64;
+    }
+    if outcome.transcript.is_empty() {
+        outcome.transcript = transcript;
+    }
+    let _ = tx.send(Msg::Finished(Box::new(outcome)));
+}
+
+fn private_dir(worktree: &Path) -> Result<PathBuf> {
+    // The worktree's own git directory: files there are never committed and go with the worktree.
+    let d = proc::git(worktree, ["rev-parse", "--absolute-git-dir"])?;
+    Ok(PathBuf::from(d))
+}
+
+fn run_inner(
+    repo: &Repo,
+    spec: &TaskSpec,
+    ctl: &Control,
+    tx: &Sender<Msg>,
+    transcript: &mut Vec<u8>,
+) -> Result<Outcome> {
+    let fail = |reason: String| Outcome {
+        task: spec.task.clone(),
+        status: TaskStatus::Failed,
+        commit: None,
+        reason: Some(reason),
+        exit_code: None,
+        metrics: Metrics::default(),
+        files_changed: Vec::new(),
+        wall_ms: 0,
+        transcript: Vec::new(),
+        stderr: Vec::new(),
+    };
+    // Start from the base merged with the dependencies' results.
+    let start = match merge::merge_all(repo, &spec.base, &spec.deps)? {
+        Ok(c) => c,
+        Err((dep, files)) => {
+            return Ok(fail(format!("merging the result of dependency {dep} conflicts in: {}", files.join(", "))));
+        }
+    };
+    let resuming = spec.worktree.exists() && worktree::checked_out_at(repo, &spec.branch)?.is_some();
+    worktree::create(
+        repo,
+        &spec.worktree,
+        &spec.branch,
+        &start,
+        &format!("git parallel: run {} task {}", spec.run, spec.task),
+    )?;
+    // On resume the branch may already hold work; the start commit stays what the deps gave.
+    let private = private_dir(&spec.worktree)?;
+    let prompt_file = private.join("parallel-prompt.md");
+    std::fs::write(&prompt_file, &spec.prompt)?;
+    let stderr_path = private.join("parallel-stderr.log");
+    if !resuming {
+        worktree::copy_untracked(repo, &spec.copy, &spec.worktree)?;
+        if let Some(setup) = &spec.setup {
+            let out = proc::shell(
+                &spec.worktree,
+                setup,
+                &[("GIT_PARALLEL_TASK", &spec.task), ("GIT_PARALLEL_RUN", &spec.run)],
+            )?;
+            if !out.ok() {
+                return Ok(fail(format!("setup command failed ({}): {}", out.status, tail(&out.stderr_str(), 600))));
+            }
+        }
+    }
+    let started = Instant::now();
+    let mut attempt_no = spec.prior_attempts;
+    let mut retries_left = spec.retries;
+    let mut session = spec.resume_session.clone();
+    let mut last: Attempt;
+    loop {
+        attempt_no += 1;
+        let _ = tx.send(Msg::Started {
+            task: spec.task.clone(),
+            attempt: attempt_no,
+            worktree: spec.worktree.to_string_lossy().into_owned(),
+            branch: spec.branch.clone(),
+            start_commit: start.clone(),
+        });
+        let resume = session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
+        last = attempt(spec, &prompt_file, &stderr_path, resume, ctl, tx, transcript)?;
+        if last.interrupted || last.timed_out || last.spawn_error.is_some() {
+            break;
+        }
+        let transient = match (&last.result, last.exit_code) {
+            (Some(r), _) if r.is_error => parse::is_transient(r),
+            (Some(_), Some(0)) => false,
+            // Killed by a signal we did not send, or died without its final report: a crash.
+            (None, code) => last.signal.is_some() || code != Some(0),
+            (Some(_), _) => last.signal.is_some(),
+        };
+        let failed =
+            last.signal.is_some() || last.exit_code != Some(0) || last.result.as_ref().is_some_and(|r| r.is_error);
+        if !failed || !transient || retries_left == 0 || ctl.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        retries_left -= 1;
+        let n = spec.retries - retries_left;
+        let delay = backoff(spec.retry_base, n);
+        let _ = tx.send(Msg::Retried {
+            task: spec.task.clone(),
+            attempt: attempt_no,
+            reason: describe(&last),
+            delay_ms: delay.as_millis() as u64,
+        });
+        // A fresh attempt starts from a clean worktree; a crashed attempt's session is not resumed.
+        proc::git(&spec.worktree, ["reset", "-q", "--hard", &start])?;
+        proc::git(&spec.worktree, ["clean", "-q", "-fd"])?;
+        session = None;
+        let until = Instant::now() + delay;
+        while Instant::now() < until && !ctl.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
+        }
+        if ctl.stop.load(Ordering::SeqCst) {
+            last.interrupted = true;
+            break;
+        }
+    }
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let r = last.result.clone().unwrap_or_default();
+    let metrics = Metrics {
+        turns: r.num_turns.or((last.turns > 0).then_some(last.turns)),
+        cost_usd: r.total_cost_usd,
+        duration_ms: r.duration_ms,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        session_id: r.session_id.clone().or(last.session_id.clone()),
+        model: last.model.clone(),
+    };
+    let stderr = std::fs::read(&stderr_path).unwrap_or_default();
+    let mut out = Outcome {
+        task: spec.task.clone(),
+        status: TaskStatus::Failed,
+        commit: None,
+        reason: None,
+        exit_code: last.exit_code,
+        metrics,
+        files_changed: Vec::new(),
+        wall_ms,
+        transcript: Vec::new(),
+        stderr: tail_bytes(&stderr, 64 << 10),
+    };
+    if let Some(e) = last.spawn_error {
+        out.reason = Some(e);
+        return Ok(out);
+    }
+    if last.interrupted {
+        out.status = TaskStatus::Interrupted;
+        out.reason = Some("interrupted; the worktree keeps the agent's work so far".into());
+        return Ok(out);
+    }
+    if last.timed_out {
+        out.status = TaskStatus::TimedOut;
+        out.reason = Some(format!("timed out after {}", crate::ui::millis(spec.timeout.as_millis() as u64)));
+        return Ok(out);
+    }
+    let failed = last.signal.is_some() || last.exit_code != Some(0) || r.is_error;
+    if failed {
+        out.reason = Some(describe(&last));
+        return Ok(out);
+    }
+    // The agent stays on its branch, or its work is not what we think it is.
+    let head_ref = proc::git_output(&spec.worktree, ["symbolic-ref", "-q", "HEAD"])?;
+    if head_ref.stdout_str().trim() != spec.branch {
+        out.reason = Some(format!(
+            "the agent moved the worktree off {} (HEAD is {}); its work was not taken",
+            layout::short(&spec.branch),
+            if head_ref.ok() { head_ref.stdout_str().trim().to_string() } else { "detached".into() }
+        ));
+        return Ok(out);
+    }
+    let (commit, files) = commit_result(spec, &start)?;
+    out.files_changed = files;
+    match commit {
+        Some(c) => {
+            out.status = TaskStatus::Succeeded;
+            out.commit = Some(c);
+        }
+        None => {
+            out.status = TaskStatus::NoChanges;
+            out.reason = Some("the agent finished without changing anything".into());
+        }
+    }
+    Ok(out)
+}
+
+/// Exponential backoff with jitter: base * 2^(n-1), times a random factor in [0.5, 1.5), at most 5 min.
+pub fn backoff(base: Duration, n: u32) -> Duration {
+    use rand::Rng;
+    let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+    let jitter: f64 = rand::rng().random_range(0.5..1.5);
+    exp.mul_f64(jitter).min(Duration::from_secs(300))
+}
+
+fn describe(a: &Attempt) -> String {
+    if let Some(r) = &a.result {
+        if r.is_error {
+            let status = r.api_error_status.map(|s| format!(" (API status {s})")).unwrap_or_default();
+            return format!(
+                "agent reported an error{status}: {}",
+                tail(r.text.as_deref().unwrap_or(r.subtype.as_deref().unwrap_or("error")), 300)
+            );
+        }
+    }
+    match (a.signal, a.exit_code) {
+        (Some(sig), _) => format!("agent was killed by signal {sig}"),
+        (None, Some(code)) if a.result.is_none() => format!("agent exited with status {code} without a final result"),
+        (None, Some(code)) => format!("agent exited with status {code}"),
+        (None, None) => "agent ended without an exit status".into(),
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let s = s.trim();
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut start = s.len() - n;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &s[start..])
+}
+
+fn tail_bytes(b: &[u8], n: usize) -> Vec<u8> {
+    b[b.len().saturating_sub(n)..].to_vec()
+}
+
+/// Read lines from the agent, cutting overlong ones.
+fn read_lines(reader: impl Read, tx: Sender<Vec<u8>>) {
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, reader);
+    let mut line = Vec::new();
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                if tx.send(std::mem::take(&mut line)).is_err() {
+                    return;
+                }
+            } else if line.len() < MAX_LINE {
+                line.push(b);
+            }
+        }
+    }
+    if !line.is_empty() {
+        let _ = tx.send(line);
+    }
+}
+
+fn attempt(
+    spec: &TaskSpec,
+    prompt_file: &Path,
+    stderr_path: &Path,
+    resume: Option<&str>,
+    ctl: &Control,
+    tx: &Sender<Msg>,
+    transcript: &mut Vec<u8>,
+) -> Result<Attempt> {
+    let input = agent::TaskInput {
+        prompt: &spec.prompt,
+        prompt_file,
+        worktree: &spec.worktree,
+        task: &spec.task,
+        resume_session: resume,
+    };
+    let inv = agent::invocation(&spec.profile, spec.template.as_deref(), &input)?;
+    let mut a = Attempt::default();
+    if proc::which(&inv.program).is_none() {
+        a.spawn_error =
+            Some(format!("agent `{}` ({} profile) is not installed or not on PATH", inv.program, spec.profile));
+        return Ok(a);
+    }
+    let envs = vec![
+        ("GIT_PARALLEL_RUN".to_string(), spec.run.clone()),
+        ("GIT_PARALLEL_TASK".to_string(), spec.task.clone()),
+        ("GIT_PARALLEL_WORKTREE".to_string(), spec.worktree.to_string_lossy().into_owned()),
+    ];
+    let (program, args) = match &spec.sandbox {
+        Some(git_dir) => {
+            let prog =
+                proc::which(&inv.program).map(|p| p.to_string_lossy().into_owned()).unwrap_or(inv.program.clone());
+            super::sandbox::wrap(&prog, &inv.args, &[&spec.worktree, git_dir])
+        }
+        None => (inv.program.clone(), inv.args.clone()),
+    };
+    let child = match proc::spawn_agent(&program, &args, &spec.worktree, &envs, stderr_path, None) {
+        Ok(c) => c,
+        Err(e) => {
+            a.spawn_error = Some(format!("{e:#}"));
+            return Ok(a);
+        }
+    };
+    let pid = child.pid;
+    let handle = Arc::new(child.handle);
+    let (ltx, lrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = std::sync::mpsc::channel();
+    let reader = {
+        let h = Arc::clone(&handle);
+        std::thread::spawn(move || read_lines(&*h, ltx))
+    };
+    let deadline = Instant::now() + spec.timeout;
+    let mut term_sent: Option<Instant> = None;
+    let mut exited_at: Option<Instant> = None;
+    let mut last_progress = Instant::now() - Duration::from_secs(10);
+    let (mut last_tool, mut files, mut cost): (Option<String>, Vec<String>, Option<f64>) = (None, Vec::new(), None);
+    let mut dirty = false;
+    loop {
+        match lrx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                if transcript.len() + line.len() < MAX_TRANSCRIPT {
+                    transcript.extend_from_slice(&line);
+                    transcript.push(b'\n');
+                }
+                let text = String::from_utf8_lossy(&line);
+                for u in parse::parse_line(inv.format, &text) {
+                    dirty = true;
+                    match u {
+                        Update::Init { session_id, model } => {
+                            a.session_id = session_id.or(a.session_id.take());
+                            a.model = model;
+                        }
+                        Update::Turn => a.turns += 1,
+                        Update::Tool { name, file } => {
+                            last_tool = Some(name);
+                            if let Some(f) = file {
+                                let rel = Path::new(&f)
+                                    .strip_prefix(&spec.worktree)
+                                    .map(|p| p.to_string_lossy().into_owned())
+                                    .unwrap_or(f);
+                                if !files.contains(&rel) {
+                                    files.push(rel);
+                                }
+                            }
+                        }
+                        Update::Result(r) => {
+                            cost = r.total_cost_usd;
+                            if r.session_id.is_some() {
+                                a.session_id = r.session_id.clone();
+                            }
+                            a.result = Some(r);
+                        }
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if dirty && last_progress.elapsed() >= Duration::from_millis(500) {
+            dirty = false;
+            last_progress = Instant::now();
+            let _ = tx.send(Msg::Progress {
+                task: spec.task.clone(),
+                turns: a.turns,
+                last_tool: last_tool.clone(),
+                files: std::mem::take(&mut files),
+                cost_usd: cost,
+                session_id: a.session_id.clone(),
+            });
+        }
+        let now = Instant::now();
+        if ctl.kill.load(Ordering::SeqCst) {
+            a.interrupted = true;
+            proc::signal_group(pid, libc::SIGKILL);
+        } else if ctl.stop.load(Ordering::SeqCst) && term_sent.is_none() {
+            a.interrupted = true;
+            proc::signal_group(pid, libc::SIGTERM);
+            term_sent = Some(now);
+        } else if now >= deadline && term_sent.is_none() {
+            a.timed_out = true;
+            proc::signal_group(pid, libc::SIGTERM);
+            term_sent = Some(now);
+        }
+        if term_sent.is_some_and(|t| now.duration_since(t) >= spec.grace) {
+            proc::signal_group(pid, libc::SIGKILL);
+        }
+        // The agent exited but something it started still holds stdout open: end the group.
+        if exited_at.is_none() && matches!(handle.try_wait(), Ok(Some(_))) {
+            exited_at = Some(now);
+        }
+        if exited_at.is_some_and(|t| now.duration_since(t) >= Duration::from_secs(2)) {
+            proc::signal_group(pid, libc::SIGKILL);
+        }
+    }
+    let _ = reader.join();
+    if dirty || !files.is_empty() {
+        let _ = tx.send(Msg::Progress {
+            task: spec.task.clone(),
+            turns: a.turns,
+            last_tool,
+            files,
+            cost_usd: cost,
+            session_id: a.session_id.clone(),
+        });
+    }
+    // Leftover processes of the agent's group go with it.
+    proc::signal_group(pid, libc::SIGKILL);
+    if let Ok(Some(out)) = handle.try_wait() {
+        use std::os::unix::process::ExitStatusExt;
+        a.exit_code = out.status.code();
+        a.signal = out.status.signal();
+    }
+    if a.timed_out || a.interrupted {
+        // Our own signal, not a crash.
+        a.signal = None;
+    }
+    Ok(a)
+}
+
+/// Commit what the agent changed (keeping commits it made itself) with our trailers.
+/// Returns the result commit (None when nothing changed) and the files changed since `start`.
+fn commit_result(spec: &TaskSpec, start: &str) -> Result<(Option<String>, Vec<String>)> {
+    let wt = &spec.worktree;
+    proc::git(wt, ["add", "-A"])?;
+    let staged = proc::git_output(wt, ["diff", "--cached", "--quiet"])?;
+    if staged.status.code() == Some(1) {
+        let message = format!(
+            "{}\n\nWork of git-parallel task {} in run {}.\n\n{}: {}\n{}: {}\n",
+            spec.title,
+            spec.task,
+            spec.run,
+            layout::TRAILER_RUN,
+            spec.run,
+            layout::TRAILER_TASK,
+            spec.task
+        );
+        let out = proc::git_output_stdin(wt, ["commit", "-q", "--no-verify", "-F", "-"], message.as_bytes())?;
+        if !out.ok() {
+            anyhow::bail!("cannot commit the task's changes: {}", out.stderr_str().trim());
+        }
+    }
+    let head = proc::git(wt, ["rev-parse", "HEAD"])?;
+    if head == start {
+        return Ok((None, Vec::new()));
+    }
+    let files = proc::git(wt, ["diff", "--name-only", "-z", start, &head])?;
+    let files = files.split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    Ok((Some(head), files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter() {
+        let base = Duration::from_millis(100);
+        for n in 1..6 {
+            let d = backoff(base, n);
+            let nominal = 100.0 * 2f64.powi(n as i32 - 1);
+            let ms = d.as_millis() as f64;
+            assert!(ms >= nominal * 0.5 - 1.0 && ms <= nominal * 1.5 + 1.0, "attempt {n}: {ms} vs {nominal}");
+        }
+        assert!(backoff(Duration::from_secs(60), 20) <= Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,147 @@
+//! Task worktrees: outside the main working tree (default `<repo>.parallel/<run>/<task>`),
+//! on branch `parallel/<run>/<task>`, locked while the task runs.
+
+use crate::error::usage;
+use crate::proc;
+use crate::repo::Repo;
+use crate::store::layout;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The folder holding a run's worktrees.
+pub fn run_dir(repo: &Repo, configured: Option<&Path>, run: &str) -> PathBuf {
+    let base = match configured {
+        Some(d) if d.is_absolute() => d.to_path_buf(),
+        Some(d) => repo.workdir.join(d),
+        None => {
+            let name =
+                repo.workdir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "repo".into());
+            repo.workdir.parent().unwrap_or(&repo.workdir).join(format!("{name}.parallel"))
+        }
+    };
+    base.join(run)
+}
+
+/// Worktrees git knows about: (path, branch ref or None, locked).
+pub fn list(repo: &Repo) -> Result<Vec<(PathBuf, Option<String>, bool)>> {
+    let out = repo.git(["worktree", "list", "--porcelain"])?;
+    let mut v = Vec::new();
+    let mut cur: Option<(PathBuf, Option<String>, bool)> = None;
+    for line in out.lines().chain(std::iter::once("")) {
+        if let Some(p) = line.strip_prefix("worktree ") {
+            cur = Some((PathBuf::from(p), None, false));
+        } else if let Some(b) = line.strip_prefix("branch ") {
+            if let Some(c) = cur.as_mut() {
+                c.1 = Some(b.to_string());
+            }
+        } else if line.starts_with("locked") {
+            if let Some(c) = cur.as_mut() {
+                c.2 = true;
+            }
+        } else if line.is_empty() {
+            if let Some(c) = cur.take() {
+                v.push(c);
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// The worktree a branch is checked out in, if any.
+pub fn checked_out_at(repo: &Repo, branch_ref: &str) -> Result<Option<PathBuf>> {
+    Ok(list(repo)?.into_iter().find(|(_, b, _)| b.as_deref() == Some(branch_ref)).map(|(p, _, _)| p))
+}
+
+/// Create (or reuse, on resume) the worktree of a task at `path` on `branch`, starting at
+/// `start`. A branch or path that exists and is not this task's is a collision, reported.
+pub fn create(repo: &Repo, path: &Path, branch_ref: &str, start: &str, reason: &str) -> Result<()> {
+    // Stale entries (a removed folder) block re-adding until pruned.
+    repo.git(["worktree", "prune"])?;
+    let short = layout::short(branch_ref);
+    if let Some(at) = checked_out_at(repo, branch_ref)? {
+        if at == path && path.exists() {
+            let _ = proc::git_output(&repo.workdir, ["worktree", "lock", "--reason", reason, &path.to_string_lossy()]);
+            return Ok(());
+        }
+        return Err(usage(format!("branch {short} is already checked out at {}", at.display()))
+            .context(format!("cannot create the worktree for {short}")));
+    }
+    if path.exists() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(crate::error::Error::usage(format!(
+            "worktree path {} already exists and is not empty",
+            path.display()
+        ))
+        .with_hint("remove it, or choose another folder with --worktree-dir / parallel.worktreeDir")
+        .into());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| usage(format!("cannot create worktree folder {}: {e}", parent.display())))?;
+    }
+    let branch_exists = repo.gix.try_find_reference(branch_ref)?.is_some();
+    let p = path.to_string_lossy().into_owned();
+    let out = if branch_exists {
+        // Resume: the branch already carries the task's work.
+        proc::git_output(&repo.workdir, ["worktree", "add", "--lock", "--reason", reason, &p, short])?
+    } else {
+        proc::git_output(&repo.workdir, ["worktree", "add", "--lock", "--reason", reason, "-b", short, &p, start])?
+    };
+    if !out.ok() {
+        return Err(usage(format!("cannot create worktree {p} on {short}: {}", out.stderr_str().trim())));
+    }
+    Ok(())
+}
+
+/// Unlock a worktree (after its task ended).
+pub fn unlock(repo: &Repo, path: &Path) {
+    let _ = proc::git_output(&repo.workdir, ["worktree", "unlock", &path.to_string_lossy()]);
+}
+
+/// Whether a worktree has uncommitted changes (tracked or untracked, not ignored).
+pub fn is_dirty(path: &Path) -> Result<bool> {
+    Ok(!proc::git(path, ["status", "--porcelain", "--untracked-files=normal"])?.trim().is_empty())
+}
+
+/// Remove a worktree (unlocking ours first).
+pub fn remove(repo: &Repo, path: &Path, force: bool) -> Result<()> {
+    unlock(repo, path);
+    let p = path.to_string_lossy().into_owned();
+    let mut args = vec!["worktree", "remove"];
+    if force {
+        args.push("--force");
+    }
+    args.push(&p);
+    let out = proc::git_output(&repo.workdir, &args)?;
+    if !out.ok() {
+        anyhow::bail!("cannot remove worktree {p}: {}", out.stderr_str().trim());
+    }
+    Ok(())
+}
+
+/// Copy untracked files matching `globs` from the main working tree into the worktree
+/// (`.env` and the like, which git does not carry).
+pub fn copy_untracked(repo: &Repo, globs: &[String], dest: &Path) -> Result<Vec<String>> {
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for g in globs {
+        set.add(globset::Glob::new(g).map_err(|e| usage(format!("parallel.copy: bad glob `{g}`: {e}")))?);
+    }
+    let set = set.build()?;
+    let listed = repo.git(["ls-files", "--others", "-z"])?;
+    let ignored = repo.git(["ls-files", "--others", "--ignored", "--exclude-standard", "-z"])?;
+    let mut copied = Vec::new();
+    for rel in listed.split('\0').chain(ignored.split('\0')).filter(|s| !s.is_empty()) {
+        if set.is_match(rel) && !copied.iter().any(|c: &String| c == rel) {
+            let to = dest.join(rel);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(repo.workdir.join(rel), &to)
+                .with_context(|| format!("cannot copy {rel} into the worktree"))?;
+            copied.push(rel.to_string());
+        }
+    }
+    Ok(copied)
+}

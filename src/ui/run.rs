@@ -1,0 +1,93 @@
+//! Tables of runs and tasks (status, end-of-run summary).
+
+use super::{millis, table};
+use crate::store::runs::{now, RunState, TaskStatus};
+
+/// Wall time of a run so far (or in all).
+pub fn wall_ms(s: &RunState) -> u64 {
+    let end = s.ended_at.unwrap_or_else(|| {
+        if s.effective_status() == crate::store::runs::RunStatus::Running {
+            now()
+        } else {
+            s.updated_at
+        }
+    });
+    ((end - s.created_at).max(0.0) * 1000.0) as u64
+}
+
+/// Sum of the tasks' wall times.
+pub fn work_ms(s: &RunState) -> u64 {
+    s.tasks.iter().map(|t| t.wall_ms).sum()
+}
+
+/// One line per task.
+pub fn tasks_table(s: &RunState) -> String {
+    let rows: Vec<Vec<String>> = s
+        .tasks
+        .iter()
+        .map(|t| {
+            let elapsed = match (t.status, t.started_at) {
+                (TaskStatus::Running, Some(start)) => millis(((now() - start) * 1000.0) as u64),
+                _ if t.wall_ms > 0 => millis(t.wall_ms),
+                _ => "-".into(),
+            };
+            let note = t
+                .conflict
+                .as_ref()
+                .map(|c| format!("conflict: {}", c.files.join(", ")))
+                .or_else(|| t.reason.clone().filter(|_| t.status != TaskStatus::Succeeded))
+                .unwrap_or_default();
+            vec![
+                t.id.clone(),
+                t.status.as_str().to_string(),
+                s.agent.clone(),
+                elapsed,
+                t.metrics.turns.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                t.metrics.cost_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),
+                t.files_changed.len().to_string(),
+                t.branch.as_deref().map(crate::store::layout::short).unwrap_or("-").to_string(),
+                note,
+            ]
+        })
+        .collect();
+    table(&["TASK", "STATE", "AGENT", "ELAPSED", "TURNS", "COST", "FILES", "BRANCH", "NOTE"], &rows)
+}
+
+/// The end-of-run summary: tasks, wall time, work time, measured speed-up.
+pub fn summary(s: &RunState) -> String {
+    let mut out = tasks_table(s);
+    let wall = wall_ms(s);
+    let work = work_ms(s);
+    let speedup = if wall > 0 { work as f64 / wall as f64 } else { 1.0 };
+    out.push_str(&format!(
+        "\nrun {} {}: wall time {}, task time {}, measured speed-up {:.2}x\n",
+        s.id,
+        s.effective_status().as_str(),
+        millis(wall),
+        millis(work),
+        speedup
+    ));
+    if let Some(i) = &s.integration {
+        match &i.commit {
+            Some(c) => out.push_str(&format!(
+                "integrated {} tasks into {} ({}){}\n",
+                i.merged.len(),
+                crate::store::layout::short(&i.target),
+                &c[..c.len().min(12)],
+                match i.verified {
+                    Some(true) => ", verified",
+                    Some(false) => ", verify failed",
+                    None => "",
+                }
+            )),
+            None => out.push_str("nothing integrated\n"),
+        }
+        for c in &i.conflicts {
+            out.push_str(&format!("  left out {}: conflicts in {}\n    {}\n", c.task, c.files.join(", "), c.guidance));
+        }
+        for (t, why) in &i.dropped {
+            out.push_str(&format!("  dropped {t}: {why}\n"));
+        }
+    }
+    out
+}
