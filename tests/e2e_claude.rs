@@ -1,0 +1,120 @@
+//! End to end with the real Claude Code CLI (npm package @anthropic-ai/claude-code), offline,
+//! against the project's scripted model server on 127.0.0.1.
+//! The CLI is expected at target/e2e/node_modules/.bin/claude (the README's test command
+//! installs it there) or at $GIT_PARALLEL_CLAUDE.
+
+mod common;
+use common::TestRepo;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+fn claude_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GIT_PARALLEL_CLAUDE") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e/node_modules/.bin/claude");
+    assert!(
+        p.exists(),
+        "the Claude Code CLI is not installed at {}; run: npm install --prefix target/e2e @anthropic-ai/claude-code",
+        p.display()
+    );
+    p
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(script: &std::path::Path, log: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-model-server"))
+        .args(["--script", script.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().strip_prefix("PORT ").unwrap_or_else(|| panic!("bad handshake {line:?}")).parse().unwrap();
+    Server { child, port }
+}
+
+#[test]
+fn real_claude_cli_runs_three_tasks_two_at_a_time() {
+    let claude = claude_bin();
+    let r = TestRepo::new();
+    r.git(&["config", "parallel.reserveCpus", "0"]);
+    r.git(&["config", "parallel.memoryPerTask", "1"]);
+    r.git(&["config", "parallel.cpuLimit", "1000"]);
+    let script = r.scratch("script.json");
+    std::fs::write(
+        &script,
+        r#"{"rules": [
+  {"match": "TASK-ALPHA", "steps": [
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/alpha.txt", "content": "alpha\n"}}},
+     {"text": "Wrote alpha.txt"}]},
+  {"match": "TASK-BETA", "steps": [
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/beta.txt", "content": "beta\n"}}},
+     {"text": "Wrote beta.txt"}]},
+  {"match": "TASK-GAMMA", "steps": [
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/gamma.txt", "content": "gamma after alpha\n"}}},
+     {"text": "Wrote gamma.txt"}]}],
+ "default": {"text": "ok"}}"#,
+    )
+    .unwrap();
+    let server = start_server(&script, &r.scratch("server.log"));
+    r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
+    r.write("prompts/beta.md", "# Create beta\n\nTASK-BETA: create beta.txt.\n");
+    r.write("prompts/gamma.md", "---\ndepends_on: [alpha]\n---\n# Create gamma\n\nTASK-GAMMA: create gamma.txt next to alpha.txt.\n");
+    r.commit("prompts");
+
+    let path = format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap());
+    let base_url = format!("http://127.0.0.1:{}", server.port);
+    let o = r.gp_env(
+        &["run", "prompts", "-j", "2", "--agent", "claude", "--timeout", "120s"],
+        &[
+            ("PATH", &path),
+            ("ANTHROPIC_BASE_URL", &base_url),
+            ("ANTHROPIC_API_KEY", "test-key"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("CLAUDE_CODE_MAX_RETRIES", "1"),
+            ("IS_SANDBOX", "1"),
+        ],
+    );
+    let server_log = std::fs::read_to_string(r.scratch("server.log")).unwrap_or_default();
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{server_log}", o.stdout, o.stderr);
+
+    // The files the scripted model wrote are committed on the right branches.
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/beta:beta.txt"]), "beta");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/gamma:gamma.txt"]), "gamma after alpha");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/gamma:alpha.txt"]), "alpha", "gamma started from alpha's result");
+    assert_eq!(r.git_out(&["cat-file", "-e", "parallel/1/alpha:beta.txt"]).code, 128, "alpha did not see beta");
+
+    // The run's events are in refs, with turns and costs parsed from the real CLI's output.
+    let log = r.git(&["log", "--format=%s", "refs/parallel/runs/1"]);
+    for t in ["alpha", "beta", "gamma"] {
+        assert!(log.contains(&format!("{t}: succeeded")), "{log}");
+        let s = r.task_state("1", t);
+        assert_eq!(s["metrics"]["turns"], 2, "{s}");
+        assert!(s["metrics"]["cost_usd"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["metrics"]["input_tokens"].as_u64().unwrap() > 0, "{s}");
+        assert!(!s["metrics"]["session_id"].as_str().unwrap().is_empty(), "{s}");
+        assert!(s["files_touched"].as_array().unwrap().iter().any(|f| f == &format!("{t}.txt")), "{s}");
+        let transcript = r.git(&["cat-file", "-p", &format!("refs/parallel/runs/1:logs/{t}.jsonl")]);
+        assert!(transcript.contains("\"subtype\":\"init\""), "{transcript}");
+    }
+    // And integrated into one branch.
+    let files = r.git(&["ls-tree", "--name-only", "parallel/1/integration"]);
+    for f in ["alpha.txt", "beta.txt", "gamma.txt"] {
+        assert!(files.lines().any(|l| l == f), "{files}");
+    }
+}
