@@ -122,6 +122,15 @@ pub fn spawn_agent(
         // Own process group, so a timeout or Ctrl-C can stop the agent and everything it started.
         .before_spawn(|cmd| {
             cmd.process_group(0);
+            // If the orchestrator dies (kill -9), its agents go too; resume restarts them.
+            #[cfg(target_os = "linux")]
+            // SAFETY: prctl in the child between fork and exec only sets a flag of that child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
             Ok(())
         });
     expr = match stdin {

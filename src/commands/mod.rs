@@ -1,7 +1,14 @@
 //! One file per subcommand: each turns its arguments into library calls.
 
+pub mod cancel;
+pub mod clean;
+pub mod hooks;
+pub mod integrate;
 pub mod plan;
+pub mod report;
+pub mod resume;
 pub mod run;
+pub mod status;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
@@ -27,22 +34,18 @@ impl Context {
     }
 }
 
-fn not_yet(name: &str) -> Result<i32> {
-    Err(crate::error::usage(format!("`git parallel {name}` is not implemented yet")))
-}
-
 /// Run the parsed command; Ok carries the exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let dir = cli.directory.as_ref();
     match cli.command {
         Command::Plan(args) => plan::run(&Context::open(dir)?, args),
         Command::Run(args) => run::run(&Context::open(dir)?, args),
-        Command::Status(_) => not_yet("status"),
-        Command::Resume(_) => not_yet("resume"),
-        Command::Cancel(_) => not_yet("cancel"),
-        Command::Integrate(_) => not_yet("integrate"),
-        Command::Clean(_) => not_yet("clean"),
-        Command::Hooks(_) => not_yet("hooks"),
-        Command::Report(_) => not_yet("report"),
+        Command::Status(args) => status::run(&Context::open(dir)?, args),
+        Command::Resume(args) => resume::run(&Context::open(dir)?, args),
+        Command::Cancel(args) => cancel::run(&Context::open(dir)?, args),
+        Command::Integrate(args) => integrate::run(&Context::open(dir)?, args),
+        Command::Clean(args) => clean::run(&Context::open(dir)?, args),
+        Command::Hooks(args) => hooks::run(&Context::open(dir)?, args),
+        Command::Report(args) => report::run(&Context::open(dir)?, args),
     }
 }

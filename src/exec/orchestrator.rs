@@ -123,7 +123,7 @@ pub fn execute(
         if !stopping {
             for (i, t) in plan.tasks.iter().enumerate() {
                 let st = log.state().task(&t.id).map(|s| s.status).unwrap_or(TaskStatus::Pending);
-                if matches!(st, TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled)
+                if matches!(st, TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running)
                     && !running.contains_key(&t.id)
                 {
                     if let Some(&p) = preds[i].iter().find(|&&p| blocked(status(log.state(), &plan.tasks[p].id))) {
@@ -146,7 +146,7 @@ pub fn execute(
                     let id = &plan.tasks[i].id;
                     matches!(
                         status(log.state(), id),
-                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled
+                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running
                     ) && !running.contains_key(id)
                         && preds[i].iter().all(|&p| satisfied(status(log.state(), &plan.tasks[p].id)))
                 })
@@ -175,7 +175,7 @@ pub fn execute(
                 && plan.tasks.iter().enumerate().any(|(i, t)| {
                     matches!(
                         status(log.state(), &t.id),
-                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled
+                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running
                     ) && preds[i].iter().all(|&p| satisfied(status(log.state(), &plan.tasks[p].id)))
                 });
             if !any_ready {

@@ -591,3 +591,21 @@ mod tests {
         assert!(backoff(Duration::from_secs(60), 20) <= Duration::from_secs(300));
     }
 }
+
+/// Run the agent once in an existing directory (no worktree creation, no commit): used to
+/// resolve merge conflicts. True when the agent ended successfully.
+pub fn run_agent_in_place(spec: &TaskSpec, ctl: &Control) -> Result<bool> {
+    let private = private_dir(&spec.worktree)?;
+    let prompt_file = private.join("parallel-prompt.md");
+    std::fs::write(&prompt_file, &spec.prompt)?;
+    let stderr_path = private.join("parallel-stderr.log");
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut transcript = Vec::new();
+    let a = attempt(spec, &prompt_file, &stderr_path, None, ctl, &tx, &mut transcript)?;
+    Ok(a.spawn_error.is_none()
+        && !a.timed_out
+        && !a.interrupted
+        && a.signal.is_none()
+        && a.exit_code == Some(0)
+        && !a.result.is_some_and(|r| r.is_error))
+}

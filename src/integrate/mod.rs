@@ -3,6 +3,8 @@
 //! ref once with compare-and-swap. Conflicting tasks are left out with guidance; a verify
 //! command gates the result, with culprits found by bisection over the merged set.
 
+pub mod resolve;
+
 use crate::error::{usage, Error};
 use crate::exec::merge::{self, Merge};
 use crate::exec::orchestrator::Observer;

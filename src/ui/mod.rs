@@ -3,6 +3,7 @@
 
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod run;
 
 use std::io::Write;

@@ -1,0 +1,106 @@
+//! `git parallel clean`: remove worktrees and task branches (merged ones, a run's, or all).
+
+use super::Context;
+use crate::cli::CleanArgs;
+use crate::error::usage;
+use crate::exec::worktree;
+use crate::store::runs::{self, RunStatus};
+use crate::store::{layout, objects};
+use crate::ui;
+use anyhow::Result;
+use std::collections::{BTreeMap, HashSet};
+
+pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
+    if !args.merged && args.run.is_none() && !args.all {
+        return Err(usage("say what to clean: --merged (work the current branch contains), --run RUN, or --all"));
+    }
+    let repo = &ctx.repo;
+    let run_filter = match &args.run {
+        Some(r) => Some(runs::resolve(repo, Some(r))?),
+        None => None,
+    };
+    // Never clean up under a live run.
+    let live: HashSet<String> = runs::load_all(repo)?
+        .into_iter()
+        .filter(|s| s.status == RunStatus::Running && s.orchestrator_alive())
+        .map(|s| s.id)
+        .collect();
+    let merged: HashSet<String> = if args.merged {
+        match repo.head_commit() {
+            Ok(_) => repo
+                .git(["for-each-ref", "--merged", "HEAD", "--format=%(refname)", layout::BRANCHES])?
+                .lines()
+                .map(str::to_string)
+                .collect(),
+            Err(_) => HashSet::new(),
+        }
+    } else {
+        HashSet::new()
+    };
+    let branches: BTreeMap<String, gix::ObjectId> = objects::list_refs(repo, layout::BRANCHES)?.into_iter().collect();
+    let worktrees: BTreeMap<String, std::path::PathBuf> = worktree::list(repo)?
+        .into_iter()
+        .filter_map(|(p, b, _)| Some((b?, p)))
+        .filter(|(b, _)| b.starts_with(layout::BRANCHES))
+        .collect();
+    let current = repo.head_branch();
+    let mut lines = Vec::new();
+    let mut kept = 0;
+    for (branch, tip) in &branches {
+        let Some((run, _task)) = layout::parse_task_branch(branch) else { continue };
+        if run_filter.as_deref().is_some_and(|r| r != run) {
+            continue;
+        }
+        if args.merged && !merged.contains(branch) {
+            continue;
+        }
+        if live.contains(run) {
+            if !args.quiet {
+                ui::note(&format!("kept {}: run {run} is still running", layout::short(branch)));
+            }
+            kept += 1;
+            continue;
+        }
+        if current.as_deref() == Some(branch.as_str()) {
+            ui::note(&format!("kept {}: it is the current branch", layout::short(branch)));
+            kept += 1;
+            continue;
+        }
+        if let Some(path) = worktrees.get(branch) {
+            let dirty = path.exists() && worktree::is_dirty(path).unwrap_or(true);
+            if dirty && !args.force {
+                ui::note(&format!("kept {} and its worktree {}: uncommitted changes (use --force)", layout::short(branch), path.display()));
+                kept += 1;
+                continue;
+            }
+            if args.dry_run {
+                lines.push(format!("would remove worktree {}", path.display()));
+            } else {
+                worktree::remove(repo, path, true)?;
+                lines.push(format!("removed worktree {}", path.display()));
+                // Drop the run's folder once it is empty.
+                if let Some(parent) = path.parent() {
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
+        }
+        let short_tip = tip.to_string()[..12].to_string();
+        if args.dry_run {
+            lines.push(format!("would delete branch {} (was {short_tip})", layout::short(branch)));
+        } else {
+            objects::delete_ref(repo, branch, *tip)?;
+            lines.push(format!("deleted branch {} (was {short_tip})", layout::short(branch)));
+        }
+    }
+    if !args.dry_run {
+        repo.git(["worktree", "prune"])?;
+    }
+    if !args.quiet {
+        if lines.is_empty() {
+            ui::note(if kept > 0 { "nothing removed" } else { "nothing to clean" });
+        } else {
+            ui::out(&(lines.join("\n") + "\n"))?;
+        }
+    }
+    Ok(0)
+}

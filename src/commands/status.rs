@@ -1,0 +1,126 @@
+//! `git parallel status`: runs and tasks at a glance, from refs only.
+
+use super::Context;
+use crate::cli::StatusArgs;
+use crate::store::runs::{self, RunState, RunStatus};
+use crate::ui;
+use anyhow::Result;
+
+/// `2026-11-25 18:05` (UTC) from seconds since the epoch.
+pub fn when(secs: f64) -> String {
+    let t = gix::date::Time::new(secs as i64, 0);
+    t.format_or_unix(gix::date::time::format::ISO8601).chars().take(16).collect()
+}
+
+fn hint(s: &RunState) -> Option<String> {
+    match s.effective_status() {
+        RunStatus::Interrupted if s.status == RunStatus::Running => {
+            Some(format!("run {} was interrupted (its orchestrator, pid {}, is gone); resume it with: git parallel resume {}", s.id, s.pid, s.id))
+        }
+        RunStatus::Interrupted | RunStatus::Cancelled => Some(format!("resume it with: git parallel resume {}", s.id)),
+        _ => None,
+    }
+}
+
+/// JSON of a run with its effective status.
+pub fn json_of(s: &RunState) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["effective_status"] = serde_json::Value::String(s.effective_status().as_str().into());
+    v["wall_ms"] = ui::run::wall_ms(s).into();
+    v["work_ms"] = ui::run::work_ms(s).into();
+    v
+}
+
+fn runs_table(states: &[RunState]) -> String {
+    let rows: Vec<Vec<String>> = states
+        .iter()
+        .map(|s| {
+            let (done, total) = s.counts();
+            vec![
+                s.id.clone(),
+                s.plan.clone(),
+                when(s.created_at),
+                s.effective_status().as_str().to_string(),
+                format!("{done}/{total}"),
+                ui::millis(ui::run::wall_ms(s)),
+            ]
+        })
+        .collect();
+    let mut out = ui::table(&["RUN", "PLAN", "STARTED", "STATE", "TASKS", "WALL"], &rows);
+    for s in states {
+        if s.effective_status() == RunStatus::Interrupted && s.status == RunStatus::Running {
+            out.push_str(&format!("{}\n", hint(s).unwrap_or_default()));
+        }
+    }
+    out
+}
+
+fn run_view(s: &RunState) -> String {
+    let (done, total) = s.counts();
+    let mut out = format!(
+        "run {} (plan {}): {}, {done}/{total} tasks, started {}, wall {}\n\n",
+        s.id,
+        s.plan,
+        s.effective_status().as_str(),
+        when(s.created_at),
+        ui::millis(ui::run::wall_ms(s))
+    );
+    out.push_str(&ui::run::tasks_table(s));
+    if let Some(h) = hint(s) {
+        out.push_str(&format!("\n{h}\n"));
+    }
+    out
+}
+
+fn render(ctx: &Context, run: Option<&str>, json: bool) -> Result<(String, bool)> {
+    match run {
+        None => {
+            let states = runs::load_all(&ctx.repo)?;
+            let live = states.iter().any(|s| s.effective_status() == RunStatus::Running);
+            if json {
+                let v: Vec<serde_json::Value> = states.iter().map(json_of).collect();
+                return Ok((serde_json::to_string_pretty(&v)? + "\n", live));
+            }
+            if states.is_empty() {
+                return Ok(("no runs yet; start one with: git parallel run\n".into(), false));
+            }
+            Ok((runs_table(&states), live))
+        }
+        Some(id) => {
+            let id = runs::resolve(&ctx.repo, Some(id))?;
+            let s = runs::load(&ctx.repo, &id)?;
+            let live = s.effective_status() == RunStatus::Running;
+            if json {
+                return Ok((serde_json::to_string_pretty(&json_of(&s))? + "\n", live));
+            }
+            Ok((run_view(&s), live))
+        }
+    }
+}
+
+pub fn run(ctx: &Context, args: StatusArgs) -> Result<i32> {
+    if !args.watch {
+        ui::out(&render(ctx, args.run.as_deref(), args.json)?.0)?;
+        return Ok(0);
+    }
+    use is_terminal::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    let ctl = super::run::interrupt_control();
+    let mut last = String::new();
+    loop {
+        let (text, live) = render(ctx, args.run.as_deref(), args.json)?;
+        if text != last {
+            if tty && !args.json {
+                // Redraw in place.
+                ui::out(&format!("\x1b[H\x1b[2J{text}"))?;
+            } else {
+                ui::out(&text)?;
+            }
+            last = text;
+        }
+        if !live || ctl.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,107 @@
+//! `integrate --resolve`: hand each conflict to an agent in a fresh worktree with the
+//! conflicted merge checked out; take its result only if every conflict marker is gone.
+
+use super::Outcome;
+use crate::exec::orchestrator::{Observer, Options};
+use crate::exec::task::{self, Control, TaskSpec};
+use crate::exec::worktree;
+use crate::plan::Plan;
+use crate::proc;
+use crate::store::runs::{Event, RunLog};
+use crate::store::{layout, objects};
+use anyhow::Result;
+use std::time::Duration;
+
+/// Whether any of `files` in `dir` still holds a conflict marker.
+fn has_markers(dir: &std::path::Path, files: &[String]) -> bool {
+    files.iter().any(|f| {
+        std::fs::read_to_string(dir.join(f))
+            .map(|t| t.lines().any(|l| l.starts_with("<<<<<<< ") || l.starts_with(">>>>>>> ") || l == "======="))
+            .unwrap_or(false)
+    })
+}
+
+pub fn resolve_conflicts(log: &mut RunLog, plan: &Plan, opts: &Options, mut outcome: Outcome, obs: &mut dyn Observer) -> Result<Outcome> {
+    let repo = log.repo().clone();
+    let run = log.id.clone();
+    let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &run);
+    let ctl = Control::default();
+    for conflict in outcome.conflicts.clone() {
+        let Some(tip) = outcome.commit.clone().or_else(|| Some(plan.base.clone())) else { continue };
+        let Some(task_commit) = log.state().task(&conflict.task).and_then(|t| t.commit.clone()) else { continue };
+        let path = run_dir.join(format!("resolve-{}", conflict.task));
+        let p = path.to_string_lossy().into_owned();
+        repo.git(["worktree", "add", "-q", "--detach", &p, &tip])?;
+        let merge = proc::git_output(&path, ["merge", "--no-ff", "--no-commit", &task_commit])?;
+        if merge.ok() {
+            // It merges cleanly now (the target moved on): commit it as is.
+            obs.note(&format!("{}: merges cleanly onto the current integration", conflict.task));
+        } else {
+            let prompt = format!(
+                "Resolve the git merge conflicts in this working tree.\n\nThe merge brings task `{}` of run {run} into the integrated result. Conflicted files:\n{}\n\nEdit each file so that both sides' intent is kept and no conflict markers (<<<<<<<, =======, >>>>>>>) remain. Do not commit and do not run git merge, reset or checkout.\n",
+                conflict.task,
+                conflict.files.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
+            );
+            let spec = TaskSpec {
+                run: run.clone(),
+                task: format!("resolve-{}", conflict.task),
+                title: format!("Resolve conflicts of {}", conflict.task),
+                prompt,
+                profile: opts.agent.clone(),
+                template: opts.template.clone(),
+                timeout: opts.timeout,
+                grace: opts.grace,
+                retries: 0,
+                retry_base: Duration::from_secs(1),
+                worktree: path.clone(),
+                branch: String::new(),
+                base: tip.clone(),
+                deps: Vec::new(),
+                setup: None,
+                copy: Vec::new(),
+                resume_session: None,
+                prior_attempts: 0,
+                sandbox: None,
+            };
+            let ok = task::run_agent_in_place(&spec, &ctl)?;
+            if !ok || has_markers(&path, &conflict.files) {
+                obs.note(&format!("{}: the agent did not resolve every conflict; left out", conflict.task));
+                let _ = proc::git_output(&path, ["merge", "--abort"]);
+                let _ = worktree::remove(&repo, &path, true);
+                continue;
+            }
+        }
+        proc::git(&path, ["add", "-A"])?;
+        let msg = format!(
+            "Merge task {} of run {run} (conflicts resolved by an agent)\n\n{}: {run}\n{}: {}\n",
+            conflict.task,
+            layout::TRAILER_RUN,
+            layout::TRAILER_TASK,
+            conflict.task
+        );
+        let out = proc::git_output_stdin(&path, ["commit", "-q", "--no-verify", "-F", "-"], msg.as_bytes())?;
+        if !out.ok() {
+            anyhow::bail!("cannot commit the resolved merge of {}: {}", conflict.task, out.stderr_str().trim());
+        }
+        let new = proc::git(&path, ["rev-parse", "HEAD"])?;
+        let old = objects::read_ref(&repo, &outcome.target)?;
+        let new_id = gix::ObjectId::from_hex(new.as_bytes())?;
+        objects::cas_update(&repo, &outcome.target, new_id, old, &format!("git parallel integrate --resolve run {run}"))?;
+        let _ = worktree::remove(&repo, &path, true);
+        obs.note(&format!("{}: conflicts resolved and merged", conflict.task));
+        outcome.commit = Some(new);
+        outcome.merged.push(conflict.task.clone());
+        outcome.conflicts.retain(|c| c.task != conflict.task);
+    }
+    let ev = Event::Integrated {
+        target: outcome.target.clone(),
+        commit: outcome.commit.clone(),
+        merged: outcome.merged.clone(),
+        conflicts: outcome.conflicts.clone(),
+        dropped: outcome.dropped.clone(),
+        verified: outcome.verified,
+    };
+    log.append(ev.clone(), &[])?;
+    obs.event(&ev, log.state());
+    Ok(outcome)
+}
