@@ -73,7 +73,10 @@ fn real_claude_cli_runs_three_tasks_two_at_a_time() {
     let server = start_server(&script, &r.scratch("server.log"));
     r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
     r.write("prompts/beta.md", "# Create beta\n\nTASK-BETA: create beta.txt.\n");
-    r.write("prompts/gamma.md", "---\ndepends_on: [alpha]\n---\n# Create gamma\n\nTASK-GAMMA: create gamma.txt next to alpha.txt.\n");
+    r.write(
+        "prompts/gamma.md",
+        "---\ndepends_on: [alpha]\n---\n# Create gamma\n\nTASK-GAMMA: create gamma.txt next to alpha.txt.\n",
+    );
     r.commit("prompts");
 
     let path = format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap());

@@ -69,7 +69,11 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
         if let Some(path) = worktrees.get(branch) {
             let dirty = path.exists() && worktree::is_dirty(path).unwrap_or(true);
             if dirty && !args.force {
-                ui::note(&format!("kept {} and its worktree {}: uncommitted changes (use --force)", layout::short(branch), path.display()));
+                ui::note(&format!(
+                    "kept {} and its worktree {}: uncommitted changes (use --force)",
+                    layout::short(branch),
+                    path.display()
+                ));
                 kept += 1;
                 continue;
             }

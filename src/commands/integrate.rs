@@ -4,8 +4,8 @@ use super::Context;
 use crate::cli::IntegrateArgs;
 use crate::error::{usage, Error};
 use crate::exec::orchestrator::Observer;
-use crate::store::runs::{self, Event, RunLog, RunState, RunStatus};
 use crate::store::plans;
+use crate::store::runs::{self, Event, RunLog, RunState, RunStatus};
 use crate::ui;
 use anyhow::Result;
 
@@ -29,7 +29,8 @@ pub fn run(ctx: &Context, args: IntegrateArgs) -> Result<i32> {
     }
     let plan = plans::load(&ctx.repo, &log.state().plan)?;
     let verify = args.verify.clone().or_else(|| ctx.settings.verify.clone());
-    let mut outcome = crate::integrate::integrate(&mut log, &plan, args.into.as_deref(), verify.as_deref(), &mut Narrate)?;
+    let mut outcome =
+        crate::integrate::integrate(&mut log, &plan, args.into.as_deref(), verify.as_deref(), &mut Narrate)?;
     if args.resolve && !outcome.conflicts.is_empty() {
         let opts = super::run::options(ctx, None, Some(&log.state().agent), None, None, None, None)?;
         outcome = crate::integrate::resolve::resolve_conflicts(&mut log, &plan, &opts, outcome, &mut Narrate)?;
@@ -42,7 +43,11 @@ pub fn run(ctx: &Context, args: IntegrateArgs) -> Result<i32> {
         let s = log.state();
         let summary = ui::run::summary(s);
         // Only the integration part of the summary.
-        let tail = summary.lines().skip_while(|l| !l.starts_with("integrated") && !l.starts_with("nothing")).collect::<Vec<_>>().join("\n");
+        let tail = summary
+            .lines()
+            .skip_while(|l| !l.starts_with("integrated") && !l.starts_with("nothing"))
+            .collect::<Vec<_>>()
+            .join("\n");
         ui::out(&format!("{tail}\n"))?;
     }
     if outcome.merged.is_empty() && outcome.commit.is_none() {

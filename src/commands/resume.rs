@@ -4,8 +4,8 @@ use super::run::{check_agents, drive, options, IntegrateOpts};
 use super::Context;
 use crate::cli::ResumeArgs;
 use crate::error::{usage, Error};
-use crate::store::runs::{self, RunLog, RunStatus};
 use crate::store::plans;
+use crate::store::runs::{self, RunLog, RunStatus};
 use crate::ui;
 use anyhow::Result;
 
@@ -23,7 +23,9 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     let state = log.state().clone();
     if state.status == RunStatus::Running && state.orchestrator_alive() {
         return Err(Error::usage(format!("run {id} is still running (pid {} on {})", state.pid, state.host))
-            .with_hint(format!("follow it with `git parallel status {id} --watch`, or stop it with `git parallel cancel {id}`"))
+            .with_hint(format!(
+                "follow it with `git parallel status {id} --watch`, or stop it with `git parallel cancel {id}`"
+            ))
             .into());
     }
     if state.status == RunStatus::Succeeded {

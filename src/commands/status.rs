@@ -14,9 +14,10 @@ pub fn when(secs: f64) -> String {
 
 fn hint(s: &RunState) -> Option<String> {
     match s.effective_status() {
-        RunStatus::Interrupted if s.status == RunStatus::Running => {
-            Some(format!("run {} was interrupted (its orchestrator, pid {}, is gone); resume it with: git parallel resume {}", s.id, s.pid, s.id))
-        }
+        RunStatus::Interrupted if s.status == RunStatus::Running => Some(format!(
+            "run {} was interrupted (its orchestrator, pid {}, is gone); resume it with: git parallel resume {}",
+            s.id, s.pid, s.id
+        )),
         RunStatus::Interrupted | RunStatus::Cancelled => Some(format!("resume it with: git parallel resume {}", s.id)),
         _ => None,
     }

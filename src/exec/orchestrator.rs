@@ -123,8 +123,10 @@ pub fn execute(
         if !stopping {
             for (i, t) in plan.tasks.iter().enumerate() {
                 let st = log.state().task(&t.id).map(|s| s.status).unwrap_or(TaskStatus::Pending);
-                if matches!(st, TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running)
-                    && !running.contains_key(&t.id)
+                if matches!(
+                    st,
+                    TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running
+                ) && !running.contains_key(&t.id)
                 {
                     if let Some(&p) = preds[i].iter().find(|&&p| blocked(status(log.state(), &plan.tasks[p].id))) {
                         let dep = &plan.tasks[p].id;

@@ -575,23 +575,6 @@ fn commit_result(spec: &TaskSpec, start: &str) -> Result<(Option<String>, Vec<St
     Ok((Some(head), files))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter() {
-        let base = Duration::from_millis(100);
-        for n in 1..6 {
-            let d = backoff(base, n);
-            let nominal = 100.0 * 2f64.powi(n as i32 - 1);
-            let ms = d.as_millis() as f64;
-            assert!(ms >= nominal * 0.5 - 1.0 && ms <= nominal * 1.5 + 1.0, "attempt {n}: {ms} vs {nominal}");
-        }
-        assert!(backoff(Duration::from_secs(60), 20) <= Duration::from_secs(300));
-    }
-}
-
 /// Run the agent once in an existing directory (no worktree creation, no commit): used to
 /// resolve merge conflicts. True when the agent ended successfully.
 pub fn run_agent_in_place(spec: &TaskSpec, ctl: &Control) -> Result<bool> {
@@ -608,4 +591,21 @@ pub fn run_agent_in_place(spec: &TaskSpec, ctl: &Control) -> Result<bool> {
         && a.signal.is_none()
         && a.exit_code == Some(0)
         && !a.result.is_some_and(|r| r.is_error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter() {
+        let base = Duration::from_millis(100);
+        for n in 1..6 {
+            let d = backoff(base, n);
+            let nominal = 100.0 * 2f64.powi(n as i32 - 1);
+            let ms = d.as_millis() as f64;
+            assert!(ms >= nominal * 0.5 - 1.0 && ms <= nominal * 1.5 + 1.0, "attempt {n}: {ms} vs {nominal}");
+        }
+        assert!(backoff(Duration::from_secs(60), 20) <= Duration::from_secs(300));
+    }
 }

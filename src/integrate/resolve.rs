@@ -21,7 +21,13 @@ fn has_markers(dir: &std::path::Path, files: &[String]) -> bool {
     })
 }
 
-pub fn resolve_conflicts(log: &mut RunLog, plan: &Plan, opts: &Options, mut outcome: Outcome, obs: &mut dyn Observer) -> Result<Outcome> {
+pub fn resolve_conflicts(
+    log: &mut RunLog,
+    plan: &Plan,
+    opts: &Options,
+    mut outcome: Outcome,
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
     let repo = log.repo().clone();
     let run = log.id.clone();
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &run);
@@ -86,7 +92,13 @@ pub fn resolve_conflicts(log: &mut RunLog, plan: &Plan, opts: &Options, mut outc
         let new = proc::git(&path, ["rev-parse", "HEAD"])?;
         let old = objects::read_ref(&repo, &outcome.target)?;
         let new_id = gix::ObjectId::from_hex(new.as_bytes())?;
-        objects::cas_update(&repo, &outcome.target, new_id, old, &format!("git parallel integrate --resolve run {run}"))?;
+        objects::cas_update(
+            &repo,
+            &outcome.target,
+            new_id,
+            old,
+            &format!("git parallel integrate --resolve run {run}"),
+        )?;
         let _ = worktree::remove(&repo, &path, true);
         obs.note(&format!("{}: conflicts resolved and merged", conflict.task));
         outcome.commit = Some(new);

@@ -78,7 +78,11 @@ pub fn markdown(s: &RunState) -> String {
             i.merged.len(),
             s.tasks.len(),
             crate::store::layout::short(&i.target),
-            if i.conflicts.is_empty() { String::new() } else { format!("; conflicts: {}", i.conflicts.iter().map(|c| c.task.as_str()).collect::<Vec<_>>().join(", ")) }
+            if i.conflicts.is_empty() {
+                String::new()
+            } else {
+                format!("; conflicts: {}", i.conflicts.iter().map(|c| c.task.as_str()).collect::<Vec<_>>().join(", "))
+            }
         ));
     }
     out
@@ -165,7 +169,8 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
         .map(|l| {
-            let cells: Vec<String> = l.trim_matches('|').split('|').map(|c| format!("<td>{}</td>", esc(c.trim()))).collect();
+            let cells: Vec<String> =
+                l.trim_matches('|').split('|').map(|c| format!("<td>{}</td>", esc(c.trim()))).collect();
             format!("<tr>{}</tr>", cells.join(""))
         })
         .collect::<Vec<_>>()

@@ -1,0 +1,297 @@
+//! Integration, status, resume, cancel, clean, hooks and report on real repositories.
+
+mod common;
+use common::TestRepo;
+use std::time::{Duration, Instant};
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn path_with_bin() -> String {
+    format!("{}:{}", common::bin().parent().unwrap().display(), std::env::var("PATH").unwrap())
+}
+
+#[test]
+fn independent_tasks_integrate_cleanly_without_touching_the_working_tree() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a\\n");
+    r.prompt("b", "", "write b.txt b");
+    r.prompt("c", "depends_on: [a]", "append a.txt more");
+    let head = r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "2"]);
+    o.ok();
+    assert!(o.stdout.contains("integrated 3 tasks into parallel/1/integration"), "{}", o.stdout);
+    let files = r.git(&["ls-tree", "--name-only", "parallel/1/integration"]);
+    assert!(files.contains("a.txt") && files.contains("b.txt"), "{files}");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/integration:a.txt"]), "a\nmore");
+    // Proper merge commits, the user's branch and working tree untouched.
+    let merges = r.git(&["log", "--merges", "--format=%s", "parallel/1/integration"]);
+    assert!(merges.contains("Merge task b of run 1"), "{merges}");
+    assert_eq!(r.git(&["rev-parse", "main"]), head);
+    assert_eq!(r.git(&["status", "--porcelain"]), "");
+    let s = r.run_state("1");
+    assert_eq!(s["integration"]["merged"].as_array().unwrap().len(), 3);
+    // Integrating again changes nothing.
+    let again = r.gp(&["integrate", "1", "--json"]);
+    again.ok();
+    assert_eq!(again.json()["merged"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_conflicting_task_is_left_out_with_guidance() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("shared.txt", "base\n");
+    r.prompt("first", "files: [shared.txt]", "write shared.txt from first");
+    r.prompt("second", "files: [shared.txt]", "write shared.txt from second");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "2", "--allow-conflicts"]);
+    o.code(1);
+    let s = r.run_state("1");
+    let conflicts = s["integration"]["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{s}");
+    assert_eq!(conflicts[0]["task"], "second");
+    assert_eq!(conflicts[0]["files"], serde_json::json!(["shared.txt"]));
+    assert!(conflicts[0]["guidance"].as_str().unwrap().contains("git merge parallel/1/second"), "{}", conflicts[0]);
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/integration:shared.txt"]), "from first");
+    // The left-out task keeps its branch; status shows the conflict.
+    r.git(&["rev-parse", "--verify", "parallel/1/second"]);
+    let st = r.gp(&["status", "1"]);
+    st.ok();
+    assert!(st.stdout.contains("conflict: shared.txt"), "{}", st.stdout);
+}
+
+#[test]
+fn resolve_hands_the_conflict_to_an_agent() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("shared.txt", "base\n");
+    r.prompt("first", "files: [shared.txt]", "write shared.txt from first");
+    r.prompt("second", "files: [shared.txt]", "write shared.txt from second");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "2", "--allow-conflicts"]).code(1);
+    // The resolver is the fake agent; its script comes from a prompt it cannot see, so it
+    // resolves with a fixed text via the custom template.
+    let resolver = format!("sh -c 'printf \"first and second\\n\" > shared.txt'");
+    r.git(&["config", "parallel.agentCommand", &resolver]);
+    let o = r.gp(&["integrate", "1", "--resolve"]);
+    o.ok();
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/integration:shared.txt"]), "first and second");
+    let s = r.run_state("1");
+    assert!(s["integration"]["conflicts"].as_array().unwrap().is_empty(), "{s}");
+    let parents = r.git(&["log", "-1", "--format=%P", "parallel/1/integration"]);
+    assert_eq!(parents.split(' ').count(), 2);
+}
+
+#[test]
+fn verify_gate_drops_the_culprit_found_by_bisection() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    for id in ["a", "b", "c", "d"] {
+        let script = if id == "c" { "write broken.txt oops".to_string() } else { format!("write {id}.txt ok") };
+        r.prompt(id, "", &script);
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "2", "--verify", "test ! -e broken.txt"]);
+    o.code(1);
+    let s = r.run_state("1");
+    let i = &s["integration"];
+    assert_eq!(i["verified"], true, "{s}");
+    assert_eq!(i["dropped"][0][0], "c", "{s}");
+    let files = r.git(&["ls-tree", "--name-only", "parallel/1/integration"]);
+    assert!(!files.contains("broken.txt") && files.contains("a.txt") && files.contains("d.txt"), "{files}");
+}
+
+fn normalize(text: &str, r: &TestRepo) -> String {
+    let mut t = text.replace(r.tmp.path().to_str().unwrap(), "[TMP]");
+    for (pat, rep) in [
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d", "[DATE]"),
+        (r"\b\d+(\.\d+)?(ms|s)\b|\b\d+m\d\ds\b", "[DUR]"),
+        (r"\$\d+\.\d+", "[COST]"),
+        (r"\b[0-9a-f]{40}\b", "[OID]"),
+        (r"fake-\d+", "fake-[PID]"),
+    ] {
+        t = regex::Regex::new(pat).unwrap().replace_all(&t, rep).into_owned();
+    }
+    // Column widths follow the durations; squeeze runs of spaces.
+    regex::Regex::new(r" {2,}").unwrap().replace_all(&t, "  ").into_owned()
+}
+
+#[test]
+fn status_human_and_json() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.prompt("b", "depends_on: [a]", "fail 1 nope");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).code(1);
+    r.prompt("b", "depends_on: [a]", "write b.txt b");
+    r.commit("fix b");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    insta::assert_snapshot!("status_all", normalize(&r.gp(&["status"]).ok().stdout.clone(), &r));
+    insta::assert_snapshot!("status_run", normalize(&r.gp(&["status", "1"]).ok().stdout.clone(), &r));
+    let j = r.gp(&["status", "1", "--json"]).ok().json();
+    assert_eq!(j["effective_status"], "failed");
+    assert_eq!(j["tasks"][0]["status"], "succeeded");
+    assert_eq!(j["tasks"][1]["status"], "failed");
+    assert_eq!(j["tasks"][1]["reason"], "agent reported an error: nope");
+    let all = r.gp(&["status", "--json"]).ok().json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[1]["effective_status"], "succeeded");
+    let o = r.gp(&["status", "9"]);
+    o.code(2);
+}
+
+#[test]
+fn kill_9_mid_run_then_resume_runs_nothing_twice() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let runs_a = r.scratch("runs-a");
+    let runs_b = r.scratch("runs-b");
+    r.prompt("a", "", &format!("stamp {}\nwrite a.txt a", runs_a.display()));
+    r.prompt("b", "", &format!("stamp {}\nwrite b-partial.txt p\nsleep 2500\nwrite b.txt b", runs_b.display()));
+    r.prompt("c", "depends_on: [a, b]", "write c.txt c");
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "-j", "2"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_until("a to succeed while b runs", || {
+        let o = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
+        o.code == 0 && o.stdout.contains("\"succeeded\"") && runs_b.exists()
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let st = r.gp(&["status", "1"]);
+    assert!(st.stdout.contains("interrupted") && st.stdout.contains("git parallel resume 1"), "{}", st.stdout);
+    let o = r.gp(&["resume", "1"]);
+    o.ok();
+    assert_eq!(std::fs::read_to_string(&runs_a).unwrap().lines().count(), 1, "a ran once");
+    assert_eq!(std::fs::read_to_string(&runs_b).unwrap().lines().count(), 2, "b restarted after the kill");
+    for t in ["a", "b", "c"] {
+        assert_eq!(r.task_state("1", t)["status"], "succeeded");
+    }
+    assert_eq!(r.run_state("1")["status"], "succeeded");
+    let files = r.git(&["ls-tree", "--name-only", "parallel/1/integration"]);
+    for f in ["a.txt", "b.txt", "c.txt"] {
+        assert!(files.lines().any(|l| l == f), "{files}");
+    }
+    let o = r.gp(&["resume", "1"]);
+    o.code(2);
+}
+
+#[test]
+fn cancel_stops_a_live_run() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("h", "", "hang");
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_until("the task to start", || {
+        let o = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
+        o.code == 0 && o.stdout.contains("\"started_at\"")
+    });
+    let o = r.gp(&["cancel", "1"]);
+    o.ok();
+    assert!(o.stdout.contains("cancelled"), "{}", o.stdout);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(r.run_state("1")["status"], "cancelled");
+    assert_eq!(r.task_state("1", "h")["status"], "cancelled");
+    r.gp(&["cancel", "1"]).code(2);
+}
+
+#[test]
+fn post_merge_hook_cleans_merged_work_and_keeps_the_users_hook() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let hook = r.path(".git/hooks/post-merge");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho user-hook-ran >> \"$(git rev-parse --show-toplevel)/.git/hook-log\"\nexit 0\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    r.gp(&["hooks", "install"]).ok();
+    r.prompt("a", "", "write a.txt a");
+    r.prompt("b", "", "write b.txt b");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "2"]).ok();
+    let worktrees = r.git(&["worktree", "list"]);
+    assert_eq!(worktrees.lines().count(), 3, "{worktrees}");
+    let mut merge = r.command("git");
+    merge.env("PATH", path_with_bin()).args(["merge", "-q", "--no-edit", "parallel/1/integration"]);
+    assert!(merge.status().unwrap().success());
+    assert_eq!(r.git(&["worktree", "list"]).lines().count(), 1, "worktrees removed");
+    assert_eq!(r.git(&["for-each-ref", "refs/heads/parallel/"]), "", "branches removed");
+    assert_eq!(std::fs::read_to_string(r.path(".git/hook-log")).unwrap(), "user-hook-ran\n");
+    // Uninstall removes only our lines.
+    r.gp(&["hooks", "uninstall"]).ok();
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert_eq!(text, "#!/bin/sh\necho user-hook-ran >> \"$(git rev-parse --show-toplevel)/.git/hook-log\"\nexit 0\n");
+}
+
+#[test]
+fn hooks_honour_core_hooks_path() {
+    let r = TestRepo::new();
+    r.git(&["config", "core.hooksPath", "my-hooks"]);
+    r.gp(&["hooks", "install"]).ok();
+    let text = r.read("my-hooks/post-merge");
+    assert!(text.starts_with("#!/bin/sh\n# >>> git-parallel >>>\ngit parallel clean --merged --quiet"), "{text}");
+    r.gp(&["hooks", "uninstall"]).ok();
+    assert!(!r.path("my-hooks/post-merge").exists());
+}
+
+#[test]
+fn clean_keeps_dirty_worktrees_unless_forced() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    let wt = r.task_state("1", "a")["worktree"].as_str().unwrap().to_string();
+    std::fs::write(std::path::Path::new(&wt).join("scratch.txt"), "mine").unwrap();
+    r.gp(&["clean"]).code(2);
+    let dry = r.gp(&["clean", "--run", "1", "--dry-run"]);
+    dry.ok();
+    let o = r.gp(&["clean", "--run", "1"]);
+    o.ok();
+    assert!(o.stderr.contains("uncommitted changes"), "{}", o.stderr);
+    assert!(std::path::Path::new(&wt).exists());
+    let o = r.gp(&["clean", "--run", "1", "--force"]);
+    o.ok();
+    assert!(o.stdout.contains("removed worktree") && o.stdout.contains("deleted branch parallel/1/a"), "{}", o.stdout);
+    assert!(!std::path::Path::new(&wt).exists());
+    assert_eq!(r.git(&["for-each-ref", "refs/heads/parallel/"]), "");
+}
+
+#[test]
+fn reports_in_three_formats() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.prompt("b", "depends_on: [a]", "write b.txt b");
+    r.commit("prompts");
+    r.gp(&["run", "prompts"]).ok();
+    let md = r.gp(&["report", "1"]).ok().stdout.clone();
+    assert!(md.contains("| a | succeeded |") && md.contains("measured speed-up"), "{md}");
+    let j = r.gp(&["report", "1", "--format", "json"]).ok().json();
+    assert_eq!(j["totals"]["succeeded"], 2);
+    assert!(j["totals"]["cost_usd"].as_f64().unwrap() > 0.0);
+    let html = r.gp(&["report", "1", "--format", "html"]).ok().stdout.clone();
+    assert!(
+        html.starts_with("<!doctype html>") && html.matches("<svg").count() == 2 && html.contains("marker-end"),
+        "{html}"
+    );
+    r.write(".github/Memory.md", "# Memory\n");
+    r.gp(&["report", "1", "--append", ".github/Memory.md"]).ok();
+    let mem = r.read(".github/Memory.md");
+    assert!(mem.starts_with("# Memory\n\n## git-parallel run 1"), "{mem}");
+}
