@@ -76,9 +76,8 @@ fn resolve_hands_the_conflict_to_an_agent() {
     r.prompt("second", "files: [shared.txt]", "write shared.txt from second");
     r.commit("prompts");
     r.gp(&["run", "prompts", "-j", "2", "--allow-conflicts"]).code(1);
-    // The resolver is the fake agent; its script comes from a prompt it cannot see, so it
-    // resolves with a fixed text via the custom template.
-    let resolver = format!("sh -c 'printf \"first and second\\n\" > shared.txt'");
+    // The resolver is a custom agent command that writes the resolved text.
+    let resolver = "sh -c 'printf \"first and second\\n\" > shared.txt'".to_string();
     r.git(&["config", "parallel.agentCommand", &resolver]);
     let o = r.gp(&["integrate", "1", "--resolve"]);
     o.ok();
