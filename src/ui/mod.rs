@@ -30,7 +30,9 @@ pub fn note(text: &str) {
 
 /// Minutes as a short human duration.
 pub fn minutes(m: f64) -> String {
-    if m < 1.0 {
+    if m <= 0.0 {
+        "0m".into()
+    } else if m < 1.0 {
         format!("{:.0}s", m * 60.0)
     } else if m < 90.0 {
         format!("{:.0}m", m)
