@@ -31,3 +31,34 @@ fn man_pages_are_fresh() {
     }
     assert_eq!(pages.len(), 10, "one page for git-parallel and one per subcommand");
 }
+
+/// Installed as the README says (binary in ~/.cargo/bin, pages in ~/.cargo/share/man/man1),
+/// `git help parallel` shows our page.
+#[test]
+fn git_help_finds_the_installed_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let bin = home.join(".cargo/bin");
+    let man1 = home.join(".cargo/share/man/man1");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&man1).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_git-parallel"), bin.join("git-parallel")).unwrap();
+    for (name, text) in git_parallel::man::pages().unwrap() {
+        std::fs::write(man1.join(name), text).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = std::process::Command::new("git")
+        .args(["help", "parallel"])
+        .env("HOME", home)
+        .env("PATH", path)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .env_remove("MANPATH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("git-parallel - Plan, run and integrate"), "{text}");
+}
