@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod fault;
 pub mod integrate;
 pub mod man;
 pub mod plan;

@@ -179,8 +179,15 @@ fn run_inner(
         &spec.branch,
         &start,
         &format!("git parallel: run {} task {}", spec.run, spec.task),
+        spec.prior_attempts > 0,
     )?;
+    crate::fault::point("worktree-created");
     // On resume the branch may already hold work; the start commit stays what the deps gave.
+    if resuming {
+        if let Some(out) = recovered(spec, &start)? {
+            return Ok(out);
+        }
+    }
     let private = private_dir(&spec.worktree)?;
     let prompt_file = private.join("parallel-prompt.md");
     std::fs::write(&prompt_file, &spec.prompt)?;
@@ -199,6 +206,7 @@ fn run_inner(
         }
     }
     let started = Instant::now();
+    let branches_before = other_branches(repo)?;
     let mut attempt_no = spec.prior_attempts;
     let mut retries_left = spec.retries;
     let mut session = spec.resume_session.clone();
@@ -294,6 +302,26 @@ fn run_inner(
         out.reason = Some(describe(&last));
         return Ok(out);
     }
+    // Agents work on their own branch only. A branch that moved into this task's history
+    // (say `git branch -f main HEAD`) was moved by the agent, not by the user working alongside.
+    let head = proc::git(&spec.worktree, ["rev-parse", "HEAD"])?;
+    let mut moved = Vec::new();
+    for (name, id) in other_branches(repo)? {
+        let new = id.to_string();
+        if branches_before.get(&name).is_some_and(|old| *old != id)
+            && merge::is_ancestor(repo, &new, &head)?
+            && !merge::is_ancestor(repo, &new, &start)?
+        {
+            moved.push(layout::short(&name).to_string());
+        }
+    }
+    if !moved.is_empty() {
+        out.reason = Some(format!(
+            "the agent moved branch {} to its own work; its result was not taken (check and restore those branches)",
+            moved.join(", ")
+        ));
+        return Ok(out);
+    }
     // The agent stays on its branch, or its work is not what we think it is.
     let head_ref = proc::git_output(&spec.worktree, ["symbolic-ref", "-q", "HEAD"])?;
     if head_ref.stdout_str().trim() != spec.branch {
@@ -305,6 +333,7 @@ fn run_inner(
         return Ok(out);
     }
     let (commit, files) = commit_result(spec, &start)?;
+    crate::fault::point("task-committed");
     out.files_changed = files;
     match commit {
         Some(c) => {
@@ -317,6 +346,42 @@ fn run_inner(
         }
     }
     Ok(out)
+}
+
+/// Branches outside `refs/heads/parallel/` and their tips.
+fn other_branches(repo: &Repo) -> Result<std::collections::BTreeMap<String, gix::ObjectId>> {
+    Ok(crate::store::objects::list_refs(repo, "refs/heads/")?
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with(layout::BRANCHES))
+        .collect())
+}
+
+/// On resume: a task whose result commit (with our trailers) is already on its branch and
+/// whose worktree is clean finished before the orchestrator stopped; record it, do not rerun.
+fn recovered(spec: &TaskSpec, start: &str) -> Result<Option<Outcome>> {
+    let head = proc::git(&spec.worktree, ["rev-parse", "HEAD"])?;
+    if head == start || worktree::is_dirty(&spec.worktree)? {
+        return Ok(None);
+    }
+    let msg = proc::git(&spec.worktree, ["log", "-1", "--format=%B", &head])?;
+    let ours = msg.lines().any(|l| l == format!("{}: {}", layout::TRAILER_RUN, spec.run))
+        && msg.lines().any(|l| l == format!("{}: {}", layout::TRAILER_TASK, spec.task));
+    if !ours {
+        return Ok(None);
+    }
+    let files = proc::git(&spec.worktree, ["diff", "--name-only", "-z", start, &head])?;
+    Ok(Some(Outcome {
+        task: spec.task.clone(),
+        status: TaskStatus::Succeeded,
+        commit: Some(head),
+        reason: Some("recovered: its result was committed before the orchestrator stopped".into()),
+        exit_code: None,
+        metrics: Metrics::default(),
+        files_changed: files.split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        wall_ms: 0,
+        transcript: Vec::new(),
+        stderr: Vec::new(),
+    }))
 }
 
 /// Exponential backoff with jitter: base * 2^(n-1), times a random factor in [0.5, 1.5), at most 5 min.

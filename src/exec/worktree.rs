@@ -54,7 +54,7 @@ pub fn checked_out_at(repo: &Repo, branch_ref: &str) -> Result<Option<PathBuf>> 
 
 /// Create (or reuse, on resume) the worktree of a task at `path` on `branch`, starting at
 /// `start`. A branch or path that exists and is not this task's is a collision, reported.
-pub fn create(repo: &Repo, path: &Path, branch_ref: &str, start: &str, reason: &str) -> Result<()> {
+pub fn create(repo: &Repo, path: &Path, branch_ref: &str, start: &str, reason: &str, resuming: bool) -> Result<()> {
     // Stale entries (a removed folder) block re-adding until pruned.
     repo.git(["worktree", "prune"])?;
     let short = layout::short(branch_ref);
@@ -79,6 +79,11 @@ pub fn create(repo: &Repo, path: &Path, branch_ref: &str, start: &str, reason: &
             .map_err(|e| usage(format!("cannot create worktree folder {}: {e}", parent.display())))?;
     }
     let branch_exists = repo.gix.try_find_reference(branch_ref)?.is_some();
+    if branch_exists && !resuming {
+        return Err(crate::error::Error::usage(format!("branch {short} already exists and was not made by this run"))
+            .with_hint(format!("delete it (git branch -D {short}) if it is not needed"))
+            .into());
+    }
     let p = path.to_string_lossy().into_owned();
     let out = if branch_exists {
         // Resume: the branch already carries the task's work.

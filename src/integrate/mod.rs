@@ -198,6 +198,7 @@ pub fn integrate(
     }
     let tip_id = gix::ObjectId::from_hex(tip.as_bytes()).map_err(|e| usage(format!("bad commit {tip}: {e}")))?;
     let commit = if Some(tip_id) != old && (old.is_some() || tip != plan.base || !merged.is_empty()) {
+        crate::fault::point("mid-integration");
         objects::cas_update(&repo, &target, tip_id, old, &format!("git parallel integrate run {run}"))?;
         Some(tip.clone())
     } else {

@@ -489,7 +489,10 @@ impl RunLog {
     /// Create a new run with the next free id; the first event is `planned`.
     pub fn create(repo: &Repo, planned: Event) -> Result<RunLog> {
         for _ in 0..100 {
-            let id = objects::next_numeric_id(repo, layout::RUNS)?.to_string();
+            // A number whose task branches survive (a deleted run ref) is not reused.
+            let id = objects::next_numeric_id(repo, layout::RUNS)?
+                .max(objects::next_numeric_id(repo, layout::BRANCHES)?)
+                .to_string();
             let mut log =
                 RunLog { repo: repo.clone(), id: id.clone(), tip: None, tree: None, state: RunState::empty(&id) };
             match log.append(planned.clone(), &[]) {
