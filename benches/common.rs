@@ -104,3 +104,51 @@ pub fn median(runs: usize, mut f: impl FnMut()) -> Duration {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_git-parallel"))
 }
+
+pub fn fake_agent() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fake-agent"))
+}
+
+/// A small repository configured for the fake agent, with room for `workers` agents at once.
+pub fn fake_agent_repo(root: &Path, home: &Path) {
+    std::fs::create_dir_all(root).unwrap();
+    git(root, home, &["init", "-q", "-b", "main"]);
+    std::fs::write(root.join("README.md"), "bench\n").unwrap();
+    git(root, home, &["add", "-A"]);
+    git(root, home, &["commit", "-q", "-m", "init"]);
+    configure_fake_agent(root, home);
+}
+
+pub fn configure_fake_agent(root: &Path, home: &Path) {
+    let cmd = format!("'{}' {{prompt_file}}", fake_agent().display());
+    for (k, v) in [
+        ("parallel.agent", "custom"),
+        ("parallel.agentCommand", cmd.as_str()),
+        ("parallel.reserveCpus", "0"),
+        ("parallel.cpuPerTask", "0.1"),
+        ("parallel.memoryPerTask", "1"),
+        ("parallel.cpuLimit", "1000"),
+        ("parallel.maxConcurrency", "64"),
+    ] {
+        git(root, home, &["config", k, v]);
+    }
+}
+
+/// Write a prompt for the fake agent.
+pub fn fake_prompt(dir: &Path, id: &str, deps: &[String], estimate_min: f64, script: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let deps = if deps.is_empty() { String::new() } else { format!("depends_on: [{}]\n", deps.join(", ")) };
+    std::fs::write(dir.join(format!("{id}.md")), format!("---\nestimate: {estimate_min}\n{deps}---\n# Task {id}\n\n```fake-agent\n{script}\n```\n")).unwrap();
+}
+
+/// Run git-parallel, assert success, return stdout.
+pub fn gp(root: &Path, home: &Path, args: &[&str]) -> String {
+    let o = cmd(bin(), root, home).args(args).env("NO_PROGRESS", "1").output().unwrap();
+    assert!(o.status.success(), "git parallel {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A run's state.json.
+pub fn run_state(root: &Path, home: &Path, run: &str) -> serde_json::Value {
+    serde_json::from_str(&git(root, home, &["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")])).unwrap()
+}

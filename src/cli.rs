@@ -139,6 +139,15 @@ pub struct RunArgs {
     /// Stream events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Check out only the directories of the files each task names (sparse cone), the cheap
+    /// path on huge repositories (also `parallel.sparse`).
+    #[arg(long)]
+    pub sparse: bool,
+
+    /// Benchmark baseline: run wave by wave, each wave waiting for the previous one.
+    #[arg(long, hide = true)]
+    pub phase_barrier: bool,
 }
 
 /// Show runs and their tasks.

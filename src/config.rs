@@ -27,6 +27,8 @@ pub struct Settings {
     pub verify: Option<String>,
     /// `parallel.reserveCpus`: CPUs kept free for the rest of the machine (default 1).
     pub reserve_cpus: usize,
+    /// `parallel.cpuPerTask`: CPUs one agent needs (default 1).
+    pub cpu_per_task: f64,
     /// `parallel.memoryPerTask`: bytes of memory one agent needs (default 2 GiB).
     pub memory_per_task: u64,
     /// `parallel.minDisk`: free bytes below which no new task starts (default 1 GiB).
@@ -41,6 +43,8 @@ pub struct Settings {
     pub retry_delay: Duration,
     /// `parallel.killGrace`: time between SIGTERM and SIGKILL (default 5s).
     pub kill_grace: Duration,
+    /// `parallel.sparse`: sparse worktrees with only the task's directories (default false).
+    pub sparse: bool,
     /// `parallel.prompts`: default prompt folder (default `prompts`).
     pub prompts: PathBuf,
 }
@@ -92,6 +96,14 @@ impl Settings {
                 .collect(),
             verify: string("parallel.verify"),
             reserve_cpus: nonneg("parallel.reserveCpus")?.map(|v| v as usize).unwrap_or(1),
+            cpu_per_task: match string("parallel.cpuPerTask") {
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|c| c.is_finite() && *c > 0.0)
+                    .ok_or_else(|| usage(format!("parallel.cpuPerTask must be a positive number (is `{v}`)")))?,
+                None => 1.0,
+            },
             memory_per_task: nonneg("parallel.memoryPerTask")?.unwrap_or(2 * GIB).max(1),
             min_disk: nonneg("parallel.minDisk")?.unwrap_or(GIB),
             cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(90.0),
@@ -99,6 +111,7 @@ impl Settings {
             retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
             retry_delay: dur("parallel.retryDelay", Duration::from_secs(2))?,
             kill_grace: dur("parallel.killGrace", Duration::from_secs(5))?,
+            sparse: cfg.try_boolean("parallel.sparse").map_err(|e| usage(format!("parallel.sparse: {e}")))?.unwrap_or(false),
             prompts: string("parallel.prompts").map(PathBuf::from).unwrap_or_else(|| "prompts".into()),
         })
     }
@@ -123,6 +136,7 @@ impl Settings {
             requested: requested.or(self.concurrency),
             max_concurrency: self.max_concurrency,
             reserve_cpus: self.reserve_cpus,
+            cpu_per_task: self.cpu_per_task,
             memory_per_task: self.memory_per_task,
             min_disk: self.min_disk,
             cpu_limit: self.cpu_limit,

@@ -232,7 +232,7 @@ fn ctrl_c_interrupts_and_records_it() {
     loop {
         assert!(started.elapsed().as_secs() < 30, "task never started");
         let ok = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
-        if ok.code == 0 && ok.stdout.contains("\"status\": \"running\"") && ok.stdout.contains("\"started_at\"") {
+        if ok.code == 0 && ok.stdout.contains("\"status\":\"running\"") && ok.stdout.contains("\"started_at\"") {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));

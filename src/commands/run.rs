@@ -76,6 +76,8 @@ pub fn options(
         setup: s.setup.clone(),
         copy: s.copy.clone(),
         sandbox: false,
+        sparse: s.sparse,
+        phase_barrier: false,
     })
 }
 
@@ -196,6 +198,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let integ = IntegrateOpts { skip: args.no_integrate, into: args.into.clone(), verify: args.verify.clone() };
     let mut opts = opts;
     opts.sandbox = args.sandbox;
+    opts.sparse |= args.sparse;
+    opts.phase_barrier = args.phase_barrier;
     opts.limits.requested = opts.limits.requested.or(Some(workers));
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

@@ -32,6 +32,10 @@ pub struct Options {
     pub setup: Option<String>,
     pub copy: Vec<String>,
     pub sandbox: bool,
+    /// Sparse worktrees holding only the task's directories.
+    pub sparse: bool,
+    /// Benchmark baseline: a wave starts only when the previous one ended.
+    pub phase_barrier: bool,
 }
 
 /// Something for the user to see; the UI decides how.
@@ -44,6 +48,10 @@ pub trait Observer {
 /// Whether a task's result satisfies its dependents.
 fn satisfied(s: TaskStatus) -> bool {
     matches!(s, TaskStatus::Succeeded | TaskStatus::NoChanges)
+}
+
+fn finished(s: TaskStatus) -> bool {
+    s.is_final() || s == TaskStatus::Skipped
 }
 
 fn blocked(s: TaskStatus) -> bool {
@@ -82,10 +90,13 @@ pub fn execute(
         }
         out
     };
+    let index: HashMap<&str, usize> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
     let durations: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_min).collect();
     let rank = simulate::upward_rank(&durations, &succs, &order);
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &log.id);
 
+    // Stale worktree entries (removed folders) would block re-adding a task's worktree.
+    repo.git(["worktree", "prune"])?;
     let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
     let cap = governor::capacity(&opts.limits, &gov.sample());
     obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));
@@ -93,17 +104,18 @@ pub fn execute(
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut running: HashMap<String, std::thread::JoinHandle<()>> = HashMap::new();
     let mut stopping = false;
+    let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
     let mut last_wait_reason = String::new();
     let mut last_refresh = Instant::now();
     loop {
         // 1. What the workers said.
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => handle(log, &repo, plan, msg, &mut running, obs)?,
+            Ok(msg) => handle(log, plan, msg, &mut running, &mut notes_due, obs)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {}
         }
         while let Ok(msg) = rx.try_recv() {
-            handle(log, &repo, plan, msg, &mut running, obs)?;
+            handle(log, plan, msg, &mut running, &mut notes_due, obs)?;
         }
         // A cancel recorded by another process arrives as SIGTERM; also look at the log now and then.
         if last_refresh.elapsed() > Duration::from_secs(2) {
@@ -154,6 +166,13 @@ pub fn execute(
                 })
                 .collect()
         };
+        if opts.phase_barrier {
+            // The baseline the list scheduler is measured against: only the first unfinished wave.
+            let open = |i: &usize| !finished(status(log.state(), &plan.tasks[*i].id));
+            if let Some(w) = plan.schedule.waves.iter().find(|w| w.iter().filter_map(|id| index.get(id.as_str())).any(open)) {
+                ready.retain(|i| w.contains(&plan.tasks[*i].id));
+            }
+        }
         simulate::by_priority(&rank, &mut ready);
         for i in ready {
             let sample = gov.sample();
@@ -170,6 +189,12 @@ pub fn execute(
             let tx2 = tx.clone();
             let repo2 = repo.clone();
             running.insert(t.id.clone(), std::thread::spawn(move || task::run(repo2, spec, ctl2, tx2)));
+        }
+
+        for (id, note) in notes_due.drain(..) {
+            if let Err(e) = notes::write(&repo, id, &note) {
+                obs.note(&format!("warning: could not attach metrics note to {id}: {e:#}"));
+            }
         }
 
         if running.is_empty() {
@@ -271,7 +296,16 @@ fn spec_for(
             .and_then(|s| s.metrics.session_id.clone()),
         prior_attempts: state.map(|s| s.attempts).unwrap_or(0),
         sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
+        sparse: (opts.sparse && !t.files.is_empty()).then(|| sparse_dirs(&t.files)),
     })
+}
+
+/// The directories a sparse worktree needs for `files` (top-level files come with any cone).
+fn sparse_dirs(files: &[String]) -> Vec<String> {
+    let mut dirs: Vec<String> = files.iter().filter_map(|f| f.rsplit_once('/').map(|(d, _)| d.to_string())).collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 /// The prompt the agent sees: the Markdown without its front matter.
@@ -286,10 +320,10 @@ fn body_of(raw: &str) -> String {
 
 fn handle(
     log: &mut RunLog,
-    repo: &Repo,
     plan: &Plan,
     msg: Msg,
     running: &mut HashMap<String, std::thread::JoinHandle<()>>,
+    notes_due: &mut Vec<(gix::ObjectId, String)>,
     obs: &mut dyn Observer,
 ) -> Result<()> {
     let ev = match msg {
@@ -313,11 +347,6 @@ fn handle(
             if let Some(h) = running.remove(&o.task) {
                 let _ = h.join();
             }
-            if let Some(t) = log.state().task(&o.task) {
-                if let Some(wt) = &t.worktree {
-                    worktree::unlock(repo, std::path::Path::new(wt));
-                }
-            }
             let mut files = vec![(format!("logs/{}.jsonl", o.task), std::mem::take(&mut o.transcript))];
             if !o.stderr.is_empty() {
                 files.push((format!("logs/{}.stderr", o.task), std::mem::take(&mut o.stderr)));
@@ -337,9 +366,8 @@ fn handle(
                 let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
                 let note = metrics_note(&log.id, &o, &log.state().agent, &kind);
                 if let Ok(id) = gix::ObjectId::from_hex(c.as_bytes()) {
-                    if let Err(e) = notes::write(repo, id, &note) {
-                        obs.note(&format!("warning: could not attach metrics note to {c}: {e:#}"));
-                    }
+                    // Written after the next dispatch: starting ready tasks comes first.
+                    notes_due.push((id, note));
                 }
             }
             ev

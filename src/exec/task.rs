@@ -54,6 +54,8 @@ pub struct TaskSpec {
     pub prior_attempts: u32,
     /// Run the agent under bubblewrap, writable: the worktree and this git directory.
     pub sandbox: Option<PathBuf>,
+    /// Sparse cone directories, when the worktree should hold only those.
+    pub sparse: Option<Vec<String>>,
 }
 
 /// What a worker tells the orchestrator.
@@ -137,13 +139,18 @@ pub fn run(repo: Repo, spec: TaskSpec, ctl: Arc<Control>, tx: Sender<Msg>) {
     if outcome.transcript.is_empty() {
         outcome.transcript = transcript;
     }
+    if spec.worktree.exists() {
+        worktree::unlock(&repo, &spec.worktree);
+    }
     let _ = tx.send(Msg::Finished(Box::new(outcome)));
 }
 
+/// The worktree's own git directory: files there are never committed and go with the worktree.
 fn private_dir(worktree: &Path) -> Result<PathBuf> {
-    // The worktree's own git directory: files there are never committed and go with the worktree.
-    let d = proc::git(worktree, ["rev-parse", "--absolute-git-dir"])?;
-    Ok(PathBuf::from(d))
+    match worktree::git_dir(worktree) {
+        Ok(d) => Ok(d),
+        Err(_) => Ok(PathBuf::from(proc::git(worktree, ["rev-parse", "--absolute-git-dir"])?)),
+    }
 }
 
 fn run_inner(
@@ -172,7 +179,8 @@ fn run_inner(
             return Ok(fail(format!("merging the result of dependency {dep} conflicts in: {}", files.join(", "))));
         }
     };
-    let resuming = spec.worktree.exists() && worktree::checked_out_at(repo, &spec.branch)?.is_some();
+    // Only a task that ran before can have a worktree to come back to.
+    let resuming = spec.prior_attempts > 0 && spec.worktree.join(".git").is_file();
     worktree::create(
         repo,
         &spec.worktree,
@@ -180,6 +188,7 @@ fn run_inner(
         &start,
         &format!("git parallel: run {} task {}", spec.run, spec.task),
         spec.prior_attempts > 0,
+        spec.sparse.as_deref(),
     )?;
     crate::fault::point("worktree-created");
     // On resume the branch may already hold work; the start commit stays what the deps gave.

@@ -54,17 +54,27 @@ pub fn checked_out_at(repo: &Repo, branch_ref: &str) -> Result<Option<PathBuf>> 
 
 /// Create (or reuse, on resume) the worktree of a task at `path` on `branch`, starting at
 /// `start`. A branch or path that exists and is not this task's is a collision, reported.
-pub fn create(repo: &Repo, path: &Path, branch_ref: &str, start: &str, reason: &str, resuming: bool) -> Result<()> {
-    // Stale entries (a removed folder) block re-adding until pruned.
-    repo.git(["worktree", "prune"])?;
+pub fn create(
+    repo: &Repo,
+    path: &Path,
+    branch_ref: &str,
+    start: &str,
+    reason: &str,
+    resuming: bool,
+    sparse: Option<&[String]>,
+) -> Result<()> {
     let short = layout::short(branch_ref);
-    if let Some(at) = checked_out_at(repo, branch_ref)? {
-        if at == path && path.exists() {
-            let _ = proc::git_output(&repo.workdir, ["worktree", "lock", "--reason", reason, &path.to_string_lossy()]);
-            return Ok(());
+    if resuming {
+        // Stale entries (a removed folder) block re-adding until pruned.
+        repo.git(["worktree", "prune"])?;
+        if let Some(at) = checked_out_at(repo, branch_ref)? {
+            if at == path && path.exists() {
+                let _ = proc::git_output(&repo.workdir, ["worktree", "lock", "--reason", reason, &path.to_string_lossy()]);
+                return Ok(());
+            }
+            return Err(usage(format!("branch {short} is already checked out at {}", at.display()))
+                .context(format!("cannot create the worktree for {short}")));
         }
-        return Err(usage(format!("branch {short} is already checked out at {}", at.display()))
-            .context(format!("cannot create the worktree for {short}")));
     }
     if path.exists() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(crate::error::Error::usage(format!(
@@ -85,16 +95,58 @@ pub fn create(repo: &Repo, path: &Path, branch_ref: &str, start: &str, reason: &
             .into());
     }
     let p = path.to_string_lossy().into_owned();
-    let out = if branch_exists {
+    let mut args = vec!["worktree", "add", "--lock", "--reason", reason];
+    if sparse.is_some() {
+        // Populate only the task's directories below, instead of the whole tree.
+        args.push("--no-checkout");
+    }
+    if branch_exists {
         // Resume: the branch already carries the task's work.
-        proc::git_output(&repo.workdir, ["worktree", "add", "--lock", "--reason", reason, &p, short])?
+        args.extend([p.as_str(), short]);
     } else {
-        proc::git_output(&repo.workdir, ["worktree", "add", "--lock", "--reason", reason, "-b", short, &p, start])?
-    };
+        args.extend(["-b", short, p.as_str(), start]);
+    }
+    let out = add_serialized(repo, &args)?;
     if !out.ok() {
         return Err(usage(format!("cannot create worktree {p} on {short}: {}", out.stderr_str().trim())));
     }
+    if let Some(dirs) = sparse {
+        let mut set = vec!["sparse-checkout", "set", "--cone", "--"];
+        set.extend(dirs.iter().map(String::as_str));
+        proc::git(path, &set)?;
+        proc::git(path, ["checkout", "-q"])?;
+    }
     Ok(())
+}
+
+/// `git worktree add` reads every other worktree's admin folder; one being created at the same
+/// moment makes it fail ("failed to read .git/worktrees/x/commondir"). Serialize ours, and retry
+/// that failure when another process races us.
+fn add_serialized(repo: &Repo, args: &[&str]) -> Result<proc::Output> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let mut attempt = 0;
+    loop {
+        let out = {
+            let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            proc::git_output(&repo.workdir, args)?
+        };
+        let racy = !out.ok() && out.stderr_str().contains(".git/worktrees/") && out.stderr_str().contains("failed to read");
+        if !racy || attempt >= 5 {
+            return Ok(out);
+        }
+        attempt += 1;
+        // The half-made entry of our own failed attempt must go before the retry.
+        let _ = proc::git_output(&repo.workdir, ["worktree", "prune"]);
+        std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+    }
+}
+
+/// The private git directory of a linked worktree (from its `.git` file, no subprocess).
+pub fn git_dir(path: &Path) -> Result<std::path::PathBuf> {
+    let text = std::fs::read_to_string(path.join(".git")).with_context(|| format!("{} is not a linked worktree", path.display()))?;
+    let dir = text.trim().strip_prefix("gitdir: ").with_context(|| format!("{}/.git is not a gitdir link", path.display()))?;
+    let dir = std::path::PathBuf::from(dir);
+    Ok(if dir.is_absolute() { dir } else { path.join(dir) })
 }
 
 /// Unlock a worktree (after its task ended).

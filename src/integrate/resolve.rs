@@ -68,6 +68,7 @@ pub fn resolve_conflicts(
                 resume_session: None,
                 prior_attempts: 0,
                 sandbox: None,
+                sparse: None,
             };
             let ok = task::run_agent_in_place(&spec, &ctl)?;
             if !ok || has_markers(&path, &conflict.files) {

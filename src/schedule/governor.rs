@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// CPUs kept free for the rest of the machine (`parallel.reserveCpus`, default 1).
     pub reserve_cpus: usize,
+    /// CPUs one agent needs (`parallel.cpuPerTask`, default 1; agents waiting on an API need less).
+    pub cpu_per_task: f64,
     pub memory_per_task: u64,
     pub min_disk: u64,
     pub cpu_limit: f32,
@@ -45,14 +47,15 @@ pub struct Capacity {
 /// The static capacity: how many agents may run at most.
 pub fn capacity(limits: &Limits, s: &Sample) -> Capacity {
     let requested = limits.requested.unwrap_or(limits.max_concurrency).max(1);
-    let by_cpu = s.cpus.saturating_sub(limits.reserve_cpus).max(1);
+    let free_cpus = s.cpus.saturating_sub(limits.reserve_cpus) as f64;
+    let by_cpu = ((free_cpus / limits.cpu_per_task.max(0.01)).floor() as usize).max(1);
     let by_mem = ((s.available_memory / limits.memory_per_task.max(1)) as usize).max(1);
     let mut workers = requested;
     let mut reason =
         if limits.requested.is_some() { "requested".to_string() } else { format!("default cap {requested}") };
     if by_cpu < workers {
         workers = by_cpu;
-        reason = format!("{} CPUs, {} kept free", s.cpus, limits.reserve_cpus);
+        reason = format!("{} CPUs, {} kept free, {} per task", s.cpus, limits.reserve_cpus, limits.cpu_per_task);
     }
     if by_mem < workers {
         workers = by_mem;
@@ -149,6 +152,7 @@ mod tests {
             requested,
             max_concurrency: 4,
             reserve_cpus: 1,
+            cpu_per_task: 1.0,
             memory_per_task: 2 * GIB,
             min_disk: GIB,
             cpu_limit: 90.0,
@@ -164,6 +168,8 @@ mod tests {
         assert_eq!(capacity(&limits(Some(8)), &small).workers, 1);
         let low_mem = Sample { available_memory: 5 * GIB, ..big };
         assert_eq!(capacity(&limits(Some(8)), &low_mem).workers, 2);
+        let light = Limits { cpu_per_task: 0.25, ..limits(Some(8)) };
+        assert_eq!(capacity(&light, &small).workers, 4);
     }
 
     #[test]

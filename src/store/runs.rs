@@ -530,7 +530,7 @@ impl RunLog {
             let mut state = self.state.clone();
             state.apply(&record);
             let mut entries = blobs.clone();
-            entries.insert("state.json".into(), objects::write_blob(&self.repo, &serde_json::to_vec_pretty(&state)?)?);
+            entries.insert("state.json".into(), objects::write_blob(&self.repo, &serde_json::to_vec(&state)?)?);
             let tree = objects::write_tree(&self.repo, self.tree, &entries)?;
             let message = format!("{}\n\n{}\n", record.event.summary(), serde_json::to_string(&record)?);
             let parents: Vec<ObjectId> = self.tip.into_iter().collect();
