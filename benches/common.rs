@@ -138,7 +138,11 @@ pub fn configure_fake_agent(root: &Path, home: &Path) {
 pub fn fake_prompt(dir: &Path, id: &str, deps: &[String], estimate_min: f64, script: &str) {
     std::fs::create_dir_all(dir).unwrap();
     let deps = if deps.is_empty() { String::new() } else { format!("depends_on: [{}]\n", deps.join(", ")) };
-    std::fs::write(dir.join(format!("{id}.md")), format!("---\nestimate: {estimate_min}\n{deps}---\n# Task {id}\n\n```fake-agent\n{script}\n```\n")).unwrap();
+    std::fs::write(
+        dir.join(format!("{id}.md")),
+        format!("---\nestimate: {estimate_min}\n{deps}---\n# Task {id}\n\n```fake-agent\n{script}\n```\n"),
+    )
+    .unwrap();
 }
 
 /// Run git-parallel, assert success, return stdout.
@@ -150,5 +154,6 @@ pub fn gp(root: &Path, home: &Path, args: &[&str]) -> String {
 
 /// A run's state.json.
 pub fn run_state(root: &Path, home: &Path, run: &str) -> serde_json::Value {
-    serde_json::from_str(&git(root, home, &["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")])).unwrap()
+    serde_json::from_str(&git(root, home, &["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]))
+        .unwrap()
 }

@@ -41,7 +41,11 @@ fn ours(root: &Path, home: &Path, files: &[String], sparse: bool, tag: &str) -> 
     let dir = root.join(format!("prompts-{tag}"));
     for (i, f) in files.iter().enumerate() {
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("t{i}.md")), format!("---\nfiles: [{f}]\n---\n# Task {i}\n\n```fake-agent\nappend {f} x\n```\n")).unwrap();
+        std::fs::write(
+            dir.join(format!("t{i}.md")),
+            format!("---\nfiles: [{f}]\n---\n# Task {i}\n\n```fake-agent\nappend {f} x\n```\n"),
+        )
+        .unwrap();
     }
     let mut args = vec!["run", dir.to_str().unwrap(), "-j", "1", "--allow-conflicts"];
     if sparse {
@@ -50,7 +54,10 @@ fn ours(root: &Path, home: &Path, files: &[String], sparse: bool, tag: &str) -> 
     let t = Instant::now();
     gp(root, home, &args);
     let total = t.elapsed().as_secs_f64();
-    let runs: Vec<u64> = git(root, home, &["for-each-ref", "--format=%(refname:lstrip=3)", "refs/parallel/runs/"]).lines().filter_map(|l| l.parse().ok()).collect();
+    let runs: Vec<u64> = git(root, home, &["for-each-ref", "--format=%(refname:lstrip=3)", "refs/parallel/runs/"])
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     let s = run_state(root, home, &runs.iter().max().unwrap().to_string());
     let agent: f64 = s["tasks"].as_array().unwrap().iter().map(|t| t["wall_ms"].as_f64().unwrap() / 1000.0).sum();
     assert!(s["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded"), "{s}");
@@ -76,6 +83,13 @@ fn main() {
         let bare = bare_sequence(&root, &home, &files) / TASKS as f64;
         let (full, _) = ours(&root, &home, &files, false, "full");
         let (sparse, _) = ours(&root, &home, &files, true, "sparse");
-        println!("| {n} | {:.0} ms | {:.0} ms | {:.2} | {:.0} ms | {:.2} |", bare * 1e3, full * 1e3, full / bare, sparse * 1e3, sparse / bare);
+        println!(
+            "| {n} | {:.0} ms | {:.0} ms | {:.2} | {:.0} ms | {:.2} |",
+            bare * 1e3,
+            full * 1e3,
+            full / bare,
+            sparse * 1e3,
+            sparse / bare
+        );
     }
 }

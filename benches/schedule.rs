@@ -42,8 +42,15 @@ fn measure(root: &Path, home: &Path, w: &Workload, unit_ms: u64, barrier: bool, 
         args.push("--phase-barrier");
     }
     gp(root, home, &args);
-    let run = git(root, home, &["for-each-ref", "--count=1", "--sort=-creatordate", "--format=%(refname:lstrip=3)", "refs/parallel/runs/"]);
-    let runs: Vec<u64> = git(root, home, &["for-each-ref", "--format=%(refname:lstrip=3)", "refs/parallel/runs/"]).lines().filter_map(|l| l.parse().ok()).collect();
+    let run = git(
+        root,
+        home,
+        &["for-each-ref", "--count=1", "--sort=-creatordate", "--format=%(refname:lstrip=3)", "refs/parallel/runs/"],
+    );
+    let runs: Vec<u64> = git(root, home, &["for-each-ref", "--format=%(refname:lstrip=3)", "refs/parallel/runs/"])
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     let run = runs.iter().max().map(|r| r.to_string()).unwrap_or(run);
     let s = run_state(root, home, &run);
     let tasks = s["tasks"].as_array().unwrap();
@@ -55,7 +62,12 @@ fn measure(root: &Path, home: &Path, w: &Workload, unit_ms: u64, barrier: bool, 
 
 fn workloads(random: usize) -> Vec<Workload> {
     let mut v = vec![
-        Workload { name: "independent (8 x 4, 4 workers)".into(), durations: vec![4.0; 8], preds: vec![vec![]; 8], workers: 4 },
+        Workload {
+            name: "independent (8 x 4, 4 workers)".into(),
+            durations: vec![4.0; 8],
+            preds: vec![vec![]; 8],
+            workers: 4,
+        },
         Workload {
             name: "chains (2 x 4 tasks, 2 workers)".into(),
             durations: vec![3.0, 2.0, 4.0, 3.0, 2.0, 3.0, 3.0, 4.0],
@@ -65,7 +77,18 @@ fn workloads(random: usize) -> Vec<Workload> {
         Workload {
             name: "diamonds (2 x 1-3-1, 3 workers)".into(),
             durations: vec![2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 2.0],
-            preds: vec![vec![], vec![0], vec![0], vec![0], vec![1, 2, 3], vec![4], vec![5], vec![5], vec![5], vec![6, 7, 8]],
+            preds: vec![
+                vec![],
+                vec![0],
+                vec![0],
+                vec![0],
+                vec![1, 2, 3],
+                vec![4],
+                vec![5],
+                vec![5],
+                vec![5],
+                vec![6, 7, 8],
+            ],
             workers: 3,
         },
         Workload {
@@ -103,8 +126,15 @@ fn svg(rows: &[(String, f64, f64)]) -> String {
     for (i, (name, list, barrier)) in rows.iter().enumerate() {
         let y = 30.0 + i as f64 * (2.0 * bar + gap);
         s.push_str(&format!("<text x=\"4\" y=\"{:.1}\">{}</text>", y + bar + 3.0, name.replace('>', "&gt;")));
-        s.push_str(&format!("<rect x=\"{left}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bar}\" fill=\"#1565c0\"/>", x(*list) - left));
-        s.push_str(&format!("<rect x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar}\" fill=\"#ef6c00\"/>", y + bar, x(*barrier) - left));
+        s.push_str(&format!(
+            "<rect x=\"{left}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bar}\" fill=\"#1565c0\"/>",
+            x(*list) - left
+        ));
+        s.push_str(&format!(
+            "<rect x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar}\" fill=\"#ef6c00\"/>",
+            y + bar,
+            x(*barrier) - left
+        ));
     }
     for v in [1.0, 1.05, 1.5] {
         s.push_str(&format!("<line x1=\"{0:.1}\" y1=\"20\" x2=\"{0:.1}\" y2=\"{h}\" stroke=\"#555\" stroke-dasharray=\"3,3\"/><text x=\"{0:.1}\" y=\"14\" text-anchor=\"middle\">{v}</text>", x(v)));
@@ -145,9 +175,17 @@ fn main() {
         }
     }
     let random = count - rows.len();
-    println!("| {random} random DAGs (5-10 tasks, 2-4 workers), mean | | | {:.3} | {:.3} |", (sum_list - rows.iter().map(|r| r.1).sum::<f64>()) / random as f64, (sum_bar - rows.iter().map(|r| r.2).sum::<f64>()) / random as f64);
+    println!(
+        "| {random} random DAGs (5-10 tasks, 2-4 workers), mean | | | {:.3} | {:.3} |",
+        (sum_list - rows.iter().map(|r| r.1).sum::<f64>()) / random as f64,
+        (sum_bar - rows.iter().map(|r| r.2).sum::<f64>()) / random as f64
+    );
     println!("\nworst list-scheduling ratio over all {count} workloads: {worst:.3}; workloads where it lost to the barrier by > 0.02: {losses}");
-    rows.push((format!("{random} random DAGs (mean)"), (sum_list - rows.iter().map(|r| r.1).sum::<f64>()) / random as f64, (sum_bar - rows.iter().map(|r| r.2).sum::<f64>()) / random as f64));
+    rows.push((
+        format!("{random} random DAGs (mean)"),
+        (sum_list - rows.iter().map(|r| r.1).sum::<f64>()) / random as f64,
+        (sum_bar - rows.iter().map(|r| r.2).sum::<f64>()) / random as f64,
+    ));
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/schedule.svg");
     std::fs::write(&out, svg(&rows)).unwrap();
     println!("chart: {}", out.display());

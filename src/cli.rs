@@ -145,6 +145,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub sparse: bool,
 
+    /// Run even though the main working tree has uncommitted changes (tasks start from the
+    /// plan's base commit without them).
+    #[arg(long)]
+    pub allow_dirty: bool,
+
     /// Benchmark baseline: run wave by wave, each wave waiting for the previous one.
     #[arg(long, hide = true)]
     pub phase_barrier: bool,

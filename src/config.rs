@@ -111,7 +111,10 @@ impl Settings {
             retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
             retry_delay: dur("parallel.retryDelay", Duration::from_secs(2))?,
             kill_grace: dur("parallel.killGrace", Duration::from_secs(5))?,
-            sparse: cfg.try_boolean("parallel.sparse").map_err(|e| usage(format!("parallel.sparse: {e}")))?.unwrap_or(false),
+            sparse: cfg
+                .try_boolean("parallel.sparse")
+                .map_err(|e| usage(format!("parallel.sparse: {e}")))?
+                .unwrap_or(false),
             prompts: string("parallel.prompts").map(PathBuf::from).unwrap_or_else(|| "prompts".into()),
         })
     }

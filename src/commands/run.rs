@@ -144,6 +144,36 @@ pub fn drive(
     })
 }
 
+/// Uncommitted changes in the main working tree would silently be missing from every task:
+/// refuse unless asked (prompt files themselves may be uncommitted).
+fn check_clean(ctx: &Context, plan: &Plan, allow: bool) -> Result<()> {
+    let status = crate::proc::git(&ctx.repo.workdir, ["status", "--porcelain", "--untracked-files=no", "-z"])?;
+    let dirty: Vec<&str> = status
+        .split('\0')
+        .filter(|e| e.len() > 3)
+        .map(|e| &e[3..])
+        .filter(|p| !plan.tasks.iter().any(|t| t.source == *p))
+        .collect();
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    if allow {
+        ui::note(&format!(
+            "note: {} uncommitted changes in the main working tree are not part of the tasks' base",
+            dirty.len()
+        ));
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "the main working tree has uncommitted changes ({}{}); tasks would start from {} without them",
+        dirty.iter().take(3).copied().collect::<Vec<_>>().join(", "),
+        if dirty.len() > 3 { ", ..." } else { "" },
+        &plan.base[..12]
+    ))
+    .with_hint("commit or stash them first, or pass --allow-dirty")
+    .into())
+}
+
 /// Find or make the plan a run starts from.
 fn plan_for(ctx: &Context, args: &RunArgs, workers: usize) -> Result<Plan> {
     let repo = &ctx.repo;
@@ -183,12 +213,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let workers = super::plan::default_workers(ctx, args.concurrency)?;
     let plan = plan_for(ctx, &args, workers)?;
     check_agents(&plan, &opts)?;
-    if !crate::proc::git(&ctx.repo.workdir, ["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
-        ui::note(&format!(
-            "note: the main working tree has uncommitted changes; tasks start from {} without them",
-            &plan.base[..12]
-        ));
-    }
+    check_clean(ctx, &plan, args.allow_dirty)?;
+    let run_base = crate::exec::worktree::run_dir(&ctx.repo, opts.worktree_dir.as_deref(), "x");
+    let run_base = run_base.parent().unwrap_or(&ctx.repo.workdir).to_path_buf();
+    std::fs::create_dir_all(&run_base)
+        .map_err(|e| usage(format!("cannot create the worktree folder {}: {e}", run_base.display())))?;
     let tasks = plan.tasks.iter().map(|t| (t.id.clone(), t.kind)).collect();
     let mut log = RunLog::create(
         &ctx.repo,

@@ -169,7 +169,9 @@ pub fn execute(
         if opts.phase_barrier {
             // The baseline the list scheduler is measured against: only the first unfinished wave.
             let open = |i: &usize| !finished(status(log.state(), &plan.tasks[*i].id));
-            if let Some(w) = plan.schedule.waves.iter().find(|w| w.iter().filter_map(|id| index.get(id.as_str())).any(open)) {
+            if let Some(w) =
+                plan.schedule.waves.iter().find(|w| w.iter().filter_map(|id| index.get(id.as_str())).any(open))
+            {
                 ready.retain(|i| w.contains(&plan.tasks[*i].id));
             }
         }

@@ -179,15 +179,14 @@ fn run_inner(
             return Ok(fail(format!("merging the result of dependency {dep} conflicts in: {}", files.join(", "))));
         }
     };
-    // Only a task that ran before can have a worktree to come back to.
-    let resuming = spec.prior_attempts > 0 && spec.worktree.join(".git").is_file();
+    // A worktree of this run's task from an earlier orchestrator life.
+    let resuming = spec.worktree.join(".git").is_file() && repo.gix.try_find_reference(spec.branch.as_str())?.is_some();
     worktree::create(
         repo,
         &spec.worktree,
         &spec.branch,
         &start,
         &format!("git parallel: run {} task {}", spec.run, spec.task),
-        spec.prior_attempts > 0,
         spec.sparse.as_deref(),
     )?;
     crate::fault::point("worktree-created");
@@ -321,7 +320,8 @@ fn run_inner(
             && merge::is_ancestor(repo, &new, &head)?
             && !merge::is_ancestor(repo, &new, &start)?
         {
-            moved.push(layout::short(&name).to_string());
+            let old = branches_before.get(&name).map(|o| o.to_string()).unwrap_or_default();
+            moved.push(format!("{} (was {})", layout::short(&name), &old[..old.len().min(12)]));
         }
     }
     if !moved.is_empty() {

@@ -53,23 +53,25 @@ pub fn checked_out_at(repo: &Repo, branch_ref: &str) -> Result<Option<PathBuf>> 
 }
 
 /// Create (or reuse, on resume) the worktree of a task at `path` on `branch`, starting at
-/// `start`. A branch or path that exists and is not this task's is a collision, reported.
+/// `start`. Run ids are never reused while their branches exist, so an existing branch of
+/// this run is this run's own work from an earlier life: it is reused, never reset.
 pub fn create(
     repo: &Repo,
     path: &Path,
     branch_ref: &str,
     start: &str,
     reason: &str,
-    resuming: bool,
     sparse: Option<&[String]>,
 ) -> Result<()> {
     let short = layout::short(branch_ref);
-    if resuming {
+    let branch_exists = repo.gix.try_find_reference(branch_ref)?.is_some();
+    if branch_exists {
         // Stale entries (a removed folder) block re-adding until pruned.
         repo.git(["worktree", "prune"])?;
         if let Some(at) = checked_out_at(repo, branch_ref)? {
             if at == path && path.exists() {
-                let _ = proc::git_output(&repo.workdir, ["worktree", "lock", "--reason", reason, &path.to_string_lossy()]);
+                let _ =
+                    proc::git_output(&repo.workdir, ["worktree", "lock", "--reason", reason, &path.to_string_lossy()]);
                 return Ok(());
             }
             return Err(usage(format!("branch {short} is already checked out at {}", at.display()))
@@ -87,12 +89,6 @@ pub fn create(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| usage(format!("cannot create worktree folder {}: {e}", parent.display())))?;
-    }
-    let branch_exists = repo.gix.try_find_reference(branch_ref)?.is_some();
-    if branch_exists && !resuming {
-        return Err(crate::error::Error::usage(format!("branch {short} already exists and was not made by this run"))
-            .with_hint(format!("delete it (git branch -D {short}) if it is not needed"))
-            .into());
     }
     let p = path.to_string_lossy().into_owned();
     let mut args = vec!["worktree", "add", "--lock", "--reason", reason];
@@ -130,7 +126,8 @@ fn add_serialized(repo: &Repo, args: &[&str]) -> Result<proc::Output> {
             let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
             proc::git_output(&repo.workdir, args)?
         };
-        let racy = !out.ok() && out.stderr_str().contains(".git/worktrees/") && out.stderr_str().contains("failed to read");
+        let racy =
+            !out.ok() && out.stderr_str().contains(".git/worktrees/") && out.stderr_str().contains("failed to read");
         if !racy || attempt >= 5 {
             return Ok(out);
         }
@@ -143,8 +140,12 @@ fn add_serialized(repo: &Repo, args: &[&str]) -> Result<proc::Output> {
 
 /// The private git directory of a linked worktree (from its `.git` file, no subprocess).
 pub fn git_dir(path: &Path) -> Result<std::path::PathBuf> {
-    let text = std::fs::read_to_string(path.join(".git")).with_context(|| format!("{} is not a linked worktree", path.display()))?;
-    let dir = text.trim().strip_prefix("gitdir: ").with_context(|| format!("{}/.git is not a gitdir link", path.display()))?;
+    let text = std::fs::read_to_string(path.join(".git"))
+        .with_context(|| format!("{} is not a linked worktree", path.display()))?;
+    let dir = text
+        .trim()
+        .strip_prefix("gitdir: ")
+        .with_context(|| format!("{}/.git is not a gitdir link", path.display()))?;
     let dir = std::path::PathBuf::from(dir);
     Ok(if dir.is_absolute() { dir } else { path.join(dir) })
 }

@@ -70,9 +70,20 @@ impl TestRepo {
         r
     }
 
+    /// A repository with one commit, in a temp dir under `base`.
+    pub fn new_in(base: &Path) -> Self {
+        let r = Self::empty_in(tempfile::tempdir_in(base).unwrap());
+        r.write("README.md", "# test\n");
+        r.commit("initial");
+        r
+    }
+
     /// `git init` only, no commits.
     pub fn empty() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
+        Self::empty_in(tempfile::tempdir().unwrap())
+    }
+
+    fn empty_in(tmp: tempfile::TempDir) -> Self {
         let root = tmp.path().join("repo");
         let home = tmp.path().join("home");
         std::fs::create_dir_all(&root).unwrap();

@@ -1,0 +1,367 @@
+//! Reliability: agent faults, orchestrator crashes with resume, bad input, concurrent runs,
+//! the resource governor under memory pressure, and the sandbox.
+
+mod common;
+use common::TestRepo;
+use std::time::{Duration, Instant};
+
+fn count_lines(p: &std::path::Path) -> usize {
+    std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn a_crashing_agent_is_retried_then_fails_clearly() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("boom", "", "write half.txt h\ncrash");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--retries", "1", "--no-integrate"]);
+    o.code(1);
+    let t = r.task_state("1", "boom");
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["attempts"], 2, "a crash is transient: retried once");
+    assert!(t["reason"].as_str().unwrap().contains("signal 6"), "{t}");
+    // A failed task's half work is not committed.
+    assert_eq!(r.git_out(&["cat-file", "-e", "parallel/1/boom:half.txt"]).code, 128);
+}
+
+#[test]
+fn garbage_and_floods_on_stdout_do_not_break_the_run() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("noisy", "", "print {\"type\": broken json\nprint plain words\nflood 40\nwrite n.txt n");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    assert_eq!(r.task_state("1", "noisy")["status"], "succeeded");
+    let size: usize = r.git(&["cat-file", "-s", "refs/parallel/runs/1:logs/noisy.jsonl"]).parse().unwrap();
+    assert!(size <= 16 << 20, "transcript is capped: {size}");
+    assert!(size > 1 << 20, "transcript kept what fits: {size}");
+}
+
+#[test]
+fn an_agent_that_leaves_its_branch_or_moves_another_is_not_trusted() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("escape", "", "git checkout -q -b elsewhere\nwrite e.txt e");
+    r.prompt("hijack", "", "write h.txt h\ncommit mine\ngit update-ref refs/heads/main HEAD");
+    r.commit("prompts");
+    let main_before = r.git(&["rev-parse", "main"]);
+    let o = r.gp(&["run", "prompts", "-j", "2", "--no-integrate"]);
+    o.code(1);
+    let escape = r.task_state("1", "escape");
+    assert_eq!(escape["status"], "failed");
+    assert!(escape["reason"].as_str().unwrap().contains("moved the worktree off parallel/1/escape"), "{escape}");
+    let hijack = r.task_state("1", "hijack");
+    assert_eq!(hijack["status"], "failed");
+    let reason = hijack["reason"].as_str().unwrap();
+    assert!(reason.contains("moved branch main") && reason.contains(&main_before[..12]), "{reason}");
+}
+
+/// Kill the orchestrator at `fault`, then resume; every agent runs exactly once after its
+/// last recorded success, and everything ends integrated.
+fn crash_and_resume(fault: &str, expect_runs: &[(&str, usize)]) {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let stamp = |t: &str| r.scratch(&format!("runs-{t}"));
+    r.prompt("a", "", &format!("stamp {}\nwrite a.txt a", stamp("a").display()));
+    r.prompt("b", "depends_on: [a]", &format!("stamp {}\nwrite b.txt b", stamp("b").display()));
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts"], &[("GIT_PARALLEL_FAULT", fault)]);
+    assert_eq!(o.code, -1, "killed by SIGKILL at {fault}: {}", o.stderr);
+    let st = r.gp(&["status", "1"]);
+    assert!(st.stdout.contains("interrupted"), "{}", st.stdout);
+    r.gp(&["resume", "1"]).ok();
+    for (t, n) in expect_runs {
+        assert_eq!(count_lines(&stamp(t)), *n, "agent runs of {t} after a crash at {fault}");
+        assert_eq!(r.task_state("1", t)["status"], "succeeded");
+    }
+    assert_eq!(r.run_state("1")["status"], "succeeded");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/integration:b.txt"]), "b");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/integration:a.txt"]), "a");
+}
+
+#[test]
+fn sigkill_during_worktree_creation_then_resume() {
+    // Killed before a's agent started: it runs once, on resume.
+    crash_and_resume("worktree-created", &[("a", 1), ("b", 1)]);
+}
+
+#[test]
+fn sigkill_after_a_commit_before_it_was_recorded_then_resume() {
+    // a's result was committed but not recorded: resume recovers it without a second run.
+    crash_and_resume("task-committed", &[("a", 1), ("b", 1)]);
+}
+
+#[test]
+fn sigkill_mid_integration_then_resume() {
+    crash_and_resume("mid-integration", &[("a", 1), ("b", 1)]);
+}
+
+#[test]
+fn dirty_main_working_tree_is_refused_and_kept() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    r.write("README.md", "my unsaved work\n");
+    let o = r.gp(&["run", "prompts"]);
+    o.code(2);
+    assert!(o.stderr.contains("uncommitted changes (README.md)") && o.stderr.contains("--allow-dirty"), "{}", o.stderr);
+    assert_eq!(r.read("README.md"), "my unsaved work\n");
+    assert_eq!(r.git(&["for-each-ref", "refs/parallel/runs/"]), "");
+    r.gp(&["run", "prompts", "--allow-dirty"]).ok();
+    assert_eq!(r.read("README.md"), "my unsaved work\n");
+}
+
+#[test]
+fn detached_head_runs_from_the_commit() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    let head = r.commit("prompts");
+    r.git(&["checkout", "-q", "--detach", &head]);
+    r.gp(&["run", "prompts"]).ok();
+    assert_eq!(r.git(&["rev-parse", "parallel/1/integration^1"]), head);
+    assert_eq!(r.git(&["rev-parse", "HEAD"]), head);
+}
+
+#[test]
+fn existing_branches_and_worktree_paths_are_never_clobbered() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    // A leftover branch of a run whose ref is gone: the new run takes another number.
+    r.git(&["branch", "parallel/1/a"]);
+    let leftover = r.git(&["rev-parse", "parallel/1/a"]);
+    // And a folder in the way of the next run's worktree.
+    let wt_root = r.tmp.path().join("repo.parallel");
+    std::fs::create_dir_all(wt_root.join("2/a")).unwrap();
+    std::fs::write(wt_root.join("2/a/precious.txt"), "mine").unwrap();
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.code(1);
+    assert_eq!(r.git(&["rev-parse", "parallel/1/a"]), leftover);
+    let t = r.task_state("2", "a");
+    assert!(t["reason"].as_str().unwrap().contains("already exists and is not empty"), "{t}");
+    assert_eq!(std::fs::read_to_string(wt_root.join("2/a/precious.txt")).unwrap(), "mine");
+}
+
+#[test]
+fn unwritable_worktree_folder_is_refused_up_front() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    let file = r.scratch("a-file");
+    std::fs::write(&file, "").unwrap();
+    let dir = file.join("worktrees");
+    let o = r.gp(&["run", "prompts", "--worktree-dir", dir.to_str().unwrap()]);
+    o.code(2);
+    assert!(o.stderr.contains("cannot create the worktree folder"), "{}", o.stderr);
+    assert_eq!(r.git(&["for-each-ref", "refs/parallel/runs/"]), "");
+}
+
+#[test]
+fn bad_plans_never_start_a_run() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "depends_on: [b]", "noop");
+    r.prompt("b", "depends_on: [a]", "noop");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts"]);
+    o.code(2);
+    assert!(o.stderr.contains("dependency cycle"), "{}", o.stderr);
+    std::fs::create_dir_all(r.path("empty")).unwrap();
+    r.gp(&["run", "empty"]).code(2);
+    r.gp(&["run", "prompts", "--concurrency", "0"]).code(2);
+    r.gp(&["run", "42"]).code(2);
+    assert_eq!(r.git(&["for-each-ref", "refs/parallel/runs/"]), "");
+}
+
+#[test]
+fn two_runs_at_once_keep_every_event_and_note() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    for d in ["one", "two"] {
+        for i in 0..3 {
+            let id = format!("{d}{i}");
+            r.write(
+                &format!("{d}/{id}.md"),
+                &format!("# Task {id}\n\n```fake-agent\nwrite {id}.txt {id}\nsleep 100\n```\n"),
+            );
+        }
+    }
+    r.commit("prompts");
+    let spawn = |dir: &str| {
+        let mut c = r.command(common::bin());
+        c.args(["run", dir, "-j", "2", "--no-integrate"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn("one"), spawn("two"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let repo = r.open();
+    let mut tasks = 0;
+    for run in ["1", "2"] {
+        let records = git_parallel::store::runs::events(&repo, run).unwrap();
+        let snapshot = git_parallel::store::runs::load(&repo, run).unwrap();
+        assert_eq!(git_parallel::store::runs::replay(run, &records), snapshot);
+        assert!(snapshot.tasks.iter().all(|t| t.status == git_parallel::store::runs::TaskStatus::Succeeded));
+        tasks += snapshot.tasks.len();
+    }
+    assert_eq!(tasks, 6);
+    assert_eq!(r.git(&["notes", "--ref=parallel", "list"]).lines().count(), 6, "no note lost");
+}
+
+#[test]
+fn concurrent_writers_of_one_log_lose_nothing() {
+    use git_parallel::prompt::TaskType;
+    use git_parallel::store::runs::{Event, RunLog};
+    let r = TestRepo::new();
+    let repo = r.open();
+    RunLog::create(
+        &repo,
+        Event::Planned {
+            plan: "1".into(),
+            base: "0".repeat(40),
+            agent: "x".into(),
+            workers: 1,
+            tasks: vec![("t".into(), TaskType::Other)],
+        },
+    )
+    .unwrap();
+    let threads: Vec<_> = (0..3)
+        .map(|w| {
+            let root = r.root.clone();
+            std::thread::spawn(move || {
+                let repo = git_parallel::repo::Repo::discover(&root).unwrap();
+                let mut log = RunLog::open(&repo, "1").unwrap();
+                for i in 0..20 {
+                    log.append(
+                        Event::Retried { task: "t".into(), attempt: i, reason: format!("writer {w}"), delay_ms: 0 },
+                        &[],
+                    )
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let records = git_parallel::store::runs::events(&repo, "1").unwrap();
+    assert_eq!(records.len(), 61);
+    let snapshot = git_parallel::store::runs::load(&repo, "1").unwrap();
+    assert_eq!(snapshot.tasks[0].retries, 60);
+    assert_eq!(git_parallel::store::runs::replay("1", &records), snapshot);
+}
+
+fn available_memory() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = info
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn the_governor_keeps_memory_hungry_agents_within_budget() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Budget: room for one agent at a time, though three are asked for.
+    let per_task = available_memory() * 2 / 3;
+    r.git(&["config", "parallel.memoryPerTask", &per_task.to_string()]);
+    let s = r.scratch("stamps");
+    for id in ["a", "b", "c"] {
+        r.prompt(id, "", &format!("stamp {0}\nalloc 200 300\nwrite {id}.txt {id}\nstamp-end {0}", s.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "3", "--no-integrate"]);
+    o.ok();
+    assert!(o.stderr.contains("up to 1 at once"), "{}", o.stderr);
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    let text = std::fs::read_to_string(&s).unwrap();
+    for id in ["a", "b", "c"] {
+        let t = |kind: &str| -> u64 {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{id} {kind} ")))
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        spans.push((t("start"), t("end")));
+    }
+    spans.sort();
+    let peak =
+        (0..spans.len()).map(|i| spans.iter().filter(|o| o.0 < spans[i].1 && spans[i].0 < o.1).count()).max().unwrap();
+    assert_eq!(peak, 1, "one 200 MiB agent at a time: {spans:?}");
+}
+
+#[test]
+fn sandbox_confines_writes_to_the_worktree_and_git_dir() {
+    if git_parallel::proc::which("bwrap").is_none() {
+        panic!("bubblewrap (bwrap) is not installed; .ci/run installs it (apt-get install bubblewrap)");
+    }
+    // Outside /tmp: the sandbox gives agents a private /tmp.
+    let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base).unwrap();
+    let r = TestRepo::new_in(&base);
+    r.use_fake_agent();
+    let main_file = r.path("escape.txt");
+    let home_file = r.home.join("escape.txt");
+    let other_wt = r.tmp.path().join("repo.parallel/1/inside/escape.txt");
+    r.prompt("inside", "", "write inside.txt ok\ncommit agent commit inside the sandbox\nwrite more.txt ok\nsleep 300");
+    r.prompt("main", "", &format!("write {} x", main_file.display()));
+    r.prompt("home", "", &format!("write {} x", home_file.display()));
+    r.prompt("other", "", &format!("sleep 100\nwrite {} x", other_wt.display()));
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "2", "--sandbox", "--retries", "0", "--no-integrate"]);
+    o.code(1);
+    assert_eq!(r.task_state("1", "inside")["status"], "succeeded", "{}", o.stderr);
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/inside:inside.txt"]), "ok");
+    for t in ["main", "home", "other"] {
+        assert_eq!(r.task_state("1", t)["status"], "failed", "{t}");
+    }
+    assert!(!main_file.exists() && !home_file.exists() && !other_wt.exists());
+    let stderr = r.git(&["cat-file", "-p", "refs/parallel/runs/1:logs/main.stderr"]);
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+}
+
+#[test]
+fn status_stays_correct_while_a_run_is_live() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("slow", "", "sleep 1500\nwrite s.txt s");
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let start = Instant::now();
+    loop {
+        let o = r.gp(&["status", "--json"]);
+        if o.code == 0 && o.stdout.contains("\"effective_status\": \"running\"") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = r.gp(&["resume", "1"]);
+    o.code(2);
+    assert!(o.stderr.contains("still running"), "{}", o.stderr);
+    assert!(child.wait().unwrap().success());
+}
