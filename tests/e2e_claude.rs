@@ -47,13 +47,85 @@ fn start_server(script: &std::path::Path, log: &std::path::Path) -> Server {
     Server { child, port }
 }
 
+fn claude_env(claude: &std::path::Path, port: u16) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap())),
+        ("ANTHROPIC_BASE_URL".into(), format!("http://127.0.0.1:{port}")),
+        ("ANTHROPIC_API_KEY".into(), "test-key".into()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
+        ("CLAUDE_CODE_MAX_RETRIES".into(), "1".into()),
+        // As root, Claude Code only bypasses permissions inside a declared sandbox.
+        ("IS_SANDBOX".into(), "1".into()),
+    ]
+}
+
+fn configure(r: &TestRepo) {
+    r.git(&["config", "parallel.reserveCpus", "0"]);
+    r.git(&["config", "parallel.memoryPerTask", "1"]);
+    r.git(&["config", "parallel.cpuLimit", "1000"]);
+}
+
+#[test]
+fn an_interrupted_claude_task_resumes_its_session() {
+    let claude = claude_bin();
+    let r = TestRepo::new();
+    configure(&r);
+    let script = r.scratch("script.json");
+    std::fs::write(
+        &script,
+        r#"{"rules": [
+  {"match": "TASK-LONG", "steps": [
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/long.txt", "content": "first half\n"}}},
+     {"tool_use": {"name": "Bash", "input": {"command": "sleep 60", "description": "think hard"}}},
+     {"text": "Finished after resuming"}]}],
+ "default": {"text": "ok"}}"#,
+    )
+    .unwrap();
+    let server = start_server(&script, &r.scratch("server.log"));
+    r.write("prompts/long.md", "# Long task\n\nTASK-LONG: write long.txt, then think.\n");
+    r.commit("prompts");
+    let env = claude_env(&claude, server.port);
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--agent", "claude", "--timeout", "120s"]).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let child = c.spawn().unwrap();
+    // Wait until the agent is inside its long Bash call (the file is written, a session recorded).
+    let start = std::time::Instant::now();
+    loop {
+        assert!(start.elapsed().as_secs() < 60, "the agent never got to its long step");
+        let st = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
+        let wt = r.tmp.path().join("repo.parallel/1/long/long.txt");
+        if st.code == 0 && st.stdout.contains("\"session_id\"") && st.stdout.contains("\"Bash\"") && wt.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let interrupted = r.task_state("1", "long");
+    assert_eq!(interrupted["status"], "interrupted");
+    let session = interrupted["metrics"]["session_id"].as_str().unwrap().to_string();
+
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = r.gp_env(&["resume", "1"], &env_refs);
+    let server_log = std::fs::read_to_string(r.scratch("server.log")).unwrap_or_default();
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{server_log}", o.stdout, o.stderr);
+    let t = r.task_state("1", "long");
+    assert_eq!(t["status"], "succeeded");
+    assert_eq!(t["attempts"], 2);
+    // The resumed agent continued the recorded session rather than starting over.
+    assert_eq!(t["metrics"]["session_id"], session.as_str());
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/long:long.txt"]), "first half");
+}
+
 #[test]
 fn real_claude_cli_runs_three_tasks_two_at_a_time() {
     let claude = claude_bin();
     let r = TestRepo::new();
-    r.git(&["config", "parallel.reserveCpus", "0"]);
-    r.git(&["config", "parallel.memoryPerTask", "1"]);
-    r.git(&["config", "parallel.cpuLimit", "1000"]);
+    configure(&r);
     let script = r.scratch("script.json");
     std::fs::write(
         &script,
@@ -79,19 +151,9 @@ fn real_claude_cli_runs_three_tasks_two_at_a_time() {
     );
     r.commit("prompts");
 
-    let path = format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap());
-    let base_url = format!("http://127.0.0.1:{}", server.port);
-    let o = r.gp_env(
-        &["run", "prompts", "-j", "2", "--agent", "claude", "--timeout", "120s"],
-        &[
-            ("PATH", &path),
-            ("ANTHROPIC_BASE_URL", &base_url),
-            ("ANTHROPIC_API_KEY", "test-key"),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-            ("CLAUDE_CODE_MAX_RETRIES", "1"),
-            ("IS_SANDBOX", "1"),
-        ],
-    );
+    let env = claude_env(&claude, server.port);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = r.gp_env(&["run", "prompts", "-j", "2", "--agent", "claude", "--timeout", "120s"], &env_refs);
     let server_log = std::fs::read_to_string(r.scratch("server.log")).unwrap_or_default();
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{server_log}", o.stdout, o.stderr);
 

@@ -363,5 +363,9 @@ fn status_stays_correct_while_a_run_is_live() {
     let o = r.gp(&["resume", "1"]);
     o.code(2);
     assert!(o.stderr.contains("still running"), "{}", o.stderr);
+    // --watch follows the run to its end, then exits.
+    let watch = r.gp(&["status", "1", "--watch"]);
+    watch.ok();
+    assert!(watch.stdout.contains("running") && watch.stdout.contains("run 1 (plan 1): succeeded"), "{}", watch.stdout);
     assert!(child.wait().unwrap().success());
 }

@@ -315,10 +315,9 @@ fn run_inner(
     let head = proc::git(&spec.worktree, ["rev-parse", "HEAD"])?;
     let mut moved = Vec::new();
     for (name, id) in other_branches(repo)? {
-        let new = id.to_string();
         if branches_before.get(&name).is_some_and(|old| *old != id)
-            && merge::is_ancestor(repo, &new, &head)?
-            && !merge::is_ancestor(repo, &new, &start)?
+            && merge::is_ancestor(repo, id, merge::commit_id(repo, &head)?)?
+            && !merge::is_ancestor(repo, id, merge::commit_id(repo, &start)?)?
         {
             let old = branches_before.get(&name).map(|o| o.to_string()).unwrap_or_default();
             moved.push(format!("{} (was {})", layout::short(&name), &old[..old.len().min(12)]));

@@ -41,7 +41,7 @@ type Built = (String, Vec<String>, Vec<IntegrationConflict>, Vec<(String, String
 /// Build merges of `tasks` (in order) onto `start`. Returns the tip, the tasks merged and the
 /// conflicts met; a task whose dependency was left out is left out too.
 fn build(repo: &Repo, run: &str, start: &str, tasks: &[(String, String)], plan: &Plan, target: &str) -> Result<Built> {
-    let mut cur = start.to_string();
+    let mut cur = merge::commit_id(repo, start)?;
     let mut merged = Vec::new();
     let mut conflicts = Vec::new();
     let mut dropped = Vec::new();
@@ -52,25 +52,25 @@ fn build(repo: &Repo, run: &str, start: &str, tasks: &[(String, String)], plan: 
             out.insert(task.clone());
             continue;
         }
-        if merge::is_ancestor(repo, commit, &cur)? {
+        let commit = merge::commit_id(repo, commit)?;
+        if merge::is_ancestor(repo, commit, cur)? {
             merged.push(task.clone());
             continue;
         }
-        match merge::merge_tree(repo, &cur, commit)? {
+        match merge::merge_tree(repo, cur, commit)? {
             Merge::Clean(tree) => {
                 let msg = format!(
                     "Merge task {task} of run {run}\n\n{}: {run}\n{}: {task}\n",
                     layout::TRAILER_RUN,
                     layout::TRAILER_TASK
                 );
-                cur = merge::commit_tree(repo, &tree, &[&cur, commit], &msg)?;
+                cur = objects::write_commit(repo, tree, &[cur, commit], &msg)?;
                 merged.push(task.clone());
             }
-            Merge::Conflict { files, .. } => {
+            Merge::Conflict { files } => {
                 let branch = layout::short(&layout::task_branch(run, task)).to_string();
                 let guidance = format!(
-                    "reproduce and resolve: git worktree add -b {b}-resolve ../resolve-{task} {target} && cd ../resolve-{task} && git merge {branch}",
-                    b = branch,
+                    "reproduce and resolve: git worktree add -b resolve/{run}/{task} ../resolve-{run}-{task} {target} && cd ../resolve-{run}-{task} && git merge {branch}",
                     target = layout::short(target),
                 );
                 conflicts.push(IntegrationConflict { task: task.clone(), files, guidance });
@@ -78,7 +78,7 @@ fn build(repo: &Repo, run: &str, start: &str, tasks: &[(String, String)], plan: 
             }
         }
     }
-    Ok((cur, merged, conflicts, dropped))
+    Ok((cur.to_string(), merged, conflicts, dropped))
 }
 
 /// Run `cmd` on `commit` in a temporary detached worktree; true when it passes.
