@@ -24,14 +24,39 @@ pub fn commit_id(repo: &Repo, rev: &str) -> Result<ObjectId> {
 /// Merge `theirs` into `ours` in memory, resolving conflicts as git would.
 pub fn merge_tree(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<Merge> {
     let options: gix::merge::commit::Options = repo.gix.tree_merge_options()?.into();
-    let mut out = repo
+    let out = repo
         .gix
         .merge_commits(ours, theirs, Default::default(), options)
         .with_context(|| format!("cannot merge {theirs} into {ours}"))?;
+    outcome(out.tree_merge)
+}
+
+fn tree_of(repo: &Repo, commit: ObjectId) -> Result<ObjectId> {
+    Ok(repo.gix.find_commit(commit)?.tree_id()?.detach())
+}
+
+/// Apply the changes `ancestor → theirs` onto `ours`: a three-way merge with a known base.
+/// A task's base is the commit it started from, so integrating it needs no merge-base search
+/// through an ever longer integration history (what makes hundreds of merges quadratic).
+pub fn merge_onto(repo: &Repo, ancestor: ObjectId, ours: ObjectId, theirs: ObjectId) -> Result<Merge> {
+    let out = repo
+        .gix
+        .merge_trees(
+            tree_of(repo, ancestor)?,
+            tree_of(repo, ours)?,
+            tree_of(repo, theirs)?,
+            Default::default(),
+            repo.gix.tree_merge_options()?,
+        )
+        .with_context(|| format!("cannot merge {theirs} onto {ours}"))?;
+    outcome(out)
+}
+
+/// The merged tree, or the conflicting paths.
+fn outcome(mut out: gix::merge::tree::Outcome<'_>) -> Result<Merge> {
     let how = gix::merge::tree::TreatAsUnresolved::git();
-    if out.tree_merge.has_unresolved_conflicts(how) {
+    if out.has_unresolved_conflicts(how) {
         let mut files: Vec<String> = out
-            .tree_merge
             .conflicts
             .iter()
             .filter(|c| c.is_unresolved(how))
@@ -42,7 +67,7 @@ pub fn merge_tree(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<Merge
         files.dedup();
         return Ok(Merge::Conflict { files });
     }
-    Ok(Merge::Clean(out.tree_merge.tree.write().context("cannot write the merged tree")?.detach()))
+    Ok(Merge::Clean(out.tree.write().context("cannot write the merged tree")?.detach()))
 }
 
 /// Whether `a` is an ancestor of (or equal to) `b`.
@@ -54,6 +79,15 @@ pub fn is_ancestor(repo: &Repo, a: ObjectId, b: ObjectId) -> Result<bool> {
         Ok(base) => Ok(base.is_some_and(|b| b.detach() == a)),
         Err(_) => Ok(false),
     }
+}
+
+/// Every commit reachable from `tip` but not from `base` (one walk, for many ancestry checks).
+pub fn reachable_since(repo: &Repo, tip: ObjectId, base: ObjectId) -> Result<std::collections::HashSet<ObjectId>> {
+    let mut out = std::collections::HashSet::new();
+    for info in repo.gix.rev_walk([tip]).with_hidden([base]).all()? {
+        out.insert(info?.id);
+    }
+    Ok(out)
 }
 
 /// Merge `others` one by one onto `base`: fast-forward where possible, else a merge commit.

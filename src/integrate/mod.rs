@@ -35,29 +35,49 @@ impl Outcome {
     }
 }
 
+/// A task's result to integrate.
+#[derive(Debug, Clone)]
+struct Result_ {
+    task: String,
+    commit: String,
+    /// The commit the task started from: the base of its changes.
+    started_from: Option<String>,
+}
+
 /// What building a chain of merges gives: the tip, tasks merged, conflicts, tasks left out.
 type Built = (String, Vec<String>, Vec<IntegrationConflict>, Vec<(String, String)>);
 
 /// Build merges of `tasks` (in order) onto `start`. Returns the tip, the tasks merged and the
 /// conflicts met; a task whose dependency was left out is left out too.
-fn build(repo: &Repo, run: &str, start: &str, tasks: &[(String, String)], plan: &Plan, target: &str) -> Result<Built> {
+fn build(repo: &Repo, run: &str, start: &str, tasks: &[Result_], plan: &Plan, target: &str) -> Result<Built> {
     let mut cur = merge::commit_id(repo, start)?;
+    // Integrating again: what the target already holds is not merged twice.
+    let base = merge::commit_id(repo, &plan.base)?;
+    let already = if cur == base { Default::default() } else { merge::reachable_since(repo, cur, base)? };
     let mut merged = Vec::new();
     let mut conflicts = Vec::new();
     let mut dropped = Vec::new();
     let mut out: HashSet<String> = HashSet::new();
-    for (task, commit) in tasks {
+    for Result_ { task, commit, started_from } in tasks {
         if let Some(dep) = plan.task(task).and_then(|t| t.preds().find(|p| out.contains(*p))) {
             dropped.push((task.clone(), format!("depends on {dep}, which was left out")));
             out.insert(task.clone());
             continue;
         }
         let commit = merge::commit_id(repo, commit)?;
-        if merge::is_ancestor(repo, commit, cur)? {
+        if already.contains(&commit) {
             merged.push(task.clone());
             continue;
         }
-        match merge::merge_tree(repo, cur, commit)? {
+        let result = match started_from.as_deref().and_then(|s| repo.resolve_commit(s)) {
+            Some(from) => merge::merge_onto(repo, from, cur, commit)?,
+            None => merge::merge_tree(repo, cur, commit)?,
+        };
+        match result {
+            Merge::Clean(tree) if tree == repo.gix.find_commit(cur)?.tree_id()?.detach() => {
+                // Nothing new: the task's work is already in (integrating again).
+                merged.push(task.clone());
+            }
             Merge::Clean(tree) => {
                 let msg = format!(
                     "Merge task {task} of run {run}\n\n{}: {run}\n{}: {task}\n",
@@ -137,11 +157,12 @@ pub fn integrate(
             break;
         }
     }
-    let tasks: Vec<(String, String)> = order
+    let tasks: Vec<Result_> = order
         .into_iter()
         .filter_map(|i| {
             let t = log.state().task(&plan.tasks[i].id)?;
-            (t.status == TaskStatus::Succeeded).then(|| t.commit.clone().map(|c| (t.id.clone(), c))).flatten()
+            let commit = t.commit.clone().filter(|_| t.status == TaskStatus::Succeeded)?;
+            Some(Result_ { task: t.id.clone(), commit, started_from: t.start_commit.clone() })
         })
         .collect();
     let (mut tip, mut merged, conflicts, mut dropped) = build(&repo, &run, &start, &tasks, plan, &target)?;
@@ -164,8 +185,7 @@ pub fn integrate(
         } else {
             // Bisect: the shortest failing prefix of the merged set ends with a culprit.
             // Invariant: the empty prefix (start) passes and the whole candidate set fails.
-            let mut candidates: Vec<(String, String)> =
-                tasks.iter().filter(|(t, _)| merged.contains(t)).cloned().collect();
+            let mut candidates: Vec<Result_> = tasks.iter().filter(|r| merged.contains(&r.task)).cloned().collect();
             loop {
                 let (mut lo, mut hi) = (0usize, candidates.len());
                 while hi - lo > 1 {
@@ -177,15 +197,15 @@ pub fn integrate(
                         hi = mid;
                     }
                 }
-                let culprit = candidates[hi - 1].0.clone();
+                let culprit = candidates[hi - 1].task.clone();
                 obs.note(&format!("verify: task {culprit} breaks `{cmd}`; leaving it out"));
                 dropped.push((culprit.clone(), format!("the verify command fails with it: {cmd}")));
                 // Its dependents carry its changes: they go too.
                 let deps = dependents(plan, &culprit);
-                for (t, _) in candidates.iter().filter(|(t, _)| deps.contains(t)) {
-                    dropped.push((t.clone(), format!("depends on {culprit}, which fails verification")));
+                for r in candidates.iter().filter(|r| deps.contains(&r.task)) {
+                    dropped.push((r.task.clone(), format!("depends on {culprit}, which fails verification")));
                 }
-                candidates.retain(|(t, _)| *t != culprit && !deps.contains(t));
+                candidates.retain(|r| r.task != culprit && !deps.contains(&r.task));
                 let (c, m, _, _) = build(&repo, &run, &start, &candidates, plan, &target)?;
                 if candidates.is_empty() || verify(&repo, &run_dir, &c, cmd, &mut n)? {
                     tip = c;
