@@ -68,35 +68,6 @@ impl Dag {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
-
-    /// Successor lists.
-    pub fn succs(&self) -> Vec<Vec<usize>> {
-        let mut s = vec![Vec::new(); self.len()];
-        for i in 0..self.len() {
-            for p in self.preds(i) {
-                s[p].push(i);
-            }
-        }
-        s
-    }
-
-    /// A topological order (Kahn), stable by index.
-    pub fn topo_order(&self) -> Vec<usize> {
-        let succs = self.succs();
-        let mut indeg: Vec<usize> = (0..self.len()).map(|i| self.preds(i).count()).collect();
-        let mut ready: std::collections::BTreeSet<usize> = (0..self.len()).filter(|&i| indeg[i] == 0).collect();
-        let mut out = Vec::with_capacity(self.len());
-        while let Some(i) = ready.pop_first() {
-            out.push(i);
-            for &s in &succs[i] {
-                indeg[s] -= 1;
-                if indeg[s] == 0 {
-                    ready.insert(s);
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Risk of a soft conflict with `edges` import edges between the two tasks' files.
@@ -326,7 +297,6 @@ mod tests {
         // b has the higher priority: a waits for b. c already runs after a.
         assert_eq!(dag.ordering[0], vec![1]);
         assert!(dag.ordering[2].is_empty() || dag.ordering[2] == vec![1]);
-        assert_eq!(dag.topo_order().len(), 3);
         let allowed = build(&nodes, &ImportGraph::default(), true).unwrap();
         assert!(allowed.ordering.iter().all(Vec::is_empty));
         assert_eq!(allowed.conflicts.len(), 3);

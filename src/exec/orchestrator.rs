@@ -68,31 +68,9 @@ pub fn execute(
 ) -> Result<RunStatus> {
     let repo: Repo = log.repo().clone();
     let preds = plan.pred_indices();
-    let mut succs = vec![Vec::new(); plan.tasks.len()];
-    for (i, ps) in preds.iter().enumerate() {
-        for &p in ps {
-            succs[p].push(i);
-        }
-    }
-    let order: Vec<usize> = {
-        // Topological order for the rank computation.
-        let mut indeg: Vec<usize> = preds.iter().map(Vec::len).collect();
-        let mut stack: Vec<usize> = (0..preds.len()).filter(|&i| indeg[i] == 0).collect();
-        let mut out = Vec::new();
-        while let Some(i) = stack.pop() {
-            out.push(i);
-            for &s in &succs[i] {
-                indeg[s] -= 1;
-                if indeg[s] == 0 {
-                    stack.push(s);
-                }
-            }
-        }
-        out
-    };
     let index: HashMap<&str, usize> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
     let durations: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_min).collect();
-    let rank = simulate::upward_rank(&durations, &succs, &order);
+    let rank = simulate::ranks(&durations, &preds);
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &log.id);
 
     // Stale worktree entries (removed folders) would block re-adding a task's worktree.
@@ -329,20 +307,9 @@ fn handle(
     obs: &mut dyn Observer,
 ) -> Result<()> {
     let ev = match msg {
-        Msg::Started { task, attempt, worktree, branch, start_commit } => {
-            let ev = Event::Started { task, attempt, worktree, branch, start_commit };
-            log.append(ev.clone(), &[])?;
-            ev
-        }
-        Msg::Progress { task, turns, last_tool, files, cost_usd, session_id } => {
-            let ev = Event::Progress { task, turns, last_tool, files, cost_usd, session_id };
-            log.append(ev.clone(), &[])?;
-            ev
-        }
-        Msg::Retried { task, attempt, reason, delay_ms } => {
-            let ev = Event::Retried { task, attempt, reason, delay_ms };
-            log.append(ev.clone(), &[])?;
-            ev
+        Msg::Event(ev) => {
+            log.append((*ev).clone(), &[])?;
+            *ev
         }
         Msg::Finished(o) => {
             let mut o: Outcome = *o;

@@ -7,7 +7,7 @@ use crate::agent::{self, parse, ResultInfo, Update};
 use crate::proc;
 use crate::repo::Repo;
 use crate::store::layout;
-use crate::store::runs::{Metrics, TaskStatus};
+use crate::store::runs::{Event, Metrics, TaskStatus};
 use anyhow::Result;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -58,34 +58,15 @@ pub struct TaskSpec {
     pub sparse: Option<Vec<String>>,
 }
 
-/// What a worker tells the orchestrator.
+/// What a worker tells the orchestrator: events to record, then the outcome.
 #[derive(Debug)]
 pub enum Msg {
-    Started {
-        task: String,
-        attempt: u32,
-        worktree: String,
-        branch: String,
-        start_commit: String,
-    },
-    Progress {
-        task: String,
-        turns: u64,
-        last_tool: Option<String>,
-        files: Vec<String>,
-        cost_usd: Option<f64>,
-        session_id: Option<String>,
-    },
-    Retried {
-        task: String,
-        attempt: u32,
-        reason: String,
-        delay_ms: u64,
-    },
+    /// `started`, `progress` or `retried`, recorded as is.
+    Event(Box<Event>),
     Finished(Box<Outcome>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     pub task: String,
     pub status: TaskStatus,
@@ -97,6 +78,13 @@ pub struct Outcome {
     pub wall_ms: u64,
     pub transcript: Vec<u8>,
     pub stderr: Vec<u8>,
+}
+
+impl Outcome {
+    /// A task that failed before or outside its agent's work.
+    fn failed(task: &str, reason: String) -> Self {
+        Outcome { task: task.to_string(), status: TaskStatus::Failed, reason: Some(reason), ..Default::default() }
+    }
 }
 
 /// How one attempt ended.
@@ -119,18 +107,7 @@ pub fn run(repo: Repo, spec: TaskSpec, ctl: Arc<Control>, tx: Sender<Msg>) {
     let mut transcript = Vec::new();
     let outcome = match run_inner(&repo, &spec, &ctl, &tx, &mut transcript) {
         Ok(o) => o,
-        Err(e) => Outcome {
-            task: spec.task.clone(),
-            status: TaskStatus::Failed,
-            commit: None,
-            reason: Some(format!("{e:#}")),
-            exit_code: None,
-            metrics: Metrics::default(),
-            files_changed: Vec::new(),
-            wall_ms: 0,
-            transcript: Vec::new(),
-            stderr: Vec::new(),
-        },
+        Err(e) => Outcome::failed(&spec.task, format!("{e:#}")),
     };
     let mut outcome = outcome;
     if outcome.wall_ms == 0 {
@@ -160,18 +137,7 @@ fn run_inner(
     tx: &Sender<Msg>,
     transcript: &mut Vec<u8>,
 ) -> Result<Outcome> {
-    let fail = |reason: String| Outcome {
-        task: spec.task.clone(),
-        status: TaskStatus::Failed,
-        commit: None,
-        reason: Some(reason),
-        exit_code: None,
-        metrics: Metrics::default(),
-        files_changed: Vec::new(),
-        wall_ms: 0,
-        transcript: Vec::new(),
-        stderr: Vec::new(),
-    };
+    let fail = |reason: String| Outcome::failed(&spec.task, reason);
     // Start from the base merged with the dependencies' results.
     let start = match merge::merge_all(repo, &spec.base, &spec.deps)? {
         Ok(c) => c,
@@ -221,13 +187,13 @@ fn run_inner(
     let mut last: Attempt;
     loop {
         attempt_no += 1;
-        let _ = tx.send(Msg::Started {
+        let _ = tx.send(Msg::Event(Box::new(Event::Started {
             task: spec.task.clone(),
             attempt: attempt_no,
             worktree: spec.worktree.to_string_lossy().into_owned(),
             branch: spec.branch.clone(),
             start_commit: start.clone(),
-        });
+        })));
         let resume = session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
         last = attempt(spec, &prompt_file, &stderr_path, resume, ctl, tx, transcript)?;
         if last.interrupted || last.timed_out || last.spawn_error.is_some() {
@@ -248,12 +214,12 @@ fn run_inner(
         retries_left -= 1;
         let n = spec.retries - retries_left;
         let delay = backoff(spec.retry_base, n);
-        let _ = tx.send(Msg::Retried {
+        let _ = tx.send(Msg::Event(Box::new(Event::Retried {
             task: spec.task.clone(),
             attempt: attempt_no,
             reason: describe(&last),
             delay_ms: delay.as_millis() as u64,
-        });
+        })));
         // A fresh attempt starts from a clean worktree; a crashed attempt's session is not resumed.
         proc::git(&spec.worktree, ["reset", "-q", "--hard", &start])?;
         proc::git(&spec.worktree, ["clean", "-q", "-fd"])?;
@@ -559,14 +525,14 @@ fn attempt(
         if dirty && last_progress.elapsed() >= Duration::from_millis(500) {
             dirty = false;
             last_progress = Instant::now();
-            let _ = tx.send(Msg::Progress {
+            let _ = tx.send(Msg::Event(Box::new(Event::Progress {
                 task: spec.task.clone(),
                 turns: a.turns,
                 last_tool: last_tool.clone(),
                 files: std::mem::take(&mut files),
                 cost_usd: cost,
                 session_id: a.session_id.clone(),
-            });
+            })));
         }
         let now = Instant::now();
         if ctl.kill.load(Ordering::SeqCst) {
@@ -594,14 +560,14 @@ fn attempt(
     }
     let _ = reader.join();
     if dirty || !files.is_empty() {
-        let _ = tx.send(Msg::Progress {
+        let _ = tx.send(Msg::Event(Box::new(Event::Progress {
             task: spec.task.clone(),
             turns: a.turns,
             last_tool,
             files,
             cost_usd: cost,
             session_id: a.session_id.clone(),
-        });
+        })));
     }
     // Leftover processes of the agent's group go with it.
     proc::signal_group(pid, libc::SIGKILL);

@@ -29,6 +29,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The event that records this outcome in the run's log.
+    pub fn event(&self) -> Event {
+        Event::Integrated {
+            target: self.target.clone(),
+            commit: self.commit.clone(),
+            merged: self.merged.clone(),
+            conflicts: self.conflicts.clone(),
+            dropped: self.dropped.clone(),
+            verified: self.verified,
+        }
+    }
+
     /// Every succeeded task made it in, and verify (if any) passed.
     pub fn clean(&self) -> bool {
         self.conflicts.is_empty() && self.dropped.is_empty() && self.verified != Some(false)
@@ -225,14 +237,7 @@ pub fn integrate(
         old.map(|o| o.to_string())
     };
     let outcome = Outcome { target: target.clone(), commit, merged, conflicts, dropped, verified };
-    let ev = Event::Integrated {
-        target,
-        commit: outcome.commit.clone(),
-        merged: outcome.merged.clone(),
-        conflicts: outcome.conflicts.clone(),
-        dropped: outcome.dropped.clone(),
-        verified: outcome.verified,
-    };
+    let ev = outcome.event();
     log.append(ev.clone(), &[])?;
     obs.event(&ev, log.state());
     Ok(outcome)

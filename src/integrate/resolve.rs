@@ -7,7 +7,7 @@ use crate::exec::task::{self, Control, TaskSpec};
 use crate::exec::worktree;
 use crate::plan::Plan;
 use crate::proc;
-use crate::store::runs::{Event, RunLog};
+use crate::store::runs::RunLog;
 use crate::store::{layout, objects};
 use anyhow::Result;
 use std::time::Duration;
@@ -106,14 +106,7 @@ pub fn resolve_conflicts(
         outcome.merged.push(conflict.task.clone());
         outcome.conflicts.retain(|c| c.task != conflict.task);
     }
-    let ev = Event::Integrated {
-        target: outcome.target.clone(),
-        commit: outcome.commit.clone(),
-        merged: outcome.merged.clone(),
-        conflicts: outcome.conflicts.clone(),
-        dropped: outcome.dropped.clone(),
-        verified: outcome.verified,
-    };
+    let ev = outcome.event();
     log.append(ev.clone(), &[])?;
     obs.event(&ev, log.state());
     Ok(outcome)

@@ -48,16 +48,28 @@ impl Simulation {
     }
 }
 
-/// Simulate list scheduling of tasks with `durations` and predecessor lists `preds` on `workers`.
-pub fn simulate(durations: &[f64], preds: &[Vec<usize>], workers: usize) -> Simulation {
-    let n = durations.len();
-    let workers = workers.max(1);
-    let mut succs = vec![Vec::new(); n];
+/// Successor lists from predecessor lists.
+pub fn successors(preds: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut succs = vec![Vec::new(); preds.len()];
     for (i, ps) in preds.iter().enumerate() {
         for &p in ps {
             succs[p].push(i);
         }
     }
+    succs
+}
+
+/// Upward ranks of a DAG given by predecessor lists (the dispatch priority).
+pub fn ranks(durations: &[f64], preds: &[Vec<usize>]) -> Vec<f64> {
+    let succs = successors(preds);
+    upward_rank(durations, &succs, &topo(preds, &succs))
+}
+
+/// Simulate list scheduling of tasks with `durations` and predecessor lists `preds` on `workers`.
+pub fn simulate(durations: &[f64], preds: &[Vec<usize>], workers: usize) -> Simulation {
+    let n = durations.len();
+    let workers = workers.max(1);
+    let succs = successors(preds);
     let topo = topo(preds, &succs);
     let rank = upward_rank(durations, &succs, &topo);
 
