@@ -294,3 +294,19 @@ fn reports_in_three_formats() {
     let mem = r.read(".github/Memory.md");
     assert!(mem.starts_with("# Memory\n\n## git-parallel run 1"), "{mem}");
 }
+
+#[test]
+fn integration_never_moves_a_checked_out_branch() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    let head = r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    let o = r.gp(&["integrate", "1", "--into", "main"]);
+    o.code(2);
+    assert!(o.stderr.contains("main is checked out at"), "{}", o.stderr);
+    assert_eq!(r.git(&["rev-parse", "main"]), head);
+    // Into a branch nobody has checked out, it works.
+    r.gp(&["integrate", "1", "--into", "release"]).ok();
+    r.git(&["cat-file", "-e", "release:a.txt"]);
+}

@@ -248,3 +248,48 @@ fn ctrl_c_interrupts_and_records_it() {
 fn unsafe_kill(pid: u32, sig: i32) {
     std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
 }
+
+#[test]
+fn setup_command_and_copied_files_prepare_each_worktree() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write(".gitignore", ".env\n");
+    r.write(".env", "SECRET=1\n");
+    r.git(&["config", "parallel.copy", ".env"]);
+    r.git(&["config", "parallel.setup", "cp .env setup-saw-env.txt && echo $GIT_PARALLEL_TASK > setup-task.txt"]);
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    // The setup ran in the worktree, with the copied untracked file there.
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/a:setup-saw-env.txt"]), "SECRET=1");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/a:setup-task.txt"]), "a");
+    // The ignored .env itself is not committed.
+    assert_eq!(r.git_out(&["cat-file", "-e", "parallel/1/a:.env"]).code, 128);
+
+    r.git(&["config", "parallel.setup", "echo broken >&2; exit 3"]);
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.code(1);
+    let t = r.task_state("2", "a");
+    assert!(
+        t["reason"].as_str().unwrap().contains("setup command failed")
+            && t["reason"].as_str().unwrap().contains("broken"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_dependent_whose_dependencies_conflict_fails_naming_the_files() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("shared.txt", "base\n");
+    r.prompt("x", "files: [shared.txt]", "write shared.txt from x");
+    r.prompt("y", "files: [shared.txt]", "write shared.txt from y");
+    r.prompt("z", "depends_on: [x, y]", "write z.txt z");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "2", "--allow-conflicts", "--no-integrate"]);
+    o.code(1);
+    let z = r.task_state("1", "z");
+    assert_eq!(z["status"], "failed");
+    let reason = z["reason"].as_str().unwrap();
+    assert!(reason.contains("conflicts in: shared.txt") && reason.contains("dependency y"), "{reason}");
+}

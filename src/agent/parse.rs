@@ -221,5 +221,47 @@ mod tests {
             r#"{"type":"result","subtype":"error_during_execution","is_error":true,"api_error_status":529}"#;
         let Update::Result(r) = &parse_line(Format::ClaudeStreamJson, overloaded)[0] else { panic!() };
         assert!(is_transient(r));
+        let merits = r#"{"type":"result","subtype":"success","is_error":true,"result":"tests fail"}"#;
+        let Update::Result(r) = &parse_line(Format::ClaudeStreamJson, merits)[0] else { panic!() };
+        assert!(!is_transient(r));
+    }
+
+    #[test]
+    fn codex_gemini_and_aider_events() {
+        let c = |l: &str| parse_line(Format::CodexJson, l);
+        assert_eq!(
+            c(r#"{"type":"thread.started","thread_id":"th1"}"#),
+            vec![Update::Init { session_id: Some("th1".into()), model: None }]
+        );
+        assert_eq!(
+            c(
+                r#"{"type":"item.completed","item":{"type":"file_change","changes":[{"path":"src/a.rs","kind":"update"}]}}"#
+            ),
+            vec![Update::Tool { name: "Edit".into(), file: Some("src/a.rs".into()) }]
+        );
+        let Update::Result(r) = &c(r#"{"type":"turn.completed","usage":{"input_tokens":12,"output_tokens":3}}"#)[0]
+        else {
+            panic!()
+        };
+        assert_eq!((r.is_error, r.input_tokens, r.output_tokens), (false, Some(12), Some(3)));
+        let Update::Result(r) = &c(r#"{"type":"turn.failed","error":{"message":"429 Too Many Requests"}}"#)[0] else {
+            panic!()
+        };
+        assert!(r.is_error && is_transient(r));
+
+        let g = |l: &str| parse_line(Format::GeminiStreamJson, l);
+        assert_eq!(
+            g(r#"{"type":"tool_use","tool_name":"write_file","parameters":{"file_path":"/w/b.py"}}"#),
+            vec![Update::Tool { name: "write_file".into(), file: Some("/w/b.py".into()) }]
+        );
+        let Update::Result(r) = &g(r#"{"type":"result","status":"error","stats":{"duration_ms":5}}"#)[0] else {
+            panic!()
+        };
+        assert!(r.is_error);
+
+        assert_eq!(
+            parse_line(Format::Text, "Applied edit to src/main.py"),
+            vec![Update::Tool { name: "Edit".into(), file: Some("src/main.py".into()) }]
+        );
     }
 }
