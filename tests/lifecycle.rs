@@ -43,14 +43,20 @@ fn independent_tasks_integrate_cleanly_without_touching_the_working_tree() {
     assert_eq!(again.json()["merged"].as_array().unwrap().len(), 3);
 }
 
-#[test]
-fn a_conflicting_task_is_left_out_with_guidance() {
+/// Two tasks that write the same file, allowed to run at once: they conflict at integration.
+fn conflicting_tasks() -> TestRepo {
     let r = TestRepo::new();
     r.use_fake_agent();
     r.write("shared.txt", "base\n");
     r.prompt("first", "files: [shared.txt]", "write shared.txt from first");
     r.prompt("second", "files: [shared.txt]", "write shared.txt from second");
     r.commit("prompts");
+    r
+}
+
+#[test]
+fn a_conflicting_task_is_left_out_with_guidance() {
+    let r = conflicting_tasks();
     let o = r.gp(&["run", "prompts", "-j", "2", "--allow-conflicts"]);
     o.code(1);
     let s = r.run_state("1");
@@ -69,12 +75,7 @@ fn a_conflicting_task_is_left_out_with_guidance() {
 
 #[test]
 fn resolve_hands_the_conflict_to_an_agent() {
-    let r = TestRepo::new();
-    r.use_fake_agent();
-    r.write("shared.txt", "base\n");
-    r.prompt("first", "files: [shared.txt]", "write shared.txt from first");
-    r.prompt("second", "files: [shared.txt]", "write shared.txt from second");
-    r.commit("prompts");
+    let r = conflicting_tasks();
     r.gp(&["run", "prompts", "-j", "2", "--allow-conflicts"]).code(1);
     // The resolver is a custom agent command that writes the resolved text.
     let resolver = "sh -c 'printf \"first and second\\n\" > shared.txt'".to_string();

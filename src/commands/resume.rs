@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     let done = state.tasks.iter().filter(|t| t.status.is_final()).count();
     ui::note(&format!("resuming run {id}: {done} of {} tasks already ended and will not run again", state.tasks.len()));
     let integ = match &state.integration {
-        Some(i) => IntegrateOpts { skip: false, into: Some(i.target.clone()), verify: None },
+        Some(i) => IntegrateOpts { skip: false, into: Some(i.result.target.clone()), verify: None },
         None => IntegrateOpts::default(),
     };
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)

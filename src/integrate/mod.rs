@@ -14,38 +14,12 @@ use crate::proc;
 use crate::repo::Repo;
 use crate::store::layout;
 use crate::store::objects;
-use crate::store::runs::{Event, IntegrationConflict, RunLog, TaskStatus};
+use crate::store::runs::{Event, Integrated, IntegrationConflict, RunLog, TaskStatus};
 use anyhow::Result;
 use std::collections::HashSet;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Outcome {
-    pub target: String,
-    pub commit: Option<String>,
-    pub merged: Vec<String>,
-    pub conflicts: Vec<IntegrationConflict>,
-    pub dropped: Vec<(String, String)>,
-    pub verified: Option<bool>,
-}
-
-impl Outcome {
-    /// The event that records this outcome in the run's log.
-    pub fn event(&self) -> Event {
-        Event::Integrated {
-            target: self.target.clone(),
-            commit: self.commit.clone(),
-            merged: self.merged.clone(),
-            conflicts: self.conflicts.clone(),
-            dropped: self.dropped.clone(),
-            verified: self.verified,
-        }
-    }
-
-    /// Every succeeded task made it in, and verify (if any) passed.
-    pub fn clean(&self) -> bool {
-        self.conflicts.is_empty() && self.dropped.is_empty() && self.verified != Some(false)
-    }
-}
+/// What integrating did (recorded in the run's log as an `integrated` event).
+pub type Outcome = Integrated;
 
 /// A task's result to integrate.
 #[derive(Debug, Clone)]
@@ -237,7 +211,7 @@ pub fn integrate(
         old.map(|o| o.to_string())
     };
     let outcome = Outcome { target: target.clone(), commit, merged, conflicts, dropped, verified };
-    let ev = outcome.event();
+    let ev = Event::Integrated(outcome.clone());
     log.append(ev.clone(), &[])?;
     obs.event(&ev, log.state());
     Ok(outcome)

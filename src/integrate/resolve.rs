@@ -106,7 +106,7 @@ pub fn resolve_conflicts(
         outcome.merged.push(conflict.task.clone());
         outcome.conflicts.retain(|c| c.task != conflict.task);
     }
-    let ev = outcome.event();
+    let ev = crate::store::runs::Event::Integrated(outcome.clone());
     log.append(ev.clone(), &[])?;
     obs.event(&ev, log.state());
     Ok(outcome)

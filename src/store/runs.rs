@@ -168,17 +168,7 @@ pub enum Event {
     Ended {
         status: RunStatus,
     },
-    Integrated {
-        target: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        commit: Option<String>,
-        merged: Vec<String>,
-        conflicts: Vec<IntegrationConflict>,
-        #[serde(default)]
-        dropped: Vec<(String, String)>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        verified: Option<bool>,
-    },
+    Integrated(Integrated),
 }
 
 impl Event {
@@ -196,9 +186,7 @@ impl Event {
             Event::Skipped { task, .. } => format!("{task}: skipped"),
             Event::CancelRequested { pid } => format!("cancel requested by pid {pid}"),
             Event::Ended { status } => format!("run {}", status.as_str()),
-            Event::Integrated { merged, conflicts, .. } => {
-                format!("integrated {} tasks, {} conflicts", merged.len(), conflicts.len())
-            }
+            Event::Integrated(i) => format!("integrated {} tasks, {} conflicts", i.merged.len(), i.conflicts.len()),
         }
     }
 }
@@ -252,14 +240,35 @@ pub struct TaskState {
     pub conflict: Option<IntegrationConflict>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Integration {
+/// What one integration did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Integrated {
+    /// The branch integrated into.
     pub target: String,
+    /// Its commit afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     pub merged: Vec<String>,
     pub conflicts: Vec<IntegrationConflict>,
+    /// Tasks left out for another reason than a conflict: (task, why).
+    #[serde(default)]
     pub dropped: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+}
+
+impl Integrated {
+    /// Every succeeded task made it in, and verify (if any) passed.
+    pub fn clean(&self) -> bool {
+        self.conflicts.is_empty() && self.dropped.is_empty() && self.verified != Some(false)
+    }
+}
+
+/// The latest integration of a run, and when it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    #[serde(flatten)]
+    pub result: Integrated,
     pub at: f64,
 }
 
@@ -416,19 +425,11 @@ impl RunState {
                 self.status = *status;
                 self.ended_at = Some(r.at);
             }
-            Event::Integrated { target, commit, merged, conflicts, dropped, verified } => {
+            Event::Integrated(i) => {
                 for t in self.tasks.iter_mut() {
-                    t.conflict = conflicts.iter().find(|c| c.task == t.id).cloned();
+                    t.conflict = i.conflicts.iter().find(|c| c.task == t.id).cloned();
                 }
-                self.integration = Some(Integration {
-                    target: target.clone(),
-                    commit: commit.clone(),
-                    merged: merged.clone(),
-                    conflicts: conflicts.clone(),
-                    dropped: dropped.clone(),
-                    verified: *verified,
-                    at: r.at,
-                });
+                self.integration = Some(Integration { result: i.clone(), at: r.at });
             }
         }
     }

@@ -72,7 +72,7 @@ pub fn markdown(s: &RunState) -> String {
         t["input_tokens"],
         t["output_tokens"]
     ));
-    if let Some(i) = &s.integration {
+    if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
         out.push_str(&format!(
             "\nIntegrated {} of {} tasks into `{}`{}.\n",
             i.merged.len(),

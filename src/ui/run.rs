@@ -67,7 +67,7 @@ pub fn summary(s: &RunState) -> String {
         millis(work),
         speedup
     ));
-    if let Some(i) = &s.integration {
+    if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
         match &i.commit {
             Some(c) => out.push_str(&format!(
                 "integrated {} tasks into {} ({}){}\n",
