@@ -158,7 +158,7 @@ fn run_inner(
     crate::fault::point("worktree-created");
     // On resume the branch may already hold work; the start commit stays what the deps gave.
     if resuming {
-        if let Some(out) = recovered(spec, &start)? {
+        if let Some(out) = recovered(repo, spec, &start)? {
             return Ok(out);
         }
     }
@@ -278,7 +278,7 @@ fn run_inner(
     }
     // Agents work on their own branch only. A branch that moved into this task's history
     // (say `git branch -f main HEAD`) was moved by the agent, not by the user working alongside.
-    let head = proc::git(&spec.worktree, ["rev-parse", "HEAD"])?;
+    let (head_ref, head) = worktree_head(repo, &spec.worktree)?;
     let mut moved = Vec::new();
     for (name, id) in other_branches(repo)? {
         if branches_before.get(&name).is_some_and(|old| *old != id)
@@ -297,16 +297,15 @@ fn run_inner(
         return Ok(out);
     }
     // The agent stays on its branch, or its work is not what we think it is.
-    let head_ref = proc::git_output(&spec.worktree, ["symbolic-ref", "-q", "HEAD"])?;
-    if head_ref.stdout_str().trim() != spec.branch {
+    if head_ref.as_deref() != Some(spec.branch.as_str()) {
         out.reason = Some(format!(
             "the agent moved the worktree off {} (HEAD is {}); its work was not taken",
             layout::short(&spec.branch),
-            if head_ref.ok() { head_ref.stdout_str().trim().to_string() } else { "detached".into() }
+            head_ref.as_deref().unwrap_or("detached")
         ));
         return Ok(out);
     }
-    let (commit, files) = commit_result(spec, &start)?;
+    let (commit, files) = commit_result(repo, spec, &start)?;
     crate::fault::point("task-committed");
     out.files_changed = files;
     match commit {
@@ -322,6 +321,20 @@ fn run_inner(
     Ok(out)
 }
 
+/// The worktree's HEAD, read in process: the branch it is on (None when detached) and its commit.
+fn worktree_head(repo: &Repo, worktree: &Path) -> Result<(Option<String>, String)> {
+    let text = std::fs::read_to_string(private_dir(worktree)?.join("HEAD"))?;
+    let text = text.trim();
+    match text.strip_prefix("ref: ") {
+        Some(name) => {
+            let id = crate::store::objects::read_ref(repo, name)?
+                .ok_or_else(|| anyhow::anyhow!("{} points to {name}, which does not exist", worktree.display()))?;
+            Ok((Some(name.to_string()), id.to_string()))
+        }
+        None => Ok((None, text.to_string())),
+    }
+}
+
 /// Branches outside `refs/heads/parallel/` and their tips.
 fn other_branches(repo: &Repo) -> Result<std::collections::BTreeMap<String, gix::ObjectId>> {
     Ok(crate::store::objects::list_refs(repo, "refs/heads/")?
@@ -332,8 +345,8 @@ fn other_branches(repo: &Repo) -> Result<std::collections::BTreeMap<String, gix:
 
 /// On resume: a task whose result commit (with our trailers) is already on its branch and
 /// whose worktree is clean finished before the orchestrator stopped; record it, do not rerun.
-fn recovered(spec: &TaskSpec, start: &str) -> Result<Option<Outcome>> {
-    let head = proc::git(&spec.worktree, ["rev-parse", "HEAD"])?;
+fn recovered(repo: &Repo, spec: &TaskSpec, start: &str) -> Result<Option<Outcome>> {
+    let (_, head) = worktree_head(repo, &spec.worktree)?;
     if head == start || worktree::is_dirty(&spec.worktree)? {
         return Ok(None);
     }
@@ -585,11 +598,10 @@ fn attempt(
 
 /// Commit what the agent changed (keeping commits it made itself) with our trailers.
 /// Returns the result commit (None when nothing changed) and the files changed since `start`.
-fn commit_result(spec: &TaskSpec, start: &str) -> Result<(Option<String>, Vec<String>)> {
+fn commit_result(repo: &Repo, spec: &TaskSpec, start: &str) -> Result<(Option<String>, Vec<String>)> {
     let wt = &spec.worktree;
     proc::git(wt, ["add", "-A"])?;
-    let staged = proc::git_output(wt, ["diff", "--cached", "--quiet"])?;
-    if staged.status.code() == Some(1) {
+    {
         let message = format!(
             "{}\n\nWork of git-parallel task {} in run {}.\n\n{}: {}\n{}: {}\n",
             spec.title,
@@ -601,11 +613,12 @@ fn commit_result(spec: &TaskSpec, start: &str) -> Result<(Option<String>, Vec<St
             spec.task
         );
         let out = proc::git_output_stdin(wt, ["commit", "-q", "--no-verify", "-F", "-"], message.as_bytes())?;
-        if !out.ok() {
-            anyhow::bail!("cannot commit the task's changes: {}", out.stderr_str().trim());
+        // Exit 1 with "nothing to commit" is the agent having committed everything, or nothing.
+        if !out.ok() && !out.stdout_str().contains("nothing to commit") {
+            anyhow::bail!("cannot commit the task's changes: {}{}", out.stderr_str().trim(), out.stdout_str().trim());
         }
     }
-    let head = proc::git(wt, ["rev-parse", "HEAD"])?;
+    let (_, head) = worktree_head(repo, wt)?;
     if head == start {
         return Ok((None, Vec::new()));
     }

@@ -18,6 +18,8 @@ pub struct Progress {
     multi: MultiProgress,
     overall: Option<ProgressBar>,
     bars: HashMap<String, ProgressBar>,
+    /// Set by `finish`: later events (the run's end) print no bars.
+    done: bool,
 }
 
 impl Progress {
@@ -34,7 +36,7 @@ impl Progress {
             Mode::Terminal => ProgressDrawTarget::stderr(),
             _ => ProgressDrawTarget::hidden(),
         });
-        Progress { mode, multi, overall: None, bars: HashMap::new() }
+        Progress { mode, multi, overall: None, bars: HashMap::new(), done: false }
     }
 
     fn line(&self, text: &str) {
@@ -69,6 +71,7 @@ impl Progress {
 
     /// Stop drawing (before the summary is printed).
     pub fn finish(&mut self) {
+        self.done = true;
         for (_, b) in self.bars.drain() {
             b.finish_and_clear();
         }
@@ -88,7 +91,7 @@ impl Observer for Progress {
             }
             let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
-        if let Mode::Terminal = self.mode {
+        if let (Mode::Terminal, false) = (&self.mode, self.done) {
             if self.overall.is_none() {
                 let bar = self.multi.add(ProgressBar::new(state.tasks.len() as u64));
                 bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} tasks  {elapsed}  {msg}").unwrap());
