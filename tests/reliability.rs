@@ -315,15 +315,16 @@ fn sandbox_confines_writes_to_the_worktree_and_git_dir() {
     if git_parallel::proc::which("bwrap").is_none() {
         panic!("bubblewrap (bwrap) is not installed; .ci/run installs it (apt-get install bubblewrap)");
     }
-    // Outside /tmp: the sandbox gives agents a private /tmp.
-    let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(&base).unwrap();
-    let r = TestRepo::new_in(&base);
+    let r = TestRepo::new();
     r.use_fake_agent();
     let main_file = r.path("escape.txt");
     let home_file = r.home.join("escape.txt");
     let other_wt = r.tmp.path().join("repo.parallel/1/inside/escape.txt");
-    r.prompt("inside", "", "write inside.txt ok\ncommit agent commit inside the sandbox\nwrite more.txt ok\nsleep 300");
+    r.prompt(
+        "inside",
+        "",
+        "write inside.txt ok\ncommit agent commit inside the sandbox\nwrite more.txt ok\nenv-to env.txt\nsleep 300",
+    );
     r.prompt("main", "", &format!("write {} x", main_file.display()));
     r.prompt("home", "", &format!("write {} x", home_file.display()));
     r.prompt("other", "", &format!("sleep 100\nwrite {} x", other_wt.display()));

@@ -15,23 +15,18 @@ pub fn check_available() -> Result<()> {
     Ok(())
 }
 
-/// Wrap `program args` so the whole filesystem is read-only except `writable` paths and /tmp.
-pub fn wrap(program: &str, args: &[String], writable: &[&Path]) -> (String, Vec<String>) {
-    let mut a: Vec<String> = vec![
-        "--ro-bind".into(),
-        "/".into(),
-        "/".into(),
-        "--dev".into(),
-        "/dev".into(),
-        "--proc".into(),
-        "/proc".into(),
-        "--tmpfs".into(),
-        "/tmp".into(),
-    ];
+/// Wrap `program args` so the whole filesystem is read-only except the `writable` paths;
+/// the agent's temporary files go to `tmpdir` (inside a writable path) through `TMPDIR`.
+/// No tmpfs over /tmp: that would hide checkouts and homes that live under /tmp, and make
+/// writes there silently vanish instead of failing.
+pub fn wrap(program: &str, args: &[String], writable: &[&Path], tmpdir: &Path) -> (String, Vec<String>) {
+    let mut a: Vec<String> =
+        ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"].iter().map(|s| s.to_string()).collect();
     for w in writable {
         let p = w.to_string_lossy().into_owned();
         a.extend(["--bind".into(), p.clone(), p]);
     }
+    a.extend(["--setenv".into(), "TMPDIR".into(), tmpdir.to_string_lossy().into_owned()]);
     a.extend(["--die-with-parent".into(), "--".into(), program.into()]);
     a.extend(args.iter().cloned());
     ("bwrap".into(), a)

@@ -470,7 +470,9 @@ fn attempt(
         Some(git_dir) => {
             let prog =
                 proc::which(&inv.program).map(|p| p.to_string_lossy().into_owned()).unwrap_or(inv.program.clone());
-            super::sandbox::wrap(&prog, &inv.args, &[&spec.worktree, git_dir])
+            let tmp = prompt_file.with_file_name("parallel-tmp");
+            std::fs::create_dir_all(&tmp)?;
+            super::sandbox::wrap(&prog, &inv.args, &[&spec.worktree, git_dir], &tmp)
         }
         None => (inv.program.clone(), inv.args.clone()),
     };

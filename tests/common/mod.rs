@@ -70,14 +70,6 @@ impl TestRepo {
         r
     }
 
-    /// A repository with one commit, in a temp dir under `base`.
-    pub fn new_in(base: &Path) -> Self {
-        let r = Self::empty_in(tempfile::tempdir_in(base).unwrap());
-        r.write("README.md", "# test\n");
-        r.commit("initial");
-        r
-    }
-
     /// `git init` only, no commits.
     pub fn empty() -> Self {
         Self::empty_in(tempfile::tempdir().unwrap())
