@@ -47,6 +47,13 @@ fn start_server(script: &std::path::Path, log: &std::path::Path) -> Server {
     Server { child, port }
 }
 
+/// Start the scripted model server for `r` with `script` (its log goes to server.log).
+fn serve(r: &TestRepo, script: &str) -> Server {
+    let path = r.scratch("script.json");
+    std::fs::write(&path, script).unwrap();
+    start_server(&path, &r.scratch("server.log"))
+}
+
 fn claude_env(claude: &std::path::Path, port: u16) -> Vec<(String, String)> {
     vec![
         ("PATH".into(), format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap())),
@@ -70,18 +77,15 @@ fn an_interrupted_claude_task_resumes_its_session() {
     let claude = claude_bin();
     let r = TestRepo::new();
     configure(&r);
-    let script = r.scratch("script.json");
-    std::fs::write(
-        &script,
+    let server = serve(
+        &r,
         r#"{"rules": [
   {"match": "TASK-LONG", "steps": [
      {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/long.txt", "content": "first half\n"}}},
      {"tool_use": {"name": "Bash", "input": {"command": "sleep 60", "description": "think hard"}}},
      {"text": "Finished after resuming"}]}],
  "default": {"text": "ok"}}"#,
-    )
-    .unwrap();
-    let server = start_server(&script, &r.scratch("server.log"));
+    );
     r.write("prompts/long.md", "# Long task\n\nTASK-LONG: write long.txt, then think.\n");
     r.commit("prompts");
     let env = claude_env(&claude, server.port);
@@ -126,9 +130,8 @@ fn real_claude_cli_runs_three_tasks_two_at_a_time() {
     let claude = claude_bin();
     let r = TestRepo::new();
     configure(&r);
-    let script = r.scratch("script.json");
-    std::fs::write(
-        &script,
+    let server = serve(
+        &r,
         r#"{"rules": [
   {"match": "TASK-ALPHA", "steps": [
      {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/alpha.txt", "content": "alpha\n"}}},
@@ -140,9 +143,7 @@ fn real_claude_cli_runs_three_tasks_two_at_a_time() {
      {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/gamma.txt", "content": "gamma after alpha\n"}}},
      {"text": "Wrote gamma.txt"}]}],
  "default": {"text": "ok"}}"#,
-    )
-    .unwrap();
-    let server = start_server(&script, &r.scratch("server.log"));
+    );
     r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
     r.write("prompts/beta.md", "# Create beta\n\nTASK-BETA: create beta.txt.\n");
     r.write(
@@ -182,4 +183,28 @@ fn real_claude_cli_runs_three_tasks_two_at_a_time() {
     for f in ["alpha.txt", "beta.txt", "gamma.txt"] {
         assert!(files.lines().any(|l| l == f), "{files}");
     }
+}
+
+#[test]
+fn real_claude_cli_works_inside_the_sandbox() {
+    let claude = claude_bin();
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is not installed; .ci/run installs it");
+    let r = TestRepo::new();
+    configure(&r);
+    let server = serve(
+        &r,
+        r#"{"rules": [
+  {"match": "TASK-ALPHA", "steps": [
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/alpha.txt", "content": "alpha\n"}}},
+     {"text": "Wrote alpha.txt"}]}],
+ "default": {"text": "ok"}}"#,
+    );
+    r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
+    r.commit("prompts");
+    let env = claude_env(&claude, server.port);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--sandbox", "--timeout", "120s"], &env_refs);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");
+    assert_eq!(r.task_state("1", "alpha")["metrics"]["turns"], 2);
 }
