@@ -19,8 +19,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
             .map(|s| s.id)
             .ok_or_else(|| usage("no interrupted run to resume"))?,
     };
-    let mut log = RunLog::open(&ctx.repo, &id)?;
-    let state = log.state().clone();
+    let state = runs::load(&ctx.repo, &id)?;
     if state.status == RunStatus::Running && state.orchestrator_alive() {
         return Err(Error::usage(format!("run {id} is still running (pid {} on {})", state.pid, state.host))
             .with_hint(format!(
@@ -28,6 +27,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
             ))
             .into());
     }
+    let mut log = RunLog::take_over(&ctx.repo, &id)?;
     if state.status == RunStatus::Succeeded {
         return Err(usage(format!("run {id} already succeeded; nothing to resume")));
     }

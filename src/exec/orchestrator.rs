@@ -73,8 +73,6 @@ pub fn execute(
     let rank = simulate::ranks(&durations, &preds);
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &log.id);
 
-    // Stale worktree entries (removed folders) would block re-adding a task's worktree.
-    repo.git(["worktree", "prune"])?;
     let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
     let cap = governor::capacity(&opts.limits, &gov.sample());
     obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 /// Longest stdout line kept whole; longer lines are cut (an agent printing megabytes without
 /// a newline must not exhaust memory).
 const MAX_LINE: usize = 1 << 20;
+/// Least time between two recorded progress events of one task.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Most transcript bytes kept per task.
 const MAX_TRANSCRIPT: usize = 16 << 20;
 
@@ -493,7 +495,11 @@ fn attempt(
     let deadline = Instant::now() + spec.timeout;
     let mut term_sent: Option<Instant> = None;
     let mut exited_at: Option<Instant> = None;
-    let mut last_progress = Instant::now() - Duration::from_secs(10);
+    // Progress is recorded as a commit in the run's log: at most one per PROGRESS_EVERY per task
+    // (an agent working for an hour must not leave thousands of commits), except the first
+    // sight of a session id, which resume needs at once.
+    let mut last_progress = Instant::now() - PROGRESS_EVERY;
+    let mut session_reported = false;
     let (mut last_tool, mut files, mut cost): (Option<String>, Vec<String>, Option<f64>) = (None, Vec::new(), None);
     let mut dirty = false;
     loop {
@@ -537,7 +543,9 @@ fn attempt(
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
-        if dirty && last_progress.elapsed() >= Duration::from_millis(500) {
+        let new_session = a.session_id.is_some() && !session_reported;
+        if dirty && (last_progress.elapsed() >= PROGRESS_EVERY || new_session) {
+            session_reported |= a.session_id.is_some();
             dirty = false;
             last_progress = Instant::now();
             let _ = tx.send(Msg::Event(Box::new(Event::Progress {

@@ -126,14 +126,14 @@ fn add_serialized(repo: &Repo, args: &[&str]) -> Result<proc::Output> {
             let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
             proc::git_output(&repo.workdir, args)?
         };
+        // A failure inside another worktree's admin folder is that race (it is being created or
+        // pruned by another process); git cleans up its own half-made entry on failure.
         let racy =
-            !out.ok() && out.stderr_str().contains(".git/worktrees/") && out.stderr_str().contains("failed to read");
+            !out.ok() && out.stderr_str().contains("/worktrees/") && !out.stderr_str().contains("already exists");
         if !racy || attempt >= 5 {
             return Ok(out);
         }
         attempt += 1;
-        // The half-made entry of our own failed attempt must go before the retry.
-        let _ = proc::git_output(&repo.workdir, ["worktree", "prune"]);
         std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
     }
 }

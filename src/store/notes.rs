@@ -17,13 +17,16 @@ pub fn write(repo: &Repo, commit: ObjectId, text: &str) -> Result<()> {
         cfg.set_raw_value("user.email", "git-parallel@localhost")?;
     }
     let mut last = None;
-    for attempt in 0..20u64 {
+    // Lost races are retried; a lock left by a killed process is cleared once it is stale.
+    for attempt in 0..40u64 {
         let mut notes = gix_repo.notes()?.with_commit_message("git parallel: task metrics");
         match notes.replace(layout::NOTES, commit, text.as_bytes()) {
             Ok(_) => return Ok(()),
             Err(e) => {
                 last = Some(e.to_string());
-                std::thread::sleep(std::time::Duration::from_millis(5 + attempt * 10));
+                if !super::objects::clear_stale_lock(repo, layout::NOTES, std::time::Duration::from_secs(5)) {
+                    std::thread::sleep(std::time::Duration::from_millis(5 + attempt.min(20) * 10));
+                }
             }
         }
     }

@@ -93,6 +93,9 @@ pub fn cas_update(repo: &Repo, name: &str, new: ObjectId, expected: Option<Objec
     match repo.gix.edit_references_as(Some(edit), Some(sig.to_ref(&mut time_buf))) {
         Ok(_) => Ok(()),
         Err(e) => {
+            if clear_stale_lock(repo, name, std::time::Duration::from_secs(5)) {
+                return cas_update(repo, name, new, expected, reason);
+            }
             // Distinguish a lost race from other failures by re-reading the ref.
             let now = read_ref(repo, name)?;
             if now != expected {
@@ -102,6 +105,17 @@ pub fn cas_update(repo: &Repo, name: &str, new: ObjectId, expected: Option<Objec
             }
         }
     }
+}
+
+/// Remove `<name>.lock` when it is older than `min_age`: a process killed while updating the
+/// ref left it, and git and gix would refuse the ref forever. Returns whether one was removed.
+pub fn clear_stale_lock(repo: &Repo, name: &str, min_age: std::time::Duration) -> bool {
+    let lock = repo.common_dir.join(format!("{name}.lock"));
+    let old_enough = std::fs::metadata(&lock)
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed().unwrap_or_default() >= min_age)
+        .unwrap_or(false);
+    old_enough && std::fs::remove_file(&lock).is_ok()
 }
 
 /// Delete `name` if it is at `expected`.

@@ -557,6 +557,13 @@ impl RunLog {
         anyhow::bail!("run {}: could not record an event after 50 attempts (heavy contention)", self.id)
     }
 
+    /// Take over a run whose orchestrator is gone: a lock it left on the run's ref (killed
+    /// mid-update) is removed, since nobody else writes a run without a live orchestrator.
+    pub fn take_over(repo: &Repo, id: &str) -> Result<RunLog> {
+        objects::clear_stale_lock(repo, &layout::run_ref(id), std::time::Duration::ZERO);
+        RunLog::open(repo, id)
+    }
+
     /// Re-read the tip (to see events other processes appended, such as a cancel request).
     pub fn refresh(&mut self) -> Result<()> {
         let (tip, tree, state) = load_tip(&self.repo, &self.id)?;
