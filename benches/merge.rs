@@ -8,7 +8,6 @@ use common::*;
 use gix::ObjectId;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 
 const BRANCHES: usize = 50;
 
@@ -94,5 +93,4 @@ fn main() {
         t_gix.as_secs_f64() * 1e3,
         t_gix.as_secs_f64() * 1e3 / BRANCHES as f64
     );
-    let _ = Instant::now();
 }

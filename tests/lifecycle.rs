@@ -71,6 +71,11 @@ fn a_conflicting_task_is_left_out_with_guidance() {
     let st = r.gp(&["status", "1"]);
     st.ok();
     assert!(st.stdout.contains("conflict: shared.txt"), "{}", st.stdout);
+    // Integrating again says the same: one task in, one left out with the command to resolve it.
+    let again = r.gp(&["integrate", "1"]);
+    again.code(1);
+    assert!(again.stdout.starts_with("integrated 1 tasks into parallel/1/integration"), "{}", again.stdout);
+    assert!(again.stdout.contains("left out second: conflicts in shared.txt"), "{}", again.stdout);
 }
 
 #[test]

@@ -40,15 +40,7 @@ pub fn run(ctx: &Context, args: IntegrateArgs) -> Result<i32> {
     if args.json {
         ui::json(&outcome)?;
     } else {
-        let s = log.state();
-        let summary = ui::run::summary(s);
-        // Only the integration part of the summary.
-        let tail = summary
-            .lines()
-            .skip_while(|l| !l.starts_with("integrated") && !l.starts_with("nothing"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        ui::out(&format!("{tail}\n"))?;
+        ui::out(&ui::run::integration(&outcome))?;
     }
     if outcome.merged.is_empty() && outcome.commit.is_none() {
         return Err(usage(format!("run {id} has no succeeded task to integrate")));

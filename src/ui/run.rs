@@ -68,26 +68,32 @@ pub fn summary(s: &RunState) -> String {
         speedup
     ));
     if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
-        match &i.commit {
-            Some(c) => out.push_str(&format!(
-                "integrated {} tasks into {} ({}){}\n",
-                i.merged.len(),
-                crate::store::layout::short(&i.target),
-                &c[..c.len().min(12)],
-                match i.verified {
-                    Some(true) => ", verified",
-                    Some(false) => ", verify failed",
-                    None => "",
-                }
-            )),
-            None => out.push_str("nothing integrated\n"),
-        }
-        for c in &i.conflicts {
-            out.push_str(&format!("  left out {}: conflicts in {}\n    {}\n", c.task, c.files.join(", "), c.guidance));
-        }
-        for (t, why) in &i.dropped {
-            out.push_str(&format!("  dropped {t}: {why}\n"));
-        }
+        out.push_str(&integration(i));
+    }
+    out
+}
+
+/// What an integration did: merged, left out with guidance, dropped.
+pub fn integration(i: &crate::store::runs::Integrated) -> String {
+    let mut out = match &i.commit {
+        Some(c) => format!(
+            "integrated {} tasks into {} ({}){}\n",
+            i.merged.len(),
+            crate::store::layout::short(&i.target),
+            &c[..c.len().min(12)],
+            match i.verified {
+                Some(true) => ", verified",
+                Some(false) => ", verify failed",
+                None => "",
+            }
+        ),
+        None => "nothing integrated\n".to_string(),
+    };
+    for c in &i.conflicts {
+        out.push_str(&format!("  left out {}: conflicts in {}\n    {}\n", c.task, c.files.join(", "), c.guidance));
+    }
+    for (t, why) in &i.dropped {
+        out.push_str(&format!("  dropped {t}: {why}\n"));
     }
     out
 }
