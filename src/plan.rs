@@ -98,8 +98,8 @@ pub struct Options {
     pub allow_conflicts: bool,
 }
 
-/// Collect prompt files from files and directories (`*.md`, sorted, non-recursive... plus
-/// subdirectories), each checked to lie inside the repository.
+/// Collect prompt files from files and directories (`*.md` in the folder and its subfolders,
+/// sorted, README.md left out), each checked to lie inside the repository.
 pub fn collect_prompt_files(repo: &Repo, paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut out = Vec::new();
     for p in paths {

@@ -50,6 +50,17 @@ fn satisfied(s: TaskStatus) -> bool {
     matches!(s, TaskStatus::Succeeded | TaskStatus::NoChanges)
 }
 
+/// Still to (re)start: never started, or stopped before it ended (`running` is what a dead
+/// orchestrator left behind; ours are tracked separately).
+fn to_run(s: TaskStatus) -> bool {
+    matches!(s, TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running)
+}
+
+/// A task that may start now: still to run, every dependency satisfied.
+fn is_ready(state: &RunState, plan: &Plan, preds: &[Vec<usize>], i: usize) -> bool {
+    to_run(status(state, &plan.tasks[i].id)) && preds[i].iter().all(|&p| satisfied(status(state, &plan.tasks[p].id)))
+}
+
 fn finished(s: TaskStatus) -> bool {
     s.is_final() || s == TaskStatus::Skipped
 }
@@ -110,12 +121,7 @@ pub fn execute(
         // 2. Skip tasks whose dependencies failed.
         if !stopping {
             for (i, t) in plan.tasks.iter().enumerate() {
-                let st = log.state().task(&t.id).map(|s| s.status).unwrap_or(TaskStatus::Pending);
-                if matches!(
-                    st,
-                    TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running
-                ) && !running.contains_key(&t.id)
-                {
+                if to_run(status(log.state(), &t.id)) && !running.contains_key(&t.id) {
                     if let Some(&p) = preds[i].iter().find(|&&p| blocked(status(log.state(), &plan.tasks[p].id))) {
                         let dep = &plan.tasks[p].id;
                         let ev =
@@ -132,14 +138,7 @@ pub fn execute(
             Vec::new()
         } else {
             (0..plan.tasks.len())
-                .filter(|&i| {
-                    let id = &plan.tasks[i].id;
-                    matches!(
-                        status(log.state(), id),
-                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running
-                    ) && !running.contains_key(id)
-                        && preds[i].iter().all(|&p| satisfied(status(log.state(), &plan.tasks[p].id)))
-                })
+                .filter(|&i| !running.contains_key(&plan.tasks[i].id) && is_ready(log.state(), plan, &preds, i))
                 .collect()
         };
         if opts.phase_barrier {
@@ -176,13 +175,7 @@ pub fn execute(
         }
 
         if running.is_empty() {
-            let any_ready = !stopping
-                && plan.tasks.iter().enumerate().any(|(i, t)| {
-                    matches!(
-                        status(log.state(), &t.id),
-                        TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running
-                    ) && preds[i].iter().all(|&p| satisfied(status(log.state(), &plan.tasks[p].id)))
-                });
+            let any_ready = !stopping && (0..plan.tasks.len()).any(|i| is_ready(log.state(), plan, &preds, i));
             if !any_ready {
                 break;
             }

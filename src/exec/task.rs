@@ -103,6 +103,13 @@ struct Attempt {
     spawn_error: Option<String>,
 }
 
+impl Attempt {
+    /// The agent did not end well: killed, a non-zero exit, or an error in its final report.
+    fn failed(&self) -> bool {
+        self.signal.is_some() || self.exit_code != Some(0) || self.result.as_ref().is_some_and(|r| r.is_error)
+    }
+}
+
 /// Run the task to its end (all attempts) and send `Finished`.
 pub fn run(repo: Repo, spec: TaskSpec, ctl: Arc<Control>, tx: Sender<Msg>) {
     let started = Instant::now();
@@ -208,9 +215,7 @@ fn run_inner(
             (None, code) => last.signal.is_some() || code != Some(0),
             (Some(_), _) => last.signal.is_some(),
         };
-        let failed =
-            last.signal.is_some() || last.exit_code != Some(0) || last.result.as_ref().is_some_and(|r| r.is_error);
-        if !failed || !transient || retries_left == 0 || ctl.stop.load(Ordering::SeqCst) {
+        if !last.failed() || !transient || retries_left == 0 || ctl.stop.load(Ordering::SeqCst) {
             break;
         }
         retries_left -= 1;
@@ -273,8 +278,7 @@ fn run_inner(
         out.reason = Some(format!("timed out after {}", crate::ui::millis(spec.timeout.as_millis() as u64)));
         return Ok(out);
     }
-    let failed = last.signal.is_some() || last.exit_code != Some(0) || r.is_error;
-    if failed {
+    if last.failed() {
         out.reason = Some(describe(&last));
         return Ok(out);
     }
@@ -647,12 +651,7 @@ pub fn run_agent_in_place(spec: &TaskSpec, ctl: &Control) -> Result<bool> {
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut transcript = Vec::new();
     let a = attempt(spec, &prompt_file, &stderr_path, None, ctl, &tx, &mut transcript)?;
-    Ok(a.spawn_error.is_none()
-        && !a.timed_out
-        && !a.interrupted
-        && a.signal.is_none()
-        && a.exit_code == Some(0)
-        && !a.result.is_some_and(|r| r.is_error))
+    Ok(a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed())
 }
 
 #[cfg(test)]

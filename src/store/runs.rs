@@ -463,7 +463,8 @@ fn process_is_ours(pid: u32) -> bool {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(cmd) => {
             let cmd = String::from_utf8_lossy(&cmd);
-            cmd.contains("git-parallel") || cmd.contains("git\0parallel") || cmd.contains("parallel")
+            // `git-parallel ...`, or `git parallel ...` (NUL-separated arguments).
+            cmd.contains("parallel")
         }
         // No /proc: trust kill(0).
         Err(_) => true,
