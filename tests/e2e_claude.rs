@@ -96,16 +96,10 @@ fn an_interrupted_claude_task_resumes_its_session() {
     }
     let child = c.spawn().unwrap();
     // Wait until the agent is inside its long Bash call (the file is written, a session recorded).
-    let start = std::time::Instant::now();
-    loop {
-        assert!(start.elapsed().as_secs() < 60, "the agent never got to its long step");
-        let st = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
-        let wt = r.tmp.path().join("repo.parallel/1/long/long.txt");
-        if st.code == 0 && st.stdout.contains("\"session_id\"") && st.stdout.contains("\"Bash\"") && wt.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let wt = r.tmp.path().join("repo.parallel/1/long/long.txt");
+    common::wait_until("the agent's long step", 60, || {
+        r.raw_state("1").is_some_and(|s| s.contains("\"session_id\"") && s.contains("\"Bash\"")) && wt.exists()
+    });
     std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));

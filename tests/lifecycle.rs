@@ -2,15 +2,6 @@
 
 mod common;
 use common::TestRepo;
-use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn path_with_bin() -> String {
     format!("{}:{}", common::bin().parent().unwrap().display(), std::env::var("PATH").unwrap())
@@ -166,9 +157,8 @@ fn kill_9_mid_run_then_resume_runs_nothing_twice() {
     let mut c = r.command(common::bin());
     c.args(["run", "prompts", "-j", "2"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_until("a to succeed while b runs", || {
-        let o = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
-        o.code == 0 && o.stdout.contains("\"succeeded\"") && runs_b.exists()
+    common::wait_until("a to succeed while b runs", 60, || {
+        r.raw_state("1").is_some_and(|s| s.contains("\"succeeded\"")) && runs_b.exists()
     });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -199,10 +189,7 @@ fn cancel_stops_a_live_run() {
     let mut c = r.command(common::bin());
     c.args(["run", "prompts"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_until("the task to start", || {
-        let o = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
-        o.code == 0 && o.stdout.contains("\"started_at\"")
-    });
+    common::wait_until("the task to start", 60, || r.raw_state("1").is_some_and(|s| s.contains("\"started_at\"")));
     let o = r.gp(&["cancel", "1"]);
     o.ok();
     assert!(o.stdout.contains("cancelled"), "{}", o.stdout);

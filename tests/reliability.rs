@@ -3,7 +3,6 @@
 
 mod common;
 use common::TestRepo;
-use std::time::{Duration, Instant};
 
 fn count_lines(p: &std::path::Path) -> usize {
     std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0)
@@ -352,15 +351,10 @@ fn status_stays_correct_while_a_run_is_live() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
-    let start = Instant::now();
-    loop {
+    common::wait_until("status to show the run live", 30, || {
         let o = r.gp(&["status", "--json"]);
-        if o.code == 0 && o.stdout.contains("\"effective_status\": \"running\"") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        o.code == 0 && o.stdout.contains("\"effective_status\": \"running\"")
+    });
     let o = r.gp(&["resume", "1"]);
     o.code(2);
     assert!(o.stderr.contains("still running"), "{}", o.stderr);

@@ -228,15 +228,9 @@ fn ctrl_c_interrupts_and_records_it() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = c.spawn().unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        assert!(started.elapsed().as_secs() < 30, "task never started");
-        let ok = r.git_out(&["cat-file", "-p", "refs/parallel/runs/1:state.json"]);
-        if ok.code == 0 && ok.stdout.contains("\"status\":\"running\"") && ok.stdout.contains("\"started_at\"") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::wait_until("the task to start", 30, || {
+        r.raw_state("1").is_some_and(|s| s.contains("\"status\":\"running\"") && s.contains("\"started_at\""))
+    });
     std::thread::sleep(std::time::Duration::from_millis(300));
     unsafe_kill(child.id(), 2);
     let out = child.wait_with_output().unwrap();

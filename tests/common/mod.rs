@@ -147,6 +147,15 @@ impl TestRepo {
     }
 }
 
+/// Poll `f` every 50 ms until it holds; fail after `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The fake agent binary (built with the `test-fakes` feature).
 pub fn fake_agent() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fake-agent"))
@@ -176,6 +185,12 @@ impl TestRepo {
     pub fn run_state(&self, run: &str) -> serde_json::Value {
         let text = self.git(&["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]);
         serde_json::from_str(&text).unwrap()
+    }
+
+    /// The raw state.json of a run, once the run exists (for polling a live run).
+    pub fn raw_state(&self, run: &str) -> Option<String> {
+        let o = self.git_out(&["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]);
+        (o.code == 0).then_some(o.stdout)
     }
 
     pub fn task_state(&self, run: &str, task: &str) -> serde_json::Value {
