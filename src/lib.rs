@@ -28,6 +28,11 @@ use std::ffi::OsString;
 
 /// Run the command line and return the exit code. Errors go to stderr, with a hint when known.
 pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // The agents' containment supervisor: before anything else, while single-threaded.
+    if args.get(1).is_some_and(|a| a == exec::contain::SUBCOMMAND) {
+        exec::contain::main(&args[2..]);
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -3,7 +3,10 @@
 
 use anyhow::{Context, Result};
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Output of a finished command.
 #[derive(Debug)]
@@ -25,6 +28,36 @@ impl Output {
     }
 }
 
+/// Variables that point git at a repository: git's own list (`git rev-parse --local-env-vars`)
+/// plus those hooks and receive-pack set. `git parallel` is often started from a hook,
+/// `rebase -x` or `bisect run`, where they name the user's main repository and index.
+const REPO_ENV: &[&str] = &[
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_QUARANTINE_PATH",
+    "GIT_INTERNAL_SUPER_PREFIX",
+];
+
+/// Configuration passed down by `git -c` to us: ours to read, not the agents'.
+const CONFIG_ENV: &[&str] = &["GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT"];
+
+/// Names of the variables removed from the environment of agents, setup and verify commands.
+pub fn scrubbed_env() -> impl Iterator<Item = &'static str> {
+    REPO_ENV.iter().chain(CONFIG_ENV).copied()
+}
+
 fn git_expr<I, S>(dir: &Path, args: I) -> duct::Expression
 where
     I: IntoIterator<Item = S>,
@@ -32,14 +65,12 @@ where
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     // Plumbing output must not depend on the user's locale or pager.
-    duct::cmd("git", args)
-        .dir(dir)
-        .env("LC_ALL", "C")
-        .env("GIT_PAGER", "cat")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
+    let mut expr =
+        duct::cmd("git", args).dir(dir).env("LC_ALL", "C").env("GIT_PAGER", "cat").env("GIT_TERMINAL_PROMPT", "0");
+    for k in REPO_ENV {
+        expr = expr.env_remove(k);
+    }
+    expr
 }
 
 /// Run git in `dir` and return its output whatever the exit status.
@@ -78,13 +109,37 @@ where
     Ok(out.stdout_str().trim_end().to_string())
 }
 
-/// Run a shell command line in `dir` (setup and verify commands), capturing its output.
-pub fn shell(dir: &Path, command: &str, envs: &[(&str, &str)]) -> Result<Output> {
-    let mut expr = duct::cmd("sh", ["-c", command]).dir(dir);
-    for (k, v) in envs {
-        expr = expr.env(k, v);
+/// Run a shell command line in `dir` (setup and verify commands), contained like an agent
+/// (nothing it starts outlives it) and stopped after `timeout`, capturing its output.
+pub fn shell(dir: &Path, command: &str, envs: &[(&str, &str)], timeout: Option<Duration>) -> Result<Output> {
+    let envs: Vec<(String, String)> = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut child = Contained::spawn("sh", &["-c".to_string(), command.to_string()], dir, &envs, Stdio::piped(), None)?;
+    let stdout = drain(child.child.stdout.take());
+    let stderr = drain(child.child.stderr.take());
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait() {
+            break st;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
+            timed_out = true;
+            child.terminate();
+            let grace = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().is_none() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = stdout.finish();
+    let mut stderr = stderr.finish();
+    if timed_out {
+        let secs = timeout.unwrap_or_default().as_secs_f64();
+        stderr.extend_from_slice(format!("\n(stopped after the {secs:.0} s timeout)\n").as_bytes());
     }
-    run_expr(expr, "sh")
+    Ok(Output { status, stdout, stderr })
 }
 
 fn run_expr(expr: duct::Expression, what: &str) -> Result<Output> {
@@ -93,66 +148,135 @@ fn run_expr(expr: duct::Expression, what: &str) -> Result<Output> {
     Ok(Output { status: out.status, stdout: out.stdout, stderr: out.stderr })
 }
 
-/// A long-running child in its own process group (agents), with its stdout piped to us.
-pub struct Child {
-    pub handle: duct::ReaderHandle,
+/// A pipe read to its end on a thread, given up on (not waited for) after a deadline: a
+/// process that escaped containment may keep the pipe open forever.
+pub struct Drain {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+/// Collect everything from `pipe` on a thread.
+pub fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> Drain {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(mut p) = pipe {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = p.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+    }
+    Drain { rx }
+}
+
+impl Drain {
+    /// What was read, waiting at most two seconds for the end of the pipe.
+    pub fn finish(self) -> Vec<u8> {
+        self.rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
+    }
+}
+
+/// The binary that runs the containment supervisor: ourselves, or `git-parallel` on PATH when
+/// the library runs inside another program (a benchmark); `GIT_PARALLEL_EXE` overrides.
+fn supervisor_exe() -> Result<PathBuf> {
+    static EXE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    EXE.get_or_init(|| {
+        if let Some(p) = std::env::var_os("GIT_PARALLEL_EXE") {
+            return Some(PathBuf::from(p));
+        }
+        let me = std::env::current_exe().ok()?;
+        if me.file_name().is_some_and(|n| n == "git-parallel") {
+            return Some(me);
+        }
+        which("git-parallel")
+    })
+    .clone()
+    .ok_or_else(|| anyhow::anyhow!("cannot find the git-parallel binary to contain agents (set GIT_PARALLEL_EXE)"))
+}
+
+/// A contained process tree (see `exec::contain`): the supervisor is our child; everything
+/// the command starts dies with it, and it dies with the thread that started it.
+pub struct Contained {
+    pub child: std::process::Child,
     pub pid: u32,
 }
 
-/// Start `program args` in `dir`, in a new process group, stdout readable line by line and
-/// stderr appended to `stderr_path`.
-pub fn spawn_agent(
-    program: &str,
-    args: &[String],
-    dir: &Path,
-    envs: &[(String, String)],
-    stderr_path: &Path,
-    stdin: Option<&Path>,
-) -> Result<Child> {
-    use std::os::unix::process::CommandExt;
-    let stderr_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(stderr_path)
-        .with_context(|| format!("cannot open {}", stderr_path.display()))?;
-    let mut expr = duct::cmd(program, args)
-        .dir(dir)
-        .stderr_file(stderr_file)
-        .unchecked()
-        // Own process group, so a timeout or Ctrl-C can stop the agent and everything it started.
-        .before_spawn(|cmd| {
-            cmd.process_group(0);
-            // If the orchestrator dies (kill -9), its agents go too; resume restarts them.
-            #[cfg(target_os = "linux")]
-            // SAFETY: prctl in the child between fork and exec only sets a flag of that child.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-            Ok(())
-        });
-    expr = match stdin {
-        Some(p) => expr.stdin_path(p),
-        None => expr.stdin_null(),
-    };
-    for (k, v) in envs {
-        expr = expr.env(k, v);
+impl Contained {
+    /// Start `program args` in `dir` under the containment supervisor, in a process group of
+    /// its own (a Ctrl-C at the terminal reaches us, and we decide), with every
+    /// repository-pointing git variable removed, stdin from `stdin` or /dev/null, stdout
+    /// piped to us and stderr to `stderr` (a pipe, or a file).
+    pub fn spawn(
+        program: &str,
+        args: &[String],
+        dir: &Path,
+        envs: &[(String, String)],
+        stderr: Stdio,
+        stdin: Option<&Path>,
+    ) -> Result<Contained> {
+        use std::os::unix::process::CommandExt;
+        let exe = supervisor_exe()?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg(crate::exec::contain::SUBCOMMAND).arg("--").arg(program).args(args).current_dir(dir);
+        for k in scrubbed_env() {
+            cmd.env_remove(k);
+        }
+        cmd.envs(envs.iter().map(|(k, v)| (k, v)));
+        cmd.stdout(Stdio::piped()).stderr(stderr);
+        match stdin {
+            Some(p) => cmd.stdin(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
+            None => cmd.stdin(Stdio::null()),
+        };
+        cmd.process_group(0);
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec the child only calls prctl and getppid.
+        unsafe {
+            cmd.pre_exec(move || {
+                // The supervisor dies with the thread that started it (kill -9 of the
+                // orchestrator included), and takes the task down with it.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(137);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("could not start `{program}` (through {})", exe.display()))?;
+        let pid = child.id();
+        Ok(Contained { child, pid })
     }
-    let handle = expr.reader().with_context(|| format!("could not start agent `{program}`"))?;
-    let pid = handle.pids().first().copied().unwrap_or(0);
-    Ok(Child { handle, pid })
+
+    /// The exit status, once the supervisor (and so the whole task) has ended.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Ask every process of the task to stop (SIGTERM to each of them).
+    pub fn terminate(&self) {
+        signal_pid(self.pid, libc::SIGTERM);
+    }
+
+    /// Kill every process of the task now.
+    pub fn kill(&self) {
+        signal_pid(self.pid, libc::SIGUSR1);
+    }
+
+    /// Last resort when the supervisor itself does not answer: kill it (its namespace goes
+    /// with it).
+    pub fn kill_supervisor(&mut self) {
+        let _ = self.child.kill();
+    }
 }
 
-/// Send `signal` to the whole process group led by `pid`.
-pub fn signal_group(pid: u32, signal: i32) {
-    if pid == 0 {
-        return;
-    }
-    // SAFETY: kill(2) with a negative pid addresses a process group; no memory is involved.
-    unsafe {
-        libc::kill(-(pid as i32), signal);
+impl Drop for Contained {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            self.kill();
+            let until = Instant::now() + Duration::from_secs(2);
+            while self.try_wait().is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.kill_supervisor();
+            let _ = self.child.wait();
+        }
     }
 }
 

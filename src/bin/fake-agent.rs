@@ -22,6 +22,7 @@ enum Cmd {
     Sleep(u64),
     Commit(String),
     Git(Vec<String>),
+    Sh(String),
     Tool(String, String),
     Print(String),
     Flood(u64),
@@ -41,7 +42,7 @@ enum Cmd {
 
 /// Names that exist, so a malformed line can be told apart from an unknown one.
 const KNOWN: &str = "write append delete mkdir sleep commit git tool print flood stderr alloc \
-    stamp stamp-end transient fail result-error exit crash hang ignore-term spawn-child-hang env-to noop";
+    stamp stamp-end transient fail result-error exit crash hang ignore-term spawn-child-hang env-to noop sh";
 
 /// Turns the two-character escapes `\n`, `\t` and `\\` into the characters they name;
 /// any other backslash is kept as is.
@@ -108,6 +109,7 @@ fn parse_args(name: &str, rest: &str) -> Option<Cmd> {
         ("sleep", 1) => Cmd::Sleep(num(0)?),
         ("commit", 1..) => Cmd::Commit(unescape(rest)),
         ("git", 1..) => Cmd::Git(words.iter().map(|w| w.to_string()).collect()),
+        ("sh", 1..) => Cmd::Sh(unescape(rest)),
         ("tool", 2) => Cmd::Tool(words[0].to_string(), words[1].to_string()),
         ("print", _) => Cmd::Print(rest.to_string()), // verbatim: it may be JSON with `\n` in it
         ("flood", 1) => Cmd::Flood(num(0)?),
@@ -273,6 +275,15 @@ impl Agent {
             }
             // Its exit status is ignored: tests use this to try forbidden things.
             Cmd::Git(args) => git(&self.cwd, &args).unwrap_or_else(|e| eprintln!("fake-agent: {e}")),
+            // A shell line with the agent's own stdout: what it leaves running keeps that pipe,
+            // as a real agent's daemon would. Its status is ignored, like `git`'s.
+            Cmd::Sh(line) => {
+                let status =
+                    Command::new("sh").args(["-c", &line]).current_dir(&self.cwd).stdin(Stdio::null()).status();
+                if let Err(e) = status {
+                    eprintln!("fake-agent: sh: {e}");
+                }
+            }
             Cmd::Tool(name, p) => {
                 let path = self.abs(&p);
                 self.step(&name, json!({"file_path": path}), || Ok(()));

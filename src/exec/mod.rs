@@ -1,5 +1,6 @@
 //! Executing a plan: worktrees, agents, retries, results; the live scheduler loop.
 
+pub mod contain;
 pub mod merge;
 pub mod orchestrator;
 pub mod sandbox;

@@ -182,6 +182,7 @@ fn run_inner(
                 &spec.worktree,
                 setup,
                 &[("GIT_PARALLEL_TASK", &spec.task), ("GIT_PARALLEL_RUN", &spec.run)],
+                Some(spec.timeout),
             )?;
             if !out.ok() {
                 return Ok(fail(format!("setup command failed ({}): {}", out.status, tail(&out.stderr_str(), 600))));
@@ -482,23 +483,28 @@ fn attempt(
         }
         None => (inv.program.clone(), inv.args.clone()),
     };
-    let child = match proc::spawn_agent(&program, &args, &spec.worktree, &envs, stderr_path, None) {
+    let stderr_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr_path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", stderr_path.display()))?;
+    let mut child = match proc::Contained::spawn(&program, &args, &spec.worktree, &envs, stderr_file.into(), None) {
         Ok(c) => c,
         Err(e) => {
             a.spawn_error = Some(format!("{e:#}"));
             return Ok(a);
         }
     };
-    let pid = child.pid;
-    let handle = Arc::new(child.handle);
     let (ltx, lrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = std::sync::mpsc::channel();
-    let reader = {
-        let h = Arc::clone(&handle);
-        std::thread::spawn(move || read_lines(&*h, ltx))
-    };
+    // Not joined: were a process to escape containment with the pipe, we must not wait on it.
+    if let Some(stdout) = child.child.stdout.take() {
+        std::thread::spawn(move || read_lines(stdout, ltx));
+    }
     let deadline = Instant::now() + spec.timeout;
     let mut term_sent: Option<Instant> = None;
-    let mut exited_at: Option<Instant> = None;
+    let mut kill_sent: Option<Instant> = None;
+    let mut exited: Option<(Instant, std::process::ExitStatus)> = None;
+    let mut eof = false;
     // Progress is recorded as a commit in the run's log: at most one per PROGRESS_EVERY per task
     // (an agent working for an hour must not leave thousands of commits), except the first
     // sight of a session id, which resume needs at once.
@@ -544,7 +550,10 @@ fn attempt(
                     }
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                eof = true;
+                std::thread::sleep(Duration::from_millis(5));
+            }
             Err(RecvTimeoutError::Timeout) => {}
         }
         let new_session = a.session_id.is_some() && !session_reported;
@@ -562,30 +571,40 @@ fn attempt(
             })));
         }
         let now = Instant::now();
-        if ctl.kill.load(Ordering::SeqCst) {
+        if exited.is_none() {
+            if let Some(st) = child.try_wait() {
+                exited = Some((now, st));
+            }
+        }
+        match exited {
+            // Everything the agent started died with it; read what is left in the pipe, but
+            // never wait on it for long.
+            Some((at, _)) if eof || now.duration_since(at) >= Duration::from_secs(2) => break,
+            Some(_) => continue,
+            None => {}
+        }
+        if ctl.kill.load(Ordering::SeqCst) && kill_sent.is_none() {
             a.interrupted = true;
-            proc::signal_group(pid, libc::SIGKILL);
+            child.kill();
+            kill_sent = Some(now);
         } else if ctl.stop.load(Ordering::SeqCst) && term_sent.is_none() {
             a.interrupted = true;
-            proc::signal_group(pid, libc::SIGTERM);
+            child.terminate();
             term_sent = Some(now);
         } else if now >= deadline && term_sent.is_none() {
             a.timed_out = true;
-            proc::signal_group(pid, libc::SIGTERM);
+            child.terminate();
             term_sent = Some(now);
         }
-        if term_sent.is_some_and(|t| now.duration_since(t) >= spec.grace) {
-            proc::signal_group(pid, libc::SIGKILL);
+        if kill_sent.is_none() && term_sent.is_some_and(|t| now.duration_since(t) >= spec.grace) {
+            child.kill();
+            kill_sent = Some(now);
         }
-        // The agent exited but something it started still holds stdout open: end the group.
-        if exited_at.is_none() && matches!(handle.try_wait(), Ok(Some(_))) {
-            exited_at = Some(now);
-        }
-        if exited_at.is_some_and(|t| now.duration_since(t) >= Duration::from_secs(2)) {
-            proc::signal_group(pid, libc::SIGKILL);
+        // The supervisor kills within milliseconds; if it does not answer, it goes too.
+        if kill_sent.is_some_and(|t| now.duration_since(t) >= Duration::from_secs(5)) {
+            child.kill_supervisor();
         }
     }
-    let _ = reader.join();
     if dirty || !files.is_empty() {
         let _ = tx.send(Msg::Event(Box::new(Event::Progress {
             task: spec.task.clone(),
@@ -596,12 +615,10 @@ fn attempt(
             session_id: a.session_id.clone(),
         })));
     }
-    // Leftover processes of the agent's group go with it.
-    proc::signal_group(pid, libc::SIGKILL);
-    if let Ok(Some(out)) = handle.try_wait() {
+    if let Some((_, status)) = exited {
         use std::os::unix::process::ExitStatusExt;
-        a.exit_code = out.status.code();
-        a.signal = out.status.signal();
+        a.exit_code = status.code();
+        a.signal = status.signal();
     }
     if a.timed_out || a.interrupted {
         // Our own signal, not a crash.

@@ -94,7 +94,7 @@ fn verify(repo: &Repo, run_dir: &std::path::Path, commit: &str, cmd: &str, n: &m
     std::fs::create_dir_all(run_dir)?;
     let p = path.to_string_lossy().into_owned();
     repo.git(["worktree", "add", "-q", "--detach", &p, commit])?;
-    let out = proc::shell(&path, cmd, &[]);
+    let out = proc::shell(&path, cmd, &[], None);
     let _ = worktree::remove(repo, &path, true);
     Ok(out?.ok())
 }

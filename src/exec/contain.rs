@@ -1,0 +1,315 @@
+//! Containment of one agent (or setup / verify command): nothing it starts outlives it.
+//!
+//! The orchestrator starts `git-parallel __contain -- PROGRAM ARGS…` with `PR_SET_PDEATHSIG`
+//! set to SIGKILL. This supervisor puts the command in a PID namespace of its own when the
+//! kernel allows it (as root, or through an unprivileged user namespace mapping the caller's
+//! own uid): the namespace's init is our process, and when init exits the kernel kills every
+//! process left in the namespace — daemons, `setsid` and double forks included. Because init
+//! also dies with the supervisor (its own death signal), a `kill -9` of the orchestrator takes
+//! the whole task down with it.
+//!
+//! Where namespaces are refused, it falls back to a child subreaper: orphans of the command
+//! are re-parented to the supervisor, which kills every descendant when the command ends or is
+//! stopped. That holds for daemons too, but not for a `kill -9` of the orchestrator (the
+//! supervisor cannot run its clean-up then).
+//!
+//! Signals to the supervisor: SIGTERM, SIGINT or SIGHUP ask every process of the task to stop
+//! (forwarded to all of them, not only the main one); SIGUSR1 kills them all at once. The
+//! supervisor exits the way the command did (same exit code, or the same signal).
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+/// The hidden subcommand that runs the supervisor.
+pub const SUBCOMMAND: &str = "__contain";
+/// Forces a mechanism (`subreaper` or `pidns`); tests use it to exercise the fallback.
+pub const MODE_ENV: &str = "GIT_PARALLEL_CONTAIN";
+/// Exported to the contained command: which mechanism holds it (`pidns` or `subreaper`).
+pub const MECHANISM_ENV: &str = "GIT_PARALLEL_CONTAINMENT";
+
+/// Signals the supervisor waits for; they stay blocked in it (and in the namespace's init) and
+/// are unblocked in the command before exec.
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGCHLD] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Entry point of `git-parallel __contain [--] PROGRAM ARGS…`; never returns.
+pub fn main(args: &[OsString]) -> ! {
+    let args: Vec<&OsString> = args.iter().skip_while(|a| a.as_bytes() == b"--").collect();
+    if args.is_empty() {
+        eprintln!("usage: git-parallel {SUBCOMMAND} -- PROGRAM [ARGS...]");
+        std::process::exit(2);
+    }
+    let argv: Vec<CString> = match args.iter().map(|a| CString::new(a.as_bytes())).collect() {
+        Ok(v) => v,
+        Err(_) => {
+            eprintln!("git-parallel {SUBCOMMAND}: an argument holds a NUL byte");
+            std::process::exit(2);
+        }
+    };
+    let set = signal_set();
+    // SAFETY: this process is single-threaded (the subcommand is dispatched before anything
+    // else starts), so fork is safe; every libc call below works on owned plain data.
+    unsafe {
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        // A crash of the command re-raised here must not leave a core of the supervisor.
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
+        let _ = libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    }
+    let forced = std::env::var(MODE_ENV).unwrap_or_default();
+    let status = if forced != "subreaper" && enter_pid_namespace() {
+        std::env::set_var(MECHANISM_ENV, "pidns");
+        run_in_namespace(&argv, &set)
+    } else {
+        std::env::set_var(MECHANISM_ENV, "subreaper");
+        run_as_subreaper(&argv, &set)
+    };
+    exit_like(status)
+}
+
+/// Move our future children into a new PID namespace.
+fn enter_pid_namespace() -> bool {
+    // SAFETY: unshare and getuid have no memory effects.
+    unsafe {
+        let (uid, gid) = (libc::getuid(), libc::getgid());
+        if libc::unshare(libc::CLONE_NEWPID) == 0 {
+            return true;
+        }
+        // Unprivileged: a user namespace mapping only our own ids grants the right.
+        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) != 0 {
+            return false;
+        }
+        let _ = std::fs::write("/proc/self/setgroups", "deny");
+        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).is_ok()
+            && std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).is_ok()
+    }
+}
+
+/// Fork and exec the command with a clean signal state. Returns the child's pid.
+fn spawn_command(argv: &[CString], set: &libc::sigset_t, new_group: bool) -> libc::pid_t {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: single-threaded caller; the child only calls async-signal-safe functions
+    // (setpgid, prctl, sigprocmask, execvp, write, _exit) on memory prepared before fork.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            if new_group {
+                libc::setpgid(0, 0);
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::sigprocmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut());
+            libc::execvp(ptrs[0], ptrs.as_ptr());
+            let msg = b"git-parallel: cannot start the agent command\n";
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127);
+        }
+        pid
+    }
+}
+
+/// Wait up to 200 ms for one of the blocked signals; None on timeout.
+fn wait_signal(set: &libc::sigset_t) -> Option<i32> {
+    let timeout = libc::timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+    // SAFETY: sigtimedwait fills only the siginfo we pass.
+    let sig = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::sigtimedwait(set, &mut info, &timeout)
+    };
+    (sig > 0).then_some(sig)
+}
+
+/// Reap every exited child; returns the wait status of `watched` if it was among them.
+fn reap(watched: libc::pid_t) -> Option<i32> {
+    let mut found = None;
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid writes only `st`.
+        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if pid <= 0 {
+            return found;
+        }
+        if pid == watched {
+            found = Some(st);
+        }
+    }
+}
+
+/// PID namespace: fork the namespace's init, which runs the command and reports its wait
+/// status back over a pipe before it exits (taking the namespace down with it).
+fn run_in_namespace(argv: &[CString], set: &libc::sigset_t) -> i32 {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into `fds`; fork is safe in this single-threaded process.
+    let init = unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return run_as_subreaper(argv, set);
+        }
+        libc::fork()
+    };
+    if init < 0 {
+        return run_as_subreaper(argv, set);
+    }
+    if init == 0 {
+        // SAFETY: prctl/close/kill/write/_exit on plain values.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::close(fds[0]);
+        }
+        let cmd = spawn_command(argv, set, false);
+        loop {
+            match wait_signal(set) {
+                // kill(-1) from a namespace's init reaches every other process in it.
+                // SAFETY: plain kill(2).
+                Some(s @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP)) => unsafe {
+                    libc::kill(-1, s);
+                },
+                Some(libc::SIGUSR1) => unsafe {
+                    libc::kill(-1, libc::SIGKILL);
+                    libc::_exit(137);
+                },
+                _ => {}
+            }
+            if let Some(st) = reap(cmd) {
+                // SAFETY: write of a local integer, then the namespace ends with us.
+                unsafe {
+                    libc::write(fds[1], (&st as *const i32).cast(), 4);
+                    libc::kill(-1, libc::SIGKILL);
+                    libc::_exit(0);
+                }
+            }
+        }
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe {
+        libc::close(fds[1]);
+    }
+    loop {
+        match wait_signal(set) {
+            // SAFETY: plain kill(2) of our own child.
+            Some(s @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP)) => unsafe {
+                libc::kill(init, s);
+            },
+            Some(libc::SIGUSR1) => unsafe {
+                libc::kill(init, libc::SIGKILL);
+            },
+            _ => {}
+        }
+        if reap(init).is_some() {
+            break;
+        }
+    }
+    let mut st: i32 = 0;
+    // SAFETY: reads at most 4 bytes into a local integer.
+    let n = unsafe { libc::read(fds[0], (&mut st as *mut i32).cast(), 4) };
+    if n == 4 {
+        st
+    } else {
+        // init was killed before the command ended: report the command as killed.
+        libc::SIGKILL
+    }
+}
+
+/// Fallback: a child subreaper adopting the command's orphans, killing them all at the end.
+fn run_as_subreaper(argv: &[CString], set: &libc::sigset_t) -> i32 {
+    // SAFETY: prctl on this process only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+    let cmd = spawn_command(argv, set, true);
+    if cmd < 0 {
+        return 127 << 8;
+    }
+    loop {
+        match wait_signal(set) {
+            Some(s @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP)) => signal_descendants(s),
+            Some(libc::SIGUSR1) => {
+                kill_descendants();
+                return libc::SIGKILL;
+            }
+            _ => {}
+        }
+        if let Some(st) = reap(cmd) {
+            kill_descendants();
+            return st;
+        }
+    }
+}
+
+/// Our descendants, from /proc (children and adopted orphans, and theirs).
+fn descendants() -> Vec<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    let mut parent_of: Vec<(libc::pid_t, libc::pid_t)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<libc::pid_t>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // The command name may hold spaces and parentheses: fields follow the last ')'.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut out = vec![me];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out.remove(0);
+    out
+}
+
+fn signal_descendants(sig: i32) {
+    for pid in descendants() {
+        // SAFETY: plain kill(2).
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Kill every descendant until none is left (a process forking while we kill is caught on
+/// the next pass: its children are re-parented to us).
+fn kill_descendants() {
+    for _ in 0..500 {
+        let left = descendants();
+        reap(0);
+        if left.is_empty() {
+            return;
+        }
+        for pid in left {
+            // SAFETY: plain kill(2).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        reap(0);
+    }
+}
+
+/// Exit with the command's code, or die of the command's signal.
+fn exit_like(status: i32) -> ! {
+    if libc::WIFEXITED(status) {
+        std::process::exit(libc::WEXITSTATUS(status));
+    }
+    let sig = if libc::WIFSIGNALED(status) { libc::WTERMSIG(status) } else { libc::SIGKILL };
+    // SAFETY: restore the default action, unblock and raise on ourselves.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut one: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut one);
+        libc::sigaddset(&mut one, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
+}
