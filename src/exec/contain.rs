@@ -10,8 +10,8 @@
 //!
 //! Where namespaces are refused, it falls back to a child subreaper: orphans of the command
 //! are re-parented to the supervisor, which kills every descendant when the command ends or is
-//! stopped. That holds for daemons too, but not for a `kill -9` of the orchestrator (the
-//! supervisor cannot run its clean-up then).
+//! stopped; the orchestrator's death reaches it as SIGUSR1, so a `kill -9` of the orchestrator
+//! kills them too. What it cannot survive is a SIGKILL aimed at the supervisor itself.
 //!
 //! Signals to the supervisor: SIGTERM, SIGINT or SIGHUP ask every process of the task to stop
 //! (forwarded to all of them, not only the main one); SIGUSR1 kills them all at once. The
@@ -222,6 +222,13 @@ fn run_as_subreaper(argv: &[CString], set: &libc::sigset_t) -> i32 {
     // SAFETY: prctl on this process only.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // Without a namespace nothing kills orphans for us: when the orchestrator dies, we
+        // must live long enough to kill them, so its death is a request (SIGUSR1), not SIGKILL.
+        let parent = libc::getppid();
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1);
+        if libc::getppid() != parent {
+            libc::raise(libc::SIGUSR1);
+        }
     }
     let cmd = spawn_command(argv, set, true);
     if cmd < 0 {

@@ -1,0 +1,171 @@
+//! Agents are untrusted: each test is an attack by a hostile agent script that must fail —
+//! daemons that outlive the task or hold its pipes, a leaked repository environment, moves of
+//! other refs, escapes from the sandbox, two orchestrators on one run, hostile inputs.
+
+mod common;
+use common::{wait_until, TestRepo};
+use std::process::Stdio;
+
+/// Pids of processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A sleep whose command line is unique to this test, so survivors can be found.
+fn unique_sleep(tag: u32) -> String {
+    format!("{}.{}{tag}", 600 + tag, std::process::id())
+}
+
+fn kill_all(marker: &str) {
+    for p in processes_with(marker) {
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+}
+
+/// Both mechanisms: the PID namespace (default here) and the subreaper fallback.
+const MODES: [&str; 2] = ["pidns", "subreaper"];
+
+#[test]
+fn daemons_holding_the_pipe_neither_hang_the_run_nor_outlive_the_task() {
+    for (i, mode) in MODES.iter().enumerate() {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        let s1 = unique_sleep(10 + i as u32);
+        let s2 = unique_sleep(20 + i as u32);
+        let beat = r.scratch("heartbeat");
+        // A setsid daemon keeping stdout open, and a double-forked one writing forever.
+        r.prompt(
+            "daemon",
+            "",
+            &format!(
+                "write d.txt d\nsh setsid sleep {s1} &\nsh ( ( while :; do echo x >> {}; sleep 0.05; done ) & ) ; (sleep {s2} &)",
+                beat.display()
+            ),
+        );
+        r.commit("prompts");
+        let o = r.gp_env(&["run", "prompts", "--no-integrate"], &[("GIT_PARALLEL_CONTAIN", mode)]);
+        let survivors = [processes_with(&s1), processes_with(&s2)].concat();
+        kill_all(&s1);
+        kill_all(&s2);
+        o.ok();
+        assert_eq!(r.task_state("1", "daemon")["status"], "succeeded", "{mode}");
+        assert!(survivors.is_empty(), "{mode}: processes outlived their task: {survivors:?}");
+        let len = std::fs::metadata(&beat).map(|m| m.len()).unwrap_or(0);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let later = std::fs::metadata(&beat).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(len, later, "{mode}: a double-forked writer still runs after the task");
+    }
+}
+
+#[test]
+fn a_timeout_takes_effect_even_when_daemons_hold_the_pipe_and_ignore_term() {
+    for (i, mode) in MODES.iter().enumerate() {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        let s = unique_sleep(30 + i as u32);
+        r.prompt("stuck", "", &format!("sh setsid sh -c 'trap \"\" TERM; exec sleep {s}' &\nignore-term\nhang"));
+        r.commit("prompts");
+        let o = r.gp_env(&["run", "prompts", "--no-integrate", "--timeout", "1s"], &[("GIT_PARALLEL_CONTAIN", mode)]);
+        let survivors = processes_with(&s);
+        kill_all(&s);
+        o.code(1);
+        assert_eq!(r.task_state("1", "stuck")["status"], "timed-out", "{mode}");
+        assert!(survivors.is_empty(), "{mode}: survivors after a timeout: {survivors:?}");
+    }
+}
+
+#[test]
+fn kill_9_of_the_orchestrator_takes_every_agent_process_with_it() {
+    for (i, mode) in MODES.iter().enumerate() {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        let direct = unique_sleep(40 + i as u32);
+        let daemon = unique_sleep(50 + i as u32);
+        r.prompt("long", "", &format!("sh sleep {direct} &\nsh setsid sleep {daemon} &\nhang"));
+        r.commit("prompts");
+        let mut c = r.command(common::bin());
+        c.args(["run", "prompts", "--no-integrate"]).env("GIT_PARALLEL_CONTAIN", mode);
+        let mut child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        wait_until("the agent's daemons to start", 20, || {
+            !processes_with(&direct).is_empty() && !processes_with(&daemon).is_empty()
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let gone = |m: &str| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_secs(5) {
+                if processes_with(m).is_empty() {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            false
+        };
+        let direct_gone = gone(&direct);
+        let daemon_gone = gone(&daemon);
+        kill_all(&direct);
+        kill_all(&daemon);
+        assert!(direct_gone, "{mode}: the agent's child outlived kill -9 of the orchestrator");
+        assert!(daemon_gone, "{mode}: a setsid daemon outlived kill -9 of the orchestrator");
+    }
+}
+
+#[test]
+fn sigterm_to_the_orchestrator_stops_a_run_whose_agent_has_daemons() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let s = unique_sleep(60);
+    r.prompt("busy", "", &format!("sh setsid sleep {s} &\nignore-term\nhang"));
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate"]);
+    let mut child = c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until("the daemon", 20, || !processes_with(&s).is_empty());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let survivors = processes_with(&s);
+    kill_all(&s);
+    assert!(!status.success());
+    assert!(survivors.is_empty(), "survivors: {survivors:?}");
+    assert_eq!(r.task_state("1", "busy")["status"], "interrupted");
+}
+
+#[test]
+fn a_repository_environment_from_a_hook_never_reaches_the_agent() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("env", "", "sh env | grep '^GIT_' | sort > seen-env.txt\nwrite e.txt e\ncommit agent work");
+    r.commit("prompts");
+    let main_before = r.git(&["rev-parse", "main"]);
+    let git_dir = r.path(".git");
+    let index = git_dir.join("index");
+    // As inside a hook or `git rebase -x`: everything points at the main worktree.
+    let o = r.gp_env(
+        &["run", "prompts", "--no-integrate"],
+        &[
+            ("GIT_DIR", git_dir.to_str().unwrap()),
+            ("GIT_WORK_TREE", r.root.to_str().unwrap()),
+            ("GIT_INDEX_FILE", index.to_str().unwrap()),
+            ("GIT_OBJECT_DIRECTORY", git_dir.join("objects").to_str().unwrap()),
+            ("GIT_PREFIX", ""),
+        ],
+    );
+    o.ok();
+    assert_eq!(r.git(&["rev-parse", "main"]), main_before, "the agent's commit landed on main");
+    assert_eq!(r.task_state("1", "env")["status"], "succeeded");
+    let seen = r.git(&["cat-file", "-p", "parallel/1/env:seen-env.txt"]);
+    for var in ["GIT_DIR=", "GIT_WORK_TREE=", "GIT_INDEX_FILE=", "GIT_OBJECT_DIRECTORY=", "GIT_PREFIX="] {
+        assert!(!seen.lines().any(|l| l.starts_with(var)), "{var} reached the agent:\n{seen}");
+    }
+    assert!(r.git(&["log", "--format=%s", "main..parallel/1/env"]).lines().any(|l| l == "agent work"));
+    assert_eq!(r.git(&["status", "--porcelain"]), "", "the main worktree changed");
+}
