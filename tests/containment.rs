@@ -169,3 +169,74 @@ fn a_repository_environment_from_a_hook_never_reaches_the_agent() {
     assert!(r.git(&["log", "--format=%s", "main..parallel/1/env"]).lines().any(|l| l == "agent work"));
     assert_eq!(r.git(&["status", "--porcelain"]), "", "the main worktree changed");
 }
+
+#[test]
+fn changes_outside_the_task_branch_are_undone_and_fail_the_task() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.git(&["tag", "v1"]);
+    let root = r.root.display().to_string();
+    r.prompt("deleter", "", "write a.txt a\ngit update-ref -d refs/heads/main");
+    r.prompt("tagger", "", "write b.txt b\ncommit b\ngit tag -f v1 HEAD");
+    r.prompt("rewinder", "", "write c.txt c\ngit update-ref refs/heads/main HEAD~1");
+    r.prompt("switcher", "", &format!("write d.txt d\nsh git -C {root} checkout -q -b other"));
+    r.prompt("stager", "", &format!("write e.txt e\nsh cd {root} && echo x > staged.txt && git add staged.txt"));
+    r.prompt("resetter", "", "write f.txt f\ncommit f\ngit reset -q --hard HEAD~2");
+    r.prompt("honest", "", "write g.txt g");
+    r.commit("prompts");
+    let main_before = r.git(&["rev-parse", "main"]);
+    let v1 = r.git(&["rev-parse", "v1"]);
+    // One at a time: without --sandbox a change is attributed to the task running when it happened.
+    let o = r.gp(&["run", "prompts", "-j", "1"]);
+    o.code(1);
+    let reason = |t: &str| {
+        let s = r.task_state("1", t);
+        assert_eq!(s["status"], "failed", "{t}: {s}");
+        s["reason"].as_str().unwrap().to_string()
+    };
+    assert!(reason("deleter").contains("deleted branch main"), "{}", reason("deleter"));
+    assert!(reason("tagger").contains("moved tag v1"), "{}", reason("tagger"));
+    assert!(reason("rewinder").contains("moved branch main"), "{}", reason("rewinder"));
+    assert!(
+        reason("switcher").contains("switched the main worktree's HEAD from main to other"),
+        "{}",
+        reason("switcher")
+    );
+    assert!(reason("stager").contains("changed the main worktree's index (restored)"), "{}", reason("stager"));
+    assert!(reason("resetter").contains("no longer descends"), "{}", reason("resetter"));
+    assert_eq!(r.task_state("1", "honest")["status"], "succeeded");
+    // Everything is as it was, and integration holds the base and the honest task only.
+    assert_eq!(r.git(&["rev-parse", "main"]), main_before);
+    assert_eq!(r.git(&["rev-parse", "v1"]), v1);
+    assert_eq!(r.git(&["symbolic-ref", "HEAD"]), "refs/heads/main");
+    assert_eq!(r.git(&["diff", "--cached", "--name-only"]), "");
+    let tree = r.git(&["ls-tree", "-r", "--name-only", "parallel/1/integration"]);
+    assert!(tree.contains("g.txt") && tree.contains("prompts/honest.md") && tree.contains("README.md"), "{tree}");
+    assert!(!tree.contains("f.txt"), "{tree}");
+}
+
+#[test]
+fn the_users_own_commits_during_a_run_are_not_blamed_on_agents() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let go = r.scratch("go");
+    let started = r.scratch("started");
+    r.prompt(
+        "slow",
+        "",
+        &format!("write s.txt s\nsh touch {}; while [ ! -e {} ]; do sleep 0.05; done", started.display(), go.display()),
+    );
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate"]);
+    let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the agent to start", 20, || started.exists());
+    // The user commits on main and stages a file while the agent works.
+    r.write("user.txt", "mine");
+    let mine = r.commit("user work");
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(r.git(&["rev-parse", "main"]), mine);
+    assert_eq!(r.task_state("1", "slow")["status"], "succeeded");
+}

@@ -1,6 +1,7 @@
 //! Executing a plan: worktrees, agents, retries, results; the live scheduler loop.
 
 pub mod contain;
+pub mod guard;
 pub mod merge;
 pub mod orchestrator;
 pub mod sandbox;

@@ -190,7 +190,7 @@ fn run_inner(
         }
     }
     let started = Instant::now();
-    let branches_before = other_branches(repo)?;
+    let snapshot = super::guard::snapshot(repo, &private)?;
     let mut attempt_no = spec.prior_attempts;
     let mut retries_left = spec.retries;
     let mut session = spec.resume_session.clone();
@@ -242,6 +242,9 @@ fn run_inner(
         }
     }
     let wall_ms = started.elapsed().as_millis() as u64;
+    // Whatever the agent did outside its branch is undone and named, however it ended.
+    let work = worktree_head(repo, &spec.worktree).map(|(_, h)| h).unwrap_or_else(|_| start.clone());
+    let trespass = super::guard::check(repo, &snapshot, &start, &work)?;
     let r = last.result.clone().unwrap_or_default();
     let metrics = Metrics {
         turns: r.num_turns.or((last.turns > 0).then_some(last.turns)),
@@ -269,6 +272,13 @@ fn run_inner(
         out.reason = Some(e);
         return Ok(out);
     }
+    if !trespass.is_empty() {
+        out.reason = Some(format!(
+            "the agent changed the repository outside its branch: {}; its result was not taken",
+            trespass.join("; ")
+        ));
+        return Ok(out);
+    }
     if last.interrupted {
         out.status = TaskStatus::Interrupted;
         out.reason = Some("interrupted; the worktree keeps the agent's work so far".into());
@@ -283,32 +293,22 @@ fn run_inner(
         out.reason = Some(describe(&last));
         return Ok(out);
     }
-    // Agents work on their own branch only. A branch that moved into this task's history
-    // (say `git branch -f main HEAD`) was moved by the agent, not by the user working alongside.
-    let (head_ref, head) = worktree_head(repo, &spec.worktree)?;
-    let mut moved = Vec::new();
-    for (name, id) in other_branches(repo)? {
-        if branches_before.get(&name).is_some_and(|old| *old != id)
-            && merge::is_ancestor(repo, id, merge::commit_id(repo, &head)?)?
-            && !merge::is_ancestor(repo, id, merge::commit_id(repo, &start)?)?
-        {
-            let old = branches_before.get(&name).map(|o| o.to_string()).unwrap_or_default();
-            moved.push(format!("{} (was {})", layout::short(&name), &old[..old.len().min(12)]));
-        }
-    }
-    if !moved.is_empty() {
-        out.reason = Some(format!(
-            "the agent moved branch {} to its own work; its result was not taken (check and restore those branches)",
-            moved.join(", ")
-        ));
-        return Ok(out);
-    }
     // The agent stays on its branch, or its work is not what we think it is.
+    let (head_ref, head) = worktree_head(repo, &spec.worktree)?;
     if head_ref.as_deref() != Some(spec.branch.as_str()) {
         out.reason = Some(format!(
             "the agent moved the worktree off {} (HEAD is {}); its work was not taken",
             layout::short(&spec.branch),
             head_ref.as_deref().unwrap_or("detached")
+        ));
+        return Ok(out);
+    }
+    // Integration merges the result with its start as the base: work that does not descend
+    // from the start (a reset behind it, a rewritten history) would silently revert the base.
+    if !merge::is_ancestor(repo, merge::commit_id(repo, &start)?, merge::commit_id(repo, &head)?)? {
+        out.reason = Some(format!(
+            "the agent's branch no longer descends from the commit it started from ({}): it reset or rewrote history; its result was not taken",
+            &start[..12.min(start.len())]
         ));
         return Ok(out);
     }
@@ -340,14 +340,6 @@ fn worktree_head(repo: &Repo, worktree: &Path) -> Result<(Option<String>, String
         }
         None => Ok((None, text.to_string())),
     }
-}
-
-/// Branches outside `refs/heads/parallel/` and their tips.
-fn other_branches(repo: &Repo) -> Result<std::collections::BTreeMap<String, gix::ObjectId>> {
-    Ok(crate::store::objects::list_refs(repo, "refs/heads/")?
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with(layout::BRANCHES))
-        .collect())
 }
 
 /// On resume: a task whose result commit (with our trailers) is already on its branch and

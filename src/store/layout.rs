@@ -29,6 +29,17 @@ pub fn integration_branch(run: &str) -> String {
     format!("{BRANCHES}{run}/{INTEGRATION}")
 }
 
+/// Refs git-parallel writes itself (plans, runs, notes, task branches), and refs the user's
+/// everyday git moves on its own (remote-tracking refs, the stash): what an agent's changes
+/// are not looked for in.
+pub fn is_ours(full: &str) -> bool {
+    full.starts_with("refs/parallel/")
+        || full == NOTES
+        || full.starts_with(BRANCHES)
+        || full.starts_with("refs/remotes/")
+        || full == "refs/stash"
+}
+
 /// Short branch name (without refs/heads/).
 pub fn short(full: &str) -> &str {
     full.strip_prefix("refs/heads/").unwrap_or(full)

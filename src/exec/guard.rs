@@ -1,0 +1,178 @@
+//! What an agent may change in the repository: its own branch, nothing else. A snapshot of the
+//! user's refs, the main worktree's HEAD and its index is taken before the agent starts and
+//! compared after it ends; what the agent changed is put back where git still has it, and
+//! named, so the task fails with the reason.
+//!
+//! Without `--sandbox` this is detection, so a change has to be told apart from the user's own
+//! work going on beside the run: a branch moved forward by a commit of the user's is left
+//! alone; a deleted ref, a moved tag, a branch rewound behind where it was or moved onto the
+//! task's work, a switch of the main worktree's HEAD and changes staged in its index (not committed) are
+//! attributed to the agent. Under `--sandbox` these paths are read-only to the agent.
+
+use super::merge;
+use crate::proc;
+use crate::repo::Repo;
+use crate::store::layout;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The state an agent must leave as it found it.
+pub struct Snapshot {
+    refs: BTreeMap<String, String>,
+    head: String,
+    /// A hard link to the main index as it was (git replaces the index by renaming a new file
+    /// over it, so the link keeps the old content at no cost).
+    index_copy: Option<PathBuf>,
+}
+
+/// Direct targets of every ref outside git-parallel's own namespaces (symbolic refs skipped).
+fn user_refs(repo: &Repo) -> Result<BTreeMap<String, String>> {
+    let out = proc::git(&repo.workdir, ["for-each-ref", "--format=%(objectname) %(symref) %(refname)"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let (oid, sym, name) = (parts.next()?, parts.next()?, parts.next()?);
+            (sym.is_empty() && !layout::is_ours(name)).then(|| (name.to_string(), oid.to_string()))
+        })
+        .collect())
+}
+
+/// "branch main", "tag v1", or the full name of another ref.
+fn kind(name: &str) -> String {
+    if let Some(b) = name.strip_prefix("refs/heads/") {
+        format!("branch {b}")
+    } else if let Some(t) = name.strip_prefix("refs/tags/") {
+        format!("tag {t}")
+    } else {
+        format!("ref {name}")
+    }
+}
+
+fn main_head(repo: &Repo) -> String {
+    std::fs::read_to_string(repo.common_dir.join("HEAD")).unwrap_or_default().trim().to_string()
+}
+
+/// Index entries that matter (path, stage, mode, blob); stat data is left out, since a plain
+/// `git status` of the user's refreshes it.
+fn index_entries(path: &Path) -> Option<Vec<(Vec<u8>, u32, u32, gix::ObjectId)>> {
+    let file = gix::index::File::at(path, gix::hash::Kind::Sha1, false, Default::default()).ok()?;
+    Some(file.entries().iter().map(|e| (e.path(&file).to_vec(), e.stage_raw(), e.mode.bits(), e.id)).collect())
+}
+
+/// Take the snapshot; `scratch` is a private folder of the task's.
+pub fn snapshot(repo: &Repo, scratch: &Path) -> Result<Snapshot> {
+    let index = repo.common_dir.join("index");
+    let copy = scratch.join("parallel-main-index");
+    let _ = std::fs::remove_file(&copy);
+    let index_copy = std::fs::hard_link(&index, &copy).ok().map(|_| copy);
+    Ok(Snapshot { refs: user_refs(repo)?, head: main_head(repo), index_copy })
+}
+
+/// Compare with the snapshot after the agent ended; undo what it did where possible. Returns a
+/// description of each change (empty: nothing was touched). `work` is the agent's result
+/// commit and `start` the commit it started from.
+pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let now = user_refs(repo)?;
+    let start_id = merge::commit_id(repo, start)?;
+    let work_id = merge::commit_id(repo, work).ok();
+    let is_commit = |oid: &str| repo.resolve_commit(oid);
+    // The agent's own commits reachable from `id`: it carries the task's work.
+    let carries_work = |id: gix::ObjectId| -> Result<bool> {
+        Ok(match work_id {
+            Some(w) if w != start_id => {
+                merge::is_ancestor(repo, id, w)? && !merge::is_ancestor(repo, id, start_id)?
+                    || merge::is_ancestor(repo, w, id)? && !merge::is_ancestor(repo, w, start_id)?
+            }
+            _ => false,
+        })
+    };
+    let mut undo = String::new();
+    for (name, old) in &snap.refs {
+        let short = kind(name);
+        match now.get(name) {
+            None => {
+                found.push(format!("deleted {short} (restored at {})", &old[..12.min(old.len())]));
+                undo.push_str(&format!("create {name} {old}\n"));
+            }
+            Some(new) if new != old => {
+                let tag = name.starts_with("refs/tags/");
+                let (old_c, new_c) = (is_commit(old), is_commit(new));
+                let agents = tag
+                    || match (old_c, new_c) {
+                        (Some(o), Some(n)) => {
+                            // Rewound behind where it was, or moved onto the task's work.
+                            merge::is_ancestor(repo, n, o)? || carries_work(n)?
+                        }
+                        _ => true,
+                    };
+                if agents {
+                    found.push(format!(
+                        "moved {short} from {} to {} (restored)",
+                        &old[..12],
+                        &new[..12.min(new.len())]
+                    ));
+                    undo.push_str(&format!("update {name} {old} {new}\n"));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, new) in &now {
+        if snap.refs.contains_key(name) {
+            continue;
+        }
+        if let Some(n) = is_commit(new) {
+            if carries_work(n)? {
+                found.push(format!("created {} on its own work (removed)", kind(name)));
+                undo.push_str(&format!("delete {name} {new}\n"));
+            }
+        }
+    }
+    if !undo.is_empty() {
+        let out = proc::git_output_stdin(&repo.workdir, ["update-ref", "--stdin"], undo.as_bytes())?;
+        if !out.ok() {
+            found.push(format!("could not undo it: {}", out.stderr_str().trim()));
+        }
+    }
+    let head = main_head(repo);
+    if head != snap.head && !snap.head.is_empty() {
+        let restored = match snap.head.strip_prefix("ref: ") {
+            Some(target) => proc::git_output(&repo.workdir, ["symbolic-ref", "HEAD", target])?.ok(),
+            None => proc::git_output(&repo.workdir, ["update-ref", "--no-deref", "HEAD", &snap.head])?.ok(),
+        };
+        found.push(format!(
+            "switched the main worktree's HEAD from {} to {}{}",
+            describe_head(&snap.head),
+            describe_head(&head),
+            if restored { " (HEAD restored; its files may still differ: check `git status` there)" } else { "" }
+        ));
+    }
+    if let Some(copy) = &snap.index_copy {
+        let index = repo.common_dir.join("index");
+        // A commit of the user's leaves the index equal to HEAD: only staged changes count.
+        if index_entries(copy) != index_entries(&index)
+            && proc::git_output(&repo.workdir, ["diff-index", "--cached", "--quiet", "HEAD", "--"])?.status.code()
+                == Some(1)
+        {
+            let lock = repo.common_dir.join("index.lock");
+            // Put the old index back the way git writes one: through index.lock.
+            let restored = std::fs::hard_link(copy, &lock).is_ok() && std::fs::rename(&lock, &index).is_ok();
+            found.push(format!(
+                "changed the main worktree's index{}",
+                if restored { " (restored)" } else { " (not restored: the index is locked)" }
+            ));
+        }
+        let _ = std::fs::remove_file(copy);
+    }
+    Ok(found)
+}
+
+fn describe_head(h: &str) -> String {
+    match h.strip_prefix("ref: ") {
+        Some(r) => layout::short(r).to_string(),
+        None => format!("detached {}", &h[..12.min(h.len())]),
+    }
+}
