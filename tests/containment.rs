@@ -240,3 +240,66 @@ fn the_users_own_commits_during_a_run_are_not_blamed_on_agents() {
     assert_eq!(r.git(&["rev-parse", "main"]), mine);
     assert_eq!(r.task_state("1", "slow")["status"], "succeeded");
 }
+
+#[test]
+fn under_the_sandbox_nothing_the_agent_writes_runs_later_outside_it() {
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is needed; .ci/run installs it");
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.git(&["tag", "v1"]);
+    let pwned = r.scratch("pwned");
+    let p = pwned.display();
+    let common = r.path(".git");
+    let c = common.display();
+    let config_before = std::fs::read_to_string(common.join("config")).unwrap();
+    r.prompt(
+        "attacker",
+        "",
+        &format!(
+            "write ok.txt ok\ncommit own work\n\
+             sh git config core.fsmonitor 'touch {p}'\n\
+             sh mkdir -p {c}/hooks && printf '#!/bin/sh\\ntouch {p}\\n' > {c}/hooks/post-checkout && chmod +x {c}/hooks/post-checkout\n\
+             sh mkdir -p {c}/info && echo '* filter=evil' > {c}/info/attributes\n\
+             sh echo 'gitdir: /tmp' > .git\n\
+             git update-ref -d refs/heads/main\n\
+             git tag -f v1 HEAD\n\
+             sh git -C {root} checkout -q -b other",
+            root = r.root.display()
+        ),
+    );
+    r.commit("prompts");
+    let main_before = r.git(&["rev-parse", "main"]);
+    let v1 = r.git(&["rev-parse", "v1"]);
+    let o = r.gp(&["run", "prompts", "--sandbox", "--no-integrate"]);
+    o.ok();
+    // Its own commit landed; nothing else it tried did.
+    assert_eq!(r.task_state("1", "attacker")["status"], "succeeded");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/attacker:ok.txt"]), "ok");
+    assert_eq!(std::fs::read_to_string(common.join("config")).unwrap(), config_before);
+    assert!(!common.join("hooks/post-checkout").exists());
+    assert!(!common.join("info/attributes").exists());
+    assert_eq!(r.git(&["rev-parse", "main"]), main_before);
+    assert_eq!(r.git(&["rev-parse", "v1"]), v1);
+    assert_eq!(r.git(&["symbolic-ref", "HEAD"]), "refs/heads/main");
+    // The user's next git commands run nothing of the agent's.
+    r.git(&["status"]);
+    r.git(&["checkout", "-q", "-b", "after"]);
+    assert!(!pwned.exists(), "the agent's command ran outside the sandbox");
+}
+
+#[test]
+fn resume_keeps_the_sandbox() {
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is needed; .ci/run installs it");
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let outside = r.scratch("outside.txt");
+    r.prompt("a", "", "write a.txt a");
+    r.prompt("b", "depends_on: [a]", &format!("write {} escaped\nwrite b.txt b", outside.display()));
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "--sandbox", "--no-integrate"], &[("GIT_PARALLEL_FAULT", "task-committed")]);
+    assert_eq!(o.code, -1, "killed at the fault point: {}", o.stderr);
+    let o = r.gp(&["resume", "1"]);
+    assert!(o.stderr.contains("in the sandbox"), "{}", o.stderr);
+    assert!(!outside.exists(), "resume ran the agent outside the sandbox");
+    assert_eq!(r.task_state("1", "b")["status"], "failed");
+}

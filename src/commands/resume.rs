@@ -34,6 +34,12 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     let plan = plans::load(&ctx.repo, &state.plan)?;
     let mut opts = options(ctx, args.concurrency, Some(&state.agent), None, None, None, None)?;
     opts.limits.requested = opts.limits.requested.or(Some(state.workers.max(1)));
+    // A sandboxed run stays sandboxed: resuming must not hand its agents the repository.
+    if state.sandbox {
+        crate::exec::sandbox::check_available()?;
+        opts.sandbox = true;
+        ui::note(&format!("run {id} runs its agents in the sandbox, as when it started"));
+    }
     check_agents(&plan, &opts)?;
     let done = state.tasks.iter().filter(|t| t.status.is_final()).count();
     ui::note(&format!("resuming run {id}: {done} of {} tasks already ended and will not run again", state.tasks.len()));

@@ -221,7 +221,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let tasks = plan.tasks.iter().map(|t| (t.id.clone(), t.kind)).collect();
     let mut log = RunLog::create(
         &ctx.repo,
-        Event::Planned { plan: plan.id.clone(), base: plan.base.clone(), agent: opts.agent.clone(), workers, tasks },
+        Event::Planned {
+            plan: plan.id.clone(),
+            base: plan.base.clone(),
+            agent: opts.agent.clone(),
+            workers,
+            tasks,
+            sandbox: args.sandbox,
+        },
     )?;
     ui::note(&format!("run {} of plan {} (follow it with: git parallel status {} --watch)", log.id, plan.id, log.id));
     let integ = IntegrateOpts { skip: args.no_integrate, into: args.into.clone(), verify: args.verify.clone() };

@@ -471,7 +471,9 @@ fn attempt(
                 proc::which(&inv.program).map(|p| p.to_string_lossy().into_owned()).unwrap_or(inv.program.clone());
             let tmp = prompt_file.with_file_name("parallel-tmp");
             std::fs::create_dir_all(&tmp)?;
-            super::sandbox::wrap(&prog, &inv.args, &[&spec.worktree, git_dir], &tmp)
+            let private = prompt_file.parent().unwrap_or(&spec.worktree);
+            let w = super::sandbox::Writable { worktree: &spec.worktree, private, common: git_dir, run: &spec.run };
+            super::sandbox::wrap(&prog, &inv.args, &w, &tmp)?
         }
         None => (inv.program.clone(), inv.args.clone()),
     };

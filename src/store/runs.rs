@@ -112,6 +112,9 @@ pub enum Event {
         agent: String,
         workers: usize,
         tasks: Vec<(String, TaskType)>,
+        /// Agents run under the sandbox; a resume keeps it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sandbox: bool,
     },
     /// An orchestrator took charge of the run (first start or resume).
     Attached {
@@ -279,6 +282,9 @@ pub struct RunState {
     pub base: String,
     pub agent: String,
     pub workers: usize,
+    /// Agents of this run run sandboxed.
+    #[serde(default)]
+    pub sandbox: bool,
     pub created_at: f64,
     pub updated_at: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +307,7 @@ impl RunState {
             base: String::new(),
             agent: String::new(),
             workers: 0,
+            sandbox: false,
             created_at: 0.0,
             updated_at: 0.0,
             ended_at: None,
@@ -327,7 +334,8 @@ impl RunState {
         self.events += 1;
         self.updated_at = r.at;
         match &r.event {
-            Event::Planned { plan, base, agent, workers, tasks } => {
+            Event::Planned { plan, base, agent, workers, tasks, sandbox } => {
+                self.sandbox = *sandbox;
                 self.plan = plan.clone();
                 self.base = base.clone();
                 self.agent = agent.clone();
