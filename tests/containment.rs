@@ -303,3 +303,37 @@ fn resume_keeps_the_sandbox() {
     assert!(!outside.exists(), "resume ran the agent outside the sandbox");
     assert_eq!(r.task_state("1", "b")["status"], "failed");
 }
+
+#[test]
+fn two_resumes_started_at_once_never_both_go_ahead() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let stamp = r.scratch("stamps");
+    let go = r.scratch("go");
+    r.prompt(
+        "a",
+        "",
+        &format!("stamp {}\nsh while [ ! -e {} ]; do sleep 0.05; done\nwrite a.txt a", stamp.display(), go.display()),
+    );
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts"], &[("GIT_PARALLEL_FAULT", "worktree-created")]);
+    assert_eq!(o.code, -1, "{}", o.stderr);
+    let start = || {
+        let mut c = r.command(common::bin());
+        c.args(["resume", "1"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (mut a, mut b) = (start(), start());
+    // The loser refuses while the winner's agent waits; only then may the agent finish.
+    wait_until("one resume to refuse", 30, || a.try_wait().unwrap().is_some() || b.try_wait().unwrap().is_some());
+    std::fs::write(&go, "").unwrap();
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [oa.status.code(), ob.status.code()];
+    let errs = [String::from_utf8_lossy(&oa.stderr).into_owned(), String::from_utf8_lossy(&ob.stderr).into_owned()];
+    assert!(codes.contains(&Some(0)) && codes.contains(&Some(2)), "{codes:?}\n{errs:?}");
+    let loser = &errs[codes.iter().position(|c| *c == Some(2)).unwrap()];
+    assert!(loser.contains("is being orchestrated by pid") || loser.contains("is still running (pid"), "{loser}");
+    assert_eq!(std::fs::read_to_string(&stamp).unwrap().lines().count(), 1, "the agent ran once");
+    assert_eq!(r.run_state("1")["status"], "succeeded");
+    assert_eq!(r.git_out(&["rev-parse", "-q", "--verify", "refs/parallel/owners/1"]).code, 1, "the claim is released");
+}

@@ -230,6 +230,7 @@ fn concurrent_writers_of_one_log_lose_nothing() {
             agent: "x".into(),
             workers: 1,
             tasks: vec![("t".into(), TaskType::Other)],
+            sandbox: false,
         },
     )
     .unwrap();

@@ -27,6 +27,8 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
             ))
             .into());
     }
+    // Claimed atomically: of two resumes started at once, exactly one goes on.
+    let _claim = crate::store::owner::claim(&ctx.repo, &id)?;
     let mut log = RunLog::take_over(&ctx.repo, &id)?;
     if state.status == RunStatus::Succeeded {
         return Err(usage(format!("run {id} already succeeded; nothing to resume")));

@@ -230,6 +230,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             sandbox: args.sandbox,
         },
     )?;
+    // One live orchestrator per run: a later `resume` sees this claim while we live.
+    let _claim = crate::store::owner::claim(&ctx.repo, &log.id)?;
     ui::note(&format!("run {} of plan {} (follow it with: git parallel status {} --watch)", log.id, plan.id, log.id));
     let integ = IntegrateOpts { skip: args.no_integrate, into: args.into.clone(), verify: args.verify.clone() };
     let mut opts = opts;

@@ -11,6 +11,13 @@ pub const BRANCHES: &str = "refs/heads/parallel/";
 /// Reserved task id: the integration branch lives beside the task branches.
 pub const INTEGRATION: &str = "integration";
 
+/// Who orchestrates a run now: `refs/parallel/owners/<run-id>` → blob (pid, host, heartbeat).
+pub const OWNERS: &str = "refs/parallel/owners/";
+
+pub fn owner_ref(run: &str) -> String {
+    format!("{OWNERS}{run}")
+}
+
 pub fn plan_ref(id: &str) -> String {
     format!("{PLANS}{id}")
 }

@@ -4,5 +4,6 @@
 pub mod layout;
 pub mod notes;
 pub mod objects;
+pub mod owner;
 pub mod plans;
 pub mod runs;
