@@ -24,7 +24,14 @@ fn finished_run(repo: &Repo, plan: &str, base: gix::ObjectId, ids: &[String]) ->
     let tasks = ids.iter().map(|t| (t.clone(), TaskType::Feature)).collect();
     let mut log = RunLog::create(
         repo,
-        Event::Planned { plan: plan.into(), base: base.to_string(), agent: "fake".into(), workers: 4, tasks },
+        Event::Planned {
+            plan: plan.into(),
+            base: base.to_string(),
+            agent: "fake".into(),
+            workers: 4,
+            tasks,
+            sandbox: false,
+        },
     )
     .unwrap();
     let base_tree = repo.gix.find_commit(base).unwrap().tree_id().unwrap().detach();

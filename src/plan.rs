@@ -125,6 +125,19 @@ pub fn collect_prompt_files(repo: &Repo, paths: &[PathBuf]) -> Result<Vec<(PathB
         }
     }
     out.dedup();
+    // A prompt goes to the model: one that leaves the repository through a symlink (say to
+    // /etc/passwd or ~/.ssh) is refused, not read.
+    let root = repo.workdir.canonicalize().unwrap_or_else(|_| repo.workdir.clone());
+    for (abs, rel) in &out {
+        let real = abs.canonicalize().with_context(|| format!("cannot read {}", rel.display()))?;
+        if !real.starts_with(&root) {
+            return Err(usage(format!(
+                "{}: prompt file resolves outside the repository (to {})",
+                rel.display(),
+                real.display()
+            )));
+        }
+    }
     Ok(out)
 }
 

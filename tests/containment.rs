@@ -337,3 +337,44 @@ fn two_resumes_started_at_once_never_both_go_ahead() {
     assert_eq!(r.run_state("1")["status"], "succeeded");
     assert_eq!(r.git_out(&["rev-parse", "-q", "--verify", "refs/parallel/owners/1"]).code, 1, "the claim is released");
 }
+
+#[test]
+fn a_prompt_that_leaves_the_repository_through_a_symlink_is_refused() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let secret = r.scratch("secret.md");
+    std::fs::write(&secret, "the user's secret").unwrap();
+    std::fs::create_dir_all(r.path("prompts")).unwrap();
+    std::os::unix::fs::symlink(&secret, r.path("prompts/leak.md")).unwrap();
+    std::os::unix::fs::symlink("/etc", r.path("prompts/etc.md")).unwrap();
+    r.prompt("fine", "", "write f.txt f");
+    for args in [&["plan", "prompts"][..], &["run", "prompts"], &["plan", "prompts/leak.md"]] {
+        let o = r.gp(args);
+        o.code(2);
+        assert!(o.stderr.contains("outside the repository"), "{args:?}: {}", o.stderr);
+    }
+    assert_eq!(r.git_out(&["for-each-ref", "refs/parallel/"]).stdout, "", "nothing was stored");
+}
+
+#[test]
+fn files_brought_in_by_parallel_copy_never_enter_a_commit() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write(".env", "TOKEN=secret\n");
+    r.write("local.toml", "key = 1\n");
+    r.git(&["config", "--add", "parallel.copy", ".env"]);
+    r.git(&["config", "--add", "parallel.copy", "local.toml"]);
+    r.prompt("edits", "", "write a.txt a\nappend local.toml key = 2");
+    r.prompt("commits", "", "write b.txt b\ncommit everything, secrets included");
+    std::fs::create_dir_all(r.path("prompts")).unwrap();
+    r.git(&["add", "prompts", "README.md"]);
+    r.git(&["commit", "-q", "-m", "prompts"]);
+    let o = r.gp(&["run", "prompts", "--allow-dirty", "--no-integrate"]);
+    let edits = r.task_state("1", "edits");
+    assert_eq!(edits["status"], "succeeded", "{}", o.stderr);
+    let tree = r.git(&["ls-tree", "-r", "--name-only", "parallel/1/edits"]);
+    assert!(tree.contains("a.txt") && !tree.contains(".env") && !tree.contains("local.toml"), "{tree}");
+    let commits = r.task_state("1", "commits");
+    assert_eq!(commits["status"], "failed");
+    assert!(commits["reason"].as_str().unwrap().contains(".env"), "{commits}");
+}

@@ -254,6 +254,7 @@ fn estimates_from_heuristics_and_history() {
                 agent: "fake".into(),
                 workers: 1,
                 tasks: vec![(task.clone(), TaskType::Feature)],
+                sandbox: false,
             },
         )
         .unwrap();

@@ -175,8 +175,11 @@ fn run_inner(
     let prompt_file = private.join("parallel-prompt.md");
     std::fs::write(&prompt_file, &spec.prompt)?;
     let stderr_path = private.join("parallel-stderr.log");
+    // What parallel.copy brought in, remembered beside the worktree for a resume.
+    let copied_list = private.join("parallel-copied");
     if !resuming {
-        worktree::copy_untracked(repo, &spec.copy, &spec.worktree)?;
+        let copied = worktree::copy_untracked(repo, &spec.copy, &spec.worktree)?;
+        std::fs::write(&copied_list, copied.join("\0"))?;
         if let Some(setup) = &spec.setup {
             let out = proc::shell(
                 &spec.worktree,
@@ -312,7 +315,30 @@ fn run_inner(
         ));
         return Ok(out);
     }
-    let (commit, files) = commit_result(repo, spec, &start)?;
+    let copied: Vec<String> = std::fs::read_to_string(&copied_list)
+        .unwrap_or_default()
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let (commit, files) = commit_result(repo, spec, &start, &copied)?;
+    // Any commit of the task's history that holds them would carry them into integration.
+    if let (Some(head), false) = (&commit, copied.is_empty()) {
+        let range = format!("{start}..{head}");
+        let mut args = vec!["log", "--format=", "--name-only", range.as_str(), "--"];
+        args.extend(copied.iter().map(|s| s.as_str()));
+        let mut leaked: Vec<String> = proc::git(&spec.worktree, args)?.lines().map(str::to_string).collect();
+        leaked.sort();
+        leaked.dedup();
+        leaked.retain(|l| !l.is_empty());
+        if !leaked.is_empty() {
+            out.reason = Some(format!(
+                "the agent committed {}, brought in by parallel.copy and never meant for a commit; its result was not taken",
+                leaked.join(", ")
+            ));
+            return Ok(out);
+        }
+    }
     crate::fault::point("task-committed");
     out.files_changed = files;
     match commit {
@@ -623,9 +649,20 @@ fn attempt(
 
 /// Commit what the agent changed (keeping commits it made itself) with our trailers.
 /// Returns the result commit (None when nothing changed) and the files changed since `start`.
-fn commit_result(repo: &Repo, spec: &TaskSpec, start: &str) -> Result<(Option<String>, Vec<String>)> {
+fn commit_result(
+    repo: &Repo,
+    spec: &TaskSpec,
+    start: &str,
+    copied: &[String],
+) -> Result<(Option<String>, Vec<String>)> {
     let wt = &spec.worktree;
     proc::git(wt, ["add", "-A"])?;
+    // Files copied in by parallel.copy (local config, secrets) stay as they were at the start.
+    if !copied.is_empty() {
+        let mut args = vec!["reset", "-q", start, "--"];
+        args.extend(copied.iter().map(|s| s.as_str()));
+        proc::git(wt, args)?;
+    }
     {
         let message = format!(
             "{}\n\nWork of git-parallel task {} in run {}.\n\n{}: {}\n{}: {}\n",
