@@ -56,7 +56,9 @@ fn main_head(repo: &Repo) -> String {
 
 /// Index entries that matter (path, stage, mode, blob); stat data is left out, since a plain
 /// `git status` of the user's refreshes it.
-fn index_entries(path: &Path) -> Option<Vec<(Vec<u8>, u32, u32, gix::ObjectId)>> {
+type IndexEntry = (Vec<u8>, u32, u32, gix::ObjectId);
+
+fn index_entries(path: &Path) -> Option<Vec<IndexEntry>> {
     let file = gix::index::File::at(path, gix::hash::Kind::Sha1, false, Default::default()).ok()?;
     Some(file.entries().iter().map(|e| (e.path(&file).to_vec(), e.stage_raw(), e.mode.bits(), e.id)).collect())
 }
