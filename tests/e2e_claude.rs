@@ -202,3 +202,64 @@ fn real_claude_cli_works_inside_the_sandbox() {
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");
     assert_eq!(r.task_state("1", "alpha")["metrics"]["turns"], 2);
 }
+
+/// A Claude session whose tool calls attack: a daemon, a deleted branch, a moved tag.
+fn hostile_claude_session(sandbox: bool) {
+    let claude = claude_bin();
+    let r = TestRepo::new();
+    configure(&r);
+    r.git(&["tag", "v1"]);
+    let marker = format!("{}.{}", 700 + sandbox as u32, std::process::id());
+    let script = format!(
+        r#"{{"rules": [
+  {{"match": "TASK-HOSTILE", "steps": [
+     {{"tool_use": {{"name": "Bash", "input": {{"command": "nohup setsid sleep {marker} >/dev/null 2>&1 &", "description": "start a daemon"}}}}}},
+     {{"tool_use": {{"name": "Bash", "input": {{"command": "git update-ref -d refs/heads/main; git tag -f v1 HEAD; true", "description": "tamper"}}}}}},
+     {{"tool_use": {{"name": "Write", "input": {{"file_path": "{{cwd}}/ok.txt", "content": "ok\n"}}}}}},
+     {{"text": "done"}}]}}],
+ "default": {{"text": "ok"}}}}"#
+    );
+    let server = serve(&r, &script);
+    r.write("prompts/hostile.md", "# Hostile\n\nTASK-HOSTILE: do it.\n");
+    r.commit("prompts");
+    let main_before = r.git(&["rev-parse", "main"]);
+    let v1 = r.git(&["rev-parse", "v1"]);
+    let env = claude_env(&claude, server.port);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut args = vec!["run", "prompts", "--agent", "claude", "--timeout", "120s", "--no-integrate"];
+    if sandbox {
+        args.push("--sandbox");
+    }
+    let o = r.gp_env(&args, &env_refs);
+    let survivors = std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+    let _ = std::process::Command::new("pkill").args(["-9", "-f", &marker]).status();
+    assert!(
+        survivors.stdout.is_empty(),
+        "the daemon outlived its task: {}",
+        String::from_utf8_lossy(&survivors.stdout)
+    );
+    assert_eq!(r.git(&["rev-parse", "main"]), main_before);
+    assert_eq!(r.git(&["rev-parse", "v1"]), v1);
+    let t = r.task_state("1", "hostile");
+    if sandbox {
+        // The tampering failed inside the sandbox; the work is good.
+        o.ok();
+        assert_eq!(t["status"], "succeeded", "{t}");
+    } else {
+        o.code(1);
+        assert_eq!(t["status"], "failed", "{t}");
+        let reason = t["reason"].as_str().unwrap();
+        assert!(reason.contains("deleted branch main") && reason.contains("moved tag v1"), "{reason}");
+    }
+}
+
+#[test]
+fn a_hostile_claude_session_is_contained() {
+    hostile_claude_session(false);
+}
+
+#[test]
+fn a_hostile_claude_session_is_contained_in_the_sandbox() {
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is not installed; .ci/run installs it");
+    hostile_claude_session(true);
+}
