@@ -28,9 +28,10 @@ pub struct Settings {
     /// `parallel.reserveCpus`: CPUs kept free for the rest of the machine (default 1).
     pub reserve_cpus: usize,
     /// `parallel.cpuPerTask`: CPUs one agent needs (default 1).
-    pub cpu_per_task: f64,
+    pub cpu_per_task: Option<f64>,
     /// `parallel.memoryPerTask`: bytes of memory one agent needs (default 2 GiB).
     pub memory_per_task: u64,
+    pub memory_limit: Option<u64>,
     /// `parallel.minDisk`: free bytes below which no new task starts (default 1 GiB).
     pub min_disk: u64,
     /// `parallel.cpuLimit`: percent CPU above which no new task starts (default 90).
@@ -84,7 +85,7 @@ impl Settings {
             agent: string("parallel.agent").unwrap_or_else(|| "claude".into()),
             agent_command: string("parallel.agentCommand"),
             concurrency,
-            max_concurrency: nonneg("parallel.maxConcurrency")?.map(|v| v.max(1) as usize).unwrap_or(4),
+            max_concurrency: nonneg("parallel.maxConcurrency")?.map(|v| v.max(1) as usize).unwrap_or(16),
             worktree_dir: string("parallel.worktreeDir").map(PathBuf::from),
             setup: string("parallel.setup"),
             copy: file
@@ -95,16 +96,18 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             verify: string("parallel.verify"),
-            reserve_cpus: nonneg("parallel.reserveCpus")?.map(|v| v as usize).unwrap_or(1),
+            reserve_cpus: nonneg("parallel.reserveCpus")?.map(|v| v as usize).unwrap_or(0),
             cpu_per_task: match string("parallel.cpuPerTask") {
                 Some(v) => v
                     .parse::<f64>()
                     .ok()
                     .filter(|c| c.is_finite() && *c > 0.0)
+                    .map(Some)
                     .ok_or_else(|| usage(format!("parallel.cpuPerTask must be a positive number (is `{v}`)")))?,
-                None => 1.0,
+                None => None,
             },
-            memory_per_task: nonneg("parallel.memoryPerTask")?.unwrap_or(2 * GIB).max(1),
+            memory_per_task: nonneg("parallel.memoryPerTask")?.unwrap_or(GIB).max(1),
+            memory_limit: nonneg("parallel.memoryLimit")?.filter(|v| *v > 0),
             min_disk: nonneg("parallel.minDisk")?.unwrap_or(GIB),
             cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(90.0),
             timeout,
@@ -141,6 +144,7 @@ impl Settings {
             reserve_cpus: self.reserve_cpus,
             cpu_per_task: self.cpu_per_task,
             memory_per_task: self.memory_per_task,
+            memory_limit: self.memory_limit,
             min_disk: self.min_disk,
             cpu_limit: self.cpu_limit,
         }

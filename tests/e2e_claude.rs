@@ -263,3 +263,34 @@ fn a_hostile_claude_session_is_contained_in_the_sandbox() {
     assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is not installed; .ci/run installs it");
     hostile_claude_session(true);
 }
+
+#[test]
+fn real_claude_cli_rides_a_burst_of_rate_limits() {
+    let claude = claude_bin();
+    let r = TestRepo::new();
+    configure(&r);
+    r.git(&["config", "parallel.retryDelay", "1s"]);
+    // Every worktree's first three requests get HTTP 429, then the model answers.
+    let server = serve(
+        &r,
+        r#"{"rules": [
+  {"match": "TASK-", "steps": [
+     {"status": 429, "times": 3},
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/out.txt", "content": "done\n"}}},
+     {"text": "Wrote out.txt"}]}],
+ "default": {"text": "ok"}}"#,
+    );
+    for t in ["one", "two", "three"] {
+        r.write(&format!("prompts/{t}.md"), &format!("# Task {t}\n\nTASK-{t}: write out.txt.\n"));
+    }
+    r.commit("prompts");
+    let env = claude_env(&claude, server.port);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--retries", "4", "--timeout", "120s"], &env_refs);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
+    for t in ["one", "two", "three"] {
+        assert_eq!(r.task_state("1", t)["status"], "succeeded", "{t}");
+        assert_eq!(r.git(&["cat-file", "-p", &format!("parallel/1/{t}:out.txt")]), "done");
+    }
+    assert!(o.stderr.contains("rate limited by the API"), "{}", o.stderr);
+}

@@ -365,3 +365,103 @@ fn status_stays_correct_while_a_run_is_live() {
     assert!(watch.stdout.contains("running") && watch.stdout.contains("run 1 (plan 1): succeeded"), "{}", watch.stdout);
     assert!(child.wait().unwrap().success());
 }
+
+/// Spans (start, end) in ms of each task's stamps, and the most that overlapped.
+fn peak_overlap(stamps: &std::path::Path, ids: &[String]) -> usize {
+    let text = std::fs::read_to_string(stamps).unwrap();
+    let t = |id: &str, kind: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{id} {kind} ")))
+            .unwrap_or_else(|| panic!("no {kind} stamp of {id}:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let spans: Vec<(u64, u64)> = ids.iter().map(|id| (t(id, "start"), t(id, "end"))).collect();
+    spans.iter().map(|(s, _)| spans.iter().filter(|(a, b)| a <= s && s < b).count()).max().unwrap_or(0)
+}
+
+#[test]
+fn an_underestimated_memory_footprint_slows_the_run_instead_of_overcommitting() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Agents really take 300 MiB; the guess is 10 MiB; agents together may use 800 MiB.
+    r.git(&["config", "parallel.memoryPerTask", "10m"]);
+    r.git(&["config", "parallel.memoryLimit", "800m"]);
+    let s = r.scratch("stamps");
+    let ids: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    for id in &ids {
+        r.prompt(id, "", &format!("stamp {0}\nalloc 300 2500\nwrite {id}.txt {id}\nstamp-end {0}", s.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "6", "--no-integrate"]);
+    o.ok();
+    let peak = peak_overlap(&s, &ids);
+    assert!(peak <= 2, "{peak} agents of 300 MiB ran at once within an 800 MiB budget\n{}", o.stderr);
+    assert!(o.stderr.contains("memory:"), "the narration says memory holds: {}", o.stderr);
+}
+
+#[test]
+fn waiting_agents_run_all_at_once_by_default_on_a_small_machine() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // The defaults, not the test profile's generous limits.
+    for k in ["parallel.reserveCpus", "parallel.memoryPerTask", "parallel.cpuLimit"] {
+        r.git(&["config", "--unset", k]);
+    }
+    let s = r.scratch("stamps");
+    let ids: Vec<String> = (0..6).map(|i| format!("w{i}")).collect();
+    for id in &ids {
+        r.prompt(id, "", &format!("stamp {0}\nsleep 5000\nwrite {id}.txt {id}\nstamp-end {0}", s.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.ok();
+    let peak = peak_overlap(&s, &ids);
+    assert!(peak >= 5, "only {peak} of 6 waiting agents overlapped\n{}", o.stderr);
+}
+
+#[test]
+fn cpu_heavy_agents_are_held_to_the_cpus() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    for k in ["parallel.reserveCpus", "parallel.memoryPerTask", "parallel.cpuLimit"] {
+        r.git(&["config", "--unset", k]);
+    }
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let s = r.scratch("stamps");
+    let ids: Vec<String> = (0..(cpus * 3)).map(|i| format!("b{i}")).collect();
+    for id in &ids {
+        // Waiting first, so the first measurements see a light agent; then a long build.
+        r.prompt(id, "", &format!("stamp {0}\nburn 4000\nwrite {id}.txt {id}\nstamp-end {0}", s.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.ok();
+    let peak = peak_overlap(&s, &ids);
+    assert!(peak < ids.len(), "all {} CPU-bound agents ran at once on {cpus} CPUs\n{}", ids.len(), o.stderr);
+    assert!(o.stderr.contains("CPU:"), "the narration says CPU holds: {}", o.stderr);
+}
+
+#[test]
+fn rate_limits_slow_the_profile_down_and_never_fail_the_run() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.git(&["config", "parallel.retryDelay", "300ms"]);
+    // The first four attempts, whichever tasks make them, hit HTTP 429.
+    let counter = r.scratch("api-calls");
+    let ids: Vec<String> = (0..6).map(|i| format!("r{i}")).collect();
+    for id in &ids {
+        r.prompt(id, "", &format!("transient 4 {} 429\nsleep 200\nwrite {id}.txt {id}", counter.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "6", "--retries", "5", "--no-integrate"]);
+    o.ok();
+    for id in &ids {
+        assert_eq!(r.task_state("1", id)["status"], "succeeded", "{id}");
+    }
+    assert!(o.stderr.contains("rate limited by the API"), "{}", o.stderr);
+    assert!(o.stderr.contains("new starts wait until"), "the reset time is shown: {}", o.stderr);
+}

@@ -194,6 +194,24 @@ pub fn is_transient(r: &ResultInfo) -> bool {
     ["overloaded", "rate limit", "rate_limit", "529", "too many requests"].iter().any(|w| text.contains(w))
 }
 
+/// A rate limit or overload (429, 529), as opposed to another transient server error.
+pub fn is_rate_limit(r: &ResultInfo) -> bool {
+    if matches!(r.api_error_status, Some(429 | 529)) {
+        return true;
+    }
+    let text = r.text.as_deref().unwrap_or("").to_ascii_lowercase();
+    ["overloaded", "rate limit", "rate_limit", "too many requests"].iter().any(|w| text.contains(w))
+}
+
+/// A reset time the API gave ("retry after 30 s", "retry-after: 30"), when the agent passed
+/// it on.
+pub fn retry_after(r: &ResultInfo) -> Option<std::time::Duration> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r"(?i)retry[- _]after\D{0,4}(\d{1,5})").expect("valid regex"));
+    let secs: u64 = re.captures(r.text.as_deref()?)?.get(1)?.as_str().parse().ok()?;
+    Some(std::time::Duration::from_secs(secs.min(3600)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

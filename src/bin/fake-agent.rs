@@ -23,6 +23,7 @@ enum Cmd {
     Commit(String),
     Git(Vec<String>),
     Sh(String),
+    Burn(u64),
     Tool(String, String),
     Print(String),
     Flood(u64),
@@ -42,7 +43,7 @@ enum Cmd {
 
 /// Names that exist, so a malformed line can be told apart from an unknown one.
 const KNOWN: &str = "write append delete mkdir sleep commit git tool print flood stderr alloc \
-    stamp stamp-end transient fail result-error exit crash hang ignore-term spawn-child-hang env-to noop sh";
+    stamp stamp-end transient fail result-error exit crash hang ignore-term spawn-child-hang env-to noop sh burn";
 
 /// Turns the two-character escapes `\n`, `\t` and `\\` into the characters they name;
 /// any other backslash is kept as is.
@@ -110,6 +111,7 @@ fn parse_args(name: &str, rest: &str) -> Option<Cmd> {
         ("commit", 1..) => Cmd::Commit(unescape(rest)),
         ("git", 1..) => Cmd::Git(words.iter().map(|w| w.to_string()).collect()),
         ("sh", 1..) => Cmd::Sh(unescape(rest)),
+        ("burn", 1) => Cmd::Burn(num(0)?),
         ("tool", 2) => Cmd::Tool(words[0].to_string(), words[1].to_string()),
         ("print", _) => Cmd::Print(rest.to_string()), // verbatim: it may be JSON with `\n` in it
         ("flood", 1) => Cmd::Flood(num(0)?),
@@ -168,6 +170,15 @@ fn out_line(s: &str) {
     if writeln!(o, "{s}").and_then(|_| o.flush()).is_err() {
         exit(1);
     }
+}
+
+/// CPU time this process has used, in milliseconds.
+fn cpu_time_ms() -> u64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    // utime and stime (fields 14 and 15), in clock ticks of 10 ms.
+    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    ticks * 10
 }
 
 fn unix_ms() -> u128 {
@@ -275,6 +286,17 @@ impl Agent {
             }
             // Its exit status is ignored: tests use this to try forbidden things.
             Cmd::Git(args) => git(&self.cwd, &args).unwrap_or_else(|e| eprintln!("fake-agent: {e}")),
+            // Busy CPU for MS milliseconds of CPU time (not wall time): a build or a test run.
+            Cmd::Burn(ms) => {
+                let start = cpu_time_ms();
+                let mut x = 0u64;
+                while cpu_time_ms() - start < ms {
+                    for i in 0..100_000u64 {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+                    }
+                    std::hint::black_box(x);
+                }
+            }
             // A shell line with the agent's own stdout: what it leaves running keeps that pipe,
             // as a real agent's daemon would. Its status is ignored, like `git`'s.
             Cmd::Sh(line) => {

@@ -238,6 +238,5 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     opts.sandbox = args.sandbox;
     opts.sparse |= args.sparse;
     opts.phase_barrier = args.phase_barrier;
-    opts.limits.requested = opts.limits.requested.or(Some(workers));
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

@@ -66,6 +66,13 @@ fn run_view(s: &RunState) -> String {
         when(s.created_at),
         ui::millis(ui::run::wall_ms(s))
     );
+    if s.effective_status() == RunStatus::Running {
+        let running = s.tasks.iter().filter(|t| t.status == crate::store::runs::TaskStatus::Running).count();
+        match &s.limit {
+            Some(why) => out.push_str(&format!("{running} running; waiting to start more: {why}\n\n")),
+            None => out.push_str(&format!("{running} running; no limit holds new starts back\n\n")),
+        }
+    }
     out.push_str(&ui::run::tasks_table(s));
     if let Some(h) = hint(s) {
         out.push_str(&format!("\n{h}\n"));

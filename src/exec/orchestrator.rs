@@ -87,6 +87,9 @@ pub fn execute(
     let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
     let cap = governor::capacity(&opts.limits, &gov.sample());
     obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));
+    let profile_of = |i: usize| plan.tasks[i].agent.clone().unwrap_or_else(|| opts.agent.clone());
+    let mut last_limit_event = Instant::now() - Duration::from_secs(60);
+    let mut recorded_reason = String::new();
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut running: HashMap<String, std::thread::JoinHandle<()>> = HashMap::new();
@@ -96,13 +99,24 @@ pub fn execute(
     let mut last_refresh = Instant::now();
     loop {
         // 1. What the workers said.
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => handle(log, plan, msg, &mut running, &mut notes_due, obs)?,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {}
-        }
-        while let Ok(msg) = rx.try_recv() {
-            handle(log, plan, msg, &mut running, &mut notes_due, obs)?;
+        let mut msgs: Vec<Msg> = rx.recv_timeout(Duration::from_millis(100)).into_iter().collect();
+        msgs.extend(rx.try_iter());
+        for msg in msgs {
+            match msg {
+                Msg::RateLimited { task, profile, reset } => {
+                    let same =
+                        running.keys().filter(|t| index.get(t.as_str()).is_some_and(|&i| profile_of(i) == profile));
+                    let text = gov.rate_limited(&profile, same.count(), reset);
+                    obs.note(&format!("{task}: {text}"));
+                }
+                msg => {
+                    if let Some(ev) = handle(log, plan, msg, &mut running, &mut notes_due, obs)? {
+                        if let Some(&i) = index.get(ev.as_str()) {
+                            gov.succeeded(&profile_of(i));
+                        }
+                    }
+                }
+            }
         }
         // A cancel recorded by another process arrives as SIGTERM; also look at the log now and then.
         if last_refresh.elapsed() > Duration::from_secs(2) {
@@ -151,21 +165,38 @@ pub fn execute(
             }
         }
         simulate::by_priority(&rank, &mut ready);
+        let mut trees = trees_of(&running, &ctl, |t| index.get(t).map(|&i| profile_of(i)).unwrap_or_default());
+        gov.observe(&trees);
+        let mut waiting: Option<String> = None;
         for i in ready {
-            let sample = gov.sample();
-            if let Err(why) = governor::may_start(&opts.limits, &sample, running.len(), cap.workers) {
-                if why != last_wait_reason && !why.contains("workers busy") {
-                    obs.note(&format!("waiting to start more tasks: {why}"));
-                }
-                last_wait_reason = why;
-                break;
+            let profile = profile_of(i);
+            if let Err(why) = gov.admit(&opts.limits, &profile, &trees) {
+                // Another profile's task may still fit; this one waits.
+                waiting.get_or_insert(why);
+                continue;
             }
             let t = &plan.tasks[i];
+            trees.push(governor::Tree { task: t.id.clone(), profile, pid: 0 });
             let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
             let ctl2 = Arc::clone(&ctl);
             let tx2 = tx.clone();
             let repo2 = repo.clone();
             running.insert(t.id.clone(), std::thread::spawn(move || task::run(repo2, spec, ctl2, tx2)));
+        }
+        // Say which limit holds now, when it changes: on stderr, and (at most every 5 s) in the
+        // run's log for `status`.
+        let why = waiting.unwrap_or_default();
+        if why != last_wait_reason {
+            if !why.is_empty() && !why.contains("ceiling") {
+                obs.note(&format!("{} running; waiting to start more: {why}", running.len()));
+            }
+            last_wait_reason = why.clone();
+        }
+        // At most one such event a second; a change in between is recorded when it is due.
+        if why != recorded_reason && last_limit_event.elapsed() >= Duration::from_secs(1) {
+            last_limit_event = Instant::now();
+            log.append(Event::Limited { running: running.len(), reason: why.clone() }, &[])?;
+            recorded_reason = why;
         }
 
         for (id, note) in notes_due.drain(..) {
@@ -218,6 +249,19 @@ pub fn execute(
         }
     }
     Ok(final_status)
+}
+
+/// The running tasks' process trees, for the governor.
+fn trees_of(
+    running: &HashMap<String, std::thread::JoinHandle<()>>,
+    ctl: &task::Control,
+    profile: impl Fn(&str) -> String,
+) -> Vec<governor::Tree> {
+    let pids = ctl.pids.lock().unwrap_or_else(|e| e.into_inner());
+    running
+        .keys()
+        .map(|t| governor::Tree { task: t.clone(), profile: profile(t), pid: pids.get(t).copied().unwrap_or(0) })
+        .collect()
 }
 
 fn status(state: &RunState, id: &str) -> TaskStatus {
@@ -296,7 +340,8 @@ fn handle(
     running: &mut HashMap<String, std::thread::JoinHandle<()>>,
     notes_due: &mut Vec<(gix::ObjectId, String)>,
     obs: &mut dyn Observer,
-) -> Result<()> {
+) -> Result<Option<String>> {
+    let mut succeeded = None;
     let ev = match msg {
         Msg::Event(ev) => {
             log.append((*ev).clone(), &[])?;
@@ -330,11 +375,15 @@ fn handle(
                     notes_due.push((id, note));
                 }
             }
+            if o.status == TaskStatus::Succeeded {
+                succeeded = Some(o.task.clone());
+            }
             ev
         }
+        Msg::RateLimited { .. } => return Ok(None),
     };
     obs.event(&ev, log.state());
-    Ok(())
+    Ok(succeeded)
 }
 
 /// The YAML note attached to a result commit.

@@ -9,11 +9,12 @@ use crate::repo::Repo;
 use crate::store::layout;
 use crate::store::runs::{Event, Metrics, TaskStatus};
 use anyhow::Result;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Longest stdout line kept whole; longer lines are cut (an agent printing megabytes without
@@ -24,11 +25,31 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Most transcript bytes kept per task.
 const MAX_TRANSCRIPT: usize = 16 << 20;
 
-/// Shared stop signals: `stop` after the first Ctrl-C (terminate agents), `kill` after the second.
+/// Shared between the orchestrator and its workers: stop signals (`stop` after the first
+/// Ctrl-C terminates agents, `kill` after the second), the containment supervisor's pid of
+/// each running agent (the governor measures its tree), and, per agent profile, until when
+/// new attempts wait for an API rate limit to reset.
 #[derive(Default)]
 pub struct Control {
     pub stop: AtomicBool,
     pub kill: AtomicBool,
+    pub pids: Mutex<HashMap<String, u32>>,
+    pub rate_pause: Mutex<HashMap<String, Instant>>,
+}
+
+impl Control {
+    /// When new attempts of `profile` may start (None: now).
+    pub fn paused_until(&self, profile: &str) -> Option<Instant> {
+        let map = self.rate_pause.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(profile).copied().filter(|u| *u > Instant::now())
+    }
+
+    /// Pause new attempts of `profile` until `until` (never shortening a longer pause).
+    pub fn pause(&self, profile: &str, until: Instant) {
+        let mut map = self.rate_pause.lock().unwrap_or_else(|e| e.into_inner());
+        let e = map.entry(profile.to_string()).or_insert(until);
+        *e = (*e).max(until);
+    }
 }
 
 /// Everything a worker needs to run one task.
@@ -65,6 +86,13 @@ pub struct TaskSpec {
 pub enum Msg {
     /// `started`, `progress` or `retried`, recorded as is.
     Event(Box<Event>),
+    /// An attempt ended on an API rate limit or overload; its agent profile should slow down
+    /// until `reset` from now.
+    RateLimited {
+        task: String,
+        profile: String,
+        reset: Duration,
+    },
     Finished(Box<Outcome>),
 }
 
@@ -224,7 +252,14 @@ fn run_inner(
         }
         retries_left -= 1;
         let n = spec.retries - retries_left;
-        let delay = backoff(spec.retry_base, n);
+        let mut delay = backoff(spec.retry_base, n);
+        if let Some(r) = last.result.as_ref().filter(|r| parse::is_rate_limit(r)) {
+            // The API asked us to slow down: the whole profile waits for the reset it gave.
+            let reset = parse::retry_after(r).unwrap_or(delay);
+            delay = delay.max(reset);
+            ctl.pause(&spec.profile, Instant::now() + delay);
+            let _ = tx.send(Msg::RateLimited { task: spec.task.clone(), profile: spec.profile.clone(), reset: delay });
+        }
         let _ = tx.send(Msg::Event(Box::new(Event::Retried {
             task: spec.task.clone(),
             attempt: attempt_no,
@@ -236,7 +271,12 @@ fn run_inner(
         proc::git(&spec.worktree, ["clean", "-q", "-fd"])?;
         session = None;
         let until = Instant::now() + delay;
-        while Instant::now() < until && !ctl.stop.load(Ordering::SeqCst) {
+        loop {
+            // Another task of this profile may have pushed the reset further out.
+            let until = ctl.paused_until(&spec.profile).map_or(until, |p| p.max(until));
+            if Instant::now() >= until || ctl.stop.load(Ordering::SeqCst) {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
         }
         if ctl.stop.load(Ordering::SeqCst) {
@@ -515,6 +555,7 @@ fn attempt(
             return Ok(a);
         }
     };
+    ctl.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.task.clone(), child.pid);
     let (ltx, lrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = std::sync::mpsc::channel();
     // Not joined: were a process to escape containment with the pipe, we must not wait on it.
     if let Some(stdout) = child.child.stdout.take() {
@@ -635,6 +676,7 @@ fn attempt(
             session_id: a.session_id.clone(),
         })));
     }
+    ctl.pids.lock().unwrap_or_else(|e| e.into_inner()).remove(&spec.task);
     if let Some((_, status)) = exited {
         use std::os::unix::process::ExitStatusExt;
         a.exit_code = status.code();

@@ -1,16 +1,38 @@
-//! Resource governor: how many agents the machine can take now.
+//! Resource governor: whether one more agent may start now, from what the running agents are
+//! measured to use rather than from a fixed "CPUs per task".
 //!
-//! Capacity = min(requested, cpus - reserved, available memory / memory per task), and no new
-//! start while disk space is low. Re-sampled every few seconds while a run goes on: above the
-//! CPU limit no new task starts; under 1 GiB of available memory only one runs at a time; low
-//! disk pauses new starts. Running agents are never stopped by the governor, and when nothing
-//! runs one task may always start, so a busy machine slows a run down but never stalls it.
+//! Every second it reads each running task's whole process tree (sysinfo: CPU time and RSS of
+//! the supervisor and all its descendants) and learns, per agent profile, what a task takes:
+//! CPU as a moving average of cores, memory as the peak RSS. Another task starts while the
+//! machine's measured CPU use plus what the newcomers are expected to take stays within the
+//! CPU budget, and while available memory, less the growth still expected of running tasks
+//! and the newcomer's footprint, stays above a reserve. Agents that wait on a model API (a
+//! few percent of a core) run many at once on a small machine; agents that build and test are
+//! held to what the CPUs take. Until a profile has been measured, new starts double per
+//! measurement (2, 4, 8 …), so a wrong first guess cannot flood the machine.
+//!
+//! API rate limits are per agent profile, additive increase and multiplicative decrease: a
+//! 429/529 halves that profile's concurrency and pauses its new starts until the reset the
+//! API gave (or the retry delay); each success raises it by one again.
+//!
+//! The user's `-j N` is a ceiling, never cut for lack of a static CPU share; with nothing
+//! requested the ceiling is `parallel.maxConcurrency` (16). Running agents are never stopped
+//! by the governor, and when nothing runs one task may always start (unless its profile waits
+//! for a rate-limit reset), so a busy machine slows a run down but never stalls it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use sysinfo::{Disks, MemoryRefreshKind, System};
+use std::time::{Duration, Instant, SystemTime};
+use sysinfo::{Disks, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+/// What a task is expected to use before its profile has been measured.
+const PRIOR_CPU: f64 = 0.25;
+/// Below this many cores a task counts as light: waiting, not computing.
+const LIGHT: f64 = 0.1;
+/// Weight of a new reading in a profile's CPU average.
+const ALPHA: f64 = 0.4;
 
 /// Limits from settings and flags.
 #[derive(Debug, Clone)]
@@ -18,13 +40,26 @@ pub struct Limits {
     /// `--concurrency` or `parallel.concurrency`; None means `max_concurrency`.
     pub requested: Option<usize>,
     pub max_concurrency: usize,
-    /// CPUs kept free for the rest of the machine (`parallel.reserveCpus`, default 1).
+    /// CPUs kept free for the rest of the machine (`parallel.reserveCpus`, default 0).
     pub reserve_cpus: usize,
-    /// CPUs one agent needs (`parallel.cpuPerTask`, default 1; agents waiting on an API need less).
-    pub cpu_per_task: f64,
+    /// CPUs one agent is expected to need before it is measured (`parallel.cpuPerTask`);
+    /// None: learned, starting from a quarter of a core.
+    pub cpu_per_task: Option<f64>,
+    /// Memory one agent is expected to need before it is measured (`parallel.memoryPerTask`).
     pub memory_per_task: u64,
+    /// Most memory all agents together may use (`parallel.memoryLimit`); None: what the
+    /// machine has available.
+    pub memory_limit: Option<u64>,
     pub min_disk: u64,
+    /// No new start when measured CPU would pass this percentage of all CPUs.
     pub cpu_limit: f32,
+}
+
+impl Limits {
+    /// The user's ceiling.
+    pub fn ceiling(&self) -> usize {
+        self.requested.unwrap_or(self.max_concurrency).max(1)
+    }
 }
 
 /// One reading of the machine.
@@ -34,6 +69,7 @@ pub struct Sample {
     /// Global CPU use in percent (0 when not yet measured).
     pub cpu_usage: f32,
     pub available_memory: u64,
+    pub total_memory: u64,
     pub free_disk: u64,
 }
 
@@ -44,51 +80,76 @@ pub struct Capacity {
     pub reason: String,
 }
 
-/// The static capacity: how many agents may run at most.
+/// How many agents may run at most, before anything is measured: the ceiling, lowered only
+/// by memory for the expected footprint or by an explicit CPU share. Planning simulates this.
 pub fn capacity(limits: &Limits, s: &Sample) -> Capacity {
-    let requested = limits.requested.unwrap_or(limits.max_concurrency).max(1);
-    let free_cpus = s.cpus.saturating_sub(limits.reserve_cpus) as f64;
-    let by_cpu = ((free_cpus / limits.cpu_per_task.max(0.01)).floor() as usize).max(1);
-    let by_mem = ((s.available_memory / limits.memory_per_task.max(1)) as usize).max(1);
-    let mut workers = requested;
-    let mut reason =
-        if limits.requested.is_some() { "requested".to_string() } else { format!("default cap {requested}") };
-    if by_cpu < workers {
-        workers = by_cpu;
-        reason = format!("{} CPUs, {} kept free, {} per task", s.cpus, limits.reserve_cpus, limits.cpu_per_task);
+    let ceiling = limits.ceiling();
+    let mut workers = ceiling;
+    let mut reason = match limits.requested {
+        Some(n) => format!("-j {n}"),
+        None => format!("default ceiling {ceiling}; starts follow measured CPU and memory"),
+    };
+    if let Some(per) = limits.cpu_per_task {
+        let free = s.cpus.saturating_sub(limits.reserve_cpus) as f64;
+        let by_cpu = ((free / per.max(0.01)).floor() as usize).max(1);
+        if by_cpu < workers {
+            workers = by_cpu;
+            reason =
+                format!("{} CPUs, {} kept free, {per} per task (parallel.cpuPerTask)", s.cpus, limits.reserve_cpus);
+        }
     }
+    let memory = limits.memory_limit.unwrap_or(s.available_memory).min(s.available_memory);
+    let by_mem = ((memory / limits.memory_per_task.max(1)) as usize).max(1);
     if by_mem < workers {
         workers = by_mem;
         reason = format!(
             "{:.1} GiB available / {:.1} GiB per task",
-            s.available_memory as f64 / GIB as f64,
+            memory as f64 / GIB as f64,
             limits.memory_per_task as f64 / GIB as f64
         );
     }
     Capacity { workers, reason }
 }
 
-/// Whether one more task may start now, with `running` already running.
-pub fn may_start(limits: &Limits, s: &Sample, running: usize, workers: usize) -> Result<(), String> {
-    if running == 0 {
-        return Ok(());
-    }
-    if running >= workers {
-        return Err(format!("{running} of {workers} workers busy"));
-    }
-    if s.cpu_usage > limits.cpu_limit {
-        return Err(format!("CPU at {:.0}% (limit {:.0}%)", s.cpu_usage, limits.cpu_limit));
-    }
-    if s.available_memory < GIB {
-        return Err(format!("only {} MiB memory available: one task at a time", s.available_memory >> 20));
-    }
-    if s.free_disk < limits.min_disk {
-        return Err(format!("only {} MiB disk free (minimum {} MiB)", s.free_disk >> 20, limits.min_disk >> 20));
-    }
-    Ok(())
+/// A running task's process tree.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub task: String,
+    pub profile: String,
+    /// The containment supervisor's pid (0 while the agent is not started yet).
+    pub pid: u32,
 }
 
-/// Samples the machine, at most once per `interval`.
+/// What one task's tree was measured to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub cores: f64,
+    pub rss: u64,
+}
+
+/// What a profile's tasks were seen to need.
+#[derive(Debug, Clone, Default)]
+struct Learned {
+    cpu: Option<f64>,
+    rss: u64,
+}
+
+/// Rate-limit state of one agent profile.
+#[derive(Debug, Clone)]
+struct Rate {
+    /// Most tasks of this profile at once (usize::MAX until the first rate limit).
+    limit: usize,
+    until: Option<(Instant, SystemTime)>,
+    hits: u32,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Rate { limit: usize::MAX, until: None, hits: 0 }
+    }
+}
+
+/// Samples the machine and the agents, learns, and admits.
 pub struct Governor {
     sys: System,
     disks: Disks,
@@ -96,6 +157,9 @@ pub struct Governor {
     last: Option<Instant>,
     interval: Duration,
     sample: Sample,
+    usage: HashMap<String, Usage>,
+    learned: HashMap<String, Learned>,
+    rates: HashMap<String, Rate>,
 }
 
 impl Governor {
@@ -106,23 +170,22 @@ impl Governor {
             disks: Disks::new(),
             path: path.to_path_buf(),
             last: None,
-            interval: Duration::from_secs(3),
-            sample: Sample { cpus: 1, cpu_usage: 0.0, available_memory: 0, free_disk: u64::MAX },
+            interval: Duration::from_secs(1),
+            sample: Sample { cpus: 1, cpu_usage: 0.0, available_memory: 0, total_memory: 0, free_disk: u64::MAX },
+            usage: HashMap::new(),
+            learned: HashMap::new(),
+            rates: HashMap::new(),
         };
-        g.refresh(true);
+        g.refresh_machine();
         g
     }
 
-    /// The latest reading, refreshed when older than the interval.
+    /// The latest machine reading.
     pub fn sample(&mut self) -> Sample {
-        self.refresh(false);
         self.sample
     }
 
-    fn refresh(&mut self, force: bool) {
-        if !force && self.last.is_some_and(|t| t.elapsed() < self.interval) {
-            return;
-        }
+    fn refresh_machine(&mut self) {
         self.sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         self.sys.refresh_cpu_usage();
         self.disks.refresh(true);
@@ -138,9 +201,195 @@ impl Governor {
             .max_by_key(|d| d.mount_point().as_os_str().len())
             .map(|d| d.available_space())
             .unwrap_or(u64::MAX);
-        self.sample = Sample { cpus, cpu_usage, available_memory: self.sys.available_memory(), free_disk };
+        self.sample = Sample {
+            cpus,
+            cpu_usage,
+            available_memory: self.sys.available_memory(),
+            total_memory: self.sys.total_memory(),
+            free_disk,
+        };
         self.last = Some(Instant::now());
     }
+
+    /// Measure the machine and every running task's tree, at most once per interval.
+    pub fn observe(&mut self, trees: &[Tree]) {
+        if self.last.is_some_and(|t| t.elapsed() < self.interval) {
+            return;
+        }
+        self.refresh_machine();
+        self.sys.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+        );
+        let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
+        for (pid, p) in self.sys.processes() {
+            if let Some(parent) = p.parent() {
+                children.entry(parent).or_default().push(*pid);
+            }
+        }
+        let mut usage = HashMap::new();
+        for t in trees.iter().filter(|t| t.pid != 0) {
+            let mut u = Usage::default();
+            let mut stack = vec![Pid::from_u32(t.pid)];
+            let mut seen = 0;
+            while let Some(pid) = stack.pop() {
+                seen += 1;
+                if let Some(p) = self.sys.process(pid) {
+                    u.cores += p.cpu_usage() as f64 / 100.0;
+                    u.rss += p.memory();
+                }
+                if let Some(c) = children.get(&pid) {
+                    stack.extend(c);
+                }
+            }
+            if seen > 0 {
+                let l = self.learned.entry(t.profile.clone()).or_default();
+                l.rss = l.rss.max(u.rss);
+                // A tree read before its first CPU interval has no CPU figure yet.
+                if self.usage.contains_key(&t.task) {
+                    l.cpu = Some(match l.cpu {
+                        Some(c) => c * (1.0 - ALPHA) + u.cores * ALPHA,
+                        None => u.cores,
+                    });
+                }
+            }
+            usage.insert(t.task.clone(), u);
+        }
+        self.usage = usage;
+    }
+
+    /// What a task of `profile` is expected to use (learned, or the prior).
+    pub fn expected(&self, limits: &Limits, profile: &str) -> Usage {
+        let l = self.learned.get(profile);
+        Usage {
+            cores: l.and_then(|l| l.cpu).unwrap_or(limits.cpu_per_task.unwrap_or(PRIOR_CPU)).max(0.01),
+            rss: l.map(|l| l.rss).filter(|r| *r > 0).unwrap_or(limits.memory_per_task),
+        }
+    }
+
+    /// Measured use of one running task.
+    pub fn usage(&self, task: &str) -> Option<Usage> {
+        self.usage.get(task).copied()
+    }
+
+    /// Whether one more task of `profile` may start now, with `running` running; the reason
+    /// when not (for the narration).
+    pub fn admit(&self, limits: &Limits, profile: &str, running: &[Tree]) -> Result<(), String> {
+        if let Some(r) = self.rates.get(profile) {
+            if let Some((until, wall)) = r.until {
+                if Instant::now() < until {
+                    return Err(format!(
+                        "{profile}: rate limited by the API, waiting for the reset at {}",
+                        clock(wall)
+                    ));
+                }
+            }
+            let mine = running.iter().filter(|t| t.profile == profile).count();
+            if mine >= r.limit {
+                return Err(format!(
+                    "{profile}: at most {} at once after rate limits (raised again on success)",
+                    r.limit
+                ));
+            }
+        }
+        if running.is_empty() {
+            return Ok(());
+        }
+        let ceiling = limits.ceiling();
+        if running.len() >= ceiling {
+            return Err(match limits.requested {
+                Some(n) => format!("{} running: the -j {n} ceiling", running.len()),
+                None => format!("{} running: the default ceiling (parallel.maxConcurrency {ceiling})", running.len()),
+            });
+        }
+        let s = &self.sample;
+        if s.free_disk < limits.min_disk {
+            return Err(format!("only {} MiB disk free (minimum {} MiB)", s.free_disk >> 20, limits.min_disk >> 20));
+        }
+        // Tasks not measured yet count at what they are expected to take.
+        let pending: Vec<&Tree> = running.iter().filter(|t| !self.usage.contains_key(&t.task)).collect();
+        let measured = running.len() - pending.len();
+        let known = self.learned.get(profile).is_some_and(|l| l.cpu.is_some());
+        if !known && pending.len() >= measured.max(2) {
+            return Err(format!("measuring what {} new agents use before starting more", pending.len()));
+        }
+        let want = self.expected(limits, profile);
+        let budget = (s.cpus as f64 * limits.cpu_limit as f64 / 100.0)
+            .min(s.cpus.saturating_sub(limits.reserve_cpus).max(1) as f64);
+        let used = s.cpu_usage as f64 / 100.0 * s.cpus as f64;
+        let pending_cpu: f64 = pending.iter().map(|t| self.expected(limits, &t.profile).cores).sum();
+        let ours: f64 = running.iter().filter_map(|t| self.usage.get(&t.task)).map(|u| u.cores).sum();
+        // A task measured to need under a tenth of a core (an agent waiting on its model) is
+        // not held back by load that is not ours; anything heavier waits for room.
+        let light = want.cores < LIGHT && ours + pending_cpu + want.cores <= budget;
+        if !light && used + pending_cpu + want.cores > budget {
+            return Err(format!(
+                "CPU: {:.1} of {budget:.1} cores in use or promised; a {profile} task takes about {:.2}",
+                used + pending_cpu,
+                want.cores
+            ));
+        }
+        // Memory: what is free, less what running tasks are still expected to grow to.
+        let agents_rss: u64 = running.iter().filter_map(|t| self.usage.get(&t.task)).map(|u| u.rss).sum();
+        let mut free = s.available_memory;
+        if let Some(cap) = limits.memory_limit {
+            free = free.min(cap.saturating_sub(agents_rss));
+        }
+        let growth: u64 = running
+            .iter()
+            .map(|t| {
+                let exp = self.expected(limits, &t.profile).rss;
+                exp.saturating_sub(self.usage.get(&t.task).map(|u| u.rss).unwrap_or(0))
+            })
+            .sum();
+        let reserve = if limits.memory_limit.is_some() { 0 } else { (s.total_memory / 20).max(512 * MIB) };
+        if free < growth + want.rss + reserve {
+            return Err(format!(
+                "memory: {} MiB free, running tasks may still take {} MiB, a {profile} task needs about {} MiB",
+                free >> 20,
+                growth >> 20,
+                want.rss >> 20
+            ));
+        }
+        Ok(())
+    }
+
+    /// A task of `profile` hit a rate limit (or overload) with `running` of that profile
+    /// running: halve its concurrency and pause its starts until `reset` from now.
+    pub fn rate_limited(&mut self, profile: &str, running: usize, reset: Duration) -> String {
+        let r = self.rates.entry(profile.to_string()).or_default();
+        r.limit = (running / 2).max(1).min(r.limit);
+        r.hits += 1;
+        let wall = SystemTime::now() + reset;
+        let until = Instant::now() + reset;
+        if r.until.is_none_or(|(u, _)| u < until) {
+            r.until = Some((until, wall));
+        }
+        format!(
+            "{profile}: rate limited by the API; at most {} at once, new starts wait until {}",
+            r.limit,
+            clock(r.until.map(|(_, w)| w).unwrap_or(wall))
+        )
+    }
+
+    /// A task of `profile` succeeded: one more may run at once.
+    pub fn succeeded(&mut self, profile: &str) {
+        if let Some(r) = self.rates.get_mut(profile) {
+            r.limit = r.limit.saturating_add(1);
+        }
+    }
+
+    /// When a rate-limited profile may start again (None when it may now).
+    pub fn paused_until(&self, profile: &str) -> Option<Instant> {
+        self.rates.get(profile).and_then(|r| r.until).map(|(u, _)| u).filter(|u| *u > Instant::now())
+    }
+}
+
+/// Wall-clock time of day (UTC), for "waiting until 14:32:05".
+fn clock(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 #[cfg(test)]
@@ -150,40 +399,116 @@ mod tests {
     fn limits(requested: Option<usize>) -> Limits {
         Limits {
             requested,
-            max_concurrency: 4,
-            reserve_cpus: 1,
-            cpu_per_task: 1.0,
-            memory_per_task: 2 * GIB,
+            max_concurrency: 16,
+            reserve_cpus: 0,
+            cpu_per_task: None,
+            memory_per_task: 512 * MIB,
+            memory_limit: None,
             min_disk: GIB,
             cpu_limit: 90.0,
         }
     }
 
+    fn gov(sample: Sample) -> Governor {
+        let mut g = Governor::new(Path::new("."));
+        g.sample = sample;
+        g.last = Some(Instant::now());
+        g
+    }
+
+    fn tree(task: &str, profile: &str) -> Tree {
+        Tree { task: task.into(), profile: profile.into(), pid: 1 }
+    }
+
+    const SMALL: Sample =
+        Sample { cpus: 2, cpu_usage: 5.0, available_memory: 20 * GIB, total_memory: 24 * GIB, free_disk: 100 * GIB };
+
     #[test]
-    fn capacity_is_the_tightest_limit() {
-        let big = Sample { cpus: 16, cpu_usage: 0.0, available_memory: 64 * GIB, free_disk: 100 * GIB };
-        assert_eq!(capacity(&limits(None), &big).workers, 4);
-        assert_eq!(capacity(&limits(Some(8)), &big).workers, 8);
-        let small = Sample { cpus: 2, ..big };
-        assert_eq!(capacity(&limits(Some(8)), &small).workers, 1);
-        let low_mem = Sample { available_memory: 5 * GIB, ..big };
-        assert_eq!(capacity(&limits(Some(8)), &low_mem).workers, 2);
-        let light = Limits { cpu_per_task: 0.25, ..limits(Some(8)) };
-        assert_eq!(capacity(&light, &small).workers, 4);
+    fn capacity_is_the_ceiling_unless_memory_or_an_explicit_share_says_less() {
+        assert_eq!(capacity(&limits(None), &SMALL).workers, 16);
+        assert_eq!(capacity(&limits(Some(6)), &SMALL).workers, 6, "-j is honoured on 2 CPUs");
+        let share = Limits { cpu_per_task: Some(1.0), ..limits(Some(8)) };
+        assert_eq!(capacity(&share, &SMALL).workers, 2);
+        let big = Limits { memory_per_task: 8 * GIB, ..limits(Some(8)) };
+        assert_eq!(capacity(&big, &SMALL).workers, 2);
     }
 
     #[test]
-    fn pressure_stops_new_starts_not_the_first() {
-        let l = limits(Some(4));
-        let busy = Sample { cpus: 8, cpu_usage: 95.0, available_memory: 64 * GIB, free_disk: 100 * GIB };
-        assert!(may_start(&l, &busy, 0, 4).is_ok());
-        assert!(may_start(&l, &busy, 1, 4).is_err());
-        let low_mem = Sample { cpu_usage: 10.0, available_memory: GIB / 2, ..busy };
-        assert!(may_start(&l, &low_mem, 1, 4).is_err());
-        let low_disk = Sample { cpu_usage: 10.0, free_disk: GIB / 2, ..busy };
-        assert!(may_start(&l, &low_disk, 1, 4).is_err());
-        let fine = Sample { cpu_usage: 10.0, ..busy };
-        assert!(may_start(&l, &fine, 3, 4).is_ok());
-        assert!(may_start(&l, &fine, 4, 4).is_err());
+    fn waiting_agents_run_many_at_once_busy_ones_are_held_to_the_cpus() {
+        let l = limits(None);
+        let mut g = gov(SMALL);
+        // Measured: claude tasks idle at 3% of a core, builds at a full core each.
+        g.learned.insert("claude".into(), Learned { cpu: Some(0.03), rss: 300 * MIB });
+        g.learned.insert("build".into(), Learned { cpu: Some(1.0), rss: 300 * MIB });
+        let running: Vec<Tree> = (0..10).map(|i| tree(&format!("c{i}"), "claude")).collect();
+        for t in &running {
+            g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB });
+        }
+        assert!(g.admit(&l, "claude", &running).is_ok(), "10 waiting agents leave room for an 11th");
+        g.sample.cpu_usage = 60.0; // 1.2 cores in use
+        assert!(g.admit(&l, "build", &running).is_err(), "a full-core build does not fit in 0.6 cores");
+        assert!(g.admit(&l, "claude", &running).is_ok());
+    }
+
+    #[test]
+    fn unmeasured_profiles_start_two_then_double() {
+        let l = limits(None);
+        let mut g = gov(SMALL);
+        let running = vec![tree("a", "x"), tree("b", "x")];
+        assert!(g.admit(&l, "x", &running[..1]).is_ok());
+        assert!(g.admit(&l, "x", &running).unwrap_err().contains("measuring"));
+        for t in &running {
+            g.usage.insert(t.task.clone(), Usage { cores: 0.01, rss: MIB });
+        }
+        g.learned.insert("x".into(), Learned { cpu: Some(0.01), rss: MIB });
+        assert!(g.admit(&l, "x", &running).is_ok());
+    }
+
+    #[test]
+    fn memory_for_growth_of_running_tasks_is_kept() {
+        let l = Limits { memory_limit: Some(GIB), ..limits(None) };
+        let mut g = gov(SMALL);
+        g.learned.insert("m".into(), Learned { cpu: Some(0.01), rss: 400 * MIB });
+        let running = vec![tree("a", "m")];
+        // Started, not grown yet: it is still expected to take 400 MiB.
+        g.usage.insert("a".into(), Usage { cores: 0.0, rss: 10 * MIB });
+        assert!(g.admit(&l, "m", &running).is_ok(), "400 + 400 fit in 1 GiB");
+        let two = vec![tree("a", "m"), tree("b", "m")];
+        g.usage.insert("b".into(), Usage { cores: 0.0, rss: 10 * MIB });
+        assert!(g.admit(&l, "m", &two).unwrap_err().contains("memory"), "a third would not fit");
+    }
+
+    #[test]
+    fn ceiling_and_disk() {
+        let mut g = gov(SMALL);
+        g.learned.insert("c".into(), Learned { cpu: Some(0.0), rss: MIB });
+        let running: Vec<Tree> = (0..3).map(|i| tree(&i.to_string(), "c")).collect();
+        for t in &running {
+            g.usage.insert(t.task.clone(), Usage::default());
+        }
+        assert!(g.admit(&limits(Some(3)), "c", &running).unwrap_err().contains("-j 3"));
+        g.sample.free_disk = GIB / 2;
+        assert!(g.admit(&limits(None), "c", &running).unwrap_err().contains("disk"));
+        assert!(g.admit(&limits(None), "c", &[]).is_ok(), "one task may always start");
+    }
+
+    #[test]
+    fn rate_limits_halve_pause_and_climb_back() {
+        let l = limits(None);
+        let mut g = gov(SMALL);
+        g.learned.insert("claude".into(), Learned { cpu: Some(0.01), rss: MIB });
+        let running: Vec<Tree> = (0..6).map(|i| tree(&i.to_string(), "claude")).collect();
+        for t in &running {
+            g.usage.insert(t.task.clone(), Usage::default());
+        }
+        let msg = g.rate_limited("claude", 6, Duration::from_millis(200));
+        assert!(msg.contains("at most 3"), "{msg}");
+        assert!(g.admit(&l, "claude", &[]).unwrap_err().contains("waiting for the reset"));
+        assert!(g.admit(&l, "other", &running).is_ok(), "other profiles are not limited");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(g.admit(&l, "claude", &running[..2]).is_ok());
+        assert!(g.admit(&l, "claude", &running[..3]).is_err());
+        g.succeeded("claude");
+        assert!(g.admit(&l, "claude", &running[..3]).is_ok(), "additive increase");
     }
 }

@@ -140,6 +140,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
     },
+    /// Which limit holds back new starts now (empty: none), for `status`.
+    Limited {
+        running: usize,
+        reason: String,
+    },
     Retried {
         task: String,
         attempt: u32,
@@ -185,6 +190,8 @@ impl Event {
             Event::Started { task, attempt, .. } => format!("{task}: started (attempt {attempt})"),
             Event::Progress { task, turns, .. } => format!("{task}: progress, {turns} turns"),
             Event::Retried { task, attempt, reason, .. } => format!("{task}: retry {attempt} ({reason})"),
+            Event::Limited { running, reason } if reason.is_empty() => format!("{running} running, no limit reached"),
+            Event::Limited { running, reason } => format!("{running} running, waiting: {reason}"),
             Event::Finished { task, status, .. } => format!("{task}: {}", status.as_str()),
             Event::Skipped { task, .. } => format!("{task}: skipped"),
             Event::CancelRequested { pid } => format!("cancel requested by pid {pid}"),
@@ -285,6 +292,9 @@ pub struct RunState {
     /// Agents of this run run sandboxed.
     #[serde(default)]
     pub sandbox: bool,
+    /// What holds back new starts, as last recorded (None: nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
     pub created_at: f64,
     pub updated_at: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,6 +318,7 @@ impl RunState {
             agent: String::new(),
             workers: 0,
             sandbox: false,
+            limit: None,
             created_at: 0.0,
             updated_at: 0.0,
             ended_at: None,
@@ -403,6 +414,9 @@ impl RunState {
                         t.metrics.cost_usd = *cost_usd;
                     }
                 }
+            }
+            Event::Limited { reason, .. } => {
+                self.limit = (!reason.is_empty()).then(|| reason.clone());
             }
             Event::Retried { task, reason, .. } => {
                 if let Some(t) = self.task_mut(task) {
