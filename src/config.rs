@@ -30,7 +30,7 @@ pub struct Settings {
     /// `parallel.cpuPerTask`: CPUs one agent needs (default 1).
     pub cpu_per_task: Option<f64>,
     /// `parallel.memoryPerTask`: bytes of memory one agent needs (default 2 GiB).
-    pub memory_per_task: u64,
+    pub memory_per_task: Option<u64>,
     pub memory_limit: Option<u64>,
     /// `parallel.minDisk`: free bytes below which no new task starts (default 1 GiB).
     pub min_disk: u64,
@@ -106,10 +106,10 @@ impl Settings {
                     .ok_or_else(|| usage(format!("parallel.cpuPerTask must be a positive number (is `{v}`)")))?,
                 None => None,
             },
-            memory_per_task: nonneg("parallel.memoryPerTask")?.unwrap_or(GIB).max(1),
+            memory_per_task: nonneg("parallel.memoryPerTask")?.map(|v| v.max(1)),
             memory_limit: nonneg("parallel.memoryLimit")?.filter(|v| *v > 0),
             min_disk: nonneg("parallel.minDisk")?.unwrap_or(GIB),
-            cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(90.0),
+            cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(110.0),
             timeout,
             retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
             retry_delay: dur("parallel.retryDelay", Duration::from_secs(2))?,

@@ -15,6 +15,9 @@ struct Script {
     rules: Vec<Rule>,
     #[serde(default)]
     default: Option<Step>,
+    /// Wait this long before answering each model request, as a real model would.
+    #[serde(default)]
+    latency_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +65,7 @@ struct Request {
 fn usage() -> ! {
     eprintln!(
         "usage: fake-model-server --script FILE [--port N]\n\
-         script: {{\"rules\":[{{\"match\":SUBSTR,\"steps\":[STEP..]}}],\"default\":STEP}}\n\
+         script: {{\"rules\":[{{\"match\":SUBSTR,\"steps\":[STEP..]}}],\"default\":STEP,\"latency_ms\":N}}\n\
          STEP: {{\"text\":S}} | {{\"tool_use\":{{\"name\":N,\"input\":{{..}}}}}} | {{\"status\":529[,\"times\":K]}}\n\
          Turn n (= assistant messages in the request) plays the n-th non-status step;\n\
          status steps right before it fail the request first (K times, or forever)."
@@ -105,6 +108,9 @@ fn serve_conn(app: &App, conn: TcpStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
     while let Some(req) = read_request(&mut reader)? {
+        if req.method == "POST" && app.script.latency_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(app.script.latency_ms));
+        }
         let (status, ctype, body) = route(app, &req);
         let close = req.headers.get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let head = format!(

@@ -88,6 +88,7 @@ pub fn execute(
     let cap = governor::capacity(&opts.limits, &gov.sample());
     obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));
     let profile_of = |i: usize| plan.tasks[i].agent.clone().unwrap_or_else(|| opts.agent.clone());
+    let kind_of = |i: usize| plan.tasks[i].kind.to_string();
     let mut last_limit_event = Instant::now() - Duration::from_secs(60);
     let mut recorded_reason = String::new();
 
@@ -165,18 +166,19 @@ pub fn execute(
             }
         }
         simulate::by_priority(&rank, &mut ready);
-        let mut trees = trees_of(&running, &ctl, |t| index.get(t).map(|&i| profile_of(i)).unwrap_or_default());
+        let mut trees =
+            trees_of(&running, &ctl, |t| index.get(t).map(|&i| (profile_of(i), kind_of(i))).unwrap_or_default());
         gov.observe(&trees);
         let mut waiting: Option<String> = None;
         for i in ready {
-            let profile = profile_of(i);
-            if let Err(why) = gov.admit(&opts.limits, &profile, &trees) {
+            let (profile, kind) = (profile_of(i), kind_of(i));
+            if let Err(why) = gov.admit(&opts.limits, &profile, &kind, &trees) {
                 // Another profile's task may still fit; this one waits.
                 waiting.get_or_insert(why);
                 continue;
             }
             let t = &plan.tasks[i];
-            trees.push(governor::Tree { task: t.id.clone(), profile, pid: 0 });
+            trees.push(governor::Tree { task: t.id.clone(), profile, kind, pid: 0 });
             let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
             let ctl2 = Arc::clone(&ctl);
             let tx2 = tx.clone();
@@ -255,12 +257,15 @@ pub fn execute(
 fn trees_of(
     running: &HashMap<String, std::thread::JoinHandle<()>>,
     ctl: &task::Control,
-    profile: impl Fn(&str) -> String,
+    profile_and_kind: impl Fn(&str) -> (String, String),
 ) -> Vec<governor::Tree> {
     let pids = ctl.pids.lock().unwrap_or_else(|e| e.into_inner());
     running
         .keys()
-        .map(|t| governor::Tree { task: t.clone(), profile: profile(t), pid: pids.get(t).copied().unwrap_or(0) })
+        .map(|t| {
+            let (profile, kind) = profile_and_kind(t);
+            governor::Tree { task: t.clone(), profile, kind, pid: pids.get(t).copied().unwrap_or(0) }
+        })
         .collect()
 }
 

@@ -29,6 +29,8 @@ const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 /// What a task is expected to use before its profile has been measured.
 const PRIOR_CPU: f64 = 0.25;
+/// Memory a task is expected to use before anything is measured.
+const PRIOR_RSS: u64 = GIB;
 /// Below this many cores a task counts as light: waiting, not computing.
 const LIGHT: f64 = 0.1;
 /// Weight of a new reading in a profile's CPU average.
@@ -42,16 +44,19 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// CPUs kept free for the rest of the machine (`parallel.reserveCpus`, default 0).
     pub reserve_cpus: usize,
-    /// CPUs one agent is expected to need before it is measured (`parallel.cpuPerTask`);
-    /// None: learned, starting from a quarter of a core.
+    /// CPUs one agent needs at least (`parallel.cpuPerTask`); None: learned, starting from a
+    /// quarter of a core. An explicit value is a floor under what is measured.
     pub cpu_per_task: Option<f64>,
-    /// Memory one agent is expected to need before it is measured (`parallel.memoryPerTask`).
-    pub memory_per_task: u64,
+    /// Memory one agent needs at least (`parallel.memoryPerTask`); None: learned, starting
+    /// from 1 GiB.
+    pub memory_per_task: Option<u64>,
     /// Most memory all agents together may use (`parallel.memoryLimit`); None: what the
     /// machine has available.
     pub memory_limit: Option<u64>,
     pub min_disk: u64,
-    /// No new start when measured CPU would pass this percentage of all CPUs.
+    /// Measured CPU use plus what new starts are expected to take may reach this percentage of
+    /// the CPUs not reserved (`parallel.cpuLimit`, default 110: a little oversubscription
+    /// keeps CPUs busy while agents start and stop).
     pub cpu_limit: f32,
 }
 
@@ -99,13 +104,14 @@ pub fn capacity(limits: &Limits, s: &Sample) -> Capacity {
         }
     }
     let memory = limits.memory_limit.unwrap_or(s.available_memory).min(s.available_memory);
-    let by_mem = ((memory / limits.memory_per_task.max(1)) as usize).max(1);
+    let per_task = limits.memory_per_task.unwrap_or(PRIOR_RSS).max(1);
+    let by_mem = ((memory / per_task) as usize).max(1);
     if by_mem < workers {
         workers = by_mem;
         reason = format!(
             "{:.1} GiB available / {:.1} GiB per task",
             memory as f64 / GIB as f64,
-            limits.memory_per_task as f64 / GIB as f64
+            per_task as f64 / GIB as f64
         );
     }
     Capacity { workers, reason }
@@ -116,6 +122,8 @@ pub fn capacity(limits: &Limits, s: &Sample) -> Capacity {
 pub struct Tree {
     pub task: String,
     pub profile: String,
+    /// The task's type (feature, test, docs …): tasks of one kind need alike.
+    pub kind: String,
     /// The containment supervisor's pid (0 while the agent is not started yet).
     pub pid: u32,
 }
@@ -244,14 +252,18 @@ impl Governor {
                 }
             }
             if seen > 0 {
-                let l = self.learned.entry(t.profile.clone()).or_default();
-                l.rss = l.rss.max(u.rss);
-                // A tree read before its first CPU interval has no CPU figure yet.
-                if self.usage.contains_key(&t.task) {
-                    l.cpu = Some(match l.cpu {
-                        Some(c) => c * (1.0 - ALPHA) + u.cores * ALPHA,
-                        None => u.cores,
-                    });
+                // Learned per profile and per kind of task of that profile.
+                let first_reading = !self.usage.contains_key(&t.task);
+                for key in [t.profile.clone(), kind_key(&t.profile, &t.kind)] {
+                    let l = self.learned.entry(key).or_default();
+                    l.rss = l.rss.max(u.rss);
+                    // A tree read before its first CPU interval has no CPU figure yet.
+                    if !first_reading {
+                        l.cpu = Some(match l.cpu {
+                            Some(c) => c * (1.0 - ALPHA) + u.cores * ALPHA,
+                            None => u.cores,
+                        });
+                    }
                 }
             }
             usage.insert(t.task.clone(), u);
@@ -259,12 +271,16 @@ impl Governor {
         self.usage = usage;
     }
 
-    /// What a task of `profile` is expected to use (learned, or the prior).
-    pub fn expected(&self, limits: &Limits, profile: &str) -> Usage {
-        let l = self.learned.get(profile);
+    /// What a task of `profile` and `kind` is expected to use: learned for that kind, else
+    /// for the profile, else the prior.
+    pub fn expected(&self, limits: &Limits, profile: &str, kind: &str) -> Usage {
+        let k = self.learned.get(&kind_key(profile, kind));
+        let p = self.learned.get(profile);
+        let cpu = k.and_then(|l| l.cpu).or(p.and_then(|l| l.cpu));
+        let rss = k.map(|l| l.rss).filter(|r| *r > 0).or(p.map(|l| l.rss).filter(|r| *r > 0));
         Usage {
-            cores: l.and_then(|l| l.cpu).unwrap_or(limits.cpu_per_task.unwrap_or(PRIOR_CPU)).max(0.01),
-            rss: l.map(|l| l.rss).filter(|r| *r > 0).unwrap_or(limits.memory_per_task),
+            cores: cpu.unwrap_or(PRIOR_CPU).max(limits.cpu_per_task.unwrap_or(0.0)).max(0.01),
+            rss: rss.unwrap_or(PRIOR_RSS).max(limits.memory_per_task.unwrap_or(0)),
         }
     }
 
@@ -275,7 +291,7 @@ impl Governor {
 
     /// Whether one more task of `profile` may start now, with `running` running; the reason
     /// when not (for the narration).
-    pub fn admit(&self, limits: &Limits, profile: &str, running: &[Tree]) -> Result<(), String> {
+    pub fn admit(&self, limits: &Limits, profile: &str, kind: &str, running: &[Tree]) -> Result<(), String> {
         if let Some(r) = self.rates.get(profile) {
             if let Some((until, wall)) = r.until {
                 if Instant::now() < until {
@@ -310,15 +326,14 @@ impl Governor {
         // Tasks not measured yet count at what they are expected to take.
         let pending: Vec<&Tree> = running.iter().filter(|t| !self.usage.contains_key(&t.task)).collect();
         let measured = running.len() - pending.len();
-        let known = self.learned.get(profile).is_some_and(|l| l.cpu.is_some());
+        let known = limits.cpu_per_task.is_some() || self.learned.get(profile).is_some_and(|l| l.cpu.is_some());
         if !known && pending.len() >= measured.max(2) {
             return Err(format!("measuring what {} new agents use before starting more", pending.len()));
         }
-        let want = self.expected(limits, profile);
-        let budget = (s.cpus as f64 * limits.cpu_limit as f64 / 100.0)
-            .min(s.cpus.saturating_sub(limits.reserve_cpus).max(1) as f64);
+        let want = self.expected(limits, profile, kind);
+        let budget = s.cpus.saturating_sub(limits.reserve_cpus).max(1) as f64 * limits.cpu_limit as f64 / 100.0;
         let used = s.cpu_usage as f64 / 100.0 * s.cpus as f64;
-        let pending_cpu: f64 = pending.iter().map(|t| self.expected(limits, &t.profile).cores).sum();
+        let pending_cpu: f64 = pending.iter().map(|t| self.expected(limits, &t.profile, &t.kind).cores).sum();
         let ours: f64 = running.iter().filter_map(|t| self.usage.get(&t.task)).map(|u| u.cores).sum();
         // A task measured to need under a tenth of a core (an agent waiting on its model) is
         // not held back by load that is not ours; anything heavier waits for room.
@@ -339,7 +354,7 @@ impl Governor {
         let growth: u64 = running
             .iter()
             .map(|t| {
-                let exp = self.expected(limits, &t.profile).rss;
+                let exp = self.expected(limits, &t.profile, &t.kind).rss;
                 exp.saturating_sub(self.usage.get(&t.task).map(|u| u.rss).unwrap_or(0))
             })
             .sum();
@@ -386,6 +401,10 @@ impl Governor {
     }
 }
 
+fn kind_key(profile: &str, kind: &str) -> String {
+    format!("{profile}/{kind}")
+}
+
 /// Wall-clock time of day (UTC), for "waiting until 14:32:05".
 fn clock(t: SystemTime) -> String {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) % 86_400;
@@ -402,10 +421,10 @@ mod tests {
             max_concurrency: 16,
             reserve_cpus: 0,
             cpu_per_task: None,
-            memory_per_task: 512 * MIB,
+            memory_per_task: None,
             memory_limit: None,
             min_disk: GIB,
-            cpu_limit: 90.0,
+            cpu_limit: 110.0,
         }
     }
 
@@ -417,7 +436,7 @@ mod tests {
     }
 
     fn tree(task: &str, profile: &str) -> Tree {
-        Tree { task: task.into(), profile: profile.into(), pid: 1 }
+        Tree { task: task.into(), profile: profile.into(), kind: "feature".into(), pid: 1 }
     }
 
     const SMALL: Sample =
@@ -429,7 +448,7 @@ mod tests {
         assert_eq!(capacity(&limits(Some(6)), &SMALL).workers, 6, "-j is honoured on 2 CPUs");
         let share = Limits { cpu_per_task: Some(1.0), ..limits(Some(8)) };
         assert_eq!(capacity(&share, &SMALL).workers, 2);
-        let big = Limits { memory_per_task: 8 * GIB, ..limits(Some(8)) };
+        let big = Limits { memory_per_task: Some(8 * GIB), ..limits(Some(8)) };
         assert_eq!(capacity(&big, &SMALL).workers, 2);
     }
 
@@ -444,10 +463,13 @@ mod tests {
         for t in &running {
             g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB });
         }
-        assert!(g.admit(&l, "claude", &running).is_ok(), "10 waiting agents leave room for an 11th");
-        g.sample.cpu_usage = 60.0; // 1.2 cores in use
-        assert!(g.admit(&l, "build", &running).is_err(), "a full-core build does not fit in 0.6 cores");
-        assert!(g.admit(&l, "claude", &running).is_ok());
+        assert!(g.admit(&l, "claude", "feature", &running).is_ok(), "10 waiting agents leave room for an 11th");
+        g.sample.cpu_usage = 70.0; // 1.4 of 2.2 cores in use
+        assert!(
+            g.admit(&l, "build", "feature", &running).is_err(),
+            "a full-core build does not fit in the 0.8 cores left"
+        );
+        assert!(g.admit(&l, "claude", "feature", &running).is_ok());
     }
 
     #[test]
@@ -455,13 +477,13 @@ mod tests {
         let l = limits(None);
         let mut g = gov(SMALL);
         let running = vec![tree("a", "x"), tree("b", "x")];
-        assert!(g.admit(&l, "x", &running[..1]).is_ok());
-        assert!(g.admit(&l, "x", &running).unwrap_err().contains("measuring"));
+        assert!(g.admit(&l, "x", "feature", &running[..1]).is_ok());
+        assert!(g.admit(&l, "x", "feature", &running).unwrap_err().contains("measuring"));
         for t in &running {
             g.usage.insert(t.task.clone(), Usage { cores: 0.01, rss: MIB });
         }
         g.learned.insert("x".into(), Learned { cpu: Some(0.01), rss: MIB });
-        assert!(g.admit(&l, "x", &running).is_ok());
+        assert!(g.admit(&l, "x", "feature", &running).is_ok());
     }
 
     #[test]
@@ -472,10 +494,10 @@ mod tests {
         let running = vec![tree("a", "m")];
         // Started, not grown yet: it is still expected to take 400 MiB.
         g.usage.insert("a".into(), Usage { cores: 0.0, rss: 10 * MIB });
-        assert!(g.admit(&l, "m", &running).is_ok(), "400 + 400 fit in 1 GiB");
+        assert!(g.admit(&l, "m", "feature", &running).is_ok(), "400 + 400 fit in 1 GiB");
         let two = vec![tree("a", "m"), tree("b", "m")];
         g.usage.insert("b".into(), Usage { cores: 0.0, rss: 10 * MIB });
-        assert!(g.admit(&l, "m", &two).unwrap_err().contains("memory"), "a third would not fit");
+        assert!(g.admit(&l, "m", "feature", &two).unwrap_err().contains("memory"), "a third would not fit");
     }
 
     #[test]
@@ -486,10 +508,10 @@ mod tests {
         for t in &running {
             g.usage.insert(t.task.clone(), Usage::default());
         }
-        assert!(g.admit(&limits(Some(3)), "c", &running).unwrap_err().contains("-j 3"));
+        assert!(g.admit(&limits(Some(3)), "c", "feature", &running).unwrap_err().contains("-j 3"));
         g.sample.free_disk = GIB / 2;
-        assert!(g.admit(&limits(None), "c", &running).unwrap_err().contains("disk"));
-        assert!(g.admit(&limits(None), "c", &[]).is_ok(), "one task may always start");
+        assert!(g.admit(&limits(None), "c", "feature", &running).unwrap_err().contains("disk"));
+        assert!(g.admit(&limits(None), "c", "feature", &[]).is_ok(), "one task may always start");
     }
 
     #[test]
@@ -503,12 +525,12 @@ mod tests {
         }
         let msg = g.rate_limited("claude", 6, Duration::from_millis(200));
         assert!(msg.contains("at most 3"), "{msg}");
-        assert!(g.admit(&l, "claude", &[]).unwrap_err().contains("waiting for the reset"));
-        assert!(g.admit(&l, "other", &running).is_ok(), "other profiles are not limited");
+        assert!(g.admit(&l, "claude", "feature", &[]).unwrap_err().contains("waiting for the reset"));
+        assert!(g.admit(&l, "other", "feature", &running).is_ok(), "other profiles are not limited");
         std::thread::sleep(Duration::from_millis(250));
-        assert!(g.admit(&l, "claude", &running[..2]).is_ok());
-        assert!(g.admit(&l, "claude", &running[..3]).is_err());
+        assert!(g.admit(&l, "claude", "feature", &running[..2]).is_ok());
+        assert!(g.admit(&l, "claude", "feature", &running[..3]).is_err());
         g.succeeded("claude");
-        assert!(g.admit(&l, "claude", &running[..3]).is_ok(), "additive increase");
+        assert!(g.admit(&l, "claude", "feature", &running[..3]).is_ok(), "additive increase");
     }
 }
