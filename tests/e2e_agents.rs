@@ -287,3 +287,61 @@ fn aider_rate_limit_burst_is_retried() {
 fn aider_hard_failure_is_reported() {
     hard_failure_is_reported("aider");
 }
+
+/// Interrupted inside a long command, then resumed: the CLI continues its recorded session
+/// (the scripted model sees the earlier turns and plays the last step) instead of starting over.
+fn interrupted_task_resumes_its_session(profile: &str, tool: &str, input: &str) {
+    let Some(dir) = cli_dir(profile) else { return };
+    let r = TestRepo::new();
+    configure(&r);
+    let server = r.model_server(&format!(
+        r#"{{"rules": [{{"match": "TASK-LONG", "steps": [
+     {{"write": {{"path": "long.txt", "content": "first half\n"}}}},
+     {{"tool_use": {{"name": "{tool}", "input": {input}}}}},
+     {{"text": "Finished after resuming"}}]}}],
+ "default": {{"text": "ok"}}}}"#
+    ));
+    r.write("prompts/long.md", "# Long task\n\nTASK-LONG: write long.txt, then think.\n");
+    r.commit("prompts");
+    let env = agent_env(&r, profile, &dir, server.port);
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--agent", profile, "--timeout", "120s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let child = c.spawn().unwrap();
+    // Wait until the agent is inside its long command (the file written, a session recorded).
+    let wt = r.tmp.path().join("repo.parallel/1/long/long.txt");
+    let shell = if profile == "codex" { "\"Bash\"" } else { tool };
+    common::wait_until("the agent's long step", 60, || {
+        r.raw_state("1").is_some_and(|s| s.contains("\"session_id\"") && s.contains(shell)) && wt.exists()
+    });
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let interrupted = r.task_state("1", "long");
+    assert_eq!(interrupted["status"], "interrupted");
+    let session = interrupted["metrics"]["session_id"].as_str().unwrap().to_string();
+
+    let o = run(&r, &env, &["resume", "1"]);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{}", o.stdout, o.stderr, r.server_log());
+    let t = r.task_state("1", "long");
+    assert_eq!(t["status"], "succeeded", "{t}");
+    assert_eq!(t["attempts"], 2);
+    assert_eq!(t["metrics"]["session_id"], session.as_str(), "the same session continued");
+    assert!(r.server_log().contains("Finished after resuming"), "the model saw the earlier turns");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/long:long.txt"]), "first half");
+}
+
+#[test]
+fn codex_interrupted_task_resumes_its_session() {
+    // A long yield, so that Codex waits for the command instead of answering "still running".
+    interrupted_task_resumes_its_session("codex", "exec_command", r#"{"cmd": "sleep 60", "yield_time_ms": 60000}"#);
+}
+
+#[test]
+fn gemini_interrupted_task_resumes_its_session() {
+    interrupted_task_resumes_its_session("gemini", "run_shell_command", r#"{"command": "sleep 60"}"#);
+}

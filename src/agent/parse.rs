@@ -156,17 +156,25 @@ impl Parser {
                         }
                         out
                     }
+                    // Counted when they start (below): a command may run for long.
+                    Some("command_execution" | "mcp_tool_call") => Vec::new(),
+                    Some("web_search") => vec![self.turn(), Update::Tool { name: "WebSearch".into(), file: None }],
+                    Some("error") => {
+                        self.error = str_of(&item, "message");
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Some("item.started") => {
+                let item = v.get("item").cloned().unwrap_or(Value::Null);
+                match item.get("type").and_then(Value::as_str) {
                     Some("command_execution") => vec![self.turn(), Update::Tool { name: "Bash".into(), file: None }],
                     Some("mcp_tool_call") => {
                         vec![
                             self.turn(),
                             Update::Tool { name: str_of(&item, "tool").unwrap_or("mcp".into()), file: None },
                         ]
-                    }
-                    Some("web_search") => vec![self.turn(), Update::Tool { name: "WebSearch".into(), file: None }],
-                    Some("error") => {
-                        self.error = str_of(&item, "message");
-                        Vec::new()
                     }
                     _ => Vec::new(),
                 }
@@ -520,6 +528,13 @@ mod tests {
         assert!(r.is_error && r.text.as_deref().unwrap().contains("/w/alpha.txt"), "{r:?}");
         assert!(!all.iter().any(|u| matches!(u, Update::Tool { .. })), "nothing was written");
         assert!(!is_transient(&r));
+
+        // A command counts when it starts: it may run for long.
+        let started = r#"{"type":"item.started","item":{"id":"item_2","type":"command_execution","command":"/bin/bash -lc 'sleep 60'","aggregated_output":"","exit_code":null,"status":"in_progress"}}"#;
+        assert_eq!(
+            run(Format::CodexJson, &[started]).0,
+            vec![Update::Turn, Update::Tool { name: "Bash".into(), file: None }]
+        );
 
         let failed = |msg: &str| {
             let e = serde_json::json!({"type": "turn.failed", "error": {"message": msg}}).to_string();
