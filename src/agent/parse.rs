@@ -530,7 +530,7 @@ mod tests {
         assert!(!is_transient(&r));
 
         // A command counts when it starts: it may run for long.
-        let started = r#"{"type":"item.started","item":{"id":"item_2","type":"command_execution","command":"/bin/bash -lc 'sleep 60'","aggregated_output":"","exit_code":null,"status":"in_progress"}}"#;
+        let started = r#"{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"/bin/bash -lc true","aggregated_output":"","exit_code":null,"status":"in_progress"}}"#;
         assert_eq!(
             run(Format::CodexJson, &[started]).0,
             vec![Update::Turn, Update::Tool { name: "Bash".into(), file: None }]
