@@ -345,3 +345,41 @@ fn codex_interrupted_task_resumes_its_session() {
 fn gemini_interrupted_task_resumes_its_session() {
     interrupted_task_resumes_its_session("gemini", "run_shell_command", r#"{"command": "sleep 60"}"#);
 }
+
+/// One plan, three CLIs: each task names its agent in its front matter, and all run together
+/// against the one scripted server, each in its own API.
+#[test]
+fn mixed_plan_runs_claude_codex_and_gemini_together() {
+    let (Some(dir), Some(_), Some(_)) = (cli_dir("claude"), cli_dir("codex"), cli_dir("gemini")) else { return };
+    let r = TestRepo::new();
+    configure(&r);
+    let server = r.model_server(THREE_TASKS);
+    r.write("prompts/alpha.md", "---\nagent: claude\n---\n# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
+    r.write("prompts/beta.md", "---\nagent: codex\n---\n# Create beta\n\nTASK-BETA: create beta.txt.\n");
+    r.write("prompts/gamma.md", "---\nagent: gemini\n---\n# Create gamma\n\nTASK-GAMMA: create gamma.txt.\n");
+    r.commit("prompts");
+    let mut env = agent_env(&r, "claude", &dir, server.port);
+    for p in ["codex", "gemini"] {
+        env.extend(agent_env(&r, p, &dir, server.port).into_iter().filter(|(k, _)| k != "PATH"));
+    }
+    let o = run(&r, &env, &["run", "prompts", "-j", "3", "--timeout", "120s"]);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{}", o.stdout, o.stderr, r.server_log());
+    // Each task was run by its own CLI, as its transcript shows.
+    for (t, first_event) in
+        [("alpha", "\"subtype\":\"init\""), ("beta", "\"thread.started\""), ("gamma", "\"type\":\"init\"")]
+    {
+        assert_eq!(r.task_state("1", t)["status"], "succeeded");
+        assert_eq!(
+            r.git(&["cat-file", "-p", &format!("parallel/1/{t}:{t}.txt")]),
+            t.to_string() + if t == "gamma" { " after alpha" } else { "" }
+        );
+        let transcript = r.git(&["cat-file", "-p", &format!("refs/parallel/runs/1:logs/{t}.jsonl")]);
+        assert!(transcript.contains(first_event), "{t}: {transcript}");
+    }
+    let log = r.server_log();
+    for api in ["Anthropic", "Responses", "Gemini"] {
+        assert!(log.contains(api), "{log}");
+    }
+    let files = r.git(&["ls-tree", "--name-only", "parallel/1/integration"]);
+    assert_eq!(files.lines().collect::<Vec<_>>(), ["README.md", "alpha.txt", "beta.txt", "gamma.txt", "prompts"]);
+}
