@@ -195,10 +195,22 @@ pub fn invocation_in(
             inv.files = seed(
                 home.as_deref(),
                 &aider_home,
-                &[".aider.conf.yml", ".env", ".aider.model.settings.yml", ".aider.model.metadata.json"],
+                &[
+                    ".aider.conf.yml",
+                    ".env",
+                    ".aider.model.settings.yml",
+                    ".aider.model.metadata.json",
+                    // Its model list, fetched when missing: once per task otherwise.
+                    ".aider/caches/model_prices_and_context_window.json",
+                ],
             );
             inv.dirs = vec![aider_home.clone(), tmp.clone()];
-            inv.envs = vec![(s("HOME"), path(&aider_home)), (s("TMPDIR"), path(&tmp))];
+            inv.envs = vec![
+                (s("HOME"), path(&aider_home)),
+                (s("TMPDIR"), path(&tmp)),
+                // litellm fetches its model price list at every start unless told to use its own.
+                (s("LITELLM_LOCAL_MODEL_COST_MAP"), s("True")),
+            ];
             // With HOME private, git would lose the user's identity and settings.
             if env("GIT_CONFIG_GLOBAL").is_none() {
                 let global = home.as_ref().map(|h| h.join(".gitconfig")).filter(|p| p.is_file());
