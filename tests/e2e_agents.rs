@@ -383,3 +383,35 @@ fn mixed_plan_runs_claude_codex_and_gemini_together() {
     let files = r.git(&["ls-tree", "--name-only", "parallel/1/integration"]);
     assert_eq!(files.lines().collect::<Vec<_>>(), ["README.md", "alpha.txt", "beta.txt", "gamma.txt", "prompts"]);
 }
+
+/// Under `--sandbox` (bubblewrap: the filesystem read-only but the worktree and the git
+/// directory, where the private home lives) the CLI still writes its file.
+fn works_inside_the_sandbox(profile: &str) {
+    let Some(dir) = cli_dir(profile) else { return };
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is not installed; .ci/run installs it");
+    let r = TestRepo::new();
+    configure(&r);
+    let server = r.model_server(THREE_TASKS);
+    r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
+    r.commit("prompts");
+    let env = agent_env(&r, profile, &dir, server.port);
+    let o = run(&r, &env, &["run", "prompts", "--agent", profile, "--sandbox", "--timeout", "120s"]);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{}", o.stdout, o.stderr, r.server_log());
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");
+    assert_eq!(r.task_state("1", "alpha")["metrics"]["turns"], expect(profile).turns);
+}
+
+#[test]
+fn codex_works_inside_the_sandbox() {
+    works_inside_the_sandbox("codex");
+}
+
+#[test]
+fn gemini_works_inside_the_sandbox() {
+    works_inside_the_sandbox("gemini");
+}
+
+#[test]
+fn aider_works_inside_the_sandbox() {
+    works_inside_the_sandbox("aider");
+}
