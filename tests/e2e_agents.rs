@@ -221,6 +221,30 @@ fn rate_limit_burst_is_retried(profile: &str) {
     }
 }
 
+/// A reply stream that ends before it is complete: the CLI reports it (Gemini CLI with exit
+/// code 0), and our backoff runs the task again. (Aider takes a cut stream for a whole answer.)
+fn cut_stream_is_retried(profile: &str) {
+    let Some(dir) = cli_dir(profile) else { return };
+    let r = TestRepo::new();
+    configure(&r);
+    let server = r.model_server(
+        r#"{"rules": [{"match": "TASK-ALPHA", "steps": [
+     {"cut": true, "times": 1},
+     {"write": {"path": "alpha.txt", "content": "alpha\n"}},
+     {"text": "Wrote alpha.txt"}]}]}"#,
+    );
+    r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
+    r.commit("prompts");
+    let env = agent_env(&r, profile, &dir, server.port);
+    let o = run(&r, &env, &["run", "prompts", "--agent", profile, "--retries", "3", "--timeout", "120s"]);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{}", o.stdout, o.stderr, r.server_log());
+    let s = r.task_state("1", "alpha");
+    assert_eq!((&s["status"], &s["attempts"]), (&"succeeded".into(), &2.into()), "{s}");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");
+    let log = r.git(&["log", "--format=%s", "refs/parallel/runs/1"]);
+    assert!(log.lines().any(|l| l.starts_with("alpha: retry 1") && l.contains("stream")), "{log}");
+}
+
 /// A request the API refuses for good: reported as failed, with the CLI's own words, not retried.
 fn hard_failure_is_reported(profile: &str) {
     let Some(dir) = cli_dir(profile) else { return };
@@ -256,6 +280,16 @@ fn codex_rate_limit_burst_is_retried() {
 #[test]
 fn codex_hard_failure_is_reported() {
     hard_failure_is_reported("codex");
+}
+
+#[test]
+fn codex_cut_stream_is_retried() {
+    cut_stream_is_retried("codex");
+}
+
+#[test]
+fn gemini_cut_stream_is_retried() {
+    cut_stream_is_retried("gemini");
 }
 
 #[test]

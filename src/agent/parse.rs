@@ -451,7 +451,9 @@ pub fn is_transient(r: &ResultInfo) -> bool {
         "service unavailable",
         "serviceunavailable",
         "bad gateway",
+        // Codex and Gemini CLI on a stream cut short.
         "stream disconnected",
+        "stream ended",
         "connection failed",
         "apiconnectionerror",
     ]
@@ -589,6 +591,17 @@ mod tests {
         let cut = r#"{"type":"error","severity":"error","message":"stream ended unexpectedly"}"#;
         let (_, r) = run(Format::GeminiStreamJson, &[ok[0], ok[1], cut, ok[7]]);
         assert!(r.is_error && r.text.as_deref() == Some("stream ended unexpectedly"), "{r:?}");
+        // What it really prints for a stream that ends without a finish reason (exit code 0).
+        let cut = [
+            ok[0],
+            ok[1],
+            r#"{"type":"message","timestamp":"2026-11-26T14:15:44.648Z","role":"assistant","content":"This answer is c","delta":true}"#,
+            r#"{"type":"error","timestamp":"2026-11-26T14:15:44.682Z","severity":"error","message":"Model stream ended without a finish reason."}"#,
+            r#"{"type":"result","timestamp":"2026-11-26T14:15:44.686Z","status":"error","stats":{"total_tokens":0,"input_tokens":0,"output_tokens":0,"cached":0,"input":0,"duration_ms":80,"tool_calls":0}}"#,
+        ];
+        let (_, r) = run(Format::GeminiStreamJson, &cut);
+        assert_eq!(r.text.as_deref(), Some("Model stream ended without a finish reason."));
+        assert!(r.is_error && is_transient(&r));
     }
 
     #[test]

@@ -33,8 +33,8 @@ struct Rule {
     steps: Vec<Step>,
 }
 
-/// One of `text`, `write`, `tool_use` or `status` is set; `times` and `message` only go with
-/// `status`.
+/// One of `text`, `write`, `tool_use`, `status` or `cut` is set; `times` goes with `status` and
+/// `cut` (the gates), `message` with `status`.
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct Step {
@@ -44,6 +44,9 @@ struct Step {
     /// A raw tool call, passed through as that API's tool call.
     tool_use: Option<ToolUse>,
     status: Option<u16>,
+    /// Answer with the first events of a text reply only, as if the stream were cut short.
+    #[serde(default)]
+    cut: bool,
     times: Option<u64>,
     /// The error message of a `status` step (default: the usual one for that status).
     message: Option<String>,
@@ -60,6 +63,13 @@ struct WriteFile {
     /// Relative to the agent's working directory.
     path: String,
     content: String,
+}
+
+impl Step {
+    /// A step that fails the request before the turn it precedes plays.
+    fn is_gate(&self) -> bool {
+        self.status.is_some() || self.cut
+    }
 }
 
 fn text_step(t: &str) -> Step {
@@ -88,9 +98,10 @@ fn usage() -> ! {
          script: {{\"rules\":[{{\"match\":SUBSTR,\"steps\":[STEP..]}}],\"default\":STEP}}\n\
          STEP: {{\"text\":S}} | {{\"write\":{{\"path\":REL,\"content\":S}}}}\n\
          \x20     | {{\"tool_use\":{{\"name\":N,\"input\":{{..}}}}}} | {{\"status\":529[,\"times\":K][,\"message\":S]}}\n\
+         \x20     | {{\"cut\":true[,\"times\":K]}} (a stream that ends early)\n\
          A rule applies to a conversation with a user message containing SUBSTR. Turn n (= model\n\
-         replies after that message) plays the n-th non-status step; status steps right before it\n\
-         fail the request first (K times per working directory, or forever). `{{cwd}}` in a\n\
+         replies after that message) plays the n-th step that is not a gate; the gates (status and\n\
+         cut steps) right before it fail the request first (K times per working directory, or forever). `{{cwd}}` in a\n\
          tool_use input is the agent's working directory."
     );
     std::process::exit(2)
@@ -248,12 +259,20 @@ fn route(app: &App, req: &Request) -> (u16, &'static str, String) {
         return (code, "application/json", error_body(api, code, step.message.as_deref()).to_string());
     }
     let usage = Usage { input: req.body.len() / 4 + 1 };
-    match api {
+    let cut = step.cut;
+    let step = if cut { text_step("This answer is cut short by the scripted server") } else { step };
+    let (code, ctype, body) = match api {
         Api::Anthropic => anthropic(&json, step, &conv.cwd, n, usage),
         Api::Responses => responses(&json, step, n, usage),
         Api::Gemini { stream } => gemini(&json, step, &conv.cwd, stream, usage),
         Api::Chat => chat(&json, step, n, usage),
+    };
+    if cut {
+        // The first two events: a reply begun, never finished.
+        let events: Vec<&str> = body.split_inclusive("\n\n").collect();
+        return (code, ctype, events[..events.len().min(2)].concat());
     }
+    (code, ctype, body)
 }
 
 /// A request reduced to what the script needs: who said what, in order.
@@ -382,12 +401,12 @@ fn pick(app: &App, conv: &Conv) -> Step {
         return default_step(app);
     };
     let turn = conv.msgs[at..].iter().filter(|(user, _)| !user).count();
-    // Turn n plays the n-th non-status step; the status steps just before it
-    // ("gates") fail the request first. Past the end, trailing gates still apply.
-    let mut plays = rule.steps.iter().enumerate().filter(|(_, s)| s.status.is_none());
+    // Turn n plays the n-th step that is not a gate; the gates just before it
+    // fail the request first. Past the end, trailing gates still apply.
+    let mut plays = rule.steps.iter().enumerate().filter(|(_, s)| !s.is_gate());
     let target = plays.nth(turn).map(|(s, _)| s);
     let end = target.unwrap_or(rule.steps.len());
-    let gates = rule.steps[..end].iter().rposition(|s| s.status.is_none());
+    let gates = rule.steps[..end].iter().rposition(|s| !s.is_gate());
     let gate_start = gates.map_or(0, |p| p + 1);
     for (g, gate) in rule.steps.iter().enumerate().take(end).skip(gate_start) {
         let mut hits = app.hits.lock().unwrap();
