@@ -39,6 +39,10 @@ pub struct Invocation {
     pub dirs: Vec<PathBuf>,
     /// Files to write before the agent starts (configuration seeded into the private home).
     pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// Symbolic links to make before the agent starts (link, target): the user's credentials,
+    /// shared rather than copied, so that a refreshed token reaches the user's own file and a
+    /// rotated one does not leave it stale.
+    pub links: Vec<(PathBuf, PathBuf)>,
     /// Paths (relative to the worktree) the agent leaves behind that are never its work,
     /// such as Aider's repository-map cache: removed before the result is committed, when
     /// the repository does not track them.
@@ -54,6 +58,7 @@ impl Invocation {
             envs: Vec::new(),
             dirs: Vec::new(),
             files: Vec::new(),
+            links: Vec::new(),
             leftovers: Vec::new(),
         }
     }
@@ -68,6 +73,15 @@ impl Invocation {
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        for (link, target) in &self.links {
+            if let Some(parent) = link.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            if link.symlink_metadata().is_ok() {
+                std::fs::remove_file(link)?;
+            }
+            std::os::unix::fs::symlink(target, link).with_context(|| format!("cannot link {}", link.display()))?;
         }
         Ok(())
     }
@@ -141,7 +155,8 @@ pub fn invocation_in(
             let user = env("CODEX_HOME").or_else(|| home.as_ref().map(|h| h.join(".codex")));
             let mut inv = Invocation::new("codex", args, Format::CodexJson);
             // The user's provider, model and login; sessions stay in the private home.
-            inv.files = seed(user.as_deref(), &codex_home, &["config.toml", "auth.json"]);
+            inv.files = seed(user.as_deref(), &codex_home, &["config.toml"]);
+            inv.links = share(user.as_deref(), &codex_home, &["auth.json"]);
             // Codex's sandbox fails every write silently when TMPDIR does not exist, or is
             // /tmp while CODEX_HOME is under /tmp: a private, existing TMPDIR avoids both.
             inv.dirs = vec![codex_home.clone(), tmp.clone()];
@@ -158,7 +173,8 @@ pub fn invocation_in(
             let user = env("GEMINI_CLI_HOME").or(home.clone()).map(|h| h.join(".gemini"));
             let dot = gemini_home.join(".gemini");
             let mut inv = Invocation::new("gemini", args, Format::GeminiStreamJson);
-            inv.files = seed(user.as_deref(), &dot, &[".env", "GEMINI.md", "oauth_creds.json", "google_accounts.json"]);
+            inv.files = seed(user.as_deref(), &dot, &[".env", "GEMINI.md"]);
+            inv.links = share(user.as_deref(), &dot, &["oauth_creds.json", "google_accounts.json"]);
             let user_settings = user.as_ref().and_then(|u| std::fs::read(u.join("settings.json")).ok());
             let api_key = env("GEMINI_API_KEY").is_some();
             inv.files.push((dot.join("settings.json"), gemini_settings(user_settings.as_deref(), api_key)?));
@@ -243,6 +259,12 @@ fn path(p: &Path) -> String {
 }
 
 /// Copies of the user's configuration files `names` from `from` into `to`, those that exist.
+/// Links in `to` to the user's files `names` in `from`, those that exist.
+fn share(from: Option<&Path>, to: &Path, names: &[&str]) -> Vec<(PathBuf, PathBuf)> {
+    let Some(from) = from else { return Vec::new() };
+    names.iter().filter(|n| from.join(n).is_file()).map(|n| (to.join(n), from.join(n))).collect()
+}
+
 fn seed(from: Option<&Path>, to: &Path, names: &[&str]) -> Vec<(PathBuf, Vec<u8>)> {
     let Some(from) = from else { return Vec::new() };
     names.iter().filter_map(|n| Some((to.join(n), std::fs::read(from.join(n)).ok()?))).collect()
@@ -316,6 +338,7 @@ mod tests {
         let user = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(user.path().join(".codex")).unwrap();
         std::fs::write(user.path().join(".codex/config.toml"), "model = \"m\"\n").unwrap();
+        std::fs::write(user.path().join(".codex/auth.json"), "{}").unwrap();
         let pf = Path::new("/g/wt/parallel-prompt.md");
         let home = user.path().to_path_buf();
         let env = move |k: &str| (k == "HOME").then(|| home.clone());
@@ -330,6 +353,21 @@ mod tests {
             inv.files,
             vec![(PathBuf::from("/g/wt/parallel-agent/codex-home/config.toml"), b"model = \"m\"\n".to_vec())]
         );
+        let auth = user.path().join(".codex/auth.json");
+        assert_eq!(inv.links, vec![(PathBuf::from("/g/wt/parallel-agent/codex-home/auth.json"), auth.clone())]);
+
+        // Prepared for real: the login is the user's own file, shared.
+        let git_dir = tempfile::tempdir().unwrap();
+        let pf_real = git_dir.path().join("parallel-prompt.md");
+        let inv = invocation_in("codex", None, &input(&pf_real, None), &env).unwrap();
+        inv.prepare().unwrap();
+        inv.prepare().unwrap();
+        let home = git_dir.path().join("parallel-agent/codex-home");
+        std::fs::write(home.join("auth.json"), "{\"refreshed\":1}").unwrap();
+        assert_eq!(std::fs::read_to_string(&auth).unwrap(), "{\"refreshed\":1}");
+        assert_eq!(std::fs::read_to_string(home.join("config.toml")).unwrap(), "model = \"m\"\n");
+        assert!(git_dir.path().join("parallel-agent/tmp").is_dir());
+
         let resumed = invocation_in("codex", None, &input(pf, Some("th-1")), &env).unwrap();
         let n = resumed.args.len();
         assert_eq!(resumed.args[n - 3..], ["resume", "th-1", "do it"]);
