@@ -652,3 +652,95 @@ fn error_body(api: Api, code: u16, message: Option<&str>) -> Value {
         Api::Responses | Api::Chat => json!({"error": {"message": msg, "type": kind, "param": null, "code": kind}}),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(script: &str) -> App {
+        App { script: serde_json::from_str(script).unwrap(), hits: Mutex::default(), ids: AtomicU64::new(1) }
+    }
+
+    #[test]
+    fn each_cli_tells_its_working_directory_its_own_way() {
+        assert_eq!(cwd_of("Here is env:\n - Primary working directory: /w/a\n"), "/w/a");
+        assert_eq!(cwd_of("<environment_context>\n  <cwd>/w/b</cwd>\n"), "/w/b");
+        assert_eq!(cwd_of("- **Workspace Directories:**\n  - /w/c\n- **Directory Structure:**"), "/w/c");
+        assert_eq!(cwd_of("nothing here"), "");
+    }
+
+    #[test]
+    fn turns_are_the_model_replies_after_the_matching_user_message() {
+        let a = app(r#"{"rules": [{"match": "TASK-X", "steps": [
+                {"status": 429, "times": 1}, {"write": {"path": "x", "content": "x\n"}}, {"text": "done"}]}]}"#);
+        // Codex: developer and context messages first, then the prompt; a tool call is a reply.
+        let codex = |items: Value| {
+            conversation(Api::Responses, &json!({"tools": [{"type": "custom", "name": "apply_patch"}], "input": items}))
+        };
+        let first = codex(json!([
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "be good"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "<cwd>/w</cwd>"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "TASK-X please"}]}]));
+        assert_eq!(first.cwd, "/w");
+        assert_eq!(pick(&a, &first).status, Some(429), "the gate fails the first request once");
+        assert!(pick(&a, &first).write.is_some(), "then the turn plays");
+        let second = codex(json!([
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "<cwd>/w</cwd> TASK-X"}]},
+            {"type": "custom_tool_call", "name": "apply_patch", "input": "*** Begin Patch", "call_id": "c"},
+            {"type": "custom_tool_call_output", "call_id": "c", "output": "ok"}]));
+        assert_eq!(pick(&a, &second).text.as_deref(), Some("done"));
+        // Another working directory has its own gate.
+        let mut elsewhere = codex(json!([{"type": "message", "role": "user", "content": "<cwd>/v</cwd> TASK-X"}]));
+        elsewhere.cwd = "/v".into();
+        assert_eq!(pick(&a, &elsewhere).status, Some(429));
+
+        // Gemini: a model content is a reply; a request without tools is a side call.
+        let gemini = conversation(
+            Api::Gemini { stream: true },
+            &json!({"tools": [{"functionDeclarations": []}], "contents": [
+                {"role": "user", "parts": [{"text": "TASK-X"}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "write_file", "args": {}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "write_file", "response": {}}}]}]}),
+        );
+        assert!(gemini.main);
+        assert_eq!(pick(&a, &gemini).text.as_deref(), Some("done"));
+        assert!(!conversation(Api::Gemini { stream: false }, &json!({"contents": []})).main);
+        // Aider: its example exchanges come before the prompt and do not count.
+        let aider = conversation(
+            Api::Chat,
+            &json!({"messages": [
+                {"role": "system", "content": "whole format"},
+                {"role": "user", "content": "example"}, {"role": "assistant", "content": "example reply"},
+                {"role": "user", "content": "TASK-X"}]}),
+        );
+        assert_eq!(pick(&a, &aider).status, Some(429));
+        assert!(pick(&a, &aider).write.is_some());
+    }
+
+    #[test]
+    fn a_write_is_each_apis_own_edit() {
+        let w = || Step {
+            write: Some(WriteFile { path: "a.txt".into(), content: "one\ntwo\n".into() }),
+            ..Step::default()
+        };
+        let u = Usage { input: 1 };
+        let (_, _, body) = anthropic(&json!({"stream": false}), w(), "/w", 1, u);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["content"][0]["name"], "Write");
+        assert_eq!(v["content"][0]["input"]["file_path"], "/w/a.txt");
+        let (_, _, body) = responses(&json!({"tools": [{"type": "custom", "name": "apply_patch"}]}), w(), 1, u);
+        assert!(body.contains(r#""type":"custom_tool_call""#), "{body}");
+        assert!(body.contains(r#"*** Add File: a.txt\n+one\n+two\n*** End Patch"#), "{body}");
+        assert!(body.ends_with("\n\n") && body.contains("event: response.completed"), "{body}");
+        let (_, _, body) = gemini(&json!({}), w(), "/w", true, u);
+        assert!(
+            body.contains(
+                r#""functionCall":{"args":{"content":"one\ntwo\n","file_path":"/w/a.txt"},"name":"write_file"}"#
+            ),
+            "{body}"
+        );
+        let (_, _, body) = chat(&json!({"stream": false}), w(), 1, u);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("a.txt\n```\none\ntwo\n```\n"));
+    }
+}
