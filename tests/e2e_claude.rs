@@ -5,9 +5,8 @@
 
 mod common;
 use common::TestRepo;
-use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
 fn claude_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GIT_PARALLEL_CLAUDE") {
@@ -22,36 +21,9 @@ fn claude_bin() -> PathBuf {
     p
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(script: &std::path::Path, log: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-model-server"))
-        .args(["--script", script.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap_or_else(|| panic!("bad handshake {line:?}")).parse().unwrap();
-    Server { child, port }
-}
-
 /// Start the scripted model server for `r` with `script` (its log goes to server.log).
-fn serve(r: &TestRepo, script: &str) -> Server {
-    let path = r.scratch("script.json");
-    std::fs::write(&path, script).unwrap();
-    start_server(&path, &r.scratch("server.log"))
+fn serve(r: &TestRepo, script: &str) -> common::ModelServer {
+    r.model_server(script)
 }
 
 fn claude_env(claude: &std::path::Path, port: u16) -> Vec<(String, String)> {

@@ -100,6 +100,9 @@ pub fn check_agents(plan: &Plan, opts: &orchestrator::Options) -> Result<()> {
             return Err(Error::usage(format!("agent `{}` ({p} profile) is not installed or not on PATH", inv.program))
                 .with_hint(match p.as_str() {
                     "claude" => "install Claude Code (npm install -g @anthropic-ai/claude-code) or choose another agent with --agent",
+                    "codex" => "install Codex (npm install -g @openai/codex) or choose another agent with --agent",
+                    "gemini" => "install Gemini CLI (npm install -g @google/gemini-cli) or choose another agent with --agent",
+                    "aider" => "install Aider (pipx install aider-chat) or choose another agent with --agent",
                     _ => "install it, or choose another agent with --agent / git config parallel.agent",
                 })
                 .into());

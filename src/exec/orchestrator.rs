@@ -374,7 +374,10 @@ fn handle(
             log.append(ev.clone(), &files)?;
             if let Some(c) = &o.commit {
                 let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
-                let note = metrics_note(&log.id, &o, &log.state().agent, &kind);
+                // The task's own agent: in a mixed plan it is not the run's default.
+                let agent =
+                    plan.task(&o.task).and_then(|t| t.agent.clone()).unwrap_or_else(|| log.state().agent.clone());
+                let note = metrics_note(&log.id, &o, &agent, &kind);
                 if let Ok(id) = gix::ObjectId::from_hex(c.as_bytes()) {
                     // Written after the next dispatch: starting ready tasks comes first.
                     notes_due.push((id, note));

@@ -526,11 +526,13 @@ fn attempt(
             Some(format!("agent `{}` ({} profile) is not installed or not on PATH", inv.program, spec.profile));
         return Ok(a);
     }
-    let envs = vec![
+    inv.prepare()?;
+    let mut envs = vec![
         ("GIT_PARALLEL_RUN".to_string(), spec.run.clone()),
         ("GIT_PARALLEL_TASK".to_string(), spec.task.clone()),
         ("GIT_PARALLEL_WORKTREE".to_string(), spec.worktree.to_string_lossy().into_owned()),
     ];
+    envs.extend(inv.envs.iter().cloned());
     let (program, args) = match &spec.sandbox {
         Some(git_dir) => {
             let prog =
@@ -573,6 +575,7 @@ fn attempt(
     let mut session_reported = false;
     let (mut last_tool, mut files, mut cost): (Option<String>, Vec<String>, Option<f64>) = (None, Vec::new(), None);
     let mut dirty = false;
+    let mut parser = parse::Parser::new(inv.format);
     loop {
         match lrx.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
@@ -581,7 +584,7 @@ fn attempt(
                     transcript.push(b'\n');
                 }
                 let text = String::from_utf8_lossy(&line);
-                for u in parse::parse_line(inv.format, &text) {
+                for u in parser.line(&text) {
                     dirty = true;
                     match u {
                         Update::Init { session_id, model } => {
@@ -686,6 +689,7 @@ fn attempt(
         // Our own signal, not a crash.
         a.signal = None;
     }
+    agent::remove_leftovers(&inv, &spec.worktree)?;
     Ok(a)
 }
 

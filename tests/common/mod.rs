@@ -209,3 +209,41 @@ impl TestRepo {
         self.tmp.path().join(name)
     }
 }
+
+/// The scripted model server (`src/bin/fake-model-server.rs`), stopped on drop.
+pub struct ModelServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestRepo {
+    /// Start the scripted model server with `script` (its log goes to server.log in the temp dir).
+    pub fn model_server(&self, script: &str) -> ModelServer {
+        use std::io::BufRead;
+        let path = self.scratch("script.json");
+        std::fs::write(&path, script).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fake-model-server"))
+            .args(["--script", path.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(self.scratch("server.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port =
+            line.trim().strip_prefix("PORT ").unwrap_or_else(|| panic!("bad handshake {line:?}")).parse().unwrap();
+        ModelServer { child, port }
+    }
+
+    /// The model server's log so far (for assertion messages).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.scratch("server.log")).unwrap_or_default()
+    }
+}
