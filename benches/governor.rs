@@ -97,8 +97,11 @@ fn claude_part(tmp: &Path, home: &Path) {
             let root = repo(tmp, home, &format!("claude-{n}-{m}"), &config);
             for i in 0..n {
                 std::fs::create_dir_all(root.join("prompts")).unwrap();
-                std::fs::write(root.join(format!("prompts/t{i}.md")), format!("# Task {i}\n\nTASK-{i}: write out.txt.\n"))
-                    .unwrap();
+                std::fs::write(
+                    root.join(format!("prompts/t{i}.md")),
+                    format!("# Task {i}\n\nTASK-{i}: write out.txt.\n"),
+                )
+                .unwrap();
             }
             git(&root, home, &["add", "-A"]);
             git(&root, home, &["commit", "-q", "-m", "prompts"]);
@@ -115,7 +118,9 @@ fn claude_part(tmp: &Path, home: &Path) {
 
 fn mix_part(tmp: &Path, home: &Path) {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("A mix on {cpus} CPUs: a chain of three builds (2 s of CPU each), four more builds, six agents waiting 4 s:\n");
+    println!(
+        "A mix on {cpus} CPUs: a chain of three builds (2 s of CPU each), four more builds, six agents waiting 4 s:\n"
+    );
     println!("| settings | makespan |");
     println!("| --- | ---: |");
     let cpus_s = cpus.to_string();

@@ -109,7 +109,7 @@ impl Settings {
             memory_per_task: nonneg("parallel.memoryPerTask")?.map(|v| v.max(1)),
             memory_limit: nonneg("parallel.memoryLimit")?.filter(|v| *v > 0),
             min_disk: nonneg("parallel.minDisk")?.unwrap_or(GIB),
-            cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(110.0),
+            cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(150.0),
             timeout,
             retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
             retry_delay: dur("parallel.retryDelay", Duration::from_secs(2))?,

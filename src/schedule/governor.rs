@@ -9,7 +9,7 @@
 //! and the newcomer's footprint, stays above a reserve. Agents that wait on a model API (a
 //! few percent of a core) run many at once on a small machine; agents that build and test are
 //! held to what the CPUs take. Until a profile has been measured, new starts double per
-//! measurement (2, 4, 8 …), so a wrong first guess cannot flood the machine.
+//! measurement (4, 8, 16 …), so a wrong first guess cannot flood the machine.
 //!
 //! API rate limits are per agent profile, additive increase and multiplicative decrease: a
 //! 429/529 halves that profile's concurrency and pauses its new starts until the reset the
@@ -29,6 +29,9 @@ const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 /// What a task is expected to use before its profile has been measured.
 const PRIOR_CPU: f64 = 0.25;
+/// New agents of an unmeasured profile that may start before any has been measured; then
+/// as many more as have been measured (so 4, 8, 16 … per measurement).
+const SLOW_START: usize = 4;
 /// Memory a task is expected to use before anything is measured.
 const PRIOR_RSS: u64 = GIB;
 /// Below this many cores a task counts as light: waiting, not computing.
@@ -55,8 +58,9 @@ pub struct Limits {
     pub memory_limit: Option<u64>,
     pub min_disk: u64,
     /// Measured CPU use plus what new starts are expected to take may reach this percentage of
-    /// the CPUs not reserved (`parallel.cpuLimit`, default 110: a little oversubscription
-    /// keeps CPUs busy while agents start and stop).
+    /// the CPUs not reserved (`parallel.cpuLimit`, default 150: measured, oversubscribing CPUs
+    /// costs agents little — their start-up bursts are short, and CPU-bound work shares cores
+    /// without losing throughput — while memory is what must never be overcommitted).
     pub cpu_limit: f32,
 }
 
@@ -71,7 +75,8 @@ impl Limits {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub cpus: usize,
-    /// Global CPU use in percent (0 when not yet measured).
+    /// CPU demand of the whole machine in percent of all CPUs: what was used, or the
+    /// runnable threads when more (it can pass 100 under contention; 0 when not measured).
     pub cpu_usage: f32,
     pub available_memory: u64,
     pub total_memory: u64,
@@ -131,6 +136,8 @@ pub struct Tree {
 /// What one task's tree was measured to use.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
+    /// CPU demand in cores: what the tree used, or how many of its processes were runnable
+    /// when that is more (under contention, use understates demand).
     pub cores: f64,
     pub rss: u64,
 }
@@ -209,6 +216,17 @@ impl Governor {
             .max_by_key(|d| d.mount_point().as_os_str().len())
             .map(|d| d.available_space())
             .unwrap_or(u64::MAX);
+        // Runnable threads (less this one) show demand beyond what saturated CPUs report.
+        let runnable = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| l.strip_prefix("procs_running ").and_then(|v| v.trim().parse::<f32>().ok()))
+            })
+            .map(|n| (n - 1.0).max(0.0));
+        let cpu_usage = match runnable {
+            Some(r) if self.last.is_some() => cpu_usage.max(r / cpus as f32 * 100.0),
+            _ => cpu_usage,
+        };
         self.sample = Sample {
             cpus,
             cpu_usage,
@@ -239,18 +257,21 @@ impl Governor {
         let mut usage = HashMap::new();
         for t in trees.iter().filter(|t| t.pid != 0) {
             let mut u = Usage::default();
+            let (mut used, mut runnable) = (0.0, 0.0);
             let mut stack = vec![Pid::from_u32(t.pid)];
             let mut seen = 0;
             while let Some(pid) = stack.pop() {
                 seen += 1;
                 if let Some(p) = self.sys.process(pid) {
-                    u.cores += p.cpu_usage() as f64 / 100.0;
+                    used += p.cpu_usage() as f64 / 100.0;
+                    runnable += (p.status() == sysinfo::ProcessStatus::Run) as u32 as f64;
                     u.rss += p.memory();
                 }
                 if let Some(c) = children.get(&pid) {
                     stack.extend(c);
                 }
             }
+            u.cores = used.max(runnable);
             if seen > 0 {
                 // Learned per profile and per kind of task of that profile.
                 let first_reading = !self.usage.contains_key(&t.task);
@@ -327,7 +348,7 @@ impl Governor {
         let pending: Vec<&Tree> = running.iter().filter(|t| !self.usage.contains_key(&t.task)).collect();
         let measured = running.len() - pending.len();
         let known = limits.cpu_per_task.is_some() || self.learned.get(profile).is_some_and(|l| l.cpu.is_some());
-        if !known && pending.len() >= measured.max(2) {
+        if !known && pending.len() >= measured.max(SLOW_START) {
             return Err(format!("measuring what {} new agents use before starting more", pending.len()));
         }
         let want = self.expected(limits, profile, kind);
@@ -424,7 +445,7 @@ mod tests {
             memory_per_task: None,
             memory_limit: None,
             min_disk: GIB,
-            cpu_limit: 110.0,
+            cpu_limit: 150.0,
         }
     }
 
@@ -464,20 +485,19 @@ mod tests {
             g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB });
         }
         assert!(g.admit(&l, "claude", "feature", &running).is_ok(), "10 waiting agents leave room for an 11th");
-        g.sample.cpu_usage = 70.0; // 1.4 of 2.2 cores in use
-        assert!(
-            g.admit(&l, "build", "feature", &running).is_err(),
-            "a full-core build does not fit in the 0.8 cores left"
-        );
+        g.sample.cpu_usage = 60.0; // 1.2 of a 3.0-core budget in use
+        assert!(g.admit(&l, "build", "feature", &running).is_ok(), "a full-core build fits in the 1.8 left");
+        g.sample.cpu_usage = 110.0; // 2.2 cores in demand (runnable threads) of 3.0
+        assert!(g.admit(&l, "build", "feature", &running).is_err(), "a full-core build does not fit in 0.8 left");
         assert!(g.admit(&l, "claude", "feature", &running).is_ok());
     }
 
     #[test]
-    fn unmeasured_profiles_start_two_then_double() {
+    fn unmeasured_profiles_start_four_then_double() {
         let l = limits(None);
         let mut g = gov(SMALL);
-        let running = vec![tree("a", "x"), tree("b", "x")];
-        assert!(g.admit(&l, "x", "feature", &running[..1]).is_ok());
+        let running: Vec<Tree> = (0..4).map(|i| tree(&i.to_string(), "x")).collect();
+        assert!(g.admit(&l, "x", "feature", &running[..3]).is_ok());
         assert!(g.admit(&l, "x", "feature", &running).unwrap_err().contains("measuring"));
         for t in &running {
             g.usage.insert(t.task.clone(), Usage { cores: 0.01, rss: MIB });
