@@ -11,7 +11,7 @@ use crate::store::runs::{host_name, Event, RunLog, RunStatus};
 use crate::ui;
 use anyhow::Result;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 /// Integration settings carried from `run`/`resume` to the end of the run.
@@ -31,12 +31,19 @@ pub fn interrupt_control() -> Arc<Control> {
         .get_or_init(|| {
             let ctl = Arc::new(Control::default());
             let c = Arc::clone(&ctl);
-            let hits = AtomicUsize::new(0);
+            let first: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
             let _ = ctrlc::set_handler(move || {
-                if hits.fetch_add(1, Ordering::SeqCst) == 0 {
-                    c.stop.store(true, Ordering::SeqCst);
-                } else {
-                    c.kill.store(true, Ordering::SeqCst);
+                let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+                match *first {
+                    None => {
+                        *first = Some(std::time::Instant::now());
+                        c.stop.store(true, Ordering::SeqCst);
+                    }
+                    // `git parallel` is run by git, which forwards the terminal's SIGINT while
+                    // the terminal sends it too: one key press arrives twice within
+                    // milliseconds. Only a second press, later, kills the agents.
+                    Some(t) if t.elapsed() < std::time::Duration::from_millis(500) => {}
+                    Some(_) => c.kill.store(true, Ordering::SeqCst),
                 }
             });
             ctl
