@@ -499,3 +499,33 @@ fn bad_run_options_are_refused_before_anything_is_stored() {
     o.code(2);
     assert_eq!(r.git_out(&["rev-parse", "-q", "--verify", "refs/heads/HEAD"]).code, 1);
 }
+
+#[test]
+fn prompts_with_a_byte_order_mark_or_odd_front_matter_are_read_or_refused_clearly() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    // A byte-order mark before `---` (Windows editors): the front matter still counts.
+    r.write("prompts/b.md", "\u{feff}---\ndepends_on: [a]\n---\n# B\n\n```fake-agent\nwrite b.txt b\n```\n");
+    r.commit("prompts");
+    let o = r.gp(&["plan", "prompts", "--json"]);
+    o.ok();
+    let plan = o.json();
+    let b = plan["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "b").unwrap().clone();
+    assert_eq!(b["depends_on"], serde_json::json!(["a"]), "{b}");
+
+    let bad = TestRepo::new();
+    bad.use_fake_agent();
+    bad.write("prompts/n.md", "---\ndepends_on: 5\n---\n# N\n\nwork\n");
+    bad.write("prompts/5.md", "# five\n\nwork\n");
+    bad.commit("prompts");
+    bad.gp(&["plan", "prompts", "--dry-run"]).ok();
+    bad.write("prompts/n.md", "---\ndepends_on: {x: y}\n---\n# N\n\nwork\n");
+    let o = bad.gp(&["plan", "prompts", "--dry-run"]);
+    o.code(2);
+    assert!(o.stderr.contains("expected one name or a list of names") && !o.stderr.contains("untagged"), "{}", o.stderr);
+    bad.write("prompts/n.md", "---\nagent: gpt-9\n---\n# N\n\nwork\n");
+    let o = bad.gp(&["plan", "prompts", "--dry-run"]);
+    o.code(2);
+    assert!(o.stderr.contains("unknown agent `gpt-9`"), "{}", o.stderr);
+}
