@@ -37,6 +37,14 @@ pub fn prepare(ctx: &Context, paths: &[PathBuf], workers: usize, allow_conflicts
     for w in &p.warnings {
         ui::note(&format!("warning: {w}"));
     }
+    // About 200,000 tokens at four bytes a token: past the context window of today's models.
+    for pr in prompts.iter().filter(|pr| pr.body.len() > 800_000) {
+        ui::note(&format!(
+            "warning: {}: the prompt is {} KB, more than any agent's model takes in one request",
+            pr.path.display(),
+            pr.body.len() / 1000
+        ));
+    }
     let raw: RawPrompts = prompts.iter().map(|p| (p.id.clone(), p.raw.clone())).collect();
     Ok((p, raw))
 }

@@ -550,7 +550,14 @@ fn attempt(
         .append(true)
         .open(stderr_path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", stderr_path.display()))?;
-    let mut child = match proc::Contained::spawn(&program, &args, &spec.worktree, &envs, stderr_file.into(), None) {
+    let mut child = match proc::Contained::spawn(
+        &program,
+        &args,
+        &spec.worktree,
+        &envs,
+        stderr_file.into(),
+        inv.stdin.as_deref(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             a.spawn_error = Some(format!("{e:#}"));
