@@ -129,7 +129,8 @@ impl Settings {
 /// Parse a size: bytes, git's `512m` / `2g`, or `2 GiB`, `1.5GB`, `512 MiB` (all binary).
 pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$").expect("valid regex"));
+    let re =
+        RE.get_or_init(|| regex::Regex::new(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$").expect("valid regex"));
     let c = re.captures(text).ok_or_else(|| format!("`{text}` is not a size; use e.g. 512m, 2g or 2 GiB"))?;
     let n: f64 = c[1].parse().map_err(|_| format!("`{text}` is not a size"))?;
     let unit = match c[2].to_ascii_lowercase().as_str() {

@@ -523,7 +523,11 @@ fn prompts_with_a_byte_order_mark_or_odd_front_matter_are_read_or_refused_clearl
     bad.write("prompts/n.md", "---\ndepends_on: {x: y}\n---\n# N\n\nwork\n");
     let o = bad.gp(&["plan", "prompts", "--dry-run"]);
     o.code(2);
-    assert!(o.stderr.contains("expected one name or a list of names") && !o.stderr.contains("untagged"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("expected one name or a list of names") && !o.stderr.contains("untagged"),
+        "{}",
+        o.stderr
+    );
     bad.write("prompts/n.md", "---\nagent: gpt-9\n---\n# N\n\nwork\n");
     let o = bad.gp(&["plan", "prompts", "--dry-run"]);
     o.code(2);

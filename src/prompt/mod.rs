@@ -197,10 +197,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
     };
     if let Some(a) = &front.agent {
         if !crate::agent::PROFILES.contains(&a.as_str()) {
-            return Err(usage(format!(
-                "{shown}: unknown agent `{a}` (known: {})",
-                crate::agent::PROFILES.join(", ")
-            )));
+            return Err(usage(format!("{shown}: unknown agent `{a}` (known: {})", crate::agent::PROFILES.join(", "))));
         }
     }
     let duration = |what: &str, v: &Option<Scalar>| -> Result<Option<std::time::Duration>> {
