@@ -44,7 +44,7 @@ pub fn check_dir(repo: &Repo, runs_dir: &Path) -> Result<()> {
         dir.starts_with(&root) || root.canonicalize().is_ok_and(|r| dir.canonicalize().is_ok_and(|d| d.starts_with(r)))
     };
     if inside(&repo.common_dir) {
-        return Err(usage(format!("the worktree folder {} is inside the git directory", dir.display())).into());
+        return Err(usage(format!("the worktree folder {} is inside the git directory", dir.display())));
     }
     if inside(&repo.workdir) {
         return Err(crate::error::Error::usage(format!(
