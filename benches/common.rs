@@ -152,8 +152,7 @@ pub fn gp(root: &Path, home: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A run's state.json.
+/// A run's state with every task (`status RUN --json`).
 pub fn run_state(root: &Path, home: &Path, run: &str) -> serde_json::Value {
-    serde_json::from_str(&git(root, home, &["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]))
-        .unwrap()
+    serde_json::from_str(&gp(root, home, &["status", run, "--json"])).unwrap()
 }

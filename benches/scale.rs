@@ -55,7 +55,7 @@ fn finished_run(repo: &Repo, plan: &str, base: gix::ObjectId, ids: &[String]) ->
                 files_changed: vec![format!("{t}.txt")],
                 wall_ms: 60_000,
             },
-            &[(format!("logs/{t}.jsonl"), b"{}\n".to_vec())],
+            &write_task_logs(repo, b"{}\n", b"").unwrap(),
         )
         .unwrap();
     }

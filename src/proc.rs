@@ -30,7 +30,13 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    // Our commits must not start `git gc --auto` in the middle of a run: it packs refs while
+    // other threads read them. The run does its maintenance once, at its end.
+    let args: Vec<std::ffi::OsString> = NO_AUTO_GC
+        .iter()
+        .flat_map(|kv| ["-c".into(), kv.into()])
+        .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
+        .collect();
     // Plumbing output must not depend on the user's locale or pager.
     duct::cmd("git", args)
         .dir(dir)
@@ -40,6 +46,23 @@ where
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
+}
+
+/// Settings that keep git from starting automatic maintenance (`gc --auto`, `maintenance run --auto`).
+const NO_AUTO_GC: [&str; 2] = ["gc.auto=0", "maintenance.auto=false"];
+
+/// The same settings as environment (`GIT_CONFIG_COUNT`, after any the caller already set), for
+/// processes that run git themselves, such as agents committing their work.
+pub fn no_auto_gc_env() -> Vec<(String, String)> {
+    let first: usize = std::env::var("GIT_CONFIG_COUNT").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let mut env = Vec::new();
+    for (i, kv) in NO_AUTO_GC.iter().enumerate() {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        env.push((format!("GIT_CONFIG_KEY_{}", first + i), k.to_string()));
+        env.push((format!("GIT_CONFIG_VALUE_{}", first + i), v.to_string()));
+    }
+    env.push(("GIT_CONFIG_COUNT".into(), (first + NO_AUTO_GC.len()).to_string()));
+    env
 }
 
 /// Run git in `dir` and return its output whatever the exit status.

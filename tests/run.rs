@@ -179,7 +179,7 @@ fn event_log_replays_to_the_snapshot_and_keeps_transcripts() {
     assert_eq!(kinds.first().map(String::as_str), Some("planned"));
     assert!(kinds.contains(&"started".to_string()) && kinds.contains(&"finished".to_string()), "{kinds:?}");
     assert_eq!(kinds.last().map(String::as_str), Some("ended"));
-    let transcript = r.git(&["cat-file", "-p", "refs/parallel/runs/1:logs/a.jsonl"]);
+    let transcript = r.task_log("1", "a", "jsonl");
     assert!(transcript.contains("not json at all") && transcript.contains("\"type\":\"result\""), "{transcript}");
     let t = &snapshot.tasks[0];
     assert!(t.files_touched.contains(&"a.txt".to_string()), "{:?}", t.files_touched);

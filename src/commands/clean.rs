@@ -20,7 +20,7 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
         None => None,
     };
     // Never clean up under a live run.
-    let live: HashSet<String> = runs::load_all(repo)?
+    let live: HashSet<String> = runs::summaries(repo)?
         .into_iter()
         .filter(|s| s.status == RunStatus::Running && s.orchestrator_alive())
         .map(|s| s.id)

@@ -134,6 +134,9 @@ pub fn drive(
     let ev = Event::Ended { status };
     log.append(ev.clone(), &[])?;
     progress.event(&ev, log.state());
+    if let Err(e) = crate::store::objects::auto_maintenance(&ctx.repo) {
+        ui::note(&format!("warning: {e:#}"));
+    }
     if !json {
         ui::out(&ui::run::summary(log.state()))?;
     }

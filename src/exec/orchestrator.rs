@@ -303,13 +303,9 @@ fn handle(
             *ev
         }
         Msg::Finished(o) => {
-            let mut o: Outcome = *o;
+            let o: Outcome = *o;
             if let Some(h) = running.remove(&o.task) {
                 let _ = h.join();
-            }
-            let mut files = vec![(format!("logs/{}.jsonl", o.task), std::mem::take(&mut o.transcript))];
-            if !o.stderr.is_empty() {
-                files.push((format!("logs/{}.stderr", o.task), std::mem::take(&mut o.stderr)));
             }
             let ev = Event::Finished {
                 task: o.task.clone(),
@@ -321,7 +317,7 @@ fn handle(
                 files_changed: o.files_changed.clone(),
                 wall_ms: o.wall_ms,
             };
-            log.append(ev.clone(), &files)?;
+            log.append(ev.clone(), &o.logs)?;
             if let Some(c) = &o.commit {
                 let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
                 let note = metrics_note(&log.id, &o, &log.state().agent, &kind);

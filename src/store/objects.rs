@@ -18,6 +18,17 @@ pub fn empty_tree(repo: &Repo) -> ObjectId {
 
 /// Write a tree: start from `base` (or empty) and set each `path → blob` (nested paths allowed).
 pub fn write_tree(repo: &Repo, base: Option<ObjectId>, files: &BTreeMap<String, ObjectId>) -> Result<ObjectId> {
+    edit_tree(repo, base, files, &[])
+}
+
+/// Like [`write_tree`], also removing `remove` paths. Only the trees on the edited paths are
+/// read and written; unchanged subtrees are shared with `base`.
+pub fn edit_tree(
+    repo: &Repo,
+    base: Option<ObjectId>,
+    files: &BTreeMap<String, ObjectId>,
+    remove: &[&str],
+) -> Result<ObjectId> {
     let base = base.unwrap_or_else(|| empty_tree(repo));
     if base == empty_tree(repo) && !repo.gix.has_object(base) {
         // The empty tree is not always stored; write it so the editor can start from it.
@@ -26,6 +37,9 @@ pub fn write_tree(repo: &Repo, base: Option<ObjectId>, files: &BTreeMap<String, 
     let mut ed = repo.gix.edit_tree(base).context("cannot edit tree")?;
     for (path, id) in files {
         ed.upsert(path.as_str(), gix::object::tree::EntryKind::Blob, *id)?;
+    }
+    for path in remove {
+        ed.remove(*path)?;
     }
     Ok(ed.write().context("cannot write tree")?.detach())
 }
@@ -124,26 +138,54 @@ pub fn delete_ref(repo: &Repo, name: &str, expected: ObjectId) -> Result<()> {
     Ok(())
 }
 
+/// How often a ref read is tried before its error is reported.
+const READ_TRIES: u32 = 8;
+
+/// Run a ref read again when it fails: `git pack-refs` (alone or in `gc`, ours or the user's)
+/// moves loose refs into packed-refs while we read, so a ref listed a moment ago can be gone
+/// from its file and not yet visible in packed-refs. Reading again sees the new state.
+fn with_retries<T>(what: impl Fn() -> String, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut delay = std::time::Duration::from_millis(2);
+    for _ in 1..READ_TRIES {
+        match read() {
+            Ok(v) => return Ok(v),
+            Err(_) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(200));
+            }
+        }
+    }
+    read().with_context(what)
+}
+
 /// The object a ref points to (peeled through symbolic refs), or None.
 pub fn read_ref(repo: &Repo, name: &str) -> Result<Option<ObjectId>> {
-    match repo.gix.try_find_reference(name)? {
-        Some(mut r) => Ok(Some(r.peel_to_id()?.detach())),
-        None => Ok(None),
-    }
+    with_retries(
+        || format!("cannot read ref {name}"),
+        || match repo.gix.try_find_reference(name)? {
+            Some(mut r) => Ok(Some(r.peel_to_id()?.detach())),
+            None => Ok(None),
+        },
+    )
 }
 
 /// All refs under `prefix` as (full name, target id).
 pub fn list_refs(repo: &Repo, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
-    let platform = repo.gix.references()?;
-    let mut out = Vec::new();
-    for r in platform.prefixed(prefix)? {
-        let mut r = r.map_err(|e| anyhow::anyhow!("cannot read refs: {e}"))?;
-        let name = r.name().as_bstr().to_string();
-        if let Ok(id) = r.peel_to_id() {
-            out.push((name, id.detach()));
-        }
-    }
-    Ok(out)
+    with_retries(
+        || format!("cannot read refs under {prefix}"),
+        || {
+            let platform = repo.gix.references()?;
+            let mut out = Vec::new();
+            for r in platform.prefixed(prefix)? {
+                let mut r = r.map_err(|e| anyhow::anyhow!("cannot read refs: {e}"))?;
+                let name = r.name().as_bstr().to_string();
+                if let Ok(id) = r.peel_to_id() {
+                    out.push((name, id.detach()));
+                }
+            }
+            Ok(out)
+        },
+    )
 }
 
 /// Read a blob at `path` in the tree of `commit`.
@@ -163,4 +205,20 @@ pub fn next_numeric_id(repo: &Repo, prefix: &str) -> Result<u64> {
         .max()
         .unwrap_or(0);
     Ok(max + 1)
+}
+
+/// What `git gc --auto` would have done after our commits, once, now that the run ended: our
+/// git calls turn it off during the run (it packs refs under concurrent readers). Honours the
+/// user's `gc.auto` (0: never) and `gc.autoDetach` (by default it goes on in the background).
+pub fn auto_maintenance(repo: &Repo) -> Result<()> {
+    let threshold = repo.gix.config_snapshot().integer("gc.auto").unwrap_or(6700);
+    if threshold <= 0 {
+        return Ok(());
+    }
+    let setting = format!("gc.auto={threshold}");
+    let out = crate::proc::git_output(&repo.workdir, ["-c", setting.as_str(), "gc", "--auto", "--quiet"])?;
+    if !out.ok() {
+        anyhow::bail!("git gc --auto failed: {}", out.stderr_str().trim());
+    }
+    Ok(())
 }
