@@ -135,6 +135,26 @@ fn failures_on_the_merits_are_not_retried_and_do_not_stop_others() {
 }
 
 #[test]
+fn a_succeeded_tasks_worktree_goes_once_its_result_is_recorded_a_failed_one_stays() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("bad", "", "write half.txt h\nfail 1 the tests do not pass");
+    r.prompt("good", "", "write g.txt g");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "2", "--no-integrate"]).code(1);
+    let wt = |t: &str| std::path::PathBuf::from(r.task_state("1", t)["worktree"].as_str().unwrap());
+    assert!(!wt("good").exists(), "succeeded: worktree removed");
+    assert_eq!(r.git(&["show", "parallel/1/good:g.txt"]), "g", "its branch stays");
+    assert!(wt("bad").join("half.txt").exists(), "failed: kept for inspection");
+    let listed = r.git(&["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains("parallel/1/good"), "{listed}");
+    assert!(listed.contains("parallel/1/bad"), "{listed}");
+    // Asked to keep them, every worktree stays.
+    r.gp(&["run", "prompts", "-j", "2", "--no-integrate", "--keep-worktrees"]).code(1);
+    assert!(std::path::PathBuf::from(r.task_state("2", "good")["worktree"].as_str().unwrap()).join("g.txt").exists());
+}
+
+#[test]
 fn a_task_that_changes_nothing_is_reported_as_such() {
     let r = TestRepo::new();
     r.use_fake_agent();

@@ -12,7 +12,7 @@ use anyhow::Result;
 pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     let id = match &args.run {
         Some(id) => runs::resolve(&ctx.repo, Some(id))?,
-        None => runs::load_all(&ctx.repo)?
+        None => runs::summaries(&ctx.repo)?
             .into_iter()
             .rev()
             .find(|s| matches!(s.effective_status(), RunStatus::Interrupted | RunStatus::Cancelled))
@@ -34,6 +34,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     let plan = plans::load(&ctx.repo, &state.plan)?;
     let mut opts = options(ctx, args.concurrency, Some(&state.agent), None, None, None, None)?;
     opts.limits.requested = opts.limits.requested.or(Some(state.workers.max(1)));
+    opts.keep_worktrees |= args.keep_worktrees;
     check_agents(&plan, &opts)?;
     let done = state.tasks.iter().filter(|t| t.status.is_final()).count();
     ui::note(&format!("resuming run {id}: {done} of {} tasks already ended and will not run again", state.tasks.len()));

@@ -77,6 +77,7 @@ pub fn options(
         copy: s.copy.clone(),
         sandbox: false,
         sparse: s.sparse,
+        keep_worktrees: s.keep_worktrees,
         phase_barrier: false,
     })
 }
@@ -232,6 +233,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     opts.sandbox = args.sandbox;
     opts.sparse |= args.sparse;
     opts.phase_barrier = args.phase_barrier;
+    opts.keep_worktrees |= args.keep_worktrees;
     opts.limits.requested = opts.limits.requested.or(Some(workers));
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

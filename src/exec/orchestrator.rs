@@ -34,6 +34,8 @@ pub struct Options {
     pub sandbox: bool,
     /// Sparse worktrees holding only the task's directories.
     pub sparse: bool,
+    /// Keep a succeeded task's worktree (default: removed once its result is recorded).
+    pub keep_worktrees: bool,
     /// Benchmark baseline: a wave starts only when the previous one ended.
     pub phase_barrier: bool,
 }
@@ -94,16 +96,30 @@ pub fn execute(
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
     let mut last_wait_reason = String::new();
     let mut last_refresh = Instant::now();
+    // Worktrees of tasks whose result is recorded, being removed off the writer thread.
+    let mut removals: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut done: Vec<String> = Vec::new();
     loop {
         // 1. What the workers said.
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => handle(log, plan, msg, &mut running, &mut notes_due, obs)?,
+            Ok(msg) => handle(log, plan, msg, &mut running, &mut notes_due, &mut done, obs)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {}
         }
         while let Ok(msg) = rx.try_recv() {
-            handle(log, plan, msg, &mut running, &mut notes_due, obs)?;
+            handle(log, plan, msg, &mut running, &mut notes_due, &mut done, obs)?;
         }
+        for task in done.drain(..) {
+            if !opts.keep_worktrees {
+                let (repo, path) = (repo.clone(), run_dir.join(&task));
+                removals.push(std::thread::spawn(move || {
+                    // Its result is on its branch and recorded: disk in use stays bounded by the
+                    // running and failed tasks. A failure leaves it for `clean`.
+                    let _ = worktree::remove(&repo, &path, true);
+                }));
+            }
+        }
+        removals.retain(|h| !h.is_finished());
         // A cancel recorded by another process arrives as SIGTERM; also look at the log now and then.
         if last_refresh.elapsed() > Duration::from_secs(2) {
             last_refresh = Instant::now();
@@ -181,6 +197,11 @@ pub fn execute(
             }
         }
     }
+    for h in removals {
+        let _ = h.join();
+    }
+    // The run's folder goes once no worktree is left in it.
+    let _ = std::fs::remove_dir(&run_dir);
     log.refresh()?;
     let st = log.state();
     let final_status = if stopping {
@@ -295,6 +316,7 @@ fn handle(
     msg: Msg,
     running: &mut HashMap<String, std::thread::JoinHandle<()>>,
     notes_due: &mut Vec<(gix::ObjectId, String)>,
+    done: &mut Vec<String>,
     obs: &mut dyn Observer,
 ) -> Result<()> {
     let ev = match msg {
@@ -318,6 +340,9 @@ fn handle(
                 wall_ms: o.wall_ms,
             };
             log.append(ev.clone(), &o.logs)?;
+            if matches!(o.status, TaskStatus::Succeeded | TaskStatus::NoChanges) {
+                done.push(o.task.clone());
+            }
             if let Some(c) = &o.commit {
                 let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
                 let note = metrics_note(&log.id, &o, &log.state().agent, &kind);
