@@ -122,6 +122,7 @@ fn failures_on_the_merits_are_not_retried_and_do_not_stop_others() {
     r.prompt("bad", "", "fail 1 the tests do not pass");
     r.prompt("good", "", "write g.txt g");
     r.prompt("after-bad", "depends_on: [bad]", "write x.txt x");
+    r.prompt("later", "depends_on: [after-bad, good]", "write y.txt y");
     r.commit("prompts");
     let o = r.gp(&["run", "prompts", "-j", "2", "--retries", "3", "--no-integrate"]);
     o.code(1);
@@ -131,6 +132,9 @@ fn failures_on_the_merits_are_not_retried_and_do_not_stop_others() {
     assert!(bad["reason"].as_str().unwrap().contains("the tests do not pass"), "{bad}");
     assert_eq!(r.task_state("1", "good")["status"], "succeeded");
     assert_eq!(r.task_state("1", "after-bad")["status"], "skipped");
+    let later = r.task_state("1", "later");
+    assert_eq!(later["status"], "skipped", "{later}");
+    assert_eq!(later["reason"], "dependency after-bad did not succeed");
     assert_eq!(r.run_state("1")["status"], "failed");
 }
 

@@ -202,3 +202,35 @@ fn ref_reads_never_fail_while_refs_are_packed_concurrently() {
     packer.join().unwrap();
     assert!(sizes.len() > 1, "the refs never moved under the reader: {sizes:?}");
 }
+
+#[test]
+fn listing_branches_outside_ours_matches_a_filtered_full_listing() {
+    let r = TestRepo::new();
+    for b in ["feature/x", "parallel/1/a", "parallel/1/b", "parallelism", "z"] {
+        r.git(&["branch", b]);
+    }
+    r.git(&["pack-refs", "--all", "--prune"]);
+    // Loose on top of packed: a moved packed branch, a new loose one, a new task branch.
+    r.commit("second");
+    for b in ["feature/y", "parallel/2/c"] {
+        r.git(&["branch", b]);
+    }
+    r.git(&["branch", "-f", "z", "HEAD"]);
+    let repo = r.open();
+    let expected: Vec<_> = objects::list_refs(&repo, "refs/heads/")
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with(layout::BRANCHES))
+        .collect();
+    let mut got = objects::list_refs_except(&repo, "refs/heads/", layout::BRANCHES).unwrap();
+    got.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(got, want);
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["refs/heads/feature/x", "refs/heads/feature/y", "refs/heads/main", "refs/heads/parallelism", "refs/heads/z"]
+    );
+    assert_eq!(got.last().unwrap().1.to_string(), r.git(&["rev-parse", "HEAD"]));
+}

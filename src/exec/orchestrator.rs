@@ -58,11 +58,6 @@ fn to_run(s: TaskStatus) -> bool {
     matches!(s, TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running)
 }
 
-/// A task that may start now: still to run, every dependency satisfied.
-fn is_ready(state: &RunState, plan: &Plan, preds: &[Vec<usize>], i: usize) -> bool {
-    to_run(status(state, &plan.tasks[i].id)) && preds[i].iter().all(|&p| satisfied(status(state, &plan.tasks[p].id)))
-}
-
 fn finished(s: TaskStatus) -> bool {
     s.is_final() || s == TaskStatus::Skipped
 }
@@ -98,20 +93,24 @@ pub fn execute(
     let mut last_refresh = Instant::now();
     // Worktrees of tasks whose result is recorded, being removed off the writer thread.
     let mut removals: Vec<std::thread::JoinHandle<()>> = Vec::new();
-    let mut done: Vec<String> = Vec::new();
+    let mut ended: Vec<(usize, TaskStatus)> = Vec::new();
+    let mut queue = Queue::new(log, plan, &preds, &rank, obs)?;
     loop {
         // 1. What the workers said.
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => handle(log, plan, msg, &mut running, &mut notes_due, &mut done, obs)?,
+            Ok(msg) => handle(log, plan, &index, msg, &mut running, &mut notes_due, &mut ended, obs)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {}
         }
         while let Ok(msg) = rx.try_recv() {
-            handle(log, plan, msg, &mut running, &mut notes_due, &mut done, obs)?;
+            handle(log, plan, &index, msg, &mut running, &mut notes_due, &mut ended, obs)?;
         }
-        for task in done.drain(..) {
-            if !opts.keep_worktrees {
-                let (repo, path) = (repo.clone(), run_dir.join(&task));
+        for (i, status) in std::mem::take(&mut ended) {
+            if !stopping {
+                queue.settle(log, plan, &running, i, obs)?;
+            }
+            if !opts.keep_worktrees && satisfied(status) {
+                let (repo, path) = (repo.clone(), run_dir.join(&plan.tasks[i].id));
                 removals.push(std::thread::spawn(move || {
                     // Its result is on its branch and recorded: disk in use stays bounded by the
                     // running and failed tasks. A failure leaves it for `clean`.
@@ -134,40 +133,14 @@ pub fn execute(
         }
         obs.tick(log.state());
 
-        // 2. Skip tasks whose dependencies failed.
-        if !stopping {
-            for (i, t) in plan.tasks.iter().enumerate() {
-                if to_run(status(log.state(), &t.id)) && !running.contains_key(&t.id) {
-                    if let Some(&p) = preds[i].iter().find(|&&p| blocked(status(log.state(), &plan.tasks[p].id))) {
-                        let dep = &plan.tasks[p].id;
-                        let ev =
-                            Event::Skipped { task: t.id.clone(), reason: format!("dependency {dep} did not succeed") };
-                        log.append(ev.clone(), &[])?;
-                        obs.event(&ev, log.state());
-                    }
-                }
+        // 2. Start ready tasks, highest rank first, while the governor allows.
+        let mut barrier_held = Vec::new();
+        while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping) {
+            if opts.phase_barrier && !in_open_wave(log.state(), plan, &index, i) {
+                // The baseline the list scheduler is measured against: only the first unfinished wave.
+                barrier_held.push(queue.pop());
+                continue;
             }
-        }
-
-        // 3. Start ready tasks, highest rank first, while the governor allows.
-        let mut ready: Vec<usize> = if stopping {
-            Vec::new()
-        } else {
-            (0..plan.tasks.len())
-                .filter(|&i| !running.contains_key(&plan.tasks[i].id) && is_ready(log.state(), plan, &preds, i))
-                .collect()
-        };
-        if opts.phase_barrier {
-            // The baseline the list scheduler is measured against: only the first unfinished wave.
-            let open = |i: &usize| !finished(status(log.state(), &plan.tasks[*i].id));
-            if let Some(w) =
-                plan.schedule.waves.iter().find(|w| w.iter().filter_map(|id| index.get(id.as_str())).any(open))
-            {
-                ready.retain(|i| w.contains(&plan.tasks[*i].id));
-            }
-        }
-        simulate::by_priority(&rank, &mut ready);
-        for i in ready {
             let sample = gov.sample();
             if let Err(why) = governor::may_start(&opts.limits, &sample, running.len(), cap.workers) {
                 if why != last_wait_reason && !why.contains("workers busy") {
@@ -176,6 +149,7 @@ pub fn execute(
                 last_wait_reason = why;
                 break;
             }
+            queue.pop();
             let t = &plan.tasks[i];
             let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
             let ctl2 = Arc::clone(&ctl);
@@ -183,6 +157,7 @@ pub fn execute(
             let repo2 = repo.clone();
             running.insert(t.id.clone(), std::thread::spawn(move || task::run(repo2, spec, ctl2, tx2)));
         }
+        queue.requeue(barrier_held);
 
         for (id, note) in notes_due.drain(..) {
             if let Err(e) = notes::write(&repo, id, &note) {
@@ -190,11 +165,8 @@ pub fn execute(
             }
         }
 
-        if running.is_empty() {
-            let any_ready = !stopping && (0..plan.tasks.len()).any(|i| is_ready(log.state(), plan, &preds, i));
-            if !any_ready {
-                break;
-            }
+        if running.is_empty() && (stopping || queue.next(log.state(), plan, &running).is_none()) {
+            break;
         }
     }
     for h in removals {
@@ -239,6 +211,161 @@ pub fn execute(
         }
     }
     Ok(final_status)
+}
+
+/// Whether task `i` belongs to the first wave that still has an unfinished task.
+fn in_open_wave(state: &RunState, plan: &Plan, index: &HashMap<&str, usize>, i: usize) -> bool {
+    let open = |id: &String| !finished(status(state, id));
+    match plan.schedule.waves.iter().find(|w| w.iter().any(open)) {
+        Some(w) => w.contains(&plan.tasks[i].id),
+        None => index.contains_key(plan.tasks[i].id.as_str()),
+    }
+}
+
+/// A task waiting to start, ordered by remaining path length (longest first), then plan order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Prio(f64, usize);
+
+impl Eq for Prio {}
+
+impl Ord for Prio {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Prio {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The ready tasks, kept in step with the run: a task enters when its last dependency is
+/// satisfied, so a dispatch costs O(log n) instead of a scan of the whole plan (quadratic over
+/// a run of 10,000 tasks).
+struct Queue {
+    succs: Vec<Vec<usize>>,
+    preds: Vec<Vec<usize>>,
+    /// Dependencies of each task not yet satisfied.
+    unmet: Vec<usize>,
+    rank: Vec<f64>,
+    heap: std::collections::BinaryHeap<Prio>,
+}
+
+impl Queue {
+    /// From the recorded state (a fresh run or a resumed one): tasks blocked by a failed
+    /// dependency are skipped, the ready ones queued.
+    fn new(log: &mut RunLog, plan: &Plan, preds: &[Vec<usize>], rank: &[f64], obs: &mut dyn Observer) -> Result<Queue> {
+        let n = plan.tasks.len();
+        let mut succs = vec![Vec::new(); n];
+        for (i, ps) in preds.iter().enumerate() {
+            for &p in ps {
+                succs[p].push(i);
+            }
+        }
+        let st = |i: usize| status(log.state(), &plan.tasks[i].id);
+        let unmet = (0..n).map(|i| preds[i].iter().filter(|&&p| !satisfied(st(p))).count()).collect();
+        let mut q = Queue {
+            succs,
+            preds: preds.to_vec(),
+            unmet,
+            rank: rank.to_vec(),
+            heap: std::collections::BinaryHeap::new(),
+        };
+        let none = HashMap::new();
+        for i in 0..n {
+            if blocked(status(log.state(), &plan.tasks[i].id)) {
+                q.skip_after(log, plan, &none, i, obs)?;
+            }
+        }
+        for i in 0..n {
+            if q.unmet[i] == 0 && to_run(status(log.state(), &plan.tasks[i].id)) {
+                q.heap.push(Prio(q.rank[i], i));
+            }
+        }
+        Ok(q)
+    }
+
+    /// The best task that may start now (entries that went stale are dropped).
+    fn next(
+        &mut self,
+        state: &RunState,
+        plan: &Plan,
+        running: &HashMap<String, std::thread::JoinHandle<()>>,
+    ) -> Option<usize> {
+        while let Some(&Prio(_, i)) = self.heap.peek() {
+            let id = &plan.tasks[i].id;
+            if self.unmet[i] == 0 && to_run(status(state, id)) && !running.contains_key(id) {
+                return Some(i);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    fn pop(&mut self) -> usize {
+        self.heap.pop().map(|p| p.1).unwrap_or_default()
+    }
+
+    fn requeue(&mut self, tasks: Vec<usize>) {
+        self.heap.extend(tasks.into_iter().map(|i| Prio(self.rank[i], i)));
+    }
+
+    /// Task `i` ended: its dependents lose a dependency to wait for, or are skipped.
+    fn settle(
+        &mut self,
+        log: &mut RunLog,
+        plan: &Plan,
+        running: &HashMap<String, std::thread::JoinHandle<()>>,
+        i: usize,
+        obs: &mut dyn Observer,
+    ) -> Result<()> {
+        let s = status(log.state(), &plan.tasks[i].id);
+        if satisfied(s) {
+            for k in 0..self.succs[i].len() {
+                let d = self.succs[i][k];
+                self.unmet[d] = self.unmet[d].saturating_sub(1);
+                if self.unmet[d] == 0 && to_run(status(log.state(), &plan.tasks[d].id)) {
+                    self.heap.push(Prio(self.rank[d], d));
+                }
+            }
+        } else if blocked(s) {
+            self.skip_after(log, plan, running, i, obs)?;
+        }
+        Ok(())
+    }
+
+    /// Skip every task still to run that depends, directly or not, on blocked task `i`.
+    fn skip_after(
+        &mut self,
+        log: &mut RunLog,
+        plan: &Plan,
+        running: &HashMap<String, std::thread::JoinHandle<()>>,
+        i: usize,
+        obs: &mut dyn Observer,
+    ) -> Result<()> {
+        let mut stack = vec![i];
+        while let Some(b) = stack.pop() {
+            for k in 0..self.succs[b].len() {
+                let d = self.succs[b][k];
+                let t = &plan.tasks[d];
+                if !to_run(status(log.state(), &t.id)) || running.contains_key(&t.id) {
+                    continue;
+                }
+                // Name the first blocked dependency, as a scan in plan order would.
+                let dep = self.preds[d]
+                    .iter()
+                    .find(|&&p| blocked(status(log.state(), &plan.tasks[p].id)))
+                    .map(|&p| plan.tasks[p].id.clone())
+                    .unwrap_or_else(|| plan.tasks[b].id.clone());
+                let ev = Event::Skipped { task: t.id.clone(), reason: format!("dependency {dep} did not succeed") };
+                log.append(ev.clone(), &[])?;
+                obs.event(&ev, log.state());
+                stack.push(d);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn status(state: &RunState, id: &str) -> TaskStatus {
@@ -310,13 +437,15 @@ fn body_of(raw: &str) -> String {
     raw.to_string()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn handle(
     log: &mut RunLog,
     plan: &Plan,
+    index: &HashMap<&str, usize>,
     msg: Msg,
     running: &mut HashMap<String, std::thread::JoinHandle<()>>,
     notes_due: &mut Vec<(gix::ObjectId, String)>,
-    done: &mut Vec<String>,
+    ended: &mut Vec<(usize, TaskStatus)>,
     obs: &mut dyn Observer,
 ) -> Result<()> {
     let ev = match msg {
@@ -340,8 +469,8 @@ fn handle(
                 wall_ms: o.wall_ms,
             };
             log.append(ev.clone(), &o.logs)?;
-            if matches!(o.status, TaskStatus::Succeeded | TaskStatus::NoChanges) {
-                done.push(o.task.clone());
+            if let Some(&i) = index.get(o.task.as_str()) {
+                ended.push((i, o.status));
             }
             if let Some(c) = &o.commit {
                 let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();

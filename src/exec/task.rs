@@ -378,10 +378,8 @@ fn worktree_head(repo: &Repo, worktree: &Path) -> Result<(Option<String>, String
 
 /// Branches outside `refs/heads/parallel/` and their tips.
 fn other_branches(repo: &Repo) -> Result<std::collections::BTreeMap<String, gix::ObjectId>> {
-    Ok(crate::store::objects::list_refs(repo, "refs/heads/")?
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with(layout::BRANCHES))
-        .collect())
+    // Without reading every task branch: twice per task, that was quadratic in the run's size.
+    Ok(crate::store::objects::list_refs_except(repo, "refs/heads/", layout::BRANCHES)?.into_iter().collect())
 }
 
 /// On resume: a task whose result commit (with our trailers) is already on its branch and

@@ -188,6 +188,47 @@ pub fn list_refs(repo: &Repo, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
     )
 }
 
+/// Refs under `prefix` except those under `skip` (a folder inside `prefix`), whose loose files
+/// are never opened: the cost follows the refs kept, not the thousands of task branches a big
+/// run leaves beside them.
+pub fn list_refs_except(repo: &Repo, prefix: &str, skip: &str) -> Result<Vec<(String, ObjectId)>> {
+    let dir = repo.common_dir.join(prefix);
+    if reftable(repo) || !dir.is_dir() {
+        return Ok(list_refs(repo, prefix)?.into_iter().filter(|(n, _)| !n.starts_with(skip)).collect());
+    }
+    with_retries(
+        || format!("cannot read refs under {prefix}"),
+        || {
+            let mut out = BTreeMap::new();
+            if let Some(packed) = repo.gix.refs.cached_packed_buffer()? {
+                for r in packed.iter_prefixed(prefix.into())? {
+                    let r = r?;
+                    let name = r.name.as_bstr().to_string();
+                    if !name.starts_with(skip) {
+                        out.insert(name, ObjectId::from_hex(r.target)?);
+                    }
+                }
+            }
+            // Loose refs win over packed ones.
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.file_type()?.is_dir() {
+                    let sub = format!("{name}/");
+                    if sub != skip {
+                        out.extend(list_refs(repo, &sub)?);
+                    }
+                } else if !name.ends_with(".lock") {
+                    if let Some(id) = read_ref(repo, &name)? {
+                        out.insert(name, id);
+                    }
+                }
+            }
+            Ok(out.into_iter().collect())
+        },
+    )
+}
+
 /// Read a blob at `path` in the tree of `commit`.
 pub fn read_path(repo: &Repo, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
     let tree = repo.gix.find_commit(commit)?.tree()?;
