@@ -101,8 +101,12 @@ pub fn median(runs: usize, mut f: impl FnMut()) -> Duration {
     v[v.len() / 2]
 }
 
+/// The git-parallel under test; `BENCH_BIN` measures another build (say, the previous version)
+/// with the same benchmark.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_git-parallel"))
+    std::env::var_os("BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_git-parallel")))
 }
 
 pub fn fake_agent() -> PathBuf {

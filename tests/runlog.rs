@@ -234,3 +234,30 @@ fn listing_branches_outside_ours_matches_a_filtered_full_listing() {
     );
     assert_eq!(got.last().unwrap().1.to_string(), r.git(&["rev-parse", "HEAD"]));
 }
+
+#[test]
+fn no_automatic_gc_during_a_run_one_at_its_end() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // The agent's own git sees the setting off, as do ours.
+    r.prompt("a", "", "env-to env.txt\nwrite a.txt a");
+    r.commit("prompts");
+    // Two packs over a limit of one: any commit would start `gc --auto` (in the foreground, so
+    // the test sees what it did).
+    r.git(&["repack", "-q"]);
+    r.commit("second");
+    r.git(&["repack", "-q"]);
+    r.git(&["config", "gc.autoPackLimit", "1"]);
+    r.git(&["config", "gc.autoDetach", "false"]);
+    let repo = r.open();
+    let ours = git_parallel::proc::git(&repo.workdir, ["config", "gc.auto"]).unwrap();
+    assert_eq!(ours, "0");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    let env = r.git(&["show", "parallel/1/a:env.txt"]);
+    let key = env.lines().find(|l| l.ends_with("=gc.auto")).unwrap_or_else(|| panic!("{env}"));
+    let value = key.replace("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_").replace("=gc.auto", "=0");
+    assert!(env.lines().any(|l| l == value), "{env}");
+    // The run's end did what the user's settings ask: everything is in one pack now.
+    let counts = r.git(&["count-objects", "-v"]);
+    assert!(counts.lines().any(|l| l == "count: 0") && counts.lines().any(|l| l == "packs: 1"), "{counts}");
+}

@@ -114,7 +114,13 @@ pub fn execute(
                 removals.push(std::thread::spawn(move || {
                     // Its result is on its branch and recorded: disk in use stays bounded by the
                     // running and failed tasks. A failure leaves it for `clean`.
-                    let _ = worktree::remove(&repo, &path, true);
+                    // `worktree add` of another task can make it fail for a moment: try again.
+                    for attempt in 1..=5u64 {
+                        if worktree::remove(&repo, &path, true).is_ok() || !path.exists() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50 * attempt));
+                    }
                 }));
             }
         }

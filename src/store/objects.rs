@@ -138,6 +138,27 @@ pub fn delete_ref(repo: &Repo, name: &str, expected: ObjectId) -> Result<()> {
     Ok(())
 }
 
+/// Delete each `(name, expected)` in one `git update-ref --stdin` transaction (one process for
+/// thousands of task branches); if it fails as a whole (one ref moved), one by one, so every
+/// other ref still goes and the error names the one that did not.
+pub fn delete_refs(repo: &Repo, refs: &[(String, ObjectId)]) -> Result<()> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let input: String = refs.iter().map(|(n, id)| format!("delete {n} {id}\n")).collect();
+    let out = crate::proc::git_output_stdin(&repo.workdir, ["update-ref", "--stdin"], input.as_bytes())?;
+    if out.ok() {
+        return Ok(());
+    }
+    let mut first_error = None;
+    for (name, id) in refs {
+        if let Err(e) = delete_ref(repo, name, *id) {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 /// How often a ref read is tried before its error is reported.
 const READ_TRIES: u32 = 8;
 
