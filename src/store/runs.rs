@@ -865,14 +865,26 @@ fn read_state(repo: &Repo, run: &str, commit: ObjectId) -> Result<(ObjectId, boo
         }
         let mut by_id = std::collections::HashMap::new();
         if let Some(tasks) = tree.find_entry("tasks") {
-            for bucket in repo.gix.find_tree(tasks.object_id())?.iter() {
-                let bucket = bucket?;
-                for entry in repo.gix.find_tree(bucket.object_id())?.iter() {
-                    let entry = entry?;
-                    let t: TaskState = serde_json::from_slice(&read_blob(repo, entry.object_id())?)?;
-                    by_id.insert(t.id.clone(), t);
-                }
-            }
+            use rayon::prelude::*;
+            let buckets: Vec<ObjectId> =
+                repo.gix.find_tree(tasks.object_id())?.iter().map(|b| Ok(b?.object_id())).collect::<Result<_>>()?;
+            // One blob per task: read the buckets on every CPU (`status RUN` of 10,000 tasks).
+            let shared = repo.gix.clone().into_sync();
+            let parts: Vec<Vec<TaskState>> = buckets
+                .par_iter()
+                .map_init(
+                    || shared.to_thread_local(),
+                    |gix, bucket| -> Result<Vec<TaskState>> {
+                        let mut out = Vec::new();
+                        for entry in gix.find_tree(*bucket)?.iter() {
+                            let data = gix.find_object(entry?.object_id())?.detach().data;
+                            out.push(serde_json::from_slice(&data)?);
+                        }
+                        Ok(out)
+                    },
+                )
+                .collect::<Result<_>>()?;
+            by_id.extend(parts.into_iter().flatten().map(|t| (t.id.clone(), t)));
         }
         let order = tree_blob(repo, &tree, ORDER)?.unwrap_or_default();
         state.tasks = String::from_utf8_lossy(&order)
@@ -927,12 +939,17 @@ pub fn load_summary(repo: &Repo, id: &str) -> Result<RunState> {
 
 /// Run ids, numerically sorted.
 pub fn list_ids(repo: &Repo) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = objects::list_refs(repo, layout::RUNS)?
+    Ok(list_tips(repo)?.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Run ids and their tips, numerically sorted.
+fn list_tips(repo: &Repo) -> Result<Vec<(String, ObjectId)>> {
+    let mut tips: Vec<(String, ObjectId)> = objects::list_refs(repo, layout::RUNS)?
         .into_iter()
-        .filter_map(|(n, _)| n.strip_prefix(layout::RUNS).map(str::to_string))
+        .filter_map(|(n, tip)| n.strip_prefix(layout::RUNS).map(|id| (id.to_string(), tip)))
         .collect();
-    ids.sort_by_key(|i| (i.parse::<u64>().unwrap_or(u64::MAX), i.clone()));
-    Ok(ids)
+    tips.sort_by_key(|(i, _)| (i.parse::<u64>().unwrap_or(u64::MAX), i.clone()));
+    Ok(tips)
 }
 
 /// Every run's state with its tasks, oldest first.
@@ -942,7 +959,17 @@ pub fn load_all(repo: &Repo) -> Result<Vec<RunState>> {
 
 /// Every run's summary, oldest first.
 pub fn summaries(repo: &Repo) -> Result<Vec<RunState>> {
-    list_ids(repo)?.iter().map(|id| load_summary(repo, id)).collect()
+    use rayon::prelude::*;
+    // From the tips just listed, on every CPU: one summary blob per run, however big the runs.
+    let tips = list_tips(repo)?;
+    let shared = repo.gix.clone().into_sync();
+    let (workdir, common_dir) = (&repo.workdir, &repo.common_dir);
+    tips.par_iter()
+        .map_init(
+            || Repo { gix: shared.to_thread_local(), workdir: workdir.clone(), common_dir: common_dir.clone() },
+            |r, (id, tip)| read_summary(r, id, *tip),
+        )
+        .collect()
 }
 
 /// The latest run id, if any.
