@@ -101,8 +101,12 @@ pub fn median(runs: usize, mut f: impl FnMut()) -> Duration {
     v[v.len() / 2]
 }
 
+/// The git-parallel under test; `BENCH_BIN` measures another build (say, the previous version)
+/// with the same benchmark.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_git-parallel"))
+    std::env::var_os("BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_git-parallel")))
 }
 
 pub fn fake_agent() -> PathBuf {
@@ -152,8 +156,7 @@ pub fn gp(root: &Path, home: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A run's state.json.
+/// A run's state with every task (`status RUN --json`).
 pub fn run_state(root: &Path, home: &Path, run: &str) -> serde_json::Value {
-    serde_json::from_str(&git(root, home, &["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]))
-        .unwrap()
+    serde_json::from_str(&gp(root, home, &["status", run, "--json"])).unwrap()
 }

@@ -1,6 +1,9 @@
-//! How status and integration grow: `git parallel status` over 10, 100 and 1,000 stored runs,
-//! and `git parallel integrate` of 5, 50 and 500 task branches. (Planning growth: benches/plan.rs.)
-//! Run: cargo bench --bench scale
+//! How the run engine grows: `git parallel run` of 100, 1,000 (and 10,000) trivial tasks side by
+//! side (wall per task, orchestrator CPU and peak RSS, `.git` growth per task after gc, `status`,
+//! `integrate`, `clean`), then `status` over 10, 100 and 1,000 stored runs and `integrate` of 5,
+//! 50 and 500 task branches. (Planning growth: benches/plan.rs.)
+//! Run: cargo bench --bench scale   (BENCH_TASKS=100,1000,10000 to choose the run sizes;
+//! BENCH_RUNS_ONLY=1 for the first table only)
 
 mod common;
 use common::*;
@@ -62,7 +65,7 @@ fn finished_run(repo: &Repo, plan: &str, base: gix::ObjectId, ids: &[String]) ->
                 files_changed: vec![format!("{t}.txt")],
                 wall_ms: 60_000,
             },
-            &[(format!("logs/{t}.jsonl"), b"{}\n".to_vec())],
+            &write_task_logs(repo, b"{}\n", b"").unwrap(),
         )
         .unwrap();
     }
@@ -85,13 +88,130 @@ fn plan_of(root: &Path, home: &Path, n: usize, tag: &str) -> String {
         .to_string()
 }
 
+/// Apparent size in bytes of everything under `p`.
+fn bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let Ok(m) = e.path().symlink_metadata() else { continue };
+        total += if m.is_dir() { bytes(&e.path()) } else { m.len() };
+    }
+    total
+}
+
+/// (user + system CPU seconds of the process itself, peak RSS bytes) from /proc, or None once gone.
+fn own_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = (f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?) as f64;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    Some((ticks / hz, hwm * 1024))
+}
+
+/// One run of `n` independent trivial tasks (custom agent writing one file), `-j 8`.
+fn run_at(tmp: &Path, home: &Path, n: usize) -> String {
+    let root = tmp.join(format!("run{n}"));
+    init(&root, home);
+    let agent = "sh -c \"mkdir -p out && echo {task} > out/{task}.txt\"";
+    for (k, v) in [
+        ("parallel.agent", "custom"),
+        ("parallel.agentCommand", agent),
+        ("parallel.cpuPerTask", "0.1"),
+        ("parallel.reserveCpus", "0"),
+        ("parallel.memoryPerTask", "1"),
+        ("parallel.cpuLimit", "1000"),
+        // The repository's growth is measured after an explicit gc below.
+        ("gc.auto", "0"),
+    ] {
+        git(&root, home, &["config", k, v]);
+    }
+    // Untracked prompts: the tasks' worktrees hold the repository, not the 10,000 prompts.
+    let dir = root.join("prompts");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("t{i}.md")),
+            format!("---\nfiles: [out/t{i}.txt]\n---\n# Task t{i}\n\nWrite it.\n"),
+        )
+        .unwrap();
+    }
+    gp(&root, home, &["plan", "prompts", "-j", "8"]);
+    let git_before = bytes(&root.join(".git"));
+    let t = Instant::now();
+    let mut child = cmd(bin(), &root, home)
+        .args(["run", "1", "-j", "8", "--no-integrate"])
+        .env("NO_PROGRESS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut usage = (0.0, 0);
+    while child.try_wait().unwrap().is_none() {
+        if let Some(u) = own_usage(child.id()) {
+            usage = u;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let wall = t.elapsed().as_secs_f64();
+    let state: serde_json::Value = serde_json::from_str(&gp(&root, home, &["status", "1", "--json"])).unwrap();
+    let failed = state["tasks"].as_array().unwrap().iter().filter(|t| t["status"] != "succeeded").count();
+    let worktrees_left = git(&root, home, &["worktree", "list"]).lines().count() - 1;
+    let git_run = bytes(&root.join(".git"));
+    git(&root, home, &["gc", "--quiet"]);
+    let git_gc = bytes(&root.join(".git"));
+    // After gc (the objects packed), as the run's end-of-run maintenance leaves a big run.
+    let status = median(5, || {
+        gp(&root, home, &["status"]);
+    });
+    let status_run = median(5, || {
+        gp(&root, home, &["status", "1"]);
+    });
+    let t = Instant::now();
+    gp(&root, home, &["integrate", "1"]);
+    let integrate = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    gp(&root, home, &["clean", "--run", "1"]);
+    let clean = t.elapsed().as_secs_f64();
+    format!(
+        "| {n} | {:.0} ms | {failed} | {:.1} s | {:.0} MB | {worktrees_left} | {:.0} KB | {:.1} KB | {:.0} ms | {:.0} ms | {:.1} s | {:.1} s |",
+        wall * 1e3 / n as f64,
+        usage.0,
+        usage.1 as f64 / 1e6,
+        (git_run - git_before) as f64 / 1e3 / n as f64,
+        (git_gc.saturating_sub(git_before)) as f64 / 1e3 / n as f64,
+        status.as_secs_f64() * 1e3,
+        status_run.as_secs_f64() * 1e3,
+        integrate,
+        clean,
+    )
+}
+
 fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
 
-    println!("| stored runs (3 tasks each) | `status` | `status --json` |");
-    println!("| ---: | ---: | ---: |");
+    let sizes: Vec<usize> = std::env::var("BENCH_TASKS")
+        .unwrap_or_else(|_| "100,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    println!("trivial agent (`sh -c \"mkdir -p out && echo {{task}} > out/{{task}}.txt\"`), independent tasks, -j 8, parallel.cpuPerTask 0.1\n");
+    println!("| tasks | wall per task | failed | orchestrator CPU | peak RSS | worktrees left | `.git` per task (before gc) | `.git` per task (after gc) | `status` | `status RUN` | `integrate` | `clean --run` |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for n in sizes {
+        println!("{}", run_at(tmp.path(), &home, n));
+    }
+    if std::env::var_os("BENCH_RUNS_ONLY").is_some() {
+        return;
+    }
+    println!();
+
+    println!("| stored runs (3 tasks each) | `status` | `status --json` | `status` after `git gc` |");
+    println!("| ---: | ---: | ---: | ---: |");
     let root = tmp.path().join("status");
     init(&root, &home);
     let repo = Repo::discover(&root).unwrap();
@@ -110,7 +230,17 @@ fn main() {
         let json = median(5, || {
             gp(&root, &home, &["status", "--json"]);
         });
-        println!("| {n} | {:.0} ms | {:.0} ms |", human.as_secs_f64() * 1e3, json.as_secs_f64() * 1e3);
+        // Loose objects (as a run leaves them), then packed (as gc leaves them).
+        git(&root, &home, &["gc", "--quiet"]);
+        let packed = median(5, || {
+            gp(&root, &home, &["status"]);
+        });
+        println!(
+            "| {n} | {:.0} ms | {:.0} ms | {:.0} ms |",
+            human.as_secs_f64() * 1e3,
+            json.as_secs_f64() * 1e3,
+            packed.as_secs_f64() * 1e3
+        );
     }
 
     println!("\n| task branches | `integrate` (in memory, one ref update) |");

@@ -151,6 +151,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_dirty: bool,
 
+    /// Keep each task's worktree after its result is committed (default: a succeeded task's
+    /// worktree is removed at once, its branch stays; also `parallel.keepWorktrees`).
+    #[arg(long)]
+    pub keep_worktrees: bool,
+
     /// Benchmark baseline: run wave by wave, each wave waiting for the previous one.
     #[arg(long, hide = true)]
     pub phase_barrier: bool,
@@ -198,6 +203,9 @@ pub struct ResumeArgs {
     /// Stream events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Keep each task's worktree after its result is committed (also `parallel.keepWorktrees`).
+    #[arg(long)]
+    pub keep_worktrees: bool,
 }
 
 /// Stop a live run and record it as cancelled.

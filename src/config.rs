@@ -46,6 +46,9 @@ pub struct Settings {
     pub kill_grace: Duration,
     /// `parallel.sparse`: sparse worktrees with only the task's directories (default false).
     pub sparse: bool,
+    /// `parallel.keepWorktrees`: keep a task's worktree after its result was committed
+    /// (default false: removed at once, the branch stays).
+    pub keep_worktrees: bool,
     /// `parallel.prompts`: default prompt folder (default `prompts`).
     pub prompts: PathBuf,
 }
@@ -120,6 +123,10 @@ impl Settings {
             sparse: cfg
                 .try_boolean("parallel.sparse")
                 .map_err(|e| usage(format!("parallel.sparse: {e}")))?
+                .unwrap_or(false),
+            keep_worktrees: cfg
+                .try_boolean("parallel.keepWorktrees")
+                .map_err(|e| usage(format!("parallel.keepWorktrees: {e}")))?
                 .unwrap_or(false),
             prompts: string("parallel.prompts").map(PathBuf::from).unwrap_or_else(|| "prompts".into()),
         })

@@ -63,7 +63,13 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    // Our commits must not start `git gc --auto` in the middle of a run: it packs refs while
+    // other threads read them. The run does its maintenance once, at its end.
+    let args: Vec<std::ffi::OsString> = NO_AUTO_GC
+        .iter()
+        .flat_map(|kv| ["-c".into(), kv.into()])
+        .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
+        .collect();
     // Plumbing output must not depend on the user's locale or pager.
     let mut expr =
         duct::cmd("git", args).dir(dir).env("LC_ALL", "C").env("GIT_PAGER", "cat").env("GIT_TERMINAL_PROMPT", "0");
@@ -71,6 +77,43 @@ where
         expr = expr.env_remove(k);
     }
     expr
+}
+
+/// Settings that keep git from starting automatic maintenance (`gc --auto`, `maintenance run --auto`).
+const NO_AUTO_GC: [&str; 2] = ["gc.auto=0", "maintenance.auto=false"];
+
+/// The same settings as environment (`GIT_CONFIG_COUNT`, after any the caller already set), for
+/// processes that run git themselves, such as agents committing their work.
+/// Configuration for an agent as environment (`GIT_CONFIG_COUNT`, `_KEY_n`, `_VALUE_n`),
+/// counted from 0: agents get no `GIT_CONFIG_*` of ours. Auto gc stays off in there too.
+pub fn agent_config_env(extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = NO_AUTO_GC
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    pairs.extend(extra.iter().cloned());
+    let mut env = Vec::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{i}"), k.clone()));
+        env.push((format!("GIT_CONFIG_VALUE_{i}"), v.clone()));
+    }
+    env.push(("GIT_CONFIG_COUNT".into(), pairs.len().to_string()));
+    env
+}
+
+pub fn no_auto_gc_env() -> Vec<(String, String)> {
+    let first: usize = std::env::var("GIT_CONFIG_COUNT").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let mut env = Vec::new();
+    for (i, kv) in NO_AUTO_GC.iter().enumerate() {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        env.push((format!("GIT_CONFIG_KEY_{}", first + i), k.to_string()));
+        env.push((format!("GIT_CONFIG_VALUE_{}", first + i), v.to_string()));
+    }
+    env.push(("GIT_CONFIG_COUNT".into(), (first + NO_AUTO_GC.len()).to_string()));
+    env
 }
 
 /// Run git in `dir` and return its output whatever the exit status.

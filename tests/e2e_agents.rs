@@ -175,7 +175,7 @@ fn three_tasks_two_at_a_time(profile: &str) {
         assert_eq!(m["session_id"].as_str().is_some_and(|x| !x.is_empty()), want.session, "{s}");
         assert_eq!(m["cost_usd"].as_f64().is_some_and(|c| c > 0.0), want.cost, "{s}");
         assert!(s["files_touched"].as_array().unwrap().iter().any(|f| f == &format!("{t}.txt")), "{s}");
-        let transcript = r.git(&["cat-file", "-p", &format!("refs/parallel/runs/1:logs/{t}.jsonl")]);
+        let transcript = r.task_log("1", t, "jsonl");
         assert!(!transcript.is_empty());
     }
     // And integrated into one branch.
@@ -407,7 +407,7 @@ fn mixed_plan_runs_claude_codex_and_gemini_together() {
             r.git(&["cat-file", "-p", &format!("parallel/1/{t}:{t}.txt")]),
             t.to_string() + if t == "gamma" { " after alpha" } else { "" }
         );
-        let transcript = r.git(&["cat-file", "-p", &format!("refs/parallel/runs/1:logs/{t}.jsonl")]);
+        let transcript = r.task_log("1", t, "jsonl");
         assert!(transcript.contains(first_event), "{t}: {transcript}");
     }
     let log = r.server_log();

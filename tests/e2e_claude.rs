@@ -141,7 +141,7 @@ fn real_claude_cli_runs_three_tasks_two_at_a_time() {
         assert!(s["metrics"]["input_tokens"].as_u64().unwrap() > 0, "{s}");
         assert!(!s["metrics"]["session_id"].as_str().unwrap().is_empty(), "{s}");
         assert!(s["files_touched"].as_array().unwrap().iter().any(|f| f == &format!("{t}.txt")), "{s}");
-        let transcript = r.git(&["cat-file", "-p", &format!("refs/parallel/runs/1:logs/{t}.jsonl")]);
+        let transcript = r.task_log("1", t, "jsonl");
         assert!(transcript.contains("\"subtype\":\"init\""), "{transcript}");
     }
     // And integrated into one branch.

@@ -215,7 +215,7 @@ fn post_merge_hook_cleans_merged_work_and_keeps_the_users_hook() {
     r.prompt("a", "", "write a.txt a");
     r.prompt("b", "", "write b.txt b");
     r.commit("prompts");
-    r.gp(&["run", "prompts", "-j", "2"]).ok();
+    r.gp(&["run", "prompts", "-j", "2", "--keep-worktrees"]).ok();
     let worktrees = r.git(&["worktree", "list"]);
     assert_eq!(worktrees.lines().count(), 3, "{worktrees}");
     let mut merge = r.command("git");
@@ -247,6 +247,7 @@ fn clean_keeps_dirty_worktrees_unless_forced() {
     r.use_fake_agent();
     r.prompt("a", "", "write a.txt a");
     r.commit("prompts");
+    r.git(&["config", "parallel.keepWorktrees", "true"]);
     r.gp(&["run", "prompts", "--no-integrate"]).ok();
     let wt = r.task_state("1", "a")["worktree"].as_str().unwrap().to_string();
     std::fs::write(std::path::Path::new(&wt).join("scratch.txt"), "mine").unwrap();

@@ -32,7 +32,7 @@ fn garbage_and_floods_on_stdout_do_not_break_the_run() {
     r.commit("prompts");
     r.gp(&["run", "prompts", "--no-integrate"]).ok();
     assert_eq!(r.task_state("1", "noisy")["status"], "succeeded");
-    let size: usize = r.git(&["cat-file", "-s", "refs/parallel/runs/1:logs/noisy.jsonl"]).parse().unwrap();
+    let size: usize = r.task_log("1", "noisy", "jsonl").len() + 1;
     assert!(size <= 16 << 20, "transcript is capped: {size}");
     assert!(size > 1 << 20, "transcript kept what fits: {size}");
 }
@@ -337,7 +337,7 @@ fn sandbox_confines_writes_to_the_worktree_and_git_dir() {
         assert_eq!(r.task_state("1", t)["status"], "failed", "{t}");
     }
     assert!(!main_file.exists() && !home_file.exists() && !other_wt.exists());
-    let stderr = r.git(&["cat-file", "-p", "refs/parallel/runs/1:logs/main.stderr"]);
+    let stderr = r.task_log("1", "main", "stderr");
     assert!(stderr.contains("Read-only file system"), "{stderr}");
 }
 

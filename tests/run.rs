@@ -122,6 +122,7 @@ fn failures_on_the_merits_are_not_retried_and_do_not_stop_others() {
     r.prompt("bad", "", "fail 1 the tests do not pass");
     r.prompt("good", "", "write g.txt g");
     r.prompt("after-bad", "depends_on: [bad]", "write x.txt x");
+    r.prompt("later", "depends_on: [after-bad, good]", "write y.txt y");
     r.commit("prompts");
     let o = r.gp(&["run", "prompts", "-j", "2", "--retries", "3", "--no-integrate"]);
     o.code(1);
@@ -131,7 +132,30 @@ fn failures_on_the_merits_are_not_retried_and_do_not_stop_others() {
     assert!(bad["reason"].as_str().unwrap().contains("the tests do not pass"), "{bad}");
     assert_eq!(r.task_state("1", "good")["status"], "succeeded");
     assert_eq!(r.task_state("1", "after-bad")["status"], "skipped");
+    let later = r.task_state("1", "later");
+    assert_eq!(later["status"], "skipped", "{later}");
+    assert_eq!(later["reason"], "dependency after-bad did not succeed");
     assert_eq!(r.run_state("1")["status"], "failed");
+}
+
+#[test]
+fn a_succeeded_tasks_worktree_goes_once_its_result_is_recorded_a_failed_one_stays() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("bad", "", "write half.txt h\nfail 1 the tests do not pass");
+    r.prompt("good", "", "write g.txt g");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "2", "--no-integrate"]).code(1);
+    let wt = |t: &str| std::path::PathBuf::from(r.task_state("1", t)["worktree"].as_str().unwrap());
+    assert!(!wt("good").exists(), "succeeded: worktree removed");
+    assert_eq!(r.git(&["show", "parallel/1/good:g.txt"]), "g", "its branch stays");
+    assert!(wt("bad").join("half.txt").exists(), "failed: kept for inspection");
+    let listed = r.git(&["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains("parallel/1/good"), "{listed}");
+    assert!(listed.contains("parallel/1/bad"), "{listed}");
+    // Asked to keep them, every worktree stays.
+    r.gp(&["run", "prompts", "-j", "2", "--no-integrate", "--keep-worktrees"]).code(1);
+    assert!(std::path::PathBuf::from(r.task_state("2", "good")["worktree"].as_str().unwrap()).join("g.txt").exists());
 }
 
 #[test]
@@ -179,7 +203,7 @@ fn event_log_replays_to_the_snapshot_and_keeps_transcripts() {
     assert_eq!(kinds.first().map(String::as_str), Some("planned"));
     assert!(kinds.contains(&"started".to_string()) && kinds.contains(&"finished".to_string()), "{kinds:?}");
     assert_eq!(kinds.last().map(String::as_str), Some("ended"));
-    let transcript = r.git(&["cat-file", "-p", "refs/parallel/runs/1:logs/a.jsonl"]);
+    let transcript = r.task_log("1", "a", "jsonl");
     assert!(transcript.contains("not json at all") && transcript.contains("\"type\":\"result\""), "{transcript}");
     let t = &snapshot.tasks[0];
     assert!(t.files_touched.contains(&"a.txt".to_string()), "{:?}", t.files_touched);

@@ -52,6 +52,8 @@ pub struct Invocation {
     pub leftovers: Vec<String>,
     /// A file to give the agent on stdin (long prompts; otherwise /dev/null).
     pub stdin: Option<PathBuf>,
+    /// Git configuration for the agent's own git (passed as environment, never written).
+    pub git_config: Vec<(String, String)>,
 }
 
 impl Invocation {
@@ -66,6 +68,7 @@ impl Invocation {
             links: Vec::new(),
             leftovers: Vec::new(),
             stdin: None,
+            git_config: Vec::new(),
         }
     }
 
@@ -248,6 +251,16 @@ pub fn invocation_in(
             if env("GIT_CONFIG_GLOBAL").is_none() {
                 let global = home.as_ref().map(|h| h.join(".gitconfig")).filter(|p| p.is_file());
                 inv.envs.push((s("GIT_CONFIG_GLOBAL"), global.map_or_else(|| s("/dev/null"), |g| path(&g))));
+            }
+            // Aider writes a placeholder identity into the repository's config when `git config
+            // user.name` finds none (identity from GIT_AUTHOR_* only): under --sandbox that
+            // config is read-only, and it is not the agent's to change anyway. Give it the
+            // identity git would use, as command-line configuration.
+            if let Ok(ident) = crate::proc::git(t.worktree, ["var", "GIT_AUTHOR_IDENT"]) {
+                if let Some((name, rest)) = ident.split_once(" <") {
+                    let email = rest.split_once('>').map_or(rest, |(e, _)| e);
+                    inv.git_config = vec![(s("user.name"), s(name)), (s("user.email"), s(email))];
+                }
             }
             inv.leftovers = vec![s(".aider.tags.cache.v4")];
             inv

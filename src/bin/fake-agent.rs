@@ -376,10 +376,15 @@ impl Agent {
                 self.children.push(child.unwrap_or_else(|e| die(3, &format!("spawn sleep: {e}"))));
             }
             Cmd::EnvTo(file) => {
-                let text: String = ["GIT_PARALLEL_RUN", "GIT_PARALLEL_TASK", "GIT_PARALLEL_WORKTREE"]
+                let mut text: String = ["GIT_PARALLEL_RUN", "GIT_PARALLEL_TASK", "GIT_PARALLEL_WORKTREE"]
                     .iter()
                     .map(|k| format!("{k}={}\n", env::var(k).unwrap_or_default()))
                     .collect();
+                // Settings handed to the agent's own git.
+                let mut config: Vec<(String, String)> =
+                    env::vars().filter(|(k, _)| k.starts_with("GIT_CONFIG_")).collect();
+                config.sort();
+                text.extend(config.iter().map(|(k, v)| format!("{k}={v}\n")));
                 write_file(&self.abs(&file), &text, false).unwrap_or_else(|e| die(3, &format!("env-to: {e}")));
             }
             Cmd::Noop => {}

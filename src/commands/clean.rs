@@ -20,7 +20,7 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
         None => None,
     };
     // Never clean up under a live run.
-    let live: HashSet<String> = runs::load_all(repo)?
+    let live: HashSet<String> = runs::summaries(repo)?
         .into_iter()
         .filter(|s| s.status == RunStatus::Running && s.orchestrator_alive())
         .map(|s| s.id)
@@ -46,6 +46,8 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
     let current = repo.head_branch();
     let mut lines = Vec::new();
     let mut kept = 0;
+    // Deleted together at the end: one process, not one per branch.
+    let mut doomed: Vec<(String, gix::ObjectId)> = Vec::new();
     for (branch, tip) in &branches {
         let Some((run, _task)) = layout::parse_task_branch(branch) else { continue };
         if run_filter.as_deref().is_some_and(|r| r != run) {
@@ -92,11 +94,12 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
         if args.dry_run {
             lines.push(format!("would delete branch {} (was {short_tip})", layout::short(branch)));
         } else {
-            objects::delete_ref(repo, branch, *tip)?;
+            doomed.push((branch.clone(), *tip));
             lines.push(format!("deleted branch {} (was {short_tip})", layout::short(branch)));
         }
     }
     if !args.dry_run {
+        objects::delete_refs(repo, &doomed)?;
         repo.git(["worktree", "prune"])?;
     }
     if !args.quiet {

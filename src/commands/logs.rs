@@ -27,9 +27,9 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     if t.status == TaskStatus::Running || (args.follow && unfinished) {
         return live(ctx, &id, task, &args, &mut out);
     }
-    let transcript = runs::transcript(&ctx.repo, &id, task)?.unwrap_or_default();
+    let transcript = runs::transcript(&ctx.repo, &id, task, "jsonl")?.unwrap_or_default();
     print_lines(&transcript, args.raw, &mut out)?;
-    let stderr = runs::task_stderr(&ctx.repo, &id, task)?.unwrap_or_default();
+    let stderr = runs::transcript(&ctx.repo, &id, task, "stderr")?.unwrap_or_default();
     print_stderr(&stderr, &mut out)?;
     if let Some(r) = &t.reason {
         writeln!(out, "\n{}: {}", t.status.as_str(), r)?;
@@ -57,39 +57,43 @@ fn live_dir(worktree: Option<&str>) -> Option<PathBuf> {
 }
 
 /// A running task: print what its agent wrote so far, and with `--follow` keep going until it
-/// ends.
+/// ends; then the rest comes from the stored transcript (a succeeded task's worktree, where the
+/// live copy was, is removed once its result is recorded).
 fn live(ctx: &Context, id: &str, task: &str, args: &LogsArgs, out: &mut impl Write) -> Result<i32> {
     let mut offset = 0usize;
-    let mut pending = Vec::new();
     loop {
         let state = runs::load(&ctx.repo, id)?;
         let t = state.task(task).cloned();
         // Pending counts: `--follow` waits for the task to start.
         let running = t.as_ref().is_some_and(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Pending));
-        if let Some(dir) = live_dir(t.as_ref().and_then(|t| t.worktree.as_deref())) {
-            let bytes = std::fs::read(dir.join(LIVE_TRANSCRIPT)).unwrap_or_default();
-            if bytes.len() > offset {
-                pending.extend_from_slice(&bytes[offset..]);
-                offset = bytes.len();
+        let dir = live_dir(t.as_ref().and_then(|t| t.worktree.as_deref()));
+        if running {
+            if let Some(dir) = &dir {
+                let bytes = std::fs::read(dir.join(LIVE_TRANSCRIPT)).unwrap_or_default();
                 // Whole lines only; a half-written one waits for its end.
-                if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
-                    let done: Vec<u8> = pending.drain(..=end).collect();
-                    print_lines(&done, args.raw, out)?;
+                if let Some(end) = bytes.iter().rposition(|&b| b == b'\n').map(|e| e + 1).filter(|&e| e > offset) {
+                    print_lines(&bytes[offset..end], args.raw, out)?;
                     out.flush()?;
+                    offset = end;
                 }
             }
-            if !running || !args.follow {
-                let stderr = std::fs::read(dir.join(LIVE_STDERR)).unwrap_or_default();
-                print_stderr(&stderr, out)?;
+            if args.follow {
+                std::thread::sleep(Duration::from_millis(300));
+                continue;
             }
-        }
-        if !running || !args.follow {
-            if let Some(r) = t.and_then(|t| t.reason.map(|r| format!("{}: {r}", t.status.as_str()))) {
-                writeln!(out, "\n{r}")?;
-            }
+            let stderr = dir.map(|d| std::fs::read(d.join(LIVE_STDERR)).unwrap_or_default()).unwrap_or_default();
+            print_stderr(&stderr, out)?;
             return Ok(0);
         }
-        std::thread::sleep(Duration::from_millis(300));
+        let stored = runs::transcript(&ctx.repo, id, task, "jsonl")?.unwrap_or_default();
+        if stored.len() > offset {
+            print_lines(&stored[offset..], args.raw, out)?;
+        }
+        print_stderr(&runs::transcript(&ctx.repo, id, task, "stderr")?.unwrap_or_default(), out)?;
+        if let Some(r) = t.and_then(|t| t.reason.map(|r| format!("{}: {r}", t.status.as_str()))) {
+            writeln!(out, "\n{r}")?;
+        }
+        return Ok(0);
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::Result;
 pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     let id = match &args.run {
         Some(id) => runs::resolve(&ctx.repo, Some(id))?,
-        None => runs::load_all(&ctx.repo)?
+        None => runs::summaries(&ctx.repo)?
             .into_iter()
             .rev()
             .find(|s| matches!(s.effective_status(), RunStatus::Interrupted | RunStatus::Cancelled))
@@ -42,6 +42,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         opts.sandbox = true;
         ui::note(&format!("run {id} runs its agents in the sandbox, as when it started"));
     }
+    opts.keep_worktrees |= args.keep_worktrees;
     check_agents(&plan, &opts)?;
     let done = state.tasks.iter().filter(|t| t.status.is_final()).count();
     ui::note(&format!("resuming run {id}: {done} of {} tasks already ended and will not run again", state.tasks.len()));

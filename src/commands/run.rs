@@ -101,6 +101,7 @@ pub fn options(
         copy: s.copy.clone(),
         sandbox: false,
         sparse: s.sparse,
+        keep_worktrees: s.keep_worktrees,
         phase_barrier: false,
     })
 }
@@ -161,6 +162,9 @@ pub fn drive(
     let ev = Event::Ended { status };
     log.append(ev.clone(), &[])?;
     progress.event(&ev, log.state());
+    if let Err(e) = crate::store::objects::auto_maintenance(&ctx.repo) {
+        ui::note(&format!("warning: {e:#}"));
+    }
     if !json {
         ui::out(&ui::run::summary(log.state()))?;
     }
@@ -274,5 +278,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     opts.sandbox = args.sandbox;
     opts.sparse |= args.sparse;
     opts.phase_barrier = args.phase_barrier;
+    opts.keep_worktrees |= args.keep_worktrees;
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

@@ -83,10 +83,20 @@ fn run_view(s: &RunState) -> String {
 fn render(ctx: &Context, run: Option<&str>, json: bool) -> Result<(String, bool)> {
     match run {
         None => {
-            let states = runs::load_all(&ctx.repo)?;
+            // Summaries only: listing runs reads one small blob per run, whatever their size.
+            let states = runs::summaries(&ctx.repo)?;
             let live = states.iter().any(|s| s.effective_status() == RunStatus::Running);
             if json {
-                let v: Vec<serde_json::Value> = states.iter().map(json_of).collect();
+                let v: Vec<serde_json::Value> = states
+                    .iter()
+                    .map(|s| {
+                        let mut v = json_of(s);
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("tasks");
+                        }
+                        v
+                    })
+                    .collect();
                 return Ok((serde_json::to_string_pretty(&v)? + "\n", live));
             }
             if states.is_empty() {

@@ -3,7 +3,8 @@
 //! The orchestrator starts `git-parallel __contain -- PROGRAM ARGS…` with `PR_SET_PDEATHSIG`
 //! set to SIGKILL. This supervisor puts the command in a PID namespace of its own when the
 //! kernel allows it (as root, or through an unprivileged user namespace mapping the caller's
-//! own uid): the namespace's init is our process, and when init exits the kernel kills every
+//! own uid), with a mount namespace whose /proc shows the task's processes only: the
+//! namespace's init is our process, and when init exits the kernel kills every
 //! process left in the namespace — daemons, `setsid` and double forks included. Because init
 //! also dies with the supervisor (its own death signal), a `kill -9` of the orchestrator takes
 //! the whole task down with it.
@@ -65,9 +66,10 @@ pub fn main(args: &[OsString]) -> ! {
         let _ = libc::setrlimit(libc::RLIMIT_CORE, &no_core);
     }
     let forced = std::env::var(MODE_ENV).unwrap_or_default();
-    let status = if forced != "subreaper" && enter_pid_namespace() {
+    let namespace = if forced == "subreaper" { None } else { enter_pid_namespace() };
+    let status = if let Some(mount_proc) = namespace {
         std::env::set_var(MECHANISM_ENV, "pidns");
-        run_in_namespace(&argv, &set)
+        run_in_namespace(&argv, &set, mount_proc)
     } else {
         std::env::set_var(MECHANISM_ENV, "subreaper");
         run_as_subreaper(&argv, &set)
@@ -75,21 +77,43 @@ pub fn main(args: &[OsString]) -> ! {
     exit_like(status)
 }
 
-/// Move our future children into a new PID namespace.
-fn enter_pid_namespace() -> bool {
-    // SAFETY: unshare and getuid have no memory effects.
+/// Move our future children into a new PID namespace, and ourselves into a mount namespace
+/// of our own where the namespace's init can mount a /proc that shows its processes only.
+/// Returns None when namespaces are refused, else whether /proc is to be mounted.
+fn enter_pid_namespace() -> Option<bool> {
+    // SAFETY: unshare, getuid and mount have no memory effects beyond their arguments.
     unsafe {
         let (uid, gid) = (libc::getuid(), libc::getgid());
-        if libc::unshare(libc::CLONE_NEWPID) == 0 {
-            return true;
+        let tries = [
+            (libc::CLONE_NEWPID | libc::CLONE_NEWNS, false),
+            // Unprivileged: a user namespace mapping only our own ids grants the rights.
+            (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS, true),
+            (libc::CLONE_NEWPID, false),
+        ];
+        for (flags, user) in tries {
+            if libc::unshare(flags) != 0 {
+                continue;
+            }
+            if user {
+                let _ = std::fs::write("/proc/self/setgroups", "deny");
+                let mapped = std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).is_ok()
+                    && std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).is_ok();
+                if !mapped {
+                    return None;
+                }
+            }
+            let own_mounts = flags & libc::CLONE_NEWNS != 0
+                // Mounts made in here must not propagate back to the machine.
+                && libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0;
+            return Some(own_mounts);
         }
-        // Unprivileged: a user namespace mapping only our own ids grants the right.
-        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) != 0 {
-            return false;
-        }
-        let _ = std::fs::write("/proc/self/setgroups", "deny");
-        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).is_ok()
-            && std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).is_ok()
+        None
     }
 }
 
@@ -145,7 +169,7 @@ fn reap(watched: libc::pid_t) -> Option<i32> {
 
 /// PID namespace: fork the namespace's init, which runs the command and reports its wait
 /// status back over a pipe before it exits (taking the namespace down with it).
-fn run_in_namespace(argv: &[CString], set: &libc::sigset_t) -> i32 {
+fn run_in_namespace(argv: &[CString], set: &libc::sigset_t, mount_proc: bool) -> i32 {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into `fds`; fork is safe in this single-threaded process.
     let init = unsafe {
@@ -162,6 +186,18 @@ fn run_in_namespace(argv: &[CString], set: &libc::sigset_t) -> i32 {
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             libc::close(fds[0]);
+            // Without its own /proc, a process here would read another's /proc/<pid> for
+            // its own pid (tools such as Codex's sandbox do). Where the mount is refused, the
+            // machine's /proc stays.
+            if mount_proc {
+                libc::mount(
+                    c"proc".as_ptr(),
+                    c"/proc".as_ptr(),
+                    c"proc".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    std::ptr::null(),
+                );
+            }
         }
         let cmd = spawn_command(argv, set, false);
         loop {

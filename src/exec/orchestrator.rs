@@ -34,6 +34,8 @@ pub struct Options {
     pub sandbox: bool,
     /// Sparse worktrees holding only the task's directories.
     pub sparse: bool,
+    /// Keep a succeeded task's worktree (default: removed once its result is recorded).
+    pub keep_worktrees: bool,
     /// Benchmark baseline: a wave starts only when the previous one ended.
     pub phase_barrier: bool,
 }
@@ -54,11 +56,6 @@ fn satisfied(s: TaskStatus) -> bool {
 /// orchestrator left behind; ours are tracked separately).
 fn to_run(s: TaskStatus) -> bool {
     matches!(s, TaskStatus::Pending | TaskStatus::Interrupted | TaskStatus::Cancelled | TaskStatus::Running)
-}
-
-/// A task that may start now: still to run, every dependency satisfied.
-fn is_ready(state: &RunState, plan: &Plan, preds: &[Vec<usize>], i: usize) -> bool {
-    to_run(status(state, &plan.tasks[i].id)) && preds[i].iter().all(|&p| satisfied(status(state, &plan.tasks[p].id)))
 }
 
 fn finished(s: TaskStatus) -> bool {
@@ -98,6 +95,10 @@ pub fn execute(
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
     let mut last_wait_reason = String::new();
     let mut last_refresh = Instant::now();
+    // Worktrees of tasks whose result is recorded, being removed off the writer thread.
+    let mut removals: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut ended: Vec<(usize, TaskStatus)> = Vec::new();
+    let mut queue = Queue::new(log, plan, &preds, &rank, obs)?;
     loop {
         // 1. What the workers said.
         let mut msgs: Vec<Msg> = rx.recv_timeout(Duration::from_millis(100)).into_iter().collect();
@@ -111,7 +112,7 @@ pub fn execute(
                     obs.note(&format!("{task}: {text}"));
                 }
                 msg => {
-                    if let Some(ev) = handle(log, plan, msg, &mut running, &mut notes_due, obs)? {
+                    if let Some(ev) = handle(log, plan, &index, msg, &mut running, &mut notes_due, &mut ended, obs)? {
                         if let Some(&i) = index.get(ev.as_str()) {
                             gov.succeeded(&profile_of(i));
                         }
@@ -119,6 +120,26 @@ pub fn execute(
                 }
             }
         }
+        for (i, status) in std::mem::take(&mut ended) {
+            if !stopping {
+                queue.settle(log, plan, &running, i, obs)?;
+            }
+            if !opts.keep_worktrees && satisfied(status) {
+                let (repo, path) = (repo.clone(), run_dir.join(&plan.tasks[i].id));
+                removals.push(std::thread::spawn(move || {
+                    // Its result is on its branch and recorded: disk in use stays bounded by the
+                    // running and failed tasks. A failure leaves it for `clean`.
+                    // `worktree add` of another task can make it fail for a moment: try again.
+                    for attempt in 1..=5u64 {
+                        if worktree::remove(&repo, &path, true).is_ok() || !path.exists() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50 * attempt));
+                    }
+                }));
+            }
+        }
+        removals.retain(|h| !h.is_finished());
         // A cancel recorded by another process arrives as SIGTERM; also look at the log now and then.
         if last_refresh.elapsed() > Duration::from_secs(2) {
             last_refresh = Instant::now();
@@ -133,50 +154,32 @@ pub fn execute(
         }
         obs.tick(log.state());
 
-        // 2. Skip tasks whose dependencies failed.
-        if !stopping {
-            for (i, t) in plan.tasks.iter().enumerate() {
-                if to_run(status(log.state(), &t.id)) && !running.contains_key(&t.id) {
-                    if let Some(&p) = preds[i].iter().find(|&&p| blocked(status(log.state(), &plan.tasks[p].id))) {
-                        let dep = &plan.tasks[p].id;
-                        let ev =
-                            Event::Skipped { task: t.id.clone(), reason: format!("dependency {dep} did not succeed") };
-                        log.append(ev.clone(), &[])?;
-                        obs.event(&ev, log.state());
-                    }
-                }
-            }
-        }
-
-        // 3. Start ready tasks, highest rank first, while the governor allows.
-        let mut ready: Vec<usize> = if stopping {
-            Vec::new()
-        } else {
-            (0..plan.tasks.len())
-                .filter(|&i| !running.contains_key(&plan.tasks[i].id) && is_ready(log.state(), plan, &preds, i))
-                .collect()
-        };
-        if opts.phase_barrier {
-            // The baseline the list scheduler is measured against: only the first unfinished wave.
-            let open = |i: &usize| !finished(status(log.state(), &plan.tasks[*i].id));
-            if let Some(w) =
-                plan.schedule.waves.iter().find(|w| w.iter().filter_map(|id| index.get(id.as_str())).any(open))
-            {
-                ready.retain(|i| w.contains(&plan.tasks[*i].id));
-            }
-        }
-        simulate::by_priority(&rank, &mut ready);
+        // 2. Start ready tasks, highest rank first, while the governor allows.
+        let mut barrier_held = Vec::new();
         let mut trees =
             trees_of(&running, &ctl, |t| index.get(t).map(|&i| (profile_of(i), kind_of(i))).unwrap_or_default());
         gov.observe(&trees);
         let mut waiting: Option<String> = None;
-        for i in ready {
-            let (profile, kind) = (profile_of(i), kind_of(i));
-            if let Err(why) = gov.admit(&opts.limits, &profile, &kind, &trees) {
-                // Another profile's task may still fit; this one waits.
-                waiting.get_or_insert(why);
+        let mut refused = 0;
+        while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping) {
+            if opts.phase_barrier && !in_open_wave(log.state(), plan, &index, i) {
+                // The baseline the list scheduler is measured against: only the first unfinished wave.
+                barrier_held.push(queue.pop());
                 continue;
             }
+            let (profile, kind) = (profile_of(i), kind_of(i));
+            if let Err(why) = gov.admit(&opts.limits, &profile, &kind, &trees) {
+                // Another profile's task may still fit (a rate limit is per profile); look at
+                // a few more, not at the whole queue.
+                waiting.get_or_insert(why);
+                refused += 1;
+                barrier_held.push(queue.pop());
+                if refused >= 16 {
+                    break;
+                }
+                continue;
+            }
+            queue.pop();
             let t = &plan.tasks[i];
             trees.push(governor::Tree { task: t.id.clone(), profile, kind, pid: 0 });
             let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
@@ -185,8 +188,9 @@ pub fn execute(
             let repo2 = repo.clone();
             running.insert(t.id.clone(), std::thread::spawn(move || task::run(repo2, spec, ctl2, tx2)));
         }
-        // Say which limit holds now, when it changes: on stderr, and (at most every 5 s) in the
-        // run's log for `status`.
+        queue.requeue(barrier_held);
+        // Say which limit holds now, when it changes: on stderr, and in the run's log for
+        // `status`.
         let why = waiting.unwrap_or_default();
         if why != last_wait_reason {
             if !why.is_empty() && !why.contains("ceiling") {
@@ -207,13 +211,15 @@ pub fn execute(
             }
         }
 
-        if running.is_empty() {
-            let any_ready = !stopping && (0..plan.tasks.len()).any(|i| is_ready(log.state(), plan, &preds, i));
-            if !any_ready {
-                break;
-            }
+        if running.is_empty() && (stopping || queue.next(log.state(), plan, &running).is_none()) {
+            break;
         }
     }
+    for h in removals {
+        let _ = h.join();
+    }
+    // The run's folder goes once no worktree is left in it.
+    let _ = std::fs::remove_dir(&run_dir);
     log.refresh()?;
     let st = log.state();
     let final_status = if stopping {
@@ -267,6 +273,161 @@ fn trees_of(
             governor::Tree { task: t.clone(), profile, kind, pid: pids.get(t).copied().unwrap_or(0) }
         })
         .collect()
+}
+
+/// Whether task `i` belongs to the first wave that still has an unfinished task.
+fn in_open_wave(state: &RunState, plan: &Plan, index: &HashMap<&str, usize>, i: usize) -> bool {
+    let open = |id: &String| !finished(status(state, id));
+    match plan.schedule.waves.iter().find(|w| w.iter().any(open)) {
+        Some(w) => w.contains(&plan.tasks[i].id),
+        None => index.contains_key(plan.tasks[i].id.as_str()),
+    }
+}
+
+/// A task waiting to start, ordered by remaining path length (longest first), then plan order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Prio(f64, usize);
+
+impl Eq for Prio {}
+
+impl Ord for Prio {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Prio {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The ready tasks, kept in step with the run: a task enters when its last dependency is
+/// satisfied, so a dispatch costs O(log n) instead of a scan of the whole plan (quadratic over
+/// a run of 10,000 tasks).
+struct Queue {
+    succs: Vec<Vec<usize>>,
+    preds: Vec<Vec<usize>>,
+    /// Dependencies of each task not yet satisfied.
+    unmet: Vec<usize>,
+    rank: Vec<f64>,
+    heap: std::collections::BinaryHeap<Prio>,
+}
+
+impl Queue {
+    /// From the recorded state (a fresh run or a resumed one): tasks blocked by a failed
+    /// dependency are skipped, the ready ones queued.
+    fn new(log: &mut RunLog, plan: &Plan, preds: &[Vec<usize>], rank: &[f64], obs: &mut dyn Observer) -> Result<Queue> {
+        let n = plan.tasks.len();
+        let mut succs = vec![Vec::new(); n];
+        for (i, ps) in preds.iter().enumerate() {
+            for &p in ps {
+                succs[p].push(i);
+            }
+        }
+        let st = |i: usize| status(log.state(), &plan.tasks[i].id);
+        let unmet = (0..n).map(|i| preds[i].iter().filter(|&&p| !satisfied(st(p))).count()).collect();
+        let mut q = Queue {
+            succs,
+            preds: preds.to_vec(),
+            unmet,
+            rank: rank.to_vec(),
+            heap: std::collections::BinaryHeap::new(),
+        };
+        let none = HashMap::new();
+        for i in 0..n {
+            if blocked(status(log.state(), &plan.tasks[i].id)) {
+                q.skip_after(log, plan, &none, i, obs)?;
+            }
+        }
+        for i in 0..n {
+            if q.unmet[i] == 0 && to_run(status(log.state(), &plan.tasks[i].id)) {
+                q.heap.push(Prio(q.rank[i], i));
+            }
+        }
+        Ok(q)
+    }
+
+    /// The best task that may start now (entries that went stale are dropped).
+    fn next(
+        &mut self,
+        state: &RunState,
+        plan: &Plan,
+        running: &HashMap<String, std::thread::JoinHandle<()>>,
+    ) -> Option<usize> {
+        while let Some(&Prio(_, i)) = self.heap.peek() {
+            let id = &plan.tasks[i].id;
+            if self.unmet[i] == 0 && to_run(status(state, id)) && !running.contains_key(id) {
+                return Some(i);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    fn pop(&mut self) -> usize {
+        self.heap.pop().map(|p| p.1).unwrap_or_default()
+    }
+
+    fn requeue(&mut self, tasks: Vec<usize>) {
+        self.heap.extend(tasks.into_iter().map(|i| Prio(self.rank[i], i)));
+    }
+
+    /// Task `i` ended: its dependents lose a dependency to wait for, or are skipped.
+    fn settle(
+        &mut self,
+        log: &mut RunLog,
+        plan: &Plan,
+        running: &HashMap<String, std::thread::JoinHandle<()>>,
+        i: usize,
+        obs: &mut dyn Observer,
+    ) -> Result<()> {
+        let s = status(log.state(), &plan.tasks[i].id);
+        if satisfied(s) {
+            for k in 0..self.succs[i].len() {
+                let d = self.succs[i][k];
+                self.unmet[d] = self.unmet[d].saturating_sub(1);
+                if self.unmet[d] == 0 && to_run(status(log.state(), &plan.tasks[d].id)) {
+                    self.heap.push(Prio(self.rank[d], d));
+                }
+            }
+        } else if blocked(s) {
+            self.skip_after(log, plan, running, i, obs)?;
+        }
+        Ok(())
+    }
+
+    /// Skip every task still to run that depends, directly or not, on blocked task `i`.
+    fn skip_after(
+        &mut self,
+        log: &mut RunLog,
+        plan: &Plan,
+        running: &HashMap<String, std::thread::JoinHandle<()>>,
+        i: usize,
+        obs: &mut dyn Observer,
+    ) -> Result<()> {
+        let mut stack = vec![i];
+        while let Some(b) = stack.pop() {
+            for k in 0..self.succs[b].len() {
+                let d = self.succs[b][k];
+                let t = &plan.tasks[d];
+                if !to_run(status(log.state(), &t.id)) || running.contains_key(&t.id) {
+                    continue;
+                }
+                // Name the first blocked dependency, as a scan in plan order would.
+                let dep = self.preds[d]
+                    .iter()
+                    .find(|&&p| blocked(status(log.state(), &plan.tasks[p].id)))
+                    .map(|&p| plan.tasks[p].id.clone())
+                    .unwrap_or_else(|| plan.tasks[b].id.clone());
+                let ev = Event::Skipped { task: t.id.clone(), reason: format!("dependency {dep} did not succeed") };
+                log.append(ev.clone(), &[])?;
+                obs.event(&ev, log.state());
+                stack.push(d);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn status(state: &RunState, id: &str) -> TaskStatus {
@@ -338,12 +499,15 @@ fn body_of(raw: &str) -> String {
     raw.to_string()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn handle(
     log: &mut RunLog,
     plan: &Plan,
+    index: &HashMap<&str, usize>,
     msg: Msg,
     running: &mut HashMap<String, std::thread::JoinHandle<()>>,
     notes_due: &mut Vec<(gix::ObjectId, String)>,
+    ended: &mut Vec<(usize, TaskStatus)>,
     obs: &mut dyn Observer,
 ) -> Result<Option<String>> {
     let mut succeeded = None;
@@ -353,13 +517,9 @@ fn handle(
             *ev
         }
         Msg::Finished(o) => {
-            let mut o: Outcome = *o;
+            let o: Outcome = *o;
             if let Some(h) = running.remove(&o.task) {
                 let _ = h.join();
-            }
-            let mut files = vec![(format!("logs/{}.jsonl", o.task), std::mem::take(&mut o.transcript))];
-            if !o.stderr.is_empty() {
-                files.push((format!("logs/{}.stderr", o.task), std::mem::take(&mut o.stderr)));
             }
             let ev = Event::Finished {
                 task: o.task.clone(),
@@ -371,7 +531,10 @@ fn handle(
                 files_changed: o.files_changed.clone(),
                 wall_ms: o.wall_ms,
             };
-            log.append(ev.clone(), &files)?;
+            log.append(ev.clone(), &o.logs)?;
+            if let Some(&i) = index.get(o.task.as_str()) {
+                ended.push((i, o.status));
+            }
             if let Some(c) = &o.commit {
                 let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
                 // The task's own agent: in a mixed plan it is not the run's default.

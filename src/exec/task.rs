@@ -108,6 +108,8 @@ pub struct Outcome {
     pub wall_ms: u64,
     pub transcript: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// The transcript and stderr as blobs, written by the worker.
+    pub logs: Vec<crate::store::runs::TaskLog>,
 }
 
 impl Outcome {
@@ -142,9 +144,25 @@ impl Attempt {
 pub fn run(repo: Repo, spec: TaskSpec, ctl: Arc<Control>, tx: Sender<Msg>) {
     let started = Instant::now();
     let mut transcript = Vec::new();
-    let outcome = match run_inner(&repo, &spec, &ctl, &tx, &mut transcript) {
-        Ok(o) => o,
-        Err(e) => Outcome::failed(&spec.task, format!("{e:#}")),
+    let mut engine_errors = 0;
+    let outcome = loop {
+        match run_inner(&repo, &spec, &ctl, &tx, &mut transcript) {
+            Ok(o) => break o,
+            // Our own step failed (a lock, a ref being packed), not the agent: the task runs
+            // again, resuming its worktree, and the failure is not charged to it.
+            Err(e) if engine_errors < ENGINE_RETRIES && !is_usage(&e) && !ctl.stop.load(Ordering::SeqCst) => {
+                engine_errors += 1;
+                let delay = backoff(Duration::from_millis(200), engine_errors);
+                let _ = tx.send(Msg::Event(Box::new(Event::Retried {
+                    task: spec.task.clone(),
+                    attempt: spec.prior_attempts + engine_errors,
+                    reason: format!("engine error, not the agent's: {e:#}"),
+                    delay_ms: delay.as_millis() as u64,
+                })));
+                std::thread::sleep(delay);
+            }
+            Err(e) => break Outcome::failed(&spec.task, format!("{e:#}")),
+        }
     };
     let mut outcome = outcome;
     if outcome.wall_ms == 0 {
@@ -156,7 +174,23 @@ pub fn run(repo: Repo, spec: TaskSpec, ctl: Arc<Control>, tx: Sender<Msg>) {
     if spec.worktree.exists() {
         worktree::unlock(&repo, &spec.worktree);
     }
+    // Written here, in parallel, so the single log writer only links them.
+    match crate::store::runs::write_task_logs(&repo, &outcome.transcript, &outcome.stderr) {
+        Ok(logs) => outcome.logs = logs,
+        Err(e) => {
+            outcome.reason =
+                Some(format!("{}; its transcript was not stored: {e:#}", outcome.reason.unwrap_or_default()))
+        }
+    }
     let _ = tx.send(Msg::Finished(Box::new(outcome)));
+}
+
+/// Times a task is run again after an error of ours (not its agent's).
+const ENGINE_RETRIES: u32 = 3;
+
+/// A usage error (a path in the way, a bad setting) does not go away by retrying.
+fn is_usage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<crate::error::Error>().is_some_and(|e| e.kind == crate::error::Kind::Usage))
 }
 
 /// The worktree's own git directory: files there are never committed and go with the worktree.
@@ -310,6 +344,7 @@ fn run_inner(
         wall_ms,
         transcript: Vec::new(),
         stderr: tail_bytes(&stderr, 64 << 10),
+        logs: Vec::new(),
     };
     if let Some(e) = last.spawn_error {
         out.reason = Some(e);
@@ -440,6 +475,7 @@ fn recovered(repo: &Repo, spec: &TaskSpec, start: &str) -> Result<Option<Outcome
         wall_ms: 0,
         transcript: Vec::new(),
         stderr: Vec::new(),
+        logs: Vec::new(),
     }))
 }
 
@@ -558,6 +594,8 @@ fn attempt(
         ("GIT_PARALLEL_WORKTREE".to_string(), spec.worktree.to_string_lossy().into_owned()),
     ];
     envs.extend(inv.envs.iter().cloned());
+    // An agent's own commits must not start `gc --auto` under the run either.
+    envs.extend(proc::agent_config_env(&inv.git_config));
     let (program, args) = match &spec.sandbox {
         Some(git_dir) => {
             let prog =

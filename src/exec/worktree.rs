@@ -195,13 +195,15 @@ pub fn is_dirty(path: &Path) -> Result<bool> {
     Ok(!proc::git(path, ["status", "--porcelain", "--untracked-files=normal"])?.trim().is_empty())
 }
 
-/// Remove a worktree (unlocking ours first).
+/// Remove a worktree (unlocking ours first; forced, a lock does not stop it).
 pub fn remove(repo: &Repo, path: &Path, force: bool) -> Result<()> {
-    unlock(repo, path);
     let p = path.to_string_lossy().into_owned();
     let mut args = vec!["worktree", "remove"];
     if force {
-        args.push("--force");
+        // Twice: also when locked, which saves an `unlock` process per task.
+        args.extend(["--force", "--force"]);
+    } else {
+        unlock(repo, path);
     }
     args.push(&p);
     let out = proc::git_output(&repo.workdir, &args)?;

@@ -18,6 +18,17 @@ pub fn empty_tree(repo: &Repo) -> ObjectId {
 
 /// Write a tree: start from `base` (or empty) and set each `path → blob` (nested paths allowed).
 pub fn write_tree(repo: &Repo, base: Option<ObjectId>, files: &BTreeMap<String, ObjectId>) -> Result<ObjectId> {
+    edit_tree(repo, base, files, &[])
+}
+
+/// Like [`write_tree`], also removing `remove` paths. Only the trees on the edited paths are
+/// read and written; unchanged subtrees are shared with `base`.
+pub fn edit_tree(
+    repo: &Repo,
+    base: Option<ObjectId>,
+    files: &BTreeMap<String, ObjectId>,
+    remove: &[&str],
+) -> Result<ObjectId> {
     let base = base.unwrap_or_else(|| empty_tree(repo));
     if base == empty_tree(repo) && !repo.gix.has_object(base) {
         // The empty tree is not always stored; write it so the editor can start from it.
@@ -26,6 +37,9 @@ pub fn write_tree(repo: &Repo, base: Option<ObjectId>, files: &BTreeMap<String, 
     let mut ed = repo.gix.edit_tree(base).context("cannot edit tree")?;
     for (path, id) in files {
         ed.upsert(path.as_str(), gix::object::tree::EntryKind::Blob, *id)?;
+    }
+    for path in remove {
+        ed.remove(*path)?;
     }
     Ok(ed.write().context("cannot write tree")?.detach())
 }
@@ -124,26 +138,116 @@ pub fn delete_ref(repo: &Repo, name: &str, expected: ObjectId) -> Result<()> {
     Ok(())
 }
 
+/// Delete each `(name, expected)` in one `git update-ref --stdin` transaction (one process for
+/// thousands of task branches); if it fails as a whole (one ref moved), one by one, so every
+/// other ref still goes and the error names the one that did not.
+pub fn delete_refs(repo: &Repo, refs: &[(String, ObjectId)]) -> Result<()> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let input: String = refs.iter().map(|(n, id)| format!("delete {n} {id}\n")).collect();
+    let out = crate::proc::git_output_stdin(&repo.workdir, ["update-ref", "--stdin"], input.as_bytes())?;
+    if out.ok() {
+        return Ok(());
+    }
+    let mut first_error = None;
+    for (name, id) in refs {
+        if let Err(e) = delete_ref(repo, name, *id) {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// How often a ref read is tried before its error is reported.
+const READ_TRIES: u32 = 8;
+
+/// Run a ref read again when it fails: `git pack-refs` (alone or in `gc`, ours or the user's)
+/// moves loose refs into packed-refs while we read, so a ref listed a moment ago can be gone
+/// from its file and not yet visible in packed-refs. Reading again sees the new state.
+fn with_retries<T>(what: impl Fn() -> String, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut delay = std::time::Duration::from_millis(2);
+    for _ in 1..READ_TRIES {
+        match read() {
+            Ok(v) => return Ok(v),
+            Err(_) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(200));
+            }
+        }
+    }
+    read().with_context(what)
+}
+
 /// The object a ref points to (peeled through symbolic refs), or None.
 pub fn read_ref(repo: &Repo, name: &str) -> Result<Option<ObjectId>> {
-    match repo.gix.try_find_reference(name)? {
-        Some(mut r) => Ok(Some(r.peel_to_id()?.detach())),
-        None => Ok(None),
-    }
+    with_retries(
+        || format!("cannot read ref {name}"),
+        || match repo.gix.try_find_reference(name)? {
+            Some(mut r) => Ok(Some(r.peel_to_id()?.detach())),
+            None => Ok(None),
+        },
+    )
 }
 
 /// All refs under `prefix` as (full name, target id).
 pub fn list_refs(repo: &Repo, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
-    let platform = repo.gix.references()?;
-    let mut out = Vec::new();
-    for r in platform.prefixed(prefix)? {
-        let mut r = r.map_err(|e| anyhow::anyhow!("cannot read refs: {e}"))?;
-        let name = r.name().as_bstr().to_string();
-        if let Ok(id) = r.peel_to_id() {
-            out.push((name, id.detach()));
-        }
+    with_retries(
+        || format!("cannot read refs under {prefix}"),
+        || {
+            let platform = repo.gix.references()?;
+            let mut out = Vec::new();
+            for r in platform.prefixed(prefix)? {
+                let mut r = r.map_err(|e| anyhow::anyhow!("cannot read refs: {e}"))?;
+                let name = r.name().as_bstr().to_string();
+                if let Ok(id) = r.peel_to_id() {
+                    out.push((name, id.detach()));
+                }
+            }
+            Ok(out)
+        },
+    )
+}
+
+/// Refs under `prefix` except those under `skip` (a folder inside `prefix`), whose loose files
+/// are never opened: the cost follows the refs kept, not the thousands of task branches a big
+/// run leaves beside them.
+pub fn list_refs_except(repo: &Repo, prefix: &str, skip: &str) -> Result<Vec<(String, ObjectId)>> {
+    let dir = repo.common_dir.join(prefix);
+    if reftable(repo) || !dir.is_dir() {
+        return Ok(list_refs(repo, prefix)?.into_iter().filter(|(n, _)| !n.starts_with(skip)).collect());
     }
-    Ok(out)
+    with_retries(
+        || format!("cannot read refs under {prefix}"),
+        || {
+            let mut out = BTreeMap::new();
+            if let Some(packed) = repo.gix.refs.cached_packed_buffer()? {
+                for r in packed.iter_prefixed(prefix.into())? {
+                    let r = r?;
+                    let name = r.name.as_bstr().to_string();
+                    if !name.starts_with(skip) {
+                        out.insert(name, ObjectId::from_hex(r.target)?);
+                    }
+                }
+            }
+            // Loose refs win over packed ones.
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.file_type()?.is_dir() {
+                    let sub = format!("{name}/");
+                    if sub != skip {
+                        out.extend(list_refs(repo, &sub)?);
+                    }
+                } else if !name.ends_with(".lock") {
+                    if let Some(id) = read_ref(repo, &name)? {
+                        out.insert(name, id);
+                    }
+                }
+            }
+            Ok(out.into_iter().collect())
+        },
+    )
 }
 
 /// Read a blob at `path` in the tree of `commit`.
@@ -163,4 +267,20 @@ pub fn next_numeric_id(repo: &Repo, prefix: &str) -> Result<u64> {
         .max()
         .unwrap_or(0);
     Ok(max + 1)
+}
+
+/// What `git gc --auto` would have done after our commits, once, now that the run ended: our
+/// git calls turn it off during the run (it packs refs under concurrent readers). Honours the
+/// user's `gc.auto` (0: never) and `gc.autoDetach` (by default it goes on in the background).
+pub fn auto_maintenance(repo: &Repo) -> Result<()> {
+    let threshold = repo.gix.config_snapshot().integer("gc.auto").unwrap_or(6700);
+    if threshold <= 0 {
+        return Ok(());
+    }
+    let setting = format!("gc.auto={threshold}");
+    let out = crate::proc::git_output(&repo.workdir, ["-c", setting.as_str(), "gc", "--auto", "--quiet"])?;
+    if !out.ok() {
+        anyhow::bail!("git gc --auto failed: {}", out.stderr_str().trim());
+    }
+    Ok(())
 }

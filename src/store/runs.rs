@@ -1,10 +1,11 @@
 //! Run state as an event log: `refs/parallel/runs/<run>` → a chain of commits, one per event.
 //!
-//! Each commit's message carries the event (JSON after a summary line); its tree carries
-//! `state.json`, the state after replaying every event so far (so `status` reads one blob),
-//! and `logs/<task>.jsonl` transcripts, added with the event that ends a task. Appends are
-//! compare-and-swap on the ref: a lost race (another process appended, e.g. `cancel`) re-reads
-//! the tip and re-applies our event on top, never overwriting theirs.
+//! Each commit's message carries the event (JSON after a summary line); its tree carries the
+//! state after replaying every event so far, split so that an event rewrites only what it
+//! changed: a small summary for `status`, one blob per task under a fanned-out folder, and the
+//! transcripts beside them (layout: [`SUMMARY`] and below). Appends are compare-and-swap on the
+//! ref: a lost race (another process appended, e.g. `cancel`) re-reads the tip and re-applies
+//! our event on top, never overwriting theirs.
 
 use super::{layout, objects};
 use crate::error::usage;
@@ -15,7 +16,7 @@ use gix::ObjectId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum TaskStatus {
     #[default]
@@ -282,6 +283,36 @@ pub struct Integration {
     pub at: f64,
 }
 
+/// Tasks by status and their summed wall time, kept in step with `tasks` by [`RunState::apply`]:
+/// a run's summary answers `status` without reading every task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub total: usize,
+    pub by_status: BTreeMap<TaskStatus, usize>,
+    pub work_ms: u64,
+}
+
+impl Counts {
+    fn add(&mut self, t: &TaskState) {
+        *self.by_status.entry(t.status).or_default() += 1;
+        self.work_ms += t.wall_ms;
+    }
+    fn remove(&mut self, t: &TaskState) {
+        if let Some(n) = self.by_status.get_mut(&t.status) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_status.remove(&t.status);
+            }
+        }
+        self.work_ms -= t.wall_ms.min(self.work_ms);
+    }
+    pub fn of(&self, status: TaskStatus) -> usize {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
+/// The state of a run. Loaded in full (`load`) it has every task; as a summary
+/// (`load_summary`) `tasks` is empty and `counts` tells the whole picture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub id: String,
@@ -304,9 +335,24 @@ pub struct RunState {
     pub status: RunStatus,
     pub cancel_requested: bool,
     pub events: u64,
+    #[serde(default)]
+    pub counts: Counts,
+    #[serde(default)]
     pub tasks: Vec<TaskState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration: Option<Integration>,
+    /// Position of each task in `tasks`: lookups by id stay O(1) at 10,000 tasks.
+    #[serde(skip)]
+    index: std::collections::HashMap<String, usize>,
+}
+
+/// Which tasks an event changed (their stored state is rewritten, nothing else).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Touched {
+    None,
+    One(usize),
+    Some(Vec<usize>),
+    All,
 }
 
 impl RunState {
@@ -327,21 +373,38 @@ impl RunState {
             status: RunStatus::Running,
             cancel_requested: false,
             events: 0,
+            counts: Counts::default(),
             tasks: Vec::new(),
             integration: None,
+            index: Default::default(),
         }
     }
 
+    /// Rebuild the index and the counts from `tasks` (after reading a full state).
+    fn reindex(&mut self) {
+        self.index = self.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let mut counts = Counts { total: self.tasks.len(), ..Default::default() };
+        for t in &self.tasks {
+            counts.add(t);
+        }
+        self.counts = counts;
+    }
+
     pub fn task(&self, id: &str) -> Option<&TaskState> {
-        self.tasks.iter().find(|t| t.id == id)
+        self.index.get(id).map(|&i| &self.tasks[i])
     }
 
-    fn task_mut(&mut self, id: &str) -> Option<&mut TaskState> {
-        self.tasks.iter_mut().find(|t| t.id == id)
+    /// Change task `id` with `f`, keeping the counts in step; returns its position.
+    fn change(&mut self, id: &str, f: impl FnOnce(&mut TaskState)) -> Touched {
+        let Some(&i) = self.index.get(id) else { return Touched::None };
+        self.counts.remove(&self.tasks[i]);
+        f(&mut self.tasks[i]);
+        self.counts.add(&self.tasks[i]);
+        Touched::One(i)
     }
 
-    /// Apply one event (the replay step).
-    pub fn apply(&mut self, r: &Record) {
+    /// Apply one event (the replay step); says which tasks changed.
+    pub fn apply(&mut self, r: &Record) -> Touched {
         self.events += 1;
         self.updated_at = r.at;
         match &r.event {
@@ -376,6 +439,8 @@ impl RunState {
                         conflict: None,
                     })
                     .collect();
+                self.reindex();
+                Touched::All
             }
             Event::Attached { pid, host } => {
                 self.pid = *pid;
@@ -383,49 +448,45 @@ impl RunState {
                 self.status = RunStatus::Running;
                 self.ended_at = None;
                 self.cancel_requested = false;
+                Touched::None
             }
-            Event::Started { task, attempt, worktree, branch, start_commit } => {
-                if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Running;
-                    t.attempts = *attempt;
-                    t.started_at = Some(r.at);
-                    t.finished_at = None;
-                    t.worktree = Some(worktree.clone());
-                    t.branch = Some(branch.clone());
-                    t.start_commit = Some(start_commit.clone());
-                    t.reason = None;
+            Event::Started { task, attempt, worktree, branch, start_commit } => self.change(task, |t| {
+                t.status = TaskStatus::Running;
+                t.attempts = *attempt;
+                t.started_at = Some(r.at);
+                t.finished_at = None;
+                t.worktree = Some(worktree.clone());
+                t.branch = Some(branch.clone());
+                t.start_commit = Some(start_commit.clone());
+                t.reason = None;
+            }),
+            Event::Progress { task, turns, last_tool, files, cost_usd, session_id } => self.change(task, |t| {
+                if session_id.is_some() {
+                    t.metrics.session_id = session_id.clone();
                 }
-            }
-            Event::Progress { task, turns, last_tool, files, cost_usd, session_id } => {
-                if let Some(t) = self.task_mut(task) {
-                    if session_id.is_some() {
-                        t.metrics.session_id = session_id.clone();
-                    }
-                    t.metrics.turns = Some(*turns);
-                    if last_tool.is_some() {
-                        t.last_tool = last_tool.clone();
-                    }
-                    for f in files {
-                        if !t.files_touched.contains(f) {
-                            t.files_touched.push(f.clone());
-                        }
-                    }
-                    if cost_usd.is_some() {
-                        t.metrics.cost_usd = *cost_usd;
+                t.metrics.turns = Some(*turns);
+                if last_tool.is_some() {
+                    t.last_tool = last_tool.clone();
+                }
+                for f in files {
+                    if !t.files_touched.contains(f) {
+                        t.files_touched.push(f.clone());
                     }
                 }
-            }
+                if cost_usd.is_some() {
+                    t.metrics.cost_usd = *cost_usd;
+                }
+            }),
             Event::Limited { reason, .. } => {
                 self.limit = (!reason.is_empty()).then(|| reason.clone());
+                Touched::None
             }
-            Event::Retried { task, reason, .. } => {
-                if let Some(t) = self.task_mut(task) {
-                    t.retries += 1;
-                    t.reason = Some(reason.clone());
-                }
-            }
-            Event::Finished { task, status, commit, reason, exit_code, metrics, files_changed, wall_ms } => {
-                if let Some(t) = self.task_mut(task) {
+            Event::Retried { task, reason, .. } => self.change(task, |t| {
+                t.retries += 1;
+                t.reason = Some(reason.clone());
+            }),
+            Event::Finished { task, status, commit, reason, exit_code, metrics, files_changed, wall_ms } => self
+                .change(task, |t| {
                     t.status = *status;
                     t.finished_at = Some(r.at);
                     t.commit = commit.clone();
@@ -434,24 +495,33 @@ impl RunState {
                     t.metrics = metrics.clone();
                     t.files_changed = files_changed.clone();
                     t.wall_ms = *wall_ms;
-                }
+                }),
+            Event::Skipped { task, reason } => self.change(task, |t| {
+                t.status = TaskStatus::Skipped;
+                t.reason = Some(reason.clone());
+            }),
+            Event::CancelRequested { .. } => {
+                self.cancel_requested = true;
+                Touched::None
             }
-            Event::Skipped { task, reason } => {
-                if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Skipped;
-                    t.reason = Some(reason.clone());
-                }
-            }
-            Event::CancelRequested { .. } => self.cancel_requested = true,
             Event::Ended { status } => {
                 self.status = *status;
                 self.ended_at = Some(r.at);
+                Touched::None
             }
             Event::Integrated(i) => {
-                for t in self.tasks.iter_mut() {
-                    t.conflict = i.conflicts.iter().find(|c| c.task == t.id).cloned();
+                let conflicts: std::collections::HashMap<&str, &IntegrationConflict> =
+                    i.conflicts.iter().map(|c| (c.task.as_str(), c)).collect();
+                let mut changed = Vec::new();
+                for (n, t) in self.tasks.iter_mut().enumerate() {
+                    let new = conflicts.get(t.id.as_str()).map(|c| (*c).clone());
+                    if t.conflict != new {
+                        t.conflict = new;
+                        changed.push(n);
+                    }
                 }
                 self.integration = Some(Integration { result: i.clone(), at: r.at });
+                Touched::Some(changed)
             }
         }
     }
@@ -474,9 +544,16 @@ impl RunState {
         crate::proc::pid_alive(self.pid) && process_is_ours(self.pid)
     }
 
+    /// (tasks done, all tasks), from the counts (a summary has no tasks).
     pub fn counts(&self) -> (usize, usize) {
-        let done = self.tasks.iter().filter(|t| t.status.is_final() || t.status == TaskStatus::Skipped).count();
-        (done, self.tasks.len())
+        let done = self
+            .counts
+            .by_status
+            .iter()
+            .filter(|(s, _)| s.is_final() || **s == TaskStatus::Skipped)
+            .map(|(_, n)| n)
+            .sum();
+        (done, self.counts.total)
     }
 }
 
@@ -501,14 +578,53 @@ pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// Files stored with a task's event, already written as blobs (by the worker, off the single
+/// writer, which only links them into the run's tree).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TaskLog {
+    Transcript(ObjectId),
+    Stderr(ObjectId),
+}
+
+/// Write a task's transcript and stderr as blobs (empty ones are left out).
+pub fn write_task_logs(repo: &Repo, transcript: &[u8], stderr: &[u8]) -> Result<Vec<TaskLog>> {
+    let mut logs = Vec::new();
+    if !transcript.is_empty() {
+        logs.push(TaskLog::Transcript(objects::write_blob(repo, transcript)?));
+    }
+    if !stderr.is_empty() {
+        logs.push(TaskLog::Stderr(objects::write_blob(repo, stderr)?));
+    }
+    Ok(logs)
+}
+
+/// The task an event is about, if any.
+fn task_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::Started { task, .. }
+        | Event::Progress { task, .. }
+        | Event::Retried { task, .. }
+        | Event::Finished { task, .. }
+        | Event::Skipped { task, .. } => Some(task),
+        _ => None,
+    }
+}
+
 /// The single writer of one run's log.
 pub struct RunLog {
     repo: Repo,
     pub id: String,
     tip: Option<ObjectId>,
     tree: Option<ObjectId>,
+    /// The tip's tree is in the first format (one `state.json`): the next append converts it.
+    legacy: bool,
     state: RunState,
 }
+
+/// Attempts at recording one event before giving up (lost races and transient errors).
+const APPEND_TRIES: u32 = 50;
+/// Of those, the ones that may end in an error other than a lost race.
+const APPEND_ERROR_TRIES: u32 = 6;
 
 impl RunLog {
     /// Create a new run with the next free id; the first event is `planned`.
@@ -518,8 +634,14 @@ impl RunLog {
             let id = objects::next_numeric_id(repo, layout::RUNS)?
                 .max(objects::next_numeric_id(repo, layout::BRANCHES)?)
                 .to_string();
-            let mut log =
-                RunLog { repo: repo.clone(), id: id.clone(), tip: None, tree: None, state: RunState::empty(&id) };
+            let mut log = RunLog {
+                repo: repo.clone(),
+                id: id.clone(),
+                tip: None,
+                tree: None,
+                legacy: false,
+                state: RunState::empty(&id),
+            };
             match log.append(planned.clone(), &[]) {
                 Ok(()) => return Ok(log),
                 Err(e) if e.downcast_ref::<objects::Lost>().is_some() => continue,
@@ -531,8 +653,16 @@ impl RunLog {
 
     /// Open an existing run for appending.
     pub fn open(repo: &Repo, id: &str) -> Result<RunLog> {
-        let (tip, tree, state) = load_tip(repo, id)?;
-        Ok(RunLog { repo: repo.clone(), id: id.to_string(), tip: Some(tip), tree: Some(tree), state })
+        let mut log = RunLog {
+            repo: repo.clone(),
+            id: id.to_string(),
+            tip: None,
+            tree: None,
+            legacy: false,
+            state: RunState::empty(id),
+        };
+        log.reload()?;
+        Ok(log)
     }
 
     pub fn state(&self) -> &RunState {
@@ -543,41 +673,102 @@ impl RunLog {
         &self.repo
     }
 
-    /// Append an event (and optional files such as transcripts) with compare-and-swap.
-    pub fn append(&mut self, event: Event, files: &[(String, Vec<u8>)]) -> Result<()> {
+    /// Append an event (and the task's logs) with compare-and-swap. What it writes does not
+    /// grow with the run: the event's task state, the summary, the trees on their paths.
+    pub fn append(&mut self, event: Event, logs: &[TaskLog]) -> Result<()> {
         let record = Record { at: now(), event };
-        let mut blobs = BTreeMap::new();
-        for (path, bytes) in files {
-            blobs.insert(path.clone(), objects::write_blob(&self.repo, bytes)?);
-        }
         let creating = self.tip.is_none();
-        for _ in 0..50 {
-            let mut state = self.state.clone();
-            state.apply(&record);
-            let mut entries = blobs.clone();
-            entries.insert("state.json".into(), objects::write_blob(&self.repo, &serde_json::to_vec(&state)?)?);
-            let tree = objects::write_tree(&self.repo, self.tree, &entries)?;
-            let message = format!("{}\n\n{}\n", record.event.summary(), serde_json::to_string(&record)?);
-            let parents: Vec<ObjectId> = self.tip.into_iter().collect();
-            let commit = objects::write_commit(&self.repo, tree, &parents, &message)?;
-            match objects::cas_update(&self.repo, &layout::run_ref(&self.id), commit, self.tip, "git parallel") {
-                Ok(()) => {
-                    self.tip = Some(commit);
-                    self.tree = Some(tree);
-                    self.state = state;
-                    return Ok(());
+        let mut errors = 0;
+        for _ in 0..APPEND_TRIES {
+            let touched = self.state.apply(&record);
+            let err = match self.write(&record, &touched, logs) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            // The state holds an event the log does not: go back to what is stored.
+            let lost = err.downcast_ref::<objects::Lost>().is_some();
+            if creating {
+                self.state = RunState::empty(&self.id);
+                return Err(err);
+            }
+            if !lost {
+                // A lock held a little too long, a ref being packed: wait and try again.
+                errors += 1;
+                if errors >= APPEND_ERROR_TRIES {
+                    let _ = self.reload();
+                    return Err(err);
                 }
-                Err(e) if e.downcast_ref::<objects::Lost>().is_some() && !creating => {
-                    // Someone else appended: build on their tip.
-                    let (tip, tree, state) = load_tip(&self.repo, &self.id)?;
-                    self.tip = Some(tip);
-                    self.tree = Some(tree);
-                    self.state = state;
-                }
-                Err(e) => return Err(e),
+                std::thread::sleep(std::time::Duration::from_millis(10 << errors));
+            }
+            // Someone else appended (or we failed): build on the stored tip.
+            self.reload()?;
+        }
+        anyhow::bail!("run {}: could not record an event after {APPEND_TRIES} attempts (heavy contention)", self.id)
+    }
+
+    /// Write the commit of `record` (already applied to the state) and move the ref to it.
+    fn write(&mut self, record: &Record, touched: &Touched, logs: &[TaskLog]) -> Result<()> {
+        let repo = &self.repo;
+        let mut files = BTreeMap::new();
+        let mut remove: Vec<&str> = Vec::new();
+        let all = self.legacy || *touched == Touched::All;
+        if all {
+            // A new run, or a run of the first format being converted: every task once.
+            for t in &self.state.tasks {
+                files.insert(task_path(&t.id), objects::write_blob(repo, &serde_json::to_vec(t)?)?);
+            }
+            let order: String = self.state.tasks.iter().map(|t| format!("{}\n", t.id)).collect();
+            files.insert(ORDER.into(), objects::write_blob(repo, order.as_bytes())?);
+            if self.legacy {
+                remove.push(LEGACY_STATE);
+            }
+        } else {
+            let changed: &[usize] = match touched {
+                Touched::One(i) => std::slice::from_ref(i),
+                Touched::Some(v) => v,
+                _ => &[],
+            };
+            for &i in changed {
+                let t = &self.state.tasks[i];
+                files.insert(task_path(&t.id), objects::write_blob(repo, &serde_json::to_vec(t)?)?);
             }
         }
-        anyhow::bail!("run {}: could not record an event after 50 attempts (heavy contention)", self.id)
+        if let Some(task) = task_of(&record.event) {
+            for log in logs {
+                let (ext, id) = match log {
+                    TaskLog::Transcript(id) => ("jsonl", id),
+                    TaskLog::Stderr(id) => ("stderr", id),
+                };
+                files.insert(log_path(task, ext), *id);
+            }
+        }
+        if all || matches!(record.event, Event::Integrated(_)) {
+            if let Some(i) = &self.state.integration {
+                files.insert(INTEGRATION.into(), objects::write_blob(repo, &serde_json::to_vec(i)?)?);
+            }
+        }
+        files.insert(SUMMARY.into(), objects::write_blob(repo, &summary_json(&mut self.state)?)?);
+        let tree = objects::edit_tree(repo, self.tree, &files, &remove)?;
+        let message = format!("{}\n\n{}\n", record.event.summary(), serde_json::to_string(record)?);
+        let parents: Vec<ObjectId> = self.tip.into_iter().collect();
+        let commit = objects::write_commit(repo, tree, &parents, &message)?;
+        objects::cas_update(repo, &layout::run_ref(&self.id), commit, self.tip, "git parallel")?;
+        self.tip = Some(commit);
+        self.tree = Some(tree);
+        self.legacy = false;
+        Ok(())
+    }
+
+    /// Read the whole stored state again (O(tasks): after a failure or a lost race only).
+    fn reload(&mut self) -> Result<()> {
+        let tip =
+            objects::read_ref(&self.repo, &layout::run_ref(&self.id))?.ok_or_else(|| no_run(&self.repo, &self.id))?;
+        let (tree, legacy, state) = read_state(&self.repo, &self.id, tip)?;
+        self.tip = Some(tip);
+        self.tree = Some(tree);
+        self.legacy = legacy;
+        self.state = state;
+        Ok(())
     }
 
     /// Take over a run whose orchestrator is gone: a lock it left on the run's ref (killed
@@ -587,22 +778,160 @@ impl RunLog {
         RunLog::open(repo, id)
     }
 
-    /// Re-read the tip (to see events other processes appended, such as a cancel request).
+    /// See events other processes appended (such as a cancel request): replay the commits
+    /// after our tip, so the cost follows the new events, not the number of tasks.
     pub fn refresh(&mut self) -> Result<()> {
-        let (tip, tree, state) = load_tip(&self.repo, &self.id)?;
+        let tip =
+            objects::read_ref(&self.repo, &layout::run_ref(&self.id))?.ok_or_else(|| no_run(&self.repo, &self.id))?;
+        if Some(tip) == self.tip {
+            return Ok(());
+        }
+        let mut records = Vec::new();
+        let mut cur = tip;
+        while Some(cur) != self.tip {
+            let parent = {
+                let commit = self.repo.gix.find_commit(cur)?;
+                records.push(record_of(&commit, &self.id, cur)?);
+                let parent = commit.parent_ids().next().map(|p| p.detach());
+                parent
+            };
+            match parent {
+                // Not built on our tip (rewritten), or far ahead: read it whole.
+                Some(p) if records.len() <= 10_000 => cur = p,
+                _ => return self.reload(),
+            }
+        }
+        for r in records.iter().rev() {
+            self.state.apply(r);
+        }
+        let (tree, legacy) = tree_format(&self.repo, tip)?;
         self.tip = Some(tip);
         self.tree = Some(tree);
-        self.state = state;
+        self.legacy = legacy;
         Ok(())
     }
 }
 
-fn load_tip(repo: &Repo, id: &str) -> Result<(ObjectId, ObjectId, RunState)> {
-    let tip = objects::read_ref(repo, &layout::run_ref(id))?.ok_or_else(|| no_run(repo, id))?;
-    let commit = repo.gix.find_commit(tip)?;
-    let tree = commit.tree_id()?.detach();
-    let state = read_state(repo, tip).with_context(|| format!("run {id}: cannot read its state"))?;
-    Ok((tip, tree, state))
+/// The run's tree (format 2): `summary.json` (the run without its tasks, with counts),
+/// `task-order` (task ids in plan order, written once), `tasks/<ab>/<task>.json` (one task's
+/// state), `logs/<ab>/<task>.jsonl` and `.stderr` (transcripts), `integration.json`. `<ab>` is
+/// the first two hex digits of the task id's git blob hash (`printf %s ID | git hash-object --stdin`),
+/// so no tree grows past a few dozen entries per 10,000 tasks and an event rewrites O(1) bytes.
+const SUMMARY: &str = "summary.json";
+const ORDER: &str = "task-order";
+const INTEGRATION: &str = "integration.json";
+/// Format 1: the whole state in one blob, rewritten per event (read, converted on append).
+const LEGACY_STATE: &str = "state.json";
+
+fn bucket(task: &str) -> String {
+    let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, task.as_bytes())
+        .map(|id| id.to_string())
+        .unwrap_or_else(|_| "00".into());
+    id[..2].to_string()
+}
+
+fn task_path(task: &str) -> String {
+    format!("tasks/{}/{task}.json", bucket(task))
+}
+
+fn log_path(task: &str, ext: &str) -> String {
+    format!("logs/{}/{task}.{ext}", bucket(task))
+}
+
+/// The summary blob: the state without its tasks and integration (those have their own blobs).
+fn summary_json(state: &mut RunState) -> Result<Vec<u8>> {
+    let tasks = std::mem::take(&mut state.tasks);
+    let integration = state.integration.take();
+    let json = serde_json::to_vec(state);
+    state.tasks = tasks;
+    state.integration = integration;
+    Ok(json?)
+}
+
+fn record_of(commit: &gix::Commit<'_>, run: &str, id: ObjectId) -> Result<Record> {
+    let message = commit.message_raw()?.to_string();
+    let json = message.split_once("\n\n").map(|(_, b)| b.trim()).unwrap_or("");
+    serde_json::from_str::<Record>(json).with_context(|| format!("run {run}: damaged event in {id}"))
+}
+
+/// The tree of `commit` and whether it is in the first format.
+fn tree_format(repo: &Repo, commit: ObjectId) -> Result<(ObjectId, bool)> {
+    let tree = repo.gix.find_commit(commit)?.tree()?;
+    let legacy = tree.find_entry(SUMMARY).is_none();
+    Ok((tree.id, legacy))
+}
+
+fn read_blob(repo: &Repo, id: ObjectId) -> Result<Vec<u8>> {
+    Ok(repo.gix.find_object(id)?.detach().data)
+}
+
+fn tree_blob(repo: &Repo, tree: &gix::Tree<'_>, name: &str) -> Result<Option<Vec<u8>>> {
+    match tree.find_entry(name) {
+        Some(e) => Ok(Some(read_blob(repo, e.object_id())?)),
+        None => Ok(None),
+    }
+}
+
+/// The full state at `commit`: (its tree, first format?, state with every task).
+fn read_state(repo: &Repo, run: &str, commit: ObjectId) -> Result<(ObjectId, bool, RunState)> {
+    let read = || -> Result<(ObjectId, bool, RunState)> {
+        let tree = repo.gix.find_commit(commit)?.tree()?;
+        let Some(summary) = tree_blob(repo, &tree, SUMMARY)? else {
+            let bytes = tree_blob(repo, &tree, LEGACY_STATE)?.context("no state.json")?;
+            let mut state: RunState = serde_json::from_slice(&bytes)?;
+            state.reindex();
+            return Ok((tree.id, true, state));
+        };
+        let mut state: RunState = serde_json::from_slice(&summary)?;
+        if let Some(i) = tree_blob(repo, &tree, INTEGRATION)? {
+            state.integration = Some(serde_json::from_slice(&i)?);
+        }
+        let mut by_id = std::collections::HashMap::new();
+        if let Some(tasks) = tree.find_entry("tasks") {
+            use rayon::prelude::*;
+            let buckets: Vec<ObjectId> =
+                repo.gix.find_tree(tasks.object_id())?.iter().map(|b| Ok(b?.object_id())).collect::<Result<_>>()?;
+            // One blob per task: read the buckets on every CPU (`status RUN` of 10,000 tasks).
+            let shared = repo.gix.clone().into_sync();
+            let parts: Vec<Vec<TaskState>> = buckets
+                .par_iter()
+                .map_init(
+                    || shared.to_thread_local(),
+                    |gix, bucket| -> Result<Vec<TaskState>> {
+                        let mut out = Vec::new();
+                        for entry in gix.find_tree(*bucket)?.iter() {
+                            let data = gix.find_object(entry?.object_id())?.detach().data;
+                            out.push(serde_json::from_slice(&data)?);
+                        }
+                        Ok(out)
+                    },
+                )
+                .collect::<Result<_>>()?;
+            by_id.extend(parts.into_iter().flatten().map(|t| (t.id.clone(), t)));
+        }
+        let order = tree_blob(repo, &tree, ORDER)?.unwrap_or_default();
+        state.tasks = String::from_utf8_lossy(&order)
+            .lines()
+            .map(|id| by_id.remove(id).with_context(|| format!("task {id} has no stored state")))
+            .collect::<Result<_>>()?;
+        state.reindex();
+        Ok((tree.id, false, state))
+    };
+    read().with_context(|| format!("run {run}: cannot read its state"))
+}
+
+/// The summary at `commit`: the run without its tasks (counts only).
+fn read_summary(repo: &Repo, run: &str, commit: ObjectId) -> Result<RunState> {
+    let tree = repo.gix.find_commit(commit)?.tree()?;
+    match tree_blob(repo, &tree, SUMMARY)? {
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).with_context(|| format!("run {run}: damaged summary"))?),
+        None => {
+            let mut state = read_state(repo, run, commit)?.2;
+            state.tasks.clear();
+            state.integration = None;
+            Ok(state)
+        }
+    }
 }
 
 fn no_run(repo: &Repo, id: &str) -> anyhow::Error {
@@ -617,29 +946,53 @@ fn no_run(repo: &Repo, id: &str) -> anyhow::Error {
     ))
 }
 
-fn read_state(repo: &Repo, commit: ObjectId) -> Result<RunState> {
-    let bytes = objects::read_path(repo, commit, "state.json")?.context("no state.json")?;
-    Ok(serde_json::from_slice(&bytes)?)
+fn tip_of(repo: &Repo, id: &str) -> Result<ObjectId> {
+    objects::read_ref(repo, &layout::run_ref(id))?.ok_or_else(|| no_run(repo, id))
 }
 
-/// The state of one run (from the snapshot at its tip).
+/// The state of one run with every task.
 pub fn load(repo: &Repo, id: &str) -> Result<RunState> {
-    Ok(load_tip(repo, id)?.2)
+    Ok(read_state(repo, id, tip_of(repo, id)?)?.2)
+}
+
+/// One run without its tasks: `counts` says how many are in which state (what `status` lists).
+pub fn load_summary(repo: &Repo, id: &str) -> Result<RunState> {
+    read_summary(repo, id, tip_of(repo, id)?)
 }
 
 /// Run ids, numerically sorted.
 pub fn list_ids(repo: &Repo) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = objects::list_refs(repo, layout::RUNS)?
-        .into_iter()
-        .filter_map(|(n, _)| n.strip_prefix(layout::RUNS).map(str::to_string))
-        .collect();
-    ids.sort_by_key(|i| (i.parse::<u64>().unwrap_or(u64::MAX), i.clone()));
-    Ok(ids)
+    Ok(list_tips(repo)?.into_iter().map(|(id, _)| id).collect())
 }
 
-/// Every run's state, oldest first.
+/// Run ids and their tips, numerically sorted.
+fn list_tips(repo: &Repo) -> Result<Vec<(String, ObjectId)>> {
+    let mut tips: Vec<(String, ObjectId)> = objects::list_refs(repo, layout::RUNS)?
+        .into_iter()
+        .filter_map(|(n, tip)| n.strip_prefix(layout::RUNS).map(|id| (id.to_string(), tip)))
+        .collect();
+    tips.sort_by_key(|(i, _)| (i.parse::<u64>().unwrap_or(u64::MAX), i.clone()));
+    Ok(tips)
+}
+
+/// Every run's state with its tasks, oldest first.
 pub fn load_all(repo: &Repo) -> Result<Vec<RunState>> {
     list_ids(repo)?.iter().map(|id| load(repo, id)).collect()
+}
+
+/// Every run's summary, oldest first.
+pub fn summaries(repo: &Repo) -> Result<Vec<RunState>> {
+    use rayon::prelude::*;
+    // From the tips just listed, on every CPU: one summary blob per run, however big the runs.
+    let tips = list_tips(repo)?;
+    let shared = repo.gix.clone().into_sync();
+    let (workdir, common_dir) = (&repo.workdir, &repo.common_dir);
+    tips.par_iter()
+        .map_init(
+            || Repo { gix: shared.to_thread_local(), workdir: workdir.clone(), common_dir: common_dir.clone() },
+            |r, (id, tip)| read_summary(r, id, *tip),
+        )
+        .collect()
 }
 
 /// The latest run id, if any.
@@ -665,9 +1018,7 @@ pub fn events(repo: &Repo, id: &str) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     loop {
         let commit = repo.gix.find_commit(cur)?;
-        let message = commit.message_raw()?.to_string();
-        let json = message.split_once("\n\n").map(|(_, b)| b.trim()).unwrap_or("");
-        out.push(serde_json::from_str::<Record>(json).with_context(|| format!("run {id}: damaged event in {cur}"))?);
+        out.push(record_of(&commit, id, cur)?);
         let parent = commit.parent_ids().next().map(|p| p.detach());
         match parent {
             Some(p) => cur = p,
@@ -687,16 +1038,14 @@ pub fn replay(id: &str, records: &[Record]) -> RunState {
     s
 }
 
-/// A transcript stored in the run's tree.
-pub fn transcript(repo: &Repo, id: &str, task: &str) -> Result<Option<Vec<u8>>> {
-    let tip = objects::read_ref(repo, &layout::run_ref(id))?.ok_or_else(|| no_run(repo, id))?;
-    objects::read_path(repo, tip, &format!("logs/{task}.jsonl"))
-}
-
-/// A finished task's stderr (its last 64 KiB), as stored with its result.
-pub fn task_stderr(repo: &Repo, id: &str, task: &str) -> Result<Option<Vec<u8>>> {
-    let tip = objects::read_ref(repo, &layout::run_ref(id))?.ok_or_else(|| no_run(repo, id))?;
-    objects::read_path(repo, tip, &format!("logs/{task}.stderr"))
+/// A transcript stored in the run's tree (`ext` jsonl or stderr).
+pub fn transcript(repo: &Repo, id: &str, task: &str, ext: &str) -> Result<Option<Vec<u8>>> {
+    let tip = tip_of(repo, id)?;
+    match objects::read_path(repo, tip, &log_path(task, ext))? {
+        Some(b) => Ok(Some(b)),
+        // Runs of the first format kept every transcript in one flat folder.
+        None => objects::read_path(repo, tip, &format!("logs/{task}.{ext}")),
+    }
 }
 
 /// Durations of succeeded tasks in all stored runs, by type (for estimates).

@@ -181,16 +181,24 @@ impl TestRepo {
         self.write(&format!("prompts/{id}.md"), &format!("{fm}# Task {id}\n\n```fake-agent\n{script}\n```\n"));
     }
 
-    /// The run's state as JSON (from the snapshot at the tip of its ref).
+    /// The run's state as JSON, every task included (`status RUN --json`).
     pub fn run_state(&self, run: &str) -> serde_json::Value {
-        let text = self.git(&["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]);
-        serde_json::from_str(&text).unwrap()
+        self.gp(&["status", run, "--json"]).ok().json()
     }
 
-    /// The raw state.json of a run, once the run exists (for polling a live run).
+    /// The run's state as compact JSON, once the run exists (for polling a live run).
     pub fn raw_state(&self, run: &str) -> Option<String> {
-        let o = self.git_out(&["cat-file", "-p", &format!("refs/parallel/runs/{run}:state.json")]);
-        (o.code == 0).then_some(o.stdout)
+        let o = self.gp(&["status", run, "--json"]);
+        (o.code == 0).then(|| serde_json::to_string(&o.json()).unwrap())
+    }
+
+    /// A file of a task stored in the run's tree: `logs/<ab>/<task>.<ext>`, where `<ab>` starts
+    /// the task id's blob hash (what the README tells users to type).
+    pub fn task_log(&self, run: &str, task: &str, ext: &str) -> String {
+        let id_file = self.scratch("task-id");
+        std::fs::write(&id_file, task).unwrap();
+        let hash = self.git(&["hash-object", id_file.to_str().unwrap()]);
+        self.git(&["cat-file", "-p", &format!("refs/parallel/runs/{run}:logs/{}/{task}.{ext}", &hash[..2])])
     }
 
     pub fn task_state(&self, run: &str, task: &str) -> serde_json::Value {
