@@ -16,6 +16,9 @@ use std::time::Instant;
 
 const LATENCY_MS: u64 = 2000;
 
+/// A compared setting: its name, git config, extra flags.
+type Mode<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 /// Start the scripted model server; returns it and its port.
 fn model_server(script: &Path) -> (std::process::Child, u16) {
     use std::io::BufRead;
@@ -85,7 +88,7 @@ fn claude_part(tmp: &Path, home: &Path) {
     println!("| ---: | --- | ---: | ---: | ---: |");
     for n in [6usize, 20] {
         let n_s = n.to_string();
-        let modes: [(&str, Vec<(&str, &str)>, Vec<&str>); 2] = [
+        let modes: [Mode; 2] = [
             ("default (no flags)", vec![], vec![]),
             (
                 "ideal: all at once",
@@ -124,7 +127,7 @@ fn mix_part(tmp: &Path, home: &Path) {
     println!("| settings | makespan |");
     println!("| --- | ---: |");
     let cpus_s = cpus.to_string();
-    let modes: [(&str, Vec<(&str, &str)>, Vec<&str>); 3] = [
+    let modes: [Mode; 3] = [
         ("measured governor (default)", vec![], vec![]),
         ("all at once", vec![("parallel.cpuLimit", "100000"), ("parallel.memoryPerTask", "1")], vec!["-j", "13"]),
         (

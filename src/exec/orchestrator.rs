@@ -36,6 +36,8 @@ pub struct Options {
     pub sparse: bool,
     /// Benchmark baseline: a wave starts only when the previous one ended.
     pub phase_barrier: bool,
+    /// Who runs a ready task: a thread here, or a cluster job.
+    pub executor: super::executor::Executor,
 }
 
 /// Something for the user to see; the UI decides how.
@@ -172,7 +174,16 @@ pub fn execute(
         let mut waiting: Option<String> = None;
         for i in ready {
             let (profile, kind) = (profile_of(i), kind_of(i));
-            if let Err(why) = gov.admit(&opts.limits, &profile, &kind, &trees) {
+            // A cluster decides where and when its jobs run: our ceiling is how many we keep
+            // submitted (-j); the machine we run on is not where the agents run.
+            let admitted = if opts.executor.is_local() {
+                gov.admit(&opts.limits, &profile, &kind, &trees)
+            } else if running.len() >= opts.limits.ceiling() {
+                Err(format!("{} {} jobs queued or running: the ceiling", running.len(), opts.executor.name()))
+            } else {
+                Ok(())
+            };
+            if let Err(why) = admitted {
                 // Another profile's task may still fit; this one waits.
                 waiting.get_or_insert(why);
                 continue;
@@ -183,7 +194,8 @@ pub fn execute(
             let ctl2 = Arc::clone(&ctl);
             let tx2 = tx.clone();
             let repo2 = repo.clone();
-            running.insert(t.id.clone(), std::thread::spawn(move || task::run(repo2, spec, ctl2, tx2)));
+            let job = log.state().task(&t.id).and_then(|s| s.job.clone());
+            running.insert(t.id.clone(), opts.executor.start(repo2, spec, job, ctl2, tx2));
         }
         // Say which limit holds now, when it changes: on stderr, and (at most every 5 s) in the
         // run's log for `status`.
@@ -338,7 +350,7 @@ fn body_of(raw: &str) -> String {
     raw.to_string()
 }
 
-fn handle(
+pub(crate) fn handle(
     log: &mut RunLog,
     plan: &Plan,
     msg: Msg,
@@ -387,6 +399,27 @@ fn handle(
                 succeeded = Some(o.task.clone());
             }
             ev
+        }
+        Msg::Recorded { task } => {
+            // A cluster job recorded the task's end in the log itself.
+            if let Some(h) = running.remove(&task) {
+                let _ = h.join();
+            }
+            log.refresh()?;
+            let Some(t) = log.state().task(&task).cloned() else { return Ok(None) };
+            if t.status == TaskStatus::Succeeded {
+                succeeded = Some(task.clone());
+            }
+            Event::Finished {
+                task,
+                status: t.status,
+                commit: t.commit,
+                reason: t.reason,
+                exit_code: t.exit_code,
+                metrics: t.metrics,
+                files_changed: t.files_changed,
+                wall_ms: t.wall_ms,
+            }
         }
         Msg::RateLimited { .. } => return Ok(None),
     };
