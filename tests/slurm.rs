@@ -266,3 +266,50 @@ fn killed_orchestrator_loses_nothing_and_resume_reattaches() {
         r.git(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]);
     }
 }
+
+/// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE).
+fn claude_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GIT_PARALLEL_CLAUDE") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e/node_modules/.bin/claude");
+    assert!(p.exists(), "the Claude Code CLI is not at {}; run .ci/install-clis", p.display());
+    p
+}
+
+#[test]
+fn the_real_claude_cli_runs_in_a_slurm_job() {
+    let claude = claude_bin();
+    let r = repo();
+    let server = r.model_server(
+        r#"{"rules": [
+  {"match": "TASK-ALPHA", "steps": [
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/alpha.txt", "content": "alpha\n"}}},
+     {"text": "Wrote alpha.txt"}]}],
+ "default": {"text": "ok"}}"#,
+    );
+    r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
+    r.commit("prompts");
+    // The job inherits this environment from sbatch: the CLI on PATH, the model server's URL.
+    let path = format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let env = [
+        ("SLURM_CONF", cluster()),
+        ("PATH", path.as_str()),
+        ("ANTHROPIC_BASE_URL", base.as_str()),
+        ("ANTHROPIC_API_KEY", "test-key"),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ("CLAUDE_CODE_MAX_RETRIES", "1"),
+        ("IS_SANDBOX", "1"),
+    ];
+    let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--timeout", "120s"], &env);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{}", o.stdout, o.stderr, r.server_log());
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");
+    let s = r.task_state("1", "alpha");
+    assert!(field(&r, "1", "alpha", "job").starts_with("slurm:"), "{s}");
+    assert_eq!(field(&r, "1", "alpha", "node"), this_node(), "{s}");
+    assert_eq!(s["metrics"]["turns"], 2, "{s}");
+    assert!(!s["metrics"]["session_id"].as_str().unwrap().is_empty(), "{s}");
+    let transcript = r.git(&["cat-file", "-p", "refs/parallel/runs/1:logs/alpha.jsonl"]);
+    assert!(transcript.contains("\"subtype\":\"init\""), "{transcript}");
+}

@@ -377,45 +377,23 @@ impl Slurm {
             };
             let task = runs::load(repo, &spec.run)?.task(&spec.task).cloned();
             let status = task.as_ref().map(|t| t.status).unwrap_or_default();
-            if status.is_final() {
-                // The job recorded the task's end itself.
-                return Ok(None);
+            match decide(&end, status, ctl.stop.load(Ordering::SeqCst), node_retries) {
+                Decision::Recorded => return Ok(None),
+                Decision::Resubmit(reason) => {
+                    node_retries -= 1;
+                    let attempt = task.as_ref().map(|t| t.attempts).unwrap_or(0) + 1;
+                    let _ = tx.send(Msg::Event(Box::new(Event::Retried {
+                        task: spec.task.clone(),
+                        attempt,
+                        reason,
+                        delay_ms: 0,
+                    })));
+                    current = self.submit_recorded(repo, spec, tx)?;
+                }
+                Decision::Record(status, reason) => {
+                    return Ok(Some(self.outcome(repo, spec, status, reason, Some(&end))));
+                }
             }
-            let stopping = ctl.stop.load(Ordering::SeqCst);
-            let node_caused = NODE_CAUSED.iter().any(|s| end.state.starts_with(s));
-            if node_caused && !stopping && node_retries > 0 {
-                node_retries -= 1;
-                let attempt = task.as_ref().map(|t| t.attempts).unwrap_or(0) + 1;
-                let _ = tx.send(Msg::Event(Box::new(Event::Retried {
-                    task: spec.task.clone(),
-                    attempt,
-                    reason: format!("{}: not the task's doing, submitted again", end.describe()),
-                    delay_ms: 0,
-                })));
-                current = self.submit_recorded(repo, spec, tx)?;
-                continue;
-            }
-            if stopping && status == TaskStatus::Interrupted {
-                // The worker saw the TERM and recorded the interruption.
-                return Ok(None);
-            }
-            let (status, reason) = if stopping {
-                (TaskStatus::Interrupted, format!("run stopped: {} (scancel)", end.describe()))
-            } else if end.state.starts_with("TIMEOUT") || end.state.starts_with("DEADLINE") {
-                (TaskStatus::TimedOut, format!("{}: the job reached its Slurm time limit", end.describe()))
-            } else if end.state.starts_with("CANCELLED") {
-                (TaskStatus::Failed, format!("{}: cancelled outside git-parallel", end.describe()))
-            } else if end.code == Some(NO_REPO) {
-                (
-                    TaskStatus::Failed,
-                    format!("{}: the node cannot see the repository (shared filesystem?)", end.describe()),
-                )
-            } else if node_caused {
-                (TaskStatus::Failed, format!("{}: no retries left", end.describe()))
-            } else {
-                (TaskStatus::Failed, format!("{} without recording a result", end.describe()))
-            };
-            return Ok(Some(self.outcome(repo, spec, status, reason, Some(&end))));
         }
     }
 
@@ -445,6 +423,49 @@ impl Slurm {
             stderr,
         }
     }
+}
+
+/// What to do when a task's job ended.
+#[derive(Debug, PartialEq)]
+enum Decision {
+    /// The job recorded the task's end in the log itself.
+    Recorded,
+    /// Not the task's doing (the node failed, the job was preempted or lost): submit again.
+    Resubmit(String),
+    /// The job ended without recording the task's end: record this.
+    Record(TaskStatus, String),
+}
+
+/// Map a job's end (and what the log says of its task) to the task's fate. `status` is the
+/// task's status in the log after the job ended; `stopping`: the run is being stopped (we
+/// scancelled); `retries`: node-caused resubmissions left.
+fn decide(end: &JobInfo, status: TaskStatus, stopping: bool, retries: u32) -> Decision {
+    if status.is_final() {
+        return Decision::Recorded;
+    }
+    let is = |s: &str| end.state == s || end.state.starts_with(&format!("{s} "));
+    let node_caused = NODE_CAUSED.iter().any(|s| is(s));
+    if node_caused && !stopping && retries > 0 {
+        return Decision::Resubmit(format!("{}: not the task's doing, submitted again", end.describe()));
+    }
+    if stopping && status == TaskStatus::Interrupted {
+        // The worker saw the TERM and recorded the interruption.
+        return Decision::Recorded;
+    }
+    let (status, reason) = if stopping {
+        (TaskStatus::Interrupted, format!("run stopped: {} (scancel)", end.describe()))
+    } else if is("TIMEOUT") || is("DEADLINE") {
+        (TaskStatus::TimedOut, format!("{}: the job reached its Slurm time limit", end.describe()))
+    } else if is("CANCELLED") {
+        (TaskStatus::Failed, format!("{}: cancelled outside git-parallel", end.describe()))
+    } else if end.code == Some(NO_REPO) {
+        (TaskStatus::Failed, format!("{}: the node cannot see the repository (shared filesystem?)", end.describe()))
+    } else if node_caused {
+        (TaskStatus::Failed, format!("{}: no retries left", end.describe()))
+    } else {
+        (TaskStatus::Failed, format!("{} without recording a result", end.describe()))
+    };
+    Decision::Record(status, reason)
 }
 
 /// Watch every job with one `squeue` call per poll; tell each waiter when its job ended.
@@ -501,5 +522,50 @@ mod tests {
         assert_eq!(jobs["10"].code, None);
         assert!(jobs["10"].describe().contains("signal 15"));
         assert!(JobInfo::gone("3").ended());
+    }
+
+    fn ended(state: &str, code: Option<i32>) -> JobInfo {
+        JobInfo {
+            id: "5".into(),
+            state: state.into(),
+            reason: String::new(),
+            code,
+            signal: None,
+            node: Some("n1".into()),
+        }
+    }
+
+    #[test]
+    fn the_log_wins_then_slurm_decides() {
+        use TaskStatus::*;
+        // Whatever Slurm says, a result the job recorded stands.
+        assert_eq!(decide(&ended("TIMEOUT", None), Succeeded, false, 2), Decision::Recorded);
+        assert_eq!(decide(&ended("FAILED", Some(1)), Failed, false, 2), Decision::Recorded);
+        // The node's doing: submitted again while retries last, then a failure.
+        for s in ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "GONE"] {
+            assert!(matches!(decide(&ended(s, None), Running, false, 1), Decision::Resubmit(_)), "{s}");
+            assert!(matches!(decide(&ended(s, None), Running, false, 0), Decision::Record(Failed, _)), "{s}");
+            // Not while the run is being stopped.
+            assert!(matches!(decide(&ended(s, None), Running, true, 1), Decision::Record(Interrupted, _)), "{s}");
+        }
+        // The time limit, even after the worker recorded the TERM as an interruption.
+        assert!(matches!(decide(&ended("TIMEOUT", None), Interrupted, false, 2), Decision::Record(TimedOut, _)));
+        // Someone else's scancel is a failure (not retried, not run again by itself) ...
+        match decide(&ended("CANCELLED by 0", None), Interrupted, false, 2) {
+            Decision::Record(Failed, why) => assert!(why.contains("cancelled outside"), "{why}"),
+            d => panic!("{d:?}"),
+        }
+        // ... ours, when stopping, is what the worker recorded, or an interruption.
+        assert_eq!(decide(&ended("CANCELLED", None), Interrupted, true, 2), Decision::Recorded);
+        assert!(matches!(decide(&ended("CANCELLED", None), Running, true, 2), Decision::Record(Interrupted, _)));
+        // A node without the repository, and a job that died before recording anything.
+        match decide(&ended("FAILED", Some(NO_REPO)), Pending, false, 2) {
+            Decision::Record(Failed, why) => assert!(why.contains("shared filesystem"), "{why}"),
+            d => panic!("{d:?}"),
+        }
+        match decide(&ended("COMPLETED", Some(0)), Running, false, 2) {
+            Decision::Record(Failed, why) => assert!(why.contains("without recording"), "{why}"),
+            d => panic!("{d:?}"),
+        }
     }
 }
