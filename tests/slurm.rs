@@ -267,19 +267,25 @@ fn killed_orchestrator_loses_nothing_and_resume_reattaches() {
     }
 }
 
-/// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE).
-fn claude_bin() -> PathBuf {
+/// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE). Missing,
+/// the test says so and passes, except under CI (`CI` set), as the other end-to-end tests.
+fn claude_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("GIT_PARALLEL_CLAUDE") {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e/node_modules/.bin/claude");
-    assert!(p.exists(), "the Claude Code CLI is not at {}; run .ci/install-clis", p.display());
-    p
+    if p.exists() {
+        return Some(p);
+    }
+    let msg = format!("the Claude Code CLI is not at {}; install it with .ci/install-clis", p.display());
+    assert!(std::env::var_os("CI").is_none(), "{msg}");
+    eprintln!("SKIPPED: {msg}");
+    None
 }
 
 #[test]
 fn the_real_claude_cli_runs_in_a_slurm_job() {
-    let claude = claude_bin();
+    let Some(claude) = claude_bin() else { return };
     let r = repo();
     let server = r.model_server(
         r#"{"rules": [
