@@ -221,6 +221,51 @@ fn cancel_scancels_the_runs_jobs() {
 }
 
 #[test]
+fn cancel_without_an_orchestrator_scancels_the_jobs_it_left() {
+    let r = repo();
+    r.prompt("orphan", "", &wait_for(&r.scratch("never")));
+    r.commit("prompts");
+    let mut child = spawn_gp(&r, &["run", "prompts"], &r.scratch("run.err"));
+    wait_until("the job to run", 120, || r.raw_state("1").is_some() && !field(&r, "1", "orphan", "node").is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let job = field(&r, "1", "orphan", "job");
+    assert_eq!(job_state(&job), "RUNNING", "the job outlives its orchestrator");
+    let o = r.gp_env(&["cancel", "1"], &env());
+    o.ok();
+    assert!(o.stderr.contains(job.strip_prefix("slurm:").unwrap()), "{}", o.stderr);
+    wait_until("the job to end", 120, || job_state(&job) == "CANCELLED");
+    assert_eq!(r.run_state("1")["status"], "cancelled");
+}
+
+#[test]
+fn ctrl_c_scancels_and_resume_submits_again() {
+    let r = repo();
+    let flag = r.scratch("flag");
+    r.prompt("w", "", &format!("{}\nwrite w.txt w", wait_for(&flag)));
+    r.commit("prompts");
+    let err = r.scratch("run.err");
+    let child = spawn_gp(&r, &["run", "prompts"], &err);
+    wait_until("w's job to run", 120, || r.raw_state("1").is_some() && !field(&r, "1", "w", "node").is_empty());
+    let first = field(&r, "1", "w", "job");
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", std::fs::read_to_string(&err).unwrap_or_default());
+    let w = r.task_state("1", "w");
+    assert_eq!(w["status"], "interrupted", "{w}");
+    assert_eq!(job_state(&first), "CANCELLED");
+    // The cancelled job is not re-attached to: resume submits the task again.
+    std::fs::write(&flag, "").unwrap();
+    let o = r.gp_env(&["resume", "1"], &env());
+    o.ok();
+    assert_eq!(r.task_state("1", "w")["status"], "succeeded");
+    let second = field(&r, "1", "w", "job");
+    assert_ne!(first, second);
+    assert_eq!(job_state(&second), "COMPLETED");
+    assert!(!o.stderr.contains("re-attached"), "{}", o.stderr);
+}
+
+#[test]
 fn killed_orchestrator_loses_nothing_and_resume_reattaches() {
     let r = repo();
     let flag_a = r.scratch("flag-a");
