@@ -16,7 +16,7 @@ use std::time::Instant;
 
 const LATENCY_MS: u64 = 2000;
 
-/// A compared setting: its name, git config, extra flags.
+/// A way to run: its name, git config to set, extra `run` arguments.
 type Mode<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
 
 /// Start the scripted model server; returns it and its port.

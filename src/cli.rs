@@ -31,6 +31,7 @@ pub enum Command {
     Clean(CleanArgs),
     Hooks(HooksArgs),
     Report(ReportArgs),
+    Logs(LogsArgs),
     #[command(hide = true)]
     Worker(WorkerArgs),
 }
@@ -175,6 +176,22 @@ pub struct StatusArgs {
     /// Refresh in place until the run ends (Ctrl-C to stop).
     #[arg(short, long)]
     pub watch: bool,
+}
+
+/// Show what agents did: a task's transcript rendered for people (turns, tool calls, results,
+/// errors) and the last of its stderr; without a task, each task's outcome and last words.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Run id (default: the latest run).
+    pub run: Option<String>,
+    /// Task id (default: a summary of every task).
+    pub task: Option<String>,
+    /// Print the agent's output as it came (JSON lines), not rendered.
+    #[arg(long)]
+    pub raw: bool,
+    /// Keep printing while the task runs.
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 /// Resume an interrupted run: succeeded tasks never run again.

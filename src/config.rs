@@ -29,7 +29,7 @@ pub struct Settings {
     pub reserve_cpus: usize,
     /// `parallel.cpuPerTask`: CPUs one agent needs (default 1).
     pub cpu_per_task: Option<f64>,
-    /// `parallel.memoryPerTask`: bytes of memory one agent needs (default 2 GiB).
+    /// `parallel.memoryPerTask`: memory one agent needs at least (a size: 512m, 2 GiB; default: measured).
     pub memory_per_task: Option<u64>,
     pub memory_limit: Option<u64>,
     /// `parallel.minDisk`: free bytes below which no new task starts (default 1 GiB).
@@ -89,6 +89,9 @@ impl Settings {
                 v => Ok(v.map(|v| v as u64)),
             }
         };
+        let size = |key: &str| -> Result<Option<u64>> {
+            string(key).map(|t| parse_size(&t).map_err(|e| usage(format!("{key}: {e}")))).transpose()
+        };
         let timeout = match string("parallel.timeout") {
             Some(t) => parse_duration(&t).map_err(|e| usage(format!("parallel.timeout: {e}")))?,
             None => Duration::from_secs(60 * 60),
@@ -128,9 +131,9 @@ impl Settings {
                     .ok_or_else(|| usage(format!("parallel.cpuPerTask must be a positive number (is `{v}`)")))?,
                 None => None,
             },
-            memory_per_task: nonneg("parallel.memoryPerTask")?.map(|v| v.max(1)),
-            memory_limit: nonneg("parallel.memoryLimit")?.filter(|v| *v > 0),
-            min_disk: nonneg("parallel.minDisk")?.unwrap_or(GIB),
+            memory_per_task: size("parallel.memoryPerTask")?.map(|v| v.max(1)),
+            memory_limit: size("parallel.memoryLimit")?.filter(|v| *v > 0),
+            min_disk: size("parallel.minDisk")?.unwrap_or(GIB),
             cpu_limit: nonneg("parallel.cpuLimit")?.map(|v| v as f32).unwrap_or(150.0),
             timeout,
             retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
@@ -156,6 +159,23 @@ impl Settings {
             },
         })
     }
+}
+
+/// Parse a size: bytes, git's `512m` / `2g`, or `2 GiB`, `1.5GB`, `512 MiB` (all binary).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re =
+        RE.get_or_init(|| regex::Regex::new(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$").expect("valid regex"));
+    let c = re.captures(text).ok_or_else(|| format!("`{text}` is not a size; use e.g. 512m, 2g or 2 GiB"))?;
+    let n: f64 = c[1].parse().map_err(|_| format!("`{text}` is not a size"))?;
+    let unit = match c[2].to_ascii_lowercase().as_str() {
+        "k" => 1u64 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => 1,
+    };
+    Ok((n * unit as f64) as u64)
 }
 
 /// Parse a duration: `90s`, `30m`, `1h 30m`, or a bare number of minutes.
@@ -191,5 +211,21 @@ pub fn check_concurrency(n: Option<usize>) -> Result<Option<usize>> {
     match n {
         Some(0) => Err(usage("--concurrency must be at least 1")),
         n => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_as_the_readme_writes_them() {
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1g").is_err());
     }
 }

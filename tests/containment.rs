@@ -378,3 +378,33 @@ fn files_brought_in_by_parallel_copy_never_enter_a_commit() {
     assert_eq!(commits["status"], "failed");
     assert!(commits["reason"].as_str().unwrap().contains(".env"), "{commits}");
 }
+
+#[test]
+fn one_ctrl_c_delivered_twice_by_git_and_the_terminal_still_gives_the_grace_period() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.git(&["config", "parallel.killGrace", "5s"]);
+    let graceful = r.scratch("graceful");
+    let started = r.scratch("started");
+    r.prompt(
+        "polite",
+        "",
+        &format!(
+            "sh trap 'echo term > {g}; exit 0' TERM; touch {s}; while :; do sleep 0.05; done",
+            g = graceful.display(),
+            s = started.display()
+        ),
+    );
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate"]);
+    let mut child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the agent", 20, || started.exists());
+    // What git and the terminal do with one key press: two SIGINTs, milliseconds apart.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait().unwrap();
+    assert!(graceful.exists(), "the agent was killed without its SIGTERM and grace period");
+    assert_eq!(r.task_state("1", "polite")["status"], "interrupted");
+}

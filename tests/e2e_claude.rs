@@ -266,3 +266,27 @@ fn real_claude_cli_rides_a_burst_of_rate_limits() {
     }
     assert!(o.stderr.contains("rate limited by the API"), "{}", o.stderr);
 }
+
+#[test]
+fn a_prompt_too_long_for_the_command_line_reaches_claude_on_stdin() {
+    let claude = claude_bin();
+    let r = TestRepo::new();
+    configure(&r);
+    let server = serve(
+        &r,
+        r#"{"rules": [
+  {"match": "TASK-LONG", "steps": [
+     {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/long.txt", "content": "long\n"}}},
+     {"text": "done"}]}],
+ "default": {"text": "ok"}}"#,
+    );
+    // 200 KB: more than one argument may hold (128 KiB).
+    let filler = "All work and no play. ".repeat(10_000);
+    r.write("prompts/long.md", &format!("# Long\n\nTASK-LONG: write long.txt.\n\n{filler}\n"));
+    r.commit("prompts");
+    let env = claude_env(&claude, server.port);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--timeout", "120s"], &env_refs);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/long:long.txt"]), "long");
+}

@@ -303,3 +303,51 @@ fn integration_never_moves_a_checked_out_branch() {
     r.gp(&["integrate", "1", "--into", "release"]).ok();
     r.git(&["cat-file", "-e", "release:a.txt"]);
 }
+
+#[test]
+fn logs_show_what_agents_did_and_failures_say_why() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("ok", "", "tool Write a.txt\nwrite a.txt a");
+    r.prompt("bad", "", "stderr fatal: cannot find config file settings.toml\nexit 3");
+    let go = r.scratch("go");
+    r.prompt(
+        "slow",
+        "",
+        &format!("tool Read slow.txt\nsh while [ ! -e {} ]; do sleep 0.05; done\nwrite s.txt s", go.display()),
+    );
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate", "-j", "3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut run = c.spawn().unwrap();
+    // A live task, followed until it ends.
+    common::wait_until("the slow task to start", 30, || {
+        r.raw_state("1").is_some_and(|s| s.contains("\"slow\"") && s.contains("\"running\""))
+    });
+    let mut follow = r.command(common::bin());
+    follow.args(["logs", "1", "slow", "--follow"]).stdout(std::process::Stdio::piped());
+    let follower = follow.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&go, "").unwrap();
+    let followed = follower.wait_with_output().unwrap();
+    run.wait().unwrap();
+    let followed = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.contains("* Read") && followed.contains("= finished after"), "{followed}");
+
+    let bad = r.task_state("1", "bad");
+    assert_eq!(bad["status"], "failed");
+    let reason = bad["reason"].as_str().unwrap();
+    assert!(reason.contains("status 3") && reason.contains("cannot find config file settings.toml"), "{reason}");
+    let o = r.gp(&["logs", "1", "bad"]);
+    o.ok();
+    assert!(o.stdout.contains("--- stderr") && o.stdout.contains("settings.toml"), "{}", o.stdout);
+    let o = r.gp(&["logs", "1", "ok"]);
+    assert!(o.stdout.contains("* Write") && o.stdout.contains("a.txt"), "{}", o.stdout);
+    let raw = r.gp(&["logs", "1", "ok", "--raw"]);
+    assert!(raw.stdout.lines().all(|l| l.starts_with('{')), "{}", raw.stdout);
+    let all = r.gp(&["logs", "1"]);
+    assert!(all.stdout.contains("bad failed") && all.stdout.contains("ok succeeded"), "{}", all.stdout);
+    r.gp(&["logs", "1", "nope"]).code(2);
+}

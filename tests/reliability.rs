@@ -465,3 +465,71 @@ fn rate_limits_slow_the_profile_down_and_never_fail_the_run() {
     assert!(o.stderr.contains("rate limited by the API"), "{}", o.stderr);
     assert!(o.stderr.contains("new starts wait until"), "the reset time is shown: {}", o.stderr);
 }
+
+#[test]
+fn bad_run_options_are_refused_before_anything_is_stored() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    r.git(&["tag", "v1"]);
+    let refused = |args: &[&str], what: &str| {
+        let o = r.gp(args);
+        o.code(2);
+        assert!(o.stderr.contains(what), "{args:?}: {}", o.stderr);
+    };
+    refused(&["run", "prompts", "--into", "HEAD"], "not a branch name");
+    refused(&["run", "prompts", "--into", "refs/tags/v1"], "is not one");
+    refused(&["run", "prompts", "--into", "v1"], "there is a tag of that name");
+    refused(&["run", "prompts", "--into", "bad..name"], "not a valid branch name");
+    refused(&["run", "prompts", "--retries", "1000000"], "retries: at most 20");
+    refused(&["run", "prompts", "--worktree-dir", "inside"], "inside the repository's working tree");
+    refused(&["run", "prompts", "--worktree-dir", ".git/wt"], "inside the git directory");
+    r.git(&["config", "parallel.retryDelay", "0s"]);
+    refused(&["run", "prompts"], "parallel.retryDelay must be between");
+    r.git(&["config", "parallel.agent", "claude"]);
+    r.git(&["config", "--unset", "parallel.retryDelay"]);
+    let o = r.gp_env(&["run", "prompts"], &[("PATH", "/usr/bin:/bin")]);
+    o.code(2);
+    assert_eq!(r.git_out(&["for-each-ref", "refs/parallel/"]).stdout, "", "a refused run stored nothing");
+    // And integrate checks --into the same way.
+    r.git(&["config", "parallel.agent", "custom"]);
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    let o = r.gp(&["integrate", "1", "--into", "HEAD"]);
+    o.code(2);
+    assert_eq!(r.git_out(&["rev-parse", "-q", "--verify", "refs/heads/HEAD"]).code, 1);
+}
+
+#[test]
+fn prompts_with_a_byte_order_mark_or_odd_front_matter_are_read_or_refused_clearly() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    // A byte-order mark before `---` (Windows editors): the front matter still counts.
+    r.write("prompts/b.md", "\u{feff}---\ndepends_on: [a]\n---\n# B\n\n```fake-agent\nwrite b.txt b\n```\n");
+    r.commit("prompts");
+    let o = r.gp(&["plan", "prompts", "--json"]);
+    o.ok();
+    let plan = o.json();
+    let b = plan["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "b").unwrap().clone();
+    assert_eq!(b["depends_on"], serde_json::json!(["a"]), "{b}");
+
+    let bad = TestRepo::new();
+    bad.use_fake_agent();
+    bad.write("prompts/n.md", "---\ndepends_on: 5\n---\n# N\n\nwork\n");
+    bad.write("prompts/5.md", "# five\n\nwork\n");
+    bad.commit("prompts");
+    bad.gp(&["plan", "prompts", "--dry-run"]).ok();
+    bad.write("prompts/n.md", "---\ndepends_on: {x: y}\n---\n# N\n\nwork\n");
+    let o = bad.gp(&["plan", "prompts", "--dry-run"]);
+    o.code(2);
+    assert!(
+        o.stderr.contains("expected one name or a list of names") && !o.stderr.contains("untagged"),
+        "{}",
+        o.stderr
+    );
+    bad.write("prompts/n.md", "---\nagent: gpt-9\n---\n# N\n\nwork\n");
+    let o = bad.gp(&["plan", "prompts", "--dry-run"]);
+    o.code(2);
+    assert!(o.stderr.contains("unknown agent `gpt-9`"), "{}", o.stderr);
+}

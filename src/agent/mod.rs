@@ -27,6 +27,9 @@ pub use parse::{Format, Parser, ResultInfo, Update};
 
 pub const PROFILES: &[&str] = &["claude", "codex", "gemini", "aider", "custom"];
 
+/// Prompts longer than this go to Claude Code on stdin rather than as an argument.
+pub const LONG_PROMPT: usize = 100_000;
+
 /// How to start one agent process.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -47,6 +50,8 @@ pub struct Invocation {
     /// such as Aider's repository-map cache: removed before the result is committed, when
     /// the repository does not track them.
     pub leftovers: Vec<String>,
+    /// A file to give the agent on stdin (long prompts; otherwise /dev/null).
+    pub stdin: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -60,6 +65,7 @@ impl Invocation {
             files: Vec::new(),
             links: Vec::new(),
             leftovers: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -130,12 +136,23 @@ pub fn invocation_in(
     let tmp = state.join("tmp");
     Ok(match profile {
         "claude" => {
-            let mut args = vec![s("-p"), s(t.prompt), s("--output-format"), s("stream-json"), s("--verbose")];
+            // One argument may hold at most 128 KiB (Linux's MAX_ARG_STRLEN): a longer prompt
+            // goes on stdin, which `claude -p` reads when no prompt is given.
+            let long = t.prompt.len() > LONG_PROMPT;
+            let mut args = vec![s("-p")];
+            if !long {
+                args.push(s(t.prompt));
+            }
+            args.extend([s("--output-format"), s("stream-json"), s("--verbose")]);
             args.extend([s("--permission-mode"), s("bypassPermissions")]);
             if let Some(session) = t.resume_session {
                 args.extend([s("--resume"), s(session)]);
             }
-            Invocation::new("claude", args, Format::ClaudeStreamJson)
+            let mut inv = Invocation::new("claude", args, Format::ClaudeStreamJson);
+            if long {
+                inv.stdin = Some(t.prompt_file.to_path_buf());
+            }
+            inv
         }
         "codex" => {
             // Quiet and offline-safe: no analytics, feedback, update check or plugin fetches,

@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod clean;
 pub mod hooks;
 pub mod integrate;
+pub mod logs;
 pub mod plan;
 pub mod report;
 pub mod resume;
@@ -48,6 +49,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Clean(args) => clean::run(&Context::open(dir)?, args),
         Command::Hooks(args) => hooks::run(&Context::open(dir)?, args),
         Command::Report(args) => report::run(&Context::open(dir)?, args),
+        Command::Logs(args) => logs::run(&Context::open(dir)?, args),
         Command::Worker(args) => worker::run(&Context::open(dir)?, args),
     }
 }

@@ -9,8 +9,21 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Plan prompts at `paths` (stored unless `dry_run`); shared with `run DIR`.
+/// Prompts' raw text by task id: what a stored plan keeps beside plan.yaml.
+pub type RawPrompts = BTreeMap<String, String>;
+
+/// Plan prompts at `paths` (stored unless `dry_run`).
 pub fn make(ctx: &Context, paths: &[PathBuf], workers: usize, allow_conflicts: bool, dry_run: bool) -> Result<Plan> {
+    let (mut p, raw) = prepare(ctx, paths, workers, allow_conflicts)?;
+    if !dry_run {
+        plans::save(&ctx.repo, &mut p, &raw)?;
+    }
+    Ok(p)
+}
+
+/// Plan prompts at `paths` without storing the plan (`run DIR` stores it only once the run
+/// can start).
+pub fn prepare(ctx: &Context, paths: &[PathBuf], workers: usize, allow_conflicts: bool) -> Result<(Plan, RawPrompts)> {
     let repo = &ctx.repo;
     let base = repo.head_commit()?;
     let paths: Vec<PathBuf> =
@@ -19,16 +32,21 @@ pub fn make(ctx: &Context, paths: &[PathBuf], workers: usize, allow_conflicts: b
     let prompts = plan::read_prompts(&files)?;
     let (tracked, graph) = plan::repository_files(repo)?;
     let history = runs::history(repo)?;
-    let mut p =
+    let p =
         plan::build(&prompts, &tracked, &graph, &history, &base.to_string(), &Options { workers, allow_conflicts })?;
     for w in &p.warnings {
         ui::note(&format!("warning: {w}"));
     }
-    if !dry_run {
-        let raw: BTreeMap<String, String> = prompts.iter().map(|p| (p.id.clone(), p.raw.clone())).collect();
-        plans::save(repo, &mut p, &raw)?;
+    // About 200,000 tokens at four bytes a token: past the context window of today's models.
+    for pr in prompts.iter().filter(|pr| pr.body.len() > 800_000) {
+        ui::note(&format!(
+            "warning: {}: the prompt is {} KB, more than any agent's model takes in one request",
+            pr.path.display(),
+            pr.body.len() / 1000
+        ));
     }
-    Ok(p)
+    let raw: RawPrompts = prompts.iter().map(|p| (p.id.clone(), p.raw.clone())).collect();
+    Ok((p, raw))
 }
 
 /// Workers to plan for: the flag, else the machine's capacity under the settings.

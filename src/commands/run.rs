@@ -12,7 +12,7 @@ use crate::store::runs::{host_name, Event, RunLog, RunStatus};
 use crate::ui;
 use anyhow::Result;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 /// Integration settings carried from `run`/`resume` to the end of the run.
@@ -25,6 +25,10 @@ pub struct IntegrateOpts {
 
 static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
 
+const MAX_RETRIES: u32 = 20;
+const MIN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Ctrl-C (and SIGTERM, as `cancel` sends): first stop starting tasks and terminate agents,
 /// second kill them.
 pub fn interrupt_control() -> Arc<Control> {
@@ -32,12 +36,19 @@ pub fn interrupt_control() -> Arc<Control> {
         .get_or_init(|| {
             let ctl = Arc::new(Control::default());
             let c = Arc::clone(&ctl);
-            let hits = AtomicUsize::new(0);
+            let first: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
             let _ = ctrlc::set_handler(move || {
-                if hits.fetch_add(1, Ordering::SeqCst) == 0 {
-                    c.stop.store(true, Ordering::SeqCst);
-                } else {
-                    c.kill.store(true, Ordering::SeqCst);
+                let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+                match *first {
+                    None => {
+                        *first = Some(std::time::Instant::now());
+                        c.stop.store(true, Ordering::SeqCst);
+                    }
+                    // `git parallel` is run by git, which forwards the terminal's SIGINT while
+                    // the terminal sends it too: one key press arrives twice within
+                    // milliseconds. Only a second press, later, kills the agents.
+                    Some(t) if t.elapsed() < std::time::Duration::from_millis(500) => {}
+                    Some(_) => c.kill.store(true, Ordering::SeqCst),
                 }
             });
             ctl
@@ -65,13 +76,26 @@ pub fn options(
         Some(t) => crate::config::parse_duration(t).map_err(|e| usage(format!("--timeout: {e}")))?,
         None => s.timeout,
     };
+    // Each retry leaves commits and a transcript in the run's log: keep them few and spaced.
+    let retries = retries.unwrap_or(s.retries);
+    if retries > MAX_RETRIES {
+        return Err(usage(format!("retries: at most {MAX_RETRIES} (asked for {retries})")));
+    }
+    if s.retry_delay < MIN_RETRY_DELAY || s.retry_delay > MAX_RETRY_DELAY {
+        return Err(usage(format!(
+            "parallel.retryDelay must be between {} and {} (is {})",
+            humantime::format_duration(MIN_RETRY_DELAY),
+            humantime::format_duration(MAX_RETRY_DELAY),
+            humantime::format_duration(s.retry_delay)
+        )));
+    }
     Ok(orchestrator::Options {
         limits: s.limits(concurrency),
         agent,
         template: template.map(str::to_string).or_else(|| s.agent_command.clone()),
         timeout,
         grace: s.kill_grace,
-        retries: retries.unwrap_or(s.retries),
+        retries,
         retry_base: s.retry_delay,
         worktree_dir: worktree_dir.or_else(|| s.worktree_dir.clone()),
         setup: s.setup.clone(),
@@ -195,26 +219,26 @@ fn check_clean(ctx: &Context, plan: &Plan, allow: bool) -> Result<()> {
     .into())
 }
 
-/// Find or make the plan a run starts from.
-fn plan_for(ctx: &Context, args: &RunArgs, workers: usize) -> Result<Plan> {
+/// Find or make the plan a run starts from; a new plan comes with its prompts, to be stored
+/// once the run can start.
+fn plan_for(ctx: &Context, args: &RunArgs, workers: usize) -> Result<(Plan, Option<super::plan::RawPrompts>)> {
     let repo = &ctx.repo;
     if args.target.len() == 1 {
         let t = &args.target[0];
         let looks_like_id = t.chars().all(|c| c.is_ascii_digit());
         if looks_like_id && !repo.workdir.join(t).exists() {
-            return plans::load(repo, t);
+            return Ok((plans::load(repo, t)?, None));
         }
     }
     if args.target.is_empty() {
         if let Some(id) = plans::latest(repo)? {
             ui::note(&format!("running the latest plan, {id}"));
-            return plans::load(repo, &id);
+            return Ok((plans::load(repo, &id)?, None));
         }
     }
     let paths: Vec<PathBuf> = args.target.iter().map(PathBuf::from).collect();
-    let p = super::plan::make(ctx, &paths, workers, args.allow_conflicts, false)?;
-    ui::note(&format!("planned {} tasks as plan {}", p.tasks.len(), p.id));
-    Ok(p)
+    let (p, raw) = super::plan::prepare(ctx, &paths, workers, args.allow_conflicts)?;
+    Ok((p, Some(raw)))
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
@@ -233,11 +257,20 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let opts = orchestrator::Options { executor: executor(ctx, args.executor.as_deref())?, ..opts };
     ctx.repo.head_commit()?;
     let workers = super::plan::default_workers(ctx, args.concurrency)?;
-    let plan = plan_for(ctx, &args, workers)?;
+    if let Some(into) = &args.into {
+        crate::integrate::target_branch(&ctx.repo, into)?;
+    }
+    let (mut plan, raw) = plan_for(ctx, &args, workers)?;
     check_agents(&plan, &opts)?;
     check_clean(ctx, &plan, args.allow_dirty)?;
     let run_base = crate::exec::worktree::run_dir(&ctx.repo, opts.worktree_dir.as_deref(), "x");
     let run_base = run_base.parent().unwrap_or(&ctx.repo.workdir).to_path_buf();
+    crate::exec::worktree::check_dir(&ctx.repo, &run_base)?;
+    // Stored only now: a run refused above leaves no plan behind.
+    if let Some(raw) = raw {
+        plans::save(&ctx.repo, &mut plan, &raw)?;
+        ui::note(&format!("planned {} tasks as plan {}", plan.tasks.len(), plan.id));
+    }
     std::fs::create_dir_all(&run_base)
         .map_err(|e| usage(format!("cannot create the worktree folder {}: {e}", run_base.display())))?;
     let tasks = plan.tasks.iter().map(|t| (t.id.clone(), t.kind)).collect();

@@ -206,7 +206,7 @@ fn run_inner(
     let private = private_dir(&spec.worktree)?;
     let prompt_file = private.join("parallel-prompt.md");
     std::fs::write(&prompt_file, &spec.prompt)?;
-    let stderr_path = private.join("parallel-stderr.log");
+    let stderr_path = private.join(LIVE_STDERR);
     // What parallel.copy brought in, remembered beside the worktree for a resume.
     let copied_list = private.join("parallel-copied");
     if !resuming {
@@ -337,7 +337,14 @@ fn run_inner(
         return Ok(out);
     }
     if last.failed() {
-        out.reason = Some(describe(&last));
+        let mut reason = describe(&last);
+        // The agent's own last words say more than an exit status.
+        if let Some(line) = last_words(&stderr) {
+            if !reason.contains(&line) {
+                reason = format!("{reason}: {line}");
+            }
+        }
+        out.reason = Some(reason);
         return Ok(out);
     }
     // The agent stays on its branch, or its work is not what we think it is.
@@ -466,6 +473,24 @@ fn describe(a: &Attempt) -> String {
     }
 }
 
+/// Where a running agent's transcript is copied as it comes (in the worktree's private git
+/// directory, beside the prompt file).
+fn live_transcript(prompt_file: &Path) -> PathBuf {
+    prompt_file.with_file_name(LIVE_TRANSCRIPT)
+}
+
+/// File names, in a worktree's private git directory, of the live transcript and stderr.
+pub const LIVE_TRANSCRIPT: &str = "parallel-transcript.jsonl";
+pub const LIVE_STDERR: &str = "parallel-stderr.log";
+
+/// The last line of `stderr` that says something (not blank, not only punctuation), cut to a
+/// readable length.
+fn last_words(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().rev().map(str::trim).find(|l| l.chars().filter(|c| c.is_alphanumeric()).count() >= 3)?;
+    Some(tail(line, 200))
+}
+
 fn tail(s: &str, n: usize) -> String {
     let s = s.trim();
     if s.len() <= n {
@@ -554,7 +579,14 @@ fn attempt(
         .append(true)
         .open(stderr_path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", stderr_path.display()))?;
-    let mut child = match proc::Contained::spawn(&program, &args, &spec.worktree, &envs, stderr_file.into(), None) {
+    let mut child = match proc::Contained::spawn(
+        &program,
+        &args,
+        &spec.worktree,
+        &envs,
+        stderr_file.into(),
+        inv.stdin.as_deref(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             a.spawn_error = Some(format!("{e:#}"));
@@ -562,6 +594,7 @@ fn attempt(
         }
     };
     ctl.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.task.clone(), child.pid);
+    let mut live = std::fs::OpenOptions::new().create(true).append(true).open(live_transcript(prompt_file)).ok();
     let (ltx, lrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = std::sync::mpsc::channel();
     // Not joined: were a process to escape containment with the pipe, we must not wait on it.
     if let Some(stdout) = child.child.stdout.take() {
@@ -586,6 +619,11 @@ fn attempt(
                 if transcript.len() + line.len() < MAX_TRANSCRIPT {
                     transcript.extend_from_slice(&line);
                     transcript.push(b'\n');
+                    // Also beside the worktree, for `git parallel logs --follow` while it runs.
+                    if let Some(f) = live.as_mut() {
+                        use std::io::Write;
+                        let _ = f.write_all(&line).and_then(|_| f.write_all(b"\n"));
+                    }
                 }
                 let text = String::from_utf8_lossy(&line);
                 for u in parser.line(&text) {
@@ -745,7 +783,7 @@ pub fn run_agent_in_place(spec: &TaskSpec, ctl: &Control) -> Result<bool> {
     let private = private_dir(&spec.worktree)?;
     let prompt_file = private.join("parallel-prompt.md");
     std::fs::write(&prompt_file, &spec.prompt)?;
-    let stderr_path = private.join("parallel-stderr.log");
+    let stderr_path = private.join(LIVE_STDERR);
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut transcript = Vec::new();
     let a = attempt(spec, &prompt_file, &stderr_path, None, ctl, &tx, &mut transcript)?;

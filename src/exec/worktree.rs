@@ -14,12 +14,47 @@ pub fn run_dir(repo: &Repo, configured: Option<&Path>, run: &str) -> PathBuf {
         Some(d) if d.is_absolute() => d.to_path_buf(),
         Some(d) => repo.workdir.join(d),
         None => {
+            // A submodule's sibling folder lies inside its superproject's working tree:
+            // go beside the superproject instead.
+            let top = proc::git(&repo.workdir, ["rev-parse", "--show-superproject-working-tree"])
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from);
             let name =
                 repo.workdir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "repo".into());
-            repo.workdir.parent().unwrap_or(&repo.workdir).join(format!("{name}.parallel"))
+            match top {
+                Some(top) => {
+                    let top_name = top.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    top.parent().unwrap_or(&top).join(format!("{top_name}.parallel")).join(name)
+                }
+                None => repo.workdir.parent().unwrap_or(&repo.workdir).join(format!("{name}.parallel")),
+            }
         }
     };
-    base.join(run)
+    crate::repo::normalize(&base).join(run)
+}
+
+/// Refuse a worktree folder inside the repository's working tree or its git directory: tools
+/// that walk up for a workspace root would find the wrong one, `git status` would list the
+/// worktrees, and git refuses worktrees inside its own directory.
+pub fn check_dir(repo: &Repo, runs_dir: &Path) -> Result<()> {
+    let dir = crate::repo::normalize(runs_dir);
+    let inside = |root: &Path| {
+        let root = crate::repo::normalize(root);
+        dir.starts_with(&root) || root.canonicalize().is_ok_and(|r| dir.canonicalize().is_ok_and(|d| d.starts_with(r)))
+    };
+    if inside(&repo.common_dir) {
+        return Err(usage(format!("the worktree folder {} is inside the git directory", dir.display())));
+    }
+    if inside(&repo.workdir) {
+        return Err(crate::error::Error::usage(format!(
+            "the worktree folder {} is inside the repository's working tree",
+            dir.display()
+        ))
+        .with_hint("choose a folder outside it, e.g. --worktree-dir ../worktrees (the default is a sibling folder)")
+        .into());
+    }
+    Ok(())
 }
 
 /// Worktrees git knows about: (path, branch ref or None, locked).

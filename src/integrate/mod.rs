@@ -99,6 +99,33 @@ fn verify(repo: &Repo, run_dir: &std::path::Path, commit: &str, cmd: &str, n: &m
     Ok(out?.ok())
 }
 
+/// The branch `--into NAME` names, or a usage error: integration only ever moves a branch, so
+/// `HEAD`, tags and other refs are refused, as are names git would not accept and short names
+/// that are also a tag's.
+pub fn target_branch(repo: &Repo, name: &str) -> Result<String> {
+    let short = name.strip_prefix("refs/heads/").unwrap_or(name);
+    if short == "HEAD" || short.starts_with('-') {
+        return Err(crate::error::usage(format!("--into {name}: not a branch name")));
+    }
+    if name.starts_with("refs/") && !name.starts_with("refs/heads/") {
+        return Err(Error::usage(format!("--into {name}: integration moves a branch, and {name} is not one"))
+            .with_hint("name a branch, e.g. --into parallel-result")
+            .into());
+    }
+    let full = format!("refs/heads/{short}");
+    if !proc::git_output(&repo.workdir, ["check-ref-format", &full])?.ok() {
+        return Err(crate::error::usage(format!("--into {name}: not a valid branch name")));
+    }
+    if !name.starts_with("refs/") && crate::store::objects::read_ref(repo, &format!("refs/tags/{short}"))?.is_some() {
+        return Err(Error::usage(format!(
+            "--into {name}: there is a tag of that name, so `{name}` would be ambiguous"
+        ))
+        .with_hint(format!("name the branch another way, or write refs/heads/{short}"))
+        .into());
+    }
+    Ok(full)
+}
+
 /// Integrate the run's succeeded tasks. Records an `integrated` event.
 pub fn integrate(
     log: &mut RunLog,
@@ -110,7 +137,7 @@ pub fn integrate(
     let repo = log.repo().clone();
     let run = log.id.clone();
     let target = match into {
-        Some(b) => layout::full_branch(b),
+        Some(b) => target_branch(&repo, b)?,
         None => layout::integration_branch(&run),
     };
     if let Some(at) = worktree::checked_out_at(&repo, &target)? {

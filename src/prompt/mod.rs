@@ -20,18 +20,25 @@ pub const KNOWN_KEYS: &[&str] =
 pub enum OneOrMany {
     #[default]
     None,
-    One(String),
-    Many(Vec<String>),
+    One(Scalar),
+    Many(Vec<Scalar>),
 }
 
 impl OneOrMany {
     pub fn into_vec(self) -> Vec<String> {
         match self {
             OneOrMany::None => Vec::new(),
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
+            OneOrMany::One(s) => vec![s.as_text()],
+            OneOrMany::Many(v) => v.iter().map(Scalar::as_text).collect(),
         }
     }
+}
+
+/// serde's words for a value of the wrong shape, in the user's terms.
+fn explain(message: &str) -> String {
+    message
+        .replace("data did not match any variant of untagged enum OneOrMany", "expected one name or a list of names")
+        .replace("data did not match any variant of untagged enum Scalar", "expected a number or a word")
 }
 
 /// A scalar that may be written as a number or a string (`estimate: 30` or `estimate: 30m`).
@@ -135,6 +142,8 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         usage(format!("{shown}:{line}: not valid UTF-8 text"))
     })?;
+    // Editors on Windows start files with a byte-order mark; it must not hide the front matter.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let starts_fenced = text.starts_with("---\n") || text.starts_with("---\r\n");
     let (fm, body) = match split_front_matter(text) {
         Some((fm, body)) => (Some(fm), body),
@@ -149,7 +158,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
             // The front matter starts on line 2 of the file.
             let parsed: FrontMatter = crate::yaml::from_str(fm).map_err(|e| {
                 let line = e.line.map(|l| l + 1).unwrap_or(1);
-                usage(format!("{shown}:{line}: malformed front matter: {}", e.message))
+                usage(format!("{shown}:{line}: malformed front matter: {}", explain(&e.message)))
             })?;
             for (key, line) in crate::yaml::top_level_keys(fm) {
                 if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -186,6 +195,11 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         })?),
         None => None,
     };
+    if let Some(a) = &front.agent {
+        if !crate::agent::PROFILES.contains(&a.as_str()) {
+            return Err(usage(format!("{shown}: unknown agent `{a}` (known: {})", crate::agent::PROFILES.join(", "))));
+        }
+    }
     let duration = |what: &str, v: &Option<Scalar>| -> Result<Option<std::time::Duration>> {
         v.as_ref()
             .map(|s| crate::config::parse_duration(&s.as_text()).map_err(|e| usage(format!("{shown}: {what}: {e}"))))

@@ -724,6 +724,12 @@ pub fn transcript(repo: &Repo, id: &str, task: &str) -> Result<Option<Vec<u8>>> 
     objects::read_path(repo, tip, &format!("logs/{task}.jsonl"))
 }
 
+/// A finished task's stderr (its last 64 KiB), as stored with its result.
+pub fn task_stderr(repo: &Repo, id: &str, task: &str) -> Result<Option<Vec<u8>>> {
+    let tip = objects::read_ref(repo, &layout::run_ref(id))?.ok_or_else(|| no_run(repo, id))?;
+    objects::read_path(repo, tip, &format!("logs/{task}.stderr"))
+}
+
 /// Durations of succeeded tasks in all stored runs, by type (for estimates).
 pub fn history(repo: &Repo) -> Result<crate::analysis::estimate::History> {
     let mut h = crate::analysis::estimate::History::default();
