@@ -32,6 +32,8 @@ pub enum Command {
     Hooks(HooksArgs),
     Report(ReportArgs),
     Logs(LogsArgs),
+    #[command(hide = true)]
+    Worker(WorkerArgs),
 }
 
 /// Turn prompt files into a dependency-aware plan and store it in the repository.
@@ -159,6 +161,11 @@ pub struct RunArgs {
     /// Benchmark baseline: run wave by wave, each wave waiting for the previous one.
     #[arg(long, hide = true)]
     pub phase_barrier: bool,
+
+    /// Where tasks run: `local` (this machine) or `slurm` (one Slurm job per ready task; the
+    /// repository must be on a filesystem the nodes share). Also `parallel.executor`.
+    #[arg(long, value_name = "NAME")]
+    pub executor: Option<String>,
 }
 
 /// Show runs and their tasks.
@@ -206,6 +213,10 @@ pub struct ResumeArgs {
     /// Keep each task's worktree after its result is committed (also `parallel.keepWorktrees`).
     #[arg(long)]
     pub keep_worktrees: bool,
+    /// Where tasks run (default: where they ran before; jobs still queued or running on a
+    /// cluster are re-attached to, not submitted again).
+    #[arg(long, value_name = "NAME")]
+    pub executor: Option<String>,
 }
 
 /// Stop a live run and record it as cancelled.
@@ -291,4 +302,16 @@ pub struct ReportArgs {
     /// Append the markdown summary to this file.
     #[arg(long, value_name = "FILE")]
     pub append: Option<PathBuf>,
+}
+
+/// Run one task of a run, as a cluster job does on its node (internal).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Run id.
+    pub run: String,
+    /// Task id.
+    pub task: String,
+    /// The task's specification, written by the orchestrator at submit time.
+    #[arg(long, value_name = "FILE")]
+    pub spec: PathBuf,
 }

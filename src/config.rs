@@ -51,6 +51,28 @@ pub struct Settings {
     pub keep_worktrees: bool,
     /// `parallel.prompts`: default prompt folder (default `prompts`).
     pub prompts: PathBuf,
+    /// `parallel.executor`: where tasks run, `local` (default) or `slurm`.
+    pub executor: String,
+    /// `parallel.slurm.*`: how tasks are submitted to Slurm.
+    pub slurm: SlurmSettings,
+}
+
+/// `parallel.slurm.*`: what each task's job asks Slurm for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlurmSettings {
+    /// `parallel.slurm.partition` (`--partition`).
+    pub partition: Option<String>,
+    /// `parallel.slurm.account` (`--account`).
+    pub account: Option<String>,
+    /// `parallel.slurm.timeLimit` (`--time`, Slurm's format: minutes, `H:MM:SS`, `D-HH`);
+    /// default: the task's timeout plus 5 minutes, so our own timeout acts first.
+    pub time_limit: Option<String>,
+    /// `parallel.slurm.cpusPerTask` (`--cpus-per-task`).
+    pub cpus_per_task: Option<u64>,
+    /// `parallel.slurm.memPerTask` (`--mem`, Slurm's format such as `4G`).
+    pub mem_per_task: Option<String>,
+    /// `parallel.slurm.extraArgs`: more sbatch arguments (split like a shell would).
+    pub extra_args: Vec<String>,
 }
 
 const GIB: u64 = 1 << 30;
@@ -129,6 +151,19 @@ impl Settings {
                 .map_err(|e| usage(format!("parallel.keepWorktrees: {e}")))?
                 .unwrap_or(false),
             prompts: string("parallel.prompts").map(PathBuf::from).unwrap_or_else(|| "prompts".into()),
+            executor: string("parallel.executor").unwrap_or_else(|| "local".into()),
+            slurm: SlurmSettings {
+                partition: string("parallel.slurm.partition"),
+                account: string("parallel.slurm.account"),
+                time_limit: string("parallel.slurm.timeLimit"),
+                cpus_per_task: nonneg("parallel.slurm.cpusPerTask")?.filter(|c| *c > 0),
+                mem_per_task: string("parallel.slurm.memPerTask"),
+                extra_args: match string("parallel.slurm.extraArgs") {
+                    Some(a) => shell_words::split(&a)
+                        .map_err(|e| usage(format!("parallel.slurm.extraArgs: {e} (in `{a}`)")))?,
+                    None => Vec::new(),
+                },
+            },
         })
     }
 }

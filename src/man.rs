@@ -10,7 +10,8 @@ pub fn pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(root.clone()).render(&mut buf)?;
     out.push(("git-parallel.1".to_string(), buf));
-    for sub in root.get_subcommands() {
+    // Hidden subcommands (the cluster worker) are internal: no page.
+    for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("git-parallel-{}", sub.get_name());
         let cmd = sub.clone().name(name.clone()).bin_name(format!("git parallel {}", sub.get_name()));
         let mut buf = Vec::new();

@@ -185,6 +185,19 @@ pub fn shell(dir: &Path, command: &str, envs: &[(&str, &str)], timeout: Option<D
     Ok(Output { status, stdout, stderr })
 }
 
+/// Run a tool (a cluster engine's client such as `sbatch`) with every repository-pointing git
+/// variable removed, and return its output whatever the exit status.
+pub fn tool(program: &str, args: &[String], dir: Option<&Path>) -> Result<Output> {
+    let mut expr = duct::cmd(program, args).env("LC_ALL", "C");
+    if let Some(d) = dir {
+        expr = expr.dir(d);
+    }
+    for k in scrubbed_env() {
+        expr = expr.env_remove(k);
+    }
+    run_expr(expr, program)
+}
+
 fn run_expr(expr: duct::Expression, what: &str) -> Result<Output> {
     let out =
         expr.stdout_capture().stderr_capture().unchecked().run().with_context(|| format!("could not start {what}"))?;
@@ -219,7 +232,7 @@ impl Drain {
 
 /// The binary that runs the containment supervisor: ourselves, or `git-parallel` on PATH when
 /// the library runs inside another program (a benchmark); `GIT_PARALLEL_EXE` overrides.
-fn supervisor_exe() -> Result<PathBuf> {
+pub fn supervisor_exe() -> Result<PathBuf> {
     static EXE: OnceLock<Option<PathBuf>> = OnceLock::new();
     EXE.get_or_init(|| {
         if let Some(p) = std::env::var_os("GIT_PARALLEL_EXE") {

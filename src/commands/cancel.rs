@@ -25,7 +25,13 @@ pub fn run(ctx: &Context, args: CancelArgs) -> Result<i32> {
     }
     log.append(Event::CancelRequested { pid: std::process::id() }, &[])?;
     if !state.orchestrator_alive() {
-        // Nobody to stop: record the end ourselves.
+        // Nobody to stop: stop the jobs it left on a cluster, record the end ourselves.
+        let jobs: Vec<String> =
+            state.tasks.iter().filter(|t| !t.status.is_final()).filter_map(|t| t.job.clone()).collect();
+        let stopped = crate::exec::executor::Executor::cancel_jobs(&jobs)?;
+        if !stopped.is_empty() {
+            ui::note(&format!("cancelled {} cluster jobs: {}", stopped.len(), stopped.join(" ")));
+        }
         log.append(Event::Ended { status: RunStatus::Cancelled }, &[])?;
         ui::out(&format!("run {id} cancelled (its orchestrator was already gone)\n"))?;
         return Ok(0);

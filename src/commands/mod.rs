@@ -10,6 +10,7 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod status;
+pub mod worker;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
@@ -49,5 +50,6 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Hooks(args) => hooks::run(&Context::open(dir)?, args),
         Command::Report(args) => report::run(&Context::open(dir)?, args),
         Command::Logs(args) => logs::run(&Context::open(dir)?, args),
+        Command::Worker(args) => worker::run(&Context::open(dir)?, args),
     }
 }

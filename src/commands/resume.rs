@@ -34,7 +34,12 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         return Err(usage(format!("run {id} already succeeded; nothing to resume")));
     }
     let plan = plans::load(&ctx.repo, &state.plan)?;
+    // A run whose tasks went to a cluster goes on there (its jobs may still run).
+    let executor = args.executor.clone().or_else(|| {
+        state.tasks.iter().find_map(|t| t.job.as_ref().and_then(|j| j.split_once(':')).map(|(e, _)| e.to_string()))
+    });
     let mut opts = options(ctx, args.concurrency, Some(&state.agent), None, None, None, None)?;
+    opts.executor = super::run::executor(ctx, executor.as_deref())?;
     opts.limits.requested = opts.limits.requested.or(Some(state.workers.max(1)));
     // A sandboxed run stays sandboxed: resuming must not hand its agents the repository.
     if state.sandbox {

@@ -3,6 +3,7 @@
 use super::Context;
 use crate::cli::RunArgs;
 use crate::error::{usage, Error};
+use crate::exec::executor::Executor;
 use crate::exec::orchestrator::{self, Observer};
 use crate::exec::task::Control;
 use crate::plan::Plan;
@@ -103,11 +104,28 @@ pub fn options(
         sparse: s.sparse,
         keep_worktrees: s.keep_worktrees,
         phase_barrier: false,
+        executor: Executor::Local,
     })
 }
 
+/// The executor `name`, or `parallel.executor` (default local), checked usable.
+pub fn executor(ctx: &Context, name: Option<&str>) -> Result<Executor> {
+    match name.unwrap_or(&ctx.settings.executor) {
+        "local" => Ok(Executor::Local),
+        "slurm" => {
+            crate::exec::slurm::check_available()?;
+            Ok(Executor::Slurm(crate::exec::slurm::Slurm::new(ctx.settings.slurm.clone())))
+        }
+        other => Err(usage(format!("unknown executor `{other}` (known: {})", crate::exec::executor::NAMES.join(", ")))),
+    }
+}
+
 /// Refuse to start when an agent a task needs is not installed: nothing should half-run.
+/// (Under a cluster executor the agents run on the nodes, whose PATH is not ours to check.)
 pub fn check_agents(plan: &Plan, opts: &orchestrator::Options) -> Result<()> {
+    if !opts.executor.is_local() {
+        return Ok(());
+    }
     let mut profiles: Vec<String> =
         plan.tasks.iter().map(|t| t.agent.clone().unwrap_or_else(|| opts.agent.clone())).collect();
     profiles.sort();
@@ -240,6 +258,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         args.retries,
         args.worktree_dir.clone(),
     )?;
+    let opts = orchestrator::Options { executor: executor(ctx, args.executor.as_deref())?, ..opts };
     ctx.repo.head_commit()?;
     let workers = super::plan::default_workers(ctx, args.concurrency)?;
     if let Some(into) = &args.into {

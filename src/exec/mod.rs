@@ -1,9 +1,11 @@
 //! Executing a plan: worktrees, agents, retries, results; the live scheduler loop.
 
 pub mod contain;
+pub mod executor;
 pub mod guard;
 pub mod merge;
 pub mod orchestrator;
 pub mod sandbox;
+pub mod slurm;
 pub mod task;
 pub mod worktree;

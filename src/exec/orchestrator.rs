@@ -38,6 +38,8 @@ pub struct Options {
     pub keep_worktrees: bool,
     /// Benchmark baseline: a wave starts only when the previous one ended.
     pub phase_barrier: bool,
+    /// Who runs a ready task: a thread here, or a cluster job.
+    pub executor: super::executor::Executor,
 }
 
 /// Something for the user to see; the UI decides how.
@@ -168,7 +170,16 @@ pub fn execute(
                 continue;
             }
             let (profile, kind) = (profile_of(i), kind_of(i));
-            if let Err(why) = gov.admit(&opts.limits, &profile, &kind, &trees) {
+            // A cluster decides where and when its jobs run: our ceiling is how many we keep
+            // submitted (-j); the machine we run on is not where the agents run.
+            let admitted = if opts.executor.is_local() {
+                gov.admit(&opts.limits, &profile, &kind, &trees)
+            } else if running.len() >= opts.limits.ceiling() {
+                Err(format!("{} {} jobs queued or running: the ceiling", running.len(), opts.executor.name()))
+            } else {
+                Ok(())
+            };
+            if let Err(why) = admitted {
                 // Another profile's task may still fit (a rate limit is per profile); look at
                 // a few more, not at the whole queue.
                 waiting.get_or_insert(why);
@@ -186,7 +197,8 @@ pub fn execute(
             let ctl2 = Arc::clone(&ctl);
             let tx2 = tx.clone();
             let repo2 = repo.clone();
-            running.insert(t.id.clone(), std::thread::spawn(move || task::run(repo2, spec, ctl2, tx2)));
+            let job = log.state().task(&t.id).and_then(|s| s.job.clone());
+            running.insert(t.id.clone(), opts.executor.start(repo2, spec, job, ctl2, tx2));
         }
         queue.requeue(barrier_held);
         // Say which limit holds now, when it changes: on stderr, and in the run's log for
@@ -500,7 +512,7 @@ fn body_of(raw: &str) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn handle(
+pub(crate) fn handle(
     log: &mut RunLog,
     plan: &Plan,
     index: &HashMap<&str, usize>,
@@ -550,6 +562,27 @@ fn handle(
                 succeeded = Some(o.task.clone());
             }
             ev
+        }
+        Msg::Recorded { task } => {
+            // A cluster job recorded the task's end in the log itself.
+            if let Some(h) = running.remove(&task) {
+                let _ = h.join();
+            }
+            log.refresh()?;
+            let Some(t) = log.state().task(&task).cloned() else { return Ok(None) };
+            if t.status == TaskStatus::Succeeded {
+                succeeded = Some(task.clone());
+            }
+            Event::Finished {
+                task,
+                status: t.status,
+                commit: t.commit,
+                reason: t.reason,
+                exit_code: t.exit_code,
+                metrics: t.metrics,
+                files_changed: t.files_changed,
+                wall_ms: t.wall_ms,
+            }
         }
         Msg::RateLimited { .. } => return Ok(None),
     };

@@ -52,8 +52,8 @@ impl Control {
     }
 }
 
-/// Everything a worker needs to run one task.
-#[derive(Debug, Clone)]
+/// Everything a worker needs to run one task (serialized for a worker in a cluster job).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
     pub run: String,
     pub task: String,
@@ -94,6 +94,10 @@ pub enum Msg {
         reset: Duration,
     },
     Finished(Box<Outcome>),
+    /// The task ran elsewhere (a cluster job) and its end is already in the run's log.
+    Recorded {
+        task: String,
+    },
 }
 
 #[derive(Debug, Default)]

@@ -171,6 +171,15 @@ pub enum Event {
         task: String,
         reason: String,
     },
+    /// A task was handed to a cluster engine as a job (`node` unset), or its job started on
+    /// a node (recorded by the job itself).
+    Job {
+        task: String,
+        executor: String,
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
     CancelRequested {
         pid: u32,
     },
@@ -195,6 +204,8 @@ impl Event {
             Event::Limited { running, reason } => format!("{running} running, waiting: {reason}"),
             Event::Finished { task, status, .. } => format!("{task}: {}", status.as_str()),
             Event::Skipped { task, .. } => format!("{task}: skipped"),
+            Event::Job { task, executor, id, node: None } => format!("{task}: submitted as {executor} job {id}"),
+            Event::Job { task, executor, id, node: Some(n) } => format!("{task}: {executor} job {id} on {n}"),
             Event::CancelRequested { pid } => format!("cancel requested by pid {pid}"),
             Event::Ended { status } => format!("run {}", status.as_str()),
             Event::Integrated(i) => format!("integrated {} tasks, {} conflicts", i.merged.len(), i.conflicts.len()),
@@ -249,6 +260,12 @@ pub struct TaskState {
     /// Set when integration left the task out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<IntegrationConflict>,
+    /// The cluster job running the task's latest attempt (`executor:id`, e.g. `slurm:42`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The node that job runs on, once it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// What one integration did.
@@ -437,6 +454,8 @@ impl RunState {
                         exit_code: None,
                         retries: 0,
                         conflict: None,
+                        job: None,
+                        node: None,
                     })
                     .collect();
                 self.reindex();
@@ -504,6 +523,16 @@ impl RunState {
                 self.cancel_requested = true;
                 Touched::None
             }
+            Event::Job { task, executor, id, node } => self.change(task, |t| {
+                let job = format!("{executor}:{id}");
+                if t.job.as_ref() != Some(&job) {
+                    t.node = None;
+                }
+                t.job = Some(job);
+                if node.is_some() {
+                    t.node = node.clone();
+                }
+            }),
             Event::Ended { status } => {
                 self.status = *status;
                 self.ended_at = Some(r.at);
@@ -605,6 +634,7 @@ fn task_of(event: &Event) -> Option<&str> {
         | Event::Progress { task, .. }
         | Event::Retried { task, .. }
         | Event::Finished { task, .. }
+        | Event::Job { task, .. }
         | Event::Skipped { task, .. } => Some(task),
         _ => None,
     }

@@ -50,6 +50,20 @@ pub fn tasks_table(s: &RunState) -> String {
             ]
         })
         .collect();
+    // Tasks that ran as cluster jobs: which job, on which node.
+    if s.tasks.iter().any(|t| t.job.is_some()) {
+        let mut rows = rows;
+        for (row, t) in rows.iter_mut().zip(&s.tasks) {
+            let note = row.pop().unwrap_or_default();
+            row.push(t.job.clone().unwrap_or_else(|| "-".into()));
+            row.push(t.node.clone().unwrap_or_else(|| "-".into()));
+            row.push(note);
+        }
+        return table(
+            &["TASK", "STATE", "AGENT", "ELAPSED", "TURNS", "COST", "FILES", "BRANCH", "JOB", "NODE", "NOTE"],
+            &rows,
+        );
+    }
     table(&["TASK", "STATE", "AGENT", "ELAPSED", "TURNS", "COST", "FILES", "BRANCH", "NOTE"], &rows)
 }
 

@@ -1,0 +1,86 @@
+//! `git parallel worker RUN TASK --spec FILE` (hidden): what a cluster job runs on its node.
+//! Exactly what a local worker does (`task::run`: worktree, agent under containment, result
+//! commit), with a drain on this thread turning the worker's messages into appends to the
+//! run's log, compare-and-swap against whatever the orchestrator and other jobs append.
+
+use super::Context;
+use crate::cli::WorkerArgs;
+use crate::error::usage;
+use crate::exec::orchestrator::{self, Observer};
+use crate::exec::task::{self, Msg, TaskSpec};
+use crate::store::runs::{Event, RunLog, RunState, TaskStatus};
+use anyhow::{Context as _, Result};
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+/// Narration into the job's output file.
+struct Narrate;
+
+impl Observer for Narrate {
+    fn event(&mut self, event: &Event, _state: &RunState) {
+        eprintln!("git-parallel worker: {}", event.summary());
+    }
+    fn note(&mut self, text: &str) {
+        eprintln!("git-parallel worker: {text}");
+    }
+}
+
+pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
+    let text = std::fs::read(&args.spec).with_context(|| format!("cannot read {}", args.spec.display()))?;
+    let spec: TaskSpec =
+        serde_json::from_slice(&text).with_context(|| format!("bad task spec {}", args.spec.display()))?;
+    if spec.run != args.run || spec.task != args.task {
+        return Err(usage(format!("{} is the spec of run {} task {}", args.spec.display(), spec.run, spec.task)));
+    }
+    let mut log = RunLog::open(&ctx.repo, &args.run)?;
+    let plan = crate::store::plans::load(&ctx.repo, &log.state().plan)?;
+    if let Some(t) = log.state().task(&args.task) {
+        if t.status.is_final() {
+            // A duplicate job (resubmitted while the first one still ran): nothing to do.
+            eprintln!("git-parallel worker: task {} already {}; nothing to do", t.id, t.status.as_str());
+            return Ok(0);
+        }
+    } else {
+        return Err(usage(format!("run {} has no task {}", args.run, args.task)));
+    }
+    let mut obs = Narrate;
+    // Where this job runs, for `status`.
+    if let Ok(id) = std::env::var("SLURM_JOB_ID") {
+        let node = std::env::var("SLURMD_NODENAME").ok().unwrap_or_else(crate::store::runs::host_name);
+        let ev = Event::Job { task: args.task.clone(), executor: "slurm".into(), id, node: Some(node) };
+        log.append(ev.clone(), &[])?;
+        obs.event(&ev, log.state());
+    }
+    // SIGTERM (scancel, the time limit) stops the agent as Ctrl-C stops a local run.
+    let ctl = super::run::interrupt_control();
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let repo = ctx.repo.clone();
+    let worker = std::thread::spawn(move || task::run(repo, spec, ctl, tx));
+    let mut running = HashMap::from([(args.task.clone(), worker)]);
+    let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
+    let index: HashMap<&str, usize> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    let mut ended = Vec::new();
+    for msg in rx {
+        let done = matches!(msg, Msg::Finished(_));
+        match msg {
+            Msg::RateLimited { task, profile, reset } => {
+                obs.note(&format!("{task}: {profile} rate limited, retrying after {} s", reset.as_secs()))
+            }
+            msg => {
+                orchestrator::handle(&mut log, &plan, &index, msg, &mut running, &mut notes_due, &mut ended, &mut obs)?;
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    for (id, note) in notes_due {
+        crate::store::notes::write(&ctx.repo, id, &note)?;
+    }
+    let status = log.state().task(&args.task).map(|t| t.status).unwrap_or_default();
+    Ok(match status {
+        TaskStatus::Succeeded | TaskStatus::NoChanges => 0,
+        TaskStatus::Interrupted | TaskStatus::Cancelled => 130,
+        _ => 1,
+    })
+}

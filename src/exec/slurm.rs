@@ -1,0 +1,572 @@
+//! The Slurm executor: each ready task becomes one batch job running `git parallel worker`
+//! (the same `task::run` as a local worker, on a compute node, appending to the run's log with
+//! compare-and-swap over the shared filesystem). Never Slurm dependencies: a job is submitted
+//! only when its task is ready.
+//!
+//! One thread per task submits its job and waits; one poller watches every job of the run
+//! with a single `squeue --states=all` call per poll and tells each task's thread when its job
+//! ended. The log then says what happened; when it does not (the job died before it could
+//! record: a node failure, a time limit, a cancel from outside), Slurm's state decides:
+//! node-caused ends (NODE_FAIL, PREEMPTED, BOOT_FAIL, a job gone) are submitted again within
+//! the task's retries; TIMEOUT is a timed-out task; CANCELLED by someone else is a failure.
+
+use super::task::{Control, Msg, Outcome, TaskSpec};
+use crate::config::SlurmSettings;
+use crate::proc;
+use crate::repo::Repo;
+use crate::store::runs::{self, Event, TaskStatus};
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Between two `squeue` calls.
+const POLL: Duration = Duration::from_millis(250);
+/// Most of a job's output file kept with a result the orchestrator records itself.
+const MAX_OUTPUT: u64 = 64 << 10;
+/// Exit code of a job script that could not enter the repository on its node.
+const NO_REPO: i32 = 97;
+
+/// The Slurm executor (cheap to clone; clones share one poller).
+#[derive(Clone)]
+pub struct Slurm {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: SlurmSettings,
+    /// Jobs being watched: id → who waits for its end.
+    watched: Mutex<HashMap<String, Sender<JobInfo>>>,
+    poller: std::sync::Once,
+}
+
+impl std::fmt::Debug for Slurm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slurm").field("cfg", &self.inner.cfg).finish()
+    }
+}
+
+/// One job as `squeue` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    pub id: String,
+    /// PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, PREEMPTED, ...;
+    /// `GONE` when Slurm no longer knows the job.
+    pub state: String,
+    pub reason: String,
+    /// Exit code, when the job exited.
+    pub code: Option<i32>,
+    /// Signal that ended it, if any.
+    pub signal: Option<i32>,
+    pub node: Option<String>,
+}
+
+/// States after which a job runs no more.
+const ENDED: &[&str] = &[
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "OUT_OF_MEMORY",
+    "REVOKED",
+    "GONE",
+];
+
+/// Ends caused by the node or the cluster, not by the task: worth submitting again.
+const NODE_CAUSED: &[&str] = &["NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "GONE"];
+
+impl JobInfo {
+    pub fn ended(&self) -> bool {
+        // `CANCELLED by 0` is how some versions print it.
+        ENDED.iter().any(|s| self.state == *s || self.state.starts_with(&format!("{s} ")))
+    }
+
+    fn gone(id: &str) -> JobInfo {
+        JobInfo {
+            id: id.to_string(),
+            state: "GONE".into(),
+            reason: "Slurm no longer knows the job".into(),
+            code: None,
+            signal: None,
+            node: None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("Slurm job {} {}", self.id, self.state);
+        match (self.code, self.signal) {
+            (_, Some(sig)) => s.push_str(&format!(" (signal {sig})")),
+            (Some(c), None) if c != 0 => s.push_str(&format!(" (exit code {c})")),
+            _ => {}
+        }
+        if let Some(n) = &self.node {
+            s.push_str(&format!(" on {n}"));
+        }
+        s
+    }
+}
+
+/// Parse `squeue -h -O 'JobID:|,State:|,Reason:|,exit_code:|,NodeList:'` output.
+pub fn parse_squeue(text: &str) -> HashMap<String, JobInfo> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('|').map(str::trim).collect();
+        if f.len() < 4 || f[0].is_empty() {
+            continue;
+        }
+        // exit_code is a raw wait status: code = v >> 8, signal = v & 0x7f.
+        let raw = f[3].parse::<i32>().ok();
+        let signal = raw.map(|v| v & 0x7f).filter(|s| *s != 0);
+        let code = raw.filter(|_| signal.is_none()).map(|v| (v >> 8) & 0xff);
+        let node = f.get(4).map(|n| n.to_string()).filter(|n| !n.is_empty() && !n.starts_with('('));
+        out.insert(
+            f[0].to_string(),
+            JobInfo { id: f[0].to_string(), state: f[1].to_string(), reason: f[2].to_string(), code, signal, node },
+        );
+    }
+    out
+}
+
+/// The state of `ids`, in one call. A job Slurm has forgotten (after `MinJobAge`) is `GONE`.
+pub fn squeue(ids: &[String]) -> Result<HashMap<String, JobInfo>> {
+    let args = vec![
+        "-h".to_string(),
+        "--states=all".into(),
+        "-j".into(),
+        ids.join(","),
+        "-O".into(),
+        "JobID:|,State:|,Reason:|,exit_code:|,NodeList:".into(),
+    ];
+    let out = proc::tool("squeue", &args, None)?;
+    if out.ok() {
+        let mut found = parse_squeue(&out.stdout_str());
+        for id in ids {
+            found.entry(id.clone()).or_insert_with(|| JobInfo::gone(id));
+        }
+        return Ok(found);
+    }
+    let err = out.stderr_str();
+    if err.contains("Invalid job id") {
+        // One forgotten job fails the whole call: ask one by one.
+        if ids.len() == 1 {
+            return Ok(HashMap::from([(ids[0].clone(), JobInfo::gone(&ids[0]))]));
+        }
+        let mut all = HashMap::new();
+        for id in ids {
+            all.extend(squeue(std::slice::from_ref(id))?);
+        }
+        return Ok(all);
+    }
+    bail!("squeue failed: {}", err.trim())
+}
+
+/// Stop jobs (TERM, then KILL after Slurm's KillWait). Unknown or ended jobs are ignored.
+pub fn scancel(ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let out = proc::tool("scancel", ids, None)?;
+    if !out.ok() {
+        bail!("scancel {} failed: {}", ids.join(" "), out.stderr_str().trim());
+    }
+    Ok(())
+}
+
+/// Slurm's clients, present and answering (checked before a run starts).
+pub fn check_available() -> Result<()> {
+    for tool in ["sbatch", "squeue", "scancel"] {
+        if proc::which(tool).is_none() {
+            return Err(crate::error::Error::usage(format!("--executor slurm: `{tool}` is not on PATH"))
+                .with_hint("run on a machine with the Slurm client tools (Debian: apt install slurm-client)")
+                .into());
+        }
+    }
+    let out = proc::tool("squeue", &["-h".into(), "-j".into(), "1".into()], None)?;
+    let err = out.stderr_str();
+    if !out.ok() && !err.contains("Invalid job id") {
+        return Err(crate::error::Error::usage(format!(
+            "--executor slurm: squeue cannot reach the cluster: {}",
+            err.trim()
+        ))
+        .with_hint("is slurmctld running, and SLURM_CONF pointing at its slurm.conf?")
+        .into());
+    }
+    Ok(())
+}
+
+/// Where a run's job scripts, task specs and job outputs go: beside its worktrees (on the
+/// shared filesystem).
+fn jobs_dir(spec: &TaskSpec) -> PathBuf {
+    spec.worktree.parent().unwrap_or(Path::new(".")).join(".slurm")
+}
+
+/// The output file of a job.
+fn output_file(spec: &TaskSpec, id: &str) -> PathBuf {
+    jobs_dir(spec).join(format!("{}-{id}.out", spec.task))
+}
+
+/// The end of a file, at most `max` bytes.
+fn tail_of(path: &Path, max: u64) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return Vec::new() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > max {
+        let _ = f.seek(SeekFrom::Start(len - max));
+    }
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    buf
+}
+
+impl Slurm {
+    pub fn new(cfg: SlurmSettings) -> Slurm {
+        Slurm { inner: Arc::new(Inner { cfg, watched: Mutex::new(HashMap::new()), poller: std::sync::Once::new() }) }
+    }
+
+    /// The sbatch arguments for a task (without the script).
+    pub fn sbatch_args(&self, repo: &Repo, spec: &TaskSpec) -> Vec<String> {
+        let cfg = &self.inner.cfg;
+        let mut a = vec![
+            "--parsable".to_string(),
+            format!("--job-name=gp-{}-{}", spec.run, spec.task),
+            format!("--output={}", jobs_dir(spec).join(format!("{}-%j.out", spec.task)).display()),
+            format!("--chdir={}", repo.workdir.display()),
+        ];
+        if let Some(p) = &cfg.partition {
+            a.push(format!("--partition={p}"));
+        }
+        if let Some(acc) = &cfg.account {
+            a.push(format!("--account={acc}"));
+        }
+        let time = cfg.time_limit.clone().unwrap_or_else(|| (spec.timeout.as_secs().div_ceil(60) + 5).to_string());
+        a.push(format!("--time={time}"));
+        if let Some(c) = cfg.cpus_per_task {
+            a.push(format!("--cpus-per-task={c}"));
+        }
+        if let Some(m) = &cfg.mem_per_task {
+            a.push(format!("--mem={m}"));
+        }
+        a.extend(cfg.extra_args.iter().cloned());
+        a
+    }
+
+    /// Submit `spec` as a job; its id.
+    fn submit(&self, repo: &Repo, spec: &TaskSpec) -> Result<String> {
+        let dir = jobs_dir(spec);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let spec_file = dir.join(format!("{}.json", spec.task));
+        std::fs::write(&spec_file, serde_json::to_vec_pretty(spec)?)?;
+        let exe = proc::supervisor_exe()?;
+        let q = |p: &Path| shell_words::quote(&p.to_string_lossy()).into_owned();
+        // Slurm runs a job whose --chdir is missing in /tmp, and calls it COMPLETED: the
+        // script checks for itself, and fails loudly.
+        let script = format!(
+            "#!/bin/sh\n# git-parallel: run {run} task {task}\ncd {repo} || {{ echo \"git-parallel: cannot enter {repo} on $(hostname): a shared filesystem must hold the repository\" >&2; exit {NO_REPO}; }}\nexec {exe} -C {repo} worker {run} {task} --spec {spec}\n",
+            run = shell_words::quote(&spec.run),
+            task = shell_words::quote(&spec.task),
+            repo = q(&repo.workdir),
+            exe = q(&exe),
+            spec = q(&spec_file),
+        );
+        let script_file = dir.join(format!("{}.sh", spec.task));
+        std::fs::write(&script_file, script)?;
+        let mut args = self.sbatch_args(repo, spec);
+        args.push(script_file.to_string_lossy().into_owned());
+        let out = proc::tool("sbatch", &args, Some(&repo.workdir))?;
+        if !out.ok() {
+            bail!("sbatch failed for task {}: {}", spec.task, out.stderr_str().trim());
+        }
+        let stdout = out.stdout_str();
+        let id = stdout.trim().split(';').next().unwrap_or("").to_string();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit() || c == '_') {
+            bail!("sbatch printed no job id for task {}: {stdout:?}", spec.task);
+        }
+        Ok(id)
+    }
+
+    /// Be told when job `id` ends.
+    fn watch(&self, id: &str) -> Receiver<JobInfo> {
+        let (tx, rx) = mpsc::channel();
+        self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), tx);
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.poller.call_once(|| {
+            std::thread::spawn(move || poll_loop(weak));
+        });
+        rx
+    }
+
+    /// Run one task as a job (or re-attach to its live job), report over `tx` like a local
+    /// worker: `Recorded` when the job recorded the task's end itself, otherwise `Finished`.
+    pub fn run_task(self, repo: Repo, spec: TaskSpec, job: Option<String>, ctl: Arc<Control>, tx: Sender<Msg>) {
+        let msg = match self.drive(&repo, &spec, job, &ctl, &tx) {
+            Ok(None) => Msg::Recorded { task: spec.task.clone() },
+            Ok(Some(o)) => Msg::Finished(Box::new(o)),
+            Err(e) => Msg::Finished(Box::new(Outcome {
+                task: spec.task.clone(),
+                status: TaskStatus::Failed,
+                reason: Some(format!("{e:#}")),
+                ..Default::default()
+            })),
+        };
+        let _ = tx.send(msg);
+    }
+
+    fn submit_recorded(&self, repo: &Repo, spec: &TaskSpec, tx: &Sender<Msg>) -> Result<String> {
+        let id = self.submit(repo, spec)?;
+        let _ = tx.send(Msg::Event(Box::new(Event::Job {
+            task: spec.task.clone(),
+            executor: "slurm".into(),
+            id: id.clone(),
+            node: None,
+        })));
+        Ok(id)
+    }
+
+    fn drive(
+        &self,
+        repo: &Repo,
+        spec: &TaskSpec,
+        job: Option<String>,
+        ctl: &Control,
+        tx: &Sender<Msg>,
+    ) -> Result<Option<Outcome>> {
+        // A resume: the job of an earlier orchestrator life may still be queued or running.
+        let live = match job.as_deref().and_then(|j| j.strip_prefix("slurm:")) {
+            Some(id) => squeue(&[id.to_string()])?.remove(id).filter(|j| !j.ended()).map(|j| j.id),
+            None => None,
+        };
+        let mut current = match live {
+            Some(id) => {
+                crate::ui::note(&format!("{}: re-attached to Slurm job {id}", spec.task));
+                id
+            }
+            None => {
+                if ctl.stop.load(Ordering::SeqCst) {
+                    return Ok(Some(self.outcome(
+                        repo,
+                        spec,
+                        TaskStatus::Interrupted,
+                        "run stopped before submit".into(),
+                        None,
+                    )));
+                }
+                self.submit_recorded(repo, spec, tx)?
+            }
+        };
+        let mut node_retries = spec.retries;
+        loop {
+            let rx = self.watch(&current);
+            let mut cancelled = false;
+            let end = loop {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(info) => break info,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => bail!("lost the watch of Slurm job {current}"),
+                }
+                if ctl.stop.load(Ordering::SeqCst) && !cancelled {
+                    cancelled = true;
+                    scancel(std::slice::from_ref(&current))?;
+                }
+            };
+            let task = runs::load(repo, &spec.run)?.task(&spec.task).cloned();
+            let status = task.as_ref().map(|t| t.status).unwrap_or_default();
+            match decide(&end, status, ctl.stop.load(Ordering::SeqCst), node_retries) {
+                Decision::Recorded => return Ok(None),
+                Decision::Resubmit(reason) => {
+                    node_retries -= 1;
+                    let attempt = task.as_ref().map(|t| t.attempts).unwrap_or(0) + 1;
+                    let _ = tx.send(Msg::Event(Box::new(Event::Retried {
+                        task: spec.task.clone(),
+                        attempt,
+                        reason,
+                        delay_ms: 0,
+                    })));
+                    current = self.submit_recorded(repo, spec, tx)?;
+                }
+                Decision::Record(status, reason) => {
+                    return Ok(Some(self.outcome(repo, spec, status, reason, Some(&end))));
+                }
+            }
+        }
+    }
+
+    /// An outcome the orchestrator records for a job that could not: what the job did record
+    /// (transcript, metrics) is kept, and the job's output file goes with it as stderr.
+    fn outcome(
+        &self,
+        repo: &Repo,
+        spec: &TaskSpec,
+        status: TaskStatus,
+        reason: String,
+        end: Option<&JobInfo>,
+    ) -> Outcome {
+        let t = runs::load(repo, &spec.run).ok().and_then(|s| s.task(&spec.task).cloned());
+        let transcript = runs::transcript(repo, &spec.run, &spec.task, "jsonl").ok().flatten().unwrap_or_default();
+        let stderr = end.map(|e| tail_of(&output_file(spec, &e.id), MAX_OUTPUT)).unwrap_or_default();
+        Outcome {
+            task: spec.task.clone(),
+            status,
+            commit: None,
+            reason: Some(reason),
+            exit_code: end.and_then(|e| e.code).or(t.as_ref().and_then(|t| t.exit_code)),
+            metrics: t.as_ref().map(|t| t.metrics.clone()).unwrap_or_default(),
+            files_changed: Vec::new(),
+            wall_ms: t.as_ref().and_then(|t| t.started_at).map(|s| ((runs::now() - s) * 1000.0) as u64).unwrap_or(0),
+            logs: runs::write_task_logs(repo, &transcript, &stderr).unwrap_or_default(),
+            transcript,
+            stderr,
+        }
+    }
+}
+
+/// What to do when a task's job ended.
+#[derive(Debug, PartialEq)]
+enum Decision {
+    /// The job recorded the task's end in the log itself.
+    Recorded,
+    /// Not the task's doing (the node failed, the job was preempted or lost): submit again.
+    Resubmit(String),
+    /// The job ended without recording the task's end: record this.
+    Record(TaskStatus, String),
+}
+
+/// Map a job's end (and what the log says of its task) to the task's fate. `status` is the
+/// task's status in the log after the job ended; `stopping`: the run is being stopped (we
+/// scancelled); `retries`: node-caused resubmissions left.
+fn decide(end: &JobInfo, status: TaskStatus, stopping: bool, retries: u32) -> Decision {
+    if status.is_final() {
+        return Decision::Recorded;
+    }
+    let is = |s: &str| end.state == s || end.state.starts_with(&format!("{s} "));
+    let node_caused = NODE_CAUSED.iter().any(|s| is(s));
+    if node_caused && !stopping && retries > 0 {
+        return Decision::Resubmit(format!("{}: not the task's doing, submitted again", end.describe()));
+    }
+    if stopping && status == TaskStatus::Interrupted {
+        // The worker saw the TERM and recorded the interruption.
+        return Decision::Recorded;
+    }
+    let (status, reason) = if stopping {
+        (TaskStatus::Interrupted, format!("run stopped: {} (scancel)", end.describe()))
+    } else if is("TIMEOUT") || is("DEADLINE") {
+        (TaskStatus::TimedOut, format!("{}: the job reached its Slurm time limit", end.describe()))
+    } else if is("CANCELLED") {
+        (TaskStatus::Failed, format!("{}: cancelled outside git-parallel", end.describe()))
+    } else if end.code == Some(NO_REPO) {
+        (TaskStatus::Failed, format!("{}: the node cannot see the repository (shared filesystem?)", end.describe()))
+    } else if node_caused {
+        (TaskStatus::Failed, format!("{}: no retries left", end.describe()))
+    } else {
+        (TaskStatus::Failed, format!("{} without recording a result", end.describe()))
+    };
+    Decision::Record(status, reason)
+}
+
+/// Watch every job with one `squeue` call per poll; tell each waiter when its job ended.
+/// Ends when the executor is gone.
+fn poll_loop(inner: Weak<Inner>) {
+    let mut last_error = String::new();
+    loop {
+        std::thread::sleep(POLL);
+        let Some(inner) = inner.upgrade() else { return };
+        let ids: Vec<String> = inner.watched.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        match squeue(&ids) {
+            Ok(jobs) => {
+                last_error.clear();
+                let mut watched = inner.watched.lock().unwrap_or_else(|e| e.into_inner());
+                for (id, info) in jobs {
+                    if info.ended() {
+                        if let Some(tx) = watched.remove(&id) {
+                            let _ = tx.send(info);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // The controller may be restarting: keep watching, say it once.
+                let text = format!("{e:#}");
+                if text != last_error {
+                    crate::ui::note(&format!("warning: cannot watch Slurm jobs ({text}); retrying"));
+                    last_error = text;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squeue_lines() {
+        let jobs = parse_squeue(
+            "7|FAILED|NonZeroExitCode|768|vm\n8|RUNNING|None|0|vm\n9|PENDING|Resources|0|\n10|CANCELLED|None|15|vm\n",
+        );
+        assert_eq!(jobs["7"].code, Some(3));
+        assert!(jobs["7"].ended());
+        assert_eq!(jobs["7"].node.as_deref(), Some("vm"));
+        assert!(!jobs["8"].ended());
+        assert_eq!(jobs["9"].node, None);
+        assert!(!jobs["9"].ended());
+        assert_eq!(jobs["10"].signal, Some(15));
+        assert_eq!(jobs["10"].code, None);
+        assert!(jobs["10"].describe().contains("signal 15"));
+        assert!(JobInfo::gone("3").ended());
+    }
+
+    fn ended(state: &str, code: Option<i32>) -> JobInfo {
+        JobInfo {
+            id: "5".into(),
+            state: state.into(),
+            reason: String::new(),
+            code,
+            signal: None,
+            node: Some("n1".into()),
+        }
+    }
+
+    #[test]
+    fn the_log_wins_then_slurm_decides() {
+        use TaskStatus::*;
+        // Whatever Slurm says, a result the job recorded stands.
+        assert_eq!(decide(&ended("TIMEOUT", None), Succeeded, false, 2), Decision::Recorded);
+        assert_eq!(decide(&ended("FAILED", Some(1)), Failed, false, 2), Decision::Recorded);
+        // The node's doing: submitted again while retries last, then a failure.
+        for s in ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "GONE"] {
+            assert!(matches!(decide(&ended(s, None), Running, false, 1), Decision::Resubmit(_)), "{s}");
+            assert!(matches!(decide(&ended(s, None), Running, false, 0), Decision::Record(Failed, _)), "{s}");
+            // Not while the run is being stopped.
+            assert!(matches!(decide(&ended(s, None), Running, true, 1), Decision::Record(Interrupted, _)), "{s}");
+        }
+        // The time limit, even after the worker recorded the TERM as an interruption.
+        assert!(matches!(decide(&ended("TIMEOUT", None), Interrupted, false, 2), Decision::Record(TimedOut, _)));
+        // Someone else's scancel is a failure (not retried, not run again by itself) ...
+        match decide(&ended("CANCELLED by 0", None), Interrupted, false, 2) {
+            Decision::Record(Failed, why) => assert!(why.contains("cancelled outside"), "{why}"),
+            d => panic!("{d:?}"),
+        }
+        // ... ours, when stopping, is what the worker recorded, or an interruption.
+        assert_eq!(decide(&ended("CANCELLED", None), Interrupted, true, 2), Decision::Recorded);
+        assert!(matches!(decide(&ended("CANCELLED", None), Running, true, 2), Decision::Record(Interrupted, _)));
+        // A node without the repository, and a job that died before recording anything.
+        match decide(&ended("FAILED", Some(NO_REPO)), Pending, false, 2) {
+            Decision::Record(Failed, why) => assert!(why.contains("shared filesystem"), "{why}"),
+            d => panic!("{d:?}"),
+        }
+        match decide(&ended("COMPLETED", Some(0)), Running, false, 2) {
+            Decision::Record(Failed, why) => assert!(why.contains("without recording"), "{why}"),
+            d => panic!("{d:?}"),
+        }
+    }
+}
