@@ -1,11 +1,10 @@
 //! Accuracy of the import graph against each language's own resolver, on local clones of real
 //! repositories. Not timed: it prints precision and recall of module-level edges.
 //!
-//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH rust=PATH [-v]
+//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH [-v]
 //! Truth comes from `benches/resolvers/`: python.py (importlib's path finders), go.sh (`go list`),
 //! ts.cjs (the TypeScript compiler's resolveModuleName; needs NODE_PATH to a `typescript`
-//! install), rust.py (`cargo metadata` for crates and renames, then the module tree from each
-//! target's root through `mod` declarations). Module level: files for Python, Rust and JS/TS,
+//! install). Rust has no resolver here yet. Module level: files for Python and JS/TS,
 //! package folders for Go. `-v` lists the edges each side has alone.
 
 use git_parallel::analysis::imports;
@@ -30,7 +29,6 @@ fn main() {
             "python" => format!("python3 {}/python.py {r} {}", here.display(), roots.replace(',', " ")),
             "go" => format!("sh {}/go.sh {r}", here.display()),
             "ts" => format!("node {}/ts.cjs {r}", here.display()),
-            "rust" => format!("python3 {}/rust.py {r}", here.display()),
             other => panic!("unknown language {other}"),
         };
         let out = proc::shell(&repo, &command, &[], None).expect("resolver runs");
