@@ -1,10 +1,20 @@
 //! Import graph of the repository: which tracked file imports which other tracked file.
 //!
-//! Languages: Python (`import`, `from … import`, relative imports), Rust (`mod x;`,
-//! `use crate::…`, `use super::…`, `use self::…`), JavaScript/TypeScript (`import … from`,
-//! `export … from`, `import()`, `require()`, relative specifiers), Go (imports of packages inside
-//! the module named by `go.mod`). Parsing runs in parallel (rayon); only edges between tracked
-//! files are kept.
+//! Languages and what resolves:
+//! - Python: `import`, `from … import`, relative imports; source roots are the repository top,
+//!   `src/`, `lib/`, `python/`, and every folder holding a `pyproject.toml`, `setup.py` or
+//!   `setup.cfg` (and its `src/`); namespace packages (folders without `__init__.py`) resolve by path.
+//! - Rust: `mod x;`, `use` and inline paths through `crate`, `self`, `super` and the workspace's
+//!   own crates (by package name, `[lib] name`, or a renamed dependency `x = { package = "y" }`);
+//!   `pub use` re-exports are followed (also globs) to the module that defines the item.
+//! - JavaScript/TypeScript: `import … from`, `export … from`, `import()`, `require()`; relative
+//!   specifiers, tsconfig `paths` and `baseUrl` (with `extends`), workspace packages by their
+//!   package.json name (`exports`, `main`, `types` mapped from build output back to `src/`), index
+//!   files.
+//! - Go: packages inside any module of the repository (`go.mod`, `go.work`), the longest module
+//!   path winning, `replace` directives to local folders.
+//!
+//! Parsing runs in parallel (rayon); only edges between tracked files are kept.
 
 use rayon::prelude::*;
 use regex::Regex;
@@ -34,9 +44,18 @@ impl ImportGraph {
     }
 }
 
-/// Which files' contents the graph needs (by extension), so callers read only those.
+/// Manifests the resolvers read besides source files.
+fn is_manifest(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    matches!(
+        name,
+        "go.mod" | "go.work" | "Cargo.toml" | "package.json" | "pyproject.toml" | "setup.cfg" | "jsconfig.json"
+    ) || (name.starts_with("tsconfig") && name.ends_with(".json"))
+}
+
+/// Which files' contents the graph needs, so callers read only those.
 pub fn wants(path: &str) -> bool {
-    lang(path).is_some() || path == "go.mod" || path.ends_with("/go.mod")
+    lang(path).is_some() || is_manifest(path)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,17 +81,6 @@ fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("valid import regex"))
 }
 
-/// Everything resolution needs to know about the tracked files.
-struct Index<'a> {
-    all: HashSet<&'a str>,
-    /// Python dotted module name → file (`a.b` → `a/b.py` or `a/b/__init__.py`).
-    py_modules: HashMap<String, &'a str>,
-    /// directory → its Go files (non-test).
-    go_dirs: HashMap<&'a str, Vec<&'a str>>,
-    /// (module path, directory of go.mod) for each go.mod.
-    go_mods: Vec<(String, String)>,
-}
-
 fn dir_of(p: &str) -> &str {
     p.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
 }
@@ -91,35 +99,67 @@ fn join(dir: &str, rel: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-impl<'a> Index<'a> {
-    fn new(paths: &'a [String], go_mod_texts: &[(String, String)]) -> Self {
-        let all: HashSet<&str> = paths.iter().map(String::as_str).collect();
-        let mut py_modules = HashMap::new();
-        let mut go_dirs: HashMap<&str, Vec<&str>> = HashMap::new();
-        for p in paths {
-            if let Some(stem) = p.strip_suffix(".py") {
-                let module = stem.strip_suffix("/__init__").unwrap_or(stem).replace('/', ".");
-                // Source roots: the repository top, and a leading `src/` or `lib/` folder.
-                for root in ["src.", "lib.", "python."] {
-                    if let Some(rest) = module.strip_prefix(root) {
-                        py_modules.entry(rest.to_string()).or_insert(p.as_str());
-                    }
-                }
-                py_modules.insert(module, p.as_str());
-            } else if p.ends_with(".go") && !p.ends_with("_test.go") {
-                go_dirs.entry(dir_of(p)).or_default().push(p.as_str());
-            }
-        }
-        let go_mods = go_mod_texts
-            .iter()
-            .filter_map(|(path, text)| {
-                let module = text.lines().find_map(|l| l.trim().strip_prefix("module "))?.trim().trim_matches('"');
-                Some((module.to_string(), dir_of(path).to_string()))
-            })
-            .collect();
-        Index { all, py_modules, go_dirs, go_mods }
+fn in_dir(dir: &str, rel: &str) -> String {
+    if dir.is_empty() {
+        rel.to_string()
+    } else if rel.is_empty() {
+        dir.to_string()
+    } else {
+        format!("{dir}/{rel}")
     }
+}
 
+/// A Cargo package of the repository.
+#[derive(Debug, Default)]
+struct Crate {
+    /// Library root file (`src/lib.rs` or `[lib] path`).
+    lib: Option<String>,
+    /// Identifier the package's code is known by in its dependents: `[lib] name` or the package
+    /// name with `-` as `_`.
+    ident: String,
+    /// Dependency key (as identifier) → package name, for `x = { package = "y" }`.
+    renames: HashMap<String, String>,
+}
+
+/// A JS/TS package of the repository (a package.json with a name).
+#[derive(Debug)]
+struct JsPackage {
+    dir: String,
+    /// Subpath (`.` or `./x`) → target as written in `exports`, `main`, `module`, `types`.
+    entries: Vec<(String, String)>,
+}
+
+/// Compiler options of a tsconfig/jsconfig that resolution needs, `extends` already applied.
+#[derive(Debug, Default, Clone)]
+struct TsConfig {
+    base_url: Option<String>,
+    /// Pattern → targets, and the directory of the config that defines them (targets are
+    /// relative to `base_url` when there is one, else to that directory).
+    paths: Vec<(String, Vec<String>)>,
+    paths_base: String,
+}
+
+/// Everything resolution needs to know about the tracked files.
+struct Index<'a> {
+    all: HashSet<&'a str>,
+    /// Python dotted module name → file (`a.b` → `a/b.py` or `a/b/__init__.py`).
+    py_modules: HashMap<String, &'a str>,
+    /// directory → its Go files (non-test).
+    go_dirs: HashMap<&'a str, Vec<&'a str>>,
+    /// (module path, directory) for each go.mod, and each local `replace`; longest path first.
+    go_mods: Vec<(String, String)>,
+    /// Cargo manifest directory → crate, and crate identifier → manifest directory.
+    crates: HashMap<String, Crate>,
+    crate_by_ident: HashMap<String, String>,
+    crate_by_package: HashMap<String, String>,
+    /// Parsed Rust files, for following re-exports.
+    rust_files: HashMap<String, RustFile>,
+    /// Package name → package; tsconfig directory → options.
+    js_packages: HashMap<String, JsPackage>,
+    tsconfigs: HashMap<String, TsConfig>,
+}
+
+impl<'a> Index<'a> {
     fn file(&self, p: &str) -> Option<String> {
         self.all.contains(p).then(|| p.to_string())
     }
@@ -127,22 +167,121 @@ impl<'a> Index<'a> {
 
 /// Build the graph from `(path, content)` of tracked files; `paths` lists every tracked file.
 pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
-    let go_mods: Vec<(String, String)> = contents
+    let all: HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let text_of = |p: &(String, Vec<u8>)| String::from_utf8_lossy(&p.1).into_owned();
+    let manifests: Vec<(&str, String)> =
+        contents.iter().filter(|(p, _)| is_manifest(p)).map(|c| (c.0.as_str(), text_of(c))).collect();
+
+    // Python source roots: where a package manifest lives, and its src/.
+    let mut py_roots: Vec<String> = vec![String::new(), "src".into(), "lib".into(), "python".into()];
+    for p in paths {
+        let name = p.rsplit('/').next().unwrap_or(p);
+        if matches!(name, "pyproject.toml" | "setup.py" | "setup.cfg") && !dir_of(p).is_empty() {
+            py_roots.push(dir_of(p).to_string());
+            py_roots.push(format!("{}/src", dir_of(p)));
+        }
+    }
+    py_roots.sort();
+    py_roots.dedup();
+    let mut py_modules: HashMap<String, &str> = HashMap::new();
+    let mut go_dirs: HashMap<&str, Vec<&str>> = HashMap::new();
+    for p in paths {
+        if let Some(stem) = p.strip_suffix(".py") {
+            let stem = stem.strip_suffix("/__init__").unwrap_or(stem);
+            // The repository top is the last resort; a deeper root names the module as its
+            // package sees itself.
+            for root in py_roots.iter().rev() {
+                let rel = if root.is_empty() {
+                    Some(stem)
+                } else {
+                    stem.strip_prefix(root.as_str()).and_then(|r| r.strip_prefix('/'))
+                };
+                if let Some(rel) = rel {
+                    py_modules.entry(rel.replace('/', ".")).or_insert(p.as_str());
+                }
+            }
+        } else if p.ends_with(".go") && !p.ends_with("_test.go") {
+            go_dirs.entry(dir_of(p)).or_default().push(p.as_str());
+        }
+    }
+
+    let mut go_mods = Vec::new();
+    let mut crates = HashMap::new();
+    let mut js_packages = HashMap::new();
+    let mut raw_tsconfigs: HashMap<String, serde_json::Value> = HashMap::new();
+    for (path, text) in &manifests {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let dir = dir_of(path).to_string();
+        match name {
+            "go.mod" => go_mods.extend(go_mod(&dir, text)),
+            "Cargo.toml" => {
+                if let Some(c) = cargo_manifest(&dir, text, &all) {
+                    crates.insert(dir, c);
+                }
+            }
+            "package.json" => {
+                if let Some((n, pkg)) = package_json(&dir, text) {
+                    js_packages.insert(n, pkg);
+                }
+            }
+            n if n.starts_with("tsconfig") || n == "jsconfig.json" => {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&strip_jsonc(text)) {
+                    raw_tsconfigs.insert(path.to_string(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Longest module path first, so a nested module wins over the one around it.
+    go_mods.sort_by(|a: &(String, String), b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
+    go_mods.dedup();
+    let mut tsconfigs = HashMap::new();
+    for path in raw_tsconfigs.keys() {
+        // The one a file belongs to is its folder's tsconfig.json (or jsconfig.json).
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name == "tsconfig.json"
+            || (name == "jsconfig.json" && !raw_tsconfigs.contains_key(&in_dir(dir_of(path), "tsconfig.json")))
+        {
+            tsconfigs.insert(dir_of(path).to_string(), tsconfig(path, &raw_tsconfigs, 0));
+        }
+    }
+    let crate_by_ident = crates.iter().map(|(d, c)| (c.ident.clone(), d.clone())).collect();
+    let crate_by_package = manifests
         .iter()
-        .filter(|(p, _)| p == "go.mod" || p.ends_with("/go.mod"))
-        .map(|(p, c)| (p.clone(), String::from_utf8_lossy(c).into_owned()))
+        .filter(|(p, _)| p.ends_with("Cargo.toml"))
+        .filter_map(|(p, t)| Some((toml_value(t, "package", "name")?.replace('-', "_"), dir_of(p).to_string())))
         .collect();
-    let index = Index::new(paths, &go_mods);
+    let rust_files = contents
+        .par_iter()
+        .filter(|(p, _)| p.ends_with(".rs"))
+        .filter_map(|(p, b)| Some((p.clone(), rust_parse(std::str::from_utf8(b).ok()?))))
+        .collect();
+    let index = Index {
+        all,
+        py_modules,
+        go_dirs,
+        go_mods,
+        crates,
+        crate_by_ident,
+        crate_by_package,
+        rust_files,
+        js_packages,
+        tsconfigs,
+    };
     let imports: BTreeMap<String, BTreeSet<String>> = contents
         .par_iter()
         .filter_map(|(path, bytes)| {
             let lang = lang(path)?;
-            let text = std::str::from_utf8(bytes).ok()?;
             let deps: BTreeSet<String> = match lang {
-                Lang::Python => python(path, text, &index),
-                Lang::Rust => rust(path, text, &index),
-                Lang::Js => js(path, text, &index),
-                Lang::Go => go(path, text, &index),
+                Lang::Rust => rust(path, &index),
+                other => {
+                    let text = std::str::from_utf8(bytes).ok()?;
+                    match other {
+                        Lang::Python => python(path, text, &index),
+                        Lang::Js => js(path, text, &index),
+                        _ => go(path, text, &index),
+                    }
+                }
             }
             .into_iter()
             .filter(|d| d != path)
@@ -153,11 +292,185 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     ImportGraph { imports }
 }
 
+/// `module` and local `replace` targets of a go.mod in `dir`.
+fn go_mod(dir: &str, text: &str) -> Vec<(String, String)> {
+    static REPLACE: OnceLock<Regex> = OnceLock::new();
+    let replace = re(&REPLACE, r"(?m)^\s*(?:replace\s+)?(\S+)(?:\s+v\S+)?\s+=>\s+(\.{1,2}/\S*)\s*$");
+    let mut out = Vec::new();
+    if let Some(m) = text.lines().find_map(|l| l.trim().strip_prefix("module ")) {
+        out.push((m.trim().trim_matches('"').to_string(), dir.to_string()));
+    }
+    for c in replace.captures_iter(text) {
+        if let Some(target) = join(dir, &c[2]) {
+            out.push((c[1].to_string(), target));
+        }
+    }
+    out
+}
+
+/// `key = "value"` in `[table]` of a TOML file (enough of TOML for Cargo manifests).
+fn toml_value(text: &str, table: &str, key: &str) -> Option<String> {
+    let mut current = String::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            current = l.trim_matches(['[', ']', ' ']).to_string();
+        } else if current == table {
+            if let Some((k, v)) = l.split_once('=') {
+                if k.trim() == key {
+                    return Some(v.trim().trim_matches('"').to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn cargo_manifest(dir: &str, text: &str, all: &HashSet<&str>) -> Option<Crate> {
+    let package = toml_value(text, "package", "name")?;
+    let lib_path = toml_value(text, "lib", "path").unwrap_or_else(|| "src/lib.rs".into());
+    let lib = join(dir, &lib_path).filter(|p| all.contains(p.as_str()));
+    let ident = toml_value(text, "lib", "name").unwrap_or(package).replace('-', "_");
+    // `key = { package = "name", … }` in a dependency table, or `[dependencies.key]` with
+    // `package = "name"`.
+    static INLINE: OnceLock<Regex> = OnceLock::new();
+    let inline = re(&INLINE, r#"(?m)^\s*([A-Za-z0-9_-]+)\s*=\s*\{[^}\n]*\bpackage\s*=\s*"([^"]+)""#);
+    let mut renames: HashMap<String, String> =
+        inline.captures_iter(text).map(|c| (c[1].replace('-', "_"), c[2].replace('-', "_"))).collect();
+    let mut table_key: Option<String> = None;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            let t = l.trim_matches(['[', ']', ' ']);
+            table_key = t
+                .rsplit_once('.')
+                .filter(|(head, _)| head.ends_with("dependencies"))
+                .map(|(_, k)| k.trim_matches('"').replace('-', "_"));
+        } else if let (Some(k), Some((key, v))) = (&table_key, l.split_once('=')) {
+            if key.trim() == "package" {
+                renames.insert(k.clone(), v.trim().trim_matches('"').replace('-', "_"));
+            }
+        }
+    }
+    Some(Crate { lib, ident, renames })
+}
+
+/// JSON with comments and trailing commas (tsconfig files) as plain JSON.
+fn strip_jsonc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_str = false;
+    while let Some(c) = chars.next() {
+        if in_str {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_str = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                while chars.peek().is_some_and(|&n| n != '\n') {
+                    chars.next();
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    static TRAILING: OnceLock<Regex> = OnceLock::new();
+    re(&TRAILING, r",(\s*[}\]])").replace_all(&out, "$1").into_owned()
+}
+
+/// A tsconfig's `baseUrl` and `paths`, following `extends` to files of the repository.
+fn tsconfig(path: &str, raw: &HashMap<String, serde_json::Value>, depth: usize) -> TsConfig {
+    let Some(v) = raw.get(path) else { return TsConfig::default() };
+    let dir = dir_of(path);
+    let mut cfg = match v.get("extends").and_then(|e| e.as_str()) {
+        Some(e) if depth < 8 && e.starts_with('.') => {
+            let target = join(dir, e).unwrap_or_default();
+            let target = if target.ends_with(".json") { target } else { format!("{target}.json") };
+            tsconfig(&target, raw, depth + 1)
+        }
+        _ => TsConfig::default(),
+    };
+    let opts = v.get("compilerOptions");
+    if let Some(b) = opts.and_then(|o| o.get("baseUrl")).and_then(|b| b.as_str()) {
+        cfg.base_url = join(dir, b);
+    }
+    if let Some(p) = opts.and_then(|o| o.get("paths")).and_then(|p| p.as_object()) {
+        cfg.paths = p
+            .iter()
+            .map(|(k, v)| {
+                let targets = v.as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string));
+                (k.clone(), targets.collect())
+            })
+            .collect();
+        cfg.paths_base = dir.to_string();
+    }
+    cfg
+}
+
+fn package_json(dir: &str, text: &str) -> Option<(String, JsPackage)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let name = v.get("name")?.as_str()?.to_string();
+    let mut entries = Vec::new();
+    // The first string found in an `exports` condition object, `types` and `import` first.
+    fn first(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => ["source", "types", "import", "module", "default", "require", "node"]
+                .iter()
+                .filter_map(|k| o.get(*k))
+                .chain(o.values())
+                .find_map(first),
+            serde_json::Value::Array(a) => a.iter().find_map(first),
+            _ => None,
+        }
+    }
+    match v.get("exports") {
+        Some(serde_json::Value::Object(o)) if o.keys().all(|k| k.starts_with('.')) => {
+            for (k, t) in o {
+                if let Some(t) = first(t) {
+                    entries.push((k.clone(), t));
+                }
+            }
+        }
+        Some(e) => entries.extend(first(e).map(|t| (".".to_string(), t))),
+        None => {}
+    }
+    for key in ["source", "types", "typings", "module", "main"] {
+        if let Some(t) = v.get(key).and_then(|t| t.as_str()) {
+            entries.push((".".into(), t.to_string()));
+        }
+    }
+    Some((name, JsPackage { dir: dir.to_string(), entries }))
+}
+
 fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static IMPORT: OnceLock<Regex> = OnceLock::new();
     static FROM: OnceLock<Regex> = OnceLock::new();
-    let import = re(&IMPORT, r"(?m)^\s*import\s+([A-Za-z0-9_.,\s]+?)\s*(?:#.*)?$");
-    let from = re(&FROM, r"(?m)^\s*from\s+(\.*)([A-Za-z0-9_.]*)\s+import\s+\(?\s*([A-Za-z0-9_,\s*]+)");
+    let import = re(&IMPORT, r"(?m)^[ \t]*import[ \t]+([A-Za-z0-9_., \t]+?)[ \t]*(?:#.*)?$");
+    // Names in parentheses may span lines; without them they end with the line.
+    let from =
+        re(&FROM, r"(?m)^[ \t]*from[ \t]+(\.*)([A-Za-z0-9_.]*)[ \t]+import[ \t]+(?:\(([^)]*)\)|([A-Za-z0-9_, \t*]+))");
     let mut out = Vec::new();
     let lookup = |module: &str| idx.py_modules.get(module).map(|s| s.to_string());
     for c in import.captures_iter(text) {
@@ -175,7 +488,15 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
     for c in from.captures_iter(text) {
         let dots = c[1].len();
         let module = &c[2];
-        let base = if dots > 0 {
+        let list = c.get(3).or(c.get(4)).map(|m| m.as_str()).unwrap_or("");
+        // Comments inside a parenthesised list are not names.
+        let list: String = list.lines().map(|l| l.split('#').next().unwrap_or("")).collect::<Vec<_>>().join(" ");
+        let names = || {
+            list.split(',').map(|n| n.split_whitespace().next().unwrap_or("")).filter(|n| !n.is_empty() && *n != "*")
+        };
+        // `from m import x`: x is a submodule when one exists, else a name defined in m.
+        let mut found_sub = false;
+        if dots > 0 {
             if dots - 1 > pkg.len() {
                 continue;
             }
@@ -183,137 +504,98 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
             b.extend(module.split('.').filter(|s| !s.is_empty()));
             // Relative imports resolve by path, not through source roots.
             let dir = b.join("/");
-            for name in c[3]
-                .split(',')
-                .map(|n| n.split_whitespace().next().unwrap_or(""))
-                .filter(|n| !n.is_empty() && *n != "*")
-            {
-                let sub = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
-                if let Some(f) = idx.file(&format!("{sub}.py")).or_else(|| idx.file(&format!("{sub}/__init__.py"))) {
+            let module_file = |m: &str| idx.file(&format!("{m}.py")).or_else(|| idx.file(&format!("{m}/__init__.py")));
+            for name in names() {
+                if let Some(f) = module_file(&in_dir(&dir, name)) {
                     out.push(f);
+                    found_sub = true;
                 }
             }
-            if let Some(f) = idx.file(&format!("{dir}.py")).or_else(|| idx.file(&format!("{dir}/__init__.py"))) {
-                out.push(f);
+            if !found_sub {
+                out.extend(module_file(&dir));
             }
             continue;
-        } else {
-            module.to_string()
-        };
-        let mut found_sub = false;
-        for name in
-            c[3].split(',').map(|n| n.split_whitespace().next().unwrap_or("")).filter(|n| !n.is_empty() && *n != "*")
-        {
-            if let Some(hit) = lookup(&format!("{base}.{name}")) {
+        }
+        for name in names() {
+            if let Some(hit) = lookup(&format!("{module}.{name}")) {
                 out.push(hit);
                 found_sub = true;
             }
         }
         if !found_sub {
-            if let Some(hit) = lookup(&base) {
-                out.push(hit);
-            }
+            let parts: Vec<&str> = module.split('.').collect();
+            out.extend((1..=parts.len()).rev().find_map(|n| lookup(&parts[..n].join("."))));
         }
     }
     out
 }
 
-/// The `src` directory of the crate a Rust file belongs to (where lib.rs or main.rs lives).
-fn rust_crate_root(path: &str, idx: &Index) -> Option<String> {
-    let mut dir = dir_of(path);
-    loop {
-        for root in ["lib.rs", "main.rs"] {
-            let candidate = if dir.is_empty() { root.to_string() } else { format!("{dir}/{root}") };
-            if idx.all.contains(candidate.as_str()) {
-                return Some(dir.to_string());
-            }
-        }
-        if dir.is_empty() {
-            return None;
-        }
-        dir = dir_of(dir);
-    }
+/// What a Rust file declares and names: `mod x;`, `use` trees (expanded), inline paths.
+#[derive(Debug, Default)]
+struct RustFile {
+    mods: Vec<String>,
+    /// (path segments, name it is visible by, public). A glob's name is `*`.
+    uses: Vec<(Vec<String>, String, bool)>,
+    /// `a::b::c` paths in code (first segment not a keyword of `use`).
+    paths: Vec<Vec<String>>,
+    /// Items defined here (functions, types, traits, constants, macros, inline modules).
+    defines: HashSet<String>,
 }
 
-/// The directory in which `mod x;` declared in `path` looks for `x.rs`.
-fn rust_mod_dir(path: &str) -> String {
-    let dir = dir_of(path);
-    let file = path.rsplit('/').next().unwrap_or(path);
-    match file {
-        "lib.rs" | "main.rs" | "mod.rs" => dir.to_string(),
-        f => {
-            let stem = f.trim_end_matches(".rs");
-            if dir.is_empty() {
-                stem.to_string()
-            } else {
-                format!("{dir}/{stem}")
-            }
-        }
-    }
-}
-
-/// Resolve a module path (segments under `dir`) to the deepest existing file.
-fn rust_resolve(dir: &str, segments: &[&str], idx: &Index) -> Option<String> {
-    for n in (1..=segments.len()).rev() {
-        let rel = segments[..n].join("/");
-        let base = if dir.is_empty() { rel } else { format!("{dir}/{rel}") };
-        if let Some(f) = idx.file(&format!("{base}.rs")).or_else(|| idx.file(&format!("{base}/mod.rs"))) {
-            return Some(f);
-        }
-    }
-    None
-}
-
-fn rust(path: &str, text: &str, idx: &Index) -> Vec<String> {
+fn rust_parse(text: &str) -> RustFile {
     static MOD: OnceLock<Regex> = OnceLock::new();
     static USE: OnceLock<Regex> = OnceLock::new();
+    static PATH: OnceLock<Regex> = OnceLock::new();
+    static COMMENT: OnceLock<Regex> = OnceLock::new();
     let module = re(&MOD, r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z0-9_]+)\s*;");
-    let use_ = re(&USE, r"(?ms)^\s*(?:pub(?:\([^)]*\))?\s+)?use\s+((?:crate|super|self)::[^;]+);");
-    let mut out = Vec::new();
-    let mod_dir = rust_mod_dir(path);
-    for c in module.captures_iter(text) {
-        if let Some(f) = rust_resolve(&mod_dir, &[&c[1]], idx) {
-            out.push(f);
+    let use_ = re(&USE, r"(?ms)^\s*(pub(?:\([^)]*\))?\s+)?use\s+(?:::)?([A-Za-z_{][^;]*);");
+    let path = re(&PATH, r"\b([A-Za-z_]\w*(?:::[A-Za-z_]\w*)+)");
+    // Comments and strings would give paths that are not code.
+    let comment = re(&COMMENT, r#"(?m)//.*$|(?s)/\*.*?\*/|"(?:[^"\\]|\\.)*""#);
+    let code = comment.replace_all(text, " ");
+    let mut f =
+        RustFile { mods: module.captures_iter(&code).map(|c| c[1].to_string()).collect(), ..Default::default() };
+    for c in use_.captures_iter(&code) {
+        let public = c.get(1).is_some();
+        for (full, alias) in expand_use_tree(&c[2]) {
+            let segs: Vec<String> = full.split("::").filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let name = alias.unwrap_or_else(|| segs.last().cloned().unwrap_or_default());
+            f.uses.push((segs, name, public));
         }
     }
-    let crate_root = rust_crate_root(path, idx);
-    for c in use_.captures_iter(text) {
-        for full in expand_use_tree(&c[1]) {
-            let segs: Vec<&str> = full.split("::").map(str::trim).filter(|s| !s.is_empty()).collect();
-            let (dir, rest) = match segs.first() {
-                Some(&"crate") => match &crate_root {
-                    Some(r) => (r.clone(), &segs[1..]),
-                    None => continue,
-                },
-                Some(&"self") => (mod_dir.clone(), &segs[1..]),
-                Some(&"super") => {
-                    // `super` is the parent of this module's directory.
-                    let mut d = mod_dir.clone();
-                    let mut rest = &segs[..];
-                    while rest.first() == Some(&"super") {
-                        d = dir_of(&d).to_string();
-                        rest = &rest[1..];
-                    }
-                    (d, rest)
-                }
-                _ => continue,
-            };
-            if let Some(f) = rust_resolve(&dir, rest, idx) {
-                out.push(f);
-            }
+    static DEF: OnceLock<Regex> = OnceLock::new();
+    let def = re(&DEF, r"\b(?:fn|struct|enum|trait|type|const|static|union|mod|macro_rules!)\s+([A-Za-z_]\w*)");
+    f.defines = def.captures_iter(&code).map(|c| c[1].to_string()).collect();
+    let without_uses = use_.replace_all(&code, " ");
+    let mut seen = HashSet::new();
+    for c in path.captures_iter(&without_uses) {
+        if seen.insert(c[1].to_string()) {
+            f.paths.push(c[1].split("::").map(str::to_string).collect());
         }
     }
-    out
+    f
 }
 
-/// `crate::a::{b, c::d}` → [`crate::a::b`, `crate::a::c::d`] (nested braces included).
-fn expand_use_tree(tree: &str) -> Vec<String> {
-    let tree: String = tree.split_whitespace().collect();
+/// `crate::a::{b, c::d as e, f::*}` → [(`crate::a::b`, None), (`crate::a::c::d`, Some(e)),
+/// (`crate::a::f::*`, Some(*))] (nested braces included).
+fn expand_use_tree(tree: &str) -> Vec<(String, Option<String>)> {
+    let tree: String = tree.split_whitespace().collect::<Vec<_>>().join(" ");
+    expand(&tree.replace(" :: ", "::").replace(":: ", "::").replace(" ::", "::"))
+}
+
+fn expand(tree: &str) -> Vec<(String, Option<String>)> {
+    let tree = tree.trim();
     let Some(open) = tree.find('{') else {
-        return vec![tree];
+        if let Some((p, alias)) = tree.split_once(" as ") {
+            return vec![(p.trim().to_string(), Some(alias.trim().to_string()))];
+        }
+        if let Some(p) = tree.strip_suffix("::*") {
+            return vec![(p.to_string(), Some("*".into()))];
+        }
+        return vec![(tree.to_string(), None)];
     };
     let prefix = &tree[..open];
-    let inner = tree[open + 1..].strip_suffix('}').unwrap_or(&tree[open + 1..]);
+    let inner = tree[open + 1..].trim_end().strip_suffix('}').unwrap_or(&tree[open + 1..]);
     let mut items = Vec::new();
     let (mut depth, mut start) = (0, 0);
     for (i, ch) in inner.char_indices() {
@@ -328,12 +610,259 @@ fn expand_use_tree(tree: &str) -> Vec<String> {
         }
     }
     items.push(&inner[start..]);
-    items
+    // `a::{self, b}` imports the module `a` itself too.
+    let has_self = items.iter().any(|i| i.trim() == "self" || i.trim().starts_with("self as "));
+    let mut out: Vec<(String, Option<String>)> = items
         .into_iter()
-        .filter(|s| !s.is_empty() && *s != "self")
-        .flat_map(|item| expand_use_tree(&format!("{prefix}{item}")))
-        .chain(std::iter::once(prefix.trim_end_matches("::").to_string()))
-        .collect()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "self" && !s.starts_with("self as "))
+        .flat_map(|item| {
+            if item == "*" {
+                vec![(prefix.trim_end_matches("::").to_string(), Some("*".to_string()))]
+            } else {
+                expand(&format!("{prefix}{item}"))
+            }
+        })
+        .collect();
+    if has_self {
+        out.push((prefix.trim_end_matches("::").to_string(), None));
+    }
+    out
+}
+
+/// The directory in which `mod x;` declared in `path` looks for `x.rs`.
+fn rust_mod_dir(path: &str) -> String {
+    let dir = dir_of(path);
+    let file = path.rsplit('/').next().unwrap_or(path);
+    match file {
+        "lib.rs" | "main.rs" | "mod.rs" => dir.to_string(),
+        f => in_dir(dir, f.trim_end_matches(".rs")),
+    }
+}
+
+/// The file of the module whose children live in `dir`.
+fn rust_module_file(dir: &str, idx: &Index) -> Option<String> {
+    idx.file(&format!("{dir}.rs"))
+        .or_else(|| ["mod.rs", "lib.rs", "main.rs"].iter().find_map(|f| idx.file(&in_dir(dir, f))))
+}
+
+/// The `src` directory of the crate a Rust file belongs to (where lib.rs or main.rs lives).
+fn rust_crate_root(path: &str, idx: &Index) -> Option<String> {
+    let mut dir = dir_of(path);
+    loop {
+        if ["lib.rs", "main.rs"].iter().any(|r| idx.all.contains(in_dir(dir, r).as_str())) {
+            return Some(dir.to_string());
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = dir_of(dir);
+    }
+}
+
+/// The Cargo package a file belongs to: the closest manifest directory above it.
+fn rust_crate_of<'i>(path: &str, idx: &'i Index) -> Option<&'i Crate> {
+    let mut dir = dir_of(path);
+    loop {
+        if let Some(c) = idx.crates.get(dir) {
+            return Some(c);
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = dir_of(dir);
+    }
+}
+
+/// Where a path's first segment leads: the directory of the module it names.
+fn rust_start(path: &str, first: &str, idx: &Index) -> Option<String> {
+    let mod_dir = rust_mod_dir(path);
+    match first {
+        "crate" => rust_crate_root(path, idx),
+        "self" => Some(mod_dir),
+        "super" => Some(dir_of(&mod_dir).to_string()),
+        ident => {
+            // Another crate of the workspace, under its own name or the name it is renamed to.
+            let own = rust_crate_of(path, idx);
+            let manifest_dir = match own.and_then(|c| c.renames.get(ident)) {
+                Some(package) => idx.crate_by_package.get(package)?,
+                None => idx.crate_by_ident.get(ident)?,
+            };
+            let lib = idx.crates.get(manifest_dir)?.lib.as_ref()?;
+            // A crate never names itself by its package name from inside, except in binaries and
+            // tests of the same package, which do.
+            Some(dir_of(lib).to_string())
+        }
+    }
+}
+
+/// Resolve a path used in `path` to the file of the module defining its item, following
+/// `pub use` re-exports (at most `depth` hops). The flag says whether the item was found
+/// defined there (or the path names a module), rather than assumed.
+fn rust_resolve_path(path: &str, segs: &[String], idx: &Index, depth: usize) -> Option<(String, bool)> {
+    let first = segs.first()?;
+    let mut dir = rust_start(path, first, idx)?;
+    let mut rest = &segs[1..];
+    while rest.first().map(String::as_str) == Some("super") {
+        dir = dir_of(&dir).to_string();
+        rest = &rest[1..];
+    }
+    // Descend through module files as far as the path names modules.
+    let mut file = rust_module_file(&dir, idx)?;
+    let mut consumed = 0;
+    for seg in rest {
+        let d = in_dir(&dir, seg);
+        match idx.file(&format!("{d}.rs")).or_else(|| idx.file(&in_dir(&d, "mod.rs"))) {
+            Some(f) => {
+                dir = d;
+                file = f;
+                consumed += 1;
+            }
+            None => break,
+        }
+    }
+    let leftover = &rest[consumed..];
+    let Some(parsed) = idx.rust_files.get(&file) else { return Some((file, leftover.is_empty())) };
+    if leftover.is_empty() || parsed.defines.contains(&leftover[0]) {
+        return Some((file, true));
+    }
+    if depth == 0 {
+        return Some((file, false));
+    }
+    // Not defined here: maybe the module re-exports it, by name or through a glob.
+    let named = parsed.uses.iter().filter(|(_, name, public)| *public && *name == leftover[0]);
+    for (target, _, _) in named {
+        let mut next = target.clone();
+        next.extend(leftover[1..].iter().cloned());
+        if let Some(hit) = rust_resolve_path(&file, &next, idx, depth - 1) {
+            return Some(hit);
+        }
+    }
+    for (target, _, _) in parsed.uses.iter().filter(|(_, name, public)| *public && name == "*") {
+        let mut next = target.clone();
+        next.extend(leftover.iter().cloned());
+        if let Some(hit @ (_, true)) = rust_resolve_path(&file, &next, idx, depth - 1) {
+            return Some(hit);
+        }
+    }
+    Some((file, false))
+}
+
+fn rust(path: &str, idx: &Index) -> Vec<String> {
+    let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mod_dir = rust_mod_dir(path);
+    for m in &parsed.mods {
+        out.extend(rust_module_file(&in_dir(&mod_dir, m), idx));
+    }
+    let names_crate = |s: &str| {
+        matches!(s, "crate" | "self" | "super")
+            || idx.crate_by_ident.contains_key(s)
+            || rust_crate_of(path, idx).is_some_and(|c| c.renames.contains_key(s))
+    };
+    // `use` paths, and inline paths in code (`grep_searcher::Sink`, `crate::x::f()`).
+    let uses = parsed.uses.iter().map(|(segs, _, _)| segs);
+    for segs in uses.chain(&parsed.paths) {
+        if segs.first().is_some_and(|s| names_crate(s)) {
+            out.extend(rust_resolve_path(path, segs, idx, 4).map(|(f, _)| f));
+        }
+    }
+    out
+}
+
+/// Candidate files for a JS/TS module path without extension resolution yet.
+fn js_candidates(base: &str) -> Vec<String> {
+    let mut c = vec![base.to_string()];
+    for ext in ["ts", "tsx", "d.ts", "js", "jsx", "mjs", "cjs", "mts", "cts"] {
+        c.push(format!("{base}.{ext}"));
+    }
+    for ext in ["ts", "tsx", "js", "jsx", "mts", "mjs"] {
+        c.push(format!("{base}/index.{ext}"));
+    }
+    // TypeScript ESM writes `./x.js` for the source `./x.ts`.
+    if let Some((b, ext)) = base.rsplit_once('.') {
+        if matches!(ext, "js" | "jsx" | "mjs" | "cjs") && !b.ends_with('/') {
+            for ext in ["ts", "tsx", "mts", "cts"] {
+                c.push(format!("{b}.{ext}"));
+            }
+        }
+    }
+    c
+}
+
+fn js_file(base: &str, idx: &Index) -> Option<String> {
+    js_candidates(base).iter().find_map(|c| idx.file(c).filter(|f| lang(f) == Some(Lang::Js)))
+}
+
+/// A package entry as written (`./dist/index.mjs`) → the source file it is built from.
+fn js_entry(pkg_dir: &str, target: &str, idx: &Index) -> Option<String> {
+    let t = join(pkg_dir, target)?;
+    if let Some(f) = js_file(&t, idx) {
+        return Some(f);
+    }
+    // Build output lives in dist/, lib/, build/ or out/; the source of the same name in src/.
+    let rel = t.strip_prefix(pkg_dir).unwrap_or(&t).trim_start_matches('/');
+    let (top, rest) = rel.split_once('/')?;
+    if !matches!(top, "dist" | "lib" | "build" | "out" | "esm" | "cjs" | "types") {
+        return None;
+    }
+    let mut stem = rest.to_string();
+    for ext in [".d.mts", ".d.cts", ".d.ts", ".mjs", ".cjs", ".js", ".mts", ".cts"] {
+        if let Some(s) = stem.strip_suffix(ext) {
+            stem = s.to_string();
+            break;
+        }
+    }
+    js_file(&in_dir(pkg_dir, &format!("src/{stem}")), idx)
+}
+
+fn js_package(spec: &str, idx: &Index) -> Option<String> {
+    // `@scope/name/sub` or `name/sub`: the package name is one or two segments.
+    let mut parts = spec.splitn(3, '/');
+    let first = parts.next()?;
+    let (name, sub) = if first.starts_with('@') {
+        let second = parts.next()?;
+        (format!("{first}/{second}"), parts.next().unwrap_or(""))
+    } else {
+        let rest = spec.split_once('/').map(|(_, r)| r).unwrap_or("");
+        (first.to_string(), rest)
+    };
+    let pkg = idx.js_packages.get(&name)?;
+    let key = if sub.is_empty() { ".".to_string() } else { format!("./{sub}") };
+    for (k, target) in &pkg.entries {
+        if *k == key {
+            if let Some(f) = js_entry(&pkg.dir, target, idx) {
+                return Some(f);
+            }
+        }
+        // `./*` patterns in exports.
+        if let Some(prefix) = k.strip_suffix('*') {
+            if let Some(star) = key.strip_prefix(prefix) {
+                if let Some(f) = js_entry(&pkg.dir, &target.replace('*', star), idx) {
+                    return Some(f);
+                }
+            }
+        }
+    }
+    if sub.is_empty() {
+        ["src/index", "index"].iter().find_map(|b| js_file(&in_dir(&pkg.dir, b), idx))
+    } else {
+        js_file(&in_dir(&pkg.dir, sub), idx).or_else(|| js_file(&in_dir(&pkg.dir, &format!("src/{sub}")), idx))
+    }
+}
+
+/// The tsconfig that governs a file: the closest one in its folder or above.
+fn js_tsconfig<'i>(path: &str, idx: &'i Index) -> Option<&'i TsConfig> {
+    let mut dir = dir_of(path);
+    loop {
+        if let Some(c) = idx.tsconfigs.get(dir) {
+            return Some(c);
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = dir_of(dir);
+    }
 }
 
 fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
@@ -343,30 +872,42 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
         r#"(?:\bimport\s+(?:[^'";]*?\s+from\s+)?|\bexport\s+[^'";]*?\s+from\s+|\brequire\s*\(\s*|\bimport\s*\(\s*)['"]([^'"]+)['"]"#,
     );
     let dir = dir_of(path);
+    let config = js_tsconfig(path, idx);
     let mut out = Vec::new();
     for c in spec.captures_iter(text) {
         let s = &c[1];
-        if !(s.starts_with("./") || s.starts_with("../")) {
+        if s.starts_with("./") || s.starts_with("../") || s == "." || s == ".." {
+            out.extend(join(dir, s).and_then(|b| js_file(&b, idx)));
             continue;
         }
-        let Some(base) = join(dir, s) else { continue };
-        let stripped = base.rsplit_once('.').map(|(b, _)| b.to_string());
-        let mut candidates = vec![base.clone()];
-        for ext in ["ts", "tsx", "js", "jsx", "mjs", "cjs", "mts", "cts"] {
-            candidates.push(format!("{base}.{ext}"));
-        }
-        for ext in ["ts", "tsx", "js", "jsx"] {
-            candidates.push(format!("{base}/index.{ext}"));
-        }
-        // TypeScript ESM writes `./x.js` for the source `./x.ts`.
-        if let Some(b) = stripped {
-            for ext in ["ts", "tsx", "mts"] {
-                candidates.push(format!("{b}.{ext}"));
+        // tsconfig `paths` first (longest prefix wins), then `baseUrl`, then workspace packages.
+        let mut hit = None;
+        if let Some(cfg) = config {
+            let base = cfg.base_url.clone().unwrap_or_else(|| cfg.paths_base.clone());
+            let mut best: Option<(usize, &Vec<String>, &str)> = None;
+            for (pattern, targets) in &cfg.paths {
+                let matched = match pattern.split_once('*') {
+                    Some((pre, post)) => {
+                        s.strip_prefix(pre).and_then(|r| r.strip_suffix(post)).map(|star| (pre.len(), star))
+                    }
+                    None => (pattern == s).then_some((usize::MAX, "")),
+                };
+                if let Some((len, star)) = matched {
+                    if best.is_none_or(|b| len > b.0) {
+                        best = Some((len, targets, star));
+                    }
+                }
+            }
+            if let Some((_, targets, star)) = best {
+                hit = targets.iter().find_map(|t| join(&base, &t.replace('*', star)).and_then(|b| js_file(&b, idx)));
+            }
+            if hit.is_none() {
+                if let Some(b) = &cfg.base_url {
+                    hit = join(b, s).and_then(|b| js_file(&b, idx));
+                }
             }
         }
-        if let Some(f) = candidates.iter().find_map(|c| idx.file(c)) {
-            out.push(f);
-        }
+        out.extend(hit.or_else(|| js_package(s, idx)));
     }
     out
 }
@@ -385,22 +926,13 @@ fn go(_path: &str, text: &str, idx: &Index) -> Vec<String> {
     specs.extend(single.captures_iter(text).map(|c| c[1].to_string()));
     let mut out = Vec::new();
     for s in specs {
-        for (module, mod_dir) in &idx.go_mods {
-            let rel = if s == *module {
-                ""
-            } else if let Some(r) = s.strip_prefix(module.as_str()).and_then(|r| r.strip_prefix('/')) {
-                r
-            } else {
-                continue;
-            };
-            let dir = match (mod_dir.is_empty(), rel.is_empty()) {
-                (true, _) => rel.to_string(),
-                (false, true) => mod_dir.clone(),
-                (false, false) => format!("{mod_dir}/{rel}"),
-            };
-            if let Some(files) = idx.go_dirs.get(dir.as_str()) {
-                out.extend(files.iter().map(|f| f.to_string()));
-            }
+        // The longest module path that prefixes the import owns it (go_mods is sorted so).
+        let owner = idx.go_mods.iter().find_map(|(module, mod_dir)| {
+            let rel = if s == *module { "" } else { s.strip_prefix(module.as_str())?.strip_prefix('/')? };
+            Some(in_dir(mod_dir, rel))
+        });
+        if let Some(files) = owner.and_then(|d| idx.go_dirs.get(d.as_str())) {
+            out.extend(files.iter().map(|f| f.to_string()));
         }
     }
     out
@@ -476,5 +1008,103 @@ mod tests {
         ]);
         assert_eq!(deps(&g, "main.go"), vec!["internal/db/db.go"]);
         assert_eq!(deps(&g, "cmd/x.go"), vec!["internal/db/db.go"]);
+    }
+
+    #[test]
+    fn rust_workspace_crates_renames_and_reexports() {
+        // ripgrep's shape: printer uses `grep_searcher::Sink`, defined in searcher's sink.rs and
+        // re-exported from its lib.rs; a renamed dependency; a glob re-export.
+        let g = graph(&[
+            ("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\n"),
+            ("crates/searcher/Cargo.toml", "[package]\nname = \"grep-searcher\"\n"),
+            ("crates/searcher/src/lib.rs", "pub use crate::{sink::{Sink, SinkError}, glob::*};\nmod sink;\nmod glob;\n"),
+            ("crates/searcher/src/sink.rs", "pub trait Sink {}\npub trait SinkError {}\n"),
+            ("crates/searcher/src/glob.rs", "pub struct Globbed;\n"),
+            (
+                "crates/printer/Cargo.toml",
+                "[package]\nname = \"grep-printer\"\n\n[dependencies]\nsearch = { package = \"grep-searcher\", path = \"../searcher\" }\n",
+            ),
+            ("crates/printer/src/lib.rs", "mod standard;\n"),
+            (
+                "crates/printer/src/standard.rs",
+                "use {\n    grep_searcher::{Sink, SinkError},\n    std::io,\n};\n\nfn f(x: search::Globbed) {}\n// grep_searcher::nothing in a comment\n",
+            ),
+        ]);
+        assert_eq!(
+            deps(&g, "crates/printer/src/standard.rs"),
+            vec!["crates/searcher/src/glob.rs", "crates/searcher/src/sink.rs"]
+        );
+        assert_eq!(
+            deps(&g, "crates/searcher/src/lib.rs"),
+            vec!["crates/searcher/src/glob.rs", "crates/searcher/src/sink.rs"]
+        );
+    }
+
+    #[test]
+    fn js_path_aliases_workspace_packages_and_index_files() {
+        // tRPC's shape: root tsconfig `paths` to package sources, a package tsconfig extending it,
+        // and a package imported by name whose package.json points at build output.
+        let g = graph(&[
+            (
+                "tsconfig.json",
+                "{\n  // comments and trailing commas are allowed\n  \"compilerOptions\": {\"paths\": {\"@acme/server\": [\"./packages/server/src\"], \"@acme/server/*\": [\"./packages/server/src/*\"],}}\n}\n",
+            ),
+            ("packages/server/tsconfig.json", "{\"extends\": \"../../tsconfig.json\"}"),
+            ("packages/server/src/index.ts", "export * from './core';\n"),
+            ("packages/server/src/core/index.ts", ""),
+            ("packages/server/src/adapters/next.ts", ""),
+            ("packages/client/package.json", "{\"name\": \"@acme/client\", \"exports\": {\".\": {\"import\": \"./dist/index.mjs\"}}}"),
+            ("packages/client/src/index.ts", "import { a } from '@acme/server';\nimport n from '@acme/server/adapters/next';\n"),
+            ("apps/web/tsconfig.json", "{\"compilerOptions\": {\"baseUrl\": \".\", \"paths\": {\"~/*\": [\"src/*\"]}}}"),
+            ("apps/web/src/page.tsx", "import { c } from '@acme/client';\nimport u from '~/util';\n"),
+            ("apps/web/src/util.ts", ""),
+        ]);
+        assert_eq!(
+            deps(&g, "packages/client/src/index.ts"),
+            vec!["packages/server/src/adapters/next.ts", "packages/server/src/index.ts"]
+        );
+        assert_eq!(deps(&g, "packages/server/src/index.ts"), vec!["packages/server/src/core/index.ts"]);
+        assert_eq!(deps(&g, "apps/web/src/page.tsx"), vec!["apps/web/src/util.ts", "packages/client/src/index.ts"]);
+    }
+
+    #[test]
+    fn python_src_layouts_namespace_packages_and_multiline_imports() {
+        let g = graph(&[
+            ("libs/core/pyproject.toml", ""),
+            ("libs/core/src/acme/core/__init__.py", ""),
+            ("libs/core/src/acme/core/models.py", ""),
+            ("libs/core/src/acme/core/compat.py", ""),
+            // `acme` has no __init__.py: a namespace package.
+            (
+                "libs/core/src/acme/core/structures.py",
+                "from typing import Any, overload\n\nfrom .compat import MutableMapping\nfrom . import (\n    models,  # the models\n)\n",
+            ),
+            ("app/main.py", "from acme.core.models import User\nimport acme.core\n"),
+        ]);
+        assert_eq!(
+            deps(&g, "libs/core/src/acme/core/structures.py"),
+            vec!["libs/core/src/acme/core/compat.py", "libs/core/src/acme/core/models.py"]
+        );
+        assert_eq!(
+            deps(&g, "app/main.py"),
+            vec!["libs/core/src/acme/core/__init__.py", "libs/core/src/acme/core/models.py"]
+        );
+    }
+
+    #[test]
+    fn go_nested_modules_workspaces_and_replacements() {
+        let g = graph(&[
+            ("go.work", "go 1.22\n\nuse (\n\t.\n\t./tools\n)\n"),
+            ("go.mod", "module example.com/shop\n\nreplace example.com/vendored/x => ./third_party/x\n"),
+            ("tools/go.mod", "module example.com/shop/tools\n"),
+            ("tools/gen/gen.go", "package gen\n"),
+            ("third_party/x/x.go", "package x\n"),
+            ("testdata/proto/p.go", "package proto\n"),
+            (
+                "main.go",
+                "package main\n\nimport (\n\t\"example.com/shop/tools/gen\"\n\t\"example.com/vendored/x\"\n\t\"example.com/shop/testdata/proto\"\n)\n",
+            ),
+        ]);
+        assert_eq!(deps(&g, "main.go"), vec!["testdata/proto/p.go", "third_party/x/x.go", "tools/gen/gen.go"]);
     }
 }

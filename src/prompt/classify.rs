@@ -1,9 +1,13 @@
 //! Task type classification from a prompt's text.
 //!
-//! Rules: each type has keyword patterns (word-prefix regexes). Every match in the body scores 1,
-//! every match in the title scores 3 (a title states the intent). The highest score wins; a tie
-//! goes to the more specific type in `PRECEDENCE` order (so "Add tests for X" is a test task,
-//! not a feature). No match at all is `other`. Front matter `type:` overrides all of this.
+//! Rules: each type has keyword stems, matched as whole words with their inflections. Every match
+//! in the body scores 1, every match in the title 3 (a title states the intent); a conventional
+//! commit prefix (`fix:`, `docs(api):`, `chore(deps):`) or a title that is only a version scores
+//! 6. Code spans, paths and identifiers are not words: a path counts once for the kind of file it
+//! names (docs, tests, CI and build files). The highest score wins; a tie goes to the more
+//! specific type in `PRECEDENCE` order (so "Add tests for X" is a test task, not a feature). No
+//! match at all is `other`. Front matter `type:` overrides all of this. Accuracy is measured on
+//! real commit subjects in `tests/data/task-types.tsv` (see `tests/types.rs`).
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -69,74 +73,144 @@ impl std::fmt::Display for TaskType {
     }
 }
 
-fn patterns(t: TaskType) -> &'static [&'static str] {
+/// Keyword stems per type. Each stem matches as a whole word with its inflections (`fix`
+/// matches fix, fixes, fixed, fixing, never prefix or fixture); a phrase inflects its first word.
+fn stems(t: TaskType) -> &'static [&'static str] {
     match t {
         TaskType::Documentation => &[
+            "doc",
             "document",
-            "docs?",
+            "documentation",
             "readme",
             "docstring",
             "changelog",
             "tutorial",
             "guide",
             "man page",
-            "comments?",
+            "comment",
             "explain",
+            "typo",
+            "spelling",
+            "wording",
+            "note",
+            "link",
+            "instruction",
+            "example",
+            "faq",
+            "badge",
+            "sponsor",
+            "author",
+            "describe",
+            "clarify",
+            "mention",
+            "rephrase",
         ],
         TaskType::TestCoverage => &[
-            "tests?",
-            "testing",
+            "test",
             "coverage",
-            "unit test",
-            "integration test",
-            "test case",
+            "fixture",
             "assert",
+            "assertion",
+            "scenario",
+            "flaky",
+            "mock",
             "spec",
-            "fixtures?",
+            "unittest",
+            "snapshot",
         ],
         TaskType::BugFix => &[
             "fix",
-            "bugs?",
+            "bug",
+            "bugfix",
+            "hotfix",
             "crash",
             "broken",
+            "break",
             "regression",
             "panic",
             "incorrect",
+            "incorrectly",
             "wrong",
-            "fail(s|ing|ure)?",
+            "wrongly",
+            "fail",
+            "failure",
             "error",
             "issue",
-            "off-by-one",
             "leak",
+            "vulnerability",
+            "honour",
+            "honor",
+            "respect",
+            "ensure",
+            "make sure",
+            "correct",
+            "correctly",
+            "properly",
+            "unexpected",
+            "mistake",
+            "invalid",
+            "race",
+            "deadlock",
+            "hang",
+            "overflow",
+            "don't",
+            "do not",
+            "doesn't",
+            "does not",
+            "missing",
         ],
         TaskType::Performance => &[
             "performance",
+            "perf",
+            "fast",
             "faster",
             "slow",
-            "optimi[sz]e",
+            "slower",
+            "optimize",
+            "optimise",
+            "optimization",
             "latency",
             "throughput",
             "speed",
+            "speedup",
             "memory usage",
             "benchmark",
-            "cach(e|ing)",
+            "cache",
             "allocation",
+            "allocate",
             "cheaper",
             "expensive",
+            "memoize",
+            "efficient",
+            "efficiently",
         ],
         TaskType::Refactor => &[
             "refactor",
             "rename",
             "extract",
-            "clean ?up",
+            "clean up",
+            "cleanup",
+            "clean-up",
             "restructure",
             "simplify",
             "reorganize",
+            "reorganise",
             "split",
             "deduplicate",
             "move",
             "decouple",
             "modernize",
+            "unused",
+            "dead code",
+            "cosmetic",
+            "tidy",
+            "tweak",
+            "consolidate",
+            "unexport",
+            "unexported",
+            "inline",
+            "polish",
+            "lint",
         ],
         TaskType::Configuration => &[
             "config",
@@ -146,13 +220,28 @@ fn patterns(t: TaskType) -> &'static [&'static str] {
             "dockerfile",
             "docker",
             "environment variable",
-            "dependenc(y|ies)",
+            "dependency",
+            "dependencies",
+            "deps",
             "upgrade",
             "bump",
-            "lint(er)?",
-            "settings",
+            "linter",
+            "setting",
             "workflow",
             "makefile",
+            "version",
+            "release",
+            "vendor",
+            "requirement",
+            "tox",
+            "travis",
+            "github actions",
+            "tsconfig",
+            "infrastructure",
+            "publish",
+            "toolchain",
+            "msrv",
+            "packaging",
         ],
         TaskType::Feature => &[
             "add",
@@ -166,10 +255,51 @@ fn patterns(t: TaskType) -> &'static [&'static str] {
             "command",
             "allow",
             "enable",
-            "build",
+            "expose",
+            "flag",
+            "option",
+            "deprecate",
+            "deprecation",
+            "accept",
+            "let",
+            "provide",
+            "extend",
         ],
         TaskType::Other => &[],
     }
+}
+
+/// `fix` → fix|fixes|fixed|fixing|fixer(s); `optimize` → optimizes|optimized|optimizing;
+/// `split` → splitting (doubled consonant). Only the last word of a phrase inflects... except
+/// that `clean up` and `make sure` inflect their first: "cleaned up", "making sure".
+fn inflections(stem: &str) -> String {
+    let (head, tail) = match stem.split_once(' ') {
+        Some((h, t)) => (h, format!(r"\s+{}", regex::escape(t))),
+        None => (stem, String::new()),
+    };
+    let mut forms = vec![head.to_string()];
+    let last = head.chars().last().unwrap_or(' ');
+    if let Some(base) = head.strip_suffix('e') {
+        forms.extend([format!("{head}s"), format!("{head}d"), format!("{head}r"), format!("{base}ing")]);
+    } else if let Some(base) = head.strip_suffix('y').filter(|b| !b.ends_with(['a', 'e', 'o', 'u'])) {
+        forms.extend([format!("{base}ies"), format!("{base}ied"), format!("{head}ing")]);
+    } else {
+        let s = if head.ends_with(['s', 'x', 'h', 'z']) { "es" } else { "s" };
+        forms.extend([format!("{head}{s}"), format!("{head}ed"), format!("{head}ing"), format!("{head}er")]);
+        // Short consonant-vowel-consonant words double the last letter: split → splitting.
+        let chars: Vec<char> = head.chars().collect();
+        let vowel = |c: char| "aeiou".contains(c);
+        if chars.len() >= 3
+            && !vowel(last)
+            && !"wxy".contains(last)
+            && vowel(chars[chars.len() - 2])
+            && !vowel(chars[chars.len() - 3])
+        {
+            forms.extend([format!("{head}{last}ed"), format!("{head}{last}ing"), format!("{head}{last}er")]);
+        }
+    }
+    let forms: Vec<String> = forms.iter().map(|f| regex::escape(f)).collect();
+    format!("(?:{})(?:s)?{tail}", forms.join("|"))
 }
 
 fn compiled() -> &'static Vec<(TaskType, Regex)> {
@@ -178,16 +308,180 @@ fn compiled() -> &'static Vec<(TaskType, Regex)> {
         PRECEDENCE
             .iter()
             .map(|&t| {
-                let alt = patterns(t).join("|");
-                (t, Regex::new(&format!(r"(?i)\b(?:{alt})\w*")).expect("valid classification regex"))
+                let alt: Vec<String> = stems(t).iter().map(|s| inflections(s)).collect();
+                // Word boundaries that also refuse `-`, `_`, `.`, `/` and `'` neighbours, so parts of
+                // identifiers and paths (`workflow_manager`, `fix-up.sh`) never count as words.
+                let pattern = format!(r"(?i)(?:^|[^\w\-./'])(?:{})(?:$|[^\w\-/'])", alt.join("|"));
+                (t, Regex::new(&pattern).expect("valid classification regex"))
             })
             .collect()
     })
 }
 
+/// A conventional-commit or component prefix (`fix(server):`, `docs:`, `deps:`) names the type
+/// outright when it is a type word; a scope that is one (`chore(deps)`, `fix(docs)`) wins over
+/// the word before it. `chore` alone is weak: chores are refactors as often as version bumps.
+fn prefix_type(title: &str) -> Option<(TaskType, usize)> {
+    static PREFIX: OnceLock<Regex> = OnceLock::new();
+    let re =
+        PREFIX.get_or_init(|| Regex::new(r"^\s*([A-Za-z][\w/-]*)(?:\(([^)]*)\))?!?:\s").expect("valid prefix regex"));
+    let c = re.captures(title)?;
+    let word = |w: &str| -> Option<(TaskType, usize)> {
+        Some(match w.to_ascii_lowercase().as_str() {
+            "feat" | "feature" => (TaskType::Feature, 6),
+            "fix" | "bugfix" | "hotfix" => (TaskType::BugFix, 6),
+            "doc" | "docs" | "documentation" | "readme" | "changelog" => (TaskType::Documentation, 6),
+            "test" | "tests" | "testing" => (TaskType::TestCoverage, 6),
+            "perf" | "performance" => (TaskType::Performance, 6),
+            "refactor" | "style" | "cleanup" => (TaskType::Refactor, 6),
+            "ci" | "build" | "deps" | "dependencies" | "release" | "security" | "lint" | "config" => {
+                (TaskType::Configuration, 6)
+            }
+            "chore" => (TaskType::Configuration, 2),
+            _ => return None,
+        })
+    };
+    let scope = c.get(2).and_then(|s| s.as_str().split([',', '/']).find_map(|s| word(s.trim())));
+    // `deps/searcher:` and `doc:` name a type; `ignore/types:` names a component.
+    let head = c[1].split('/').find_map(word);
+    match (head, scope) {
+        (_, Some((t, _))) => Some((t, 7)),
+        (h, None) => h,
+    }
+}
+
+/// A title that is only a version (`v2.16.0`, `grep-0.2.11`, `ignore-0.1.6`) is a release.
+fn is_release(title: &str) -> bool {
+    static RELEASE: OnceLock<Regex> = OnceLock::new();
+    RELEASE
+        .get_or_init(|| Regex::new(r"^\s*(?:[\w-]+-|release\s+)?v?\d+\.\d+(?:\.\d+)?(?:[-.][\w.]+)?\s*$").unwrap())
+        .is_match(title)
+}
+
+/// Text with code spans, fenced blocks, paths and identifiers blanked out (they are evidence by
+/// their kind, see `path_kind`, not by the words inside them), and the paths found.
+fn words_and_paths(text: &str) -> (String, Vec<String>) {
+    static CODE: OnceLock<Regex> = OnceLock::new();
+    static PATH: OnceLock<Regex> = OnceLock::new();
+    let code = CODE.get_or_init(|| Regex::new(r"(?s)```.*?(?:```|$)|`[^`]*`").unwrap());
+    // A token with a `/`, a file extension, `_`, `::` or `()` is a path or identifier.
+    let path = PATH.get_or_init(|| {
+        Regex::new(
+            r"[\w.\-]*(?:/[\w.\-]+)+/?|[\w\-]+(?:\.[A-Za-z0-9]{1,5})+\b|\.[A-Za-z][\w-]*|\w+_\w+|\w+(?:::\w+)+|\w+\(\)",
+        )
+        .unwrap()
+    });
+    let mut paths = Vec::new();
+    let mut spans = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in code.find_iter(text) {
+        spans.push_str(&text[last..m.start()]);
+        let inner = m.as_str().trim_matches('`');
+        if !inner.contains(char::is_whitespace) {
+            paths.push(inner.to_string());
+        }
+        spans.push(' ');
+        last = m.end();
+    }
+    spans.push_str(&text[last..]);
+    let mut out = String::with_capacity(spans.len());
+    let mut last = 0;
+    for m in path.find_iter(&spans) {
+        out.push_str(&spans[last..m.start()]);
+        // A sentence's final period is not an extension: "the user guide." keeps "guide".
+        if m.as_str().contains(['/', '_', ':', '(']) || !m.as_str().ends_with('.') {
+            paths.push(m.as_str().to_string());
+            out.push(' ');
+        } else {
+            out.push_str(m.as_str());
+        }
+        last = m.end();
+    }
+    out.push_str(&spans[last..]);
+    (out, paths)
+}
+
+/// What kind of work touching a path suggests, if its kind is clear.
+fn path_kind(p: &str) -> Option<TaskType> {
+    let lower = p.to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    if lower.starts_with(".github/")
+        || lower.contains("/.github/")
+        || (name.starts_with('.') && !name[1..].contains('.'))
+    {
+        return Some(TaskType::Configuration);
+    }
+    if lower.starts_with("tests/")
+        || lower.contains("/tests/")
+        || name.starts_with("test_")
+        || name.contains("_test.")
+        || name.contains(".test.")
+        || name.contains(".spec.")
+    {
+        return Some(TaskType::TestCoverage);
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    if lower.starts_with("docs/")
+        || lower.starts_with("doc/")
+        || matches!(ext, "md" | "rst" | "adoc")
+        || matches!(name, "authors" | "contributing" | "license")
+    {
+        return Some(TaskType::Documentation);
+    }
+    if matches!(ext, "toml" | "yml" | "yaml" | "ini" | "cfg" | "lock")
+        || matches!(name, "dockerfile" | "makefile" | "requirements.txt" | "package.json" | "go.mod" | ".nojekyll")
+    {
+        return Some(TaskType::Configuration);
+    }
+    None
+}
+
 /// Scores per type for a title and body (exposed for `--json` explanations and tests).
 pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
-    compiled().iter().map(|(t, re)| (*t, re.find_iter(title).count() * 3 + re.find_iter(body).count())).collect()
+    let (title_words, title_paths) = words_and_paths(title);
+    let (body_words, body_paths) = words_and_paths(body);
+    let prefix = prefix_type(title);
+    let release = is_release(title);
+    // A version number in a title is a dependency bump or a release ("Update urllib3 to 1.12").
+    static VERSION: OnceLock<Regex> = OnceLock::new();
+    let versioned = VERSION.get_or_init(|| Regex::new(r"\bv?\d+\.\d+\b").unwrap()).is_match(title);
+    compiled()
+        .iter()
+        .map(|(t, re)| {
+            let mut score = count(re, &title_words) * 3 + count(re, &body_words);
+            // A path in the title says more than one in the body, but less than a word.
+            score += title_paths.iter().filter(|p| path_kind(p) == Some(*t)).count() * 2;
+            score += body_paths.iter().filter(|p| path_kind(p) == Some(*t)).count();
+            if let Some((pt, weight)) = prefix {
+                score += if pt == *t { weight } else { 0 };
+            }
+            if *t == TaskType::Configuration {
+                score += if release {
+                    6
+                } else if versioned {
+                    2
+                } else {
+                    0
+                };
+            }
+            (*t, score)
+        })
+        .collect()
+}
+
+/// Matches of a keyword regex; its boundary characters are consumed, so overlapping neighbours
+/// ("fix fix") are counted by restarting one character early.
+fn count(re: &Regex, text: &str) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while let Some(m) = re.find_at(text, at) {
+        n += 1;
+        at = m.end().saturating_sub(1).max(m.start() + 1);
+        if at >= text.len() {
+            break;
+        }
+    }
+    n
 }
 
 /// Classify a task from its title and body.
@@ -219,9 +513,43 @@ mod tests {
     }
 
     #[test]
-    fn words_are_whole_word_prefixes() {
-        // "prefix" must not count as "fix"; "latest" not as "test".
-        assert_eq!(classify("Prefix handling", "the latest attestation"), TaskType::Other);
+    fn whole_words_and_their_inflections() {
+        // "prefix" is not "fix", "latest" not "test", "circular" not "ci", "fixture" not "fix".
+        assert_eq!(classify("Prefix handling", "the latest attestation of circular imports"), TaskType::Other);
+        assert_eq!(classify("Loader", "the fixture loader"), TaskType::TestCoverage);
+        for title in ["Fixes the parser", "Fixed the parser", "Fixing the parser"] {
+            assert_eq!(classify(title, ""), TaskType::BugFix, "{title}");
+        }
+        assert_eq!(classify("Splitting the session module", ""), TaskType::Refactor);
+        assert_eq!(classify("Optimizing the walker", ""), TaskType::Performance);
+        assert_eq!(classify("Bumped dependencies", ""), TaskType::Configuration);
+        assert_eq!(classify("Cleaned up the router", ""), TaskType::Refactor);
+    }
+
+    #[test]
+    fn paths_and_code_spans_are_not_words() {
+        // `workflow_manager.py` and `ci/` are paths, `fix_all()` an identifier: none is a keyword.
+        assert_eq!(classify("Rework workflow_manager.py", "see ci/run.sh and `fix_all()`"), TaskType::Other);
+        assert_eq!(classify("Rework `test` handling", "the ```\nfix bug\n``` block"), TaskType::Other);
+        // A path still says what kind of file it is: a README is documentation.
+        assert_eq!(classify("Update README.md", ""), TaskType::Documentation);
+        assert_eq!(classify("Update .github/workflows/ci.yml", ""), TaskType::Configuration);
+    }
+
+    #[test]
+    fn prefixes_scopes_and_releases() {
+        assert_eq!(classify("fix(deps): update dependency vite to v5.1.7", ""), TaskType::Configuration);
+        assert_eq!(classify("chore(docs): improve wording", ""), TaskType::Documentation);
+        assert_eq!(classify("feat(server): expose procedure path", ""), TaskType::Feature);
+        assert_eq!(classify("ignore/types: add typst", ""), TaskType::Feature);
+        assert_eq!(classify("v11.0.0", ""), TaskType::Configuration);
+        assert_eq!(classify("grep-cli-0.1.8", ""), TaskType::Configuration);
+    }
+
+    #[test]
+    fn honouring_a_header_is_a_fix() {
+        let body = "When the server answers 429 with Retry-After, the adapter should wait before retrying.";
+        assert_eq!(classify("Honour Retry-After in the adapter", body), TaskType::BugFix);
     }
 
     #[test]

@@ -1,0 +1,87 @@
+"""Module-level import edges of a Python repository, as Python's own import machinery finds them.
+
+Usage: python3 python.py REPO [SOURCE_ROOT ...]   (roots relative to REPO, searched before REPO)
+Prints `importer<TAB>imported` (paths relative to REPO) for every import statement whose module
+is a file of the repository: `import a.b` names a.b; `from m import x` names m.x when x is a
+submodule, else m. Finders (importlib.machinery.PathFinder) locate modules; nothing is executed.
+"""
+import ast, importlib.machinery, importlib.util, os, subprocess, sys
+
+repo = os.path.abspath(sys.argv[1])
+# The repository top comes last: test suites run with it on sys.path (pytest's rootdir insertion
+# for a `tests` package), and files outside the source roots are named from it.
+roots = [os.path.join(repo, r) for r in sys.argv[2:]] + [repo]
+files = subprocess.run(["git", "-C", repo, "ls-files", "*.py"], capture_output=True, text=True).stdout.split()
+cache = {}
+
+def find(name, search):
+    """The file of module `name` (dotted), searching `search` for its top package."""
+    key = (name, tuple(search))
+    if key in cache:
+        return cache[key]
+    path, origin, spec = search, None, None
+    parts = name.split(".")
+    for i in range(len(parts)):
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), path)
+        if spec is None:
+            cache[key] = None
+            return None
+        if i < len(parts) - 1:
+            path = list(spec.submodule_search_locations or [])
+            if not path:
+                cache[key] = None
+                return None
+    origin = spec.origin if spec and spec.has_location else None
+    cache[key] = origin
+    return origin
+
+def module_name(rel):
+    """The dotted name of a file under the first root that holds it."""
+    absf = os.path.join(repo, rel)
+    for r in roots:
+        r = os.path.abspath(r)
+        if absf.startswith(r + os.sep):
+            mod = os.path.relpath(absf, r)[:-3].replace(os.sep, ".")
+            return mod[: -len(".__init__")] if mod.endswith(".__init__") else mod, absf.endswith("__init__.py")
+    return None, False
+
+edges = set()
+for rel in files:
+    try:
+        tree = ast.parse(open(os.path.join(repo, rel), "rb").read())
+    except (SyntaxError, ValueError):
+        continue
+    me, is_pkg = module_name(rel)
+    search = roots
+    targets = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                parts = a.name.split(".")
+                hit = next((f for n in range(len(parts), 0, -1) if (f := find(".".join(parts[:n]), search))), None)
+                targets.append(hit)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if me is None:
+                    continue
+                package = me if is_pkg else me.rpartition(".")[0]
+                try:
+                    base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                except (ImportError, ValueError):
+                    continue
+            else:
+                base = node.module
+            subs = [find(f"{base}.{a.name}", search) for a in node.names if a.name != "*"]
+            subs = [s for s in subs if s]
+            if subs:
+                targets.extend(subs)
+            else:
+                parts = base.split(".")
+                targets.append(next((f for n in range(len(parts), 0, -1) if (f := find(".".join(parts[:n]), search))), None))
+    for t in targets:
+        if t and t.startswith(repo + os.sep):
+            t = os.path.relpath(t, repo)
+            if t != rel:
+                edges.add((rel, t))
+for a, b in sorted(edges):
+    print(f"{a}\t{b}")
