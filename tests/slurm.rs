@@ -155,7 +155,7 @@ fn a_failing_agent_fails_its_task_and_skips_dependents() {
     assert_eq!(bad["exit_code"], 3, "{bad}");
     assert!(bad["reason"].as_str().unwrap().contains("the tests do not pass"), "{bad}");
     // The worker recorded the failure (with the transcript), then ended the job non-zero.
-    assert!(r.git(&["cat-file", "-e", "refs/parallel/runs/1:logs/bad.jsonl"]).is_empty());
+    r.task_log("1", "bad", "jsonl");
     assert_eq!(job_state(&field(&r, "1", "bad", "job")), "FAILED");
     assert_eq!(r.task_state("1", "good")["status"], "succeeded");
     assert_eq!(r.task_state("1", "after-bad")["status"], "skipped");
@@ -361,6 +361,6 @@ fn the_real_claude_cli_runs_in_a_slurm_job() {
     assert_eq!(field(&r, "1", "alpha", "node"), this_node(), "{s}");
     assert_eq!(s["metrics"]["turns"], 2, "{s}");
     assert!(!s["metrics"]["session_id"].as_str().unwrap().is_empty(), "{s}");
-    let transcript = r.git(&["cat-file", "-p", "refs/parallel/runs/1:logs/alpha.jsonl"]);
+    let transcript = r.task_log("1", "alpha", "jsonl");
     assert!(transcript.contains("\"subtype\":\"init\""), "{transcript}");
 }

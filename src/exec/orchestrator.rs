@@ -573,6 +573,10 @@ pub(crate) fn handle(
             if t.status == TaskStatus::Succeeded {
                 succeeded = Some(task.clone());
             }
+            // Its dependents become ready as when a local worker ends.
+            if let Some(&i) = index.get(task.as_str()) {
+                ended.push((i, t.status));
+            }
             Event::Finished {
                 task,
                 status: t.status,
