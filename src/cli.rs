@@ -199,14 +199,47 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
-/// Resume an interrupted run: succeeded tasks never run again.
+/// Resume a run: go on with what did not end, with the options the run started with.
+///
+/// Succeeded and no-changes tasks never run again. Interrupted tasks, and tasks left running by
+/// an orchestrator that died (kill -9, a crash, a reboot), go on in their worktree, in the same
+/// agent session where the agent keeps one (Claude Code, Codex, Gemini CLI). Failed and
+/// timed-out tasks stay as they are unless named with --retry or --retry-failed: those start
+/// over from their start commit, and the tasks skipped because of them run too. The options the
+/// run was started with (-j, --agent-command, --timeout, --retries, --worktree-dir,
+/// --no-integrate, --into, --verify, --sandbox, --sparse, --keep-worktrees) still hold; a flag
+/// given here wins, and resume says so.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// Run id (default: the latest interrupted run).
     pub run: Option<String>,
+    /// Run failed and timed-out tasks again, from their start commit.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Run this task again from its start commit, whatever its state (repeatable).
+    #[arg(long, value_name = "TASK")]
+    pub retry: Vec<String>,
     /// Most agents at once.
     #[arg(short = 'j', long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Command template of the custom agent.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub agent_command: Option<String>,
+    /// Time limit per task (e.g. 30m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Retries after transient failures.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Do not integrate at the end.
+    #[arg(long)]
+    pub no_integrate: bool,
+    /// Integrate into this branch.
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
+    /// Command that must pass on the integrated tree.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
     /// Stream events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,

@@ -46,6 +46,16 @@ fn configure(r: &TestRepo) {
 
 #[test]
 fn an_interrupted_claude_task_resumes_its_session() {
+    claude_session_survives("-INT");
+}
+
+#[test]
+fn a_claude_task_resumes_its_session_after_kill_9_of_the_orchestrator() {
+    claude_session_survives("-KILL");
+}
+
+/// Stop the orchestrator with `signal` while Claude is mid-task; resume continues the session.
+fn claude_session_survives(signal: &str) {
     let claude = claude_bin();
     let r = TestRepo::new();
     configure(&r);
@@ -72,11 +82,16 @@ fn an_interrupted_claude_task_resumes_its_session() {
     common::wait_until("the agent's long step", 60, || {
         r.raw_state("1").is_some_and(|s| s.contains("\"session_id\"") && s.contains("\"Bash\"")) && wt.exists()
     });
-    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
     let interrupted = r.task_state("1", "long");
-    assert_eq!(interrupted["status"], "interrupted");
+    if signal == "-INT" {
+        assert_eq!(out.status.code(), Some(130));
+        assert_eq!(interrupted["status"], "interrupted");
+    } else {
+        // Nobody recorded an end: the task still reads as running, its orchestrator gone.
+        assert_eq!(interrupted["status"], "running");
+    }
     let session = interrupted["metrics"]["session_id"].as_str().unwrap().to_string();
 
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -352,3 +352,35 @@ fn logs_show_what_agents_did_and_failures_say_why() {
     assert!(all.stdout.contains("bad failed") && all.stdout.contains("ok succeeded"), "{}", all.stdout);
     r.gp(&["logs", "1", "nope"]).code(2);
 }
+
+#[test]
+fn resume_keeps_the_runs_options_and_retries_failed_tasks_on_request() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let counter = r.scratch("calls");
+    // Fails on its merits the first time only (HTTP 400 is not transient).
+    r.prompt("flaky", "", &format!("transient 1 {} 400\nwrite f.txt f", counter.display()));
+    r.prompt("after", "depends_on: [flaky]", "write a.txt a");
+    r.prompt("stuck", "", "hang");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--no-integrate", "--timeout", "1s"]);
+    o.code(1);
+    assert_eq!(r.task_state("1", "flaky")["status"], "failed");
+    assert_eq!(r.task_state("1", "after")["status"], "skipped");
+    assert_eq!(r.task_state("1", "stuck")["status"], "timed-out");
+
+    // Nothing to do without a retry: failed tasks stay failed.
+    let o = r.gp(&["resume", "1", "--retry", "nope"]);
+    o.code(2);
+    let o = r.gp(&["resume", "1", "--retry-failed", "--retries", "0"]);
+    // The run's 1 s timeout still holds (the stuck task times out again quickly, not after 60 min),
+    // --no-integrate still holds, and the flag given here is narrated.
+    assert!(o.stderr.contains("--retries 0 (the run started without it)"), "{}", o.stderr);
+    assert!(o.stderr.contains("to run again from their start: after, flaky, stuck"), "{}", o.stderr);
+    assert_eq!(r.task_state("1", "flaky")["status"], "succeeded");
+    assert_eq!(r.task_state("1", "after")["status"], "succeeded");
+    assert_eq!(r.task_state("1", "stuck")["status"], "timed-out");
+    assert_eq!(r.git_out(&["rev-parse", "-q", "--verify", "parallel/1/integration"]).code, 1, "not integrated");
+    // The retried task started over from its start commit.
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/flaky:f.txt"]), "f");
+}

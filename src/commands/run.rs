@@ -291,6 +291,21 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     )?;
     // One live orchestrator per run: a later `resume` sees this claim while we live.
     let _claim = crate::store::owner::claim(&ctx.repo, &log.id)?;
+    log.append(
+        Event::Options(crate::store::runs::RunOptions {
+            concurrency: args.concurrency,
+            agent_command: args.agent_command.clone(),
+            timeout: args.timeout.clone(),
+            retries: args.retries,
+            worktree_dir: args.worktree_dir.as_ref().map(|d| d.to_string_lossy().into_owned()),
+            no_integrate: args.no_integrate,
+            into: args.into.clone(),
+            verify: args.verify.clone(),
+            sparse: args.sparse,
+            keep_worktrees: args.keep_worktrees,
+        }),
+        &[],
+    )?;
     ui::note(&format!("run {} of plan {} (follow it with: git parallel status {} --watch)", log.id, plan.id, log.id));
     let integ = IntegrateOpts { skip: args.no_integrate, into: args.into.clone(), verify: args.verify.clone() };
     let mut opts = opts;

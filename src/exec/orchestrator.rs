@@ -483,13 +483,16 @@ fn spec_for(
         deps,
         setup: opts.setup.clone(),
         copy: opts.copy.clone(),
+        // Interrupted (Ctrl-C, cancel) or left running by an orchestrator that died (kill -9,
+        // a crash, a reboot): the agent's session goes on where the CLI keeps it.
         resume_session: state
             .as_ref()
-            .filter(|s| s.status == TaskStatus::Interrupted)
+            .filter(|s| matches!(s.status, TaskStatus::Interrupted | TaskStatus::Running) && !s.fresh)
             .and_then(|s| s.metrics.session_id.clone()),
-        prior_attempts: state.map(|s| s.attempts).unwrap_or(0),
+        prior_attempts: state.as_ref().map(|s| s.attempts).unwrap_or(0),
         sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
         sparse: (opts.sparse && !t.files.is_empty()).then(|| sparse_dirs(&t.files)),
+        fresh: state.as_ref().is_some_and(|s| s.fresh),
     })
 }
 

@@ -79,6 +79,8 @@ pub struct TaskSpec {
     pub sandbox: Option<PathBuf>,
     /// Sparse cone directories, when the worktree should hold only those.
     pub sparse: Option<Vec<String>>,
+    /// Run again from the start commit: what an earlier, failed attempt left is discarded.
+    pub fresh: bool,
 }
 
 /// What a worker tells the orchestrator: events to record, then the outcome.
@@ -231,8 +233,13 @@ fn run_inner(
         spec.sparse.as_deref(),
     )?;
     crate::fault::point("worktree-created");
+    // A retried task starts over: its branch and worktree go back to the start commit.
+    if resuming && spec.fresh {
+        proc::git(&spec.worktree, ["reset", "-q", "--hard", &start])?;
+        proc::git(&spec.worktree, ["clean", "-q", "-fd"])?;
+    }
     // On resume the branch may already hold work; the start commit stays what the deps gave.
-    if resuming {
+    if resuming && !spec.fresh {
         if let Some(out) = recovered(repo, spec, &start)? {
             return Ok(out);
         }

@@ -69,6 +69,7 @@ pub fn resolve_conflicts(
                 prior_attempts: 0,
                 sandbox: None,
                 sparse: None,
+                fresh: false,
             };
             let ok = task::run_agent_in_place(&spec, &ctl)?;
             if !ok || has_markers(&path, &conflict.files) {

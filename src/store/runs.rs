@@ -117,6 +117,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         sandbox: bool,
     },
+    /// The options the run was started with (recorded right after `planned`); a resume uses
+    /// them unless told otherwise.
+    Options(RunOptions),
+    /// Tasks to run again from a fresh start (`resume --retry-failed`, `--retry TASK`).
+    Reset {
+        tasks: Vec<String>,
+    },
     /// An orchestrator took charge of the run (first start or resume).
     Attached {
         pid: u32,
@@ -197,6 +204,8 @@ impl Event {
                 format!("planned from plan {plan}: {} tasks", tasks.len())
             }
             Event::Attached { pid, host } => format!("attached: pid {pid} on {host}"),
+            Event::Options(_) => "options recorded".to_string(),
+            Event::Reset { tasks } => format!("to run again: {}", tasks.join(", ")),
             Event::Started { task, attempt, .. } => format!("{task}: started (attempt {attempt})"),
             Event::Progress { task, turns, .. } => format!("{task}: progress, {turns} turns"),
             Event::Retried { task, attempt, reason, .. } => format!("{task}: retry {attempt} ({reason})"),
@@ -224,6 +233,9 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskState {
     pub id: String,
+    /// To run again from its start commit, not from what an earlier attempt left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
     #[serde(rename = "type")]
     pub kind: TaskType,
     pub status: TaskStatus,
@@ -340,6 +352,9 @@ pub struct RunState {
     /// Agents of this run run sandboxed.
     #[serde(default)]
     pub sandbox: bool,
+    /// The options the run was started with.
+    #[serde(default)]
+    pub options: RunOptions,
     /// What holds back new starts, as last recorded (None: nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
@@ -381,6 +396,7 @@ impl RunState {
             agent: String::new(),
             workers: 0,
             sandbox: false,
+            options: RunOptions::default(),
             limit: None,
             created_at: 0.0,
             updated_at: 0.0,
@@ -435,6 +451,7 @@ impl RunState {
                 self.tasks = tasks
                     .iter()
                     .map(|(id, kind)| TaskState {
+                        fresh: false,
                         id: id.clone(),
                         kind: *kind,
                         status: TaskStatus::Pending,
@@ -470,6 +487,7 @@ impl RunState {
                 Touched::None
             }
             Event::Started { task, attempt, worktree, branch, start_commit } => self.change(task, |t| {
+                t.fresh = false;
                 t.status = TaskStatus::Running;
                 t.attempts = *attempt;
                 t.started_at = Some(r.at);
@@ -496,6 +514,23 @@ impl RunState {
                     t.metrics.cost_usd = *cost_usd;
                 }
             }),
+            Event::Options(o) => {
+                self.options = o.clone();
+                Touched::None
+            }
+            Event::Reset { tasks } => {
+                let mut changed = Vec::new();
+                for id in tasks {
+                    if let Touched::One(i) = self.change(id, |t| {
+                        t.status = TaskStatus::Pending;
+                        t.reason = None;
+                        t.fresh = true;
+                    }) {
+                        changed.push(i);
+                    }
+                }
+                Touched::Some(changed)
+            }
             Event::Limited { reason, .. } => {
                 self.limit = (!reason.is_empty()).then(|| reason.clone());
                 Touched::None
@@ -627,6 +662,31 @@ pub fn write_task_logs(repo: &Repo, transcript: &[u8], stderr: &[u8]) -> Result<
     Ok(logs)
 }
 
+/// What a run was started with, beyond the plan: what `resume` should do the same way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_integrate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sparse: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_worktrees: bool,
+}
+
 /// The task an event is about, if any.
 fn task_of(event: &Event) -> Option<&str> {
     match event {
@@ -636,6 +696,7 @@ fn task_of(event: &Event) -> Option<&str> {
         | Event::Finished { task, .. }
         | Event::Job { task, .. }
         | Event::Skipped { task, .. } => Some(task),
+        Event::Reset { tasks } if tasks.len() == 1 => Some(&tasks[0]),
         _ => None,
     }
 }
