@@ -22,7 +22,18 @@ impl Repo {
         let gix = match gix::discover(start) {
             Ok(r) => r,
             Err(_) => {
-                return Err(usage(format!("not a git repository (or any parent up to the root): {}", start.display())))
+                // git itself may know it: a SHA-256 repository, which our object reader does
+                // not read (it is built for SHA-1).
+                if let Ok(format) = crate::proc::git(start, ["rev-parse", "--show-object-format"]) {
+                    if format.trim() != "sha1" {
+                        return Err(usage(format!(
+                            "{}: {} repositories are not supported yet (git parallel reads SHA-1 repositories only)",
+                            start.display(),
+                            format.trim()
+                        )));
+                    }
+                }
+                return Err(usage(format!("not a git repository (or any parent up to the root): {}", start.display())));
             }
         };
         let Some(workdir) = gix.workdir().map(Path::to_path_buf) else {

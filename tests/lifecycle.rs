@@ -384,3 +384,43 @@ fn resume_keeps_the_runs_options_and_retries_failed_tasks_on_request() {
     // The retried task started over from its start commit.
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/flaky:f.txt"]), "f");
 }
+
+#[test]
+fn a_post_merge_hook_in_another_language_is_chained_not_edited() {
+    let r = TestRepo::new();
+    let marker = r.scratch("python-ran");
+    let hook = format!(
+        "#!/usr/bin/env python3\nimport sys, pathlib\npathlib.Path({:?}).write_text('squash=' + sys.argv[1])\n",
+        marker.display().to_string()
+    );
+    let path = r.path(".git/hooks/post-merge");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &hook).unwrap();
+    std::process::Command::new("chmod").args(["+x", path.to_str().unwrap()]).status().unwrap();
+    r.gp(&["hooks", "install"]).ok();
+    // A fast-forward merge runs post-merge: ours, then the user's Python hook with its argument.
+    r.git(&["checkout", "-q", "-b", "topic"]);
+    r.write("t.txt", "t");
+    r.commit("topic");
+    r.git(&["checkout", "-q", "main"]);
+    let o = r.git_out(&["merge", "-q", "topic"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "squash=0");
+    r.gp(&["hooks", "uninstall"]).ok();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), hook, "the user's hook is back, unchanged");
+}
+
+#[test]
+fn a_sha256_repository_is_refused_plainly() {
+    let r = TestRepo::empty();
+    let dir = r.scratch("sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut c = r.command("git");
+    c.args(["init", "-q", "--object-format=sha256"]).current_dir(&dir);
+    assert!(c.status().unwrap().success());
+    let mut c = r.command(common::bin());
+    let o = c.args(["status"]).current_dir(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("sha256 repositories are not supported"), "{err}");
+}

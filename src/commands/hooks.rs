@@ -11,6 +11,20 @@ const BEGIN: &str = "# >>> git-parallel >>>";
 const END: &str = "# <<< git-parallel <<<";
 /// The hook body, kept in the repository as hooks/post-merge.
 const BODY: &str = "git parallel clean --merged --quiet || true";
+/// Where a user's hook in another language goes, to be run by ours, unchanged.
+const CHAINED: &str = "post-merge.before-git-parallel";
+
+/// Whether a hook's first line runs it with a POSIX-style shell, where our lines can go in.
+fn is_shell(first: &str) -> bool {
+    let Some(cmd) = first.strip_prefix("#!") else { return false };
+    let mut words = cmd.split_whitespace();
+    let mut prog = words.next().unwrap_or("");
+    if prog.ends_with("/env") {
+        prog = words.find(|w| !w.starts_with('-')).unwrap_or("");
+    }
+    let name = prog.rsplit('/').next().unwrap_or(prog);
+    matches!(name, "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash")
+}
 
 /// The post-merge hook path, honouring core.hooksPath.
 fn hook_path(ctx: &Context) -> Result<PathBuf> {
@@ -52,10 +66,18 @@ pub fn run(ctx: &Context, args: HooksArgs) -> Result<i32> {
                     return Ok(0);
                 }
                 // Right after the shebang, so a hook that ends with `exit` still runs our line.
-                Some(t) => match t.split_once('\n') {
-                    Some((first, rest)) if first.starts_with("#!") => format!("{first}\n{}{rest}", block()),
-                    _ => format!("#!/bin/sh\n{}{t}", block()),
+                Some(t) if is_shell(t.lines().next().unwrap_or("")) => match t.split_once('\n') {
+                    Some((first, rest)) => format!("{first}\n{}{rest}", block()),
+                    None => format!("{t}\n{}", block()),
                 },
+                // Another language (Python, Node …): keep the user's hook as it is, beside
+                // ours, and run it from ours with the same arguments.
+                Some(_) => {
+                    let chained = path.with_file_name(CHAINED);
+                    std::fs::rename(&path, &chained)
+                        .with_context(|| format!("cannot move {} aside", path.display()))?;
+                    format!("#!/bin/sh\n{}exec \"$(dirname \"$0\")/{CHAINED}\" \"$@\"\n", block())
+                }
                 None => format!("#!/bin/sh\n{}", block()),
             };
             if let Some(dir) = path.parent() {
@@ -74,7 +96,11 @@ pub fn run(ctx: &Context, args: HooksArgs) -> Result<i32> {
                 return Ok(0);
             };
             let rest = strip(&t);
-            if rest.trim().is_empty() || rest.trim() == "#!/bin/sh" {
+            let chained = path.with_file_name(CHAINED);
+            if chained.exists() && rest.contains(CHAINED) {
+                std::fs::rename(&chained, &path)?;
+                ui::out(&format!("restored the hook that was in {}\n", path.display()))?;
+            } else if rest.trim().is_empty() || rest.trim() == "#!/bin/sh" {
                 std::fs::remove_file(&path)?;
                 ui::out(&format!("removed {}\n", path.display()))?;
             } else {
@@ -89,6 +115,16 @@ pub fn run(ctx: &Context, args: HooksArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shells_are_told_from_other_languages() {
+        for sh in ["#!/bin/sh", "#!/usr/bin/env bash", "#!/bin/bash -e", "#!/usr/bin/env -S zsh"] {
+            assert!(is_shell(sh), "{sh}");
+        }
+        for other in ["#!/usr/bin/env python3", "#!/usr/bin/node", "print('x')", ""] {
+            assert!(!is_shell(other), "{other}");
+        }
+    }
 
     #[test]
     fn strip_removes_only_our_block() {
