@@ -44,6 +44,8 @@ pub struct Settings {
     pub retry_delay: Duration,
     /// `parallel.killGrace`: time between SIGTERM and SIGKILL (default 5s).
     pub kill_grace: Duration,
+    /// `parallel.verifyTimeout`: longest a verify command may run (default 30m).
+    pub verify_timeout: Duration,
     /// `parallel.sparse`: sparse worktrees with only the task's directories (default false).
     pub sparse: bool,
     /// `parallel.keepWorktrees`: keep a task's worktree after its result was committed
@@ -142,6 +144,7 @@ impl Settings {
             retries: nonneg("parallel.retries")?.map(|v| v as u32).unwrap_or(2),
             retry_delay: dur("parallel.retryDelay", Duration::from_secs(2))?,
             kill_grace: dur("parallel.killGrace", Duration::from_secs(5))?,
+            verify_timeout: dur("parallel.verifyTimeout", Duration::from_secs(30 * 60))?,
             sparse: cfg
                 .try_boolean("parallel.sparse")
                 .map_err(|e| usage(format!("parallel.sparse: {e}")))?

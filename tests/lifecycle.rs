@@ -424,3 +424,28 @@ fn a_sha256_repository_is_refused_plainly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("sha256 repositories are not supported"), "{err}");
 }
+
+#[test]
+fn verify_and_setup_have_limits_and_leave_nothing_behind() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    r.git(&["config", "parallel.verifyTimeout", "1s"]);
+    let o = r.gp(&["run", "prompts", "--verify", "sleep 30"]);
+    o.code(1);
+    assert!(o.stderr.contains("verify") || o.stdout.contains("verify"), "{}\n{}", o.stdout, o.stderr);
+    // A verify worktree left by an interrupted verify is cleaned up with the rest.
+    let leftover = r.tmp.path().join("repo.parallel/1/.verify-999999-1");
+    r.git(&["worktree", "add", "-q", "--detach", leftover.to_str().unwrap(), "HEAD"]);
+    let o = r.gp(&["clean", "--all"]);
+    o.ok();
+    assert!(o.stdout.contains("removed verify worktree"), "{}", o.stdout);
+    assert!(!leftover.exists());
+
+    // A failing setup says what it printed, on stdout as well as stderr.
+    r.git(&["config", "parallel.setup", "echo missing dependency libfoo; exit 3"]);
+    r.gp(&["run", "prompts", "--no-integrate"]).code(1);
+    let t = r.task_state("2", "a");
+    assert!(t["reason"].as_str().unwrap().contains("missing dependency libfoo"), "{t}");
+}

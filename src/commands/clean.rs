@@ -98,6 +98,24 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
             lines.push(format!("deleted branch {} (was {short_tip})", layout::short(branch)));
         }
     }
+    // Detached worktrees a verify command left when it was interrupted (`.verify-<pid>-<n>` in
+    // a run's folder): nothing of value in them, and no branch to find them by.
+    if args.all || run_filter.is_some() {
+        for (path, branch, _) in worktree::list(repo)? {
+            let verify = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".verify-"));
+            let run = path.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
+            let Some(run) = run.filter(|_| verify && branch.is_none()) else { continue };
+            if run_filter.as_deref().is_some_and(|r| r != run) || live.contains(run.as_str()) {
+                continue;
+            }
+            if args.dry_run {
+                lines.push(format!("would remove verify worktree {}", path.display()));
+            } else {
+                worktree::remove(repo, &path, true)?;
+                lines.push(format!("removed verify worktree {}", path.display()));
+            }
+        }
+    }
     if !args.dry_run {
         objects::delete_refs(repo, &doomed)?;
         repo.git(["worktree", "prune"])?;

@@ -261,7 +261,8 @@ fn run_inner(
                 Some(spec.timeout),
             )?;
             if !out.ok() {
-                return Ok(fail(format!("setup command failed ({}): {}", out.status, tail(&out.stderr_str(), 600))));
+                let said = format!("{}\n{}", out.stdout_str(), out.stderr_str());
+                return Ok(fail(format!("setup command failed ({}): {}", out.status, tail(&said, 600))));
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::store::objects;
 use crate::store::runs::{Event, Integrated, IntegrationConflict, RunLog, TaskStatus};
 use anyhow::Result;
 use std::collections::HashSet;
+use std::time::Duration;
 
 /// What integrating did (recorded in the run's log as an `integrated` event).
 pub type Outcome = Integrated;
@@ -94,7 +95,9 @@ fn verify(repo: &Repo, run_dir: &std::path::Path, commit: &str, cmd: &str, n: &m
     std::fs::create_dir_all(run_dir)?;
     let p = path.to_string_lossy().into_owned();
     repo.git(["worktree", "add", "-q", "--detach", &p, commit])?;
-    let out = proc::shell(&path, cmd, &[], None);
+    // A verify that hangs must not hold the run forever; its folder goes whatever happens.
+    let limit = crate::config::Settings::load(repo).map(|s| s.verify_timeout).unwrap_or(Duration::from_secs(1800));
+    let out = proc::shell(&path, cmd, &[], Some(limit));
     let _ = worktree::remove(repo, &path, true);
     Ok(out?.ok())
 }
