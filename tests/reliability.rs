@@ -533,3 +533,24 @@ fn prompts_with_a_byte_order_mark_or_odd_front_matter_are_read_or_refused_clearl
     o.code(2);
     assert!(o.stderr.contains("unknown agent `gpt-9`"), "{}", o.stderr);
 }
+
+#[test]
+fn a_corrupt_run_ref_is_shown_as_such_and_stops_nothing_else() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    // Run 2 points at a plain commit, run 3 at a blob.
+    r.git(&["update-ref", "refs/parallel/runs/2", "HEAD"]);
+    let blob = r.git(&["hash-object", "-w", "README.md"]);
+    r.git(&["update-ref", "refs/parallel/runs/3", &blob]);
+    let o = r.gp(&["status"]);
+    o.ok();
+    assert!(o.stdout.contains("2  corrupt") && o.stdout.contains("3  corrupt"), "{}", o.stdout);
+    assert!(o.stdout.lines().any(|l| l.starts_with("1 ")), "the good run is still listed: {}", o.stdout);
+    let o = r.gp(&["status", "--json"]);
+    assert!(o.stdout.contains("\"corrupt\""), "{}", o.stdout);
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    r.gp(&["clean", "--all"]).ok();
+}

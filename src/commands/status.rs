@@ -84,10 +84,14 @@ fn render(ctx: &Context, run: Option<&str>, json: bool) -> Result<(String, bool)
     match run {
         None => {
             // Summaries only: listing runs reads one small blob per run, whatever their size.
-            let states = runs::summaries(&ctx.repo)?;
+            let (states, corrupt) = runs::summaries_checked(&ctx.repo)?;
             let live = states.iter().any(|s| s.effective_status() == RunStatus::Running);
+            // A run whose ref cannot be read is shown as such; the others still are.
+            for (id, why) in &corrupt {
+                crate::ui::note(&format!("run {id} is corrupt: {why}"));
+            }
             if json {
-                let v: Vec<serde_json::Value> = states
+                let mut v: Vec<serde_json::Value> = states
                     .iter()
                     .map(|s| {
                         let mut v = json_of(s);
@@ -97,12 +101,19 @@ fn render(ctx: &Context, run: Option<&str>, json: bool) -> Result<(String, bool)
                         v
                     })
                     .collect();
+                v.extend(
+                    corrupt.iter().map(|(id, why)| serde_json::json!({"id": id, "status": "corrupt", "error": why})),
+                );
                 return Ok((serde_json::to_string_pretty(&v)? + "\n", live));
             }
-            if states.is_empty() {
+            if states.is_empty() && corrupt.is_empty() {
                 return Ok(("no runs yet; start one with: git parallel run\n".into(), false));
             }
-            Ok((runs_table(&states), live))
+            let mut table = runs_table(&states);
+            for (id, _) in &corrupt {
+                table.push_str(&format!("{id}  corrupt (its ref cannot be read; see above)\n"));
+            }
+            Ok((table, live))
         }
         Some(id) => {
             let id = runs::resolve(&ctx.repo, Some(id))?;

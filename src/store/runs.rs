@@ -1067,23 +1067,39 @@ fn list_tips(repo: &Repo) -> Result<Vec<(String, ObjectId)>> {
 }
 
 /// Every run's state with its tasks, oldest first.
+/// Every readable run, oldest first (a corrupt one is left out: see `summaries_checked`).
 pub fn load_all(repo: &Repo) -> Result<Vec<RunState>> {
-    list_ids(repo)?.iter().map(|id| load(repo, id)).collect()
+    Ok(list_ids(repo)?.iter().filter_map(|id| load(repo, id).ok()).collect())
 }
 
-/// Every run's summary, oldest first.
+/// Every readable run's summary, oldest first; a corrupt run is left out so that one broken
+/// ref does not stop every command.
 pub fn summaries(repo: &Repo) -> Result<Vec<RunState>> {
+    Ok(summaries_checked(repo)?.0)
+}
+
+/// Every run's summary, oldest first, and the runs that cannot be read, with why.
+pub fn summaries_checked(repo: &Repo) -> Result<(Vec<RunState>, Vec<(String, String)>)> {
     use rayon::prelude::*;
     // From the tips just listed, on every CPU: one summary blob per run, however big the runs.
     let tips = list_tips(repo)?;
     let shared = repo.gix.clone().into_sync();
     let (workdir, common_dir) = (&repo.workdir, &repo.common_dir);
-    tips.par_iter()
+    let read: Vec<(String, Result<RunState>)> = tips
+        .par_iter()
         .map_init(
             || Repo { gix: shared.to_thread_local(), workdir: workdir.clone(), common_dir: common_dir.clone() },
-            |r, (id, tip)| read_summary(r, id, *tip),
+            |r, (id, tip)| (id.clone(), read_summary(r, id, *tip)),
         )
-        .collect()
+        .collect();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for (id, r) in read {
+        match r {
+            Ok(s) => good.push(s),
+            Err(e) => bad.push((id, format!("{e:#}"))),
+        }
+    }
+    Ok((good, bad))
 }
 
 /// The latest run id, if any.
