@@ -449,3 +449,35 @@ fn verify_and_setup_have_limits_and_leave_nothing_behind() {
     let t = r.task_state("2", "a");
     assert!(t["reason"].as_str().unwrap().contains("missing dependency libfoo"), "{t}");
 }
+
+#[test]
+fn two_tasks_making_the_same_change_are_both_in_the_history() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("one", "files: [same.txt]", "write same.txt identical");
+    r.prompt("two", "files: [other.txt]", "write same.txt identical");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "2"]).ok();
+    for t in ["one", "two"] {
+        let o = r.git_out(&["merge-base", "--is-ancestor", &format!("parallel/1/{t}"), "parallel/1/integration"]);
+        assert_eq!(o.code, 0, "{t} is in the integration history");
+    }
+    r.git(&["merge", "-q", "--ff-only", "parallel/1/integration"]);
+    let o = r.gp(&["clean", "--merged"]);
+    o.ok();
+    assert_eq!(
+        r.git(&["for-each-ref", "--format=%(refname)", "refs/heads/parallel/1/one", "refs/heads/parallel/1/two"]),
+        ""
+    );
+}
+
+#[test]
+fn an_agent_that_deletes_its_own_worktree_is_reported_as_such() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("gone", "", "write a.txt a\nsh rm -rf \"$GIT_PARALLEL_WORKTREE\"");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).code(1);
+    let t = r.task_state("1", "gone");
+    assert!(t["reason"].as_str().unwrap().contains("removed its own worktree"), "{t}");
+}

@@ -331,6 +331,14 @@ fn run_inner(
         }
     }
     let wall_ms = started.elapsed().as_millis() as u64;
+    if !spec.worktree.join(".git").exists() {
+        let trespass = super::guard::check(repo, &snapshot, &start, &start)?;
+        return Ok(fail(format!(
+            "the agent removed its own worktree {}; nothing of its work could be taken{}",
+            spec.worktree.display(),
+            if trespass.is_empty() { String::new() } else { format!(" (it also {})", trespass.join("; ")) }
+        )));
+    }
     // Whatever the agent did outside its branch is undone and named, however it ended.
     let work = worktree_head(repo, &spec.worktree).map(|(_, h)| h).unwrap_or_else(|_| start.clone());
     let trespass = super::guard::check(repo, &snapshot, &start, &work)?;

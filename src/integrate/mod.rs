@@ -61,8 +61,22 @@ fn build(repo: &Repo, run: &str, start: &str, tasks: &[Result_], plan: &Plan, ta
             None => merge::merge_tree(repo, cur, commit)?,
         };
         match result {
-            Merge::Clean(tree) if tree == repo.gix.find_commit(cur)?.tree_id()?.detach() => {
+            Merge::Clean(tree)
+                if tree == repo.gix.find_commit(cur)?.tree_id()?.detach() && merge::is_ancestor(repo, commit, cur)? =>
+            {
                 // Nothing new: the task's work is already in (integrating again).
+                merged.push(task.clone());
+            }
+            Merge::Clean(tree) if tree == repo.gix.find_commit(cur)?.tree_id()?.detach() => {
+                // Another task made the same change: nothing new in the tree, but the merge is
+                // still recorded, so the history says it was integrated (and `clean --merged`
+                // finds its branch).
+                let msg = format!(
+                    "Merge task {task} of run {run} (its changes were already in)\n\n{}: {run}\n{}: {task}\n",
+                    layout::TRAILER_RUN,
+                    layout::TRAILER_TASK
+                );
+                cur = objects::write_commit(repo, tree, &[cur, commit], &msg)?;
                 merged.push(task.clone());
             }
             Merge::Clean(tree) => {
