@@ -481,3 +481,21 @@ fn an_agent_that_deletes_its_own_worktree_is_reported_as_such() {
     let t = r.task_state("1", "gone");
     assert!(t["reason"].as_str().unwrap().contains("removed its own worktree"), "{t}");
 }
+
+#[test]
+fn reports_order_ids_naturally_and_tell_failures_apart() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    for i in [1, 2, 10] {
+        r.prompt(&format!("t{i}"), "", &format!("write t{i}.txt x"));
+    }
+    r.prompt("bad", "", "fail 2 the build is broken");
+    r.commit("prompts");
+    r.gp(&["run", "prompts"]).code(1);
+    let md = r.gp(&["report", "1"]).stdout;
+    let pos = |id: &str| md.find(&format!("| {id} |")).unwrap_or_else(|| panic!("{id} in\n{md}"));
+    assert!(pos("t1") < pos("t2") && pos("t2") < pos("t10"), "{md}");
+    assert!(md.contains("the build is broken"), "failure reasons are in the report:\n{md}");
+    let html = r.gp(&["report", "1", "--format", "html"]).stdout;
+    assert!(html.contains("timed out") && html.contains("Integrated 3 of 4 tasks"), "{html}");
+}

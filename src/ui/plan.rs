@@ -19,10 +19,11 @@ pub fn render(plan: &Plan) -> String {
     let mut s = String::new();
     let title = if plan.id.is_empty() { "plan (dry run)".to_string() } else { format!("plan {}", plan.id) };
     s.push_str(&format!(
-        "{title}: {} tasks, base {}, {} workers\n\n",
+        "{title}: {} tasks, base {}, {} worker{}\n\n",
         plan.tasks.len(),
         &plan.base[..plan.base.len().min(12)],
-        plan.schedule.workers
+        plan.schedule.workers,
+        if plan.schedule.workers == 1 { "" } else { "s" }
     ));
     let rows: Vec<Vec<String>> = plan
         .tasks
@@ -69,10 +70,11 @@ pub fn render(plan: &Plan) -> String {
         s.push_str(&format!("  {}: {}\n", i + 1, w.join(", ")));
     }
     s.push_str(&format!(
-        "\nestimate: sequential {}, parallel {} at {} workers, speed-up {:.2}x, lower bound {}\n",
+        "\nestimate: sequential {}, parallel {} at {} worker{}, speed-up {:.2}x, lower bound {}\n",
         minutes(sch.sequential_min),
         minutes(sch.parallel_min),
         sch.workers,
+        if sch.workers == 1 { "" } else { "s" },
         sch.speedup,
         minutes(sch.lower_bound_min)
     ));

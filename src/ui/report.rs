@@ -18,7 +18,8 @@ fn speedup(s: &RunState) -> f64 {
 }
 
 pub fn totals(s: &RunState) -> serde_json::Value {
-    let cost: f64 = s.tasks.iter().filter_map(|t| t.metrics.cost_usd).sum();
+    let costs: Vec<f64> = s.tasks.iter().filter_map(|t| t.metrics.cost_usd).collect();
+    let cost: Option<f64> = (!costs.is_empty()).then(|| costs.iter().sum::<f64>().max(0.0));
     let turns: u64 = s.tasks.iter().filter_map(|t| t.metrics.turns).sum();
     let input: u64 = s.tasks.iter().filter_map(|t| t.metrics.input_tokens).sum();
     let output: u64 = s.tasks.iter().filter_map(|t| t.metrics.output_tokens).sum();
@@ -31,7 +32,7 @@ pub fn totals(s: &RunState) -> serde_json::Value {
         "work_ms": work_ms(s),
         "speedup": (speedup(s) * 100.0).round() / 100.0,
         "turns": turns,
-        "cost_usd": (cost * 1e6).round() / 1e6,
+        "cost_usd": cost.map(|c| (c * 1e6).round() / 1e6),
         "input_tokens": input,
         "output_tokens": output,
     })
@@ -40,14 +41,14 @@ pub fn totals(s: &RunState) -> serde_json::Value {
 pub fn markdown(s: &RunState) -> String {
     let t = totals(s);
     let mut out = format!(
-        "## git-parallel run {} (plan {}): {}\n\n| task | status | duration | turns | cost | tokens in/out | files | retries |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "## git-parallel run {} (plan {}): {}\n\n| task | status | duration | turns | cost | tokens in/out | files | retries | note |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
         s.id,
         s.plan,
         s.effective_status().as_str()
     );
-    for task in &s.tasks {
+    for task in natural_order(s) {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} |\n",
             task.id,
             task.status.as_str(),
             if task.wall_ms > 0 { millis(task.wall_ms) } else { "-".into() },
@@ -56,11 +57,12 @@ pub fn markdown(s: &RunState) -> String {
             opt(task.metrics.input_tokens),
             opt(task.metrics.output_tokens),
             task.files_changed.len(),
-            task.retries
+            task.retries,
+            task.reason.as_deref().unwrap_or("").replace('|', "/").replace('\n', " ")
         ));
     }
     out.push_str(&format!(
-        "\n**Totals:** {} tasks, {} succeeded, {} failed; wall time {}, task time {}, measured speed-up {:.2}x; {} turns, ${:.4}, {} input and {} output tokens.\n",
+        "\n**Totals:** {} tasks, {} succeeded, {} failed; wall time {}, task time {}, measured speed-up {:.2}x; {} turns, {}, {} input and {} output tokens.\n",
         t["tasks"],
         t["succeeded"],
         t["failed"],
@@ -68,7 +70,11 @@ pub fn markdown(s: &RunState) -> String {
         millis(work_ms(s)),
         speedup(s),
         t["turns"],
-        t["cost_usd"].as_f64().unwrap_or(0.0),
+        match t["cost_usd"].as_f64() {
+            // The agents reported no cost (Codex, Gemini CLI, custom): say so, not $0.
+            Some(c) => format!("${:.4}", c.abs()),
+            None => "no cost reported".to_string(),
+        },
         t["input_tokens"],
         t["output_tokens"]
     ));
@@ -88,11 +94,50 @@ pub fn markdown(s: &RunState) -> String {
     out
 }
 
+/// Tasks with their ids in natural order (t2 before t10).
+fn natural_order(s: &RunState) -> Vec<&crate::store::runs::TaskState> {
+    let mut v: Vec<_> = s.tasks.iter().collect();
+    v.sort_by(|a, b| natural_key(&a.id).cmp(&natural_key(&b.id)));
+    v
+}
+
+/// Runs of digits compare as numbers, the rest as text.
+fn natural_key(id: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = id.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = c.to_digit(10).unwrap_or(0) as u64;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(d as u64);
+                chars.next();
+            }
+            key.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
+}
+
+const LEGEND: [(TaskStatus, &str); 7] = [
+    (TaskStatus::Succeeded, "succeeded"),
+    (TaskStatus::NoChanges, "no changes"),
+    (TaskStatus::Failed, "failed"),
+    (TaskStatus::TimedOut, "timed out"),
+    (TaskStatus::Interrupted, "interrupted or cancelled"),
+    (TaskStatus::Running, "running"),
+    (TaskStatus::Skipped, "skipped or pending"),
+];
+
 fn color(st: TaskStatus) -> &'static str {
     match st {
         TaskStatus::Succeeded => "#2e7d32",
         TaskStatus::NoChanges => "#9e9e9e",
-        TaskStatus::Failed | TaskStatus::TimedOut => "#c62828",
+        TaskStatus::Failed => "#c62828",
+        TaskStatus::TimedOut => "#8e24aa",
         TaskStatus::Running => "#1565c0",
         TaskStatus::Interrupted | TaskStatus::Cancelled => "#ef6c00",
         TaskStatus::Skipped | TaskStatus::Pending => "#bdbdbd",
@@ -165,6 +210,32 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
     }
     let dag_w = 40.0 + plan.schedule.waves.len() as f64 * 170.0;
     let dag_h = 40.0 + plan.schedule.waves.iter().map(Vec::len).max().unwrap_or(1) as f64 * 44.0;
+    let legend: String = LEGEND
+        .iter()
+        .map(|(st, name)| {
+            format!(
+                "<span style=\"display:inline-block;width:12px;height:12px;background:{}\"></span> {name} &nbsp; ",
+                color(*st)
+            )
+        })
+        .collect();
+    let integration = match s.integration.as_ref().map(|i| &i.result) {
+        Some(i) => format!(
+            "<p>Integrated {} of {} tasks into <code>{}</code>{}.</p>",
+            i.merged.len(),
+            s.tasks.len(),
+            esc(crate::store::layout::short(&i.target)),
+            if i.conflicts.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; conflicts: {}",
+                    esc(&i.conflicts.iter().map(|c| c.task.as_str()).collect::<Vec<_>>().join(", "))
+                )
+            }
+        ),
+        None => "<p>Not integrated.</p>".to_string(),
+    };
     let table = markdown(s)
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
@@ -176,7 +247,7 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>git-parallel run {id}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:3px 8px}}</style></head><body>\n<h1>git-parallel run {id}</h1>\n<p>plan {plan}, {status}; wall time {wall}, task time {work}, measured speed-up {speed:.2}x</p>\n<table>\n{table}\n</table>\n<h2>Timeline</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{gw}\" height=\"{gantt_h}\">{gantt}</svg>\n<h2>Dependencies</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{dag_w}\" height=\"{dag_h}\"><defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#777\"/></marker></defs>{dag}</svg>\n</body></html>\n",
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>git-parallel run {id}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:3px 8px}}</style></head><body>\n<h1>git-parallel run {id}</h1>\n<p>plan {plan}, {status}; wall time {wall}, task time {work}, measured speed-up {speed:.2}x</p>\n{integration}\n<table>\n{table}\n</table>\n<h2>Timeline</h2>\n<p>{legend}</p>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{gw}\" height=\"{gantt_h}\">{gantt}</svg>\n<h2>Dependencies</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{dag_w}\" height=\"{dag_h}\"><defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#777\"/></marker></defs>{dag}</svg>\n</body></html>\n",
         id = s.id,
         plan = s.plan,
         status = s.effective_status().as_str(),
