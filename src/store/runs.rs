@@ -1078,8 +1078,11 @@ pub fn summaries(repo: &Repo) -> Result<Vec<RunState>> {
     Ok(summaries_checked(repo)?.0)
 }
 
+/// Runs that cannot be read: (run id, why).
+pub type Corrupt = Vec<(String, String)>;
+
 /// Every run's summary, oldest first, and the runs that cannot be read, with why.
-pub fn summaries_checked(repo: &Repo) -> Result<(Vec<RunState>, Vec<(String, String)>)> {
+pub fn summaries_checked(repo: &Repo) -> Result<(Vec<RunState>, Corrupt)> {
     use rayon::prelude::*;
     // From the tips just listed, on every CPU: one summary blob per run, however big the runs.
     let tips = list_tips(repo)?;

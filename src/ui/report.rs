@@ -97,7 +97,7 @@ pub fn markdown(s: &RunState) -> String {
 /// Tasks with their ids in natural order (t2 before t10).
 fn natural_order(s: &RunState) -> Vec<&crate::store::runs::TaskState> {
     let mut v: Vec<_> = s.tasks.iter().collect();
-    v.sort_by(|a, b| natural_key(&a.id).cmp(&natural_key(&b.id)));
+    v.sort_by_key(|t| natural_key(&t.id));
     v
 }
 
