@@ -101,8 +101,12 @@ fn claude_session_survives(signal: &str) {
     let t = r.task_state("1", "long");
     assert_eq!(t["status"], "succeeded");
     assert_eq!(t["attempts"], 2);
-    // The resumed agent continued the recorded session rather than starting over.
+    // The resumed agent continued the recorded session rather than starting over, and the
+    // task's record says what happened.
     assert_eq!(t["metrics"]["session_id"], session.as_str());
+    let resumed = t["resumed"].as_str().unwrap_or_default();
+    let cause = if signal == "-INT" { "interrupted" } else { "orchestrator died" };
+    assert!(resumed.contains(cause) && resumed.contains(&session), "{t}");
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/long:long.txt"]), "first half");
 }
 

@@ -194,6 +194,22 @@ pub fn execute(
             let t = &plan.tasks[i];
             trees.push(governor::Tree { task: t.id.clone(), profile, kind, pid: 0 });
             let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
+            // Say in the task's record how its last attempt ended, and whether its session goes on.
+            let after = match log.state().task(&t.id).map(|s| (s.status, s.fresh)) {
+                Some((TaskStatus::Interrupted | TaskStatus::Cancelled, false)) => {
+                    Some("it was interrupted (Ctrl-C, cancel or SIGTERM)")
+                }
+                Some((TaskStatus::Running, false)) => Some("its orchestrator died (kill -9, a crash or a reboot)"),
+                _ => None,
+            };
+            if let Some(after) = after {
+                let ev = Event::Resumed {
+                    task: t.id.clone(),
+                    after: after.to_string(),
+                    session: spec.resume_session.clone().filter(|_| crate::agent::supports_resume(&spec.profile)),
+                };
+                log.append(ev, &[])?;
+            }
             let ctl2 = Arc::clone(&ctl);
             let tx2 = tx.clone();
             let repo2 = repo.clone();

@@ -120,6 +120,14 @@ pub enum Event {
     /// The options the run was started with (recorded right after `planned`); a resume uses
     /// them unless told otherwise.
     Options(RunOptions),
+    /// A task taken up again by a resume: how its last attempt ended, and the agent session
+    /// that goes on (None: it starts a new one).
+    Resumed {
+        task: String,
+        after: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+    },
     /// Tasks to run again from a fresh start (`resume --retry-failed`, `--retry TASK`).
     Reset {
         tasks: Vec<String>,
@@ -205,6 +213,8 @@ impl Event {
             }
             Event::Attached { pid, host } => format!("attached: pid {pid} on {host}"),
             Event::Options(_) => "options recorded".to_string(),
+            Event::Resumed { task, after, session: Some(s) } => format!("{task}: resumed after {after}, session {s}"),
+            Event::Resumed { task, after, session: None } => format!("{task}: resumed after {after}, new session"),
             Event::Reset { tasks } => format!("to run again: {}", tasks.join(", ")),
             Event::Started { task, attempt, .. } => format!("{task}: started (attempt {attempt})"),
             Event::Progress { task, turns, .. } => format!("{task}: progress, {turns} turns"),
@@ -236,6 +246,9 @@ pub struct TaskState {
     /// To run again from its start commit, not from what an earlier attempt left.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fresh: bool,
+    /// How the task was taken up again by a resume, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<String>,
     #[serde(rename = "type")]
     pub kind: TaskType,
     pub status: TaskStatus,
@@ -452,6 +465,7 @@ impl RunState {
                     .iter()
                     .map(|(id, kind)| TaskState {
                         fresh: false,
+                        resumed: None,
                         id: id.clone(),
                         kind: *kind,
                         status: TaskStatus::Pending,
@@ -518,6 +532,12 @@ impl RunState {
                 self.options = o.clone();
                 Touched::None
             }
+            Event::Resumed { task, after, session } => self.change(task, |t| {
+                t.resumed = Some(match session {
+                    Some(s) => format!("resumed after {after}; its agent session {s} went on"),
+                    None => format!("resumed after {after}; in a new agent session"),
+                });
+            }),
             Event::Reset { tasks } => {
                 let mut changed = Vec::new();
                 for id in tasks {
@@ -695,6 +715,7 @@ fn task_of(event: &Event) -> Option<&str> {
         | Event::Retried { task, .. }
         | Event::Finished { task, .. }
         | Event::Job { task, .. }
+        | Event::Resumed { task, .. }
         | Event::Skipped { task, .. } => Some(task),
         Event::Reset { tasks } if tasks.len() == 1 => Some(&tasks[0]),
         _ => None,
