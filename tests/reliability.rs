@@ -554,3 +554,36 @@ fn a_corrupt_run_ref_is_shown_as_such_and_stops_nothing_else() {
     r.gp(&["run", "prompts", "--no-integrate"]).ok();
     r.gp(&["clean", "--all"]).ok();
 }
+
+#[test]
+fn a_submodules_worktrees_go_beside_its_superproject_not_inside_it() {
+    let sub = TestRepo::new();
+    sub.use_fake_agent();
+    sub.prompt("a", "", "write a.txt a");
+    sub.commit("prompts");
+    let sup = TestRepo::new();
+    let o =
+        sup.git_out(&["-c", "protocol.file.allow=always", "submodule", "add", "-q", sub.root.to_str().unwrap(), "sub"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    sup.commit("submodule");
+    let inner = sup.path("sub");
+    for (k, v) in [
+        ("parallel.agent", "custom"),
+        ("parallel.agentCommand", &format!("'{}' {{prompt_file}}", common::fake_agent().display())),
+        ("parallel.retryDelay", "20ms"),
+    ] {
+        let mut c = sup.command("git");
+        assert!(c.args(["config", k, v]).current_dir(&inner).status().unwrap().success());
+    }
+    let mut c = sup.command(common::bin());
+    let o = c.args(["run", "prompts", "--no-integrate"]).current_dir(&inner).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status = sup.git(&["status", "--porcelain", "--ignore-submodules=none"]);
+    assert!(!status.contains(".parallel"), "worktrees landed in the superproject's tree: {status}");
+    let mut c = sup.command(common::bin());
+    let o = c.args(["status", "1", "--json"]).current_dir(&inner).output().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let wt = state["tasks"][0]["worktree"].as_str().unwrap().to_string();
+    let beside = sup.tmp.path().canonicalize().unwrap().join("repo.parallel/sub/1");
+    assert!(std::path::Path::new(&wt).starts_with(&beside), "{wt} is not under {}", beside.display());
+}

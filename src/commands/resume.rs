@@ -73,7 +73,6 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         worktree_dir,
     )?;
     opts.executor = super::run::executor(ctx, executor.as_deref())?;
-    opts.limits.requested = opts.limits.requested.or(Some(state.workers.max(1)));
     // A sandboxed run stays sandboxed: resuming must not hand its agents the repository.
     if state.sandbox {
         crate::exec::sandbox::check_available()?;
