@@ -587,3 +587,32 @@ fn a_submodules_worktrees_go_beside_its_superproject_not_inside_it() {
     let beside = sup.tmp.path().canonicalize().unwrap().join("repo.parallel/sub/1");
     assert!(std::path::Path::new(&wt).starts_with(&beside), "{wt} is not under {}", beside.display());
 }
+
+#[test]
+fn what_a_task_used_is_recorded_and_seeds_the_next_run() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("hungry", "", "alloc 150 2500\nwrite h.txt h");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    let m = &r.task_state("1", "hungry")["metrics"];
+    let rss = m["peak_rss"].as_u64().unwrap_or(0);
+    assert!(rss >= 150 << 20, "the 150 MiB the agent held are in its record: {m}");
+    assert!(m["cpu_cores"].as_f64().is_some(), "{m}");
+    // The next run starts knowing what this agent's tasks of that kind need: six start at
+    // once, without the slow start an unknown agent gets (four, then as many as measured).
+    let fresh = TestRepo::new();
+    fresh.use_fake_agent();
+    for repo in [&r, &fresh] {
+        for i in 0..6 {
+            repo.prompt(&format!("w{i}"), "", "sleep 1500\nwrite w.txt w");
+        }
+        repo.commit("six");
+    }
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.ok();
+    assert!(!o.stderr.contains("measuring what"), "{}", o.stderr);
+    let o = fresh.gp(&["run", "prompts", "--no-integrate"]);
+    o.ok();
+    assert!(o.stderr.contains("measuring what"), "an unknown agent is slow-started: {}", o.stderr);
+}

@@ -84,6 +84,10 @@ pub fn execute(
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &log.id);
 
     let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
+    // Start from what the repository's recent runs measured, where the agent is the same.
+    for (agent, kind, cores, rss) in crate::store::runs::footprints(&repo, 20).unwrap_or_default() {
+        gov.seed(&agent, &kind, cores, rss);
+    }
     let cap = governor::capacity(&opts.limits, &gov.sample());
     obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));
     let profile_of = |i: usize| plan.tasks[i].agent.clone().unwrap_or_else(|| opts.agent.clone());
@@ -114,6 +118,18 @@ pub fn execute(
                     obs.note(&format!("{task}: {text}"));
                 }
                 msg => {
+                    // What the task was measured to use goes into its record (and so into later
+                    // runs' starting point).
+                    let msg = match msg {
+                        Msg::Finished(mut o) => {
+                            if let Some((cores, rss)) = gov.footprint(&o.task) {
+                                o.metrics.cpu_cores = Some((cores * 1000.0).round() / 1000.0);
+                                o.metrics.peak_rss = Some(rss);
+                            }
+                            Msg::Finished(o)
+                        }
+                        msg => msg,
+                    };
                     if let Some(ev) = handle(log, plan, &index, msg, &mut running, &mut notes_due, &mut ended, obs)? {
                         if let Some(&i) = index.get(ev.as_str()) {
                             gov.succeeded(&profile_of(i));

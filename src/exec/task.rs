@@ -351,6 +351,9 @@ fn run_inner(
         output_tokens: r.output_tokens,
         session_id: r.session_id.clone().or(last.session_id.clone()),
         model: last.model.clone(),
+        // Measured by the orchestrator's governor, which adds them.
+        cpu_cores: None,
+        peak_rss: None,
     };
     let stderr = std::fs::read(&stderr_path).unwrap_or_default();
     let mut out = Outcome {

@@ -173,6 +173,8 @@ pub struct Governor {
     interval: Duration,
     sample: Sample,
     usage: HashMap<String, Usage>,
+    /// Per running task: (sum of CPU readings, readings, peak RSS), for its record.
+    totals: HashMap<String, (f64, u32, u64)>,
     learned: HashMap<String, Learned>,
     rates: HashMap<String, Rate>,
 }
@@ -188,6 +190,7 @@ impl Governor {
             interval: Duration::from_secs(1),
             sample: Sample { cpus: 1, cpu_usage: 0.0, available_memory: 0, total_memory: 0, free_disk: u64::MAX },
             usage: HashMap::new(),
+            totals: HashMap::new(),
             learned: HashMap::new(),
             rates: HashMap::new(),
         };
@@ -272,6 +275,12 @@ impl Governor {
                 }
             }
             u.cores = used.max(runnable);
+            let total = self.totals.entry(t.task.clone()).or_default();
+            if self.usage.contains_key(&t.task) {
+                total.0 += u.cores;
+                total.1 += 1;
+            }
+            total.2 = total.2.max(u.rss);
             if seen > 0 {
                 // Learned per profile and per kind of task of that profile.
                 let first_reading = !self.usage.contains_key(&t.task);
@@ -302,6 +311,26 @@ impl Governor {
         Usage {
             cores: cpu.unwrap_or(PRIOR_CPU).max(limits.cpu_per_task.unwrap_or(0.0)).max(0.01),
             rss: rss.unwrap_or(PRIOR_RSS).max(limits.memory_per_task.unwrap_or(0)),
+        }
+    }
+
+    /// What a task was measured to need while it ran (mean CPU demand in cores, peak RSS);
+    /// forgets the task.
+    pub fn footprint(&mut self, task: &str) -> Option<(f64, u64)> {
+        let (sum, n, rss) = self.totals.remove(task)?;
+        (n > 0).then(|| (sum / n as f64, rss))
+    }
+
+    /// What earlier runs measured for tasks of `profile` and `kind`: a starting point, so a
+    /// known kind of task needs no slow start.
+    pub fn seed(&mut self, profile: &str, kind: &str, cores: f64, rss: u64) {
+        for key in [profile.to_string(), kind_key(profile, kind)] {
+            let l = self.learned.entry(key).or_default();
+            l.cpu = Some(match l.cpu {
+                Some(c) => c * (1.0 - ALPHA) + cores * ALPHA,
+                None => cores,
+            });
+            l.rss = l.rss.max(rss);
         }
     }
 

@@ -92,6 +92,12 @@ pub struct Metrics {
     pub session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// CPU demand of the task's process tree, in cores on average (measured by the governor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<f64>,
+    /// Peak resident memory of the task's process tree, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss: Option<u64>,
 }
 
 /// A conflict met while integrating a task.
@@ -1177,6 +1183,21 @@ pub fn transcript(repo: &Repo, id: &str, task: &str, ext: &str) -> Result<Option
         // Runs of the first format kept every transcript in one flat folder.
         None => objects::read_path(repo, tip, &format!("logs/{task}.{ext}")),
     }
+}
+
+/// What tasks of the latest `runs` runs were measured to need: (agent, type, cores, peak RSS).
+pub fn footprints(repo: &Repo, runs: usize) -> Result<Vec<(String, String, f64, u64)>> {
+    let ids = list_ids(repo)?;
+    let mut out = Vec::new();
+    for id in &ids[ids.len().saturating_sub(runs)..] {
+        let Ok(state) = load(repo, id) else { continue };
+        for t in &state.tasks {
+            if let (Some(c), Some(r)) = (t.metrics.cpu_cores, t.metrics.peak_rss) {
+                out.push((state.agent.clone(), t.kind.to_string(), c, r));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Durations of succeeded tasks in all stored runs, by type (for estimates).
