@@ -95,6 +95,7 @@ pub fn execute(
     let mut removals: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let mut ended: Vec<(usize, TaskStatus)> = Vec::new();
     let mut queue = Queue::new(log, plan, &preds, &rank, obs)?;
+    let prompts = crate::store::plans::Prompts::load(&repo, &plan.id)?;
     loop {
         // 1. What the workers said.
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -157,7 +158,7 @@ pub fn execute(
             }
             queue.pop();
             let t = &plan.tasks[i];
-            let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
+            let spec = spec_for(&repo, &prompts, log, plan, i, &preds[i], opts, &run_dir)?;
             let ctl2 = Arc::clone(&ctl);
             let tx2 = tx.clone();
             let repo2 = repo.clone();
@@ -378,8 +379,10 @@ fn status(state: &RunState, id: &str) -> TaskStatus {
     state.task(id).map(|t| t.status).unwrap_or(TaskStatus::Pending)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spec_for(
     repo: &Repo,
+    prompts: &crate::store::plans::Prompts,
     log: &RunLog,
     plan: &Plan,
     i: usize,
@@ -389,7 +392,7 @@ fn spec_for(
 ) -> Result<TaskSpec> {
     let t = &plan.tasks[i];
     let state = log.state().task(&t.id).cloned();
-    let prompt = crate::store::plans::prompt(repo, &plan.id, &t.id)?;
+    let prompt = prompts.get(repo, &t.id)?;
     let deps = preds
         .iter()
         .filter_map(|&p| {
@@ -479,7 +482,7 @@ fn handle(
                 ended.push((i, o.status));
             }
             if let Some(c) = &o.commit {
-                let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
+                let kind = index.get(o.task.as_str()).map(|&i| plan.tasks[i].kind.to_string()).unwrap_or_default();
                 let note = metrics_note(&log.id, &o, &log.state().agent, &kind);
                 if let Ok(id) = gix::ObjectId::from_hex(c.as_bytes()) {
                     // Written after the next dispatch: starting ready tasks comes first.
