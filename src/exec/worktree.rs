@@ -102,7 +102,21 @@ pub fn create(
     } else {
         args.extend(["-b", short, p.as_str(), start]);
     }
-    let out = add_serialized(repo, &args)?;
+    let mut out = add_serialized(repo, &args)?;
+    if !out.ok() && !branch_exists && !path.join(".git").exists() {
+        // An add that failed on another process's worktree change may have created the branch
+        // first: when it is ours, still at `start`, take it as is.
+        let created = crate::store::objects::read_ref(repo, branch_ref)?.map(|id| id.to_string());
+        if created.as_deref() == Some(start) {
+            let _ = std::fs::remove_dir(path);
+            let mut again = vec!["worktree", "add", "--lock", "--reason", reason];
+            if sparse.is_some() {
+                again.push("--no-checkout");
+            }
+            again.extend([p.as_str(), short]);
+            out = add_serialized(repo, &again)?;
+        }
+    }
     if !out.ok() {
         return Err(usage(format!("cannot create worktree {p} on {short}: {}", out.stderr_str().trim())));
     }
