@@ -3,7 +3,8 @@
 //! `integrate`, `clean`), then `status` over 10, 100 and 1,000 stored runs and `integrate` of 5,
 //! 50 and 500 task branches. (Planning growth: benches/plan.rs.)
 //! Run: cargo bench --bench scale   (BENCH_TASKS=100,1000,10000 to choose the run sizes;
-//! BENCH_RUNS_ONLY=1 for the first table only)
+//! BENCH_RUNS_ONLY=1 for the first table only; BENCH_FAILURES=3 for three runs of the issue's
+//! reproduction of engine failures instead; BENCH_BIN=path to measure another build)
 
 mod common;
 use common::*;
@@ -111,8 +112,9 @@ fn own_usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / hz, hwm * 1024))
 }
 
-/// One run of `n` independent trivial tasks (custom agent writing one file), `-j 8`.
-fn run_at(tmp: &Path, home: &Path, n: usize) -> String {
+/// One run of `n` independent trivial tasks (custom agent writing one file), `-j 8`: the table
+/// row, wall ms per task, orchestrator CPU ms per task.
+fn run_at(tmp: &Path, home: &Path, n: usize) -> (String, f64, f64) {
     let root = tmp.join(format!("run{n}"));
     init(&root, home);
     let agent = "sh -c \"mkdir -p out && echo {task} > out/{task}.txt\"";
@@ -145,7 +147,8 @@ fn run_at(tmp: &Path, home: &Path, n: usize) -> String {
         .args(["run", "1", "-j", "8", "--no-integrate"])
         .env("NO_PROGRESS", "1")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        // To a file: a pipe nobody reads would stop the run once its narration fills it.
+        .stderr(std::fs::File::create(tmp.join(format!("run{n}.err"))).unwrap())
         .spawn()
         .unwrap();
     let mut usage = (0.0, 0);
@@ -175,7 +178,7 @@ fn run_at(tmp: &Path, home: &Path, n: usize) -> String {
     let t = Instant::now();
     gp(&root, home, &["clean", "--run", "1"]);
     let clean = t.elapsed().as_secs_f64();
-    format!(
+    let row = format!(
         "| {n} | {:.0} ms | {failed} | {:.1} s | {:.0} MB | {worktrees_left} | {:.0} KB | {:.1} KB | {:.0} ms | {:.0} ms | {:.1} s | {:.1} s |",
         wall * 1e3 / n as f64,
         usage.0,
@@ -186,7 +189,91 @@ fn run_at(tmp: &Path, home: &Path, n: usize) -> String {
         status_run.as_secs_f64() * 1e3,
         integrate,
         clean,
-    )
+    );
+    (row, wall * 1e3 / n as f64, usage.0 * 1e3 / n as f64)
+}
+
+/// The reproduction of engine failures: `n` trivial tasks whose prompts are committed,
+/// git's default `gc.auto` (so the run's own commits would start `gc --auto`), `-j 8`. Returns
+/// the failed tasks' reasons and the wall time per task.
+fn engine_failures(tmp: &Path, home: &Path, n: usize, round: usize) -> (Vec<String>, f64) {
+    let root = tmp.join(format!("failures{round}"));
+    init(&root, home);
+    let agent = "sh -c \"mkdir -p out && echo {task} > out/{task}.txt\"";
+    for (k, v) in [
+        ("parallel.agent", "custom"),
+        ("parallel.agentCommand", agent),
+        ("parallel.cpuPerTask", "0.1"),
+        ("parallel.reserveCpus", "0"),
+        ("parallel.memoryPerTask", "1"),
+        ("parallel.cpuLimit", "1000"),
+    ] {
+        git(&root, home, &["config", k, v]);
+    }
+    let dir = root.join("prompts");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("t{i}.md")),
+            format!("---\nfiles: [out/t{i}.txt]\n---\n# Task t{i}\n\nWrite it.\n"),
+        )
+        .unwrap();
+    }
+    git(&root, home, &["add", "-A"]);
+    git(&root, home, &["commit", "-q", "-m", "prompts"]);
+    let t = Instant::now();
+    let o = cmd(bin(), &root, home)
+        .args(["run", "prompts", "-j", "8", "--no-integrate"])
+        .env("NO_PROGRESS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.join(format!("failures{round}.err"))).unwrap())
+        .status()
+        .unwrap();
+    let wall = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+    let state: serde_json::Value = serde_json::from_str(&gp(&root, home, &["status", "1", "--json"])).unwrap();
+    let failed: Vec<String> = state["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] != "succeeded")
+        .map(|t| format!("{}: {}", t["id"], t["reason"]))
+        .collect();
+    assert_eq!(o.success(), failed.is_empty(), "exit status and task states disagree");
+    let _ = std::fs::remove_dir_all(root.parent().unwrap().join(format!("failures{round}.parallel")));
+    let _ = std::fs::remove_dir_all(&root);
+    (failed, wall)
+}
+
+/// Bars of wall time and orchestrator CPU per task, one pair per run size.
+fn svg(rows: &[(usize, f64, f64)]) -> String {
+    let max = rows.iter().map(|r| r.1.max(r.2)).fold(1.0, f64::max);
+    let (left, width, bar) = (110.0, 420.0, 12.0);
+    let h = 40.0 + rows.len() as f64 * 34.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+        left + width + 80.0
+    );
+    for (i, (n, wall, cpu)) in rows.iter().enumerate() {
+        let y = 14.0 + i as f64 * 34.0;
+        s.push_str(&format!("<text x=\"4\" y=\"{}\">{n} tasks</text>", y + bar));
+        for (k, (v, color)) in [(wall, "#1565c0"), (cpu, "#ef6c00")].iter().enumerate() {
+            let yy = y + k as f64 * bar;
+            let w = width * *v / max;
+            s.push_str(&format!(
+                "<rect x=\"{left}\" y=\"{yy}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\">{v:.0} ms</text>",
+                bar - 1.0,
+                left + w + 4.0,
+                yy + bar - 2.0
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "<text x=\"{left}\" y=\"{}\" fill=\"#1565c0\">wall per task (-j 8)</text><text x=\"{}\" y=\"{}\" fill=\"#ef6c00\">orchestrator CPU per task</text></svg>\n",
+        h - 6.0,
+        left + 160.0,
+        h - 6.0
+    ));
+    s
 }
 
 fn main() {
@@ -194,6 +281,16 @@ fn main() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
 
+    if let Some(rounds) = std::env::var("BENCH_FAILURES").ok().and_then(|v| v.parse::<usize>().ok()) {
+        println!("engine failures: 1,000 trivial tasks, prompts committed, git's default gc.auto, -j 8\n");
+        println!("| round | failed tasks | wall per task | reasons |");
+        println!("| ---: | ---: | ---: | --- |");
+        for round in 1..=rounds {
+            let (failed, wall) = engine_failures(tmp.path(), &home, 1000, round);
+            println!("| {round} | {} | {wall:.0} ms | {} |", failed.len(), failed.join("; "));
+        }
+        return;
+    }
     let sizes: Vec<usize> = std::env::var("BENCH_TASKS")
         .unwrap_or_else(|_| "100,1000".into())
         .split(',')
@@ -202,8 +299,16 @@ fn main() {
     println!("trivial agent (`sh -c \"mkdir -p out && echo {{task}} > out/{{task}}.txt\"`), independent tasks, -j 8, parallel.cpuPerTask 0.1\n");
     println!("| tasks | wall per task | failed | orchestrator CPU | peak RSS | worktrees left | `.git` per task (before gc) | `.git` per task (after gc) | `status` | `status RUN` | `integrate` | `clean --run` |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut chart = Vec::new();
     for n in sizes {
-        println!("{}", run_at(tmp.path(), &home, n));
+        let (row, wall, cpu) = run_at(tmp.path(), &home, n);
+        println!("{row}");
+        chart.push((n, wall, cpu));
+    }
+    if chart.len() > 1 {
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scale.svg");
+        std::fs::write(&out, svg(&chart)).unwrap();
+        println!("\nchart: {}", out.display());
     }
     if std::env::var_os("BENCH_RUNS_ONLY").is_some() {
         return;

@@ -105,6 +105,7 @@ pub fn execute(
     let mut removals: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let mut ended: Vec<(usize, TaskStatus)> = Vec::new();
     let mut queue = Queue::new(log, plan, &preds, &rank, obs)?;
+    let prompts = crate::store::plans::Prompts::load(&repo, &plan.id)?;
     loop {
         // 1. What the workers said.
         let mut msgs: Vec<Msg> = rx.recv_timeout(Duration::from_millis(100)).into_iter().collect();
@@ -209,7 +210,7 @@ pub fn execute(
             queue.pop();
             let t = &plan.tasks[i];
             trees.push(governor::Tree { task: t.id.clone(), profile, kind, pid: 0 });
-            let spec = spec_for(&repo, log, plan, i, &preds[i], opts, &run_dir)?;
+            let spec = spec_for(&repo, &prompts, log, plan, i, &preds[i], opts, &run_dir)?;
             // Say in the task's record how its last attempt ended, and whether its session goes on.
             let after = match log.state().task(&t.id).map(|s| (s.status, s.fresh)) {
                 Some((TaskStatus::Interrupted | TaskStatus::Cancelled, false)) => {
@@ -478,8 +479,10 @@ fn status(state: &RunState, id: &str) -> TaskStatus {
     state.task(id).map(|t| t.status).unwrap_or(TaskStatus::Pending)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spec_for(
     repo: &Repo,
+    prompts: &crate::store::plans::Prompts,
     log: &RunLog,
     plan: &Plan,
     i: usize,
@@ -489,7 +492,7 @@ fn spec_for(
 ) -> Result<TaskSpec> {
     let t = &plan.tasks[i];
     let state = log.state().task(&t.id).cloned();
-    let prompt = crate::store::plans::prompt(repo, &plan.id, &t.id)?;
+    let prompt = prompts.get(repo, &t.id)?;
     let deps = preds
         .iter()
         .filter_map(|&p| {
@@ -583,10 +586,10 @@ pub(crate) fn handle(
                 ended.push((i, o.status));
             }
             if let Some(c) = &o.commit {
-                let kind = plan.task(&o.task).map(|t| t.kind.to_string()).unwrap_or_default();
+                let task_def = index.get(o.task.as_str()).map(|&i| &plan.tasks[i]);
+                let kind = task_def.map(|t| t.kind.to_string()).unwrap_or_default();
                 // The task's own agent: in a mixed plan it is not the run's default.
-                let agent =
-                    plan.task(&o.task).and_then(|t| t.agent.clone()).unwrap_or_else(|| log.state().agent.clone());
+                let agent = task_def.and_then(|t| t.agent.clone()).unwrap_or_else(|| log.state().agent.clone());
                 let note = metrics_note(&log.id, &o, &agent, &kind);
                 if let Ok(id) = gix::ObjectId::from_hex(c.as_bytes()) {
                     // Written after the next dispatch: starting ready tasks comes first.

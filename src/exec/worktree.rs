@@ -137,7 +137,21 @@ pub fn create(
     } else {
         args.extend(["-b", short, p.as_str(), start]);
     }
-    let out = add_serialized(repo, &args)?;
+    let mut out = add_serialized(repo, &args)?;
+    if !out.ok() && !branch_exists && !path.join(".git").exists() {
+        // An add that failed on another process's worktree change may have created the branch
+        // first: when it is ours, still at `start`, take it as is.
+        let created = crate::store::objects::read_ref(repo, branch_ref)?.map(|id| id.to_string());
+        if created.as_deref() == Some(start) {
+            let _ = std::fs::remove_dir(path);
+            let mut again = vec!["worktree", "add", "--lock", "--reason", reason];
+            if sparse.is_some() {
+                again.push("--no-checkout");
+            }
+            again.extend([p.as_str(), short]);
+            out = add_serialized(repo, &again)?;
+        }
+    }
     if !out.ok() {
         return Err(usage(format!("cannot create worktree {p} on {short}: {}", out.stderr_str().trim())));
     }
@@ -150,15 +164,18 @@ pub fn create(
     Ok(())
 }
 
+/// Held while this process adds or removes a worktree: either changes `.git/worktrees/`, which
+/// the other reads (a removal under an add made the add fail after it had created the branch).
+static ADMIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `git worktree add` reads every other worktree's admin folder; one being created at the same
 /// moment makes it fail ("failed to read .git/worktrees/x/commondir"). Serialize ours, and retry
 /// that failure when another process races us.
 fn add_serialized(repo: &Repo, args: &[&str]) -> Result<proc::Output> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let mut attempt = 0;
     loop {
         let out = {
-            let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
             proc::git_output(&repo.workdir, args)?
         };
         // A failure inside another worktree's admin folder is that race (it is being created or
@@ -206,7 +223,10 @@ pub fn remove(repo: &Repo, path: &Path, force: bool) -> Result<()> {
         unlock(repo, path);
     }
     args.push(&p);
-    let out = proc::git_output(&repo.workdir, &args)?;
+    let out = {
+        let _guard = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+        proc::git_output(&repo.workdir, &args)?
+    };
     if !out.ok() {
         anyhow::bail!("cannot remove worktree {p}: {}", out.stderr_str().trim());
     }

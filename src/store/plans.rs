@@ -63,6 +63,35 @@ pub fn load(repo: &Repo, id: &str) -> Result<Plan> {
 }
 
 /// The prompt text of a task in a stored plan.
+/// A plan's prompts, indexed once: a run of 10,000 tasks reads its flat `prompts/` tree once,
+/// not once per task.
+pub struct Prompts {
+    plan: String,
+    blobs: std::collections::HashMap<String, ObjectId>,
+}
+
+impl Prompts {
+    pub fn load(repo: &Repo, id: &str) -> Result<Prompts> {
+        let tree = repo.gix.find_commit(commit_of(repo, id)?)?.tree()?;
+        let mut blobs = std::collections::HashMap::new();
+        if let Some(dir) = tree.find_entry("prompts") {
+            for e in repo.gix.find_tree(dir.object_id())?.iter() {
+                let e = e?;
+                if let Some(task) = e.filename().to_string().strip_suffix(".md") {
+                    blobs.insert(task.to_string(), e.object_id());
+                }
+            }
+        }
+        Ok(Prompts { plan: id.to_string(), blobs })
+    }
+
+    /// The prompt file of `task`, front matter included.
+    pub fn get(&self, repo: &Repo, task: &str) -> Result<String> {
+        let id = self.blobs.get(task).with_context(|| format!("plan {} has no prompt for task {task}", self.plan))?;
+        Ok(String::from_utf8_lossy(&repo.gix.find_object(*id)?.data).into_owned())
+    }
+}
+
 pub fn prompt(repo: &Repo, id: &str, task: &str) -> Result<String> {
     let commit = commit_of(repo, id)?;
     let bytes = objects::read_path(repo, commit, &format!("prompts/{task}.md"))?
