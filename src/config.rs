@@ -46,6 +46,9 @@ pub struct Settings {
     pub kill_grace: Duration,
     /// `parallel.verifyTimeout`: longest a verify command may run (default 30m).
     pub verify_timeout: Duration,
+    /// `parallel.<profile>.concurrency`: most agents of one profile at once (e.g. what an API
+    /// account allows), under the run's own ceiling.
+    pub per_profile: std::collections::BTreeMap<String, usize>,
     /// `parallel.sparse`: sparse worktrees with only the task's directories (default false).
     pub sparse: bool,
     /// `parallel.keepWorktrees`: keep a task's worktree after its result was committed
@@ -145,6 +148,15 @@ impl Settings {
             retry_delay: dur("parallel.retryDelay", Duration::from_secs(2))?,
             kill_grace: dur("parallel.killGrace", Duration::from_secs(5))?,
             verify_timeout: dur("parallel.verifyTimeout", Duration::from_secs(30 * 60))?,
+            per_profile: {
+                let mut m = std::collections::BTreeMap::new();
+                for p in crate::agent::PROFILES {
+                    if let Some(n) = nonneg(&format!("parallel.{p}.concurrency"))? {
+                        m.insert(p.to_string(), (n as usize).max(1));
+                    }
+                }
+                m
+            },
             sparse: cfg
                 .try_boolean("parallel.sparse")
                 .map_err(|e| usage(format!("parallel.sparse: {e}")))?
@@ -212,6 +224,7 @@ impl Settings {
             memory_limit: self.memory_limit,
             min_disk: self.min_disk,
             cpu_limit: self.cpu_limit,
+            per_profile: self.per_profile.clone(),
         }
     }
 }

@@ -616,3 +616,20 @@ fn what_a_task_used_is_recorded_and_seeds_the_next_run() {
     o.ok();
     assert!(o.stderr.contains("measuring what"), "an unknown agent is slow-started: {}", o.stderr);
 }
+
+#[test]
+fn an_agent_profile_keeps_its_own_ceiling() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.git(&["config", "parallel.custom.concurrency", "1"]);
+    let s = r.scratch("stamps");
+    let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
+    for id in &ids {
+        r.prompt(id, "", &format!("stamp {0}\nsleep 400\nwrite {id}.txt {id}\nstamp-end {0}", s.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "3", "--no-integrate"]);
+    o.ok();
+    assert_eq!(peak_overlap(&s, &ids), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("parallel.custom.concurrency 1"), "{}", o.stderr);
+}

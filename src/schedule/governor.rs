@@ -62,6 +62,8 @@ pub struct Limits {
     /// costs agents little — their start-up bursts are short, and CPU-bound work shares cores
     /// without losing throughput — while memory is what must never be overcommitted).
     pub cpu_limit: f32,
+    /// Most agents of one profile at once (`parallel.<profile>.concurrency`).
+    pub per_profile: std::collections::BTreeMap<String, usize>,
 }
 
 impl Limits {
@@ -342,6 +344,14 @@ impl Governor {
     /// Whether one more task of `profile` may start now, with `running` running; the reason
     /// when not (for the narration).
     pub fn admit(&self, limits: &Limits, profile: &str, kind: &str, running: &[Tree]) -> Result<(), String> {
+        if let Some(&most) = limits.per_profile.get(profile) {
+            let mine = running.iter().filter(|t| t.profile == profile).count();
+            if mine >= most {
+                return Err(format!(
+                    "{profile}: {mine} running, the most parallel.{profile}.concurrency {most} allows"
+                ));
+            }
+        }
         if let Some(r) = self.rates.get(profile) {
             if let Some((until, wall)) = r.until {
                 if Instant::now() < until {
@@ -475,6 +485,7 @@ mod tests {
             memory_limit: None,
             min_disk: GIB,
             cpu_limit: 150.0,
+            per_profile: Default::default(),
         }
     }
 
@@ -561,6 +572,18 @@ mod tests {
         g.sample.free_disk = GIB / 2;
         assert!(g.admit(&limits(None), "c", "feature", &running).unwrap_err().contains("disk"));
         assert!(g.admit(&limits(None), "c", "feature", &[]).is_ok(), "one task may always start");
+    }
+
+    #[test]
+    fn each_profile_may_have_its_own_ceiling() {
+        let l = Limits { per_profile: [("codex".to_string(), 1)].into(), ..limits(None) };
+        let mut g = gov(SMALL);
+        g.learned.insert("codex".into(), Learned { cpu: Some(0.01), rss: MIB });
+        g.learned.insert("claude".into(), Learned { cpu: Some(0.01), rss: MIB });
+        let running = vec![tree("a", "codex")];
+        g.usage.insert("a".into(), Usage::default());
+        assert!(g.admit(&l, "codex", "feature", &running).unwrap_err().contains("parallel.codex.concurrency 1"));
+        assert!(g.admit(&l, "claude", "feature", &running).is_ok());
     }
 
     #[test]
