@@ -200,25 +200,40 @@ fn run_in_namespace(argv: &[CString], set: &libc::sigset_t, mount_proc: bool) ->
             }
         }
         let cmd = spawn_command(argv, set, false);
+        let mut stopping = false;
+        let mut done: Option<i32> = None;
+        // SAFETY (whole loop): kill, write and _exit on plain values.
         loop {
             match wait_signal(set) {
                 // kill(-1) from a namespace's init reaches every other process in it.
-                // SAFETY: plain kill(2).
                 Some(s @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP)) => unsafe {
+                    stopping = true;
                     libc::kill(-1, s);
                 },
                 Some(libc::SIGUSR1) => unsafe {
+                    if let Some(st) = done {
+                        libc::write(fds[1], (&st as *const i32).cast(), 4);
+                    }
                     libc::kill(-1, libc::SIGKILL);
                     libc::_exit(137);
                 },
                 _ => {}
             }
-            if let Some(st) = reap(cmd) {
-                // SAFETY: write of a local integer, then the namespace ends with us.
-                unsafe {
-                    libc::write(fds[1], (&st as *const i32).cast(), 4);
-                    libc::kill(-1, libc::SIGKILL);
-                    libc::_exit(0);
+            match done {
+                None => done = reap(cmd),
+                Some(_) => {
+                    reap(0);
+                }
+            }
+            // After a stop request the rest of the task gets the grace period to end by itself
+            // (SIGUSR1 ends it); otherwise nothing outlives the command.
+            if let Some(st) = done {
+                if !stopping || no_children() {
+                    unsafe {
+                        libc::write(fds[1], (&st as *const i32).cast(), 4);
+                        libc::kill(-1, libc::SIGKILL);
+                        libc::_exit(0);
+                    }
                 }
             }
         }
@@ -270,19 +285,46 @@ fn run_as_subreaper(argv: &[CString], set: &libc::sigset_t) -> i32 {
     if cmd < 0 {
         return 127 << 8;
     }
+    let mut stopping = false;
+    let mut done: Option<i32> = None;
     loop {
         match wait_signal(set) {
-            Some(s @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP)) => signal_descendants(s),
+            Some(s @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP)) => {
+                stopping = true;
+                signal_descendants(s);
+            }
             Some(libc::SIGUSR1) => {
                 kill_descendants();
-                return libc::SIGKILL;
+                return done.unwrap_or(libc::SIGKILL);
             }
             _ => {}
         }
-        if let Some(st) = reap(cmd) {
-            kill_descendants();
-            return st;
+        match done {
+            None => done = reap(cmd),
+            Some(_) => {
+                reap(0);
+            }
         }
+        // As in the namespace: after a stop request, the grace period for the rest.
+        if let Some(st) = done {
+            if !stopping || descendants().is_empty() {
+                kill_descendants();
+                return st;
+            }
+        }
+    }
+}
+
+/// Whether this process has no children left (reaping any that just ended).
+fn no_children() -> bool {
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid writes only `st`.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if r > 0 {
+            continue;
+        }
+        return r < 0;
     }
 }
 
