@@ -17,6 +17,15 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Refs this process put back (name, from, to): a task running beside the one that moved a
+/// ref must not take the restoration for a change of its own agent's.
+static RESTORED: std::sync::Mutex<Vec<(String, String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn restored_by_us(name: &str, from: &str, to: &str) -> bool {
+    let list = RESTORED.lock().unwrap_or_else(|e| e.into_inner());
+    list.iter().any(|(n, f, t)| n == name && f == from && t == to)
+}
+
 /// The state an agent must leave as it found it.
 pub struct Snapshot {
     refs: BTreeMap<String, String>,
@@ -102,6 +111,7 @@ pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Ve
         })
     };
     let mut undo = String::new();
+    let mut restorations: Vec<(String, String, String)> = Vec::new();
     for (name, old) in &snap.refs {
         let short = kind(name);
         match now.get(name) {
@@ -109,6 +119,7 @@ pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Ve
                 found.push(format!("deleted {short} (restored at {})", &old[..12.min(old.len())]));
                 undo.push_str(&format!("create {name} {old}\n"));
             }
+            Some(new) if new != old && restored_by_us(name, old, new) => {}
             Some(new) if new != old => {
                 let tag = name.starts_with("refs/tags/");
                 let (old_c, new_c) = (is_commit(old), is_commit(new));
@@ -127,6 +138,7 @@ pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Ve
                         &new[..12.min(new.len())]
                     ));
                     undo.push_str(&format!("update {name} {old} {new}\n"));
+                    restorations.push((name.clone(), new.clone(), old.clone()));
                 }
             }
             Some(_) => {}
@@ -145,7 +157,9 @@ pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Ve
     }
     if !undo.is_empty() {
         let out = proc::git_output_stdin(&repo.workdir, ["update-ref", "--stdin"], undo.as_bytes())?;
-        if !out.ok() {
+        if out.ok() {
+            RESTORED.lock().unwrap_or_else(|e| e.into_inner()).extend(restorations);
+        } else {
             found.push(format!("could not undo it: {}", out.stderr_str().trim()));
         }
     }

@@ -303,12 +303,15 @@ impl Governor {
         self.usage = usage;
     }
 
-    /// What a task of `profile` and `kind` is expected to use: learned for that kind, else
-    /// for the profile, else the prior.
+    /// What a task of `profile` and `kind` is expected to use: learned for that kind (memory:
+    /// else for the profile), else the prior.
     pub fn expected(&self, limits: &Limits, profile: &str, kind: &str) -> Usage {
         let k = self.learned.get(&kind_key(profile, kind));
         let p = self.learned.get(profile);
-        let cpu = k.and_then(|l| l.cpu).or(p.and_then(|l| l.cpu));
+        // CPU differs by kind of task (a build, a docs edit): another kind's figure says
+        // nothing, so an unmeasured kind starts from the prior. Memory is mostly the agent
+        // program's own, so the profile's figure stands in.
+        let cpu = k.and_then(|l| l.cpu);
         let rss = k.map(|l| l.rss).filter(|r| *r > 0).or(p.map(|l| l.rss).filter(|r| *r > 0));
         Usage {
             cores: cpu.unwrap_or(PRIOR_CPU).max(limits.cpu_per_task.unwrap_or(0.0)).max(0.01),
@@ -391,14 +394,17 @@ impl Governor {
             return Err(format!("measuring what {} new agents use before starting more", pending.len()));
         }
         let want = self.expected(limits, profile, kind);
+        // To learn what a kind of task needs, one has to run: a kind never measured, with none
+        // of it running, may start one task whatever the CPU says (memory still decides).
+        let kind_known = self.learned.get(&kind_key(profile, kind)).is_some_and(|l| l.cpu.is_some());
+        let probe = !kind_known && !running.iter().any(|t| t.profile == profile && t.kind == kind);
         let budget = s.cpus.saturating_sub(limits.reserve_cpus).max(1) as f64 * limits.cpu_limit as f64 / 100.0;
         let used = s.cpu_usage as f64 / 100.0 * s.cpus as f64;
         let pending_cpu: f64 = pending.iter().map(|t| self.expected(limits, &t.profile, &t.kind).cores).sum();
-        let ours: f64 = running.iter().filter_map(|t| self.usage.get(&t.task)).map(|u| u.cores).sum();
-        // A task measured to need under a tenth of a core (an agent waiting on its model) is
-        // not held back by load that is not ours; anything heavier waits for room.
-        let light = want.cores < LIGHT && ours + pending_cpu + want.cores <= budget;
-        if !light && used + pending_cpu + want.cores > budget {
+        // A task measured to need under a tenth of a core (an agent waiting on its model) costs
+        // the CPUs nothing worth waiting for, whatever the load; anything heavier waits for room.
+        let light = want.cores < LIGHT;
+        if !light && !probe && used + pending_cpu + want.cores > budget {
             return Err(format!(
                 "CPU: {:.1} of {budget:.1} cores in use or promised; a {profile} task takes about {:.2}",
                 used + pending_cpu,
@@ -518,8 +524,9 @@ mod tests {
         let l = limits(None);
         let mut g = gov(SMALL);
         // Measured: claude tasks idle at 3% of a core, builds at a full core each.
-        g.learned.insert("claude".into(), Learned { cpu: Some(0.03), rss: 300 * MIB });
-        g.learned.insert("build".into(), Learned { cpu: Some(1.0), rss: 300 * MIB });
+        for (key, cpu) in [("claude", 0.03), ("claude/feature", 0.03), ("build", 1.0), ("build/feature", 1.0)] {
+            g.learned.insert(key.into(), Learned { cpu: Some(cpu), rss: 300 * MIB });
+        }
         let running: Vec<Tree> = (0..10).map(|i| tree(&format!("c{i}"), "claude")).collect();
         for t in &running {
             g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB });
@@ -530,6 +537,30 @@ mod tests {
         g.sample.cpu_usage = 110.0; // 2.2 cores in demand (runnable threads) of 3.0
         assert!(g.admit(&l, "build", "feature", &running).is_err(), "a full-core build does not fit in 0.8 left");
         assert!(g.admit(&l, "claude", "feature", &running).is_ok());
+    }
+
+    #[test]
+    fn a_kind_never_measured_gets_one_probe_and_is_not_judged_by_another_kind() {
+        let l = limits(None);
+        let mut g = gov(SMALL);
+        // Builds measured at a full core; the machine is full.
+        for key in ["x", "x/test"] {
+            g.learned.insert(key.into(), Learned { cpu: Some(1.0), rss: MIB });
+        }
+        g.sample.cpu_usage = 150.0;
+        let builds: Vec<Tree> =
+            (0..3).map(|i| Tree { task: format!("b{i}"), profile: "x".into(), kind: "test".into(), pid: 1 }).collect();
+        for t in &builds {
+            g.usage.insert(t.task.clone(), Usage { cores: 1.0, rss: MIB });
+        }
+        assert!(g.admit(&l, "x", "test", &builds).unwrap_err().contains("CPU"));
+        assert!(g.admit(&l, "x", "docs", &builds).is_ok(), "one docs task may show what docs tasks need");
+        let mut with_probe = builds.clone();
+        with_probe.push(Tree { task: "d0".into(), profile: "x".into(), kind: "docs".into(), pid: 1 });
+        assert!(g.admit(&l, "x", "docs", &with_probe).is_err(), "one probe at a time");
+        g.learned.insert("x/docs".into(), Learned { cpu: Some(0.0), rss: MIB });
+        g.usage.insert("d0".into(), Usage::default());
+        assert!(g.admit(&l, "x", "docs", &with_probe).is_ok(), "measured light, docs tasks start");
     }
 
     #[test]
