@@ -633,3 +633,19 @@ fn an_agent_profile_keeps_its_own_ceiling() {
     assert_eq!(peak_overlap(&s, &ids), 1, "{}", o.stderr);
     assert!(o.stderr.contains("parallel.custom.concurrency 1"), "{}", o.stderr);
 }
+
+#[test]
+fn setup_runs_on_resume_when_the_crash_came_before_it() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let ran = r.scratch("setup-ran");
+    r.git(&["config", "parallel.setup", &format!("echo x >> {}; echo ready > ready.txt", ran.display())]);
+    r.prompt("a", "", "sh test -f ready.txt && echo ok > a.txt");
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "--no-integrate"], &[("GIT_PARALLEL_FAULT", "worktree-created")]);
+    assert_eq!(o.code, -1, "{}", o.stderr);
+    assert!(!ran.exists(), "killed before setup");
+    r.gp(&["resume", "1"]).ok();
+    assert_eq!(count_lines(&ran), 1, "setup ran once, on resume");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/a:a.txt"]), "ok");
+}

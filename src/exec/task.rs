@@ -250,7 +250,10 @@ fn run_inner(
     let stderr_path = private.join(LIVE_STDERR);
     // What parallel.copy brought in, remembered beside the worktree for a resume.
     let copied_list = private.join("parallel-copied");
-    if !resuming {
+    // Prepared once per worktree: a marker, not "resuming", says whether it was (an engine
+    // retry or a crash can come after the worktree was made and before setup ran).
+    let prepared = private.join("parallel-prepared");
+    if !prepared.exists() || spec.fresh {
         let copied = worktree::copy_untracked(repo, &spec.copy, &spec.worktree)?;
         std::fs::write(&copied_list, copied.join("\0"))?;
         if let Some(setup) = &spec.setup {
@@ -265,6 +268,7 @@ fn run_inner(
                 return Ok(fail(format!("setup command failed ({}): {}", out.status, tail(&said, 600))));
             }
         }
+        std::fs::write(&prepared, "")?;
     }
     let started = Instant::now();
     let snapshot = super::guard::snapshot(repo, &private)?;
