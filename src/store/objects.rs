@@ -159,8 +159,9 @@ pub fn delete_refs(repo: &Repo, refs: &[(String, ObjectId)]) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// How often a ref read is tried before its error is reported.
-const READ_TRIES: u32 = 8;
+/// How often a ref read is tried before its error is reported: with backoff capped at 200 ms,
+/// about 2.6 s, longer than a `pack-refs` takes on a busy machine.
+const READ_TRIES: u32 = 20;
 
 /// Run a ref read again when it fails: `git pack-refs` (alone or in `gc`, ours or the user's)
 /// moves loose refs into packed-refs while we read, so a ref listed a moment ago can be gone
