@@ -82,8 +82,6 @@ where
 /// Settings that keep git from starting automatic maintenance (`gc --auto`, `maintenance run --auto`).
 const NO_AUTO_GC: [&str; 2] = ["gc.auto=0", "maintenance.auto=false"];
 
-/// The same settings as environment (`GIT_CONFIG_COUNT`, after any the caller already set), for
-/// processes that run git themselves, such as agents committing their work.
 /// Configuration for an agent as environment (`GIT_CONFIG_COUNT`, `_KEY_n`, `_VALUE_n`),
 /// counted from 0: agents get no `GIT_CONFIG_*` of ours. Auto gc stays off in there too.
 pub fn agent_config_env(extra: &[(String, String)]) -> Vec<(String, String)> {
@@ -101,18 +99,6 @@ pub fn agent_config_env(extra: &[(String, String)]) -> Vec<(String, String)> {
         env.push((format!("GIT_CONFIG_VALUE_{i}"), v.clone()));
     }
     env.push(("GIT_CONFIG_COUNT".into(), pairs.len().to_string()));
-    env
-}
-
-pub fn no_auto_gc_env() -> Vec<(String, String)> {
-    let first: usize = std::env::var("GIT_CONFIG_COUNT").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
-    let mut env = Vec::new();
-    for (i, kv) in NO_AUTO_GC.iter().enumerate() {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        env.push((format!("GIT_CONFIG_KEY_{}", first + i), k.to_string()));
-        env.push((format!("GIT_CONFIG_VALUE_{}", first + i), v.to_string()));
-    }
-    env.push(("GIT_CONFIG_COUNT".into(), (first + NO_AUTO_GC.len()).to_string()));
     env
 }
 

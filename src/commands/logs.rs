@@ -4,7 +4,7 @@ use super::Context;
 use crate::cli::LogsArgs;
 use crate::error::usage;
 use crate::exec::task::{LIVE_STDERR, LIVE_TRANSCRIPT};
-use crate::store::runs::{self, RunState, TaskStatus};
+use crate::store::runs::{self, RunState, TaskState, TaskStatus};
 use anyhow::Result;
 use serde_json::Value;
 use std::io::Write;
@@ -27,14 +27,22 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     if t.status == TaskStatus::Running || (args.follow && unfinished) {
         return live(ctx, &id, task, &args, &mut out);
     }
-    let transcript = runs::transcript(&ctx.repo, &id, task, "jsonl")?.unwrap_or_default();
-    print_lines(&transcript, args.raw, &mut out)?;
-    let stderr = runs::transcript(&ctx.repo, &id, task, "stderr")?.unwrap_or_default();
-    print_stderr(&stderr, &mut out)?;
+    stored(ctx, &id, t, 0, args.raw, &mut out)?;
+    Ok(0)
+}
+
+/// A task's stored transcript (from byte `offset` on: what a live view has not shown yet), its
+/// stderr and its outcome.
+fn stored(ctx: &Context, id: &str, t: &TaskState, offset: usize, raw: bool, out: &mut impl Write) -> Result<()> {
+    let transcript = runs::transcript(&ctx.repo, id, &t.id, "jsonl")?.unwrap_or_default();
+    if transcript.len() > offset {
+        print_lines(&transcript[offset..], raw, out)?;
+    }
+    print_stderr(&runs::transcript(&ctx.repo, id, &t.id, "stderr")?.unwrap_or_default(), out)?;
     if let Some(r) = &t.reason {
         writeln!(out, "\n{}: {}", t.status.as_str(), r)?;
     }
-    Ok(0)
+    Ok(())
 }
 
 /// One block per task: its outcome and the last thing its agent said on stderr.
@@ -85,13 +93,8 @@ fn live(ctx: &Context, id: &str, task: &str, args: &LogsArgs, out: &mut impl Wri
             print_stderr(&stderr, out)?;
             return Ok(0);
         }
-        let stored = runs::transcript(&ctx.repo, id, task, "jsonl")?.unwrap_or_default();
-        if stored.len() > offset {
-            print_lines(&stored[offset..], args.raw, out)?;
-        }
-        print_stderr(&runs::transcript(&ctx.repo, id, task, "stderr")?.unwrap_or_default(), out)?;
-        if let Some(r) = t.and_then(|t| t.reason.map(|r| format!("{}: {r}", t.status.as_str()))) {
-            writeln!(out, "\n{r}")?;
+        if let Some(t) = &t {
+            stored(ctx, id, t, offset, args.raw, out)?;
         }
         return Ok(0);
     }
