@@ -33,6 +33,10 @@ fn main() {
         };
         let out = proc::shell(&repo, &command, &[], None).expect("resolver runs");
         assert!(out.ok(), "{command}: {}", out.stderr_str());
+        // What the resolver script reports about its own run (ts.cjs: build output mapped back).
+        for line in out.stderr_str().lines() {
+            eprintln!("{lang}: {line}");
+        }
         let truth: BTreeSet<(String, String)> = out
             .stdout_str()
             .lines()

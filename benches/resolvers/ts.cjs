@@ -1,14 +1,43 @@
-// Module-level import edges of a JS/TS repository as the TypeScript compiler resolves them.
-// Usage: NODE_PATH=<dir with node_modules/typescript> node ts.cjs REPO
-// For each source file: its closest tsconfig.json/jsconfig.json (extends applied by the compiler),
-// the specifiers the compiler's own scanner finds (ts.preProcessFile), and ts.resolveModuleName.
-// Prints `importer<TAB>imported` for targets inside the repository and outside node_modules.
+// Module-level import edges of a JS/TS repository as the TypeScript compiler resolves them in a
+// developer's working checkout.
+// Usage: NODE_PATH=<dir with node_modules/typescript 5.x> node ts.cjs REPO
+// (TypeScript 7 has no JavaScript API; install `typescript@5`.)
+//
+// For each tracked source file: its closest tsconfig.json/jsconfig.json (extends applied by the
+// compiler), the specifiers the compiler's own scanner finds (ts.preProcessFile: no comments, no
+// strings), and ts.resolveModuleName with the real file system.
+//
+// The checkout must be installed and built as its developers do (for a pnpm workspace:
+// `pnpm install --frozen-lockfile --ignore-scripts` and the repository's build script), so that
+// workspace packages imported by name resolve as they do for them: through node_modules links to
+// the package's `exports`/`types`, usually build output (dist/). Without node_modules those
+// imports do not resolve at all, and the script says so on stderr.
+//
+// A target that is build output (inside the repository, not tracked, outside node_modules) is
+// mapped back to the tracked source it was built from the way the compiler lays out its own
+// outputs (rootDir → outDir, as project references map an output .d.ts to its source): the
+// output folder is the common folder of the package's source maps (*.map: declaration maps and
+// JS maps), the source root the common folder of the tracked sources those maps name, and
+// `<out>/a/b.d.mts` is the source `<root>/a/b.{ts,tsx,mts,cts,js,…}`. A bundled entry that only
+// re-exports has no map of its own, hence the layout rather than the entry's map. Targets that
+// cannot be mapped are counted on stderr and left out.
+//
+// Prints `importer<TAB>imported` for JS/TS targets inside the repository and outside
+// node_modules (an import of package.json, a JSON module, is not a JS/TS module edge).
 const ts = require("typescript");
+const fs = require("fs");
 const path = require("path");
 const { execFileSync } = require("child_process");
-const repo = path.resolve(process.argv[2]);
-const files = execFileSync("git", ["-C", repo, "ls-files"], { maxBuffer: 1 << 28 })
-  .toString().split("\n").filter((f) => /\.(ts|tsx|js|jsx|mjs|cjs|mts|cts)$/.test(f) && !f.includes("node_modules/"));
+const repo = fs.realpathSync(path.resolve(process.argv[2]));
+const JS = /\.(ts|tsx|js|jsx|mjs|cjs|mts|cts)$/;
+const tracked = new Set(
+  execFileSync("git", ["-C", repo, "ls-files"], { maxBuffer: 1 << 28 }).toString().split("\n").filter(Boolean),
+);
+const files = [...tracked].filter((f) => JS.test(f) && !f.includes("node_modules/"));
+if (!fs.existsSync(path.join(repo, "node_modules")) && fs.existsSync(path.join(repo, "package.json"))) {
+  console.error("ts.cjs: no node_modules: workspace packages imported by name will not resolve (install first)");
+}
+
 const configs = new Map();
 function optionsFor(abs) {
   for (let dir = path.dirname(abs); dir.startsWith(repo); dir = path.dirname(dir)) {
@@ -26,17 +55,136 @@ function optionsFor(abs) {
   }
   return { allowJs: true, moduleResolution: ts.ModuleResolutionKind.Bundler, module: ts.ModuleKind.ESNext };
 }
+
+// Build output → tracked source.
+function commonDir(paths) {
+  if (paths.length === 0) return null;
+  let parts = path.dirname(paths[0]).split(path.sep);
+  for (const p of paths) {
+    const q = path.dirname(p).split(path.sep);
+    let n = 0;
+    while (n < parts.length && n < q.length && parts[n] === q[n]) n++;
+    parts = parts.slice(0, n);
+  }
+  return parts.join(path.sep);
+}
+function walk(dir, out) {
+  let entries;
+  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return out; }
+  for (const e of entries) {
+    if (e.name === "node_modules") continue;
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) walk(p, out);
+    else if (e.name.endsWith(".map")) out.push(p);
+  }
+  return out;
+}
+// Where a package's build writes and what it compiles from: the compiler's own layout rule
+// applied to the package's build config (tsconfig.build.json, else tsconfig.json): outputs in
+// `declarationDir`/`outDir` mirror the sources below their common folder (`rootDir`, else the
+// common folder of the config's input files). Build tools that write elsewhere (tsdown, tsup,
+// rollup) leave source maps: their common folder is an output folder too.
+const layouts = new Map();
+function layoutOf(pkg) {
+  if (layouts.has(pkg)) return layouts.get(pkg);
+  let layout = null;
+  const maps = walk(pkg, []).filter((m) => !tracked.has(path.relative(repo, m)));
+  for (const name of ["tsconfig.build.json", "tsconfig.json", "jsconfig.json"]) {
+    const file = path.join(pkg, name);
+    if (!fs.existsSync(file)) continue;
+    const parsed = ts.getParsedCommandLineOfConfigFile(file, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
+    if (!parsed || parsed.fileNames.length === 0) break;
+    const root = path.resolve(ts.getCommonSourceDirectoryOfConfig(parsed, !ts.sys.useCaseSensitiveFileNames));
+    const outs = [parsed.options.declarationDir, parsed.options.outDir].filter(Boolean).map((d) => path.resolve(d));
+    if (maps.length) outs.push(commonDir(maps));
+    layout = { outs, root };
+    break;
+  }
+  if (!layout && maps.length) {
+    const sources = [];
+    for (const m of maps) {
+      try {
+        const j = JSON.parse(fs.readFileSync(m, "utf8"));
+        for (const s of j.sources || []) {
+          const abs = path.resolve(path.dirname(m), j.sourceRoot || "", s);
+          if (tracked.has(path.relative(repo, abs)) && !abs.includes("node_modules")) sources.push(abs);
+        }
+      } catch {}
+    }
+    if (sources.length) layout = { outs: [commonDir(maps)], root: commonDir(sources) };
+  }
+  layouts.set(pkg, layout);
+  return layout;
+}
+function packageOf(abs) {
+  for (let dir = path.dirname(abs); dir.startsWith(repo); dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "package.json"))) return dir;
+    if (dir === repo) break;
+  }
+  return null;
+}
+const mapped = { edges: 0, unmapped: new Set() };
+function sourceOf(abs) {
+  const pkg = packageOf(abs);
+  const layout = pkg && layoutOf(pkg);
+  for (const out of layout ? layout.outs : []) {
+    if (!abs.startsWith(out + path.sep)) continue;
+    const stem = path.relative(out, abs).replace(/(\.d)?\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/, "");
+    for (const ext of [".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"]) {
+      const rel = path.relative(repo, path.join(layout.root, stem + ext));
+      if (tracked.has(rel)) return rel;
+    }
+  }
+  return null;
+}
+
+// The module specifiers of a file, from the compiler's parser: import/export declarations,
+// `import x = require()`, `import()` calls and types, `require()` calls (in any file, as
+// ts.preProcessFile with detectJavaScriptImports counts them). preProcessFile itself misses
+// `export * as ns from` (a lightweight scanner), so the syntax tree is walked instead.
+const kinds = { walked: 0, scanner: 0 };
+function specifiers(abs, text) {
+  const sf = ts.createSourceFile(abs, text, ts.ScriptTarget.Latest, false);
+  const found = [];
+  const str = (n) => n && (ts.isStringLiteral(n) || ts.isNoSubstitutionTemplateLiteral(n)) && found.push(n.text);
+  const visit = (n) => {
+    if (ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) str(n.moduleSpecifier);
+    else if (ts.isImportEqualsDeclaration(n) && ts.isExternalModuleReference(n.moduleReference)) str(n.moduleReference.expression);
+    else if (ts.isCallExpression(n) && n.arguments.length === 1 && (n.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(n.expression) && n.expression.text === "require"))) str(n.arguments[0]);
+    else if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument)) str(n.argument.literal);
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  const scanned = new Set(ts.preProcessFile(text, true, true).importedFiles.map((i) => i.fileName));
+  const walked = new Set(found);
+  kinds.walked += [...walked].filter((x) => !scanned.has(x)).length;
+  kinds.scanner += [...scanned].filter((x) => !walked.has(x)).length;
+  return walked;
+}
+
 const out = new Set();
 for (const rel of files) {
   const abs = path.join(repo, rel);
   let text;
-  try { text = require("fs").readFileSync(abs, "utf8"); } catch { continue; }
+  try { text = fs.readFileSync(abs, "utf8"); } catch { continue; }
   const opts = { ...optionsFor(abs), allowJs: true };
-  for (const imp of ts.preProcessFile(text, true, true).importedFiles) {
-    const r = ts.resolveModuleName(imp.fileName, abs, opts, ts.sys).resolvedModule;
+  for (const spec of specifiers(abs, text)) {
+    const r = ts.resolveModuleName(spec, abs, opts, ts.sys).resolvedModule;
     if (!r || !r.resolvedFileName.startsWith(repo + path.sep) || r.resolvedFileName.includes("node_modules")) continue;
-    const to = path.relative(repo, r.resolvedFileName);
+    let to = path.relative(repo, r.resolvedFileName);
+    if (!JS.test(to)) continue;
+    if (!tracked.has(to)) {
+      const src = sourceOf(r.resolvedFileName);
+      if (!src) {
+        mapped.unmapped.add(to);
+        continue;
+      }
+      mapped.edges++;
+      to = src;
+    }
     if (to !== rel) out.add(rel + "\t" + to);
   }
 }
+console.error(`ts.cjs: specifiers found by the parser but not ts.preProcessFile: ${kinds.walked}; the reverse: ${kinds.scanner}`);
+console.error(`ts.cjs: ${mapped.edges} imports resolved to build output mapped to source; ${mapped.unmapped.size} untracked targets not mapped${[...mapped.unmapped].slice(0, 20).map((u) => "\n  " + u).join("")}`);
 console.log([...out].sort().join("\n"));

@@ -770,22 +770,36 @@ fn rust(path: &str, idx: &Index) -> Vec<String> {
     out
 }
 
-/// Candidate files for a JS/TS module path without extension resolution yet.
+/// Candidate files for a JS/TS module path, in the TypeScript compiler's order.
 fn js_candidates(base: &str) -> Vec<String> {
-    let mut c = vec![base.to_string()];
-    for ext in ["ts", "tsx", "d.ts", "js", "jsx", "mjs", "cjs", "mts", "cts"] {
+    let mut c = Vec::new();
+    // A written extension: the compiler tries its TypeScript counterparts first (ESM code writes
+    // `./x.js` for the source `./x.ts`), then the declaration, then the file as written.
+    let name = base.rsplit('/').next().unwrap_or(base);
+    if let Some((stem, ext)) = name.rsplit_once('.').filter(|(s, _)| !s.is_empty()) {
+        let stem = &base[..base.len() - name.len() + stem.len()];
+        let exts: &[&str] = match ext {
+            "js" | "ts" => &["ts", "tsx", "d.ts", "js", "jsx"],
+            "jsx" | "tsx" => &["tsx", "ts", "d.ts", "jsx", "js"],
+            "mjs" | "mts" => &["mts", "d.mts", "mjs"],
+            "cjs" | "cts" => &["cts", "d.cts", "cjs"],
+            _ => &[],
+        };
+        c.extend(exts.iter().map(|e| format!("{stem}.{e}")));
+    }
+    // No extension (or a dotted name, `./foo.config`): extensions added, then the folder's index.
+    for ext in ["ts", "tsx", "d.ts", "js", "jsx"] {
         c.push(format!("{base}.{ext}"));
     }
-    for ext in ["ts", "tsx", "js", "jsx", "mts", "mjs"] {
+    for ext in ["ts", "tsx", "d.ts", "js", "jsx"] {
         c.push(format!("{base}/index.{ext}"));
     }
-    // TypeScript ESM writes `./x.js` for the source `./x.ts`.
-    if let Some((b, ext)) = base.rsplit_once('.') {
-        if matches!(ext, "js" | "jsx" | "mjs" | "cjs") && !b.ends_with('/') {
-            for ext in ["ts", "tsx", "mts", "cts"] {
-                c.push(format!("{b}.{ext}"));
-            }
-        }
+    // What bundlers and Node add besides (the compiler does not).
+    for ext in ["mts", "mjs", "cts", "cjs"] {
+        c.push(format!("{base}.{ext}"));
+    }
+    for ext in ["mts", "mjs"] {
+        c.push(format!("{base}/index.{ext}"));
     }
     c
 }
@@ -865,6 +879,153 @@ fn js_tsconfig<'i>(path: &str, idx: &'i Index) -> Option<&'i TsConfig> {
     }
 }
 
+/// JS/TS source as the compiler's scanner sees it: comments, template-literal text and regular
+/// expression literals blanked (line breaks kept), and the byte ranges of string literals, so
+/// that `import` in a comment, a doc example or a generated-code string is no import.
+fn js_code(text: &str) -> (String, Vec<(usize, usize)>) {
+    let b = text.as_bytes();
+    let mut out = b.to_vec();
+    let mut strings = Vec::new();
+    // Open `${` of template literals: braces open inside each expression.
+    let mut templates: Vec<usize> = Vec::new();
+    // Last significant byte of code, and whether it ended a word (identifier, keyword, number).
+    let mut prev = b'\n';
+    let mut word_start = 0;
+    let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
+        for c in &mut out[from..to] {
+            if *c != b'\n' {
+                *c = b' ';
+            }
+        }
+    };
+    let mut i = 0;
+    // `in_template`: scanning template text (after a backtick or a closing `}` of `${`).
+    let mut in_template = false;
+    while i < b.len() {
+        if in_template {
+            let start = i;
+            while i < b.len() && b[i] != b'`' && !(b[i] == b'$' && b.get(i + 1) == Some(&b'{')) {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            let end = i.min(b.len());
+            blank(&mut out, start, end);
+            if i < b.len() && b[i] == b'$' {
+                templates.push(0);
+                i += 2;
+                prev = b'{';
+            } else {
+                i += 1;
+                prev = b'`';
+            }
+            in_template = false;
+            continue;
+        }
+        let c = b[i];
+        match c {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                let end = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |n| i + n);
+                blank(&mut out, i, end);
+                i = end;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
+                blank(&mut out, i, end);
+                i = end;
+            }
+            b'/' if js_regex_may_start(prev, &text[word_start..i]) => {
+                // A regular expression literal, to its closing `/` outside a class, or the line end.
+                let mut j = i + 1;
+                let mut class = false;
+                while j < b.len() && b[j] != b'\n' {
+                    match b[j] {
+                        b'\\' => j += 1,
+                        b'[' => class = true,
+                        b']' => class = false,
+                        b'/' if !class => break,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                let end = (j + 1).min(b.len());
+                blank(&mut out, i, end);
+                i = end;
+                prev = b'/';
+                word_start = i;
+            }
+            b'\'' | b'"' => {
+                // To the closing quote; an unterminated one ends with its line.
+                let mut j = i + 1;
+                while j < b.len() && b[j] != c && b[j] != b'\n' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                let end = (j + 1).min(b.len());
+                strings.push((i, end));
+                i = end;
+                prev = c;
+            }
+            b'`' => {
+                in_template = true;
+                i += 1;
+            }
+            b'{' => {
+                if let Some(d) = templates.last_mut() {
+                    *d += 1;
+                }
+                prev = c;
+                i += 1;
+            }
+            b'}' => {
+                i += 1;
+                prev = c;
+                match templates.last_mut() {
+                    Some(0) => {
+                        templates.pop();
+                        in_template = true;
+                    }
+                    Some(d) => *d -= 1,
+                    None => {}
+                }
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            c => {
+                let is_word = |x: u8| x.is_ascii_alphanumeric() || x == b'_' || x == b'$';
+                if is_word(c) && (i == 0 || !is_word(b[i - 1])) {
+                    word_start = i;
+                }
+                prev = c;
+                i += 1;
+            }
+        }
+    }
+    (String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()), strings)
+}
+
+/// Whether a `/` after `prev` (the last significant byte; `word` the word it ends) starts a
+/// regular expression rather than dividing.
+fn js_regex_may_start(prev: u8, word: &str) -> bool {
+    if prev.is_ascii_alphanumeric() || prev == b'_' || prev == b'$' {
+        let word = word.trim();
+        return matches!(
+            word,
+            "return"
+                | "typeof"
+                | "case"
+                | "do"
+                | "else"
+                | "in"
+                | "of"
+                | "void"
+                | "yield"
+                | "await"
+                | "delete"
+                | "new"
+                | "instanceof"
+                | "throw"
+        );
+    }
+    !matches!(prev, b')' | b']' | b'}' | b'\'' | b'"' | b'`' | b'.')
+}
+
 fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static SPEC: OnceLock<Regex> = OnceLock::new();
     let spec = re(
@@ -874,8 +1035,21 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
     let dir = dir_of(path);
     let config = js_tsconfig(path, idx);
     let mut out = Vec::new();
-    for c in spec.captures_iter(text) {
-        let s = &c[1];
+    let (code, strings) = js_code(text);
+    // The keyword in code, the specifier a whole string literal of its own.
+    let in_string = |at: usize| {
+        let n = strings.partition_point(|&(start, _)| start <= at);
+        n > 0 && at < strings[n - 1].1
+    };
+    let whole_string = |from: usize, to: usize| {
+        strings.binary_search_by_key(&from, |&(start, _)| start).is_ok_and(|k| strings[k].1 == to)
+    };
+    for c in spec.captures_iter(&code) {
+        let (whole, s) = (c.get(0).expect("match"), c.get(1).expect("specifier"));
+        if in_string(whole.start()) || !whole_string(s.start() - 1, s.end() + 1) {
+            continue;
+        }
+        let s = s.as_str();
         if s.starts_with("./") || s.starts_with("../") || s == "." || s == ".." {
             out.extend(join(dir, s).and_then(|b| js_file(&b, idx)));
             continue;
@@ -1065,6 +1239,57 @@ mod tests {
         );
         assert_eq!(deps(&g, "packages/server/src/index.ts"), vec!["packages/server/src/core/index.ts"]);
         assert_eq!(deps(&g, "apps/web/src/page.tsx"), vec!["apps/web/src/util.ts", "packages/client/src/index.ts"]);
+    }
+
+    #[test]
+    fn js_imports_in_comments_strings_and_templates_are_no_imports() {
+        // tRPC's shapes: a doc comment showing an import, a commented-out re-export, an export
+        // list whose comments hold quotes, generated code in a template literal, a regex with a
+        // quote; none of them may hide or invent an import.
+        let g = graph(&[
+            (
+                "src/adapter.ts",
+                "/**\n * import type { AnyRouter } from './router'\n */\n// export * from './dead';\nimport { run } from './run';\n",
+            ),
+            (
+                "src/shared.ts",
+                "export {\n  /** @deprecated `import from 'x'` instead */\n  a,\n  // it's b\n  b,\n} from './core';\n",
+            ),
+            (
+                "src/codegen.ts",
+                "const re = /['\"]/g;\nconst code = `import { x } from './router';\\n${name(`${'./dead'}`)}`;\nconst s = \"import y from './dead'\";\nimport z from './run';\n",
+            ),
+            ("src/router.ts", ""),
+            ("src/dead.ts", ""),
+            ("src/run.ts", ""),
+            ("src/core.ts", ""),
+        ]);
+        assert_eq!(deps(&g, "src/adapter.ts"), vec!["src/run.ts"]);
+        assert_eq!(deps(&g, "src/shared.ts"), vec!["src/core.ts"]);
+        assert_eq!(deps(&g, "src/codegen.ts"), vec!["src/run.ts"]);
+    }
+
+    #[test]
+    fn js_written_extension_prefers_typescript_source() {
+        // `../scripts/entrypoints.js` is the source entrypoints.ts when both are tracked (the
+        // compiler tries the TypeScript counterpart first); `.mjs` pairs with `.mts`; a dotted
+        // name without extension gets one added.
+        let g = graph(&[
+            ("scripts/entrypoints.ts", ""),
+            ("scripts/entrypoints.js", ""),
+            ("scripts/util.mts", ""),
+            ("scripts/util.mjs", ""),
+            ("scripts/plain.js", ""),
+            ("vite.config.ts", ""),
+            (
+                "pkg/build.ts",
+                "import { e } from '../scripts/entrypoints.js';\nimport u from '../scripts/util.mjs';\nimport p from '../scripts/plain.js';\nimport c from '../vite.config';\n",
+            ),
+        ]);
+        assert_eq!(
+            deps(&g, "pkg/build.ts"),
+            vec!["scripts/entrypoints.ts", "scripts/plain.js", "scripts/util.mts", "vite.config.ts"]
+        );
     }
 
     #[test]
