@@ -5,7 +5,9 @@
 //! Truth comes from `benches/resolvers/`: python.py (importlib's path finders), go.sh (`go list`),
 //! ts.cjs (the TypeScript compiler's resolveModuleName; needs NODE_PATH to a `typescript`
 //! install). Rust has no resolver here yet. Module level: files for Python and JS/TS,
-//! package folders for Go. `-v` lists the edges each side has alone.
+//! package folders for Go. `-v` lists the edges each side has alone. A resolver may report an
+//! import it resolved into build output it cannot trace to a source file (`?` lines): our edges
+//! from that importer into that package are then left out of both counts and shown as unjudged.
 
 use git_parallel::analysis::imports;
 use git_parallel::proc;
@@ -18,8 +20,8 @@ fn main() {
     // proc::shell contains what it starts through our own binary.
     std::env::set_var("GIT_PARALLEL_EXE", env!("CARGO_BIN_EXE_git-parallel"));
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/resolvers");
-    println!("| language | repository (commit) | files | edges (resolver) | edges (ours) | precision | recall |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| language | repository (commit) | files | edges (resolver) | edges (ours) | unjudged (ours) | precision | recall |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for arg in args.iter().filter(|a| a.contains('=')) {
         let (lang, spec) = arg.split_once('=').unwrap();
         let (repo, roots) = spec.split_once(':').unwrap_or((spec, ""));
@@ -37,13 +39,25 @@ fn main() {
         for line in out.stderr_str().lines() {
             eprintln!("{lang}: {line}");
         }
-        let truth: BTreeSet<(String, String)> = out
-            .stdout_str()
+        let stdout = out.stdout_str();
+        let truth: BTreeSet<(String, String)> = stdout
             .lines()
+            .filter(|l| !l.starts_with("?\t"))
             .filter_map(|l| l.split_once('\t'))
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
-        let ours = our_edges(&repo, lang);
+        // `?<TAB>importer<TAB>package folder`: the resolver reached that package's build output
+        // and cannot name the source file; our edges from the importer into the package are
+        // neither right nor wrong, and are left out (counted as unjudged).
+        let unjudged: Vec<(&str, String)> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("?\t")?.split_once('\t'))
+            .map(|(a, pkg)| (a, format!("{pkg}/")))
+            .collect();
+        let mut ours = our_edges(&repo, lang);
+        let before = ours.len();
+        ours.retain(|(a, b)| !unjudged.iter().any(|(ua, pkg)| a == ua && b.starts_with(pkg.as_str())));
+        let left_out = before - ours.len();
         let both = truth.intersection(&ours).count();
         let precision = both as f64 / ours.len().max(1) as f64;
         let recall = both as f64 / truth.len().max(1) as f64;
@@ -51,10 +65,15 @@ fn main() {
         let commit = proc::git(&repo, ["rev-parse", "--short", "HEAD"]).unwrap_or_default();
         let files = proc::git(&repo, ["ls-files"]).unwrap_or_default().lines().count();
         println!(
-            "| {lang} | {name} ({commit}) | {files} | {} | {} | {precision:.3} | {recall:.3} |",
+            "| {lang} | {name} ({commit}) | {files} | {} | {} | {left_out} | {precision:.3} | {recall:.3} |",
             truth.len(),
             ours.len()
         );
+        if verbose {
+            for (a, pkg) in &unjudged {
+                eprintln!("{lang} unjudged: {a} -> build output of {pkg}");
+            }
+        }
         if verbose {
             for e in ours.difference(&truth) {
                 eprintln!("{lang} ours only: {} -> {}", e.0, e.1);

@@ -156,6 +156,8 @@ struct Index<'a> {
     rust_files: HashMap<String, RustFile>,
     /// Package name → package; tsconfig directory → options.
     js_packages: HashMap<String, JsPackage>,
+    /// Folder of every package.json (named or not) → its `imports` (`#x` → target as written).
+    js_scopes: HashMap<String, Vec<(String, String)>>,
     tsconfigs: HashMap<String, TsConfig>,
 }
 
@@ -208,6 +210,7 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     let mut go_mods = Vec::new();
     let mut crates = HashMap::new();
     let mut js_packages = HashMap::new();
+    let mut js_scopes = HashMap::new();
     let mut raw_tsconfigs: HashMap<String, serde_json::Value> = HashMap::new();
     for (path, text) in &manifests {
         let name = path.rsplit('/').next().unwrap_or(path);
@@ -220,8 +223,11 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
                 }
             }
             "package.json" => {
-                if let Some((n, pkg)) = package_json(&dir, text) {
-                    js_packages.insert(n, pkg);
+                if let Some((n, pkg, imports)) = package_json(&dir, text) {
+                    js_scopes.insert(dir, imports);
+                    if let Some(n) = n {
+                        js_packages.insert(n, pkg);
+                    }
                 }
             }
             n if n.starts_with("tsconfig") || n == "jsconfig.json" => {
@@ -266,6 +272,7 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         crate_by_package,
         rust_files,
         js_packages,
+        js_scopes,
         tsconfigs,
     };
     let imports: BTreeMap<String, BTreeSet<String>> = contents
@@ -428,32 +435,35 @@ fn tsconfig(path: &str, raw: &HashMap<String, serde_json::Value>, depth: usize) 
     cfg
 }
 
-fn package_json(dir: &str, text: &str) -> Option<(String, JsPackage)> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let name = v.get("name")?.as_str()?.to_string();
-    let mut entries = Vec::new();
-    // The first string found in an `exports` condition object, `types` and `import` first.
-    fn first(v: &serde_json::Value) -> Option<String> {
-        match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Object(o) => ["source", "types", "import", "module", "default", "require", "node"]
-                .iter()
-                .filter_map(|k| o.get(*k))
-                .chain(o.values())
-                .find_map(first),
-            serde_json::Value::Array(a) => a.iter().find_map(first),
-            _ => None,
-        }
+/// The target of an `exports`/`imports` value: the first string in a condition object, in the
+/// order a type-aware resolver prefers them.
+fn js_condition_target(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => ["source", "types", "import", "module", "default", "require", "node"]
+            .iter()
+            .filter_map(|k| o.get(*k))
+            .chain(o.values())
+            .find_map(js_condition_target),
+        serde_json::Value::Array(a) => a.iter().find_map(js_condition_target),
+        _ => None,
     }
+}
+
+/// A package.json: its name (if any), its entries, and its `imports` (subpath imports, `#x`).
+fn package_json(dir: &str, text: &str) -> Option<(Option<String>, JsPackage, Vec<(String, String)>)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let name = v.get("name").and_then(|n| n.as_str()).map(str::to_string);
+    let mut entries = Vec::new();
     match v.get("exports") {
         Some(serde_json::Value::Object(o)) if o.keys().all(|k| k.starts_with('.')) => {
             for (k, t) in o {
-                if let Some(t) = first(t) {
+                if let Some(t) = js_condition_target(t) {
                     entries.push((k.clone(), t));
                 }
             }
         }
-        Some(e) => entries.extend(first(e).map(|t| (".".to_string(), t))),
+        Some(e) => entries.extend(js_condition_target(e).map(|t| (".".to_string(), t))),
         None => {}
     }
     for key in ["source", "types", "typings", "module", "main"] {
@@ -461,7 +471,12 @@ fn package_json(dir: &str, text: &str) -> Option<(String, JsPackage)> {
             entries.push((".".into(), t.to_string()));
         }
     }
-    Some((name, JsPackage { dir: dir.to_string(), entries }))
+    let imports = v
+        .get("imports")
+        .and_then(|i| i.as_object())
+        .map(|o| o.iter().filter_map(|(k, t)| Some((k.clone(), js_condition_target(t)?))).collect())
+        .unwrap_or_default();
+    Some((name, JsPackage { dir: dir.to_string(), entries }, imports))
 }
 
 fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
@@ -830,6 +845,44 @@ fn js_entry(pkg_dir: &str, target: &str, idx: &Index) -> Option<String> {
     js_file(&in_dir(pkg_dir, &format!("src/{stem}")), idx)
 }
 
+/// Targets of `key` in an `exports` or `imports` map: the exact key, then `*` patterns, the
+/// longest prefix first, `*` replaced by what it matched.
+fn js_subpath<'e>(entries: &'e [(String, String)], key: &'e str) -> impl Iterator<Item = String> + 'e {
+    let exact = entries.iter().filter(move |(k, _)| k == key).map(|(_, t)| t.clone());
+    let mut patterns: Vec<(usize, String)> = entries
+        .iter()
+        .filter_map(|(k, t)| {
+            let (pre, post) = k.split_once('*')?;
+            let star = key.strip_prefix(pre)?.strip_suffix(post)?;
+            Some((pre.len(), t.replace('*', star)))
+        })
+        .collect();
+    patterns.sort_by(|a, b| b.0.cmp(&a.0));
+    exact.chain(patterns.into_iter().map(|(_, t)| t))
+}
+
+/// A subpath import (`#x`) through the `imports` of the importer's own package scope (the
+/// closest package.json; the ones above it are not consulted).
+fn js_import_map(path: &str, spec: &str, idx: &Index) -> Option<String> {
+    let mut dir = dir_of(path);
+    let (scope, imports) = loop {
+        if let Some(i) = idx.js_scopes.get(dir) {
+            break (dir, i);
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = dir_of(dir);
+    };
+    js_subpath(imports, spec).find_map(|t| {
+        if t.starts_with("./") {
+            js_entry(scope, &t, idx)
+        } else {
+            js_package(&t, idx)
+        }
+    })
+}
+
 fn js_package(spec: &str, idx: &Index) -> Option<String> {
     // `@scope/name/sub` or `name/sub`: the package name is one or two segments.
     let mut parts = spec.splitn(3, '/');
@@ -843,20 +896,8 @@ fn js_package(spec: &str, idx: &Index) -> Option<String> {
     };
     let pkg = idx.js_packages.get(&name)?;
     let key = if sub.is_empty() { ".".to_string() } else { format!("./{sub}") };
-    for (k, target) in &pkg.entries {
-        if *k == key {
-            if let Some(f) = js_entry(&pkg.dir, target, idx) {
-                return Some(f);
-            }
-        }
-        // `./*` patterns in exports.
-        if let Some(prefix) = k.strip_suffix('*') {
-            if let Some(star) = key.strip_prefix(prefix) {
-                if let Some(f) = js_entry(&pkg.dir, &target.replace('*', star), idx) {
-                    return Some(f);
-                }
-            }
-        }
+    if let Some(f) = js_subpath(&pkg.entries, &key).find_map(|t| js_entry(&pkg.dir, &t, idx)) {
+        return Some(f);
     }
     if sub.is_empty() {
         ["src/index", "index"].iter().find_map(|b| js_file(&in_dir(&pkg.dir, b), idx))
@@ -1050,6 +1091,10 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
             continue;
         }
         let s = s.as_str();
+        if s.starts_with('#') {
+            out.extend(js_import_map(path, s, idx));
+            continue;
+        }
         if s.starts_with("./") || s.starts_with("../") || s == "." || s == ".." {
             out.extend(join(dir, s).and_then(|b| js_file(&b, idx)));
             continue;
