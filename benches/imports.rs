@@ -7,7 +7,8 @@
 //! install). Rust has no resolver here yet. Module level: files for Python and JS/TS,
 //! package folders for Go. `-v` lists the edges each side has alone. A resolver may report an
 //! import it resolved into build output it cannot trace to a source file (`?` lines): our edges
-//! from that importer into that package are then left out of both counts and shown as unjudged.
+//! from that importer into that package which the resolver lacks are then left out of both
+//! counts and shown as unjudged.
 
 use git_parallel::analysis::imports;
 use git_parallel::proc;
@@ -47,8 +48,9 @@ fn main() {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         // `?<TAB>importer<TAB>package folder`: the resolver reached that package's build output
-        // and cannot name the source file; our edges from the importer into the package are
-        // neither right nor wrong, and are left out (counted as unjudged).
+        // and cannot name the source file; our edges from the importer into the package that the
+        // resolver does not have otherwise are neither right nor wrong: left out, counted as
+        // unjudged.
         let unjudged: Vec<(&str, String)> = stdout
             .lines()
             .filter_map(|l| l.strip_prefix("?\t")?.split_once('\t'))
@@ -56,7 +58,9 @@ fn main() {
             .collect();
         let mut ours = our_edges(&repo, lang);
         let before = ours.len();
-        ours.retain(|(a, b)| !unjudged.iter().any(|(ua, pkg)| a == ua && b.starts_with(pkg.as_str())));
+        ours.retain(|e| {
+            truth.contains(e) || !unjudged.iter().any(|(ua, pkg)| e.0 == *ua && e.1.starts_with(pkg.as_str()))
+        });
         let left_out = before - ours.len();
         let both = truth.intersection(&ours).count();
         let precision = both as f64 / ours.len().max(1) as f64;
