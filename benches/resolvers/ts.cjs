@@ -22,8 +22,10 @@
 // re-exports has no map of its own, hence the layout rather than the entry's map. Targets that
 // cannot be mapped are counted on stderr and left out.
 //
-// Prints `importer<TAB>imported` for JS/TS targets inside the repository and outside
-// node_modules (an import of package.json, a JSON module, is not a JS/TS module edge).
+// Prints `importer<TAB>imported` for JS/TS targets that are tracked files (an import of a JSON
+// module is not a JS/TS module edge; a package installed from the registry is not the
+// repository's), and `?<TAB>importer<TAB>package folder` for imports that end in build output
+// which no build config or source map traces to a source file.
 const ts = require("typescript");
 const fs = require("fs");
 const path = require("path");
@@ -205,7 +207,9 @@ for (const rel of files) {
     if (!r || !r.resolvedFileName.startsWith(repo + path.sep)) continue;
     let to = path.relative(repo, r.resolvedFileName);
     if (!JS.test(to)) continue;
-    if (to.includes("node_modules" + path.sep)) {
+    if (tracked.has(to)) {
+      // A tracked file, also one a repository keeps inside a node_modules folder.
+    } else if (to.includes("node_modules" + path.sep)) {
       to = copyOf(r.resolvedFileName);
       if (!to) continue;
       copies.edges++;

@@ -121,12 +121,19 @@ struct Crate {
     renames: HashMap<String, String>,
 }
 
-/// A JS/TS package of the repository (a package.json with a name).
-#[derive(Debug)]
+/// A package.json of the repository.
+#[derive(Debug, Default)]
 struct JsPackage {
     dir: String,
-    /// Subpath (`.` or `./x`) → target as written in `exports`, `main`, `module`, `types`.
+    name: Option<String>,
+    /// Subpath (`.` or `./x`) → target as written in `exports`, else `types`, `main`, `module`.
     entries: Vec<(String, String)>,
+    /// What a folder import (`./dir`) loads: `types`, `typings`, `main`, `module`, as written.
+    main: Vec<String>,
+    /// `imports` (subpath imports, `#x`) → target as written.
+    imports: Vec<(String, String)>,
+    /// Declared dependencies: name → version specifier (`workspace:*`, `file:../x`, `^1`).
+    deps: HashMap<String, String>,
 }
 
 /// Compiler options of a tsconfig/jsconfig that resolution needs, `extends` already applied.
@@ -154,10 +161,9 @@ struct Index<'a> {
     crate_by_package: HashMap<String, String>,
     /// Parsed Rust files, for following re-exports.
     rust_files: HashMap<String, RustFile>,
-    /// Package name → package; tsconfig directory → options.
+    /// Folder of every package.json → package; package name → folder; tsconfig folder → options.
     js_packages: HashMap<String, JsPackage>,
-    /// Folder of every package.json (named or not) → its `imports` (`#x` → target as written).
-    js_scopes: HashMap<String, Vec<(String, String)>>,
+    js_names: HashMap<String, String>,
     tsconfigs: HashMap<String, TsConfig>,
 }
 
@@ -210,7 +216,7 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     let mut go_mods = Vec::new();
     let mut crates = HashMap::new();
     let mut js_packages = HashMap::new();
-    let mut js_scopes = HashMap::new();
+    let mut js_names = HashMap::new();
     let mut raw_tsconfigs: HashMap<String, serde_json::Value> = HashMap::new();
     for (path, text) in &manifests {
         let name = path.rsplit('/').next().unwrap_or(path);
@@ -223,11 +229,11 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
                 }
             }
             "package.json" => {
-                if let Some((n, pkg, imports)) = package_json(&dir, text) {
-                    js_scopes.insert(dir, imports);
-                    if let Some(n) = n {
-                        js_packages.insert(n, pkg);
+                if let Some(pkg) = package_json(&dir, text) {
+                    if let Some(n) = &pkg.name {
+                        js_names.insert(n.clone(), dir.clone());
                     }
+                    js_packages.insert(dir, pkg);
                 }
             }
             n if n.starts_with("tsconfig") || n == "jsconfig.json" => {
@@ -272,7 +278,7 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         crate_by_package,
         rust_files,
         js_packages,
-        js_scopes,
+        js_names,
         tsconfigs,
     };
     let imports: BTreeMap<String, BTreeSet<String>> = contents
@@ -435,48 +441,131 @@ fn tsconfig(path: &str, raw: &HashMap<String, serde_json::Value>, depth: usize) 
     cfg
 }
 
-/// The target of an `exports`/`imports` value: the first string in a condition object, in the
-/// order a type-aware resolver prefers them.
-fn js_condition_target(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Object(o) => ["source", "types", "import", "module", "default", "require", "node"]
-            .iter()
-            .filter_map(|k| o.get(*k))
-            .chain(o.values())
-            .find_map(js_condition_target),
-        serde_json::Value::Array(a) => a.iter().find_map(js_condition_target),
-        _ => None,
+/// JSON that keeps the order of object keys (condition objects in `exports` are matched in the
+/// order they are written).
+enum OrderedJson {
+    Str(String),
+    Obj(Vec<(String, OrderedJson)>),
+    Arr(Vec<OrderedJson>),
+    Other,
+}
+
+impl OrderedJson {
+    fn get(&self, key: &str) -> Option<&OrderedJson> {
+        match self {
+            OrderedJson::Obj(o) => o.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            OrderedJson::Str(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
-/// A package.json: its name (if any), its entries, and its `imports` (subpath imports, `#x`).
-fn package_json(dir: &str, text: &str) -> Option<(Option<String>, JsPackage, Vec<(String, String)>)> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let name = v.get("name").and_then(|n| n.as_str()).map(str::to_string);
-    let mut entries = Vec::new();
+impl<'de> serde::Deserialize<'de> for OrderedJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OrderedJson;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<OrderedJson, E> {
+                Ok(OrderedJson::Str(s.to_string()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<OrderedJson, E> {
+                Ok(OrderedJson::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<OrderedJson, E> {
+                Ok(OrderedJson::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<OrderedJson, E> {
+                Ok(OrderedJson::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<OrderedJson, E> {
+                Ok(OrderedJson::Other)
+            }
+            fn visit_unit<E>(self) -> Result<OrderedJson, E> {
+                Ok(OrderedJson::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<OrderedJson, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = a.next_element()? {
+                    v.push(x);
+                }
+                Ok(OrderedJson::Arr(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<OrderedJson, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, x)) = a.next_entry()? {
+                    v.push((k, x));
+                }
+                Ok(OrderedJson::Obj(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The target of an `exports`/`imports` value: in a condition object the first key, in written
+/// order, that a type-aware resolver matches (`types`, `import`, `require`, `node`, `default`,
+/// and `source`, the condition monorepos add for their sources); `browser`, `module`,
+/// `worker`, … are other tools' conditions.
+fn js_condition_target(v: &OrderedJson) -> Option<String> {
+    match v {
+        OrderedJson::Str(s) => Some(s.clone()),
+        OrderedJson::Obj(o) => o
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "types" | "import" | "require" | "node" | "default" | "source"))
+            .find_map(|(_, v)| js_condition_target(v)),
+        OrderedJson::Arr(a) => a.iter().find_map(js_condition_target),
+        OrderedJson::Other => None,
+    }
+}
+
+/// A package.json: name, entries, folder entries, subpath imports, dependencies.
+fn package_json(dir: &str, text: &str) -> Option<JsPackage> {
+    let v: OrderedJson = serde_json::from_str(text).ok()?;
+    let mut pkg = JsPackage {
+        dir: dir.to_string(),
+        name: v.get("name").and_then(OrderedJson::as_str).map(str::to_string),
+        ..JsPackage::default()
+    };
     match v.get("exports") {
-        Some(serde_json::Value::Object(o)) if o.keys().all(|k| k.starts_with('.')) => {
+        Some(OrderedJson::Obj(o)) if o.iter().all(|(k, _)| k.starts_with('.')) => {
             for (k, t) in o {
                 if let Some(t) = js_condition_target(t) {
-                    entries.push((k.clone(), t));
+                    pkg.entries.push((k.clone(), t));
                 }
             }
         }
-        Some(e) => entries.extend(js_condition_target(e).map(|t| (".".to_string(), t))),
+        Some(e) => pkg.entries.extend(js_condition_target(e).map(|t| (".".to_string(), t))),
         None => {}
     }
-    for key in ["source", "types", "typings", "module", "main"] {
-        if let Some(t) = v.get(key).and_then(|t| t.as_str()) {
-            entries.push((".".into(), t.to_string()));
+    // The compiler reads `types`, `typings`, then `main`; `module` is bundlers' ESM entry.
+    for key in ["types", "typings", "main", "module", "source"] {
+        if let Some(t) = v.get(key).and_then(OrderedJson::as_str) {
+            pkg.entries.push((".".into(), t.to_string()));
+            pkg.main.push(t.to_string());
         }
     }
-    let imports = v
-        .get("imports")
-        .and_then(|i| i.as_object())
-        .map(|o| o.iter().filter_map(|(k, t)| Some((k.clone(), js_condition_target(t)?))).collect())
-        .unwrap_or_default();
-    Some((name, JsPackage { dir: dir.to_string(), entries }, imports))
+    if let Some(OrderedJson::Obj(o)) = v.get("imports") {
+        pkg.imports = o.iter().filter_map(|(k, t)| Some((k.clone(), js_condition_target(t)?))).collect();
+    }
+    for table in ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"] {
+        if let Some(OrderedJson::Obj(o)) = v.get(table) {
+            for (k, spec) in o {
+                if let Some(spec) = spec.as_str() {
+                    pkg.deps.entry(k.clone()).or_insert_with(|| spec.to_string());
+                }
+            }
+        }
+    }
+    Some(pkg)
 }
 
 fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
@@ -823,6 +912,18 @@ fn js_file(base: &str, idx: &Index) -> Option<String> {
     js_candidates(base).iter().find_map(|c| idx.file(c).filter(|f| lang(f) == Some(Lang::Js)))
 }
 
+/// A module path as the compiler loads it: a file, else a folder through its package.json
+/// (`types`, `main`) before its index file.
+fn js_module(base: &str, idx: &Index) -> Option<String> {
+    let hit = js_file(base, idx);
+    if hit.as_deref().is_none_or(|h| h.starts_with(&format!("{base}/"))) {
+        if let Some(f) = idx.js_packages.get(base).and_then(|p| p.main.iter().find_map(|t| js_entry(base, t, idx))) {
+            return Some(f);
+        }
+    }
+    hit
+}
+
 /// A package entry as written (`./dist/index.mjs`) → the source file it is built from.
 fn js_entry(pkg_dir: &str, target: &str, idx: &Index) -> Option<String> {
     let t = join(pkg_dir, target)?;
@@ -861,29 +962,66 @@ fn js_subpath<'e>(entries: &'e [(String, String)], key: &'e str) -> impl Iterato
     exact.chain(patterns.into_iter().map(|(_, t)| t))
 }
 
-/// A subpath import (`#x`) through the `imports` of the importer's own package scope (the
-/// closest package.json; the ones above it are not consulted).
-fn js_import_map(path: &str, spec: &str, idx: &Index) -> Option<String> {
+/// The package scope of a file: its closest package.json.
+fn js_scope<'i>(path: &str, idx: &'i Index) -> Option<&'i JsPackage> {
     let mut dir = dir_of(path);
-    let (scope, imports) = loop {
-        if let Some(i) = idx.js_scopes.get(dir) {
-            break (dir, i);
+    loop {
+        if let Some(p) = idx.js_packages.get(dir) {
+            return Some(p);
         }
         if dir.is_empty() {
             return None;
         }
         dir = dir_of(dir);
-    };
-    js_subpath(imports, spec).find_map(|t| {
+    }
+}
+
+/// A subpath import (`#x`) through the `imports` of the importer's own package scope (the
+/// closest package.json; the ones above it are not consulted).
+fn js_import_map(path: &str, spec: &str, idx: &Index) -> Option<String> {
+    let scope = js_scope(path, idx)?;
+    js_subpath(&scope.imports, spec).find_map(|t| {
         if t.starts_with("./") {
-            js_entry(scope, &t, idx)
+            js_entry(&scope.dir, &t, idx)
         } else {
-            js_package(&t, idx)
+            js_package(path, &t, idx)
         }
     })
 }
 
-fn js_package(spec: &str, idx: &Index) -> Option<String> {
+/// The package a name means in `path`, as an install links it: the closest package.json above
+/// the file that declares the name decides (`file:`/`link:`/`portal:` name a folder, `npm:x@…`
+/// another name, anything else the workspace package of that name); a package's own name is
+/// itself; a name no package.json above declares is the workspace package of that name (hoisted
+/// installs link every workspace package at the top).
+fn js_package_named<'i>(path: &str, name: &str, idx: &'i Index) -> Option<&'i JsPackage> {
+    let by_name = |n: &str| idx.js_names.get(n).and_then(|d| idx.js_packages.get(d));
+    let mut dir = dir_of(path);
+    loop {
+        if let Some(p) = idx.js_packages.get(dir) {
+            if p.name.as_deref() == Some(name) {
+                return Some(p);
+            }
+            if let Some(spec) = p.deps.get(name) {
+                if let Some(rel) = ["file:", "link:", "portal:"].iter().find_map(|proto| spec.strip_prefix(proto)) {
+                    return join(&p.dir, rel).and_then(|d| idx.js_packages.get(d.as_str()));
+                }
+                if let Some(alias) = spec.strip_prefix("npm:") {
+                    // `npm:@scope/x@^1` or `npm:x`: the name before the version.
+                    let at = alias.char_indices().skip(1).find(|&(_, c)| c == '@').map_or(alias.len(), |(i, _)| i);
+                    return by_name(&alias[..at]);
+                }
+                return by_name(name);
+            }
+        }
+        if dir.is_empty() {
+            return by_name(name);
+        }
+        dir = dir_of(dir);
+    }
+}
+
+fn js_package(path: &str, spec: &str, idx: &Index) -> Option<String> {
     // `@scope/name/sub` or `name/sub`: the package name is one or two segments.
     let mut parts = spec.splitn(3, '/');
     let first = parts.next()?;
@@ -894,7 +1032,7 @@ fn js_package(spec: &str, idx: &Index) -> Option<String> {
         let rest = spec.split_once('/').map(|(_, r)| r).unwrap_or("");
         (first.to_string(), rest)
     };
-    let pkg = idx.js_packages.get(&name)?;
+    let pkg = js_package_named(path, &name, idx)?;
     let key = if sub.is_empty() { ".".to_string() } else { format!("./{sub}") };
     if let Some(f) = js_subpath(&pkg.entries, &key).find_map(|t| js_entry(&pkg.dir, &t, idx)) {
         return Some(f);
@@ -902,7 +1040,7 @@ fn js_package(spec: &str, idx: &Index) -> Option<String> {
     if sub.is_empty() {
         ["src/index", "index"].iter().find_map(|b| js_file(&in_dir(&pkg.dir, b), idx))
     } else {
-        js_file(&in_dir(&pkg.dir, sub), idx).or_else(|| js_file(&in_dir(&pkg.dir, &format!("src/{sub}")), idx))
+        js_module(&in_dir(&pkg.dir, sub), idx).or_else(|| js_file(&in_dir(&pkg.dir, &format!("src/{sub}")), idx))
     }
 }
 
@@ -940,8 +1078,10 @@ fn js_code(text: &str) -> (String, Vec<(usize, usize)>) {
         }
     };
     let mut i = 0;
-    // `in_template`: scanning template text (after a backtick or a closing `}` of `${`).
+    // `in_template`: scanning template text (after a backtick or a closing `}` of `${`), from
+    // `template_start` when that was the opening backtick.
     let mut in_template = false;
+    let mut template_start = None;
     while i < b.len() {
         if in_template {
             let start = i;
@@ -955,10 +1095,17 @@ fn js_code(text: &str) -> (String, Vec<(usize, usize)>) {
                 i += 2;
                 prev = b'{';
             } else {
+                // Without substitutions a template is a string (`import(`./x.js`)`).
+                if let Some(st) = template_start {
+                    let end = (i + 1).min(b.len());
+                    out[st..end].copy_from_slice(&b[st..end]);
+                    strings.push((st, end));
+                }
                 i += 1;
                 prev = b'`';
             }
             in_template = false;
+            template_start = None;
             continue;
         }
         let c = b[i];
@@ -1006,6 +1153,7 @@ fn js_code(text: &str) -> (String, Vec<(usize, usize)>) {
             }
             b'`' => {
                 in_template = true;
+                template_start = Some(i);
                 i += 1;
             }
             b'{' => {
@@ -1071,7 +1219,7 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static SPEC: OnceLock<Regex> = OnceLock::new();
     let spec = re(
         &SPEC,
-        r#"(?:\bimport\s+(?:[^'";]*?\s+from\s+)?|\bexport\s+[^'";]*?\s+from\s+|\brequire\s*\(\s*|\bimport\s*\(\s*)['"]([^'"]+)['"]"#,
+        r#"(?:\bimport\s+(?:[^'";]*?\s+from\s+)?|\bexport\s+[^'";]*?\s+from\s+|\brequire\s*\(\s*|\bimport\s*\(\s*)['"`]([^'"`]+)['"`]"#,
     );
     let dir = dir_of(path);
     let config = js_tsconfig(path, idx);
@@ -1091,12 +1239,8 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
             continue;
         }
         let s = s.as_str();
-        if s.starts_with('#') {
-            out.extend(js_import_map(path, s, idx));
-            continue;
-        }
         if s.starts_with("./") || s.starts_with("../") || s == "." || s == ".." {
-            out.extend(join(dir, s).and_then(|b| js_file(&b, idx)));
+            out.extend(join(dir, s).and_then(|b| js_module(&b, idx)));
             continue;
         }
         // tsconfig `paths` first (longest prefix wins), then `baseUrl`, then workspace packages.
@@ -1118,15 +1262,16 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
                 }
             }
             if let Some((_, targets, star)) = best {
-                hit = targets.iter().find_map(|t| join(&base, &t.replace('*', star)).and_then(|b| js_file(&b, idx)));
+                hit = targets.iter().find_map(|t| join(&base, &t.replace('*', star)).and_then(|b| js_module(&b, idx)));
             }
             if hit.is_none() {
                 if let Some(b) = &cfg.base_url {
-                    hit = join(b, s).and_then(|b| js_file(&b, idx));
+                    hit = join(b, s).and_then(|b| js_module(&b, idx));
                 }
             }
         }
-        out.extend(hit.or_else(|| js_package(s, idx)));
+        // `#x`: tsconfig `paths` first (above), then the package's subpath imports.
+        out.extend(hit.or_else(|| if s.starts_with('#') { js_import_map(path, s, idx) } else { js_package(path, s, idx) }));
     }
     out
 }
