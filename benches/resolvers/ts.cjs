@@ -173,8 +173,8 @@ const copiedFrom = new Map();
 try {
   const lock = fs.readFileSync(path.join(repo, "pnpm-lock.yaml"), "utf8");
   for (const m of lock.matchAll(/^ {2}'?((?:@[^@\s/']+\/)?[^@\s/']+)@file:([^'():\s]+)'?:/gm)) {
-    if (!copiedFrom.has(m[1])) copiedFrom.set(m[1], []);
-    copiedFrom.get(m[1]).push(m[2]);
+    if (!copiedFrom.has(m[1])) copiedFrom.set(m[1], new Set());
+    copiedFrom.get(m[1]).add(m[2]);
   }
 } catch {}
 const copies = { edges: 0 };
@@ -185,14 +185,21 @@ function copyOf(abs) {
   const n = parts[0].startsWith("@") ? 2 : 1;
   const name = parts.slice(0, n).join("/");
   const inside = parts.slice(n).join(path.sep);
+  // The copy's folder in node_modules/.pnpm names its origin (`@x+y@file+playground+a+b`);
+  // pnpm shortens very long names with a hash, and then only a single identical file decides.
+  const store = abs.slice(0, at).split(path.sep + ".pnpm" + path.sep)[1] || "";
+  const folder = store.split(path.sep)[0];
+  const same = [];
   for (const dir of copiedFrom.get(name) || []) {
     const rel = path.join(dir, inside);
     if (!tracked.has(rel)) continue;
     try {
-      if (fs.readFileSync(abs).equals(fs.readFileSync(path.join(repo, rel)))) return rel;
-    } catch {}
+      if (!fs.readFileSync(abs).equals(fs.readFileSync(path.join(repo, rel)))) continue;
+    } catch { continue; }
+    if (folder === `${name}@file:${dir}`.replace(/[/:]/g, "+")) return rel;
+    same.push(rel);
   }
-  return null;
+  return same.length === 1 ? same[0] : null;
 }
 
 const out = new Set();

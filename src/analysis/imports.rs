@@ -128,6 +128,8 @@ struct JsPackage {
     name: Option<String>,
     /// Subpath (`.` or `./x`) → target as written in `exports`, else `types`, `main`, `module`.
     entries: Vec<(String, String)>,
+    /// Whether `exports` exists: then it alone says what the package's names resolve to.
+    has_exports: bool,
     /// What a folder import (`./dir`) loads: `types`, `typings`, `main`, `module`, as written.
     main: Vec<String>,
     /// `imports` (subpath imports, `#x`) → target as written.
@@ -535,6 +537,7 @@ fn package_json(dir: &str, text: &str) -> Option<JsPackage> {
         name: v.get("name").and_then(OrderedJson::as_str).map(str::to_string),
         ..JsPackage::default()
     };
+    pkg.has_exports = v.get("exports").is_some();
     match v.get("exports") {
         Some(OrderedJson::Obj(o)) if o.iter().all(|(k, _)| k.starts_with('.')) => {
             for (k, t) in o {
@@ -549,7 +552,9 @@ fn package_json(dir: &str, text: &str) -> Option<JsPackage> {
     // The compiler reads `types`, `typings`, then `main`; `module` is bundlers' ESM entry.
     for key in ["types", "typings", "main", "module", "source"] {
         if let Some(t) = v.get(key).and_then(OrderedJson::as_str) {
-            pkg.entries.push((".".into(), t.to_string()));
+            if !pkg.has_exports {
+                pkg.entries.push((".".into(), t.to_string()));
+            }
             pkg.main.push(t.to_string());
         }
     }
@@ -943,7 +948,8 @@ fn js_entry(pkg_dir: &str, target: &str, idx: &Index) -> Option<String> {
             break;
         }
     }
-    js_file(&in_dir(pkg_dir, &format!("src/{stem}")), idx)
+    // The output mirrors src/ (rootDir src) or the package itself (`dist/src/index.d.ts`).
+    js_file(&in_dir(pkg_dir, &format!("src/{stem}")), idx).or_else(|| js_file(&in_dir(pkg_dir, &stem), idx))
 }
 
 /// Targets of `key` in an `exports` or `imports` map: the exact key, then `*` patterns, the
@@ -1036,6 +1042,11 @@ fn js_package(path: &str, spec: &str, idx: &Index) -> Option<String> {
     let key = if sub.is_empty() { ".".to_string() } else { format!("./{sub}") };
     if let Some(f) = js_subpath(&pkg.entries, &key).find_map(|t| js_entry(&pkg.dir, &t, idx)) {
         return Some(f);
+    }
+    // A subpath `exports` does not list (or no condition it has that the compiler matches) is
+    // not importable.
+    if pkg.has_exports {
+        return None;
     }
     if sub.is_empty() {
         ["src/index", "index"].iter().find_map(|b| js_file(&in_dir(&pkg.dir, b), idx))
