@@ -1282,7 +1282,13 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
             }
         }
         // `#x`: tsconfig `paths` first (above), then the package's subpath imports.
-        out.extend(hit.or_else(|| if s.starts_with('#') { js_import_map(path, s, idx) } else { js_package(path, s, idx) }));
+        out.extend(hit.or_else(|| {
+            if s.starts_with('#') {
+                js_import_map(path, s, idx)
+            } else {
+                js_package(path, s, idx)
+            }
+        }));
     }
     out
 }
@@ -1491,6 +1497,79 @@ mod tests {
             deps(&g, "pkg/build.ts"),
             vec!["scripts/entrypoints.ts", "scripts/plain.js", "scripts/util.mts", "vite.config.ts"]
         );
+    }
+
+    #[test]
+    fn js_packages_resolve_as_installed() {
+        // vite's playground: two packages share a name, each importer's package.json says which
+        // folder (`file:`); a dependency key naming a package of another name; an `npm:` alias;
+        // a package importing itself; exports conditions in written order (`module` and
+        // `browser` are not the compiler's); a package with exports resolves nothing else; main
+        // before module; a folder import through the folder's package.json.
+        let g = graph(&[
+            (
+                "a/package.json",
+                r#"{"name": "a", "dependencies": {"dup": "file:./dup", "alias-key": "file:./renamed", "srv": "npm:@x/server@^1"}}"#,
+            ),
+            ("a/dup/package.json", r#"{"name": "dup", "main": "index.js"}"#),
+            ("a/dup/index.js", ""),
+            ("a/renamed/package.json", r#"{"name": "other-name", "main": "main.js", "module": "esm.js"}"#),
+            ("a/renamed/main.js", ""),
+            ("a/renamed/esm.js", ""),
+            (
+                "a/main.js",
+                "import d from 'dup';\nimport r from 'alias-key';\nimport s from 'srv';\nimport self from 'a/util';\n",
+            ),
+            ("a/util.js", ""),
+            (
+                "b/package.json",
+                r#"{"name": "b", "exports": {"./util": "./util.js"}, "dependencies": {"dup": "file:./dup"}}"#,
+            ),
+            ("b/dup/package.json", r#"{"name": "dup", "main": "index.js"}"#),
+            ("b/dup/index.js", ""),
+            ("b/main.js", "import d from 'dup';\nimport u from 'b/util';\n"),
+            ("b/util.js", ""),
+            (
+                "x/package.json",
+                r#"{"name": "@x/server", "exports": {".": {"browser": "./browser.js", "module": "./esm.js", "default": "./index.js"}}}"#,
+            ),
+            ("x/browser.js", ""),
+            ("x/esm.js", ""),
+            ("x/index.js", ""),
+            ("x/unlisted.js", ""),
+            ("c/main.js", "import s from '@x/server';\nimport u from '@x/server/unlisted';\nimport l from './lib';\n"),
+            ("c/lib/package.json", r#"{"main": "out/entry.js"}"#),
+            ("c/lib/out/entry.js", ""),
+            ("c/lib/index.js", ""),
+        ]);
+        assert_eq!(deps(&g, "a/main.js"), vec!["a/dup/index.js", "a/renamed/main.js", "a/util.js", "x/index.js"]);
+        assert_eq!(deps(&g, "b/main.js"), vec!["b/dup/index.js", "b/util.js"]);
+        assert_eq!(deps(&g, "c/main.js"), vec!["c/lib/out/entry.js", "x/index.js"]);
+    }
+
+    #[test]
+    fn js_subpath_imports_templates_and_root_mirrored_output() {
+        // vite's `#types/*` subpath imports (tsconfig `paths` win over them), `import()` of a
+        // template literal without substitutions, and a package whose build output mirrors the
+        // package root (`dist/src/index.d.ts` is `src/index.ts`), tRPC's monotest packages.
+        let g = graph(&[
+            ("v/package.json", r##"{"name": "v", "imports": {"#types/*": "./types/*.d.ts", "#flag": {"module-sync": "./misc/true.js", "default": "./misc/false.js"}, "#a/*": "./nope/*.js"}}"##),
+            ("v/tsconfig.json", r##"{"compilerOptions": {"paths": {"#a/*": ["./src/*"]}}}"##),
+            ("v/types/hmr.d.ts", ""),
+            ("v/misc/true.js", ""),
+            ("v/misc/false.d.ts", ""),
+            ("v/src/x.ts", ""),
+            ("v/src/main.ts", "import type { P } from '#types/hmr';\nimport f from '#flag';\nimport x from '#a/x';\nconst m = await import(`./dyn.js`);\nconst n = await import(`./${name}.js`);\n"),
+            ("v/src/dyn.ts", ""),
+            ("m/package.json", r#"{"name": "@m/api", "exports": {".": {"types": "./dist/src/index.d.ts", "default": "./dist/src/index.js"}}}"#),
+            ("m/src/index.ts", ""),
+            ("app.ts", "import { api } from '@m/api';\n"),
+        ]);
+        assert_eq!(
+            deps(&g, "v/src/main.ts"),
+            vec!["v/misc/false.d.ts", "v/src/dyn.ts", "v/src/x.ts", "v/types/hmr.d.ts"]
+        );
+        assert_eq!(deps(&g, "app.ts"), vec!["m/src/index.ts"]);
     }
 
     #[test]
