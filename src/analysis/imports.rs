@@ -964,7 +964,7 @@ fn js_subpath<'e>(entries: &'e [(String, String)], key: &'e str) -> impl Iterato
             Some((pre.len(), t.replace('*', star)))
         })
         .collect();
-    patterns.sort_by(|a, b| b.0.cmp(&a.0));
+    patterns.sort_by_key(|p| std::cmp::Reverse(p.0));
     exact.chain(patterns.into_iter().map(|(_, t)| t))
 }
 
