@@ -4,28 +4,37 @@
 // (TypeScript 7 has no JavaScript API; install `typescript@5`.)
 //
 // For each tracked source file: its closest tsconfig.json/jsconfig.json (extends applied by the
-// compiler), the specifiers the compiler's own scanner finds (ts.preProcessFile: no comments, no
-// strings), and ts.resolveModuleName with the real file system.
+// compiler), the module specifiers in the compiler's syntax tree (import/export declarations,
+// `import x = require()`, `import()` calls and types, `require()` calls, module augmentations;
+// ts.preProcessFile's lighter scanner misses `export * as ns from`, and stderr counts the
+// differences), and ts.resolveModuleName with the real file system.
 //
-// The checkout must be installed and built as its developers do (for a pnpm workspace:
-// `pnpm install --frozen-lockfile --ignore-scripts` and the repository's build script), so that
-// workspace packages imported by name resolve as they do for them: through node_modules links to
-// the package's `exports`/`types`, usually build output (dist/). Without node_modules those
-// imports do not resolve at all, and the script says so on stderr.
+// The checkout must be installed and built as its developers do. For a pnpm workspace:
+//   pnpm install --frozen-lockfile --ignore-scripts
+//   pnpm <the repository's build scripts, as its CI runs them>
+// Workspace packages imported by name then resolve as they do for the developers: through
+// node_modules links to the package's `exports`/`types`, usually build output (dist/). Without
+// node_modules those imports do not resolve at all, and the script says so on stderr.
 //
-// A target that is build output (inside the repository, not tracked, outside node_modules) is
-// mapped back to the tracked source it was built from the way the compiler lays out its own
-// outputs (rootDir → outDir, as project references map an output .d.ts to its source): the
-// output folder is the common folder of the package's source maps (*.map: declaration maps and
-// JS maps), the source root the common folder of the tracked sources those maps name, and
-// `<out>/a/b.d.mts` is the source `<root>/a/b.{ts,tsx,mts,cts,js,…}`. A bundled entry that only
-// re-exports has no map of its own, hence the layout rather than the entry's map. Targets that
-// cannot be mapped are counted on stderr and left out.
+// Two kinds of resolved file are not tracked files but stand for one, and are mapped to it:
+// - Build output inside the repository: mapped back to the source it was built from by the
+//   compiler's own output layout (rootDir → outDir, the rule project references use to map an
+//   output .d.ts to its source), applied to the package's build config (tsconfig.build.json,
+//   else tsconfig.json, in the package folder): outputs in `declarationDir`/`outDir`, or in the
+//   common folder of the source maps the build left (tsdown, rollup), mirror the sources below
+//   `rootDir` or the common folder of the config's inputs: `<out>/a/b.d.mts` is
+//   `<root>/a/b.{ts,tsx,mts,cts,js,…}`. (A bundled entry that only re-exports has no map of
+//   its own, so its map cannot name it.) Without such a config or maps, the output is not
+//   traced: the import is printed as unjudged (below), never guessed.
+// - A pnpm copy of a `file:` dependency (pnpm injects those as copies in node_modules/.pnpm):
+//   mapped to the tracked file it was copied from, which the lockfile names (`name@file:dir`);
+//   the copy's folder name picks among same-named packages, and the two files must be
+//   byte-identical.
 //
 // Prints `importer<TAB>imported` for JS/TS targets that are tracked files (an import of a JSON
 // module is not a JS/TS module edge; a package installed from the registry is not the
 // repository's), and `?<TAB>importer<TAB>package folder` for imports that end in build output
-// which no build config or source map traces to a source file.
+// it cannot trace to a source file.
 const ts = require("typescript");
 const fs = require("fs");
 const path = require("path");

@@ -7,10 +7,13 @@
 //! - Rust: `mod x;`, `use` and inline paths through `crate`, `self`, `super` and the workspace's
 //!   own crates (by package name, `[lib] name`, or a renamed dependency `x = { package = "y" }`);
 //!   `pub use` re-exports are followed (also globs) to the module that defines the item.
-//! - JavaScript/TypeScript: `import … from`, `export … from`, `import()`, `require()`; relative
-//!   specifiers, tsconfig `paths` and `baseUrl` (with `extends`), workspace packages by their
-//!   package.json name (`exports`, `main`, `types` mapped from build output back to `src/`), index
-//!   files.
+//! - JavaScript/TypeScript: `import … from`, `export … from`, `import()`, `require()` (not in
+//!   comments, strings or template text); relative specifiers in the compiler's extension order
+//!   (`./x.js` is `./x.ts`), folders through their package.json or index file, tsconfig `paths`
+//!   and `baseUrl` (with `extends`), subpath imports (`#x`), packages by name as an install links
+//!   them (the closest package.json declaring the name: `file:`/`link:` folders, `npm:` aliases,
+//!   else the workspace package of that name; `exports` with the compiler's conditions in written
+//!   order, else `types`/`main`; build output mapped back to `src/`).
 //! - Go: packages inside any module of the repository (`go.mod`, `go.work`), the longest module
 //!   path winning, `replace` directives to local folders.
 //!
@@ -1246,7 +1249,9 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
     };
     for c in spec.captures_iter(&code) {
         let (whole, s) = (c.get(0).expect("match"), c.get(1).expect("specifier"));
-        if in_string(whole.start()) || !whole_string(s.start() - 1, s.end() + 1) {
+        // `runner.import('x')` is a method, not an import.
+        let member = code[..whole.start()].trim_end().ends_with('.');
+        if member || in_string(whole.start()) || !whole_string(s.start() - 1, s.end() + 1) {
             continue;
         }
         let s = s.as_str();
@@ -1464,7 +1469,7 @@ mod tests {
             ),
             (
                 "src/codegen.ts",
-                "const re = /['\"]/g;\nconst code = `import { x } from './router';\\n${name(`${'./dead'}`)}`;\nconst s = \"import y from './dead'\";\nimport z from './run';\n",
+                "const re = /['\"]/g;\nconst code = `import { x } from './router';\\n${name(`${'./dead'}`)}`;\nconst s = \"import y from './dead'\";\nawait runner.import('./dead');\nimport z from './run';\n",
             ),
             ("src/router.ts", ""),
             ("src/dead.ts", ""),
