@@ -57,11 +57,11 @@ fn main() {
             .map(|(a, pkg)| (a, format!("{pkg}/")))
             .collect();
         let mut ours = our_edges(&repo, lang);
-        let before = ours.len();
-        ours.retain(|e| {
+        let (kept, left): (BTreeSet<_>, BTreeSet<_>) = std::mem::take(&mut ours).into_iter().partition(|e| {
             truth.contains(e) || !unjudged.iter().any(|(ua, pkg)| e.0 == *ua && e.1.starts_with(pkg.as_str()))
         });
-        let left_out = before - ours.len();
+        ours = kept;
+        let left_out = left.len();
         let both = truth.intersection(&ours).count();
         let precision = both as f64 / ours.len().max(1) as f64;
         let recall = both as f64 / truth.len().max(1) as f64;
@@ -74,8 +74,8 @@ fn main() {
             ours.len()
         );
         if verbose {
-            for (a, pkg) in &unjudged {
-                eprintln!("{lang} unjudged: {a} -> build output of {pkg}");
+            for (a, b) in &left {
+                eprintln!("{lang} unjudged (ours): {a} -> {b}");
             }
         }
         if verbose {
