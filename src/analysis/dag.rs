@@ -116,10 +116,13 @@ fn soft_links(
             }
         }
     }
-    let mut importers: Vec<Vec<u32>> = vec![Vec::new(); names.len()];
+    // Each importer with whether its edge only declares the module (a walk stops there).
+    let mut importers: Vec<Vec<(u32, bool)>> = vec![Vec::new(); names.len()];
     for (from, tos) in &graph.imports {
+        let declared = graph.declares.get(from);
         for to in tos {
-            importers[ids[to.as_str()] as usize].push(ids[from.as_str()]);
+            let only_declares = declared.is_some_and(|d| d.contains(to));
+            importers[ids[to.as_str()] as usize].push((ids[from.as_str()], only_declares));
         }
     }
     let max_fan_in = importers.iter().map(Vec::len).max().unwrap_or(0);
@@ -148,13 +151,15 @@ fn soft_links(
             for hops in 1..=max_hops {
                 let mut next = Vec::new();
                 for &file in &frontier {
-                    for &importer in &importers[file as usize] {
+                    for &(importer, only_declares) in &importers[file as usize] {
                         if stamp[importer as usize] == walk {
                             continue;
                         }
                         stamp[importer as usize] = walk;
                         parent[importer as usize] = file;
-                        next.push(importer);
+                        if !only_declares {
+                            next.push(importer);
+                        }
                         for &a in &owners[importer as usize] {
                             if a == b || nodes[b].files.iter().any(|x| x == names[importer as usize]) {
                                 continue;
@@ -514,6 +519,33 @@ mod tests {
         let nodes = [node("mids", &mids, &[], 0), node("base", &["base.py"], &[], 0)];
         let dag = build(&nodes, &g, false).unwrap();
         assert!(risk(&dag, "mids", "base").unwrap() > TRANSITIVE_FLOOR);
+    }
+
+    #[test]
+    fn walks_stop_at_module_declarations() {
+        // A crate root declares every module and defines what they share: each module imports
+        // the root, and the root only declares them. Two modules are not linked through it.
+        let mut g = graph(&[
+            ("src/lib.rs", "src/a.rs"),
+            ("src/lib.rs", "src/b.rs"),
+            ("src/a.rs", "src/lib.rs"),
+            ("src/b.rs", "src/lib.rs"),
+        ]);
+        g.declares.insert("src/lib.rs".into(), ["src/a.rs".to_string(), "src/b.rs".to_string()].into());
+        let nodes =
+            [node("a", &["src/a.rs"], &[], 0), node("b", &["src/b.rs"], &[], 0), node("root", &["src/lib.rs"], &[], 0)];
+        let dag = build(&nodes, &g, false).unwrap();
+        assert!(risk(&dag, "a", "b").is_none(), "{:?}", dag.conflicts);
+        // The declaration itself is still a direct link.
+        assert!(risk(&dag, "a", "root").is_some() && risk(&dag, "b", "root").is_some());
+        // Without it being only a declaration, the walk goes on: a reaches b through the root.
+        g.declares.clear();
+        assert!(links_between(&nodes, &g, "a", "b"));
+    }
+
+    fn links_between(nodes: &[Node], g: &ImportGraph, a: &str, b: &str) -> bool {
+        let (i, j) = (nodes.iter().position(|n| n.id == a).unwrap(), nodes.iter().position(|n| n.id == b).unwrap());
+        soft_links(nodes, g, MAX_HOPS).contains_key(&(i.min(j), i.max(j)))
     }
 
     #[test]

@@ -25,6 +25,10 @@ use std::sync::OnceLock;
 #[derive(Debug, Default, Clone)]
 pub struct ImportGraph {
     pub imports: BTreeMap<String, BTreeSet<String>>,
+    /// The part of `imports` that only declares a child module (Rust's `mod x;` with nothing of
+    /// `x` used): a dependency of its own, but nothing flows through it, or every module would
+    /// reach every other through the crate root.
+    pub declares: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl ImportGraph {
@@ -268,12 +272,18 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         js_packages,
         tsconfigs,
     };
-    let imports: BTreeMap<String, BTreeSet<String>> = contents
+    // (file, what it imports, the part of it that only declares child modules)
+    let edges: Vec<(String, BTreeSet<String>, BTreeSet<String>)> = contents
         .par_iter()
         .filter_map(|(path, bytes)| {
             let lang = lang(path)?;
+            let mut declared = BTreeSet::new();
             let deps: BTreeSet<String> = match lang {
-                Lang::Rust => rust(path, &index),
+                Lang::Rust => {
+                    let used: BTreeSet<String> = rust_uses(path, &index).into_iter().collect();
+                    declared = rust_mods(path, &index).into_iter().filter(|m| !used.contains(m)).collect();
+                    used.into_iter().chain(declared.iter().cloned()).collect()
+                }
                 other => {
                     let text = std::str::from_utf8(bytes).ok()?;
                     match other {
@@ -281,15 +291,24 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
                         Lang::Js => js(path, text, &index),
                         _ => go(path, text, &index),
                     }
+                    .into_iter()
+                    .collect()
                 }
-            }
-            .into_iter()
-            .filter(|d| d != path)
-            .collect();
-            (!deps.is_empty()).then(|| (path.clone(), deps))
+            };
+            let deps: BTreeSet<String> = deps.into_iter().filter(|d| d != path).collect();
+            declared.remove(path);
+            (!deps.is_empty()).then(|| (path.clone(), deps, declared))
         })
         .collect();
-    ImportGraph { imports }
+    let mut imports = BTreeMap::new();
+    let mut declares = BTreeMap::new();
+    for (path, deps, declared) in edges {
+        if !declared.is_empty() {
+            declares.insert(path.clone(), declared);
+        }
+        imports.insert(path, deps);
+    }
+    ImportGraph { imports, declares }
 }
 
 /// `module` and local `replace` targets of a go.mod in `dir`.
@@ -748,13 +767,17 @@ fn rust_resolve_path(path: &str, segs: &[String], idx: &Index, depth: usize) -> 
     Some((file, false))
 }
 
-fn rust(path: &str, idx: &Index) -> Vec<String> {
+/// The files of the child modules `path` declares (`mod x;`).
+fn rust_mods(path: &str, idx: &Index) -> Vec<String> {
+    let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
+    let mod_dir = rust_mod_dir(path);
+    parsed.mods.iter().filter_map(|m| rust_module_file(&in_dir(&mod_dir, m), idx)).collect()
+}
+
+/// The files defining what `path`'s `use` declarations and paths in code name.
+fn rust_uses(path: &str, idx: &Index) -> Vec<String> {
     let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
     let mut out = Vec::new();
-    let mod_dir = rust_mod_dir(path);
-    for m in &parsed.mods {
-        out.extend(rust_module_file(&in_dir(&mod_dir, m), idx));
-    }
     let names_crate = |s: &str| {
         matches!(s, "crate" | "self" | "super")
             || idx.crate_by_ident.contains_key(s)
@@ -983,6 +1006,10 @@ mod tests {
         assert_eq!(deps(&g, "src/lib.rs"), vec!["src/store/mod.rs", "src/store/refs.rs", "src/util.rs"]);
         assert_eq!(deps(&g, "src/store/mod.rs"), vec!["src/store/refs.rs", "src/util.rs"]);
         assert_eq!(deps(&g, "src/store/refs.rs"), vec!["src/store/mod.rs", "src/util.rs"]);
+        // lib.rs uses store::refs but nothing of store/mod.rs or util.rs: those it only declares.
+        let only = |f: &str| g.declares.get(f).map(|d| d.iter().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(only("src/lib.rs"), vec!["src/store/mod.rs", "src/util.rs"]);
+        assert_eq!(only("src/store/mod.rs"), vec!["src/store/refs.rs"]);
     }
 
     #[test]
