@@ -408,3 +408,52 @@ fn one_ctrl_c_delivered_twice_by_git_and_the_terminal_still_gives_the_grace_peri
     assert!(graceful.exists(), "the agent was killed without its SIGTERM and grace period");
     assert_eq!(r.task_state("1", "polite")["status"], "interrupted");
 }
+
+#[test]
+fn an_agent_that_moves_another_tasks_branch_cannot_slip_commits_into_its_result() {
+    // The sandbox leaves the run's branch folder writable (each agent commits to its branch
+    // there), so one agent can point a running task's branch at a commit of its own; the
+    // victim's worktree log shows the gap and its result is not taken, with or without it.
+    for sandbox in [false, true] {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        r.prompt("victim", "", "write v.txt v\ncommit victim work\nsleep 3000\nwrite w.txt w\ncommit more victim work");
+        r.prompt(
+            "attacker",
+            "",
+            "sleep 1000\nwrite evil.txt evil\ncommit own work\n\
+             sh git update-ref refs/heads/parallel/1/victim $(git commit-tree HEAD^{tree} -p refs/heads/parallel/1/victim -m injected)",
+        );
+        r.commit("prompts");
+        let mut args = vec!["run", "prompts", "--no-integrate", "-j", "2"];
+        if sandbox {
+            args.push("--sandbox");
+        }
+        let o = r.gp(&args);
+        assert_eq!(o.code, 1, "sandbox {sandbox}: {}", o.stderr);
+        let victim = r.task_state("1", "victim");
+        assert_eq!(victim["status"], "failed", "sandbox {sandbox}: {victim}");
+        let reason = victim["reason"].as_str().unwrap();
+        assert!(reason.contains("moved from outside its worktree"), "{reason}");
+        assert!(victim["commit"].is_null(), "{victim}");
+        // The attacker's own work is its own.
+        assert_eq!(r.task_state("1", "attacker")["status"], "succeeded", "sandbox {sandbox}");
+    }
+}
+
+#[test]
+fn an_agents_own_resets_and_retries_are_not_taken_for_moves_from_outside() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Commits, rewinds one, moves its own branch with update-ref, commits again: all from its
+    // worktree, all in its log.
+    r.prompt(
+        "busy",
+        "",
+        "write a.txt a\ncommit one\nwrite b.txt b\ncommit two\ngit reset -q --hard HEAD~1\n\
+         sh git update-ref refs/heads/parallel/1/busy HEAD\nwrite c.txt c\ncommit three",
+    );
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    assert_eq!(r.task_state("1", "busy")["status"], "succeeded");
+}

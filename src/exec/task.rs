@@ -384,6 +384,13 @@ fn run_inner(
         ));
         return Ok(out);
     }
+    if let Some(moved) = super::guard::moved_from_outside(&private, &work) {
+        out.reason = Some(format!(
+            "the task's branch {} was moved from outside its worktree while the agent ran ({moved}; another agent or process), so it may hold commits that are not this agent's; its result was not taken",
+            layout::short(&spec.branch)
+        ));
+        return Ok(out);
+    }
     if last.interrupted {
         out.status = TaskStatus::Interrupted;
         out.reason = Some("interrupted; the worktree keeps the agent's work so far".into());
