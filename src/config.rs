@@ -32,7 +32,8 @@ pub struct Settings {
     /// `parallel.memoryPerTask`: memory one agent needs at least (a size: 512m, 2 GiB; default: measured).
     pub memory_per_task: Option<u64>,
     pub memory_limit: Option<u64>,
-    /// `parallel.minDisk`: free bytes below which no new task starts (default 1 GiB).
+    /// `parallel.minDisk`: free bytes kept where the worktrees are, after the new worktree's
+    /// checkout (default 1 GiB).
     pub min_disk: u64,
     /// `parallel.cpuLimit`: percent CPU above which no new task starts (default 90).
     pub cpu_limit: f32,

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-use sysinfo::{Disks, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -166,10 +166,18 @@ impl Default for Rate {
     }
 }
 
+/// Space an unprivileged process may still write on the file system holding `path` (or its
+/// closest existing ancestor): asked of that very file system, so a tmpfs, a bind mount or a
+/// quota'd volume counts as what it is.
+fn free_space(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(existing).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 /// Samples the machine and the agents, learns, and admits.
 pub struct Governor {
     sys: System,
-    disks: Disks,
     path: PathBuf,
     last: Option<Instant>,
     interval: Duration,
@@ -179,6 +187,9 @@ pub struct Governor {
     totals: HashMap<String, (f64, u32, u64)>,
     learned: HashMap<String, Learned>,
     rates: HashMap<String, Rate>,
+    /// Disk one new worktree takes (its checkout), promised to tasks started since the last
+    /// reading of free space.
+    worktree_size: u64,
 }
 
 impl Governor {
@@ -186,7 +197,6 @@ impl Governor {
     pub fn new(path: &Path) -> Self {
         let mut g = Governor {
             sys: System::new(),
-            disks: Disks::new(),
             path: path.to_path_buf(),
             last: None,
             interval: Duration::from_secs(1),
@@ -195,6 +205,7 @@ impl Governor {
             totals: HashMap::new(),
             learned: HashMap::new(),
             rates: HashMap::new(),
+            worktree_size: 0,
         };
         g.refresh_machine();
         g
@@ -208,19 +219,10 @@ impl Governor {
     fn refresh_machine(&mut self) {
         self.sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         self.sys.refresh_cpu_usage();
-        self.disks.refresh(true);
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         // The first CPU reading has nothing to compare with; treat it as idle.
         let cpu_usage = if self.last.is_some() { self.sys.global_cpu_usage() } else { 0.0 };
-        let path = self.path.canonicalize().unwrap_or_else(|_| self.path.clone());
-        let free_disk = self
-            .disks
-            .list()
-            .iter()
-            .filter(|d| path.starts_with(d.mount_point()))
-            .max_by_key(|d| d.mount_point().as_os_str().len())
-            .map(|d| d.available_space())
-            .unwrap_or(u64::MAX);
+        let free_disk = free_space(&self.path).unwrap_or(u64::MAX);
         // Runnable threads (less this one) show demand beyond what saturated CPUs report.
         let runnable = std::fs::read_to_string("/proc/stat")
             .ok()
@@ -339,6 +341,11 @@ impl Governor {
         }
     }
 
+    /// How much disk a task's worktree takes when it is created (the checkout's size).
+    pub fn set_worktree_size(&mut self, bytes: u64) {
+        self.worktree_size = bytes;
+    }
+
     /// Measured use of one running task.
     pub fn usage(&self, task: &str) -> Option<Usage> {
         self.usage.get(task).copied()
@@ -383,11 +390,23 @@ impl Governor {
             });
         }
         let s = &self.sample;
-        if s.free_disk < limits.min_disk {
-            return Err(format!("only {} MiB disk free (minimum {} MiB)", s.free_disk >> 20, limits.min_disk >> 20));
-        }
-        // Tasks not measured yet count at what they are expected to take.
+        // Tasks not measured yet count at what they are expected to take; their worktrees may
+        // not be in the last reading of free disk either.
         let pending: Vec<&Tree> = running.iter().filter(|t| !self.usage.contains_key(&t.task)).collect();
+        let disk_wanted = (pending.len() as u64 + 1) * self.worktree_size;
+        if s.free_disk < limits.min_disk.saturating_add(disk_wanted) {
+            return Err(if self.worktree_size == 0 {
+                format!("only {} MiB disk free (minimum {} MiB)", s.free_disk >> 20, limits.min_disk >> 20)
+            } else {
+                format!(
+                    "disk: {} MiB free, a worktree takes {} MiB ({} starting), parallel.minDisk keeps {} MiB",
+                    s.free_disk >> 20,
+                    self.worktree_size >> 20,
+                    pending.len(),
+                    limits.min_disk >> 20
+                )
+            });
+        }
         let measured = running.len() - pending.len();
         let known = limits.cpu_per_task.is_some() || self.learned.get(profile).is_some_and(|l| l.cpu.is_some());
         if !known && pending.len() >= measured.max(SLOW_START) {
@@ -603,6 +622,27 @@ mod tests {
         g.sample.free_disk = GIB / 2;
         assert!(g.admit(&limits(None), "c", "feature", &running).unwrap_err().contains("disk"));
         assert!(g.admit(&limits(None), "c", "feature", &[]).is_ok(), "one task may always start");
+    }
+
+    #[test]
+    fn worktrees_being_created_count_against_free_disk() {
+        let mut g = gov(SMALL);
+        g.learned.insert("c".into(), Learned { cpu: Some(0.0), rss: MIB });
+        g.set_worktree_size(2 * GIB);
+        g.sample.free_disk = 8 * GIB;
+        // 8 GiB free, 1 GiB kept: one measured task (its worktree is in the reading) leaves
+        // room for three new 2 GiB worktrees, of which two are being created.
+        let mut running: Vec<Tree> = (0..3).map(|i| tree(&i.to_string(), "c")).collect();
+        g.usage.insert("0".into(), Usage::default());
+        assert!(g.admit(&limits(None), "c", "feature", &running).is_ok());
+        running.push(tree("3", "c"));
+        let why = g.admit(&limits(None), "c", "feature", &running).unwrap_err();
+        assert!(why.contains("a worktree takes 2048 MiB (3 starting)"), "{why}");
+        // Once measured, the reading has them.
+        for t in &running {
+            g.usage.insert(t.task.clone(), Usage::default());
+        }
+        assert!(g.admit(&limits(None), "c", "feature", &running).is_ok());
     }
 
     #[test]
