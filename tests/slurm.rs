@@ -312,6 +312,40 @@ fn killed_orchestrator_loses_nothing_and_resume_reattaches() {
     }
 }
 
+#[test]
+fn an_orchestrator_killed_between_sbatch_and_recording_the_job_is_not_submitted_twice() {
+    let r = repo();
+    let flag = r.scratch("flag");
+    r.prompt("a", "", &format!("{}\nwrite a.txt alpha", wait_for(&flag)));
+    r.commit("prompts");
+    // The job is queued, the orchestrator dies before the run's log names it.
+    let o = r.gp_env(&["run", "prompts"], &[("SLURM_CONF", cluster()), ("GIT_PARALLEL_FAULT", "slurm-submitted")]);
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    assert_eq!(field(&r, "1", "a", "job"), "", "the job id was not recorded");
+    let name = "gp-1-a";
+    let live = || {
+        slurm("squeue", &["-h", &format!("--name={name}"), "-O", "JobID:|,WorkDir:"])
+            .lines()
+            .filter(|l| l.contains(&r.root.display().to_string()))
+            .map(|l| l.split('|').next().unwrap().trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = live();
+    assert_eq!(first.len(), 1, "one job queued or running: {first:?}");
+    // Resume finds it by name and repository, and watches it instead of submitting another.
+    let err = r.scratch("resume.err");
+    let mut resume = spawn_gp(&r, &["resume", "1"], &err);
+    wait_until("resume to re-attach to the unrecorded job", 120, || {
+        std::fs::read_to_string(&err).unwrap_or_default().contains(&format!("a: re-attached to Slurm job {}", first[0]))
+    });
+    assert_eq!(live(), first, "no second job was submitted");
+    std::fs::write(&flag, "").unwrap();
+    let st = resume.wait().unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&err).unwrap_or_default());
+    assert_eq!(r.task_state("1", "a")["status"], "succeeded");
+    assert_eq!(field(&r, "1", "a", "job"), format!("slurm:{}", first[0]));
+}
+
 /// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE). Missing,
 /// the test says so and passes, except under CI (`CI` set), as the other end-to-end tests.
 fn claude_bin() -> Option<PathBuf> {

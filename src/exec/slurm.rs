@@ -41,6 +41,8 @@ struct Inner {
     /// Jobs being watched: id → who waits for its end.
     watched: Mutex<HashMap<String, Sender<JobInfo>>>,
     poller: std::sync::Once,
+    /// A resume: jobs an earlier orchestrator submitted but did not live to record may exist.
+    resuming: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Slurm {
@@ -167,6 +169,32 @@ pub fn squeue(ids: &[String]) -> Result<HashMap<String, JobInfo>> {
     bail!("squeue failed: {}", err.trim())
 }
 
+/// The job name a task's jobs get.
+fn job_name(spec: &TaskSpec) -> String {
+    format!("gp-{}-{}", spec.run, spec.task)
+}
+
+/// A job of this task still queued or running that the run may not have recorded: an
+/// orchestrator killed between `sbatch` and recording the job id leaves one behind. Found by
+/// its name and the repository it runs in (two repositories may both have a run 1 with a
+/// task `a`).
+fn unrecorded_live_job(repo: &Repo, spec: &TaskSpec) -> Result<Option<String>> {
+    let args =
+        vec!["-h".to_string(), format!("--name={}", job_name(spec)), "-O".into(), "JobID:|,WorkDir:|,State:".into()];
+    let out = proc::tool("squeue", &args, None)?;
+    if !out.ok() {
+        bail!("squeue failed: {}", out.stderr_str().trim());
+    }
+    let workdir = repo.workdir.canonicalize().unwrap_or_else(|_| repo.workdir.clone());
+    Ok(out.stdout_str().lines().find_map(|l| {
+        let f: Vec<&str> = l.split('|').map(str::trim).collect();
+        let (id, dir, state) = (f.first()?, f.get(1)?, f.get(2)?);
+        let same_repo = Path::new(dir).canonicalize().is_ok_and(|d| d == workdir);
+        let live = !JobInfo { state: state.to_string(), ..JobInfo::gone(id) }.ended();
+        (same_repo && live && !id.is_empty()).then(|| id.to_string())
+    }))
+}
+
 /// Stop jobs (TERM, then KILL after Slurm's KillWait). Unknown or ended jobs are ignored.
 pub fn scancel(ids: &[String]) -> Result<()> {
     if ids.is_empty() {
@@ -227,7 +255,20 @@ fn tail_of(path: &Path, max: u64) -> Vec<u8> {
 
 impl Slurm {
     pub fn new(cfg: SlurmSettings) -> Slurm {
-        Slurm { inner: Arc::new(Inner { cfg, watched: Mutex::new(HashMap::new()), poller: std::sync::Once::new() }) }
+        Slurm {
+            inner: Arc::new(Inner {
+                cfg,
+                watched: Mutex::new(HashMap::new()),
+                poller: std::sync::Once::new(),
+                resuming: Default::default(),
+            }),
+        }
+    }
+
+    /// This orchestrator resumes a run: before submitting a task, look for a job of it that
+    /// an earlier life submitted without recording.
+    pub fn set_resuming(&self) {
+        self.inner.resuming.store(true, Ordering::SeqCst);
     }
 
     /// The sbatch arguments for a task (without the script).
@@ -235,7 +276,7 @@ impl Slurm {
         let cfg = &self.inner.cfg;
         let mut a = vec![
             "--parsable".to_string(),
-            format!("--job-name=gp-{}-{}", spec.run, spec.task),
+            format!("--job-name={}", job_name(spec)),
             format!("--output={}", jobs_dir(spec).join(format!("{}-%j.out", spec.task)).display()),
             format!("--chdir={}", repo.workdir.display()),
         ];
@@ -320,6 +361,7 @@ impl Slurm {
 
     fn submit_recorded(&self, repo: &Repo, spec: &TaskSpec, tx: &Sender<Msg>) -> Result<String> {
         let id = self.submit(repo, spec)?;
+        crate::fault::point("slurm-submitted");
         let _ = tx.send(Msg::Event(Box::new(Event::Job {
             task: spec.task.clone(),
             executor: "slurm".into(),
@@ -338,10 +380,21 @@ impl Slurm {
         tx: &Sender<Msg>,
     ) -> Result<Option<Outcome>> {
         // A resume: the job of an earlier orchestrator life may still be queued or running.
-        let live = match job.as_deref().and_then(|j| j.strip_prefix("slurm:")) {
+        let mut live = match job.as_deref().and_then(|j| j.strip_prefix("slurm:")) {
             Some(id) => squeue(&[id.to_string()])?.remove(id).filter(|j| !j.ended()).map(|j| j.id),
             None => None,
         };
+        if live.is_none() && self.inner.resuming.load(Ordering::SeqCst) {
+            if let Some(id) = unrecorded_live_job(repo, spec)? {
+                let _ = tx.send(Msg::Event(Box::new(Event::Job {
+                    task: spec.task.clone(),
+                    executor: "slurm".into(),
+                    id: id.clone(),
+                    node: None,
+                })));
+                live = Some(id);
+            }
+        }
         let mut current = match live {
             Some(id) => {
                 crate::ui::note(&format!("{}: re-attached to Slurm job {id}", spec.task));
