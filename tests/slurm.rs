@@ -346,6 +346,48 @@ fn an_orchestrator_killed_between_sbatch_and_recording_the_job_is_not_submitted_
     assert_eq!(field(&r, "1", "a", "job"), format!("slurm:{}", first[0]));
 }
 
+#[test]
+fn a_rate_limit_inside_one_job_holds_back_the_profiles_next_submissions() {
+    let r = repo();
+    r.git(&["config", "parallel.retryDelay", "4s"]);
+    let counter = r.scratch("api-calls");
+    // a's first attempt gets HTTP 429 on its node; q waits for that, then b becomes ready
+    // while the reset is still ahead.
+    r.prompt("a", "", &format!("transient 1 {} 429\nwrite a.txt alpha", counter.display()));
+    r.prompt("q", "", &format!("{}\nsleep 1500\nwrite q.txt q", wait_for(&counter)));
+    r.prompt("b", "depends_on: [q]", "write b.txt beta");
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "-j", "3"], &env());
+    o.ok();
+    for t in ["a", "q", "b"] {
+        assert_eq!(r.task_state("1", t)["status"], "succeeded", "{t}");
+    }
+    // The job told the orchestrator, whose limit for the profile then held b back.
+    assert!(o.stderr.contains("a: custom: rate limited by the API"), "{}", o.stderr);
+    assert!(o.stderr.contains("waiting to start more: custom: rate limited by the API"), "{}", o.stderr);
+}
+
+#[test]
+fn a_profiles_own_ceiling_holds_on_the_cluster_too() {
+    let r = repo();
+    r.git(&["config", "parallel.custom.concurrency", "1"]);
+    let s = r.scratch("stamps");
+    for t in ["a", "b"] {
+        r.prompt(t, "", &format!("stamp {0}\nsleep 1000\nwrite {t}.txt {t}\nstamp-end {0}", s.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "-j", "2"], &env());
+    o.ok();
+    assert!(o.stderr.contains("parallel.custom.concurrency 1 allows"), "{}", o.stderr);
+    let text = std::fs::read_to_string(&s).unwrap();
+    let at = |t: &str, kind: &str| -> u64 {
+        let l = text.lines().find(|l| l.starts_with(&format!("{t} {kind} "))).unwrap();
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (first, second) = if at("a", "start") < at("b", "start") { ("a", "b") } else { ("b", "a") };
+    assert!(at(second, "start") >= at(first, "end"), "one job of the profile at a time:\n{text}");
+}
+
 /// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE). Missing,
 /// the test says so and passes, except under CI (`CI` set), as the other end-to-end tests.
 fn claude_bin() -> Option<PathBuf> {

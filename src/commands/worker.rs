@@ -55,6 +55,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     let ctl = super::run::interrupt_control();
     let (tx, rx) = mpsc::channel::<Msg>();
     let repo = ctx.repo.clone();
+    let spec_for_report = spec.clone();
     let worker = std::thread::spawn(move || task::run(repo, spec, ctl, tx));
     let mut running = HashMap::from([(args.task.clone(), worker)]);
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
@@ -64,7 +65,11 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
         let done = matches!(msg, Msg::Finished(_));
         match msg {
             Msg::RateLimited { task, profile, reset } => {
-                obs.note(&format!("{task}: {profile} rate limited, retrying after {} s", reset.as_secs()))
+                obs.note(&format!("{task}: {profile} rate limited, retrying after {} s", reset.as_secs()));
+                // The orchestrator holds back the profile's other jobs too.
+                if let Err(e) = crate::exec::slurm::report_rate_limit(&spec_for_report, reset) {
+                    obs.note(&format!("{task}: cannot tell the orchestrator of the rate limit: {e:#}"));
+                }
             }
             msg => {
                 orchestrator::handle(&mut log, &plan, &index, msg, &mut running, &mut notes_due, &mut ended, &mut obs)?;

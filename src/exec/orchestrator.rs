@@ -195,7 +195,7 @@ pub fn execute(
             } else if running.len() >= opts.limits.ceiling() {
                 Err(format!("{} {} jobs queued or running: the ceiling", running.len(), opts.executor.name()))
             } else {
-                Ok(())
+                gov.admit_profile(&opts.limits, &profile, &trees)
             };
             if let Err(why) = admitted {
                 // Another profile's task may still fit (a rate limit is per profile); look at

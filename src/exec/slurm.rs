@@ -235,6 +235,35 @@ fn jobs_dir(spec: &TaskSpec) -> PathBuf {
     spec.worktree.parent().unwrap_or(Path::new(".")).join(".slurm")
 }
 
+/// Where a job says its agent hit the API's rate limit, for the orchestrator's per-profile limit
+/// (the job's own retries wait on their own): the reset in milliseconds, rewritten at each hit.
+/// A file beside the job's script on the shared filesystem: one `stat` per watch tick is all
+/// the orchestrator pays, where reading the run's log would cost a parse per tick.
+fn rate_file(spec: &TaskSpec) -> PathBuf {
+    jobs_dir(spec).join(format!("{}.rate-limited", spec.task))
+}
+
+/// Called by the worker in a job when its agent was rate limited.
+pub fn report_rate_limit(spec: &TaskSpec, reset: Duration) -> Result<()> {
+    let file = rate_file(spec);
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", reset.as_millis()))?;
+    std::fs::rename(&tmp, &file)?;
+    Ok(())
+}
+
+/// A new report in the rate file since `seen` (its modification time): the reset it gave.
+fn rate_report(spec: &TaskSpec, seen: &mut Option<std::time::SystemTime>) -> Option<Duration> {
+    let file = rate_file(spec);
+    let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok()?;
+    if *seen == Some(modified) {
+        return None;
+    }
+    *seen = Some(modified);
+    let ms = std::fs::read_to_string(&file).ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
 /// The output file of a job.
 fn output_file(spec: &TaskSpec, id: &str) -> PathBuf {
     jobs_dir(spec).join(format!("{}-{id}.out", spec.task))
@@ -414,6 +443,8 @@ impl Slurm {
             }
         };
         let mut node_retries = spec.retries;
+        // Reports of an earlier life's jobs are old news.
+        let mut rate_seen = std::fs::metadata(rate_file(spec)).and_then(|m| m.modified()).ok();
         loop {
             let rx = self.watch(&current);
             let mut cancelled = false;
@@ -422,6 +453,9 @@ impl Slurm {
                     Ok(info) => break info,
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => bail!("lost the watch of Slurm job {current}"),
+                }
+                if let Some(reset) = rate_report(spec, &mut rate_seen) {
+                    let _ = tx.send(Msg::RateLimited { task: spec.task.clone(), profile: spec.profile.clone(), reset });
                 }
                 if ctl.stop.load(Ordering::SeqCst) && !cancelled {
                     cancelled = true;

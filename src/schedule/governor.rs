@@ -354,6 +354,13 @@ impl Governor {
     /// Whether one more task of `profile` may start now, with `running` running; the reason
     /// when not (for the narration).
     pub fn admit(&self, limits: &Limits, profile: &str, kind: &str, running: &[Tree]) -> Result<(), String> {
+        self.admit_profile(limits, profile, running)?;
+        self.admit_machine(limits, profile, kind, running)
+    }
+
+    /// What holds for a profile wherever its agents run (here or on a cluster's nodes): its
+    /// ceiling, and what its API's rate limits left of it.
+    pub fn admit_profile(&self, limits: &Limits, profile: &str, running: &[Tree]) -> Result<(), String> {
         if let Some(&most) = limits.per_profile.get(profile) {
             let mine = running.iter().filter(|t| t.profile == profile).count();
             if mine >= most {
@@ -379,6 +386,11 @@ impl Governor {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// What holds for agents on this machine: the ceiling, disk, CPU and memory.
+    fn admit_machine(&self, limits: &Limits, profile: &str, kind: &str, running: &[Tree]) -> Result<(), String> {
         if running.is_empty() {
             return Ok(());
         }
