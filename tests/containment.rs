@@ -457,3 +457,32 @@ fn an_agents_own_resets_and_retries_are_not_taken_for_moves_from_outside() {
     r.gp(&["run", "prompts", "--no-integrate"]).ok();
     assert_eq!(r.task_state("1", "busy")["status"], "succeeded");
 }
+
+#[test]
+fn under_the_sandbox_the_agent_cannot_write_outside_its_worktree() {
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is needed; .ci/run installs it");
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("src/app.py", "ok = True\n");
+    r.commit("app");
+    let outside = r.scratch("outside.txt");
+    std::fs::write(&outside, "mine\n").unwrap();
+    let home_rc = r.home.join(".bashrc");
+    r.prompt(
+        "attacker",
+        "",
+        &format!(
+            "write own.txt own\n\
+             sh (echo pwned >> {root}/src/app.py) 2>/dev/null; (echo pwned >> {out}) 2>/dev/null; (echo pwned >> {rc}) 2>/dev/null; true",
+            root = r.root.display(),
+            out = outside.display(),
+            rc = home_rc.display()
+        ),
+    );
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--sandbox", "--no-integrate"]).ok();
+    assert_eq!(r.task_state("1", "attacker")["status"], "succeeded");
+    assert_eq!(std::fs::read_to_string(r.path("src/app.py")).unwrap(), "ok = True\n", "the main checkout");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "mine\n", "a file elsewhere");
+    assert!(!home_rc.exists(), "the user's home");
+}
