@@ -17,6 +17,9 @@ pub struct Settings {
     pub concurrency: Option<usize>,
     /// `parallel.maxConcurrency`: cap when nothing is requested (default 4).
     pub max_concurrency: usize,
+    /// `parallel.maxProcesses`: most processes one agent may run at once (default 2048, 0: no
+    /// limit).
+    pub max_processes: Option<usize>,
     /// `parallel.worktreeDir`: where worktrees go (default `<repo>.parallel`).
     pub worktree_dir: Option<PathBuf>,
     /// `parallel.setup`: command run in a new worktree before the agent.
@@ -120,6 +123,11 @@ impl Settings {
             agent_command: string("parallel.agentCommand"),
             concurrency,
             max_concurrency: nonneg("parallel.maxConcurrency")?.map(|v| v.max(1) as usize).unwrap_or(16),
+            max_processes: match nonneg("parallel.maxProcesses")? {
+                Some(0) => None,
+                Some(n) => Some(n as usize),
+                None => Some(2048),
+            },
             worktree_dir: string("parallel.worktreeDir").map(PathBuf::from),
             setup: string("parallel.setup"),
             copy: file
@@ -226,6 +234,7 @@ impl Settings {
             min_disk: self.min_disk,
             cpu_limit: self.cpu_limit,
             per_profile: self.per_profile.clone(),
+            max_processes: self.max_processes,
         }
     }
 }

@@ -486,3 +486,28 @@ fn under_the_sandbox_the_agent_cannot_write_outside_its_worktree() {
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "mine\n", "a file elsewhere");
     assert!(!home_rc.exists(), "the user's home");
 }
+
+#[test]
+fn a_process_bomb_is_killed_whole_and_fails_its_task_without_retry() {
+    for (i, mode) in MODES.iter().enumerate() {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        r.git(&["config", "parallel.maxProcesses", "100"]);
+        let marker = unique_sleep(40 + i as u32);
+        // 300 processes, then it waits for them: a bounded fork bomb.
+        r.prompt("bomb", "", &format!("write b.txt b\nsh for i in $(seq 300); do sleep {marker} & done; wait"));
+        r.prompt("calm", "", "write c.txt c");
+        r.commit("prompts");
+        let o = r.gp_env(&["run", "prompts", "--no-integrate", "--retries", "2"], &[("GIT_PARALLEL_CONTAIN", mode)]);
+        let survivors = processes_with(&marker);
+        kill_all(&marker);
+        assert_eq!(o.code, 1, "{mode}: {}", o.stderr);
+        let t = r.task_state("1", "bomb");
+        assert_eq!(t["status"], "failed", "{mode}: {t}");
+        let reason = t["reason"].as_str().unwrap();
+        assert!(reason.contains("more than parallel.maxProcesses (100)"), "{mode}: {reason}");
+        assert_eq!(t["attempts"], 1, "{mode}: a limit broken is not retried: {t}");
+        assert!(survivors.is_empty(), "{mode}: {} processes outlived the task", survivors.len());
+        assert_eq!(r.task_state("1", "calm")["status"], "succeeded", "{mode}");
+    }
+}

@@ -179,6 +179,17 @@ pub fn execute(
         let mut trees =
             trees_of(&running, &ctl, |t| index.get(t).map(|&i| (profile_of(i), kind_of(i))).unwrap_or_default());
         gov.observe(&trees);
+        // A fork bomb, or any runaway: its whole tree is killed and the task fails.
+        if let Some(most) = opts.limits.max_processes {
+            for t in &trees {
+                if let Some(n) = gov.usage(&t.task).map(|u| u.processes).filter(|&n| n > most) {
+                    ctl.condemn(
+                        &t.task,
+                        format!("the agent ran {n} processes at once, more than parallel.maxProcesses ({most}); all were killed"),
+                    );
+                }
+            }
+        }
         let mut waiting: Option<String> = None;
         let mut refused = 0;
         while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping) {

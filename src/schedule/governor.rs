@@ -64,6 +64,9 @@ pub struct Limits {
     pub cpu_limit: f32,
     /// Most agents of one profile at once (`parallel.<profile>.concurrency`).
     pub per_profile: std::collections::BTreeMap<String, usize>,
+    /// Most processes one agent's tree may have (`parallel.maxProcesses`, default 2048; 0: no
+    /// limit): past it, the tree is killed and the task fails.
+    pub max_processes: Option<usize>,
 }
 
 impl Limits {
@@ -142,6 +145,8 @@ pub struct Usage {
     /// when that is more (under contention, use understates demand).
     pub cores: f64,
     pub rss: u64,
+    /// Processes in the tree.
+    pub processes: usize,
 }
 
 /// What a profile's tasks were seen to need.
@@ -279,6 +284,7 @@ impl Governor {
                 }
             }
             u.cores = used.max(runnable);
+            u.processes = seen;
             let total = self.totals.entry(t.task.clone()).or_default();
             if self.usage.contains_key(&t.task) {
                 total.0 += u.cores;
@@ -318,6 +324,7 @@ impl Governor {
         Usage {
             cores: cpu.unwrap_or(PRIOR_CPU).max(limits.cpu_per_task.unwrap_or(0.0)).max(0.01),
             rss: rss.unwrap_or(PRIOR_RSS).max(limits.memory_per_task.unwrap_or(0)),
+            processes: 0,
         }
     }
 
@@ -523,6 +530,7 @@ mod tests {
             min_disk: GIB,
             cpu_limit: 150.0,
             per_profile: Default::default(),
+            max_processes: None,
         }
     }
 
