@@ -568,7 +568,7 @@ mod tests {
         }
         let running: Vec<Tree> = (0..10).map(|i| tree(&format!("c{i}"), "claude")).collect();
         for t in &running {
-            g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB });
+            g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB, processes: 1 });
         }
         assert!(g.admit(&l, "claude", "feature", &running).is_ok(), "10 waiting agents leave room for an 11th");
         g.sample.cpu_usage = 60.0; // 1.2 of a 3.0-core budget in use
@@ -590,7 +590,7 @@ mod tests {
         let builds: Vec<Tree> =
             (0..3).map(|i| Tree { task: format!("b{i}"), profile: "x".into(), kind: "test".into(), pid: 1 }).collect();
         for t in &builds {
-            g.usage.insert(t.task.clone(), Usage { cores: 1.0, rss: MIB });
+            g.usage.insert(t.task.clone(), Usage { cores: 1.0, rss: MIB, processes: 1 });
         }
         assert!(g.admit(&l, "x", "test", &builds).unwrap_err().contains("CPU"));
         assert!(g.admit(&l, "x", "docs", &builds).is_ok(), "one docs task may show what docs tasks need");
@@ -610,7 +610,7 @@ mod tests {
         assert!(g.admit(&l, "x", "feature", &running[..3]).is_ok());
         assert!(g.admit(&l, "x", "feature", &running).unwrap_err().contains("measuring"));
         for t in &running {
-            g.usage.insert(t.task.clone(), Usage { cores: 0.01, rss: MIB });
+            g.usage.insert(t.task.clone(), Usage { cores: 0.01, rss: MIB, processes: 1 });
         }
         g.learned.insert("x".into(), Learned { cpu: Some(0.01), rss: MIB });
         assert!(g.admit(&l, "x", "feature", &running).is_ok());
@@ -623,10 +623,10 @@ mod tests {
         g.learned.insert("m".into(), Learned { cpu: Some(0.01), rss: 400 * MIB });
         let running = vec![tree("a", "m")];
         // Started, not grown yet: it is still expected to take 400 MiB.
-        g.usage.insert("a".into(), Usage { cores: 0.0, rss: 10 * MIB });
+        g.usage.insert("a".into(), Usage { cores: 0.0, rss: 10 * MIB, processes: 1 });
         assert!(g.admit(&l, "m", "feature", &running).is_ok(), "400 + 400 fit in 1 GiB");
         let two = vec![tree("a", "m"), tree("b", "m")];
-        g.usage.insert("b".into(), Usage { cores: 0.0, rss: 10 * MIB });
+        g.usage.insert("b".into(), Usage { cores: 0.0, rss: 10 * MIB, processes: 1 });
         assert!(g.admit(&l, "m", "feature", &two).unwrap_err().contains("memory"), "a third would not fit");
     }
 
