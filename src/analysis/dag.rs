@@ -4,11 +4,13 @@
 //!   serializes them: higher priority first, then the earlier prompt.
 //! - Soft conflict: a file one task touches depends on a file the other touches, directly or
 //!   through up to two modules in between (`MAX_HOPS`). Reported with a risk score, never
-//!   serialized. Each link weighs 1 when direct, 0.35 through one module, 0.12 through two, times
-//!   0.5..1 by the fan-in of the depended-on file (how many files import it, relative to the
-//!   repository's most imported); risk = 0.95 × (1 − e^(−0.8 × total weight)), so it grows with
-//!   every link and stays below a hard conflict's 1.0. Pairs joined only transitively are kept
-//!   from `TRANSITIVE_FLOOR` up. Examples: `soft_risk_examples` below.
+//!   serialized. Each link weighs 1 when direct, 0.35 through one module, 0.12 through two;
+//!   times 0.5..1 by the fan-in of the depended-on file (how many files import it, relative to
+//!   the repository's most imported); times, for each importer on the path, 0.6..1 by how much
+//!   it relies on the next file (1 when that is its only import: `share`). Risk = 0.95 ×
+//!   (1 − e^(−0.8 × total weight)), so it grows with every link and stays below a hard
+//!   conflict's 1.0. Pairs joined only transitively are kept from `TRANSITIVE_FLOOR` up.
+//!   Examples: `soft_risk_examples` below.
 //! - Explicit `depends_on` edges; unknown ids, duplicate ids and cycles are errors naming the
 //!   tasks involved.
 
@@ -136,9 +138,13 @@ fn soft_links(
             }
         }
     }
-    // Visited marks stamped per walk; the parent of each reached file, to show the path.
+    let out_degree: Vec<usize> =
+        names.iter().map(|n| graph.imports.get(*n).map_or(0, std::collections::BTreeSet::len)).collect();
+    // Visited marks stamped per walk; the parent of each reached file, to show the path, and
+    // how much the path relies on the walk's start.
     let mut stamp = vec![0u32; names.len()];
     let mut parent = vec![u32::MAX; names.len()];
+    let mut reliance = vec![1.0f64; names.len()];
     let mut walk = 0u32;
     let mut links: std::collections::BTreeMap<(usize, usize), Link> = Default::default();
     for (b, n) in nodes.iter().enumerate() {
@@ -147,6 +153,7 @@ fn soft_links(
             let fan_in = importers[start as usize].len();
             walk += 1;
             stamp[start as usize] = walk;
+            reliance[start as usize] = 1.0;
             let mut frontier = vec![start];
             for hops in 1..=max_hops {
                 let mut next = Vec::new();
@@ -157,6 +164,7 @@ fn soft_links(
                         }
                         stamp[importer as usize] = walk;
                         parent[importer as usize] = file;
+                        reliance[importer as usize] = reliance[file as usize] * share(out_degree[importer as usize]);
                         if !only_declares {
                             next.push(importer);
                         }
@@ -165,7 +173,7 @@ fn soft_links(
                                 continue;
                             }
                             let link = links.entry((a.min(b), a.max(b))).or_default();
-                            link.weight += link_weight(hops, fan_in, max_fan_in);
+                            link.weight += link_weight(hops, fan_in, max_fan_in) * reliance[importer as usize];
                             link.direct |= hops == 1;
                             // Every direct path is listed; transitive ones only a few (thousands
                             // would swamp the plan).
@@ -204,6 +212,12 @@ pub fn link_weight(hops: usize, fan_in: usize, max_fan_in: usize) -> f64 {
     };
     let spread = ((1 + fan_in) as f64).ln() / ((2 + max_fan_in) as f64).ln();
     directness * (0.5 + 0.5 * spread)
+}
+
+/// How much a file that imports `out_degree` files relies on any one of them: 1 for its only
+/// import, down to 0.6 for one of very many.
+pub fn share(out_degree: usize) -> f64 {
+    0.6 + 0.4 / out_degree.max(1) as f64
 }
 
 /// Risk of a soft conflict from the summed weight of its links: grows with each link and never
@@ -546,6 +560,23 @@ mod tests {
     fn links_between(nodes: &[Node], g: &ImportGraph, a: &str, b: &str) -> bool {
         let (i, j) = (nodes.iter().position(|n| n.id == a).unwrap(), nodes.iter().position(|n| n.id == b).unwrap());
         soft_links(nodes, g, MAX_HOPS).contains_key(&(i.min(j), i.max(j)))
+    }
+
+    #[test]
+    fn a_file_that_relies_on_fewer_imports_relies_more_on_each() {
+        // only.py imports lib.py alone; many.py imports lib.py and nine other modules.
+        let mut edges = vec![("only.py", "lib.py"), ("many.py", "lib.py")];
+        let others: Vec<String> = (0..9).map(|i| format!("o{i}.py")).collect();
+        for o in &others {
+            edges.push(("many.py", o.as_str()));
+        }
+        let g = graph(&edges);
+        let nodes =
+            [node("only", &["only.py"], &[], 0), node("many", &["many.py"], &[], 0), node("lib", &["lib.py"], &[], 0)];
+        let dag = build(&nodes, &g, false).unwrap();
+        let (heavy, light) = (risk(&dag, "only", "lib").unwrap(), risk(&dag, "many", "lib").unwrap());
+        assert!(heavy > light, "{heavy} vs {light}");
+        assert!((share(1) - 1.0).abs() < 1e-9 && share(10) > 0.6 && share(10) < share(2));
     }
 
     #[test]
