@@ -146,8 +146,12 @@ struct TsConfig {
 /// Everything resolution needs to know about the tracked files.
 struct Index<'a> {
     all: HashSet<&'a str>,
-    /// Python dotted module name → file (`a.b` → `a/b.py` or `a/b/__init__.py`).
-    py_modules: HashMap<String, &'a str>,
+    /// Python dotted module name → files (`a.b` → `a/b.py` or `a/b/__init__.py`) under the source
+    /// roots, in root order; several when packages of the repository share a name (`tests`).
+    py_modules: HashMap<String, Vec<&'a str>>,
+    /// Folders holding an `__init__.py`, and the basedirs of test files (see `py_basedir`).
+    py_packages: HashSet<&'a str>,
+    py_test_basedirs: HashSet<&'a str>,
     /// directory → its Go files (non-test).
     go_dirs: HashMap<&'a str, Vec<&'a str>>,
     /// (module path, directory) for each go.mod, and each local `replace`; longest path first.
@@ -187,7 +191,7 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     }
     py_roots.sort();
     py_roots.dedup();
-    let mut py_modules: HashMap<String, &str> = HashMap::new();
+    let mut py_modules: HashMap<String, Vec<&str>> = HashMap::new();
     let mut go_dirs: HashMap<&str, Vec<&str>> = HashMap::new();
     for p in paths {
         if let Some(stem) = p.strip_suffix(".py") {
@@ -201,13 +205,24 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
                     stem.strip_prefix(root.as_str()).and_then(|r| r.strip_prefix('/'))
                 };
                 if let Some(rel) = rel {
-                    py_modules.entry(rel.replace('/', ".")).or_insert(p.as_str());
+                    let files = py_modules.entry(rel.replace('/', ".")).or_default();
+                    if !files.contains(&p.as_str()) {
+                        files.push(p.as_str());
+                    }
                 }
             }
         } else if p.ends_with(".go") && !p.ends_with("_test.go") {
             go_dirs.entry(dir_of(p)).or_default().push(p.as_str());
         }
     }
+
+    let py_packages: HashSet<&str> = paths
+        .iter()
+        .filter_map(|p| p.strip_suffix("/__init__.py"))
+        .chain(paths.iter().filter(|p| *p == "__init__.py").map(|_| ""))
+        .collect();
+    let py_test_basedirs: HashSet<&str> =
+        paths.iter().filter(|p| py_is_test(p)).map(|p| py_basedir(p, &py_packages)).collect();
 
     let mut go_mods = Vec::new();
     let mut crates = HashMap::new();
@@ -263,6 +278,8 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     let index = Index {
         all,
         py_modules,
+        py_packages,
+        py_test_basedirs,
         go_dirs,
         go_mods,
         crates,
@@ -483,6 +500,69 @@ fn package_json(dir: &str, text: &str) -> Option<(String, JsPackage)> {
     Some((name, JsPackage { dir: dir.to_string(), entries }))
 }
 
+/// A file pytest collects: `test_*.py`, `*_test.py`, `conftest.py`.
+fn py_is_test(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "conftest.py" || (name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py")))
+}
+
+/// pytest's basedir of a file (its default `prepend` import mode): the first folder above it
+/// without an `__init__.py`, which goes first on `sys.path` while the file is imported.
+fn py_basedir<'p>(path: &'p str, packages: &HashSet<&str>) -> &'p str {
+    let mut d = dir_of(path);
+    while !d.is_empty() && packages.contains(d) {
+        d = dir_of(d);
+    }
+    d
+}
+
+/// Python source with the contents of triple-quoted strings blanked (newlines kept), so that
+/// code in docstrings and templates is not taken for imports.
+fn py_mask_strings(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("\"\"\"") && !text.contains("'''") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q);
+                i += if triple { 3 } else { 1 };
+                while i < b.len() {
+                    let c = b[i];
+                    if c == q && (!triple || (b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q))) {
+                        i += if triple { 3 } else { 1 };
+                        break;
+                    }
+                    if c == b'\n' && !triple {
+                        break;
+                    }
+                    // An escaped character, a quote included, belongs to the string.
+                    let len = if c == b'\\' && i + 1 < b.len() { 2 } else { 1 };
+                    if triple {
+                        for j in i..i + len {
+                            if b[j] != b'\n' {
+                                out[j] = b' ';
+                            }
+                        }
+                    }
+                    i += len;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    // Only bytes inside strings were replaced, every byte of a character alike, by spaces.
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_string()))
+}
+
 fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static IMPORT: OnceLock<Regex> = OnceLock::new();
     static FROM: OnceLock<Regex> = OnceLock::new();
@@ -490,9 +570,32 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
     // Names in parentheses may span lines; without them they end with the line.
     let from =
         re(&FROM, r"(?m)^[ \t]*from[ \t]+(\.*)([A-Za-z0-9_.]*)[ \t]+import[ \t]+(?:\(([^)]*)\)|([A-Za-z0-9_, \t*]+))");
+    let text = py_mask_strings(text);
+    let module_file = |m: &str| idx.file(&format!("{m}.py")).or_else(|| idx.file(&format!("{m}/__init__.py")));
+    // A test file, or a module of its package tree, imports with its basedir first on sys.path.
+    let basedir = py_basedir(path, &idx.py_packages);
+    let local = idx.py_test_basedirs.contains(basedir).then_some(basedir);
+    let here = dir_of(path);
+    let lookup = |module: &str| -> Option<String> {
+        if let Some(base) = local {
+            if let Some(f) = module_file(&in_dir(base, &module.replace('.', "/"))) {
+                return Some(f);
+            }
+        }
+        // Packages that share a name: the one nearest the importer (each package's tests run
+        // with its own folder on sys.path), the first root on a tie.
+        let files = idx.py_modules.get(module)?;
+        let shared = |f: &str| here.split('/').zip(dir_of(f).split('/')).take_while(|(a, b)| a == b).count();
+        let mut best = *files.first()?;
+        for f in &files[1..] {
+            if shared(f) > shared(best) {
+                best = f;
+            }
+        }
+        Some(best.to_string())
+    };
     let mut out = Vec::new();
-    let lookup = |module: &str| idx.py_modules.get(module).map(|s| s.to_string());
-    for c in import.captures_iter(text) {
+    for c in import.captures_iter(&text) {
         for item in c[1].split(',') {
             let name = item.split_whitespace().next().unwrap_or("");
             // `import a.b.c` imports a, a.b and a.b.c; the deepest existing one is the target.
@@ -503,8 +606,8 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
         }
     }
     // The file's own package, for relative imports.
-    let pkg: Vec<&str> = dir_of(path).split('/').filter(|s| !s.is_empty()).collect();
-    for c in from.captures_iter(text) {
+    let pkg: Vec<&str> = here.split('/').filter(|s| !s.is_empty()).collect();
+    for c in from.captures_iter(&text) {
         let dots = c[1].len();
         let module = &c[2];
         let list = c.get(3).or(c.get(4)).map(|m| m.as_str()).unwrap_or("");
@@ -523,7 +626,6 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
             b.extend(module.split('.').filter(|s| !s.is_empty()));
             // Relative imports resolve by path, not through source roots.
             let dir = b.join("/");
-            let module_file = |m: &str| idx.file(&format!("{m}.py")).or_else(|| idx.file(&format!("{m}/__init__.py")));
             for name in names() {
                 if let Some(f) = module_file(&in_dir(&dir, name)) {
                     out.push(f);
@@ -1116,6 +1218,39 @@ mod tests {
             deps(&g, "app/main.py"),
             vec!["libs/core/src/acme/core/__init__.py", "libs/core/src/acme/core/models.py"]
         );
+    }
+
+    #[test]
+    fn python_docstrings_test_basedirs_and_shared_package_names() {
+        // opentelemetry-python's shape: distributions under one namespace package, each with a
+        // `tests` package of its own; usage examples in docstrings; attrs' code in a string.
+        let g = graph(&[
+            ("api/pyproject.toml", ""),
+            ("api/src/otel/trace/__init__.py", "\"\"\"Usage::\n\n    from otel.sdk import trace\n    import otel.sdk.export\n\"\"\"\nx = 'a \"\"\" quote'\nfrom otel import context\n"),
+            ("api/src/otel/context.py", ""),
+            ("api/tests/__init__.py", "SPAN_ID = 1\n"),
+            ("api/tests/context/__init__.py", ""),
+            ("api/tests/context/base.py", ""),
+            ("api/tests/context/test_vars.py", "from tests.context.base import Cases\nfrom tests import SPAN_ID\n"),
+            ("sdk/pyproject.toml", ""),
+            ("sdk/src/otel/sdk/__init__.py", ""),
+            ("sdk/src/otel/sdk/export.py", ""),
+            ("sdk/tests/__init__.py", "def make_span(): pass\n"),
+            ("sdk/benchmarks/test_bench.py", "from tests import make_span\n"),
+            // A test folder that is no package: its own folder is on sys.path.
+            ("tools/tests/test_cli.py", "import util\n"),
+            ("tools/tests/util.py", ""),
+            ("tests/test_typing.py", "def test_x(tmp):\n    tmp.write_text(\n        \"\"\"\\\nimport otel.sdk\n\"\"\"\n    )\n"),
+        ]);
+        assert_eq!(deps(&g, "api/src/otel/trace/__init__.py"), vec!["api/src/otel/context.py"]);
+        assert_eq!(
+            deps(&g, "api/tests/context/test_vars.py"),
+            vec!["api/tests/__init__.py", "api/tests/context/base.py"]
+        );
+        // Not a package (no __init__.py in benchmarks/): the `tests` nearest to it.
+        assert_eq!(deps(&g, "sdk/benchmarks/test_bench.py"), vec!["sdk/tests/__init__.py"]);
+        assert_eq!(deps(&g, "tools/tests/test_cli.py"), vec!["tools/tests/util.py"]);
+        assert_eq!(deps(&g, "tests/test_typing.py"), Vec::<String>::new());
     }
 
     #[test]
