@@ -154,8 +154,11 @@ struct Index<'a> {
     py_test_basedirs: HashSet<&'a str>,
     /// directory → its Go files (non-test).
     go_dirs: HashMap<&'a str, Vec<&'a str>>,
-    /// (module path, directory) for each go.mod, and each local `replace`; longest path first.
-    go_mods: Vec<(String, String)>,
+    /// Module directory → the modules its packages' imports can resolve to inside the
+    /// repository, as (module path, directory), longest path first (see `go_scope`).
+    go_scopes: HashMap<String, Vec<(String, String)>>,
+    /// For Go files under no go.mod: every module and local `replace` of the repository.
+    go_all: Vec<(String, String)>,
     /// Cargo manifest directory → crate, and crate identifier → manifest directory.
     crates: HashMap<String, Crate>,
     crate_by_ident: HashMap<String, String>,
@@ -224,7 +227,8 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     let py_test_basedirs: HashSet<&str> =
         paths.iter().filter(|p| py_is_test(p)).map(|p| py_basedir(p, &py_packages)).collect();
 
-    let mut go_mods = Vec::new();
+    let mut go_mods: HashMap<String, GoMod> = HashMap::new();
+    let mut go_works: HashMap<String, GoMod> = HashMap::new();
     let mut crates = HashMap::new();
     let mut js_packages = HashMap::new();
     let mut raw_tsconfigs: HashMap<String, serde_json::Value> = HashMap::new();
@@ -232,7 +236,12 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         let name = path.rsplit('/').next().unwrap_or(path);
         let dir = dir_of(path).to_string();
         match name {
-            "go.mod" => go_mods.extend(go_mod(&dir, text)),
+            "go.mod" => {
+                go_mods.insert(dir.clone(), go_mod(&dir, text));
+            }
+            "go.work" => {
+                go_works.insert(dir.clone(), go_mod(&dir, text));
+            }
             "Cargo.toml" => {
                 if let Some(c) = cargo_manifest(&dir, text, &all) {
                     crates.insert(dir, c);
@@ -251,9 +260,13 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
             _ => {}
         }
     }
-    // Longest module path first, so a nested module wins over the one around it.
-    go_mods.sort_by(|a: &(String, String), b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
-    go_mods.dedup();
+    let go_scopes = go_mods.keys().map(|d| (d.clone(), go_scope(d, &go_mods, &go_works))).collect();
+    let mut go_all: Vec<(String, String)> = go_mods
+        .iter()
+        .flat_map(|(d, m)| m.path.iter().map(move |p| (p.clone(), d.clone())).chain(m.replaces.iter().cloned()))
+        .collect();
+    go_all.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
+    go_all.dedup();
     let mut tsconfigs = HashMap::new();
     for path in raw_tsconfigs.keys() {
         // The one a file belongs to is its folder's tsconfig.json (or jsconfig.json).
@@ -281,7 +294,8 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         py_packages,
         py_test_basedirs,
         go_dirs,
-        go_mods,
+        go_scopes,
+        go_all,
         crates,
         crate_by_ident,
         crate_by_package,
@@ -328,20 +342,81 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     ImportGraph { imports, declares }
 }
 
-/// `module` and local `replace` targets of a go.mod in `dir`.
-fn go_mod(dir: &str, text: &str) -> Vec<(String, String)> {
+/// What resolution needs from a go.mod (or a go.work) in `dir`.
+#[derive(Debug, Default)]
+struct GoMod {
+    /// `module` path (go.mod).
+    path: Option<String>,
+    /// Local `replace` targets: (module path, directory).
+    replaces: Vec<(String, String)>,
+    /// Directories of `use` (go.work).
+    uses: Vec<String>,
+}
+
+fn go_mod(dir: &str, text: &str) -> GoMod {
     static REPLACE: OnceLock<Regex> = OnceLock::new();
-    let replace = re(&REPLACE, r"(?m)^\s*(?:replace\s+)?(\S+)(?:\s+v\S+)?\s+=>\s+(\.{1,2}/\S*)\s*$");
-    let mut out = Vec::new();
-    if let Some(m) = text.lines().find_map(|l| l.trim().strip_prefix("module ")) {
-        out.push((m.trim().trim_matches('"').to_string(), dir.to_string()));
+    let replace = re(&REPLACE, r"(?m)^\s*(?:replace\s+)?(\S+)(?:\s+v\S+)?\s+=>\s+(\.{1,2}/\S*|\.{1,2})\s*(?://.*)?$");
+    let mut out = GoMod::default();
+    let mut in_use = false;
+    for line in text.lines() {
+        let l = line.split("//").next().unwrap_or("").trim();
+        if let Some(m) = l.strip_prefix("module ") {
+            out.path = Some(m.trim().trim_matches('"').to_string());
+        }
+        // `use ./a` or a `use (` block of one folder a line.
+        let used = if in_use {
+            in_use = l != ")";
+            (in_use && !l.is_empty()).then_some(l)
+        } else if l.starts_with("use ") || l.starts_with("use\t") || l.starts_with("use(") {
+            let rest = l[3..].trim();
+            in_use = rest == "(";
+            (!in_use).then_some(rest)
+        } else {
+            None
+        };
+        if let Some(u) = used.and_then(|u| join(dir, u.trim_matches('"'))) {
+            out.uses.push(u);
+        }
     }
     for c in replace.captures_iter(text) {
         if let Some(target) = join(dir, &c[2]) {
-            out.push((c[1].to_string(), target));
+            out.replaces.push((c[1].to_string(), target));
         }
     }
     out
+}
+
+/// The modules the packages of the module in `dir` import from inside the repository, as the go
+/// command resolves them: the module itself and its local `replace`s, or, when the nearest
+/// go.work above it lists it, every module of that workspace with their local `replace`s (the
+/// go.work's own first). Any other module of the repository comes from the module cache at a
+/// published version, not from its folder here. Longest module path first.
+fn go_scope(dir: &str, mods: &HashMap<String, GoMod>, works: &HashMap<String, GoMod>) -> Vec<(String, String)> {
+    let mut work_dir = Some(dir);
+    let work = loop {
+        match work_dir {
+            Some(d) if works.contains_key(d) => break works.get(d),
+            Some("") | None => break None,
+            Some(d) => work_dir = Some(dir_of(d)),
+        }
+    };
+    // A go.work that does not list the module is no workspace of it (the go command refuses
+    // to run there; GOWORK=off is the way out).
+    let work = work.filter(|w| w.uses.iter().any(|u| u == dir));
+    let members: Vec<&str> = work.map_or(vec![dir], |w| w.uses.iter().map(String::as_str).collect());
+    let mut scope: Vec<(String, String)> = work.map(|w| w.replaces.clone()).unwrap_or_default();
+    for m in members {
+        if let Some(g) = mods.get(m) {
+            scope.extend(g.path.iter().map(|p| (p.clone(), m.to_string())));
+            scope.extend(g.replaces.iter().cloned());
+        }
+    }
+    // A stable sort keeps the first of equal paths first: the go.work's replacement, then the
+    // module's own.
+    scope.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    let mut seen = HashSet::new();
+    scope.retain(|(p, _)| seen.insert(p.clone()));
+    scope
 }
 
 /// `key = "value"` in `[table]` of a TOML file (enough of TOML for Cargo manifests).
@@ -1037,26 +1112,49 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
     out
 }
 
-fn go(_path: &str, text: &str, idx: &Index) -> Vec<String> {
+fn go(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static BLOCK: OnceLock<Regex> = OnceLock::new();
     static SINGLE: OnceLock<Regex> = OnceLock::new();
     static QUOTED: OnceLock<Regex> = OnceLock::new();
+    static BODY: OnceLock<Regex> = OnceLock::new();
     let block = re(&BLOCK, r"(?ms)^import\s*\((.*?)\)");
     let single = re(&SINGLE, r#"(?m)^import\s+(?:[A-Za-z0-9_.]+\s+)?"([^"]+)""#);
     let quoted = re(&QUOTED, r#""([^"]+)""#);
+    // Imports come before every other declaration; what follows (raw strings holding Go source
+    // among them) is not read.
+    let body = re(&BODY, r"(?m)^(?:func|type|var|const)\b");
+    let text = &text[..body.find(text).map_or(text.len(), |m| m.start())];
     let mut specs: Vec<String> = Vec::new();
     for c in block.captures_iter(text) {
         specs.extend(quoted.captures_iter(&c[1]).map(|q| q[1].to_string()));
     }
     specs.extend(single.captures_iter(text).map(|c| c[1].to_string()));
+    // The module the file belongs to: the nearest go.mod above it.
+    let mut module = Some(dir_of(path));
+    let scope = loop {
+        match module {
+            Some(d) if idx.go_scopes.contains_key(d) => break idx.go_scopes.get(d),
+            Some("") | None => break None,
+            Some(d) => module = Some(dir_of(d)),
+        }
+    };
     let mut out = Vec::new();
     for s in specs {
-        // The longest module path that prefixes the import owns it (go_mods is sorted so).
-        let owner = idx.go_mods.iter().find_map(|(module, mod_dir)| {
+        // The longest module path that prefixes the import owns it (scopes are sorted so).
+        let owner = scope.unwrap_or(&idx.go_all).iter().find_map(|(module, mod_dir)| {
             let rel = if s == *module { "" } else { s.strip_prefix(module.as_str())?.strip_prefix('/')? };
-            Some(in_dir(mod_dir, rel))
+            Some((in_dir(mod_dir, rel), mod_dir))
         });
-        if let Some(files) = owner.and_then(|d| idx.go_dirs.get(d.as_str())) {
+        let Some((dir, mod_dir)) = owner else { continue };
+        // A folder inside a nested module is not a package of the module around it.
+        let mut d = dir.as_str();
+        while d != mod_dir && !d.is_empty() && !idx.go_scopes.contains_key(d) {
+            d = dir_of(d);
+        }
+        if d != mod_dir {
+            continue;
+        }
+        if let Some(files) = idx.go_dirs.get(dir.as_str()) {
             out.extend(files.iter().map(|f| f.to_string()));
         }
     }
@@ -1251,6 +1349,40 @@ mod tests {
         assert_eq!(deps(&g, "sdk/benchmarks/test_bench.py"), vec!["sdk/tests/__init__.py"]);
         assert_eq!(deps(&g, "tools/tests/test_cli.py"), vec!["tools/tests/util.py"]);
         assert_eq!(deps(&g, "tests/test_typing.py"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn go_imports_resolve_in_the_importers_module() {
+        // Pulumi's shape: sdk/ is github.com/acme/p/sdk/v3; pkg/ replaces it locally; tests/ is
+        // in the go.work; example programs are modules of their own that require a published
+        // sdk (no replace), so the go command takes the sdk from the module cache, not from here.
+        let g = graph(&[
+            ("go.work", "go 1.19\n\nuse (\n\t./pkg\n\t./sdk // the sdk\n\t./tests\n)\n"),
+            ("sdk/go.mod", "module github.com/acme/p/sdk/v3\n\ngo 1.18\n"),
+            ("sdk/go/pulumi/run.go", "package pulumi\n"),
+            ("sdk/go/auto/test/prog/go.mod", "module github.com/acme/p/sdk/v3/go/auto/test/prog\n\nrequire github.com/acme/p/sdk/v3 v3.40.1\n"),
+            ("sdk/go/auto/test/prog/main.go", "package main\n\nimport \"github.com/acme/p/sdk/v3/go/pulumi\"\n"),
+            ("sdk/go/auto/auto.go", "package auto\n\nimport _ \"github.com/acme/p/sdk/v3/go/auto/test/prog\"\n"),
+            ("pkg/go.mod", "module github.com/acme/p/pkg/v3\n\nreplace (\n\tgithub.com/acme/p/sdk/v3 => ../sdk\n)\n"),
+            (
+                "pkg/gen/gen.go",
+                "package gen\n\nimport (\n\t\"github.com/acme/p/sdk/v3/go/pulumi\"\n)\n\nconst template = `package main\n\nimport (\n\t\"github.com/acme/p/pkg/v3/testing\"\n)\n`\n",
+            ),
+            ("pkg/testing/t.go", "package testing\n"),
+            ("tests/go.mod", "module github.com/acme/p/tests\n"),
+            ("tests/it_test.go", "package tests\n\nimport \"github.com/acme/p/pkg/v3/gen\"\n"),
+            ("tests/integration/empty/go.mod", "module github.com/acme/p/tests/empty\n\nrequire github.com/acme/p/sdk/v3 v3.40.1\n"),
+            ("tests/integration/empty/main.go", "package main\n\nimport \"github.com/acme/p/sdk/v3/go/pulumi\"\n"),
+            ("tests/x.go", "package tests\n\nimport \"github.com/acme/p/tests/integration/empty\"\n"),
+        ]);
+        assert_eq!(deps(&g, "pkg/gen/gen.go"), vec!["sdk/go/pulumi/run.go"]);
+        // Through the workspace, no replace needed.
+        assert_eq!(deps(&g, "tests/it_test.go"), vec!["pkg/gen/gen.go"]);
+        // A published version, and a folder of a nested module that is not in the workspace.
+        assert_eq!(deps(&g, "sdk/go/auto/test/prog/main.go"), Vec::<String>::new());
+        assert_eq!(deps(&g, "sdk/go/auto/auto.go"), Vec::<String>::new());
+        assert_eq!(deps(&g, "tests/integration/empty/main.go"), Vec::<String>::new());
+        assert_eq!(deps(&g, "tests/x.go"), Vec::<String>::new());
     }
 
     #[test]
