@@ -7,7 +7,9 @@ is a file of the repository: `import a.b` names a.b; `from m import x` names m.x
 submodule, else m. Finders (importlib.machinery.PathFinder) locate modules; nothing is executed.
 Test suites run as pytest runs them (its default `prepend` import mode): a test file
 (test_*.py, *_test.py, conftest.py) puts its basedir, the first folder above it without an
-__init__.py, first on sys.path, and files of the same package tree import with it there.
+__init__.py, first on sys.path, and files of the same package tree import with it there. A file
+under a source root searches that root first (a repository of several distributions runs each
+with its own code first; it matters when two of them have a package of the same name).
 """
 import ast, glob, importlib.machinery, importlib.util, os, subprocess, sys, types
 
@@ -63,8 +65,15 @@ def is_test(rel):
 test_basedirs = {basedir(f) for f in files if is_test(f)}
 
 def search_of(rel):
+    """The file's own source root first (each distribution runs with its own code first), after
+    its basedir for the files of a test suite."""
+    absf = os.path.join(repo, rel)
+    first = [r for r in roots[:-1] if absf.startswith(r + os.sep)]
+    first = [max(first, key=len)] if first else []
     b = basedir(rel)
-    return [b] + [r for r in roots if r != b] if b in test_basedirs else roots
+    if b in test_basedirs:
+        first.insert(0, b)
+    return first + [r for r in roots if r not in first]
 
 def module_name(rel, search):
     """The dotted name of a file under the first root of `search` that holds it."""
