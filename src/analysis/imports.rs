@@ -4,6 +4,8 @@
 //! - Python: `import`, `from … import`, relative imports; source roots are the repository top,
 //!   `src/`, `lib/`, `python/`, and every folder holding a `pyproject.toml`, `setup.py` or
 //!   `setup.cfg` (and its `src/`); namespace packages (folders without `__init__.py`) resolve by path.
+//!   Test files (and their package) resolve from pytest's basedir first; a name several packages
+//!   share goes to the one nearest the importer; triple-quoted strings are not read.
 //! - Rust: `mod x;`, `use` and inline paths through `crate`, `self`, `super` and the workspace's
 //!   own crates (by package name, `[lib] name`, or a renamed dependency `x = { package = "y" }`);
 //!   `pub use` re-exports are followed (also globs) to the module that defines the item.
@@ -11,8 +13,10 @@
 //!   specifiers, tsconfig `paths` and `baseUrl` (with `extends`), workspace packages by their
 //!   package.json name (`exports`, `main`, `types` mapped from build output back to `src/`), index
 //!   files.
-//! - Go: packages inside any module of the repository (`go.mod`, `go.work`), the longest module
-//!   path winning, `replace` directives to local folders.
+//! - Go: packages of the importer's module, of its local `replace` targets, and of the other
+//!   modules of the go.work that lists it (the longest module path winning, a nested module's
+//!   folders excluded); a module required at a published version is not the repository's copy.
+//!   Only the import section of a file is read.
 //!
 //! Parsing runs in parallel (rayon); only edges between tracked files are kept.
 
@@ -413,7 +417,7 @@ fn go_scope(dir: &str, mods: &HashMap<String, GoMod>, works: &HashMap<String, Go
     }
     // A stable sort keeps the first of equal paths first: the go.work's replacement, then the
     // module's own.
-    scope.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    scope.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
     let mut seen = HashSet::new();
     scope.retain(|(p, _)| seen.insert(p.clone()));
     scope
