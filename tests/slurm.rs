@@ -388,6 +388,26 @@ fn a_profiles_own_ceiling_holds_on_the_cluster_too() {
     assert!(at(second, "start") >= at(first, "end"), "one job of the profile at a time:\n{text}");
 }
 
+#[test]
+fn a_process_bomb_in_a_job_is_killed_on_its_node() {
+    let r = repo();
+    r.git(&["config", "parallel.maxProcesses", "100"]);
+    let marker = format!("{}.{}", 777, std::process::id());
+    r.prompt("bomb", "", &format!("write b.txt b\nsh for i in $(seq 300); do sleep {marker} & done; wait"));
+    r.prompt("calm", "", "sleep 2500\nwrite c.txt c");
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "--no-integrate"], &env());
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let t = r.task_state("1", "bomb");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(t["reason"].as_str().unwrap().contains("more than parallel.maxProcesses (100)"), "{t}");
+    assert_eq!(r.task_state("1", "calm")["status"], "succeeded");
+    // The calm task's footprint was measured on its node.
+    assert!(r.task_state("1", "calm")["metrics"]["peak_rss"].as_u64().is_some(), "{}", r.task_state("1", "calm"));
+    let left = Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+    assert!(left.stdout.is_empty(), "processes outlived the job: {}", String::from_utf8_lossy(&left.stdout));
+}
+
 /// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE). Missing,
 /// the test says so and passes, except under CI (`CI` set), as the other end-to-end tests.
 fn claude_bin() -> Option<PathBuf> {

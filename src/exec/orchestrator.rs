@@ -179,17 +179,7 @@ pub fn execute(
         let mut trees =
             trees_of(&running, &ctl, |t| index.get(t).map(|&i| (profile_of(i), kind_of(i))).unwrap_or_default());
         gov.observe(&trees);
-        // A fork bomb, or any runaway: its whole tree is killed and the task fails.
-        if let Some(most) = opts.limits.max_processes {
-            for t in &trees {
-                if let Some(n) = gov.usage(&t.task).map(|u| u.processes).filter(|&n| n > most) {
-                    ctl.condemn(
-                        &t.task,
-                        format!("the agent ran {n} processes at once, more than parallel.maxProcesses ({most}); all were killed"),
-                    );
-                }
-            }
-        }
+        enforce_process_limit(&gov, &ctl, &trees, opts.limits.max_processes);
         let mut waiting: Option<String> = None;
         let mut refused = 0;
         while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping) {
@@ -314,6 +304,27 @@ pub fn execute(
         }
     }
     Ok(final_status)
+}
+
+/// A fork bomb, or any runaway: a tree measured past `most` processes is killed whole, and its
+/// task fails (here and in a cluster job's worker).
+pub fn enforce_process_limit(
+    gov: &governor::Governor,
+    ctl: &task::Control,
+    trees: &[governor::Tree],
+    most: Option<usize>,
+) {
+    let Some(most) = most else { return };
+    for t in trees {
+        if let Some(n) = gov.usage(&t.task).map(|u| u.processes).filter(|&n| n > most) {
+            ctl.condemn(
+                &t.task,
+                format!(
+                    "the agent ran {n} processes at once, more than parallel.maxProcesses ({most}); all were killed"
+                ),
+            );
+        }
+    }
 }
 
 /// The running tasks' process trees, for the governor.
