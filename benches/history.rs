@@ -27,6 +27,7 @@ fn main() {
     let (commits_n, window) = (opt("--commits", 400), opt("--window", 1));
     println!("| repository | prediction | pairs | really conflicted | rate |");
     println!("| --- | --- | ---: | ---: | ---: |");
+    let mut ties = Vec::new();
     for repo in args.iter().filter(|a| !a.starts_with("--") && Path::new(a).is_dir()) {
         let repo = Path::new(repo);
         let name = repo.file_name().unwrap().to_string_lossy().to_string();
@@ -63,7 +64,43 @@ fn main() {
         for (label, (n, c)) in tally {
             println!("| {name} | {label} | {n} | {c} | {:.2} |", c as f64 / n.max(1) as f64);
         }
+        ties.push(risk_spread(&name, &graph));
     }
+    println!(
+        "\n| repository | tasks (one source file each) | soft conflicts | distinct risks | most sharing one risk |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for row in ties {
+        println!("{row}");
+    }
+}
+
+/// Ties among soft-conflict risks: 30 tasks, each on one source file of the graph (every
+/// k-th importing or imported file in path order), planned together.
+fn risk_spread(name: &str, graph: &imports::ImportGraph) -> String {
+    let mut files: Vec<&String> = graph.imports.keys().chain(graph.imports.values().flatten()).collect();
+    files.sort();
+    files.dedup();
+    let step = (files.len() / 30).max(1);
+    let nodes: Vec<dag::Node> = files
+        .iter()
+        .step_by(step)
+        .take(30)
+        .enumerate()
+        .map(|(i, f)| node(&format!("t{i}"), vec![f.to_string()]))
+        .collect();
+    let d = dag::build(&nodes, graph, true).expect("plan");
+    let mut counts: std::collections::BTreeMap<u64, usize> = Default::default();
+    for c in d.conflicts.iter().filter(|c| c.kind == dag::ConflictKind::Soft) {
+        *counts.entry((c.risk * 1000.0).round() as u64).or_default() += 1;
+    }
+    let soft: usize = counts.values().sum();
+    format!(
+        "| {name} | {} | {soft} | {} | {} |",
+        nodes.len(),
+        counts.len(),
+        counts.values().max().copied().unwrap_or(0)
+    )
 }
 
 fn node(id: &str, files: Vec<String>) -> dag::Node {

@@ -1,7 +1,8 @@
 //! Accuracy of the import graph against each language's own resolver, on local clones of real
 //! repositories. Not timed: it prints precision and recall of module-level edges.
 //!
-//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH [-v]
+//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH [-v] (a ROOT may be a
+//! glob: `*/src`)
 //! Truth comes from `benches/resolvers/`: python.py (importlib's path finders), go.sh (`go list`),
 //! ts.cjs (the TypeScript compiler's resolveModuleName; needs NODE_PATH to a `typescript`
 //! install). Rust has no resolver here yet. Module level: files for Python and JS/TS,

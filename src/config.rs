@@ -17,6 +17,9 @@ pub struct Settings {
     pub concurrency: Option<usize>,
     /// `parallel.maxConcurrency`: cap when nothing is requested (default 4).
     pub max_concurrency: usize,
+    /// `parallel.maxProcesses`: most processes one agent may run at once (default 2048, 0: no
+    /// limit).
+    pub max_processes: Option<usize>,
     /// `parallel.worktreeDir`: where worktrees go (default `<repo>.parallel`).
     pub worktree_dir: Option<PathBuf>,
     /// `parallel.setup`: command run in a new worktree before the agent.
@@ -32,7 +35,8 @@ pub struct Settings {
     /// `parallel.memoryPerTask`: memory one agent needs at least (a size: 512m, 2 GiB; default: measured).
     pub memory_per_task: Option<u64>,
     pub memory_limit: Option<u64>,
-    /// `parallel.minDisk`: free bytes below which no new task starts (default 1 GiB).
+    /// `parallel.minDisk`: free bytes kept where the worktrees are, after the new worktree's
+    /// checkout (default 1 GiB).
     pub min_disk: u64,
     /// `parallel.cpuLimit`: percent CPU above which no new task starts (default 90).
     pub cpu_limit: f32,
@@ -119,6 +123,11 @@ impl Settings {
             agent_command: string("parallel.agentCommand"),
             concurrency,
             max_concurrency: nonneg("parallel.maxConcurrency")?.map(|v| v.max(1) as usize).unwrap_or(16),
+            max_processes: match nonneg("parallel.maxProcesses")? {
+                Some(0) => None,
+                Some(n) => Some(n as usize),
+                None => Some(2048),
+            },
             worktree_dir: string("parallel.worktreeDir").map(PathBuf::from),
             setup: string("parallel.setup"),
             copy: file
@@ -225,6 +234,7 @@ impl Settings {
             min_disk: self.min_disk,
             cpu_limit: self.cpu_limit,
             per_profile: self.per_profile.clone(),
+            max_processes: self.max_processes,
         }
     }
 }

@@ -408,3 +408,106 @@ fn one_ctrl_c_delivered_twice_by_git_and_the_terminal_still_gives_the_grace_peri
     assert!(graceful.exists(), "the agent was killed without its SIGTERM and grace period");
     assert_eq!(r.task_state("1", "polite")["status"], "interrupted");
 }
+
+#[test]
+fn an_agent_that_moves_another_tasks_branch_cannot_slip_commits_into_its_result() {
+    // The sandbox leaves the run's branch folder writable (each agent commits to its branch
+    // there), so one agent can point a running task's branch at a commit of its own; the
+    // victim's worktree log shows the gap and its result is not taken, with or without it.
+    for sandbox in [false, true] {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        r.prompt("victim", "", "write v.txt v\ncommit victim work\nsleep 3000\nwrite w.txt w\ncommit more victim work");
+        r.prompt(
+            "attacker",
+            "",
+            "sleep 1000\nwrite evil.txt evil\ncommit own work\n\
+             sh git update-ref refs/heads/parallel/1/victim $(git commit-tree HEAD^{tree} -p refs/heads/parallel/1/victim -m injected)",
+        );
+        r.commit("prompts");
+        let mut args = vec!["run", "prompts", "--no-integrate", "-j", "2"];
+        if sandbox {
+            args.push("--sandbox");
+        }
+        let o = r.gp(&args);
+        assert_eq!(o.code, 1, "sandbox {sandbox}: {}", o.stderr);
+        let victim = r.task_state("1", "victim");
+        assert_eq!(victim["status"], "failed", "sandbox {sandbox}: {victim}");
+        let reason = victim["reason"].as_str().unwrap();
+        assert!(reason.contains("moved from outside its worktree"), "{reason}");
+        assert!(victim["commit"].is_null(), "{victim}");
+        // The attacker's own work is its own.
+        assert_eq!(r.task_state("1", "attacker")["status"], "succeeded", "sandbox {sandbox}");
+    }
+}
+
+#[test]
+fn an_agents_own_resets_and_retries_are_not_taken_for_moves_from_outside() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Commits, rewinds one, moves its own branch with update-ref, commits again: all from its
+    // worktree, all in its log.
+    r.prompt(
+        "busy",
+        "",
+        "write a.txt a\ncommit one\nwrite b.txt b\ncommit two\ngit reset -q --hard HEAD~1\n\
+         sh git update-ref refs/heads/parallel/1/busy HEAD\nwrite c.txt c\ncommit three",
+    );
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    assert_eq!(r.task_state("1", "busy")["status"], "succeeded");
+}
+
+#[test]
+fn under_the_sandbox_the_agent_cannot_write_outside_its_worktree() {
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is needed; .ci/run installs it");
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("src/app.py", "ok = True\n");
+    r.commit("app");
+    let outside = r.scratch("outside.txt");
+    std::fs::write(&outside, "mine\n").unwrap();
+    let home_rc = r.home.join(".bashrc");
+    r.prompt(
+        "attacker",
+        "",
+        &format!(
+            "write own.txt own\n\
+             sh (echo pwned >> {root}/src/app.py) 2>/dev/null; (echo pwned >> {out}) 2>/dev/null; (echo pwned >> {rc}) 2>/dev/null; true",
+            root = r.root.display(),
+            out = outside.display(),
+            rc = home_rc.display()
+        ),
+    );
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--sandbox", "--no-integrate"]).ok();
+    assert_eq!(r.task_state("1", "attacker")["status"], "succeeded");
+    assert_eq!(std::fs::read_to_string(r.path("src/app.py")).unwrap(), "ok = True\n", "the main checkout");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "mine\n", "a file elsewhere");
+    assert!(!home_rc.exists(), "the user's home");
+}
+
+#[test]
+fn a_process_bomb_is_killed_whole_and_fails_its_task_without_retry() {
+    for (i, mode) in MODES.iter().enumerate() {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        r.git(&["config", "parallel.maxProcesses", "100"]);
+        let marker = unique_sleep(40 + i as u32);
+        // 300 processes, then it waits for them: a bounded fork bomb.
+        r.prompt("bomb", "", &format!("write b.txt b\nsh for i in $(seq 300); do sleep {marker} & done; wait"));
+        r.prompt("calm", "", "write c.txt c");
+        r.commit("prompts");
+        let o = r.gp_env(&["run", "prompts", "--no-integrate", "--retries", "2"], &[("GIT_PARALLEL_CONTAIN", mode)]);
+        let survivors = processes_with(&marker);
+        kill_all(&marker);
+        assert_eq!(o.code, 1, "{mode}: {}", o.stderr);
+        let t = r.task_state("1", "bomb");
+        assert_eq!(t["status"], "failed", "{mode}: {t}");
+        let reason = t["reason"].as_str().unwrap();
+        assert!(reason.contains("more than parallel.maxProcesses (100)"), "{mode}: {reason}");
+        assert_eq!(t["attempts"], 1, "{mode}: a limit broken is not retried: {t}");
+        assert!(survivors.is_empty(), "{mode}: {} processes outlived the task", survivors.len());
+        assert_eq!(r.task_state("1", "calm")["status"], "succeeded", "{mode}");
+    }
+}

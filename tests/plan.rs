@@ -443,3 +443,49 @@ fn broken_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
 }
+
+#[test]
+fn transitive_soft_conflicts_through_a_widely_imported_module() {
+    let r = TestRepo::new();
+    // core.py is what everything imports; app/*.py reach it through util.py, and one of them
+    // (views) imports it directly too.
+    r.write("app/__init__.py", "");
+    r.write("app/core.py", "X = 1\n");
+    r.write("app/util.py", "from app.core import X\n");
+    for i in 0..40 {
+        r.write(&format!("app/m{i:02}.py"), "from app.util import X\n");
+    }
+    r.write("app/views.py", "from app.util import X\nfrom app.core import X\n");
+    r.write("app/lonely.py", "Y = 2\n");
+    r.commit("code");
+    r.write("prompts/core.md", "Change `app/core.py`.\n");
+    r.write("prompts/views.md", "Change `app/views.py`.\n");
+    r.write("prompts/m07.md", "Change `app/m07.py`.\n");
+    r.write("prompts/lonely.md", "Change `app/lonely.py`.\n");
+    let plan = r.gp(&["plan", "--dry-run", "--json"]).ok().json();
+    let direct = conflict(&plan, "core", "views").expect("direct soft conflict");
+    let through = conflict(&plan, "core", "m07").unwrap_or_else(|| panic!("no transitive soft conflict: {plan}"));
+    assert_eq!(strs(&through["files"]), ["app/m07.py -> app/util.py -> app/core.py"]);
+    let (d, t) = (direct["risk"].as_f64().unwrap(), through["risk"].as_f64().unwrap());
+    assert!(d > t && t > 0.0, "direct {d}, through util {t}");
+    assert!(conflict(&plan, "lonely", "core").is_none());
+    assert!(conflict(&plan, "views", "m07").is_none(), "siblings importing the same module are not linked");
+}
+
+#[test]
+fn plan_report_shows_the_riskiest_soft_conflicts_and_counts_the_rest() {
+    let r = TestRepo::new();
+    r.write("app/__init__.py", "");
+    r.write("app/core.py", "X = 1\n");
+    for i in 0..40 {
+        r.write(&format!("app/m{i:02}.py"), "from app.core import X\n");
+        r.write(&format!("prompts/m{i:02}.md"), &format!("Change `app/m{i:02}.py`.\n"));
+    }
+    r.commit("code");
+    r.write("prompts/core.md", "Change `app/core.py`.\n");
+    let json = r.gp(&["plan", "--dry-run", "--json"]).ok().json();
+    assert_eq!(json["conflicts"].as_array().unwrap().len(), 40);
+    let text = r.gp(&["plan", "--dry-run"]).ok().stdout.clone();
+    assert_eq!(text.lines().filter(|l| l.starts_with("  soft ")).count(), 30, "{text}");
+    assert!(text.contains("... and 10 more soft conflicts, risk "), "{text}");
+}

@@ -649,3 +649,42 @@ fn setup_runs_on_resume_when_the_crash_came_before_it() {
     assert_eq!(count_lines(&ran), 1, "setup ran once, on resume");
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/a:a.txt"]), "ok");
 }
+
+#[test]
+fn worktrees_never_fill_the_disk_they_are_made_on() {
+    // A 48 MiB file system (tmpfs, mounted in a user namespace of the test's own) for the
+    // worktrees of a repository whose checkout is 8 MiB; 12 MiB is kept free. Six agents at
+    // once would need 48 MiB: the run must hold them to what fits and lose none.
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let mut big = vec![0u8; 8 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in big.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(r.path("blob.bin"), &big).unwrap();
+    r.git(&["config", "parallel.minDisk", "12m"]);
+    let s = r.scratch("stamps");
+    let ids: Vec<String> = (0..6).map(|i| format!("d{i}")).collect();
+    for id in &ids {
+        r.prompt(id, "", &format!("stamp {0}\nsleep 1500\nwrite {id}.txt {id}\nstamp-end {0}", s.display()));
+    }
+    r.commit("blob and prompts");
+    let wt = r.scratch("worktrees");
+    std::fs::create_dir_all(&wt).unwrap();
+    let mut c = r.command("unshare");
+    c.args(["-r", "-m", "sh", "-c", r#"mount -t tmpfs -o size=48m tmpfs "$1" && shift && exec "$@""#, "sh"]);
+    c.arg(&wt).arg(common::bin()).args(["run", "prompts", "--no-integrate", "-j", "6", "--worktree-dir"]).arg(&wt);
+    let o = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if stderr.contains("unshare failed") || stderr.contains("mount: ") && stderr.contains("permission denied") {
+        panic!("this test needs unprivileged user namespaces (as the PID-namespace containment does): {stderr}");
+    }
+    assert!(o.status.success(), "{stderr}");
+    let peak = peak_overlap(&s, &ids);
+    assert!(peak <= 4, "{peak} worktrees of 8 MiB at once on 48 MiB keeping 12 MiB free\n{stderr}");
+    assert!(stderr.contains("disk: "), "the narration says disk holds: {stderr}");
+}

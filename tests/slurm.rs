@@ -312,6 +312,102 @@ fn killed_orchestrator_loses_nothing_and_resume_reattaches() {
     }
 }
 
+#[test]
+fn an_orchestrator_killed_between_sbatch_and_recording_the_job_is_not_submitted_twice() {
+    let r = repo();
+    let flag = r.scratch("flag");
+    r.prompt("a", "", &format!("{}\nwrite a.txt alpha", wait_for(&flag)));
+    r.commit("prompts");
+    // The job is queued, the orchestrator dies before the run's log names it.
+    let o = r.gp_env(&["run", "prompts"], &[("SLURM_CONF", cluster()), ("GIT_PARALLEL_FAULT", "slurm-submitted")]);
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    assert_eq!(field(&r, "1", "a", "job"), "", "the job id was not recorded");
+    let name = "gp-1-a";
+    let live = || {
+        slurm("squeue", &["-h", &format!("--name={name}"), "-O", "JobID:|,WorkDir:"])
+            .lines()
+            .filter(|l| l.contains(&r.root.display().to_string()))
+            .map(|l| l.split('|').next().unwrap().trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = live();
+    assert_eq!(first.len(), 1, "one job queued or running: {first:?}");
+    // Resume finds it by name and repository, and watches it instead of submitting another.
+    let err = r.scratch("resume.err");
+    let mut resume = spawn_gp(&r, &["resume", "1"], &err);
+    wait_until("resume to re-attach to the unrecorded job", 120, || {
+        std::fs::read_to_string(&err).unwrap_or_default().contains(&format!("a: re-attached to Slurm job {}", first[0]))
+    });
+    assert_eq!(live(), first, "no second job was submitted");
+    std::fs::write(&flag, "").unwrap();
+    let st = resume.wait().unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&err).unwrap_or_default());
+    assert_eq!(r.task_state("1", "a")["status"], "succeeded");
+    assert_eq!(field(&r, "1", "a", "job"), format!("slurm:{}", first[0]));
+}
+
+#[test]
+fn a_rate_limit_inside_one_job_holds_back_the_profiles_next_submissions() {
+    let r = repo();
+    r.git(&["config", "parallel.retryDelay", "4s"]);
+    let counter = r.scratch("api-calls");
+    // a's first attempt gets HTTP 429 on its node; q waits for that, then b becomes ready
+    // while the reset is still ahead.
+    r.prompt("a", "", &format!("transient 1 {} 429\nwrite a.txt alpha", counter.display()));
+    r.prompt("q", "", &format!("{}\nsleep 1500\nwrite q.txt q", wait_for(&counter)));
+    r.prompt("b", "depends_on: [q]", "write b.txt beta");
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "-j", "3"], &env());
+    o.ok();
+    for t in ["a", "q", "b"] {
+        assert_eq!(r.task_state("1", t)["status"], "succeeded", "{t}");
+    }
+    // The job told the orchestrator, whose limit for the profile then held b back.
+    assert!(o.stderr.contains("a: custom: rate limited by the API"), "{}", o.stderr);
+    assert!(o.stderr.contains("waiting to start more: custom: rate limited by the API"), "{}", o.stderr);
+}
+
+#[test]
+fn a_profiles_own_ceiling_holds_on_the_cluster_too() {
+    let r = repo();
+    r.git(&["config", "parallel.custom.concurrency", "1"]);
+    let s = r.scratch("stamps");
+    for t in ["a", "b"] {
+        r.prompt(t, "", &format!("stamp {0}\nsleep 1000\nwrite {t}.txt {t}\nstamp-end {0}", s.display()));
+    }
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "-j", "2"], &env());
+    o.ok();
+    assert!(o.stderr.contains("parallel.custom.concurrency 1 allows"), "{}", o.stderr);
+    let text = std::fs::read_to_string(&s).unwrap();
+    let at = |t: &str, kind: &str| -> u64 {
+        let l = text.lines().find(|l| l.starts_with(&format!("{t} {kind} "))).unwrap();
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (first, second) = if at("a", "start") < at("b", "start") { ("a", "b") } else { ("b", "a") };
+    assert!(at(second, "start") >= at(first, "end"), "one job of the profile at a time:\n{text}");
+}
+
+#[test]
+fn a_process_bomb_in_a_job_is_killed_on_its_node() {
+    let r = repo();
+    r.git(&["config", "parallel.maxProcesses", "100"]);
+    let marker = format!("{}.{}", 777, std::process::id());
+    r.prompt("bomb", "", &format!("write b.txt b\nsh for i in $(seq 300); do sleep {marker} & done; wait"));
+    r.prompt("calm", "", "sleep 2500\nwrite c.txt c");
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "--no-integrate"], &env());
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let t = r.task_state("1", "bomb");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(t["reason"].as_str().unwrap().contains("more than parallel.maxProcesses (100)"), "{t}");
+    assert_eq!(r.task_state("1", "calm")["status"], "succeeded");
+    // The calm task's footprint was measured on its node.
+    assert!(r.task_state("1", "calm")["metrics"]["peak_rss"].as_u64().is_some(), "{}", r.task_state("1", "calm"));
+    let left = Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+    assert!(left.stdout.is_empty(), "processes outlived the job: {}", String::from_utf8_lossy(&left.stdout));
+}
+
 /// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE). Missing,
 /// the test says so and passes, except under CI (`CI` set), as the other end-to-end tests.
 fn claude_bin() -> Option<PathBuf> {

@@ -2,12 +2,15 @@
 //!
 //! - Hard conflict: two tasks touch the same file. Unless conflicts are allowed, an ordering edge
 //!   serializes them: higher priority first, then the earlier prompt.
-//! - Soft conflict: a file one task touches depends on a file the other touches, directly (or
-//!   through modules in between, up to `MAX_HOPS`). Reported with a risk score, never serialized. Each
-//!   link weighs 1 when direct, 0.35 through one module, 0.12 through two, times 0.5..1 by the
-//!   fan-in of the depended-on module (how many files import it, relative to the repository's
-//!   most imported); risk = 0.95 × (1 − e^(−0.8 × total weight)), so it grows with every link and
-//!   stays below a hard conflict's 1.0. Examples: `soft_risk_examples` below.
+//! - Soft conflict: a file one task touches depends on a file the other touches, directly or
+//!   through up to two modules in between (`MAX_HOPS`). Reported with a risk score, never
+//!   serialized. Each link weighs 1 when direct, 0.35 through one module, 0.12 through two;
+//!   times 0.5..1 by the fan-in of the depended-on file (how many files import it, relative to
+//!   the repository's most imported); times, for each importer on the path, 0.6..1 by how much
+//!   it relies on the next file (1 when that is its only import: `share`). Risk = 0.95 ×
+//!   (1 − e^(−0.8 × total weight)), so it grows with every link and stays below a hard
+//!   conflict's 1.0. Pairs joined only transitively are kept from `TRANSITIVE_FLOOR` up.
+//!   Examples: `soft_risk_examples` below.
 //! - Explicit `depends_on` edges; unknown ids, duplicate ids and cycles are errors naming the
 //!   tasks involved.
 
@@ -75,10 +78,128 @@ impl Dag {
     }
 }
 
-/// How far a soft conflict is followed through the import graph (hops). Transitive links (2, 3)
-/// are implemented and weighted but off: on the 1,000-prompt, 10,000-file benchmark they took
-/// planning from 0.17 s to 7.5 s (nearly every pair is linked within three hops).
-pub const MAX_HOPS: usize = 1;
+/// How far a soft conflict is followed through the import graph: a direct import (1), through
+/// one module (2) or two (3).
+pub const MAX_HOPS: usize = 3;
+
+/// A pair of tasks joined only through modules in between is reported when its risk reaches
+/// this. Below it, nearly every pair of a large repository would be "in conflict" through some
+/// widely imported module, and the list would tell the user nothing.
+pub const TRANSITIVE_FLOOR: f64 = 0.15;
+
+/// What joins two tasks through the import graph.
+#[derive(Debug, Default)]
+struct Link {
+    /// Summed `link_weight` of every path found.
+    weight: f64,
+    /// Some file of one imports a file of the other directly.
+    direct: bool,
+    /// Paths to show: every direct one, and a few transitive ones.
+    via: Vec<String>,
+}
+
+/// Soft links between tasks (index pairs, smaller first): for each task file, a breadth-first
+/// walk over its importers up to `max_hops`, each importer counted once at its shortest
+/// distance; a task touching an importer is linked to the task owning the imported file. Files
+/// are numbered once and walks reuse one visited array, so the cost is the size of the walks,
+/// not the number of pairs times the graph.
+fn soft_links(
+    nodes: &[Node],
+    graph: &ImportGraph,
+    max_hops: usize,
+) -> std::collections::BTreeMap<(usize, usize), Link> {
+    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (from, tos) in &graph.imports {
+        for f in std::iter::once(from).chain(tos) {
+            if !ids.contains_key(f.as_str()) {
+                ids.insert(f.as_str(), names.len() as u32);
+                names.push(f.as_str());
+            }
+        }
+    }
+    // Each importer with whether its edge only declares the module (a walk stops there).
+    let mut importers: Vec<Vec<(u32, bool)>> = vec![Vec::new(); names.len()];
+    for (from, tos) in &graph.imports {
+        let declared = graph.declares.get(from);
+        for to in tos {
+            let only_declares = declared.is_some_and(|d| d.contains(to));
+            importers[ids[to.as_str()] as usize].push((ids[from.as_str()], only_declares));
+        }
+    }
+    let max_fan_in = importers.iter().map(Vec::len).max().unwrap_or(0);
+    let mut owners: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        for f in &n.files {
+            if let Some(&id) = ids.get(f.as_str()) {
+                if !owners[id as usize].contains(&i) {
+                    owners[id as usize].push(i);
+                }
+            }
+        }
+    }
+    let out_degree: Vec<usize> =
+        names.iter().map(|n| graph.imports.get(*n).map_or(0, std::collections::BTreeSet::len)).collect();
+    // Visited marks stamped per walk; the parent of each reached file, to show the path, and
+    // how much the path relies on the walk's start.
+    let mut stamp = vec![0u32; names.len()];
+    let mut parent = vec![u32::MAX; names.len()];
+    let mut reliance = vec![1.0f64; names.len()];
+    let mut walk = 0u32;
+    let mut links: std::collections::BTreeMap<(usize, usize), Link> = Default::default();
+    for (b, n) in nodes.iter().enumerate() {
+        for f in &n.files {
+            let Some(&start) = ids.get(f.as_str()) else { continue };
+            let fan_in = importers[start as usize].len();
+            walk += 1;
+            stamp[start as usize] = walk;
+            reliance[start as usize] = 1.0;
+            let mut frontier = vec![start];
+            for hops in 1..=max_hops {
+                let mut next = Vec::new();
+                for &file in &frontier {
+                    for &(importer, only_declares) in &importers[file as usize] {
+                        if stamp[importer as usize] == walk {
+                            continue;
+                        }
+                        stamp[importer as usize] = walk;
+                        parent[importer as usize] = file;
+                        reliance[importer as usize] = reliance[file as usize] * share(out_degree[importer as usize]);
+                        if !only_declares {
+                            next.push(importer);
+                        }
+                        for &a in &owners[importer as usize] {
+                            if a == b || nodes[b].files.iter().any(|x| x == names[importer as usize]) {
+                                continue;
+                            }
+                            let link = links.entry((a.min(b), a.max(b))).or_default();
+                            link.weight += link_weight(hops, fan_in, max_fan_in) * reliance[importer as usize];
+                            link.direct |= hops == 1;
+                            // Every direct path is listed; transitive ones only a few (thousands
+                            // would swamp the plan).
+                            if hops > 1 && link.via.len() >= 4 {
+                                continue;
+                            }
+                            let mut path = vec![names[importer as usize]];
+                            let mut at = importer;
+                            while at != start {
+                                at = parent[at as usize];
+                                path.push(names[at as usize]);
+                            }
+                            link.via.push(path.join(" -> "));
+                        }
+                    }
+                }
+                frontier = next;
+            }
+        }
+    }
+    for link in links.values_mut() {
+        link.via.sort();
+        link.via.dedup();
+    }
+    links
+}
 
 /// Weight of one dependency link between two tasks' files: 1 for a direct import, less for each
 /// module in between, and more the more files import the shared module (its fan-in: a module
@@ -91,6 +212,12 @@ pub fn link_weight(hops: usize, fan_in: usize, max_fan_in: usize) -> f64 {
     };
     let spread = ((1 + fan_in) as f64).ln() / ((2 + max_fan_in) as f64).ln();
     directness * (0.5 + 0.5 * spread)
+}
+
+/// How much a file that imports `out_degree` files relies on any one of them: 1 for its only
+/// import, down to 0.6 for one of very many.
+pub fn share(out_degree: usize) -> f64 {
+    0.6 + 0.4 / out_degree.max(1) as f64
 }
 
 /// Risk of a soft conflict from the summed weight of its links: grows with each link and never
@@ -221,64 +348,21 @@ pub fn build_hops(nodes: &[Node], graph: &ImportGraph, allow_conflicts: bool, ma
         });
     }
 
-    // Soft conflicts: a file of one task depends on a file of the other, directly or through
-    // up to MAX_HOPS - 1 modules in between.
-    let importers = graph.importers();
-    let max_fan_in = importers.values().map(Vec::len).max().unwrap_or(0);
-    let mut soft: std::collections::BTreeMap<(usize, usize), (f64, BTreeSet<String>)> = Default::default();
-    let own: Vec<std::collections::HashSet<&str>> =
-        nodes.iter().map(|n| n.files.iter().map(String::as_str).collect()).collect();
-    for (b, n) in nodes.iter().enumerate() {
-        for f in &n.files {
-            let fan_in = importers.get(f.as_str()).map_or(0, Vec::len);
-            // Breadth-first over importers; each file counted at its shortest distance.
-            let mut seen: HashMap<&str, usize> = HashMap::new();
-            let mut frontier: Vec<&str> = vec![f.as_str()];
-            for hops in 1..=max_hops {
-                let mut next = Vec::new();
-                for file in frontier {
-                    for &importer in importers.get(file).into_iter().flatten() {
-                        if importer == f.as_str() || seen.contains_key(importer) {
-                            continue;
-                        }
-                        seen.insert(importer, hops);
-                        next.push(importer);
-                    }
-                }
-                frontier = next;
-            }
-            for (importer, hops) in seen {
-                for &a in by_file.get(importer).into_iter().flatten() {
-                    if a == b || own[b].contains(importer) {
-                        continue;
-                    }
-                    let e = soft.entry((a.min(b), a.max(b))).or_default();
-                    e.0 += link_weight(hops, fan_in, max_fan_in);
-                    // The weight counts every link; the list shows direct ones and a few others
-                    // (thousands of transitive links would swamp the plan, and its speed).
-                    if hops > 1 && e.1.len() >= 4 {
-                        continue;
-                    }
-                    e.1.insert(if hops == 1 {
-                        format!("{importer} -> {f}")
-                    } else {
-                        format!("{importer} -> {f} ({hops} hops)")
-                    });
-                }
-            }
-        }
-    }
-    for ((a, b), (weight, via)) in soft {
-        let hard = conflicts.iter().any(|c| c.a == nodes[a].id && c.b == nodes[b].id);
-        if hard {
+    let hard: std::collections::HashSet<(usize, usize)> = conflicts
+        .iter()
+        .map(|c| (index[c.a.as_str()], index[c.b.as_str()]))
+        .map(|(a, b)| (a.min(b), a.max(b)))
+        .collect();
+    for ((a, b), link) in soft_links(nodes, graph, max_hops) {
+        if hard.contains(&(a, b)) || (!link.direct && soft_risk(link.weight) < TRANSITIVE_FLOOR) {
             continue;
         }
         conflicts.push(Conflict {
             a: nodes[a].id.clone(),
             b: nodes[b].id.clone(),
             kind: ConflictKind::Soft,
-            risk: soft_risk(weight),
-            files: via.into_iter().collect(),
+            risk: soft_risk(link.weight),
+            files: link.via,
             serialized: false,
         });
     }
@@ -399,17 +483,20 @@ mod tests {
             node("hooks", &["hooks.py"], &[], 0),
             node("auth", &["auth.py"], &[], 0),
         ];
-        let dag = build_hops(&nodes, &g, false, 3).unwrap();
+        let dag = build(&nodes, &g, false).unwrap();
         let direct_wide = risk(&dag, "sessions", "utils").unwrap();
         let direct_narrow = risk(&dag, "models", "hooks").unwrap();
         let two_hops = risk(&dag, "api", "models").unwrap();
-        let three_hops = risk(&dag, "api", "hooks").unwrap();
         // Direct beats transitive; a widely imported module beats a narrowly imported one.
         assert!(direct_wide > direct_narrow, "{direct_wide} vs {direct_narrow}");
-        assert!(direct_narrow > two_hops && two_hops > three_hops, "{direct_narrow} {two_hops} {three_hops}");
-        // Two links (direct to sessions and through sessions' import of models) beat one.
-        let two_links = risk(&dag, "sessions", "hooks");
-        assert!(two_links.is_some());
+        assert!(direct_narrow > two_hops && two_hops >= TRANSITIVE_FLOOR, "{direct_narrow} {two_hops}");
+        // api reaches hooks only through sessions and models, and few files import hooks: below
+        // the floor, not reported; followed, it still weighs less than the two-hop link.
+        assert!(risk(&dag, "api", "hooks").is_none());
+        let links = soft_links(&nodes, &g, 3);
+        let three_hops = soft_risk(links[&(0, 4)].weight);
+        assert!(three_hops < two_hops && three_hops > 0.0, "{three_hops}");
+        assert_eq!(links[&(0, 4)].via, vec!["api.py -> sessions.py -> models.py -> hooks.py"]);
         // Unrelated modules stay unconnected: auth and hooks share nothing but utils' importers.
         assert!(risk(&dag, "auth", "hooks").is_none());
         assert!(dag.conflicts.iter().all(|c| c.risk < 1.0));
@@ -417,6 +504,79 @@ mod tests {
         risks.sort_by(f64::total_cmp);
         risks.dedup();
         assert!(risks.len() >= 5, "few distinct risks: {risks:?}");
+    }
+
+    #[test]
+    fn transitive_links_add_to_direct_ones() {
+        // Task x: x.py imports y.py directly, and q.py reaches it through z.py; task w: one
+        // direct import only. Each importer counts once, at its shortest distance.
+        let g = graph(&[("x.py", "y.py"), ("q.py", "z.py"), ("z.py", "y.py"), ("w.py", "v.py")]);
+        let nodes = [
+            node("x", &["x.py", "q.py"], &[], 0),
+            node("y", &["y.py"], &[], 0),
+            node("w", &["w.py"], &[], 0),
+            node("v", &["v.py"], &[], 0),
+        ];
+        let dag = build(&nodes, &g, false).unwrap();
+        let (both, direct) = (risk(&dag, "x", "y").unwrap(), risk(&dag, "w", "v").unwrap());
+        assert!(both > direct, "{both} vs {direct}");
+        let c = dag.conflicts.iter().find(|c| c.a == "x").unwrap();
+        assert_eq!(c.files, vec!["q.py -> z.py -> y.py", "x.py -> y.py"]);
+        // Many weak paths add up past the floor: a task on a module five files reach through
+        // one module in between each.
+        let mut edges = vec![("hub.py", "base.py")];
+        let mids = ["m1.py", "m2.py", "m3.py", "m4.py", "m5.py"];
+        for m in &mids {
+            edges.push((m, "hub.py"));
+        }
+        let g = graph(&edges);
+        let nodes = [node("mids", &mids, &[], 0), node("base", &["base.py"], &[], 0)];
+        let dag = build(&nodes, &g, false).unwrap();
+        assert!(risk(&dag, "mids", "base").unwrap() > TRANSITIVE_FLOOR);
+    }
+
+    #[test]
+    fn walks_stop_at_module_declarations() {
+        // A crate root declares every module and defines what they share: each module imports
+        // the root, and the root only declares them. Two modules are not linked through it.
+        let mut g = graph(&[
+            ("src/lib.rs", "src/a.rs"),
+            ("src/lib.rs", "src/b.rs"),
+            ("src/a.rs", "src/lib.rs"),
+            ("src/b.rs", "src/lib.rs"),
+        ]);
+        g.declares.insert("src/lib.rs".into(), ["src/a.rs".to_string(), "src/b.rs".to_string()].into());
+        let nodes =
+            [node("a", &["src/a.rs"], &[], 0), node("b", &["src/b.rs"], &[], 0), node("root", &["src/lib.rs"], &[], 0)];
+        let dag = build(&nodes, &g, false).unwrap();
+        assert!(risk(&dag, "a", "b").is_none(), "{:?}", dag.conflicts);
+        // The declaration itself is still a direct link.
+        assert!(risk(&dag, "a", "root").is_some() && risk(&dag, "b", "root").is_some());
+        // Without it being only a declaration, the walk goes on: a reaches b through the root.
+        g.declares.clear();
+        assert!(links_between(&nodes, &g, "a", "b"));
+    }
+
+    fn links_between(nodes: &[Node], g: &ImportGraph, a: &str, b: &str) -> bool {
+        let (i, j) = (nodes.iter().position(|n| n.id == a).unwrap(), nodes.iter().position(|n| n.id == b).unwrap());
+        soft_links(nodes, g, MAX_HOPS).contains_key(&(i.min(j), i.max(j)))
+    }
+
+    #[test]
+    fn a_file_that_relies_on_fewer_imports_relies_more_on_each() {
+        // only.py imports lib.py alone; many.py imports lib.py and nine other modules.
+        let mut edges = vec![("only.py", "lib.py"), ("many.py", "lib.py")];
+        let others: Vec<String> = (0..9).map(|i| format!("o{i}.py")).collect();
+        for o in &others {
+            edges.push(("many.py", o.as_str()));
+        }
+        let g = graph(&edges);
+        let nodes =
+            [node("only", &["only.py"], &[], 0), node("many", &["many.py"], &[], 0), node("lib", &["lib.py"], &[], 0)];
+        let dag = build(&nodes, &g, false).unwrap();
+        let (heavy, light) = (risk(&dag, "only", "lib").unwrap(), risk(&dag, "many", "lib").unwrap());
+        assert!(heavy > light, "{heavy} vs {light}");
+        assert!((share(1) - 1.0).abs() < 1e-9 && share(10) > 0.6 && share(10) < share(2));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - Python: `import`, `from … import`, relative imports; source roots are the repository top,
 //!   `src/`, `lib/`, `python/`, and every folder holding a `pyproject.toml`, `setup.py` or
 //!   `setup.cfg` (and its `src/`); namespace packages (folders without `__init__.py`) resolve by path.
+//!   Test files (and their package) resolve from pytest's basedir first; a name several packages
+//!   share goes to the one nearest the importer; triple-quoted strings are not read.
 //! - Rust: `mod x;`, `use` and inline paths through `crate`, `self`, `super` and the workspace's
 //!   own crates (by package name, `[lib] name`, or a renamed dependency `x = { package = "y" }`);
 //!   `pub use` re-exports are followed (also globs) to the module that defines the item.
@@ -14,8 +16,10 @@
 //!   them (the closest package.json declaring the name: `file:`/`link:` folders, `npm:` aliases,
 //!   else the workspace package of that name; `exports` with the compiler's conditions in written
 //!   order, else `types`/`main`; build output mapped back to `src/`).
-//! - Go: packages inside any module of the repository (`go.mod`, `go.work`), the longest module
-//!   path winning, `replace` directives to local folders.
+//! - Go: packages of the importer's module, of its local `replace` targets, and of the other
+//!   modules of the go.work that lists it (the longest module path winning, a nested module's
+//!   folders excluded); a module required at a published version is not the repository's copy.
+//!   Only the import section of a file is read.
 //!
 //! Parsing runs in parallel (rayon); only edges between tracked files are kept.
 
@@ -28,6 +32,10 @@ use std::sync::OnceLock;
 #[derive(Debug, Default, Clone)]
 pub struct ImportGraph {
     pub imports: BTreeMap<String, BTreeSet<String>>,
+    /// The part of `imports` that only declares a child module (Rust's `mod x;` with nothing of
+    /// `x` used): a dependency of its own, but nothing flows through it, or every module would
+    /// reach every other through the crate root.
+    pub declares: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl ImportGraph {
@@ -154,12 +162,19 @@ struct TsConfig {
 /// Everything resolution needs to know about the tracked files.
 struct Index<'a> {
     all: HashSet<&'a str>,
-    /// Python dotted module name → file (`a.b` → `a/b.py` or `a/b/__init__.py`).
-    py_modules: HashMap<String, &'a str>,
+    /// Python dotted module name → files (`a.b` → `a/b.py` or `a/b/__init__.py`) under the source
+    /// roots, in root order; several when packages of the repository share a name (`tests`).
+    py_modules: HashMap<String, Vec<&'a str>>,
+    /// Folders holding an `__init__.py`, and the basedirs of test files (see `py_basedir`).
+    py_packages: HashSet<&'a str>,
+    py_test_basedirs: HashSet<&'a str>,
     /// directory → its Go files (non-test).
     go_dirs: HashMap<&'a str, Vec<&'a str>>,
-    /// (module path, directory) for each go.mod, and each local `replace`; longest path first.
-    go_mods: Vec<(String, String)>,
+    /// Module directory → the modules its packages' imports can resolve to inside the
+    /// repository, as (module path, directory), longest path first (see `go_scope`).
+    go_scopes: HashMap<String, Vec<(String, String)>>,
+    /// For Go files under no go.mod: every module and local `replace` of the repository.
+    go_all: Vec<(String, String)>,
     /// Cargo manifest directory → crate, and crate identifier → manifest directory.
     crates: HashMap<String, Crate>,
     crate_by_ident: HashMap<String, String>,
@@ -196,7 +211,7 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     }
     py_roots.sort();
     py_roots.dedup();
-    let mut py_modules: HashMap<String, &str> = HashMap::new();
+    let mut py_modules: HashMap<String, Vec<&str>> = HashMap::new();
     let mut go_dirs: HashMap<&str, Vec<&str>> = HashMap::new();
     for p in paths {
         if let Some(stem) = p.strip_suffix(".py") {
@@ -210,7 +225,10 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
                     stem.strip_prefix(root.as_str()).and_then(|r| r.strip_prefix('/'))
                 };
                 if let Some(rel) = rel {
-                    py_modules.entry(rel.replace('/', ".")).or_insert(p.as_str());
+                    let files = py_modules.entry(rel.replace('/', ".")).or_default();
+                    if !files.contains(&p.as_str()) {
+                        files.push(p.as_str());
+                    }
                 }
             }
         } else if p.ends_with(".go") && !p.ends_with("_test.go") {
@@ -218,7 +236,16 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         }
     }
 
-    let mut go_mods = Vec::new();
+    let py_packages: HashSet<&str> = paths
+        .iter()
+        .filter_map(|p| p.strip_suffix("/__init__.py"))
+        .chain(paths.iter().filter(|p| *p == "__init__.py").map(|_| ""))
+        .collect();
+    let py_test_basedirs: HashSet<&str> =
+        paths.iter().filter(|p| py_is_test(p)).map(|p| py_basedir(p, &py_packages)).collect();
+
+    let mut go_mods: HashMap<String, GoMod> = HashMap::new();
+    let mut go_works: HashMap<String, GoMod> = HashMap::new();
     let mut crates = HashMap::new();
     let mut js_packages = HashMap::new();
     let mut js_names = HashMap::new();
@@ -227,7 +254,12 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         let name = path.rsplit('/').next().unwrap_or(path);
         let dir = dir_of(path).to_string();
         match name {
-            "go.mod" => go_mods.extend(go_mod(&dir, text)),
+            "go.mod" => {
+                go_mods.insert(dir.clone(), go_mod(&dir, text));
+            }
+            "go.work" => {
+                go_works.insert(dir.clone(), go_mod(&dir, text));
+            }
             "Cargo.toml" => {
                 if let Some(c) = cargo_manifest(&dir, text, &all) {
                     crates.insert(dir, c);
@@ -249,9 +281,13 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
             _ => {}
         }
     }
-    // Longest module path first, so a nested module wins over the one around it.
-    go_mods.sort_by(|a: &(String, String), b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
-    go_mods.dedup();
+    let go_scopes = go_mods.keys().map(|d| (d.clone(), go_scope(d, &go_mods, &go_works))).collect();
+    let mut go_all: Vec<(String, String)> = go_mods
+        .iter()
+        .flat_map(|(d, m)| m.path.iter().map(move |p| (p.clone(), d.clone())).chain(m.replaces.iter().cloned()))
+        .collect();
+    go_all.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
+    go_all.dedup();
     let mut tsconfigs = HashMap::new();
     for path in raw_tsconfigs.keys() {
         // The one a file belongs to is its folder's tsconfig.json (or jsconfig.json).
@@ -276,8 +312,11 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
     let index = Index {
         all,
         py_modules,
+        py_packages,
+        py_test_basedirs,
         go_dirs,
-        go_mods,
+        go_scopes,
+        go_all,
         crates,
         crate_by_ident,
         crate_by_package,
@@ -286,12 +325,18 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         js_names,
         tsconfigs,
     };
-    let imports: BTreeMap<String, BTreeSet<String>> = contents
+    // (file, what it imports, the part of it that only declares child modules)
+    let edges: Vec<(String, BTreeSet<String>, BTreeSet<String>)> = contents
         .par_iter()
         .filter_map(|(path, bytes)| {
             let lang = lang(path)?;
+            let mut declared = BTreeSet::new();
             let deps: BTreeSet<String> = match lang {
-                Lang::Rust => rust(path, &index),
+                Lang::Rust => {
+                    let used: BTreeSet<String> = rust_uses(path, &index).into_iter().collect();
+                    declared = rust_mods(path, &index).into_iter().filter(|m| !used.contains(m)).collect();
+                    used.into_iter().chain(declared.iter().cloned()).collect()
+                }
                 other => {
                     let text = std::str::from_utf8(bytes).ok()?;
                     match other {
@@ -299,31 +344,101 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
                         Lang::Js => js(path, text, &index),
                         _ => go(path, text, &index),
                     }
+                    .into_iter()
+                    .collect()
                 }
-            }
-            .into_iter()
-            .filter(|d| d != path)
-            .collect();
-            (!deps.is_empty()).then(|| (path.clone(), deps))
+            };
+            let deps: BTreeSet<String> = deps.into_iter().filter(|d| d != path).collect();
+            declared.remove(path);
+            (!deps.is_empty()).then(|| (path.clone(), deps, declared))
         })
         .collect();
-    ImportGraph { imports }
+    let mut imports = BTreeMap::new();
+    let mut declares = BTreeMap::new();
+    for (path, deps, declared) in edges {
+        if !declared.is_empty() {
+            declares.insert(path.clone(), declared);
+        }
+        imports.insert(path, deps);
+    }
+    ImportGraph { imports, declares }
 }
 
-/// `module` and local `replace` targets of a go.mod in `dir`.
-fn go_mod(dir: &str, text: &str) -> Vec<(String, String)> {
+/// What resolution needs from a go.mod (or a go.work) in `dir`.
+#[derive(Debug, Default)]
+struct GoMod {
+    /// `module` path (go.mod).
+    path: Option<String>,
+    /// Local `replace` targets: (module path, directory).
+    replaces: Vec<(String, String)>,
+    /// Directories of `use` (go.work).
+    uses: Vec<String>,
+}
+
+fn go_mod(dir: &str, text: &str) -> GoMod {
     static REPLACE: OnceLock<Regex> = OnceLock::new();
-    let replace = re(&REPLACE, r"(?m)^\s*(?:replace\s+)?(\S+)(?:\s+v\S+)?\s+=>\s+(\.{1,2}/\S*)\s*$");
-    let mut out = Vec::new();
-    if let Some(m) = text.lines().find_map(|l| l.trim().strip_prefix("module ")) {
-        out.push((m.trim().trim_matches('"').to_string(), dir.to_string()));
+    let replace = re(&REPLACE, r"(?m)^\s*(?:replace\s+)?(\S+)(?:\s+v\S+)?\s+=>\s+(\.{1,2}/\S*|\.{1,2})\s*(?://.*)?$");
+    let mut out = GoMod::default();
+    let mut in_use = false;
+    for line in text.lines() {
+        let l = line.split("//").next().unwrap_or("").trim();
+        if let Some(m) = l.strip_prefix("module ") {
+            out.path = Some(m.trim().trim_matches('"').to_string());
+        }
+        // `use ./a` or a `use (` block of one folder a line.
+        let used = if in_use {
+            in_use = l != ")";
+            (in_use && !l.is_empty()).then_some(l)
+        } else if l.starts_with("use ") || l.starts_with("use\t") || l.starts_with("use(") {
+            let rest = l[3..].trim();
+            in_use = rest == "(";
+            (!in_use).then_some(rest)
+        } else {
+            None
+        };
+        if let Some(u) = used.and_then(|u| join(dir, u.trim_matches('"'))) {
+            out.uses.push(u);
+        }
     }
     for c in replace.captures_iter(text) {
         if let Some(target) = join(dir, &c[2]) {
-            out.push((c[1].to_string(), target));
+            out.replaces.push((c[1].to_string(), target));
         }
     }
     out
+}
+
+/// The modules the packages of the module in `dir` import from inside the repository, as the go
+/// command resolves them: the module itself and its local `replace`s, or, when the nearest
+/// go.work above it lists it, every module of that workspace with their local `replace`s (the
+/// go.work's own first). Any other module of the repository comes from the module cache at a
+/// published version, not from its folder here. Longest module path first.
+fn go_scope(dir: &str, mods: &HashMap<String, GoMod>, works: &HashMap<String, GoMod>) -> Vec<(String, String)> {
+    let mut work_dir = Some(dir);
+    let work = loop {
+        match work_dir {
+            Some(d) if works.contains_key(d) => break works.get(d),
+            Some("") | None => break None,
+            Some(d) => work_dir = Some(dir_of(d)),
+        }
+    };
+    // A go.work that does not list the module is no workspace of it (the go command refuses
+    // to run there; GOWORK=off is the way out).
+    let work = work.filter(|w| w.uses.iter().any(|u| u == dir));
+    let members: Vec<&str> = work.map_or(vec![dir], |w| w.uses.iter().map(String::as_str).collect());
+    let mut scope: Vec<(String, String)> = work.map(|w| w.replaces.clone()).unwrap_or_default();
+    for m in members {
+        if let Some(g) = mods.get(m) {
+            scope.extend(g.path.iter().map(|p| (p.clone(), m.to_string())));
+            scope.extend(g.replaces.iter().cloned());
+        }
+    }
+    // A stable sort keeps the first of equal paths first: the go.work's replacement, then the
+    // module's own.
+    scope.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+    let mut seen = HashSet::new();
+    scope.retain(|(p, _)| seen.insert(p.clone()));
+    scope
 }
 
 /// `key = "value"` in `[table]` of a TOML file (enough of TOML for Cargo manifests).
@@ -576,6 +691,69 @@ fn package_json(dir: &str, text: &str) -> Option<JsPackage> {
     Some(pkg)
 }
 
+/// A file pytest collects: `test_*.py`, `*_test.py`, `conftest.py`.
+fn py_is_test(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "conftest.py" || (name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py")))
+}
+
+/// pytest's basedir of a file (its default `prepend` import mode): the first folder above it
+/// without an `__init__.py`, which goes first on `sys.path` while the file is imported.
+fn py_basedir<'p>(path: &'p str, packages: &HashSet<&str>) -> &'p str {
+    let mut d = dir_of(path);
+    while !d.is_empty() && packages.contains(d) {
+        d = dir_of(d);
+    }
+    d
+}
+
+/// Python source with the contents of triple-quoted strings blanked (newlines kept), so that
+/// code in docstrings and templates is not taken for imports.
+fn py_mask_strings(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("\"\"\"") && !text.contains("'''") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q);
+                i += if triple { 3 } else { 1 };
+                while i < b.len() {
+                    let c = b[i];
+                    if c == q && (!triple || (b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q))) {
+                        i += if triple { 3 } else { 1 };
+                        break;
+                    }
+                    if c == b'\n' && !triple {
+                        break;
+                    }
+                    // An escaped character, a quote included, belongs to the string.
+                    let len = if c == b'\\' && i + 1 < b.len() { 2 } else { 1 };
+                    if triple {
+                        for j in i..i + len {
+                            if b[j] != b'\n' {
+                                out[j] = b' ';
+                            }
+                        }
+                    }
+                    i += len;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    // Only bytes inside strings were replaced, every byte of a character alike, by spaces.
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_string()))
+}
+
 fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static IMPORT: OnceLock<Regex> = OnceLock::new();
     static FROM: OnceLock<Regex> = OnceLock::new();
@@ -583,9 +761,32 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
     // Names in parentheses may span lines; without them they end with the line.
     let from =
         re(&FROM, r"(?m)^[ \t]*from[ \t]+(\.*)([A-Za-z0-9_.]*)[ \t]+import[ \t]+(?:\(([^)]*)\)|([A-Za-z0-9_, \t*]+))");
+    let text = py_mask_strings(text);
+    let module_file = |m: &str| idx.file(&format!("{m}.py")).or_else(|| idx.file(&format!("{m}/__init__.py")));
+    // A test file, or a module of its package tree, imports with its basedir first on sys.path.
+    let basedir = py_basedir(path, &idx.py_packages);
+    let local = idx.py_test_basedirs.contains(basedir).then_some(basedir);
+    let here = dir_of(path);
+    let lookup = |module: &str| -> Option<String> {
+        if let Some(base) = local {
+            if let Some(f) = module_file(&in_dir(base, &module.replace('.', "/"))) {
+                return Some(f);
+            }
+        }
+        // Packages that share a name: the one nearest the importer (each package's tests run
+        // with its own folder on sys.path), the first root on a tie.
+        let files = idx.py_modules.get(module)?;
+        let shared = |f: &str| here.split('/').zip(dir_of(f).split('/')).take_while(|(a, b)| a == b).count();
+        let mut best = *files.first()?;
+        for f in &files[1..] {
+            if shared(f) > shared(best) {
+                best = f;
+            }
+        }
+        Some(best.to_string())
+    };
     let mut out = Vec::new();
-    let lookup = |module: &str| idx.py_modules.get(module).map(|s| s.to_string());
-    for c in import.captures_iter(text) {
+    for c in import.captures_iter(&text) {
         for item in c[1].split(',') {
             let name = item.split_whitespace().next().unwrap_or("");
             // `import a.b.c` imports a, a.b and a.b.c; the deepest existing one is the target.
@@ -596,8 +797,8 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
         }
     }
     // The file's own package, for relative imports.
-    let pkg: Vec<&str> = dir_of(path).split('/').filter(|s| !s.is_empty()).collect();
-    for c in from.captures_iter(text) {
+    let pkg: Vec<&str> = here.split('/').filter(|s| !s.is_empty()).collect();
+    for c in from.captures_iter(&text) {
         let dots = c[1].len();
         let module = &c[2];
         let list = c.get(3).or(c.get(4)).map(|m| m.as_str()).unwrap_or("");
@@ -616,7 +817,6 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
             b.extend(module.split('.').filter(|s| !s.is_empty()));
             // Relative imports resolve by path, not through source roots.
             let dir = b.join("/");
-            let module_file = |m: &str| idx.file(&format!("{m}.py")).or_else(|| idx.file(&format!("{m}/__init__.py")));
             for name in names() {
                 if let Some(f) = module_file(&in_dir(&dir, name)) {
                     out.push(f);
@@ -860,13 +1060,17 @@ fn rust_resolve_path(path: &str, segs: &[String], idx: &Index, depth: usize) -> 
     Some((file, false))
 }
 
-fn rust(path: &str, idx: &Index) -> Vec<String> {
+/// The files of the child modules `path` declares (`mod x;`).
+fn rust_mods(path: &str, idx: &Index) -> Vec<String> {
+    let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
+    let mod_dir = rust_mod_dir(path);
+    parsed.mods.iter().filter_map(|m| rust_module_file(&in_dir(&mod_dir, m), idx)).collect()
+}
+
+/// The files defining what `path`'s `use` declarations and paths in code name.
+fn rust_uses(path: &str, idx: &Index) -> Vec<String> {
     let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
     let mut out = Vec::new();
-    let mod_dir = rust_mod_dir(path);
-    for m in &parsed.mods {
-        out.extend(rust_module_file(&in_dir(&mod_dir, m), idx));
-    }
     let names_crate = |s: &str| {
         matches!(s, "crate" | "self" | "super")
             || idx.crate_by_ident.contains_key(s)
@@ -1298,26 +1502,49 @@ fn js(path: &str, text: &str, idx: &Index) -> Vec<String> {
     out
 }
 
-fn go(_path: &str, text: &str, idx: &Index) -> Vec<String> {
+fn go(path: &str, text: &str, idx: &Index) -> Vec<String> {
     static BLOCK: OnceLock<Regex> = OnceLock::new();
     static SINGLE: OnceLock<Regex> = OnceLock::new();
     static QUOTED: OnceLock<Regex> = OnceLock::new();
+    static BODY: OnceLock<Regex> = OnceLock::new();
     let block = re(&BLOCK, r"(?ms)^import\s*\((.*?)\)");
     let single = re(&SINGLE, r#"(?m)^import\s+(?:[A-Za-z0-9_.]+\s+)?"([^"]+)""#);
     let quoted = re(&QUOTED, r#""([^"]+)""#);
+    // Imports come before every other declaration; what follows (raw strings holding Go source
+    // among them) is not read.
+    let body = re(&BODY, r"(?m)^(?:func|type|var|const)\b");
+    let text = &text[..body.find(text).map_or(text.len(), |m| m.start())];
     let mut specs: Vec<String> = Vec::new();
     for c in block.captures_iter(text) {
         specs.extend(quoted.captures_iter(&c[1]).map(|q| q[1].to_string()));
     }
     specs.extend(single.captures_iter(text).map(|c| c[1].to_string()));
+    // The module the file belongs to: the nearest go.mod above it.
+    let mut module = Some(dir_of(path));
+    let scope = loop {
+        match module {
+            Some(d) if idx.go_scopes.contains_key(d) => break idx.go_scopes.get(d),
+            Some("") | None => break None,
+            Some(d) => module = Some(dir_of(d)),
+        }
+    };
     let mut out = Vec::new();
     for s in specs {
-        // The longest module path that prefixes the import owns it (go_mods is sorted so).
-        let owner = idx.go_mods.iter().find_map(|(module, mod_dir)| {
+        // The longest module path that prefixes the import owns it (scopes are sorted so).
+        let owner = scope.unwrap_or(&idx.go_all).iter().find_map(|(module, mod_dir)| {
             let rel = if s == *module { "" } else { s.strip_prefix(module.as_str())?.strip_prefix('/')? };
-            Some(in_dir(mod_dir, rel))
+            Some((in_dir(mod_dir, rel), mod_dir))
         });
-        if let Some(files) = owner.and_then(|d| idx.go_dirs.get(d.as_str())) {
+        let Some((dir, mod_dir)) = owner else { continue };
+        // A folder inside a nested module is not a package of the module around it.
+        let mut d = dir.as_str();
+        while d != mod_dir && !d.is_empty() && !idx.go_scopes.contains_key(d) {
+            d = dir_of(d);
+        }
+        if d != mod_dir {
+            continue;
+        }
+        if let Some(files) = idx.go_dirs.get(dir.as_str()) {
             out.extend(files.iter().map(|f| f.to_string()));
         }
     }
@@ -1369,6 +1596,10 @@ mod tests {
         assert_eq!(deps(&g, "src/lib.rs"), vec!["src/store/mod.rs", "src/store/refs.rs", "src/util.rs"]);
         assert_eq!(deps(&g, "src/store/mod.rs"), vec!["src/store/refs.rs", "src/util.rs"]);
         assert_eq!(deps(&g, "src/store/refs.rs"), vec!["src/store/mod.rs", "src/util.rs"]);
+        // lib.rs uses store::refs but nothing of store/mod.rs or util.rs: those it only declares.
+        let only = |f: &str| g.declares.get(f).map(|d| d.iter().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(only("src/lib.rs"), vec!["src/store/mod.rs", "src/util.rs"]);
+        assert_eq!(only("src/store/mod.rs"), vec!["src/store/refs.rs"]);
     }
 
     #[test]
@@ -1599,6 +1830,73 @@ mod tests {
             deps(&g, "app/main.py"),
             vec!["libs/core/src/acme/core/__init__.py", "libs/core/src/acme/core/models.py"]
         );
+    }
+
+    #[test]
+    fn python_docstrings_test_basedirs_and_shared_package_names() {
+        // opentelemetry-python's shape: distributions under one namespace package, each with a
+        // `tests` package of its own; usage examples in docstrings; attrs' code in a string.
+        let g = graph(&[
+            ("api/pyproject.toml", ""),
+            ("api/src/otel/trace/__init__.py", "\"\"\"Usage::\n\n    from otel.sdk import trace\n    import otel.sdk.export\n\"\"\"\nx = 'a \"\"\" quote'\nfrom otel import context\n"),
+            ("api/src/otel/context.py", ""),
+            ("api/tests/__init__.py", "SPAN_ID = 1\n"),
+            ("api/tests/context/__init__.py", ""),
+            ("api/tests/context/base.py", ""),
+            ("api/tests/context/test_vars.py", "from tests.context.base import Cases\nfrom tests import SPAN_ID\n"),
+            ("sdk/pyproject.toml", ""),
+            ("sdk/src/otel/sdk/__init__.py", ""),
+            ("sdk/src/otel/sdk/export.py", ""),
+            ("sdk/tests/__init__.py", "def make_span(): pass\n"),
+            ("sdk/benchmarks/test_bench.py", "from tests import make_span\n"),
+            // A test folder that is no package: its own folder is on sys.path.
+            ("tools/tests/test_cli.py", "import util\n"),
+            ("tools/tests/util.py", ""),
+            ("tests/test_typing.py", "def test_x(tmp):\n    tmp.write_text(\n        \"\"\"\\\nimport otel.sdk\n\"\"\"\n    )\n"),
+        ]);
+        assert_eq!(deps(&g, "api/src/otel/trace/__init__.py"), vec!["api/src/otel/context.py"]);
+        assert_eq!(
+            deps(&g, "api/tests/context/test_vars.py"),
+            vec!["api/tests/__init__.py", "api/tests/context/base.py"]
+        );
+        // Not a package (no __init__.py in benchmarks/): the `tests` nearest to it.
+        assert_eq!(deps(&g, "sdk/benchmarks/test_bench.py"), vec!["sdk/tests/__init__.py"]);
+        assert_eq!(deps(&g, "tools/tests/test_cli.py"), vec!["tools/tests/util.py"]);
+        assert_eq!(deps(&g, "tests/test_typing.py"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn go_imports_resolve_in_the_importers_module() {
+        // Pulumi's shape: sdk/ is github.com/acme/p/sdk/v3; pkg/ replaces it locally; tests/ is
+        // in the go.work; example programs are modules of their own that require a published
+        // sdk (no replace), so the go command takes the sdk from the module cache, not from here.
+        let g = graph(&[
+            ("go.work", "go 1.19\n\nuse (\n\t./pkg\n\t./sdk // the sdk\n\t./tests\n)\n"),
+            ("sdk/go.mod", "module github.com/acme/p/sdk/v3\n\ngo 1.18\n"),
+            ("sdk/go/pulumi/run.go", "package pulumi\n"),
+            ("sdk/go/auto/test/prog/go.mod", "module github.com/acme/p/sdk/v3/go/auto/test/prog\n\nrequire github.com/acme/p/sdk/v3 v3.40.1\n"),
+            ("sdk/go/auto/test/prog/main.go", "package main\n\nimport \"github.com/acme/p/sdk/v3/go/pulumi\"\n"),
+            ("sdk/go/auto/auto.go", "package auto\n\nimport _ \"github.com/acme/p/sdk/v3/go/auto/test/prog\"\n"),
+            ("pkg/go.mod", "module github.com/acme/p/pkg/v3\n\nreplace (\n\tgithub.com/acme/p/sdk/v3 => ../sdk\n)\n"),
+            (
+                "pkg/gen/gen.go",
+                "package gen\n\nimport (\n\t\"github.com/acme/p/sdk/v3/go/pulumi\"\n)\n\nconst template = `package main\n\nimport (\n\t\"github.com/acme/p/pkg/v3/testing\"\n)\n`\n",
+            ),
+            ("pkg/testing/t.go", "package testing\n"),
+            ("tests/go.mod", "module github.com/acme/p/tests\n"),
+            ("tests/it_test.go", "package tests\n\nimport \"github.com/acme/p/pkg/v3/gen\"\n"),
+            ("tests/integration/empty/go.mod", "module github.com/acme/p/tests/empty\n\nrequire github.com/acme/p/sdk/v3 v3.40.1\n"),
+            ("tests/integration/empty/main.go", "package main\n\nimport \"github.com/acme/p/sdk/v3/go/pulumi\"\n"),
+            ("tests/x.go", "package tests\n\nimport \"github.com/acme/p/tests/integration/empty\"\n"),
+        ]);
+        assert_eq!(deps(&g, "pkg/gen/gen.go"), vec!["sdk/go/pulumi/run.go"]);
+        // Through the workspace, no replace needed.
+        assert_eq!(deps(&g, "tests/it_test.go"), vec!["pkg/gen/gen.go"]);
+        // A published version, and a folder of a nested module that is not in the workspace.
+        assert_eq!(deps(&g, "sdk/go/auto/test/prog/main.go"), Vec::<String>::new());
+        assert_eq!(deps(&g, "sdk/go/auto/auto.go"), Vec::<String>::new());
+        assert_eq!(deps(&g, "tests/integration/empty/main.go"), Vec::<String>::new());
+        assert_eq!(deps(&g, "tests/x.go"), Vec::<String>::new());
     }
 
     #[test]

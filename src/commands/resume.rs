@@ -73,6 +73,9 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         worktree_dir,
     )?;
     opts.executor = super::run::executor(ctx, executor.as_deref())?;
+    if let crate::exec::executor::Executor::Slurm(s) = &opts.executor {
+        s.set_resuming();
+    }
     // A sandboxed run stays sandboxed: resuming must not hand its agents the repository.
     if state.sandbox {
         crate::exec::sandbox::check_available()?;

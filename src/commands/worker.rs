@@ -55,16 +55,45 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     let ctl = super::run::interrupt_control();
     let (tx, rx) = mpsc::channel::<Msg>();
     let repo = ctx.repo.clone();
-    let worker = std::thread::spawn(move || task::run(repo, spec, ctl, tx));
+    let spec_for_report = spec.clone();
+    let ctl2 = std::sync::Arc::clone(&ctl);
+    let worker = std::thread::spawn(move || task::run(repo, spec, ctl2, tx));
     let mut running = HashMap::from([(args.task.clone(), worker)]);
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
     let index: HashMap<&str, usize> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
     let mut ended = Vec::new();
-    for msg in rx {
+    // The node's own watch of the agent: its process limit, and its footprint for the record.
+    let mut gov =
+        crate::schedule::governor::Governor::new(spec_for_report.worktree.parent().unwrap_or(&ctx.repo.workdir));
+    let (profile, kind) = (spec_for_report.profile.clone(), task_kind(&plan, &args.task));
+    loop {
+        let msg = match rx.recv_timeout(std::time::Duration::from_millis(250)) {
+            Ok(msg) => msg,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                watch(&mut gov, &ctl, &args.task, &profile, &kind, ctx.settings.max_processes);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        watch(&mut gov, &ctl, &args.task, &profile, &kind, ctx.settings.max_processes);
         let done = matches!(msg, Msg::Finished(_));
+        let msg = match msg {
+            Msg::Finished(mut o) => {
+                if let Some((cores, rss)) = gov.footprint(&o.task) {
+                    o.metrics.cpu_cores = Some((cores * 1000.0).round() / 1000.0);
+                    o.metrics.peak_rss = Some(rss);
+                }
+                Msg::Finished(o)
+            }
+            msg => msg,
+        };
         match msg {
             Msg::RateLimited { task, profile, reset } => {
-                obs.note(&format!("{task}: {profile} rate limited, retrying after {} s", reset.as_secs()))
+                obs.note(&format!("{task}: {profile} rate limited, retrying after {} s", reset.as_secs()));
+                // The orchestrator holds back the profile's other jobs too.
+                if let Err(e) = crate::exec::slurm::report_rate_limit(&spec_for_report, reset) {
+                    obs.note(&format!("{task}: cannot tell the orchestrator of the rate limit: {e:#}"));
+                }
             }
             msg => {
                 orchestrator::handle(&mut log, &plan, &index, msg, &mut running, &mut notes_due, &mut ended, &mut obs)?;
@@ -83,4 +112,24 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
         TaskStatus::Interrupted | TaskStatus::Cancelled => 130,
         _ => 1,
     })
+}
+
+/// The kind of task `id` is, as the governor learns it.
+fn task_kind(plan: &crate::plan::Plan, id: &str) -> String {
+    plan.tasks.iter().find(|t| t.id == id).map(|t| t.kind.to_string()).unwrap_or_default()
+}
+
+/// Measure the agent's tree (at most once a second) and kill it past the process limit.
+fn watch(
+    gov: &mut crate::schedule::governor::Governor,
+    ctl: &task::Control,
+    task: &str,
+    profile: &str,
+    kind: &str,
+    max_processes: Option<usize>,
+) {
+    let pid = ctl.pids.lock().unwrap_or_else(|e| e.into_inner()).get(task).copied().unwrap_or(0);
+    let tree = crate::schedule::governor::Tree { task: task.into(), profile: profile.into(), kind: kind.into(), pid };
+    gov.observe(std::slice::from_ref(&tree));
+    orchestrator::enforce_process_limit(gov, ctl, std::slice::from_ref(&tree), max_processes);
 }

@@ -8,6 +8,9 @@
 //! alone; a deleted ref, a moved tag, a branch rewound behind where it was or moved onto the
 //! task's work, a switch of the main worktree's HEAD and changes staged in its index (not committed) are
 //! attributed to the agent. Under `--sandbox` these paths are read-only to the agent.
+//!
+//! A task's own branch is checked the other way round: it may only have moved through its own
+//! worktree (`moved_from_outside`), since other agents can reach it, sandbox or not.
 
 use super::merge;
 use crate::proc;
@@ -201,4 +204,39 @@ fn describe_head(h: &str) -> String {
         Some(r) => layout::short(r).to_string(),
         None => format!("detached {}", &h[..12.min(h.len())]),
     }
+}
+
+/// Whether the task's branch moved without its own worktree moving it. Every change made through
+/// the worktree (a commit, a reset, our own retries) is logged in the worktree's private HEAD
+/// log, each entry starting where the last one ended; a process elsewhere (another task's agent,
+/// which the sandbox cannot keep out of the run's branch folder) updating the branch leaves a
+/// gap there, or a tip the log never reached. Such a branch may carry someone else's commits.
+/// None when the log is continuous up to `tip`, or when there is no log to judge by (reflogs
+/// turned off).
+pub fn moved_from_outside(private: &Path, tip: &str) -> Option<String> {
+    let log = std::fs::read_to_string(private.join("logs/HEAD")).ok()?;
+    let entries: Vec<(&str, &str)> = log
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            Some((f.next()?, f.next()?))
+        })
+        .collect();
+    let mut last: Option<&str> = None;
+    for (old, new) in &entries {
+        if let Some(prev) = last {
+            if *old != prev {
+                return Some(format!("from {} to {}", short(prev), short(old)));
+            }
+        }
+        last = Some(new);
+    }
+    match last {
+        Some(prev) if prev != tip => Some(format!("from {} to {}", short(prev), short(tip))),
+        _ => None,
+    }
+}
+
+fn short(oid: &str) -> &str {
+    &oid[..12.min(oid.len())]
 }

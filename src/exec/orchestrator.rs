@@ -88,6 +88,7 @@ pub fn execute(
     for (agent, kind, cores, rss) in crate::store::runs::footprints(&repo, 20).unwrap_or_default() {
         gov.seed(&agent, &kind, cores, rss);
     }
+    gov.set_worktree_size(worktree::checkout_size(&repo, &plan.base).unwrap_or(0));
     let cap = governor::capacity(&opts.limits, &gov.sample());
     obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));
     let profile_of = |i: usize| plan.tasks[i].agent.clone().unwrap_or_else(|| opts.agent.clone());
@@ -178,6 +179,7 @@ pub fn execute(
         let mut trees =
             trees_of(&running, &ctl, |t| index.get(t).map(|&i| (profile_of(i), kind_of(i))).unwrap_or_default());
         gov.observe(&trees);
+        enforce_process_limit(&gov, &ctl, &trees, opts.limits.max_processes);
         let mut waiting: Option<String> = None;
         let mut refused = 0;
         while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping) {
@@ -194,7 +196,7 @@ pub fn execute(
             } else if running.len() >= opts.limits.ceiling() {
                 Err(format!("{} {} jobs queued or running: the ceiling", running.len(), opts.executor.name()))
             } else {
-                Ok(())
+                gov.admit_profile(&opts.limits, &profile, &trees)
             };
             if let Err(why) = admitted {
                 // Another profile's task may still fit (a rate limit is per profile); look at
@@ -302,6 +304,27 @@ pub fn execute(
         }
     }
     Ok(final_status)
+}
+
+/// A fork bomb, or any runaway: a tree measured past `most` processes is killed whole, and its
+/// task fails (here and in a cluster job's worker).
+pub fn enforce_process_limit(
+    gov: &governor::Governor,
+    ctl: &task::Control,
+    trees: &[governor::Tree],
+    most: Option<usize>,
+) {
+    let Some(most) = most else { return };
+    for t in trees {
+        if let Some(n) = gov.usage(&t.task).map(|u| u.processes).filter(|&n| n > most) {
+            ctl.condemn(
+                &t.task,
+                format!(
+                    "the agent ran {n} processes at once, more than parallel.maxProcesses ({most}); all were killed"
+                ),
+            );
+        }
+    }
 }
 
 /// The running tasks' process trees, for the governor.

@@ -41,6 +41,8 @@ struct Inner {
     /// Jobs being watched: id → who waits for its end.
     watched: Mutex<HashMap<String, Sender<JobInfo>>>,
     poller: std::sync::Once,
+    /// A resume: jobs an earlier orchestrator submitted but did not live to record may exist.
+    resuming: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Slurm {
@@ -167,6 +169,32 @@ pub fn squeue(ids: &[String]) -> Result<HashMap<String, JobInfo>> {
     bail!("squeue failed: {}", err.trim())
 }
 
+/// The job name a task's jobs get.
+fn job_name(spec: &TaskSpec) -> String {
+    format!("gp-{}-{}", spec.run, spec.task)
+}
+
+/// A job of this task still queued or running that the run may not have recorded: an
+/// orchestrator killed between `sbatch` and recording the job id leaves one behind. Found by
+/// its name and the repository it runs in (two repositories may both have a run 1 with a
+/// task `a`).
+fn unrecorded_live_job(repo: &Repo, spec: &TaskSpec) -> Result<Option<String>> {
+    let args =
+        vec!["-h".to_string(), format!("--name={}", job_name(spec)), "-O".into(), "JobID:|,WorkDir:|,State:".into()];
+    let out = proc::tool("squeue", &args, None)?;
+    if !out.ok() {
+        bail!("squeue failed: {}", out.stderr_str().trim());
+    }
+    let workdir = repo.workdir.canonicalize().unwrap_or_else(|_| repo.workdir.clone());
+    Ok(out.stdout_str().lines().find_map(|l| {
+        let f: Vec<&str> = l.split('|').map(str::trim).collect();
+        let (id, dir, state) = (f.first()?, f.get(1)?, f.get(2)?);
+        let same_repo = Path::new(dir).canonicalize().is_ok_and(|d| d == workdir);
+        let live = !JobInfo { state: state.to_string(), ..JobInfo::gone(id) }.ended();
+        (same_repo && live && !id.is_empty()).then(|| id.to_string())
+    }))
+}
+
 /// Stop jobs (TERM, then KILL after Slurm's KillWait). Unknown or ended jobs are ignored.
 pub fn scancel(ids: &[String]) -> Result<()> {
     if ids.is_empty() {
@@ -207,6 +235,35 @@ fn jobs_dir(spec: &TaskSpec) -> PathBuf {
     spec.worktree.parent().unwrap_or(Path::new(".")).join(".slurm")
 }
 
+/// Where a job says its agent hit the API's rate limit, for the orchestrator's per-profile limit
+/// (the job's own retries wait on their own): the reset in milliseconds, rewritten at each hit.
+/// A file beside the job's script on the shared filesystem: one `stat` per watch tick is all
+/// the orchestrator pays, where reading the run's log would cost a parse per tick.
+fn rate_file(spec: &TaskSpec) -> PathBuf {
+    jobs_dir(spec).join(format!("{}.rate-limited", spec.task))
+}
+
+/// Called by the worker in a job when its agent was rate limited.
+pub fn report_rate_limit(spec: &TaskSpec, reset: Duration) -> Result<()> {
+    let file = rate_file(spec);
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", reset.as_millis()))?;
+    std::fs::rename(&tmp, &file)?;
+    Ok(())
+}
+
+/// A new report in the rate file since `seen` (its modification time): the reset it gave.
+fn rate_report(spec: &TaskSpec, seen: &mut Option<std::time::SystemTime>) -> Option<Duration> {
+    let file = rate_file(spec);
+    let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok()?;
+    if *seen == Some(modified) {
+        return None;
+    }
+    *seen = Some(modified);
+    let ms = std::fs::read_to_string(&file).ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
 /// The output file of a job.
 fn output_file(spec: &TaskSpec, id: &str) -> PathBuf {
     jobs_dir(spec).join(format!("{}-{id}.out", spec.task))
@@ -227,7 +284,20 @@ fn tail_of(path: &Path, max: u64) -> Vec<u8> {
 
 impl Slurm {
     pub fn new(cfg: SlurmSettings) -> Slurm {
-        Slurm { inner: Arc::new(Inner { cfg, watched: Mutex::new(HashMap::new()), poller: std::sync::Once::new() }) }
+        Slurm {
+            inner: Arc::new(Inner {
+                cfg,
+                watched: Mutex::new(HashMap::new()),
+                poller: std::sync::Once::new(),
+                resuming: Default::default(),
+            }),
+        }
+    }
+
+    /// This orchestrator resumes a run: before submitting a task, look for a job of it that
+    /// an earlier life submitted without recording.
+    pub fn set_resuming(&self) {
+        self.inner.resuming.store(true, Ordering::SeqCst);
     }
 
     /// The sbatch arguments for a task (without the script).
@@ -235,7 +305,7 @@ impl Slurm {
         let cfg = &self.inner.cfg;
         let mut a = vec![
             "--parsable".to_string(),
-            format!("--job-name=gp-{}-{}", spec.run, spec.task),
+            format!("--job-name={}", job_name(spec)),
             format!("--output={}", jobs_dir(spec).join(format!("{}-%j.out", spec.task)).display()),
             format!("--chdir={}", repo.workdir.display()),
         ];
@@ -320,6 +390,7 @@ impl Slurm {
 
     fn submit_recorded(&self, repo: &Repo, spec: &TaskSpec, tx: &Sender<Msg>) -> Result<String> {
         let id = self.submit(repo, spec)?;
+        crate::fault::point("slurm-submitted");
         let _ = tx.send(Msg::Event(Box::new(Event::Job {
             task: spec.task.clone(),
             executor: "slurm".into(),
@@ -338,10 +409,21 @@ impl Slurm {
         tx: &Sender<Msg>,
     ) -> Result<Option<Outcome>> {
         // A resume: the job of an earlier orchestrator life may still be queued or running.
-        let live = match job.as_deref().and_then(|j| j.strip_prefix("slurm:")) {
+        let mut live = match job.as_deref().and_then(|j| j.strip_prefix("slurm:")) {
             Some(id) => squeue(&[id.to_string()])?.remove(id).filter(|j| !j.ended()).map(|j| j.id),
             None => None,
         };
+        if live.is_none() && self.inner.resuming.load(Ordering::SeqCst) {
+            if let Some(id) = unrecorded_live_job(repo, spec)? {
+                let _ = tx.send(Msg::Event(Box::new(Event::Job {
+                    task: spec.task.clone(),
+                    executor: "slurm".into(),
+                    id: id.clone(),
+                    node: None,
+                })));
+                live = Some(id);
+            }
+        }
         let mut current = match live {
             Some(id) => {
                 crate::ui::note(&format!("{}: re-attached to Slurm job {id}", spec.task));
@@ -361,6 +443,8 @@ impl Slurm {
             }
         };
         let mut node_retries = spec.retries;
+        // Reports of an earlier life's jobs are old news.
+        let mut rate_seen = std::fs::metadata(rate_file(spec)).and_then(|m| m.modified()).ok();
         loop {
             let rx = self.watch(&current);
             let mut cancelled = false;
@@ -369,6 +453,9 @@ impl Slurm {
                     Ok(info) => break info,
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => bail!("lost the watch of Slurm job {current}"),
+                }
+                if let Some(reset) = rate_report(spec, &mut rate_seen) {
+                    let _ = tx.send(Msg::RateLimited { task: spec.task.clone(), profile: spec.profile.clone(), reset });
                 }
                 if ctl.stop.load(Ordering::SeqCst) && !cancelled {
                     cancelled = true;

@@ -35,9 +35,21 @@ pub struct Control {
     pub kill: AtomicBool,
     pub pids: Mutex<HashMap<String, u32>>,
     pub rate_pause: Mutex<HashMap<String, Instant>>,
+    /// Tasks whose agent is to be killed now, with why (a limit it broke): the task fails
+    /// with that reason and is not retried.
+    pub condemned: Mutex<HashMap<String, String>>,
 }
 
 impl Control {
+    /// Kill `task`'s agent and everything it started; the task fails with `why`.
+    pub fn condemn(&self, task: &str, why: String) {
+        self.condemned.lock().unwrap_or_else(|e| e.into_inner()).entry(task.to_string()).or_insert(why);
+    }
+
+    fn condemned(&self, task: &str) -> Option<String> {
+        self.condemned.lock().unwrap_or_else(|e| e.into_inner()).get(task).cloned()
+    }
+
     /// When new attempts of `profile` may start (None: now).
     pub fn paused_until(&self, profile: &str) -> Option<Instant> {
         let map = self.rate_pause.lock().unwrap_or_else(|e| e.into_inner());
@@ -137,6 +149,8 @@ struct Attempt {
     model: Option<String>,
     turns: u64,
     spawn_error: Option<String>,
+    /// Killed by the orchestrator for breaking a limit: why.
+    condemned: Option<String>,
 }
 
 impl Attempt {
@@ -287,7 +301,7 @@ fn run_inner(
         })));
         let resume = session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
         last = attempt(spec, &prompt_file, &stderr_path, resume, ctl, tx, transcript)?;
-        if last.interrupted || last.timed_out || last.spawn_error.is_some() {
+        if last.interrupted || last.timed_out || last.spawn_error.is_some() || last.condemned.is_some() {
             break;
         }
         let transient = match (&last.result, last.exit_code) {
@@ -382,6 +396,17 @@ fn run_inner(
             "the agent changed the repository outside its branch: {}; its result was not taken",
             trespass.join("; ")
         ));
+        return Ok(out);
+    }
+    if let Some(moved) = super::guard::moved_from_outside(&private, &work) {
+        out.reason = Some(format!(
+            "the task's branch {} was moved from outside its worktree while the agent ran ({moved}; another agent or process), so it may hold commits that are not this agent's; its result was not taken",
+            layout::short(&spec.branch)
+        ));
+        return Ok(out);
+    }
+    if let Some(why) = last.condemned {
+        out.reason = Some(why);
         return Ok(out);
     }
     if last.interrupted {
@@ -754,6 +779,11 @@ fn attempt(
             a.interrupted = true;
             child.kill();
             kill_sent = Some(now);
+        } else if let Some(why) = a.condemned.is_none().then(|| ctl.condemned(&spec.task)).flatten() {
+            // A fork bomb or the like: no grace period.
+            a.condemned = Some(why);
+            child.kill();
+            kill_sent = Some(now);
         } else if ctl.stop.load(Ordering::SeqCst) && term_sent.is_none() {
             a.interrupted = true;
             child.terminate();
@@ -788,7 +818,7 @@ fn attempt(
         a.exit_code = status.code();
         a.signal = status.signal();
     }
-    if a.timed_out || a.interrupted {
+    if a.timed_out || a.interrupted || a.condemned.is_some() {
         // Our own signal, not a crash.
         a.signal = None;
     }

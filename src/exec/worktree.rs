@@ -90,6 +90,13 @@ pub fn checked_out_at(repo: &Repo, branch_ref: &str) -> Result<Option<PathBuf>> 
 /// Create (or reuse, on resume) the worktree of a task at `path` on `branch`, starting at
 /// `start`. Run ids are never reused while their branches exist, so an existing branch of
 /// this run is this run's own work from an earlier life: it is reused, never reset.
+/// Bytes a full checkout of `commit` writes: the sum of its files' sizes.
+pub fn checkout_size(repo: &Repo, commit: &str) -> Result<u64> {
+    let out = repo.git(["ls-tree", "-r", "-l", "--full-tree", commit])?;
+    // `<mode> blob <oid> <size>\t<path>`; submodules (commit) and symlinks count as nothing.
+    Ok(out.lines().filter_map(|l| l.split('\t').next()?.split_whitespace().nth(3)?.parse::<u64>().ok()).sum())
+}
+
 pub fn create(
     repo: &Repo,
     path: &Path,
@@ -153,7 +160,15 @@ pub fn create(
         }
     }
     if !out.ok() {
-        return Err(usage(format!("cannot create worktree {p} on {short}: {}", out.stderr_str().trim())));
+        // git's progress lines come first and say nothing of what went wrong.
+        let stderr = out.stderr_str();
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("Preparing worktree") && !l.starts_with("HEAD is now at"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        return Err(usage(format!("cannot create worktree {p} on {short}: {}", said.join("; "))));
     }
     if let Some(dirs) = sparse {
         let mut set = vec!["sparse-checkout", "set", "--cone", "--"];

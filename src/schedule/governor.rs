@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-use sysinfo::{Disks, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -64,6 +64,9 @@ pub struct Limits {
     pub cpu_limit: f32,
     /// Most agents of one profile at once (`parallel.<profile>.concurrency`).
     pub per_profile: std::collections::BTreeMap<String, usize>,
+    /// Most processes one agent's tree may have (`parallel.maxProcesses`, default 2048; 0: no
+    /// limit): past it, the tree is killed and the task fails.
+    pub max_processes: Option<usize>,
 }
 
 impl Limits {
@@ -142,6 +145,8 @@ pub struct Usage {
     /// when that is more (under contention, use understates demand).
     pub cores: f64,
     pub rss: u64,
+    /// Processes in the tree.
+    pub processes: usize,
 }
 
 /// What a profile's tasks were seen to need.
@@ -166,10 +171,18 @@ impl Default for Rate {
     }
 }
 
+/// Space an unprivileged process may still write on the file system holding `path` (or its
+/// closest existing ancestor): asked of that very file system, so a tmpfs, a bind mount or a
+/// quota'd volume counts as what it is.
+fn free_space(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(existing).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 /// Samples the machine and the agents, learns, and admits.
 pub struct Governor {
     sys: System,
-    disks: Disks,
     path: PathBuf,
     last: Option<Instant>,
     interval: Duration,
@@ -179,6 +192,9 @@ pub struct Governor {
     totals: HashMap<String, (f64, u32, u64)>,
     learned: HashMap<String, Learned>,
     rates: HashMap<String, Rate>,
+    /// Disk one new worktree takes (its checkout), promised to tasks started since the last
+    /// reading of free space.
+    worktree_size: u64,
 }
 
 impl Governor {
@@ -186,7 +202,6 @@ impl Governor {
     pub fn new(path: &Path) -> Self {
         let mut g = Governor {
             sys: System::new(),
-            disks: Disks::new(),
             path: path.to_path_buf(),
             last: None,
             interval: Duration::from_secs(1),
@@ -195,6 +210,7 @@ impl Governor {
             totals: HashMap::new(),
             learned: HashMap::new(),
             rates: HashMap::new(),
+            worktree_size: 0,
         };
         g.refresh_machine();
         g
@@ -208,19 +224,10 @@ impl Governor {
     fn refresh_machine(&mut self) {
         self.sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         self.sys.refresh_cpu_usage();
-        self.disks.refresh(true);
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         // The first CPU reading has nothing to compare with; treat it as idle.
         let cpu_usage = if self.last.is_some() { self.sys.global_cpu_usage() } else { 0.0 };
-        let path = self.path.canonicalize().unwrap_or_else(|_| self.path.clone());
-        let free_disk = self
-            .disks
-            .list()
-            .iter()
-            .filter(|d| path.starts_with(d.mount_point()))
-            .max_by_key(|d| d.mount_point().as_os_str().len())
-            .map(|d| d.available_space())
-            .unwrap_or(u64::MAX);
+        let free_disk = free_space(&self.path).unwrap_or(u64::MAX);
         // Runnable threads (less this one) show demand beyond what saturated CPUs report.
         let runnable = std::fs::read_to_string("/proc/stat")
             .ok()
@@ -277,6 +284,7 @@ impl Governor {
                 }
             }
             u.cores = used.max(runnable);
+            u.processes = seen;
             let total = self.totals.entry(t.task.clone()).or_default();
             if self.usage.contains_key(&t.task) {
                 total.0 += u.cores;
@@ -316,6 +324,7 @@ impl Governor {
         Usage {
             cores: cpu.unwrap_or(PRIOR_CPU).max(limits.cpu_per_task.unwrap_or(0.0)).max(0.01),
             rss: rss.unwrap_or(PRIOR_RSS).max(limits.memory_per_task.unwrap_or(0)),
+            processes: 0,
         }
     }
 
@@ -339,6 +348,11 @@ impl Governor {
         }
     }
 
+    /// How much disk a task's worktree takes when it is created (the checkout's size).
+    pub fn set_worktree_size(&mut self, bytes: u64) {
+        self.worktree_size = bytes;
+    }
+
     /// Measured use of one running task.
     pub fn usage(&self, task: &str) -> Option<Usage> {
         self.usage.get(task).copied()
@@ -347,6 +361,13 @@ impl Governor {
     /// Whether one more task of `profile` may start now, with `running` running; the reason
     /// when not (for the narration).
     pub fn admit(&self, limits: &Limits, profile: &str, kind: &str, running: &[Tree]) -> Result<(), String> {
+        self.admit_profile(limits, profile, running)?;
+        self.admit_machine(limits, profile, kind, running)
+    }
+
+    /// What holds for a profile wherever its agents run (here or on a cluster's nodes): its
+    /// ceiling, and what its API's rate limits left of it.
+    pub fn admit_profile(&self, limits: &Limits, profile: &str, running: &[Tree]) -> Result<(), String> {
         if let Some(&most) = limits.per_profile.get(profile) {
             let mine = running.iter().filter(|t| t.profile == profile).count();
             if mine >= most {
@@ -372,6 +393,11 @@ impl Governor {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// What holds for agents on this machine: the ceiling, disk, CPU and memory.
+    fn admit_machine(&self, limits: &Limits, profile: &str, kind: &str, running: &[Tree]) -> Result<(), String> {
         if running.is_empty() {
             return Ok(());
         }
@@ -383,11 +409,23 @@ impl Governor {
             });
         }
         let s = &self.sample;
-        if s.free_disk < limits.min_disk {
-            return Err(format!("only {} MiB disk free (minimum {} MiB)", s.free_disk >> 20, limits.min_disk >> 20));
-        }
-        // Tasks not measured yet count at what they are expected to take.
+        // Tasks not measured yet count at what they are expected to take; their worktrees may
+        // not be in the last reading of free disk either.
         let pending: Vec<&Tree> = running.iter().filter(|t| !self.usage.contains_key(&t.task)).collect();
+        let disk_wanted = (pending.len() as u64 + 1) * self.worktree_size;
+        if s.free_disk < limits.min_disk.saturating_add(disk_wanted) {
+            return Err(if self.worktree_size == 0 {
+                format!("only {} MiB disk free (minimum {} MiB)", s.free_disk >> 20, limits.min_disk >> 20)
+            } else {
+                format!(
+                    "disk: {} MiB free, a worktree takes {} MiB ({} starting), parallel.minDisk keeps {} MiB",
+                    s.free_disk >> 20,
+                    self.worktree_size >> 20,
+                    pending.len(),
+                    limits.min_disk >> 20
+                )
+            });
+        }
         let measured = running.len() - pending.len();
         let known = limits.cpu_per_task.is_some() || self.learned.get(profile).is_some_and(|l| l.cpu.is_some());
         if !known && pending.len() >= measured.max(SLOW_START) {
@@ -492,6 +530,7 @@ mod tests {
             min_disk: GIB,
             cpu_limit: 150.0,
             per_profile: Default::default(),
+            max_processes: None,
         }
     }
 
@@ -529,7 +568,7 @@ mod tests {
         }
         let running: Vec<Tree> = (0..10).map(|i| tree(&format!("c{i}"), "claude")).collect();
         for t in &running {
-            g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB });
+            g.usage.insert(t.task.clone(), Usage { cores: 0.03, rss: 300 * MIB, processes: 1 });
         }
         assert!(g.admit(&l, "claude", "feature", &running).is_ok(), "10 waiting agents leave room for an 11th");
         g.sample.cpu_usage = 60.0; // 1.2 of a 3.0-core budget in use
@@ -551,7 +590,7 @@ mod tests {
         let builds: Vec<Tree> =
             (0..3).map(|i| Tree { task: format!("b{i}"), profile: "x".into(), kind: "test".into(), pid: 1 }).collect();
         for t in &builds {
-            g.usage.insert(t.task.clone(), Usage { cores: 1.0, rss: MIB });
+            g.usage.insert(t.task.clone(), Usage { cores: 1.0, rss: MIB, processes: 1 });
         }
         assert!(g.admit(&l, "x", "test", &builds).unwrap_err().contains("CPU"));
         assert!(g.admit(&l, "x", "docs", &builds).is_ok(), "one docs task may show what docs tasks need");
@@ -571,7 +610,7 @@ mod tests {
         assert!(g.admit(&l, "x", "feature", &running[..3]).is_ok());
         assert!(g.admit(&l, "x", "feature", &running).unwrap_err().contains("measuring"));
         for t in &running {
-            g.usage.insert(t.task.clone(), Usage { cores: 0.01, rss: MIB });
+            g.usage.insert(t.task.clone(), Usage { cores: 0.01, rss: MIB, processes: 1 });
         }
         g.learned.insert("x".into(), Learned { cpu: Some(0.01), rss: MIB });
         assert!(g.admit(&l, "x", "feature", &running).is_ok());
@@ -584,10 +623,10 @@ mod tests {
         g.learned.insert("m".into(), Learned { cpu: Some(0.01), rss: 400 * MIB });
         let running = vec![tree("a", "m")];
         // Started, not grown yet: it is still expected to take 400 MiB.
-        g.usage.insert("a".into(), Usage { cores: 0.0, rss: 10 * MIB });
+        g.usage.insert("a".into(), Usage { cores: 0.0, rss: 10 * MIB, processes: 1 });
         assert!(g.admit(&l, "m", "feature", &running).is_ok(), "400 + 400 fit in 1 GiB");
         let two = vec![tree("a", "m"), tree("b", "m")];
-        g.usage.insert("b".into(), Usage { cores: 0.0, rss: 10 * MIB });
+        g.usage.insert("b".into(), Usage { cores: 0.0, rss: 10 * MIB, processes: 1 });
         assert!(g.admit(&l, "m", "feature", &two).unwrap_err().contains("memory"), "a third would not fit");
     }
 
@@ -603,6 +642,27 @@ mod tests {
         g.sample.free_disk = GIB / 2;
         assert!(g.admit(&limits(None), "c", "feature", &running).unwrap_err().contains("disk"));
         assert!(g.admit(&limits(None), "c", "feature", &[]).is_ok(), "one task may always start");
+    }
+
+    #[test]
+    fn worktrees_being_created_count_against_free_disk() {
+        let mut g = gov(SMALL);
+        g.learned.insert("c".into(), Learned { cpu: Some(0.0), rss: MIB });
+        g.set_worktree_size(2 * GIB);
+        g.sample.free_disk = 8 * GIB;
+        // 8 GiB free, 1 GiB kept: one measured task (its worktree is in the reading) leaves
+        // room for three new 2 GiB worktrees, of which two are being created.
+        let mut running: Vec<Tree> = (0..3).map(|i| tree(&i.to_string(), "c")).collect();
+        g.usage.insert("0".into(), Usage::default());
+        assert!(g.admit(&limits(None), "c", "feature", &running).is_ok());
+        running.push(tree("3", "c"));
+        let why = g.admit(&limits(None), "c", "feature", &running).unwrap_err();
+        assert!(why.contains("a worktree takes 2048 MiB (3 starting)"), "{why}");
+        // Once measured, the reading has them.
+        for t in &running {
+            g.usage.insert(t.task.clone(), Usage::default());
+        }
+        assert!(g.admit(&limits(None), "c", "feature", &running).is_ok());
     }
 
     #[test]

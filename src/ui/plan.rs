@@ -14,6 +14,9 @@ fn list(items: &[String], max: usize) -> String {
     format!("{}, +{} more", items[..max].join(", "), items.len() - max)
 }
 
+/// Soft conflicts a plan report shows, riskiest first.
+const SOFT_SHOWN: usize = 30;
+
 /// The plan as a report: tasks, conflicts, critical path, waves, estimates.
 pub fn render(plan: &Plan) -> String {
     let mut s = String::new();
@@ -44,23 +47,28 @@ pub fn render(plan: &Plan) -> String {
     s.push_str(&table(&["TASK", "TYPE", "EST", "SIMULATED", "FILES", "AFTER"], &rows));
     if !plan.conflicts.is_empty() {
         s.push_str("\nconflicts:\n");
-        for c in &plan.conflicts {
-            match c.kind {
-                ConflictKind::Hard => s.push_str(&format!(
-                    "  hard  {} <> {}: both touch {}{}\n",
-                    c.a,
-                    c.b,
-                    list(&c.files, 3),
-                    if c.serialized { " (serialized)" } else { "" }
-                )),
-                ConflictKind::Soft => s.push_str(&format!(
-                    "  soft  {} <> {}: risk {:.2}, imports {}\n",
-                    c.a,
-                    c.b,
-                    c.risk,
-                    list(&c.files, 2)
-                )),
-            }
+        // Hard conflicts shape the schedule: all of them. Soft ones riskiest first, and only so
+        // many: a thousand-task plan has thousands, and the JSON lists them all.
+        for c in plan.conflicts.iter().filter(|c| c.kind == ConflictKind::Hard) {
+            s.push_str(&format!(
+                "  hard  {} <> {}: both touch {}{}\n",
+                c.a,
+                c.b,
+                list(&c.files, 3),
+                if c.serialized { " (serialized)" } else { "" }
+            ));
+        }
+        let mut soft: Vec<_> = plan.conflicts.iter().filter(|c| c.kind == ConflictKind::Soft).collect();
+        soft.sort_by(|x, y| y.risk.total_cmp(&x.risk).then_with(|| (&x.a, &x.b).cmp(&(&y.a, &y.b))));
+        for c in soft.iter().take(SOFT_SHOWN) {
+            s.push_str(&format!("  soft  {} <> {}: risk {:.2}, imports {}\n", c.a, c.b, c.risk, list(&c.files, 2)));
+        }
+        if soft.len() > SOFT_SHOWN {
+            s.push_str(&format!(
+                "  ... and {} more soft conflicts, risk {:.2} or less (--json lists them all)\n",
+                soft.len() - SOFT_SHOWN,
+                soft[SOFT_SHOWN].risk
+            ));
         }
     }
     let sch = &plan.schedule;
