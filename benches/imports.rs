@@ -1,11 +1,15 @@
 //! Accuracy of the import graph against each language's own resolver, on local clones of real
 //! repositories. Not timed: it prints precision and recall of module-level edges.
 //!
-//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH [-v]
+//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH rust=PATH [-v]
 //! Truth comes from `benches/resolvers/`: python.py (importlib's path finders), go.sh (`go list`),
 //! ts.cjs (the TypeScript compiler's resolveModuleName; needs NODE_PATH to a `typescript`
-//! install). Rust has no resolver here yet. Module level: files for Python and JS/TS,
-//! package folders for Go. `-v` lists the edges each side has alone.
+//! install), rust.rs (`cargo metadata` and the `syn` parser, with rustc's name resolution
+//! rules; its header says exactly which edges count). Module level: files for Python, JS/TS and
+//! Rust, package folders for Go. `-v` lists the edges each side has alone.
+
+#[path = "resolvers/rust.rs"]
+mod rust_ref;
 
 use git_parallel::analysis::imports;
 use git_parallel::proc;
@@ -29,16 +33,22 @@ fn main() {
             "python" => format!("python3 {}/python.py {r} {}", here.display(), roots.replace(',', " ")),
             "go" => format!("sh {}/go.sh {r}", here.display()),
             "ts" => format!("node {}/ts.cjs {r}", here.display()),
+            "rust" => String::new(),
             other => panic!("unknown language {other}"),
         };
-        let out = proc::shell(&repo, &command, &[], None).expect("resolver runs");
-        assert!(out.ok(), "{command}: {}", out.stderr_str());
-        let truth: BTreeSet<(String, String)> = out
-            .stdout_str()
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let truth: BTreeSet<(String, String)> = if lang == "rust" {
+            let (edges, summary) = rust_ref::edges(&repo);
+            eprintln!("{summary}");
+            edges
+        } else {
+            let out = proc::shell(&repo, &command, &[], None).expect("resolver runs");
+            assert!(out.ok(), "{command}: {}", out.stderr_str());
+            out.stdout_str()
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
         let ours = our_edges(&repo, lang);
         let both = truth.intersection(&ours).count();
         let precision = both as f64 / ours.len().max(1) as f64;
