@@ -18,7 +18,8 @@
 //! Edge `a → b` (files, both tracked, `a != b`) when a module of file `a`:
 //! - declares `mod x;` whose file is `b`;
 //! - has a `use` tree (at module level or in a block) one of whose leaves names an item defined
-//!   in `b`, or a module whose file is `b` (a glob names the module it reads from);
+//!   in `b`, or a module whose file is `b` (a glob names the module it reads from), or an
+//!   `extern crate x` item whose crate root is `b`;
 //! - has a path of two or more segments in code (types, expressions, patterns, macro paths, and
 //!   paths in macro arguments and `macro_rules!` bodies, read as tokens, `$crate` as `crate`) that
 //!   starts with `crate`, `self`, `super`, `::` or a name of the crate's extern prelude, and
@@ -92,8 +93,9 @@ struct Module {
     imports: Vec<Import>,
     /// `use` leaves inside blocks: resolved for edges only.
     block_uses: Vec<Vec<String>>,
-    /// Multi-segment paths in code.
-    paths: Vec<Vec<String>>,
+    /// Multi-segment paths in code, with the namespace their position asks for (a call's path is
+    /// a value, a type's a type, a macro's or an attribute's a macro; any in macro tokens).
+    paths: Vec<(Vec<String>, Option<Ns>)>,
     /// A glob import reads from outside the repository: a name missing here may come from it.
     opaque: bool,
 }
@@ -213,7 +215,7 @@ fn use_leaves(u: &syn::ItemUse) -> Vec<(Vec<String>, Option<(String, bool)>)> {
 }
 
 /// Paths (`a::b`, `::a::b`, `$crate::a`) in a macro's tokens, read without expanding it.
-fn scan_tokens(ts: TokenStream, out: &mut Vec<Vec<String>>) {
+fn scan_tokens(ts: TokenStream, out: &mut Vec<(Vec<String>, Option<Ns>)>) {
     let toks: Vec<TokenTree> = ts.into_iter().collect();
     let is_colon2 = |i: usize| {
         matches!((toks.get(i), toks.get(i + 1)),
@@ -259,7 +261,13 @@ fn scan_tokens(ts: TokenStream, out: &mut Vec<Vec<String>>) {
         }
         let real = segs.iter().filter(|s| *s != "::").count();
         if real >= 2 {
-            out.push(segs);
+            // `a::f(…)` is a call, `a::m!` a macro.
+            let ns = match toks.get(j) {
+                Some(TokenTree::Group(g)) if g.delimiter() == proc_macro2::Delimiter::Parenthesis => Some(Ns::Value),
+                Some(TokenTree::Punct(p)) if p.as_char() == '!' && p.spacing() == Spacing::Alone => Some(Ns::Macro),
+                _ => None,
+            };
+            out.push((segs, ns));
         }
         i = j.max(i + 1);
     }
@@ -282,7 +290,7 @@ fn item_groups(ts: TokenStream) -> Vec<Vec<syn::Item>> {
 
 /// Paths in code and `use` items in blocks, for one module-level item.
 struct Collector<'a> {
-    paths: &'a mut Vec<Vec<String>>,
+    paths: &'a mut Vec<(Vec<String>, Option<Ns>)>,
     block_uses: &'a mut Vec<Vec<String>>,
     /// Names of items declared in the blocks around: they shadow crates of the same name.
     shadow: Vec<String>,
@@ -291,6 +299,20 @@ struct Collector<'a> {
 impl Collector<'_> {
     fn shadowed(&self, p: &[String]) -> bool {
         p.first().is_some_and(|f| self.shadow.contains(f))
+    }
+
+    fn push<'ast>(&mut self, p: &'ast syn::Path, ns: Option<Ns>) {
+        if p.segments.len() >= 2 && !self.shadow.contains(&p.segments[0].ident.to_string()) {
+            let mut segs: Vec<String> = Vec::new();
+            if p.leading_colon.is_some() {
+                segs.push("::".into());
+            }
+            segs.extend(p.segments.iter().map(|s| s.ident.to_string()));
+            self.paths.push((segs, ns));
+        }
+        for seg in &p.segments {
+            self.visit_path_arguments(&seg.arguments);
+        }
     }
 }
 
@@ -315,15 +337,43 @@ impl<'ast> Visit<'ast> for Collector<'_> {
         self.shadow.truncate(before);
     }
     fn visit_path(&mut self, p: &'ast syn::Path) {
-        if p.segments.len() >= 2 && !self.shadow.contains(&p.segments[0].ident.to_string()) {
-            let mut segs: Vec<String> = Vec::new();
-            if p.leading_colon.is_some() {
-                segs.push("::".into());
-            }
-            segs.extend(p.segments.iter().map(|s| s.ident.to_string()));
-            self.paths.push(segs);
+        self.push(p, None);
+    }
+    fn visit_expr_path(&mut self, e: &'ast syn::ExprPath) {
+        if let Some(q) = &e.qself {
+            self.visit_qself(q);
         }
-        syn::visit::visit_path(self, p);
+        self.push(&e.path, if e.qself.is_none() { Some(Ns::Value) } else { None });
+    }
+    fn visit_type_path(&mut self, t: &'ast syn::TypePath) {
+        if let Some(q) = &t.qself {
+            self.visit_qself(q);
+        }
+        self.push(&t.path, if t.qself.is_none() { Some(Ns::Type) } else { None });
+    }
+    fn visit_expr_struct(&mut self, e: &'ast syn::ExprStruct) {
+        self.push(&e.path, Some(Ns::Type));
+        for f in &e.fields {
+            self.visit_field_value(f);
+        }
+        if let Some(r) = &e.rest {
+            self.visit_expr(r);
+        }
+    }
+    fn visit_pat_tuple_struct(&mut self, p: &'ast syn::PatTupleStruct) {
+        self.push(&p.path, Some(Ns::Value));
+        for e in &p.elems {
+            self.visit_pat(e);
+        }
+    }
+    fn visit_pat_struct(&mut self, p: &'ast syn::PatStruct) {
+        self.push(&p.path, Some(Ns::Type));
+        for f in &p.fields {
+            self.visit_field_pat(f);
+        }
+    }
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        self.push(a.path(), Some(Ns::Macro));
     }
     fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
         let leaves: Vec<Vec<String>> =
@@ -331,10 +381,10 @@ impl<'ast> Visit<'ast> for Collector<'_> {
         self.block_uses.extend(leaves);
     }
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
-        self.visit_path(&m.path);
+        self.push(&m.path, Some(Ns::Macro));
         let mut found = Vec::new();
         scan_tokens(m.tokens.clone(), &mut found);
-        found.retain(|p| !self.shadowed(p));
+        found.retain(|(p, _)| !self.shadowed(p));
         self.paths.extend(found);
     }
 }
@@ -502,11 +552,28 @@ impl World {
                     let vis = self.vis(m, &e.vis);
                     let alias = e.rename.as_ref().map(|(_, a)| a.to_string()).unwrap_or_else(|| e.ident.to_string());
                     self.pending_extern_crates.push((m, e.ident.to_string(), alias, vis));
+                    if e.ident != "self" {
+                        // It names the crate's root module.
+                        self.modules[m].block_uses.push(vec![e.ident.to_string()]);
+                    }
                 }
                 other => {
                     let (names, vis): (Vec<(String, Ns)>, Option<&syn::Visibility>) = match other {
                         syn::Item::Const(i) => (vec![(i.ident.to_string(), Ns::Value)], Some(&i.vis)),
                         syn::Item::Static(i) => (vec![(i.ident.to_string(), Ns::Value)], Some(&i.vis)),
+                        // A procedural macro is a macro to its users.
+                        syn::Item::Fn(i) if has_attr(&i.attrs, "proc_macro") || has_attr(&i.attrs, "proc_macro_attribute") => {
+                            (vec![(i.sig.ident.to_string(), Ns::Macro)], Some(&i.vis))
+                        }
+                        syn::Item::Fn(i) if has_attr(&i.attrs, "proc_macro_derive") => {
+                            let attr = i.attrs.iter().find(|a| a.path().is_ident("proc_macro_derive"));
+                            let name = attr.and_then(|a| a.parse_args_with(|p: syn::parse::ParseStream| {
+                                let id: syn::Ident = p.parse()?;
+                                let _: TokenStream = p.parse()?;
+                                Ok(id)
+                            }).ok());
+                            (name.map(|n| (n.to_string(), Ns::Macro)).into_iter().collect(), Some(&i.vis))
+                        }
                         syn::Item::Fn(i) => (vec![(i.sig.ident.to_string(), Ns::Value)], Some(&i.vis)),
                         syn::Item::Struct(i) => {
                             let mut v = vec![(i.ident.to_string(), Ns::Type)];
@@ -587,7 +654,14 @@ impl World {
     /// What a path names: (namespace, resolution) pairs. `fallback` makes a name missing from a
     /// module of the repository stand for that module (final pass); without it, the path has no
     /// resolution yet (import fixpoint). `unresolved` counts fallbacks.
-    fn resolve(&self, m: usize, segs: &[String], fallback: bool, unresolved: &mut Vec<String>) -> Vec<(Ns, Res)> {
+    fn resolve(
+        &self,
+        m: usize,
+        segs: &[String],
+        last_ns: Option<Ns>,
+        fallback: bool,
+        unresolved: &mut Vec<String>,
+    ) -> Vec<(Ns, Res)> {
         let krate = self.modules[m].krate;
         let Some(first) = segs.first() else { return Vec::new() };
         let mut rest = &segs[1..];
@@ -620,15 +694,26 @@ impl World {
         };
         let mut out = Vec::new();
         for s in start {
-            self.walk(s, rest, fallback, unresolved, &mut out);
+            self.walk(s, rest, last_ns, fallback, unresolved, &mut out);
         }
         out
     }
 
-    fn walk(&self, cur: Res, rest: &[String], fallback: bool, unresolved: &mut Vec<String>, out: &mut Vec<(Ns, Res)>) {
+    fn walk(
+        &self,
+        cur: Res,
+        rest: &[String],
+        last_ns: Option<Ns>,
+        fallback: bool,
+        unresolved: &mut Vec<String>,
+        out: &mut Vec<(Ns, Res)>,
+    ) {
         let Res::Module(id) = cur else {
-            // Past an item: its variants or associated items, in the same file.
-            out.push((Ns::Type, cur));
+            // Past an item: its variants or associated items, in the same file; outside the
+            // repository, whatever it is.
+            for ns in [Ns::Type, Ns::Value, Ns::Macro] {
+                out.push((ns, cur.clone()));
+            }
             return;
         };
         let Some(seg) = rest.first() else {
@@ -636,15 +721,16 @@ impl World {
             return;
         };
         if seg == "super" {
-            return self.walk(Res::Module(self.modules[id].parent.unwrap_or(id)), &rest[1..], fallback, unresolved, out);
+            let parent = Res::Module(self.modules[id].parent.unwrap_or(id));
+            return self.walk(parent, &rest[1..], last_ns, fallback, unresolved, out);
         }
         if seg == "self" {
-            return self.walk(cur, &rest[1..], fallback, unresolved, out);
+            return self.walk(cur, &rest[1..], last_ns, fallback, unresolved, out);
         }
         let last = rest.len() == 1;
         let mut found = false;
         for ns in [Ns::Type, Ns::Value, Ns::Macro] {
-            if !last && ns != Ns::Type {
+            if (!last && ns != Ns::Type) || (last && last_ns.is_some_and(|n| n != ns)) {
                 continue;
             }
             for (r, _) in self.lookup(id, seg, ns) {
@@ -652,7 +738,7 @@ impl World {
                 if last {
                     out.push((ns, r.clone()));
                 } else {
-                    self.walk(r.clone(), &rest[1..], fallback, unresolved, out);
+                    self.walk(r.clone(), &rest[1..], last_ns, fallback, unresolved, out);
                 }
             }
         }
@@ -674,14 +760,14 @@ impl World {
                             if name == "_" {
                                 continue;
                             }
-                            for (ns, res) in self.resolve(m, &imp.path, false, &mut none) {
+                            for (ns, res) in self.resolve(m, &imp.path, None, false, &mut none) {
                                 if !*self_only || ns == Ns::Type {
                                     adds.push((m, false, name.clone(), ns, res, imp.vis, imp.cfg));
                                 }
                             }
                         }
                         ImportKind::Glob => {
-                            for (_, res) in self.resolve(m, &imp.path, false, &mut none) {
+                            for (_, res) in self.resolve(m, &imp.path, None, false, &mut none) {
                                 match res {
                                     Res::Module(t) => {
                                         let md = &self.modules[t];
@@ -729,7 +815,7 @@ impl World {
         for m in 0..self.modules.len() {
             let opaque = self.modules[m].imports.iter().any(|imp| {
                 matches!(imp.kind, ImportKind::Glob) && {
-                    let r = self.resolve(m, &imp.path, false, &mut Vec::new());
+                    let r = self.resolve(m, &imp.path, None, false, &mut Vec::new());
                     r.is_empty() || r.iter().any(|(_, r)| *r == Res::External)
                 }
             });
@@ -748,15 +834,20 @@ impl World {
     fn collect_edges(&mut self) -> Vec<String> {
         let mut unresolved = Vec::new();
         let mut edges = Vec::new();
+        let explain = std::env::var("RUST_REF_EXPLAIN").ok();
         for m in 0..self.modules.len() {
             let md = &self.modules[m];
             let prelude = &self.crates[md.krate].extern_prelude;
             let counted = |p: &Vec<String>| {
                 matches!(p[0].as_str(), "crate" | "self" | "super" | "::") || prelude.contains_key(&p[0])
             };
-            let uses = md.imports.iter().map(|i| &i.path).chain(&md.block_uses);
-            for p in uses.chain(md.paths.iter().filter(|p| counted(p))) {
-                for (_, r) in self.resolve(m, p, true, &mut unresolved) {
+            let uses = md.imports.iter().map(|i| (&i.path, None)).chain(md.block_uses.iter().map(|p| (p, None)));
+            let paths = md.paths.iter().filter(|(p, _)| counted(p)).map(|(p, ns)| (p, *ns));
+            for (p, ns) in uses.chain(paths) {
+                for (_, r) in self.resolve(m, p, ns, true, &mut unresolved) {
+                    if explain.as_deref() == Some(&*md.file) {
+                        eprintln!("rust reference explain: {} -> {:?}", p.join("::"), self.file_of(&r));
+                    }
                     if let Some(f) = self.file_of(&r) {
                         edges.push((md.file.to_string(), f.to_string()));
                     }
