@@ -119,6 +119,11 @@ struct Crate {
     ident: String,
     /// Dependency key (as identifier) → package name, for `x = { package = "y" }`.
     renames: HashMap<String, String>,
+    /// Root files of other targets: `[[bin]]`, `[[test]]`, `[[example]]`, `[[bench]]` paths, and
+    /// a `build = "…"` script.
+    targets: Vec<String>,
+    /// Cargo's auto-discovery of bins, examples, tests, benches and build.rs (`autotests = false`…).
+    auto: [bool; 5],
 }
 
 /// A JS/TS package of the repository (a package.json with a name).
@@ -154,6 +159,10 @@ struct Index<'a> {
     crate_by_package: HashMap<String, String>,
     /// Parsed Rust files, for following re-exports.
     rust_files: HashMap<String, RustFile>,
+    /// Rust file → the chains of modules that reach it from crate roots; crate root → its
+    /// `#[macro_export]` macros and the files defining them.
+    rust_tree: HashMap<String, Vec<RustChain>>,
+    rust_macros: HashMap<String, HashMap<String, String>>,
     /// Package name → package; tsconfig directory → options.
     js_packages: HashMap<String, JsPackage>,
     tsconfigs: HashMap<String, TsConfig>,
@@ -251,11 +260,12 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         .filter(|(p, _)| p.ends_with("Cargo.toml"))
         .filter_map(|(p, t)| Some((toml_value(t, "package", "name")?.replace('-', "_"), dir_of(p).to_string())))
         .collect();
-    let rust_files = contents
+    let rust_files: HashMap<String, RustFile> = contents
         .par_iter()
         .filter(|(p, _)| p.ends_with(".rs"))
         .filter_map(|(p, b)| Some((p.clone(), rust_parse(std::str::from_utf8(b).ok()?))))
         .collect();
+    let (rust_tree, rust_macros) = rust_tree(&rust_roots(paths, &crates), &rust_files, &all);
     let index = Index {
         all,
         py_modules,
@@ -265,6 +275,8 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         crate_by_ident,
         crate_by_package,
         rust_files,
+        rust_tree,
+        rust_macros,
         js_packages,
         tsconfigs,
     };
@@ -352,7 +364,34 @@ fn cargo_manifest(dir: &str, text: &str, all: &HashSet<&str>) -> Option<Crate> {
             }
         }
     }
-    Some(Crate { lib, ident, renames })
+    // Targets: `path` in `[[bin]]` and the like; `auto… = false` and `build` in `[package]`.
+    let mut targets = Vec::new();
+    let mut auto = [true; 5];
+    let mut table = String::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            table = l.trim_matches(['[', ']', ' ']).to_string();
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else { continue };
+        let (k, v) = (k.trim(), v.split('#').next().unwrap_or("").trim());
+        match (table.as_str(), k) {
+            ("bin" | "test" | "example" | "bench", "path") => targets.extend(join(dir, v.trim_matches('"'))),
+            ("package", "build") if v == "false" => auto[4] = false,
+            ("package", "build") => {
+                auto[4] = false;
+                targets.extend(join(dir, v.trim_matches('"')));
+            }
+            ("package", "autobins" | "autoexamples" | "autotests" | "autobenches") if v == "false" => {
+                let i = ["autobins", "autoexamples", "autotests", "autobenches"].iter().position(|a| *a == k);
+                auto[i.unwrap_or(0)] = false;
+            }
+            _ => {}
+        }
+    }
+    targets.retain(|t| all.contains(t.as_str()));
+    Some(Crate { lib, ident, renames, targets, auto })
 }
 
 /// JSON with comments and trailing commas (tsconfig files) as plain JSON.
@@ -533,44 +572,123 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
 /// What a Rust file declares and names: `mod x;`, `use` trees (expanded), inline paths.
 #[derive(Debug, Default)]
 struct RustFile {
-    mods: Vec<String>,
-    /// (path segments, name it is visible by, public). A glob's name is `*`.
-    uses: Vec<(Vec<String>, String, bool)>,
-    /// `a::b::c` paths in code (first segment not a keyword of `use`).
-    paths: Vec<Vec<String>>,
+    /// `mod x;` declarations outside inline modules: the name, and the `#[path]` if given.
+    mods: Vec<(String, Option<String>)>,
+    /// `use` leaves and `extern crate` items.
+    uses: Vec<RustUse>,
+    /// `a::b::c` paths in code (not in `use` items), with their inline module depth.
+    paths: Vec<(Vec<String>, usize)>,
     /// Items defined here (functions, types, traits, constants, macros, inline modules).
     defines: HashSet<String>,
+    /// `#[macro_export]` macros defined here: rustc puts them at the crate root.
+    exported_macros: Vec<String>,
+}
+
+/// A `use` leaf (or `extern crate`): its path, the name it binds (`*` for a glob), whether it is
+/// `pub`, and how many inline modules (`mod tests { … }`) it sits in.
+#[derive(Debug)]
+struct RustUse {
+    segs: Vec<String>,
+    name: String,
+    public: bool,
+    depth: usize,
 }
 
 fn rust_parse(text: &str) -> RustFile {
     static MOD: OnceLock<Regex> = OnceLock::new();
     static USE: OnceLock<Regex> = OnceLock::new();
+    static EXTERN: OnceLock<Regex> = OnceLock::new();
     static PATH: OnceLock<Regex> = OnceLock::new();
-    static COMMENT: OnceLock<Regex> = OnceLock::new();
-    let module = re(&MOD, r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z0-9_]+)\s*;");
+    static NOT_CODE: OnceLock<Regex> = OnceLock::new();
+    static INLINE: OnceLock<Regex> = OnceLock::new();
+    static PATH_ATTR: OnceLock<Regex> = OnceLock::new();
+    static EXPORT: OnceLock<Regex> = OnceLock::new();
+    static DEF: OnceLock<Regex> = OnceLock::new();
+    let module = re(&MOD, r"(?m)^[ \t]*((?:pub(?:\([^)]*\))?\s+)?)mod\s+([A-Za-z0-9_]+)\s*;");
     let use_ = re(&USE, r"(?ms)^\s*(pub(?:\([^)]*\))?\s+)?use\s+(?:::)?([A-Za-z_{][^;]*);");
+    let extern_ =
+        re(&EXTERN, r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?extern\s+crate\s+([A-Za-z_]\w*)(?:\s+as\s+([A-Za-z_]\w*))?\s*;");
     let path = re(&PATH, r"\b([A-Za-z_]\w*(?:::[A-Za-z_]\w*)+)");
-    // Comments and strings would give paths that are not code.
-    let comment = re(&COMMENT, r#"(?m)//.*$|(?s)/\*.*?\*/|"(?:[^"\\]|\\.)*""#);
-    let code = comment.replace_all(text, " ");
-    let mut f =
-        RustFile { mods: module.captures_iter(&code).map(|c| c[1].to_string()).collect(), ..Default::default() };
+    // Comments, strings (raw ones too) and char literals would give paths and braces that are not
+    // code: they are blanked byte for byte, so offsets still point into `text`.
+    let not_code = re(
+        &NOT_CODE,
+        r###"(?m)//.*$|(?s:/\*.*?\*/)|(?s:r#".*?"#)|(?s:r##".*?"##)|r"[^"]*"|(?s:"(?:[^"\\]|\\.)*")|'(?:[^'\\\n]|\\.[^'\n]{0,9})'"###,
+    );
+    let mut bytes = text.as_bytes().to_vec();
+    for m in not_code.find_iter(text) {
+        bytes[m.range()].iter_mut().filter(|b| **b != b'\n').for_each(|b| *b = b' ');
+    }
+    let code = String::from_utf8(bytes).unwrap_or_default();
+    // Inline modules' spans, so `super` and `self` inside `mod tests { … }` mean that module.
+    let inline = re(&INLINE, r"\bmod\s+[A-Za-z_]\w*\s*\{");
+    let spans: Vec<(usize, usize)> = inline
+        .find_iter(&code)
+        .map(|m| {
+            let open = m.end() - 1;
+            let mut depth = 0usize;
+            let close = code.as_bytes()[open..].iter().position(|b| {
+                match b {
+                    b'{' => depth += 1,
+                    b'}' => depth = depth.saturating_sub(1),
+                    _ => return false,
+                }
+                depth == 0
+            });
+            (open, close.map_or(code.len(), |c| open + c))
+        })
+        .collect();
+    let depth_at = |o: usize| spans.iter().filter(|(s, e)| *s < o && o < *e).count();
+    let path_attr = re(&PATH_ATTR, r#"#\[\s*path\s*=\s*"([^"]*)"\s*\]\s*(?:#\[[^\]]*\]\s*)*$"#);
+    let mut f = RustFile::default();
+    for c in module.captures_iter(&code) {
+        let at = c.get(1).map_or(0, |m| m.start());
+        if depth_at(at) > 0 {
+            continue;
+        }
+        // `#[path = "…"]` among the attributes right before (read in `text`: strings are blank in `code`).
+        let mut from = at.saturating_sub(400);
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        let attr = path_attr.captures(&text[from..at]).map(|a| a[1].to_string());
+        f.mods.push((c[2].to_string(), attr));
+    }
+    let mut use_spans = Vec::new();
     for c in use_.captures_iter(&code) {
         let public = c.get(1).is_some();
+        let whole = c.get(0).map_or(0..0, |m| m.range());
+        let depth = depth_at(whole.start + c[0].len() - c[0].trim_start().len());
+        use_spans.push(whole);
         for (full, alias) in expand_use_tree(&c[2]) {
             let segs: Vec<String> = full.split("::").filter(|s| !s.is_empty()).map(str::to_string).collect();
             let name = alias.unwrap_or_else(|| segs.last().cloned().unwrap_or_default());
-            f.uses.push((segs, name, public));
+            f.uses.push(RustUse { segs, name, public, depth });
         }
     }
-    static DEF: OnceLock<Regex> = OnceLock::new();
+    for c in extern_.captures_iter(&code) {
+        if &c[2] != "self" {
+            let name = c.get(3).map_or(&c[2], |a| a.as_str()).to_string();
+            let depth = depth_at(c.get(2).map_or(0, |m| m.start()));
+            f.uses.push(RustUse { segs: vec![c[2].to_string()], name, public: c.get(1).is_some(), depth });
+        }
+    }
     let def = re(&DEF, r"\b(?:fn|struct|enum|trait|type|const|static|union|mod|macro_rules!)\s+([A-Za-z_]\w*)");
     f.defines = def.captures_iter(&code).map(|c| c[1].to_string()).collect();
-    let without_uses = use_.replace_all(&code, " ");
+    let export = re(&EXPORT, r"#\[\s*macro_export\b[^\]]*\]\s*(?:#\[[^\]]*\]\s*)*macro_rules!\s*([A-Za-z_]\w*)");
+    f.exported_macros = export.captures_iter(&code).map(|c| c[1].to_string()).collect();
     let mut seen = HashSet::new();
-    for c in path.captures_iter(&without_uses) {
-        if seen.insert(c[1].to_string()) {
-            f.paths.push(c[1].split("::").map(str::to_string).collect());
+    let mut next_use = 0;
+    for m in path.find_iter(&code) {
+        while use_spans.get(next_use).is_some_and(|u| u.end <= m.start()) {
+            next_use += 1;
+        }
+        if use_spans.get(next_use).is_some_and(|u| u.start <= m.start()) {
+            continue;
+        }
+        let depth = depth_at(m.start());
+        if seen.insert((m.as_str(), depth)) {
+            f.paths.push((m.as_str().split("::").map(str::to_string).collect(), depth));
         }
     }
     f
@@ -630,7 +748,8 @@ fn expand(tree: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
-/// The directory in which `mod x;` declared in `path` looks for `x.rs`.
+/// The directory in which `mod x;` declared in `path` looks for `x.rs`, for a file not reached
+/// from a crate root (see `rust_tree`).
 fn rust_mod_dir(path: &str) -> String {
     let dir = dir_of(path);
     let file = path.rsplit('/').next().unwrap_or(path);
@@ -674,74 +793,214 @@ fn rust_crate_of<'i>(path: &str, idx: &'i Index) -> Option<&'i Crate> {
     }
 }
 
-/// Where a path's first segment leads: the directory of the module it names.
-fn rust_start(path: &str, first: &str, idx: &Index) -> Option<String> {
-    let mod_dir = rust_mod_dir(path);
-    match first {
-        "crate" => rust_crate_root(path, idx),
-        "self" => Some(mod_dir),
-        "super" => Some(dir_of(&mod_dir).to_string()),
-        ident => {
-            // Another crate of the workspace, under its own name or the name it is renamed to.
-            let own = rust_crate_of(path, idx);
-            let manifest_dir = match own.and_then(|c| c.renames.get(ident)) {
-                Some(package) => idx.crate_by_package.get(package)?,
-                None => idx.crate_by_ident.get(ident)?,
-            };
-            let lib = idx.crates.get(manifest_dir)?.lib.as_ref()?;
-            // A crate never names itself by its package name from inside, except in binaries and
-            // tests of the same package, which do.
-            Some(dir_of(lib).to_string())
+/// Modules from a crate root down to a file: (file, directory of its `mod x;` children).
+type RustChain = Vec<(String, String)>;
+
+/// The file of module `name` declared in `file` (children directory `dir`) by `mod name;`, with
+/// its own children directory. A `#[path]` file is relative to the declaring file's directory
+/// and, as in rustc, keeps its children beside it.
+fn rust_child(
+    file: &str,
+    dir: &str,
+    name: &str,
+    attr: Option<&str>,
+    all: &HashSet<&str>,
+) -> Option<(String, String)> {
+    let found = |p: String| all.contains(p.as_str()).then_some(p);
+    match attr {
+        Some(p) => found(join(dir_of(file), p)?).map(|f| (f.clone(), dir_of(&f).to_string())),
+        None => {
+            let d = in_dir(dir, name);
+            found(format!("{d}.rs")).or_else(|| found(in_dir(&d, "mod.rs"))).map(|f| (f, d))
         }
     }
 }
 
-/// Resolve a path used in `path` to the file of the module defining its item, following
-/// `pub use` re-exports (at most `depth` hops). The flag says whether the item was found
-/// defined there (or the path names a module), rather than assumed.
-fn rust_resolve_path(path: &str, segs: &[String], idx: &Index, depth: usize) -> Option<(String, bool)> {
-    let first = segs.first()?;
-    let mut dir = rust_start(path, first, idx)?;
-    let mut rest = &segs[1..];
-    while rest.first().map(String::as_str) == Some("super") {
-        dir = dir_of(&dir).to_string();
-        rest = &rest[1..];
+fn rust_child_named(file: &str, dir: &str, name: &str, idx: &Index) -> Option<(String, String)> {
+    let parsed = idx.rust_files.get(file)?;
+    parsed.mods.iter().filter(|(m, _)| m == name).find_map(|(_, attr)| rust_child(file, dir, name, attr.as_deref(), &idx.all))
+}
+
+/// Crate root files of the Cargo packages: libraries, `[[bin]]`/`[[test]]`/`[[example]]`/
+/// `[[bench]]` paths, build scripts, and Cargo's auto-discovered targets (`src/main.rs`,
+/// `src/bin/x.rs`, `tests/x.rs`, `examples/x/main.rs`, …) unless `autotests = false` and the like.
+fn rust_roots(paths: &[String], crates: &HashMap<String, Crate>) -> Vec<String> {
+    let mut roots: Vec<String> = crates.values().flat_map(|c| c.lib.iter().chain(&c.targets).cloned()).collect();
+    for p in paths.iter().filter(|p| p.ends_with(".rs")) {
+        let segs: Vec<&str> = p.split('/').collect();
+        let n = segs.len();
+        let up = |k: usize| segs[..n.saturating_sub(k)].join("/");
+        let seg = |k: usize| if n > k { segs[n - 1 - k] } else { "" };
+        let kind = |s: &str| ["bin", "examples", "tests", "benches"].iter().position(|k| *k == s);
+        // (package directory, kind: 0 bin, 1 example, 2 test, 3 bench, 4 build script)
+        let candidate = match (seg(0), seg(1), seg(2), seg(3)) {
+            ("build.rs", ..) => Some((up(1), 4)),
+            ("main.rs", "src", ..) => Some((up(2), 0)),
+            (_, "bin", "src", _) => Some((up(3), 0)),
+            ("main.rs", _, "bin", "src") => Some((up(4), 0)),
+            (_, k, ..) if kind(k).is_some_and(|k| k > 0) => Some((up(2), kind(k).unwrap_or(0))),
+            ("main.rs", _, k, _) if kind(k).is_some_and(|k| k > 0) => Some((up(3), kind(k).unwrap_or(0))),
+            _ => None,
+        };
+        if let Some((dir, kind)) = candidate {
+            if crates.get(&dir).is_some_and(|c| c.auto[kind]) {
+                roots.push(p.clone());
+            }
+        }
     }
-    // Descend through module files as far as the path names modules.
-    let mut file = rust_module_file(&dir, idx)?;
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// Each Rust file reached by `mod` declarations from a crate root, with the chains that reach it,
+/// and each crate root's `#[macro_export]` macros (name → defining file).
+type RustTree = (HashMap<String, Vec<RustChain>>, HashMap<String, HashMap<String, String>>);
+
+fn rust_tree(roots: &[String], files: &HashMap<String, RustFile>, all: &HashSet<&str>) -> RustTree {
+    let mut tree: HashMap<String, Vec<RustChain>> = HashMap::new();
+    let mut macros: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for root in roots {
+        let mut stack = vec![vec![(root.clone(), dir_of(root).to_string())]];
+        let mut seen = HashSet::new();
+        while let Some(chain) = stack.pop() {
+            let Some((file, dir)) = chain.last().cloned() else { continue };
+            let Some(parsed) = files.get(&file) else { continue };
+            if !seen.insert(file.clone()) || chain.len() > 64 {
+                continue;
+            }
+            for m in &parsed.exported_macros {
+                macros.entry(root.clone()).or_default().entry(m.clone()).or_insert_with(|| file.clone());
+            }
+            for (name, attr) in &parsed.mods {
+                if let Some(child) = rust_child(&file, &dir, name, attr.as_deref(), all) {
+                    let mut next = chain.clone();
+                    next.push(child);
+                    stack.push(next);
+                }
+            }
+            tree.entry(file).or_default().push(chain);
+        }
+    }
+    (tree, macros)
+}
+
+/// The chains of modules a file is reached by; for a file no crate root reaches (no Cargo
+/// manifest, say), one guessed from its directories: `a/b.rs` is declared by `a.rs` or
+/// `a/mod.rs`, and so on up to a `lib.rs` or `main.rs`.
+fn rust_chains(path: &str, idx: &Index) -> Vec<RustChain> {
+    if let Some(chains) = idx.rust_tree.get(path) {
+        return chains.clone();
+    }
+    let is_root = |f: &str| matches!(f.rsplit('/').next(), Some("lib.rs" | "main.rs"));
+    let mut chain = vec![(path.to_string(), rust_mod_dir(path))];
+    while chain.len() < 32 && !is_root(&chain[0].0) {
+        let parent_dir = dir_of(&chain[0].1).to_string();
+        match rust_module_file(&parent_dir, idx) {
+            Some(f) if f != chain[0].0 => chain.insert(0, (f, parent_dir)),
+            _ => break,
+        }
+    }
+    if !is_root(&chain[0].0) {
+        if let Some(dir) = rust_crate_root(path, idx) {
+            if let Some(f) = ["lib.rs", "main.rs"].iter().find_map(|f| idx.file(&in_dir(&dir, f))) {
+                chain.insert(0, (f, dir));
+            }
+        }
+    }
+    vec![chain]
+}
+
+/// The library root file of the workspace crate `ident` names in `path`: its own name, or the
+/// name a dependency is renamed to (`x = { package = "y" }`).
+fn rust_crate_lib(path: &str, ident: &str, idx: &Index) -> Option<String> {
+    let own = rust_crate_of(path, idx);
+    let manifest_dir = match own.and_then(|c| c.renames.get(ident)) {
+        Some(package) => idx.crate_by_package.get(package)?,
+        None => idx.crate_by_ident.get(ident)?,
+    };
+    idx.crates.get(manifest_dir)?.lib.clone()
+}
+
+/// Resolve a path written in the module `chain` ends with (`depth` inline modules down) to the
+/// file of the module defining its item, following `pub use` re-exports (at most `hops`). The
+/// flag says whether the item was found defined there (or the path names a module), rather than
+/// assumed. `use` paths may start with a child module's name (2018 edition).
+fn rust_resolve(
+    chain: &[(String, String)],
+    depth: usize,
+    segs: &[String],
+    in_use: bool,
+    idx: &Index,
+    hops: usize,
+) -> Option<(String, bool)> {
+    let here = &chain.last()?.0;
+    let first = segs.first()?;
+    let mut rest = &segs[1..];
+    let mut cur: RustChain = match first.as_str() {
+        "crate" => chain[..1].to_vec(),
+        // Inside an inline module, `self` is that module: the same file.
+        "self" if depth > 0 => return None,
+        "self" => chain.to_vec(),
+        "super" => {
+            let mut up = 1usize;
+            while rest.first().is_some_and(|s| s == "super") {
+                up += 1;
+                rest = &rest[1..];
+            }
+            // Out of the inline modules first, then up the files' modules.
+            let up = up.checked_sub(depth)?;
+            chain[..chain.len().checked_sub(up).filter(|n| *n > 0)?].to_vec()
+        }
+        ident => {
+            let declares = |f: &RustFile| f.mods.iter().any(|(m, _)| m == ident);
+            if in_use && depth == 0 && idx.rust_files.get(here).is_some_and(declares) {
+                rest = segs;
+                chain.to_vec()
+            } else {
+                let lib = rust_crate_lib(here, ident, idx)?;
+                let dir = dir_of(&lib).to_string();
+                vec![(lib, dir)]
+            }
+        }
+    };
+    // Descend through declared modules as far as the path names modules.
     let mut consumed = 0;
     for seg in rest {
-        let d = in_dir(&dir, seg);
-        match idx.file(&format!("{d}.rs")).or_else(|| idx.file(&in_dir(&d, "mod.rs"))) {
-            Some(f) => {
-                dir = d;
-                file = f;
+        let (file, dir) = cur.last()?;
+        match rust_child_named(file, dir, seg, idx) {
+            Some(child) => {
+                cur.push(child);
                 consumed += 1;
             }
             None => break,
         }
     }
     let leftover = &rest[consumed..];
+    let file = cur.last()?.0.clone();
     let Some(parsed) = idx.rust_files.get(&file) else { return Some((file, leftover.is_empty())) };
     if leftover.is_empty() || parsed.defines.contains(&leftover[0]) {
         return Some((file, true));
     }
-    if depth == 0 {
+    if let Some(f) = idx.rust_macros.get(&file).and_then(|m| m.get(&leftover[0])) {
+        return Some((f.clone(), true));
+    }
+    if hops == 0 {
         return Some((file, false));
     }
     // Not defined here: maybe the module re-exports it, by name or through a glob.
-    let named = parsed.uses.iter().filter(|(_, name, public)| *public && *name == leftover[0]);
-    for (target, _, _) in named {
-        let mut next = target.clone();
+    let reexports = || parsed.uses.iter().filter(|u| u.public && u.depth == 0);
+    for u in reexports().filter(|u| u.name == leftover[0]) {
+        let mut next = u.segs.clone();
         next.extend(leftover[1..].iter().cloned());
-        if let Some(hit) = rust_resolve_path(&file, &next, idx, depth - 1) {
+        if let Some(hit) = rust_resolve(&cur, 0, &next, true, idx, hops - 1) {
             return Some(hit);
         }
     }
-    for (target, _, _) in parsed.uses.iter().filter(|(_, name, public)| *public && name == "*") {
-        let mut next = target.clone();
+    for u in reexports().filter(|u| u.name == "*") {
+        let mut next = u.segs.clone();
         next.extend(leftover.iter().cloned());
-        if let Some(hit @ (_, true)) = rust_resolve_path(&file, &next, idx, depth - 1) {
+        if let Some(hit @ (_, true)) = rust_resolve(&cur, 0, &next, true, idx, hops - 1) {
             return Some(hit);
         }
     }
@@ -750,21 +1009,25 @@ fn rust_resolve_path(path: &str, segs: &[String], idx: &Index, depth: usize) -> 
 
 fn rust(path: &str, idx: &Index) -> Vec<String> {
     let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
-    let mut out = Vec::new();
-    let mod_dir = rust_mod_dir(path);
-    for m in &parsed.mods {
-        out.extend(rust_module_file(&in_dir(&mod_dir, m), idx));
-    }
     let names_crate = |s: &str| {
         matches!(s, "crate" | "self" | "super")
             || idx.crate_by_ident.contains_key(s)
             || rust_crate_of(path, idx).is_some_and(|c| c.renames.contains_key(s))
     };
-    // `use` paths, and inline paths in code (`grep_searcher::Sink`, `crate::x::f()`).
-    let uses = parsed.uses.iter().map(|(segs, _, _)| segs);
-    for segs in uses.chain(&parsed.paths) {
-        if segs.first().is_some_and(|s| names_crate(s)) {
-            out.extend(rust_resolve_path(path, segs, idx, 4).map(|(f, _)| f));
+    let mut out = Vec::new();
+    for chain in rust_chains(path, idx) {
+        let Some((_, dir)) = chain.last() else { continue };
+        for (m, attr) in &parsed.mods {
+            out.extend(rust_child(path, dir, m, attr.as_deref(), &idx.all).map(|c| c.0));
+        }
+        // `use` paths, and inline paths in code (`grep_searcher::Sink`, `crate::x::f()`).
+        for u in &parsed.uses {
+            out.extend(rust_resolve(&chain, u.depth, &u.segs, true, idx, 4).map(|(f, _)| f));
+        }
+        for (segs, depth) in &parsed.paths {
+            if segs.first().is_some_and(|s| names_crate(s)) {
+                out.extend(rust_resolve(&chain, *depth, segs, false, idx, 4).map(|(f, _)| f));
+            }
         }
     }
     out
