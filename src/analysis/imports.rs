@@ -576,12 +576,22 @@ struct RustFile {
     mods: Vec<(String, Option<String>)>,
     /// `use` leaves and `extern crate` items.
     uses: Vec<RustUse>,
-    /// `a::b::c` paths in code (not in `use` items), with their inline module depth.
-    paths: Vec<(Vec<String>, usize)>,
-    /// Items defined here (functions, types, traits, constants, macros, inline modules).
-    defines: HashSet<String>,
+    /// `a::b::c` paths in code (not in `use` items), with their inline module depth and whether
+    /// they name a value or a macro (`a::f(…)`, `a::m!`, `#[a::attr]`), never a module.
+    paths: Vec<RustPath>,
+    /// Items defined here that paths go through (types, traits, inline modules) and the others
+    /// (functions, constants, statics, macros).
+    types: HashSet<String>,
+    values: HashSet<String>,
     /// `#[macro_export]` macros defined here: rustc puts them at the crate root.
     exported_macros: Vec<String>,
+}
+
+#[derive(Debug)]
+struct RustPath {
+    segs: Vec<String>,
+    depth: usize,
+    value: bool,
 }
 
 /// A `use` leaf (or `extern crate`): its path, the name it binds (`*` for a glob), whether it is
@@ -673,8 +683,17 @@ fn rust_parse(text: &str) -> RustFile {
             f.uses.push(RustUse { segs: vec![c[2].to_string()], name, public: c.get(1).is_some(), depth });
         }
     }
-    let def = re(&DEF, r"\b(?:fn|struct|enum|trait|type|const|static|union|mod|macro_rules!)\s+([A-Za-z_]\w*)");
-    f.defines = def.captures_iter(&code).map(|c| c[1].to_string()).collect();
+    let def = re(
+        &DEF,
+        r"\b(?:(struct|enum|trait|type|union)\s+([A-Za-z_]\w*)|mod\s+([A-Za-z_]\w*)\s*\{|(?:fn|const|static|macro_rules!)\s+([A-Za-z_]\w*))",
+    );
+    for c in def.captures_iter(&code) {
+        match (c.get(2).or(c.get(3)), c.get(4)) {
+            (Some(t), _) => f.types.insert(t.as_str().to_string()),
+            (_, Some(v)) => f.values.insert(v.as_str().to_string()),
+            _ => false,
+        };
+    }
     let export = re(&EXPORT, r"#\[\s*macro_export\b[^\]]*\]\s*(?:#\[[^\]]*\]\s*)*macro_rules!\s*([A-Za-z_]\w*)");
     f.exported_macros = export.captures_iter(&code).map(|c| c[1].to_string()).collect();
     let mut seen = HashSet::new();
@@ -687,8 +706,13 @@ fn rust_parse(text: &str) -> RustFile {
             continue;
         }
         let depth = depth_at(m.start());
-        if seen.insert((m.as_str(), depth)) {
-            f.paths.push((m.as_str().split("::").map(str::to_string).collect(), depth));
+        // A call, a macro or an attribute names a value or a macro, never a module.
+        let after = code[m.end()..].trim_start();
+        let value = after.starts_with('(')
+            || (after.starts_with('!') && !after.starts_with("!="))
+            || code[..m.start()].trim_end().ends_with("#[");
+        if seen.insert((m.as_str(), depth, value)) {
+            f.paths.push(RustPath { segs: m.as_str().split("::").map(str::to_string).collect(), depth, value });
         }
     }
     f
@@ -923,24 +947,27 @@ fn rust_crate_lib(path: &str, ident: &str, idx: &Index) -> Option<String> {
 }
 
 /// Resolve a path written in the module `chain` ends with (`depth` inline modules down) to the
-/// file of the module defining its item, following `pub use` re-exports (at most `hops`). The
-/// flag says whether the item was found defined there (or the path names a module), rather than
-/// assumed. `use` paths may start with a child module's name (2018 edition).
+/// files of the modules defining what it names, following `pub use` re-exports (at most
+/// `hops`). A name can be a module and an item at once (`mod registry;` and `fn registry()`): a
+/// `use` takes both, `value` (a call, a macro, an attribute) only the item. The flag says whether
+/// the item was found defined there (or the path names a module), rather than assumed. `use`
+/// paths may start with a child module's name (2018 edition).
 fn rust_resolve(
     chain: &[(String, String)],
     depth: usize,
     segs: &[String],
     in_use: bool,
+    value: bool,
     idx: &Index,
     hops: usize,
-) -> Option<(String, bool)> {
-    let here = &chain.last()?.0;
-    let first = segs.first()?;
+) -> Vec<(String, bool)> {
+    let Some((here, _)) = chain.last() else { return Vec::new() };
+    let Some(first) = segs.first() else { return Vec::new() };
     let mut rest = &segs[1..];
     let mut cur: RustChain = match first.as_str() {
         "crate" => chain[..1].to_vec(),
         // Inside an inline module, `self` is that module: the same file.
-        "self" if depth > 0 => return None,
+        "self" if depth > 0 => return Vec::new(),
         "self" => chain.to_vec(),
         "super" => {
             let mut up = 1usize;
@@ -949,8 +976,10 @@ fn rust_resolve(
                 rest = &rest[1..];
             }
             // Out of the inline modules first, then up the files' modules.
-            let up = up.checked_sub(depth)?;
-            chain[..chain.len().checked_sub(up).filter(|n| *n > 0)?].to_vec()
+            match up.checked_sub(depth).and_then(|up| chain.len().checked_sub(up)).filter(|n| *n > 0) {
+                Some(n) => chain[..n].to_vec(),
+                None => return Vec::new(),
+            }
         }
         ident => {
             let declares = |f: &RustFile| f.mods.iter().any(|(m, _)| m == ident);
@@ -958,53 +987,68 @@ fn rust_resolve(
                 rest = segs;
                 chain.to_vec()
             } else {
-                let lib = rust_crate_lib(here, ident, idx)?;
+                let Some(lib) = rust_crate_lib(here, ident, idx) else { return Vec::new() };
                 let dir = dir_of(&lib).to_string();
                 vec![(lib, dir)]
             }
         }
     };
-    // Descend through declared modules as far as the path names modules.
-    let mut consumed = 0;
-    for seg in rest {
-        let (file, dir) = cur.last()?;
-        match rust_child_named(file, dir, seg, idx) {
-            Some(child) => {
-                cur.push(child);
-                consumed += 1;
+    // Descend through declared modules as far as the path names modules (the last segment of a
+    // `value` path is no module).
+    let mut out = Vec::new();
+    for (i, seg) in rest.iter().enumerate() {
+        let last = i + 1 == rest.len();
+        let Some((file, dir)) = cur.last() else { break };
+        match rust_child_named(file, dir, seg, idx).filter(|_| !(last && value)) {
+            Some(child) if last => {
+                // The module, and an item of the same name beside it when a `use` takes both.
+                out.push((child.0, true));
+                if in_use {
+                    out.extend(rust_item(&cur, seg, &[], idx, hops).into_iter().filter(|h| h.1));
+                }
+                return out;
             }
-            None => break,
+            Some(child) => cur.push(child),
+            None => return rust_item(&cur, seg, &rest[i + 1..], idx, hops),
         }
     }
-    let leftover = &rest[consumed..];
-    let file = cur.last()?.0.clone();
-    let Some(parsed) = idx.rust_files.get(&file) else { return Some((file, leftover.is_empty())) };
-    if leftover.is_empty() || parsed.defines.contains(&leftover[0]) {
-        return Some((file, true));
+    cur.pop().map(|(f, _)| (f, true)).into_iter().collect()
+}
+
+/// `name` (followed by `more` segments) looked up as an item of the module `chain` ends with:
+/// defined there, a `#[macro_export]` macro of that crate root, or re-exported by `pub use`.
+fn rust_item(chain: &[(String, String)], name: &str, more: &[String], idx: &Index, hops: usize) -> Vec<(String, bool)> {
+    let Some((file, _)) = chain.last() else { return Vec::new() };
+    let Some(parsed) = idx.rust_files.get(file) else { return vec![(file.clone(), false)] };
+    // Only types, traits and inline modules have paths under them.
+    if parsed.types.contains(name) || (more.is_empty() && parsed.values.contains(name)) {
+        return vec![(file.clone(), true)];
     }
-    if let Some(f) = idx.rust_macros.get(&file).and_then(|m| m.get(&leftover[0])) {
-        return Some((f.clone(), true));
+    if let Some(f) = idx.rust_macros.get(file).and_then(|m| m.get(name)).filter(|_| more.is_empty()) {
+        return vec![(f.clone(), true)];
     }
     if hops == 0 {
-        return Some((file, false));
+        return vec![(file.clone(), false)];
     }
     // Not defined here: maybe the module re-exports it, by name or through a glob.
     let reexports = || parsed.uses.iter().filter(|u| u.public && u.depth == 0);
-    for u in reexports().filter(|u| u.name == leftover[0]) {
-        let mut next = u.segs.clone();
-        next.extend(leftover[1..].iter().cloned());
-        if let Some(hit) = rust_resolve(&cur, 0, &next, true, idx, hops - 1) {
-            return Some(hit);
-        }
+    let mut out = Vec::new();
+    for u in reexports().filter(|u| u.name == name) {
+        let next: Vec<String> = u.segs.iter().chain(more).cloned().collect();
+        out.extend(rust_resolve(chain, 0, &next, true, false, idx, hops - 1));
+    }
+    if !out.is_empty() {
+        return out;
     }
     for u in reexports().filter(|u| u.name == "*") {
-        let mut next = u.segs.clone();
-        next.extend(leftover.iter().cloned());
-        if let Some(hit @ (_, true)) = rust_resolve(&cur, 0, &next, true, idx, hops - 1) {
-            return Some(hit);
+        let next: Vec<String> = u.segs.iter().chain(std::iter::once(&name.to_string())).chain(more).cloned().collect();
+        let found: Vec<(String, bool)> =
+            rust_resolve(chain, 0, &next, true, false, idx, hops - 1).into_iter().filter(|h| h.1).collect();
+        if !found.is_empty() {
+            return found;
         }
     }
-    Some((file, false))
+    vec![(file.clone(), false)]
 }
 
 fn rust(path: &str, idx: &Index) -> Vec<String> {
@@ -1022,12 +1066,10 @@ fn rust(path: &str, idx: &Index) -> Vec<String> {
         }
         // `use` paths, and inline paths in code (`grep_searcher::Sink`, `crate::x::f()`).
         for u in &parsed.uses {
-            out.extend(rust_resolve(&chain, u.depth, &u.segs, true, idx, 4).map(|(f, _)| f));
+            out.extend(rust_resolve(&chain, u.depth, &u.segs, true, false, idx, 4).into_iter().map(|h| h.0));
         }
-        for (segs, depth) in &parsed.paths {
-            if segs.first().is_some_and(|s| names_crate(s)) {
-                out.extend(rust_resolve(&chain, *depth, segs, false, idx, 4).map(|(f, _)| f));
-            }
+        for p in parsed.paths.iter().filter(|p| p.segs.first().is_some_and(|s| names_crate(s))) {
+            out.extend(rust_resolve(&chain, p.depth, &p.segs, false, p.value, idx, 4).into_iter().map(|h| h.0));
         }
     }
     out
