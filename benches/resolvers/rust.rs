@@ -244,6 +244,13 @@ fn scan_tokens(ts: TokenStream, out: &mut Vec<(Vec<String>, Option<Ns>)>) {
                 continue;
             }
             j += 2;
+        } else if matches!(&toks[j], TokenTree::Punct(p) if p.as_char() == '$' || p.as_char() == '#')
+            && matches!(toks.get(j + 1), Some(TokenTree::Ident(_)))
+        {
+            // A metavariable (`$x`) or a `quote!` interpolation (`#x`): what follows it is a
+            // path of its own (`#x ::tracing::f()`).
+            i = j + 2;
+            continue;
         }
         loop {
             match toks.get(j) {
@@ -676,7 +683,15 @@ impl World {
             "super" => vec![Res::Module(self.modules[m].parent.unwrap_or(m))],
             "Self" => return Vec::new(),
             name if rest.is_empty() => {
-                // `use name;`: a crate of the extern prelude.
+                // `use name::*;` reads a module in scope; `use name;` names a crate of the extern
+                // prelude.
+                let local: Vec<(Ns, Res)> = [Ns::Type, Ns::Value, Ns::Macro]
+                    .into_iter()
+                    .flat_map(|ns| self.lookup(m, name, ns).into_iter().map(move |(r, _)| (ns, r)))
+                    .collect();
+                if !local.is_empty() {
+                    return local;
+                }
                 return self.crates[krate]
                     .extern_prelude
                     .get(name)
@@ -837,6 +852,9 @@ impl World {
         let explain = std::env::var("RUST_REF_EXPLAIN").ok();
         for m in 0..self.modules.len() {
             let md = &self.modules[m];
+            if explain.as_deref() == Some(&*md.file) {
+                eprintln!("rust reference explain: module {m} of crate {}: {} paths, {} uses", md.krate, md.paths.len(), md.imports.len() + md.block_uses.len());
+            }
             let prelude = &self.crates[md.krate].extern_prelude;
             let counted = |p: &Vec<String>| {
                 matches!(p[0].as_str(), "crate" | "self" | "super" | "::") || prelude.contains_key(&p[0])

@@ -685,10 +685,11 @@ fn rust_parse(text: &str) -> RustFile {
     }
     let def = re(
         &DEF,
-        r"\b(?:(struct|enum|trait|type|union)\s+([A-Za-z_]\w*)|mod\s+([A-Za-z_]\w*)\s*\{|(?:fn|const|static|macro_rules!)\s+([A-Za-z_]\w*))",
+        r"(')?\b(?:(struct|enum|trait|type|union)\s+([A-Za-z_]\w*)|mod\s+([A-Za-z_]\w*)\s*\{|(?:fn|const|static|macro_rules!)\s+(?:(?:mut|unsafe|fn)\s+)*([A-Za-z_]\w*))",
     );
-    for c in def.captures_iter(&code) {
-        match (c.get(2).or(c.get(3)), c.get(4)) {
+    // A lifetime is no item: `&'static Metadata`.
+    for c in def.captures_iter(&code).filter(|c| c.get(1).is_none()) {
+        match (c.get(3).or(c.get(4)), c.get(5)) {
             (Some(t), _) => f.types.insert(t.as_str().to_string()),
             (_, Some(v)) => f.values.insert(v.as_str().to_string()),
             _ => false,
@@ -998,46 +999,64 @@ fn rust_resolve(
     let mut out = Vec::new();
     for (i, seg) in rest.iter().enumerate() {
         let last = i + 1 == rest.len();
+        // The asker's own module or an ancestor: its private imports are visible too.
+        let private = cur.len() <= chain.len() && cur.iter().zip(chain).all(|(a, b)| a.0 == b.0);
         let Some((file, dir)) = cur.last() else { break };
         match rust_child_named(file, dir, seg, idx).filter(|_| !(last && value)) {
             Some(child) if last => {
                 // The module, and an item of the same name beside it when a `use` takes both.
                 out.push((child.0, true));
                 if in_use {
-                    out.extend(rust_item(&cur, seg, &[], idx, hops).into_iter().filter(|h| h.1));
+                    out.extend(rust_item(&cur, seg, &[], false, private, true, idx, hops).into_iter().filter(|h| h.1));
                 }
                 return out;
             }
             Some(child) => cur.push(child),
-            None => return rust_item(&cur, seg, &rest[i + 1..], idx, hops),
+            None => return rust_item(&cur, seg, &rest[i + 1..], value, private, false, idx, hops),
         }
     }
     cur.pop().map(|(f, _)| (f, true)).into_iter().collect()
 }
 
 /// `name` (followed by `more` segments) looked up as an item of the module `chain` ends with:
-/// defined there, a `#[macro_export]` macro of that crate root, or re-exported by `pub use`.
-fn rust_item(chain: &[(String, String)], name: &str, more: &[String], idx: &Index, hops: usize) -> Vec<(String, bool)> {
+/// defined there, a `#[macro_export]` macro of that crate root, or re-exported by a `use` (a
+/// private one too when `private`: the module is the asker's own or an ancestor). All of them
+/// for a `use`; for a `value`, the first found. Glob imports are looked at last, and not at all
+/// beside a module of that name (`beside_module`), which shadows them.
+#[allow(clippy::too_many_arguments)]
+fn rust_item(
+    chain: &[(String, String)],
+    name: &str,
+    more: &[String],
+    value: bool,
+    private: bool,
+    beside_module: bool,
+    idx: &Index,
+    hops: usize,
+) -> Vec<(String, bool)> {
     let Some((file, _)) = chain.last() else { return Vec::new() };
     let Some(parsed) = idx.rust_files.get(file) else { return vec![(file.clone(), false)] };
+    let mut out = Vec::new();
     // Only types, traits and inline modules have paths under them.
     if parsed.types.contains(name) || (more.is_empty() && parsed.values.contains(name)) {
-        return vec![(file.clone(), true)];
+        out.push((file.clone(), true));
     }
     if let Some(f) = idx.rust_macros.get(file).and_then(|m| m.get(name)).filter(|_| more.is_empty()) {
-        return vec![(f.clone(), true)];
+        out.push((f.clone(), true));
     }
-    if hops == 0 {
-        return vec![(file.clone(), false)];
+    if hops == 0 || (!out.is_empty() && (value || !more.is_empty())) {
+        return if out.is_empty() { vec![(file.clone(), false)] } else { out };
     }
-    // Not defined here: maybe the module re-exports it, by name or through a glob.
-    let reexports = || parsed.uses.iter().filter(|u| u.public && u.depth == 0);
-    let mut out = Vec::new();
+    // Not defined here (or also imported): maybe the module re-exports it, by name or by glob.
+    let reexports = || parsed.uses.iter().filter(|u| (u.public || private) && u.depth == 0);
+    let mut named = false;
     for u in reexports().filter(|u| u.name == name) {
+        named = true;
         let next: Vec<String> = u.segs.iter().chain(more).cloned().collect();
-        out.extend(rust_resolve(chain, 0, &next, true, false, idx, hops - 1));
+        out.extend(rust_resolve(chain, 0, &next, true, value, idx, hops - 1));
     }
-    if !out.is_empty() {
+    // A name imported from outside the repository is not defined here.
+    if !out.is_empty() || named || beside_module {
         return out;
     }
     for u in reexports().filter(|u| u.name == "*") {
