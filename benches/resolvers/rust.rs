@@ -36,6 +36,7 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 use proc_macro2::{Spacing, TokenStream, TokenTree};
+use syn::ext::IdentExt;
 use syn::visit::Visit;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -177,7 +178,7 @@ fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
 fn flatten(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Option<(String, bool)>)>) {
     match tree {
         syn::UseTree::Path(p) => {
-            prefix.push(p.ident.to_string());
+            prefix.push(p.ident.unraw().to_string());
             flatten(&p.tree, prefix, out);
             prefix.pop();
         }
@@ -186,14 +187,14 @@ fn flatten(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(Vec<Str
         }
         syn::UseTree::Name(n) => {
             let mut p = prefix.clone();
-            p.push(n.ident.to_string());
-            out.push((p, Some((n.ident.to_string(), false))));
+            p.push(n.ident.unraw().to_string());
+            out.push((p, Some((n.ident.unraw().to_string(), false))));
         }
-        syn::UseTree::Rename(r) if r.ident == "self" => out.push((prefix.clone(), Some((r.rename.to_string(), true)))),
+        syn::UseTree::Rename(r) if r.ident == "self" => out.push((prefix.clone(), Some((r.rename.unraw().to_string(), true)))),
         syn::UseTree::Rename(r) => {
             let mut p = prefix.clone();
-            p.push(r.ident.to_string());
-            out.push((p, Some((r.rename.to_string(), false))));
+            p.push(r.ident.unraw().to_string());
+            out.push((p, Some((r.rename.unraw().to_string(), false))));
         }
         syn::UseTree::Glob(_) => out.push((prefix.clone(), None)),
         syn::UseTree::Group(g) => {
@@ -255,7 +256,7 @@ fn scan_tokens(ts: TokenStream, out: &mut Vec<(Vec<String>, Option<Ns>)>) {
         loop {
             match toks.get(j) {
                 Some(TokenTree::Ident(id)) => {
-                    segs.push(id.to_string());
+                    segs.push(id.unraw().to_string());
                     j += 1;
                     if is_colon2(j) && matches!(toks.get(j + 2), Some(TokenTree::Ident(_))) {
                         j += 2;
@@ -309,12 +310,12 @@ impl Collector<'_> {
     }
 
     fn push<'ast>(&mut self, p: &'ast syn::Path, ns: Option<Ns>) {
-        if p.segments.len() >= 2 && !self.shadow.contains(&p.segments[0].ident.to_string()) {
+        if p.segments.len() >= 2 && !self.shadow.contains(&p.segments[0].ident.unraw().to_string()) {
             let mut segs: Vec<String> = Vec::new();
             if p.leading_colon.is_some() {
                 segs.push("::".into());
             }
-            segs.extend(p.segments.iter().map(|s| s.ident.to_string()));
+            segs.extend(p.segments.iter().map(|s| s.ident.unraw().to_string()));
             self.paths.push((segs, ns));
         }
         for seg in &p.segments {
@@ -337,7 +338,7 @@ impl<'ast> Visit<'ast> for Collector<'_> {
                     syn::Item::Union(i) => Some(&i.ident),
                     _ => None,
                 };
-                self.shadow.extend(name.map(|n| n.to_string()));
+                self.shadow.extend(name.map(|n| n.unraw().to_string()));
             }
         }
         syn::visit::visit_block(self, b);
@@ -478,7 +479,7 @@ impl World {
             match item {
                 syn::Item::Mod(it) => {
                     let vis = self.vis(m, &it.vis);
-                    let name = it.ident.to_string();
+                    let name = it.ident.unraw().to_string();
                     let explicit_path = path_attr(&it.attrs);
                     match &it.content {
                         Some((_, inner)) => {
@@ -557,20 +558,20 @@ impl World {
                 }
                 syn::Item::ExternCrate(e) => {
                     let vis = self.vis(m, &e.vis);
-                    let alias = e.rename.as_ref().map(|(_, a)| a.to_string()).unwrap_or_else(|| e.ident.to_string());
-                    self.pending_extern_crates.push((m, e.ident.to_string(), alias, vis));
+                    let alias = e.rename.as_ref().map(|(_, a)| a.unraw().to_string()).unwrap_or_else(|| e.ident.unraw().to_string());
+                    self.pending_extern_crates.push((m, e.ident.unraw().to_string(), alias, vis));
                     if e.ident != "self" {
                         // It names the crate's root module.
-                        self.modules[m].block_uses.push(vec![e.ident.to_string()]);
+                        self.modules[m].block_uses.push(vec![e.ident.unraw().to_string()]);
                     }
                 }
                 other => {
                     let (names, vis): (Vec<(String, Ns)>, Option<&syn::Visibility>) = match other {
-                        syn::Item::Const(i) => (vec![(i.ident.to_string(), Ns::Value)], Some(&i.vis)),
-                        syn::Item::Static(i) => (vec![(i.ident.to_string(), Ns::Value)], Some(&i.vis)),
+                        syn::Item::Const(i) => (vec![(i.ident.unraw().to_string(), Ns::Value)], Some(&i.vis)),
+                        syn::Item::Static(i) => (vec![(i.ident.unraw().to_string(), Ns::Value)], Some(&i.vis)),
                         // A procedural macro is a macro to its users.
                         syn::Item::Fn(i) if has_attr(&i.attrs, "proc_macro") || has_attr(&i.attrs, "proc_macro_attribute") => {
-                            (vec![(i.sig.ident.to_string(), Ns::Macro)], Some(&i.vis))
+                            (vec![(i.sig.ident.unraw().to_string(), Ns::Macro)], Some(&i.vis))
                         }
                         syn::Item::Fn(i) if has_attr(&i.attrs, "proc_macro_derive") => {
                             let attr = i.attrs.iter().find(|a| a.path().is_ident("proc_macro_derive"));
@@ -581,30 +582,30 @@ impl World {
                             }).ok());
                             (name.map(|n| (n.to_string(), Ns::Macro)).into_iter().collect(), Some(&i.vis))
                         }
-                        syn::Item::Fn(i) => (vec![(i.sig.ident.to_string(), Ns::Value)], Some(&i.vis)),
+                        syn::Item::Fn(i) => (vec![(i.sig.ident.unraw().to_string(), Ns::Value)], Some(&i.vis)),
                         syn::Item::Struct(i) => {
-                            let mut v = vec![(i.ident.to_string(), Ns::Type)];
+                            let mut v = vec![(i.ident.unraw().to_string(), Ns::Type)];
                             if !matches!(i.fields, syn::Fields::Named(_)) {
-                                v.push((i.ident.to_string(), Ns::Value));
+                                v.push((i.ident.unraw().to_string(), Ns::Value));
                             }
                             (v, Some(&i.vis))
                         }
                         syn::Item::Enum(i) => {
-                            let variants: Vec<String> = i.variants.iter().map(|v| v.ident.to_string()).collect();
+                            let variants: Vec<String> = i.variants.iter().map(|v| v.ident.unraw().to_string()).collect();
                             let vis = self.vis(m, &i.vis);
-                            self.define(m, i.ident.to_string(), Ns::Type, Res::Item(file.clone(), variants.into()), vis);
+                            self.define(m, i.ident.unraw().to_string(), Ns::Type, Res::Item(file.clone(), variants.into()), vis);
                             (vec![], None)
                         }
-                        syn::Item::Trait(i) => (vec![(i.ident.to_string(), Ns::Type)], Some(&i.vis)),
-                        syn::Item::TraitAlias(i) => (vec![(i.ident.to_string(), Ns::Type)], Some(&i.vis)),
-                        syn::Item::Type(i) => (vec![(i.ident.to_string(), Ns::Type)], Some(&i.vis)),
-                        syn::Item::Union(i) => (vec![(i.ident.to_string(), Ns::Type)], Some(&i.vis)),
+                        syn::Item::Trait(i) => (vec![(i.ident.unraw().to_string(), Ns::Type)], Some(&i.vis)),
+                        syn::Item::TraitAlias(i) => (vec![(i.ident.unraw().to_string(), Ns::Type)], Some(&i.vis)),
+                        syn::Item::Type(i) => (vec![(i.ident.unraw().to_string(), Ns::Type)], Some(&i.vis)),
+                        syn::Item::Union(i) => (vec![(i.ident.unraw().to_string(), Ns::Type)], Some(&i.vis)),
                         syn::Item::ForeignMod(f) => {
                             for fi in &f.items {
                                 let (n, ns, v) = match fi {
-                                    syn::ForeignItem::Fn(x) => (x.sig.ident.to_string(), Ns::Value, &x.vis),
-                                    syn::ForeignItem::Static(x) => (x.ident.to_string(), Ns::Value, &x.vis),
-                                    syn::ForeignItem::Type(x) => (x.ident.to_string(), Ns::Type, &x.vis),
+                                    syn::ForeignItem::Fn(x) => (x.sig.ident.unraw().to_string(), Ns::Value, &x.vis),
+                                    syn::ForeignItem::Static(x) => (x.ident.unraw().to_string(), Ns::Value, &x.vis),
+                                    syn::ForeignItem::Type(x) => (x.ident.unraw().to_string(), Ns::Type, &x.vis),
                                     _ => continue,
                                 };
                                 let vis = self.vis(m, v);
@@ -709,13 +710,15 @@ impl World {
         };
         let mut out = Vec::new();
         for s in start {
-            self.walk(s, rest, last_ns, fallback, unresolved, &mut out);
+            self.walk(m, s, rest, last_ns, fallback, unresolved, &mut out);
         }
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
+        from: usize,
         cur: Res,
         rest: &[String],
         last_ns: Option<Ns>,
@@ -737,24 +740,30 @@ impl World {
         };
         if seg == "super" {
             let parent = Res::Module(self.modules[id].parent.unwrap_or(id));
-            return self.walk(parent, &rest[1..], last_ns, fallback, unresolved, out);
+            return self.walk(from, parent, &rest[1..], last_ns, fallback, unresolved, out);
         }
         if seg == "self" {
-            return self.walk(cur, &rest[1..], last_ns, fallback, unresolved, out);
+            return self.walk(from, cur, &rest[1..], last_ns, fallback, unresolved, out);
         }
         let last = rest.len() == 1;
-        let mut found = false;
+        let mut candidates: Vec<(Ns, Res, Vis)> = Vec::new();
         for ns in [Ns::Type, Ns::Value, Ns::Macro] {
             if (!last && ns != Ns::Type) || (last && last_ns.is_some_and(|n| n != ns)) {
                 continue;
             }
-            for (r, _) in self.lookup(id, seg, ns) {
-                found = true;
-                if last {
-                    out.push((ns, r.clone()));
-                } else {
-                    self.walk(r.clone(), &rest[1..], last_ns, fallback, unresolved, out);
-                }
+            candidates.extend(self.lookup(id, seg, ns).into_iter().map(|(r, v)| (ns, r, v)));
+        }
+        // What the asking module may see; all of it if nothing (rustc would refuse the path, so
+        // this is a configuration or a visibility this resolver does not model).
+        if candidates.iter().any(|(_, _, v)| self.visible(*v, from)) {
+            candidates.retain(|(_, _, v)| self.visible(*v, from));
+        }
+        let found = !candidates.is_empty();
+        for (ns, r, _) in candidates {
+            if last {
+                out.push((ns, r));
+            } else {
+                self.walk(from, r, &rest[1..], last_ns, fallback, unresolved, out);
             }
         }
         if !found && fallback && !self.modules[id].opaque {
@@ -862,7 +871,12 @@ impl World {
             let uses = md.imports.iter().map(|i| (&i.path, None)).chain(md.block_uses.iter().map(|p| (p, None)));
             let paths = md.paths.iter().filter(|(p, _)| counted(p)).map(|(p, ns)| (p, *ns));
             for (p, ns) in uses.chain(paths) {
-                for (_, r) in self.resolve(m, p, ns, true, &mut unresolved) {
+                let before = unresolved.len();
+                let found = self.resolve(m, p, ns, true, &mut unresolved);
+                for u in &mut unresolved[before..] {
+                    *u = format!("{u} (asked by {}: {})", md.file, p.join("::"));
+                }
+                for (_, r) in found {
                     if explain.as_deref() == Some(&*md.file) {
                         eprintln!("rust reference explain: {} -> {:?}", p.join("::"), self.file_of(&r));
                     }
