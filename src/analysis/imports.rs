@@ -119,6 +119,10 @@ struct Crate {
     ident: String,
     /// Dependency key (as identifier) → package name, for `x = { package = "y" }`.
     renames: HashMap<String, String>,
+    /// Package name, and the dependency keys of every dependency table (`-` as `_`): the
+    /// workspace crates its code can name.
+    package: String,
+    deps: HashSet<String>,
     /// Root files of other targets: `[[bin]]`, `[[test]]`, `[[example]]`, `[[bench]]` paths, and
     /// a `build = "…"` script.
     targets: Vec<String>,
@@ -350,18 +354,24 @@ fn cargo_manifest(dir: &str, text: &str, all: &HashSet<&str>) -> Option<Crate> {
     let mut renames: HashMap<String, String> =
         inline.captures_iter(text).map(|c| (c[1].replace('-', "_"), c[2].replace('-', "_"))).collect();
     let mut table_key: Option<String> = None;
+    let mut in_deps = false;
+    let mut deps = HashSet::new();
     for line in text.lines() {
         let l = line.trim();
         if l.starts_with('[') {
             let t = l.trim_matches(['[', ']', ' ']);
             table_key = t
                 .rsplit_once('.')
-                .filter(|(head, _)| head.ends_with("dependencies"))
+                .filter(|(head, _)| head.ends_with("dependencies") && !head.starts_with("workspace"))
                 .map(|(_, k)| k.trim_matches('"').replace('-', "_"));
+            deps.extend(table_key.clone());
+            in_deps = t.ends_with("dependencies") && !t.starts_with("workspace");
         } else if let (Some(k), Some((key, v))) = (&table_key, l.split_once('=')) {
             if key.trim() == "package" {
                 renames.insert(k.clone(), v.trim().trim_matches('"').replace('-', "_"));
             }
+        } else if let Some((key, _)) = l.split_once('=').filter(|_| in_deps) {
+            deps.insert(key.trim().trim_matches('"').replace('-', "_"));
         }
     }
     // Targets: `path` in `[[bin]]` and the like; `auto… = false` and `build` in `[package]`.
@@ -391,7 +401,8 @@ fn cargo_manifest(dir: &str, text: &str, all: &HashSet<&str>) -> Option<Crate> {
         }
     }
     targets.retain(|t| all.contains(t.as_str()));
-    Some(Crate { lib, ident, renames, targets, auto })
+    let package = toml_value(text, "package", "name")?.replace('-', "_");
+    Some(Crate { lib, ident, renames, package, deps, targets, auto })
 }
 
 /// JSON with comments and trailing commas (tsconfig files) as plain JSON.
@@ -572,17 +583,20 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
 /// What a Rust file declares and names: `mod x;`, `use` trees (expanded), inline paths.
 #[derive(Debug, Default)]
 struct RustFile {
-    /// `mod x;` declarations outside inline modules: the name, and the `#[path]` if given.
-    mods: Vec<(String, Option<String>)>,
+    /// `mod x;` declarations outside inline modules: the name, the `#[path]` if given, and
+    /// whether other crates see it (`pub`).
+    mods: Vec<(String, Option<String>, bool)>,
     /// `use` leaves and `extern crate` items.
     uses: Vec<RustUse>,
     /// `a::b::c` paths in code (not in `use` items), with their inline module depth and whether
     /// they name a value or a macro (`a::f(…)`, `a::m!`, `#[a::attr]`), never a module.
     paths: Vec<RustPath>,
-    /// Items defined here that paths go through (types, traits, inline modules) and the others
+    /// Items defined at the file's level that paths go through (types, traits) and the others
     /// (functions, constants, statics, macros).
     types: HashSet<String>,
     values: HashSet<String>,
+    /// Inline modules at the file's level (`mod tests { … }`) → the items defined inside them.
+    inline: HashMap<String, HashSet<String>>,
     /// `#[macro_export]` macros defined here: rustc puts them at the crate root.
     exported_macros: Vec<String>,
 }
@@ -595,13 +609,14 @@ struct RustPath {
 }
 
 /// A `use` leaf (or `extern crate`): its path, the name it binds (`*` for a glob), whether it is
-/// `pub`, and how many inline modules (`mod tests { … }`) it sits in.
+/// `pub`, how many inline modules (`mod tests { … }`) it sits in, and the outermost of them.
 #[derive(Debug)]
 struct RustUse {
     segs: Vec<String>,
     name: String,
     public: bool,
     depth: usize,
+    scope: Option<String>,
 }
 
 fn rust_parse(text: &str) -> RustFile {
@@ -614,11 +629,11 @@ fn rust_parse(text: &str) -> RustFile {
     static PATH_ATTR: OnceLock<Regex> = OnceLock::new();
     static EXPORT: OnceLock<Regex> = OnceLock::new();
     static DEF: OnceLock<Regex> = OnceLock::new();
-    let module = re(&MOD, r"(?m)^[ \t]*((?:pub(?:\([^)]*\))?\s+)?)mod\s+([A-Za-z0-9_]+)\s*;");
+    let module = re(&MOD, r"(?m)^[ \t]*((?:pub(\([^)]*\))?\s+)?)mod\s+(?:r#)?([A-Za-z0-9_]+)\s*;");
     let use_ = re(&USE, r"(?ms)^\s*(pub(?:\([^)]*\))?\s+)?use\s+(?:::)?([A-Za-z_{][^;]*);");
     let extern_ =
         re(&EXTERN, r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?extern\s+crate\s+([A-Za-z_]\w*)(?:\s+as\s+([A-Za-z_]\w*))?\s*;");
-    let path = re(&PATH, r"\b([A-Za-z_]\w*(?:::[A-Za-z_]\w*)+)");
+    let path = re(&PATH, r"\b((?:r#)?[A-Za-z_]\w*(?:::(?:r#)?[A-Za-z_]\w*)+)");
     // Comments, strings (raw ones too) and char literals would give paths and braces that are not
     // code: they are blanked byte for byte, so offsets still point into `text`.
     let not_code = re(
@@ -631,10 +646,11 @@ fn rust_parse(text: &str) -> RustFile {
     }
     let code = String::from_utf8(bytes).unwrap_or_default();
     // Inline modules' spans, so `super` and `self` inside `mod tests { … }` mean that module.
-    let inline = re(&INLINE, r"\bmod\s+[A-Za-z_]\w*\s*\{");
-    let spans: Vec<(usize, usize)> = inline
-        .find_iter(&code)
-        .map(|m| {
+    let inline = re(&INLINE, r"\bmod\s+(?:r#)?([A-Za-z_]\w*)\s*\{");
+    let spans: Vec<(usize, usize, &str)> = inline
+        .captures_iter(&code)
+        .filter_map(|c| Some((c.get(0)?, c.get(1)?.as_str())))
+        .map(|(m, name)| {
             let open = m.end() - 1;
             let mut depth = 0usize;
             let close = code.as_bytes()[open..].iter().position(|b| {
@@ -645,10 +661,12 @@ fn rust_parse(text: &str) -> RustFile {
                 }
                 depth == 0
             });
-            (open, close.map_or(code.len(), |c| open + c))
+            (open, close.map_or(code.len(), |c| open + c), name)
         })
         .collect();
-    let depth_at = |o: usize| spans.iter().filter(|(s, e)| *s < o && o < *e).count();
+    let depth_at = |o: usize| spans.iter().filter(|(s, e, _)| *s < o && o < *e).count();
+    // The outermost inline module around an offset (spans come in order of their start).
+    let scope_at = |o: usize| spans.iter().find(|(s, e, _)| *s < o && o < *e).map(|(_, _, n)| n.to_string());
     let path_attr = re(&PATH_ATTR, r#"#\[\s*path\s*=\s*"([^"]*)"\s*\]\s*(?:#\[[^\]]*\]\s*)*$"#);
     let mut f = RustFile::default();
     for c in module.captures_iter(&code) {
@@ -662,38 +680,49 @@ fn rust_parse(text: &str) -> RustFile {
             from -= 1;
         }
         let attr = path_attr.captures(&text[from..at]).map(|a| a[1].to_string());
-        f.mods.push((c[2].to_string(), attr));
+        let public = c[1].starts_with("pub") && c.get(2).is_none();
+        f.mods.push((c[3].to_string(), attr, public));
     }
     let mut use_spans = Vec::new();
     for c in use_.captures_iter(&code) {
         let public = c.get(1).is_some();
         let whole = c.get(0).map_or(0..0, |m| m.range());
-        let depth = depth_at(whole.start + c[0].len() - c[0].trim_start().len());
+        let at = whole.start + c[0].len() - c[0].trim_start().len();
+        let (depth, scope) = (depth_at(at), scope_at(at));
         use_spans.push(whole);
-        for (full, alias) in expand_use_tree(&c[2]) {
+        for (full, alias) in expand_use_tree(&c[2].replace("r#", "")) {
             let segs: Vec<String> = full.split("::").filter(|s| !s.is_empty()).map(str::to_string).collect();
             let name = alias.unwrap_or_else(|| segs.last().cloned().unwrap_or_default());
-            f.uses.push(RustUse { segs, name, public, depth });
+            f.uses.push(RustUse { segs, name, public, depth, scope: scope.clone() });
         }
     }
     for c in extern_.captures_iter(&code) {
         if &c[2] != "self" {
             let name = c.get(3).map_or(&c[2], |a| a.as_str()).to_string();
-            let depth = depth_at(c.get(2).map_or(0, |m| m.start()));
-            f.uses.push(RustUse { segs: vec![c[2].to_string()], name, public: c.get(1).is_some(), depth });
+            let at = c.get(2).map_or(0, |m| m.start());
+            let (depth, scope) = (depth_at(at), scope_at(at));
+            f.uses.push(RustUse { segs: vec![c[2].to_string()], name, public: c.get(1).is_some(), depth, scope });
         }
     }
     let def = re(
         &DEF,
-        r"(')?\b(?:(struct|enum|trait|type|union)\s+([A-Za-z_]\w*)|mod\s+([A-Za-z_]\w*)\s*\{|(?:fn|const|static|macro_rules!)\s+(?:(?:mut|unsafe|fn)\s+)*([A-Za-z_]\w*))",
+        r"(')?\b(?:(struct|enum|trait|type|union)\s+(?:r#)?([A-Za-z_]\w*)|mod\s+(?:r#)?([A-Za-z_]\w*)\s*\{|(?:fn|const|static|macro_rules!)\s+(?:(?:mut|unsafe|fn)\s+)*(?:r#)?([A-Za-z_]\w*))",
     );
     // A lifetime is no item: `&'static Metadata`.
     for c in def.captures_iter(&code).filter(|c| c.get(1).is_none()) {
-        match (c.get(3).or(c.get(4)), c.get(5)) {
-            (Some(t), _) => f.types.insert(t.as_str().to_string()),
-            (_, Some(v)) => f.values.insert(v.as_str().to_string()),
-            _ => false,
+        let at = c.get(0).map_or(0, |m| m.start());
+        let target = match scope_at(at) {
+            Some(scope) => f.inline.entry(scope).or_default(),
+            None if c.get(4).is_some() => {
+                f.inline.entry(c[4].to_string()).or_default();
+                continue;
+            }
+            None if c.get(3).is_some() => &mut f.types,
+            None => &mut f.values,
         };
+        if let Some(name) = c.get(3).or(c.get(4)).or(c.get(5)) {
+            target.insert(name.as_str().to_string());
+        }
     }
     let export = re(&EXPORT, r"#\[\s*macro_export\b[^\]]*\]\s*(?:#\[[^\]]*\]\s*)*macro_rules!\s*([A-Za-z_]\w*)");
     f.exported_macros = export.captures_iter(&code).map(|c| c[1].to_string()).collect();
@@ -713,7 +742,8 @@ fn rust_parse(text: &str) -> RustFile {
             || (after.starts_with('!') && !after.starts_with("!="))
             || code[..m.start()].trim_end().ends_with("#[");
         if seen.insert((m.as_str(), depth, value)) {
-            f.paths.push(RustPath { segs: m.as_str().split("::").map(str::to_string).collect(), depth, value });
+            let segs = m.as_str().split("::").map(|s| s.trim_start_matches("r#").to_string()).collect();
+            f.paths.push(RustPath { segs, depth, value });
         }
     }
     f
@@ -841,9 +871,11 @@ fn rust_child(
     }
 }
 
-fn rust_child_named(file: &str, dir: &str, name: &str, idx: &Index) -> Option<(String, String)> {
+/// The module `name` declared in `file`; only a `pub` one when the asker is another crate.
+fn rust_child_named(file: &str, dir: &str, name: &str, external: bool, idx: &Index) -> Option<(String, String)> {
     let parsed = idx.rust_files.get(file)?;
-    parsed.mods.iter().filter(|(m, _)| m == name).find_map(|(_, attr)| rust_child(file, dir, name, attr.as_deref(), &idx.all))
+    let declared = parsed.mods.iter().filter(|(m, _, public)| m == name && (*public || !external));
+    declared.into_iter().find_map(|(_, attr, _)| rust_child(file, dir, name, attr.as_deref(), &idx.all))
 }
 
 /// Crate root files of the Cargo packages: libraries, `[[bin]]`/`[[test]]`/`[[example]]`/
@@ -897,7 +929,7 @@ fn rust_tree(roots: &[String], files: &HashMap<String, RustFile>, all: &HashSet<
             for m in &parsed.exported_macros {
                 macros.entry(root.clone()).or_default().entry(m.clone()).or_insert_with(|| file.clone());
             }
-            for (name, attr) in &parsed.mods {
+            for (name, attr, _) in &parsed.mods {
                 if let Some(child) = rust_child(&file, &dir, name, attr.as_deref(), all) {
                     let mut next = chain.clone();
                     next.push(child);
@@ -944,7 +976,10 @@ fn rust_crate_lib(path: &str, ident: &str, idx: &Index) -> Option<String> {
         Some(package) => idx.crate_by_package.get(package)?,
         None => idx.crate_by_ident.get(ident)?,
     };
-    idx.crates.get(manifest_dir)?.lib.clone()
+    let target = idx.crates.get(manifest_dir)?;
+    // Only a dependency, or the package's own library (from its tests and binaries).
+    let reachable = own.is_none_or(|c| c.lib == target.lib || c.renames.contains_key(ident) || c.deps.contains(&target.package));
+    target.lib.clone().filter(|_| reachable)
 }
 
 /// Resolve a path written in the module `chain` ends with (`depth` inline modules down) to the
@@ -965,6 +1000,7 @@ fn rust_resolve(
     let Some((here, _)) = chain.last() else { return Vec::new() };
     let Some(first) = segs.first() else { return Vec::new() };
     let mut rest = &segs[1..];
+    let mut external = false;
     let mut cur: RustChain = match first.as_str() {
         "crate" => chain[..1].to_vec(),
         // Inside an inline module, `self` is that module: the same file.
@@ -983,13 +1019,15 @@ fn rust_resolve(
             }
         }
         ident => {
-            let declares = |f: &RustFile| f.mods.iter().any(|(m, _)| m == ident);
+            let declares = |f: &RustFile| f.mods.iter().any(|(m, _, _)| m == ident);
             if in_use && depth == 0 && idx.rust_files.get(here).is_some_and(declares) {
                 rest = segs;
                 chain.to_vec()
             } else {
                 let Some(lib) = rust_crate_lib(here, ident, idx) else { return Vec::new() };
                 let dir = dir_of(&lib).to_string();
+                // Another crate (a package's tests and binaries are crates of their own too).
+                external = chain[0].0 != lib;
                 vec![(lib, dir)]
             }
         }
@@ -1002,30 +1040,33 @@ fn rust_resolve(
         // The asker's own module or an ancestor: its private imports are visible too.
         let private = cur.len() <= chain.len() && cur.iter().zip(chain).all(|(a, b)| a.0 == b.0);
         let Some((file, dir)) = cur.last() else { break };
-        match rust_child_named(file, dir, seg, idx).filter(|_| !(last && value)) {
+        match rust_child_named(file, dir, seg, external, idx).filter(|_| !(last && value)) {
             Some(child) if last => {
                 // The module, and an item of the same name beside it when a `use` takes both.
                 out.push((child.0, true));
                 if in_use {
-                    out.extend(rust_item(&cur, seg, &[], false, private, true, idx, hops).into_iter().filter(|h| h.1));
+                    let beside = rust_item(&cur, None, seg, &[], false, private, true, idx, hops);
+                    out.extend(beside.into_iter().filter(|h| h.1));
                 }
                 return out;
             }
             Some(child) => cur.push(child),
-            None => return rust_item(&cur, seg, &rest[i + 1..], value, private, false, idx, hops),
+            None => return rust_item(&cur, None, seg, &rest[i + 1..], value, private, false, idx, hops),
         }
     }
     cur.pop().map(|(f, _)| (f, true)).into_iter().collect()
 }
 
-/// `name` (followed by `more` segments) looked up as an item of the module `chain` ends with:
-/// defined there, a `#[macro_export]` macro of that crate root, or re-exported by a `use` (a
-/// private one too when `private`: the module is the asker's own or an ancestor). All of them
-/// for a `use`; for a `value`, the first found. Glob imports are looked at last, and not at all
-/// beside a module of that name (`beside_module`), which shadows them.
+/// `name` (followed by `more` segments) looked up as an item of the module `chain` ends with
+/// (of its inline module `scope` when given): defined there, a `#[macro_export]` macro of that
+/// crate root, or re-exported by a `use` (a private one too when `private`: the module is the
+/// asker's own or an ancestor). All of them for a `use`; for a `value`, the first found. Glob
+/// imports are looked at last, and not at all beside a module of that name (`beside_module`),
+/// which shadows them.
 #[allow(clippy::too_many_arguments)]
 fn rust_item(
     chain: &[(String, String)],
+    scope: Option<&str>,
     name: &str,
     more: &[String],
     value: bool,
@@ -1037,35 +1078,56 @@ fn rust_item(
     let Some((file, _)) = chain.last() else { return Vec::new() };
     let Some(parsed) = idx.rust_files.get(file) else { return vec![(file.clone(), false)] };
     let mut out = Vec::new();
-    // Only types, traits and inline modules have paths under them.
-    if parsed.types.contains(name) || (more.is_empty() && parsed.values.contains(name)) {
-        out.push((file.clone(), true));
-    }
-    if let Some(f) = idx.rust_macros.get(file).and_then(|m| m.get(name)).filter(|_| more.is_empty()) {
-        out.push((f.clone(), true));
+    match scope {
+        // An inline module: the path goes on inside it.
+        None if parsed.inline.contains_key(name) => match more.split_first() {
+            Some((next, more)) => return rust_item(chain, Some(name), next, more, value, private, false, idx, hops),
+            None => out.push((file.clone(), true)),
+        },
+        None => {
+            // Only types and traits have paths under them.
+            if parsed.types.contains(name) || (more.is_empty() && parsed.values.contains(name)) {
+                out.push((file.clone(), true));
+            }
+            if let Some(f) = idx.rust_macros.get(file).and_then(|m| m.get(name)).filter(|_| more.is_empty()) {
+                out.push((f.clone(), true));
+            }
+        }
+        Some(s) => {
+            if parsed.inline.get(s).is_some_and(|items| items.contains(name)) {
+                out.push((file.clone(), true));
+            }
+        }
     }
     if hops == 0 || (!out.is_empty() && (value || !more.is_empty())) {
         return if out.is_empty() { vec![(file.clone(), false)] } else { out };
     }
     // Not defined here (or also imported): maybe the module re-exports it, by name or by glob.
-    let reexports = || parsed.uses.iter().filter(|u| (u.public || private) && u.depth == 0);
+    let depth = usize::from(scope.is_some());
+    let reexports = || {
+        let here = |u: &&RustUse| u.depth == depth && u.scope.as_deref() == scope;
+        parsed.uses.iter().filter(move |u| (u.public || private) && here(u))
+    };
     let mut named = false;
     for u in reexports().filter(|u| u.name == name) {
         named = true;
         let next: Vec<String> = u.segs.iter().chain(more).cloned().collect();
-        out.extend(rust_resolve(chain, 0, &next, true, value, idx, hops - 1));
+        out.extend(rust_resolve(chain, depth, &next, true, value, idx, hops - 1));
     }
-    // A name imported from outside the repository is not defined here.
-    if !out.is_empty() || named || beside_module {
+    if !out.is_empty() || beside_module {
         return out;
     }
     for u in reexports().filter(|u| u.name == "*") {
         let next: Vec<String> = u.segs.iter().chain(std::iter::once(&name.to_string())).chain(more).cloned().collect();
         let found: Vec<(String, bool)> =
-            rust_resolve(chain, 0, &next, true, false, idx, hops - 1).into_iter().filter(|h| h.1).collect();
+            rust_resolve(chain, depth, &next, true, false, idx, hops - 1).into_iter().filter(|h| h.1).collect();
         if !found.is_empty() {
             return found;
         }
+    }
+    // A name imported from outside the repository (and from no glob of it) is not defined here.
+    if named {
+        return Vec::new();
     }
     vec![(file.clone(), false)]
 }
@@ -1080,7 +1142,7 @@ fn rust(path: &str, idx: &Index) -> Vec<String> {
     let mut out = Vec::new();
     for chain in rust_chains(path, idx) {
         let Some((_, dir)) = chain.last() else { continue };
-        for (m, attr) in &parsed.mods {
+        for (m, attr, _) in &parsed.mods {
             out.extend(rust_child(path, dir, m, attr.as_deref(), &idx.all).map(|c| c.0));
         }
         // `use` paths, and inline paths in code (`grep_searcher::Sink`, `crate::x::f()`).
