@@ -1398,8 +1398,8 @@ mod tests {
 
     #[test]
     fn rust_workspace_crates_renames_and_reexports() {
-        // ripgrep's shape: printer uses `grep_searcher::Sink`, defined in searcher's sink.rs and
-        // re-exported from its lib.rs; a renamed dependency; a glob re-export.
+        // ripgrep's shape: printer uses searcher's `Sink`, defined in sink.rs and re-exported from
+        // its lib.rs; a renamed dependency (Cargo knows it by the new name only); a glob re-export.
         let g = graph(&[
             ("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\n"),
             ("crates/searcher/Cargo.toml", "[package]\nname = \"grep-searcher\"\n"),
@@ -1413,7 +1413,7 @@ mod tests {
             ("crates/printer/src/lib.rs", "mod standard;\n"),
             (
                 "crates/printer/src/standard.rs",
-                "use {\n    grep_searcher::{Sink, SinkError},\n    std::io,\n};\n\nfn f(x: search::Globbed) {}\n// grep_searcher::nothing in a comment\n",
+                "use {\n    search::{Sink, SinkError},\n    std::io,\n};\n\nfn f(x: search::Globbed) {}\n// grep_searcher::nothing in a comment\n",
             ),
         ]);
         assert_eq!(
@@ -1424,6 +1424,130 @@ mod tests {
             deps(&g, "crates/searcher/src/lib.rs"),
             vec!["crates/searcher/src/glob.rs", "crates/searcher/src/sink.rs"]
         );
+    }
+
+    #[test]
+    fn rust_crate_roots_from_cargo_targets_and_path_attributes() {
+        // ripgrep's shape: the binary's root is `[[bin]] path`, integration tests are one crate
+        // (`autotests = false`, tests/tests.rs declaring its siblings), and `#[path]` picks one
+        // of two files for a module.
+        let g = graph(&[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"rg\"\nautotests = false\n\n[[bin]]\nname = \"rg\"\npath = \"crates/core/main.rs\"\n\n[[test]]\nname = \"integration\"\npath = \"tests/tests.rs\"\n",
+            ),
+            ("crates/core/main.rs", "mod flags;\nmod index;\nmod search;\n\nfn search() {}\n"),
+            ("crates/core/search.rs", ""),
+            ("crates/core/flags/mod.rs", "pub(crate) use self::hiargs::HiArgs;\n\nmod hiargs;\n"),
+            ("crates/core/flags/hiargs.rs", "pub(crate) struct HiArgs;\n"),
+            (
+                "crates/core/index/mod.rs",
+                "#[cfg(not(feature = \"x\"))]\n#[path = \"disabled.rs\"]\nmod imp;\n\n#[cfg(feature = \"x\")]\n#[path = \"enabled.rs\"]\nmod imp;\n",
+            ),
+            ("crates/core/index/disabled.rs", ""),
+            // `crate::search(…)` is the function in main.rs, not the module search.rs.
+            ("crates/core/index/enabled.rs", "use crate::flags::HiArgs;\n\npub fn run() {\n    crate::search();\n}\n"),
+            ("tests/tests.rs", "#[macro_use]\nmod macros;\nmod misc;\nmod util;\n"),
+            ("tests/macros.rs", ""),
+            ("tests/util.rs", "pub struct Dir;\n"),
+            ("tests/misc.rs", "use crate::util::Dir;\n"),
+        ]);
+        assert_eq!(
+            deps(&g, "crates/core/main.rs"),
+            vec!["crates/core/flags/mod.rs", "crates/core/index/mod.rs", "crates/core/search.rs"]
+        );
+        assert_eq!(deps(&g, "crates/core/index/mod.rs"), vec!["crates/core/index/disabled.rs", "crates/core/index/enabled.rs"]);
+        assert_eq!(deps(&g, "crates/core/index/enabled.rs"), vec!["crates/core/flags/hiargs.rs", "crates/core/main.rs"]);
+        assert_eq!(deps(&g, "tests/tests.rs"), vec!["tests/macros.rs", "tests/misc.rs", "tests/util.rs"]);
+        assert_eq!(deps(&g, "tests/misc.rs"), vec!["tests/util.rs"]);
+    }
+
+    #[test]
+    fn rust_inline_modules_and_use_paths_through_child_modules() {
+        let g = graph(&[
+            ("Cargo.toml", "[package]\nname = \"idx\"\n"),
+            (
+                "src/lib.rs",
+                // `super` in `mod tests` is lib.rs itself; braces and quotes in literals are no code.
+                "pub use index::{Builder, Index};\nmod index;\npub mod literal;\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n    use super::literal::Lit;\n\n    fn f() {\n        let (c, s) = ('{', r#\"}\" \"#);\n        let q = '\"';\n        super::index::Index::new();\n    }\n}\n",
+            ),
+            (
+                "src/index.rs",
+                "pub struct Index;\npub struct Builder;\n\nmod tests {\n    use super::*;\n    use super::super::literal::Lit;\n}\n",
+            ),
+            ("src/literal.rs", "pub struct Lit;\n"),
+        ]);
+        assert_eq!(deps(&g, "src/lib.rs"), vec!["src/index.rs", "src/literal.rs"]);
+        assert_eq!(deps(&g, "src/index.rs"), vec!["src/literal.rs"]);
+    }
+
+    #[test]
+    fn rust_reexported_crates_exported_macros_and_items_beside_modules() {
+        // tracing's and ripgrep's shapes: `pub extern crate x as y`, `#[macro_export]` macros
+        // living at the crate root, `registry` both a module and a function.
+        let g = graph(&[
+            ("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\n"),
+            ("crates/cli/Cargo.toml", "[package]\nname = \"grep-cli\"\n"),
+            ("crates/cli/src/lib.rs", "mod human;\npub use crate::human::parse;\n"),
+            ("crates/cli/src/human.rs", "pub fn parse() {}\n"),
+            ("crates/grep/Cargo.toml", "[package]\nname = \"grep\"\n\n[dependencies]\ngrep-cli = { path = \"../cli\" }\n"),
+            ("crates/grep/src/lib.rs", "pub extern crate grep_cli as cli;\n"),
+            ("crates/tr/Cargo.toml", "[package]\nname = \"tr\"\n"),
+            (
+                "crates/tr/src/lib.rs",
+                "#[macro_use]\nmod macros;\npub mod registry;\npub mod span;\n\npub fn registry() {}\npub fn span() {}\n",
+            ),
+            ("crates/tr/src/macros.rs", "#[macro_export]\nmacro_rules! info {\n    () => { $crate::registry() };\n}\n"),
+            ("crates/tr/src/registry.rs", "pub struct Registry;\n"),
+            ("crates/tr/src/span.rs", ""),
+            (
+                "crates/app/Cargo.toml",
+                "[package]\nname = \"app\"\n\n[dependencies]\ngrep = { path = \"../grep\" }\n\n[dependencies.tr]\npath = \"../tr\"\n",
+            ),
+            (
+                "crates/app/src/main.rs",
+                "use tr::registry;\n\n#[tr::span]\nfn main() {\n    let _ = grep::cli::parse();\n    tr::info!();\n    tr::registry();\n}\n",
+            ),
+        ]);
+        assert_eq!(
+            deps(&g, "crates/app/src/main.rs"),
+            vec!["crates/cli/src/human.rs", "crates/tr/src/lib.rs", "crates/tr/src/macros.rs", "crates/tr/src/registry.rs"]
+        );
+        assert_eq!(deps(&g, "crates/grep/src/lib.rs"), vec!["crates/cli/src/lib.rs"]);
+        assert_eq!(deps(&g, "crates/tr/src/macros.rs"), vec!["crates/tr/src/lib.rs"]);
+    }
+
+    #[test]
+    fn rust_names_from_outside_inline_module_items_and_dependencies() {
+        // regex's and tracing-subscriber's shapes.
+        let g = graph(&[
+            ("Cargo.toml", "[package]\nname = \"regex\"\n\n[workspace]\nmembers = [\"regex-automata\"]\n"),
+            (
+                "src/lib.rs",
+                "pub use crate::{builders::string::*, meta::Meta, regex::string::*};\nmod builders;\nmod meta;\nmod regex;\npub mod r#match;\nmod sync;\nmod cache;\n\nstatic M: &'static Meta = &Meta;\n",
+            ),
+            // Globs look into inline modules for what they really hold.
+            ("src/builders.rs", "pub(crate) mod string {\n    pub struct RegexBuilder;\n}\n"),
+            ("src/meta.rs", "pub struct Meta;\n"),
+            ("src/regex/mod.rs", "pub(crate) mod string;\n"),
+            ("src/regex/string.rs", "pub struct Regex;\n"),
+            ("src/match.rs", "pub struct Match;\n"),
+            // One name from std, another from std or (with a feature) from here.
+            (
+                "src/sync.rs",
+                "#[cfg(not(feature = \"parking_lot\"))]\npub(crate) use std::sync::{RwLock, RwLockReadGuard};\n\n#[cfg(feature = \"parking_lot\")]\npub(crate) use self::imp::*;\n\nmod imp {\n    pub(crate) use parking_lot::RwLockReadGuard;\n    pub(crate) struct RwLock;\n}\n",
+            ),
+            ("src/cache.rs", "use crate::sync::{RwLock, RwLockReadGuard};\n\nfn f(m: crate::Meta) {}\n"),
+            ("tests/misc.rs", "use regex::{Regex, RegexBuilder};\nuse regex::r#match::Match;\n"),
+            // `regex` here is a local alias, and the package does not depend on the crate `regex`.
+            ("regex-automata/Cargo.toml", "[package]\nname = \"regex-automata\"\n"),
+            ("regex-automata/src/lib.rs", "pub mod hybrid;\n"),
+            ("regex-automata/src/hybrid.rs", "pub mod regex {\n    pub struct Regex;\n    pub struct Builder;\n}\n"),
+            ("regex-automata/tests/suite.rs", "use regex_automata::hybrid::regex::{self, Regex};\n\nfn f(b: regex::Builder) {}\n"),
+        ]);
+        assert_eq!(deps(&g, "tests/misc.rs"), vec!["src/builders.rs", "src/match.rs", "src/regex/string.rs"]);
+        assert_eq!(deps(&g, "src/cache.rs"), vec!["src/meta.rs", "src/sync.rs"]);
+        assert_eq!(deps(&g, "regex-automata/tests/suite.rs"), vec!["regex-automata/src/hybrid.rs"]);
     }
 
     #[test]
