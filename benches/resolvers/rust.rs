@@ -190,7 +190,9 @@ fn flatten(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(Vec<Str
             p.push(n.ident.unraw().to_string());
             out.push((p, Some((n.ident.unraw().to_string(), false))));
         }
-        syn::UseTree::Rename(r) if r.ident == "self" => out.push((prefix.clone(), Some((r.rename.unraw().to_string(), true)))),
+        syn::UseTree::Rename(r) if r.ident == "self" => {
+            out.push((prefix.clone(), Some((r.rename.unraw().to_string(), true))))
+        }
         syn::UseTree::Rename(r) => {
             let mut p = prefix.clone();
             p.push(r.ident.unraw().to_string());
@@ -486,13 +488,18 @@ impl World {
                             let child = self.new_module(file.clone(), Some(m), Some(root), krate);
                             self.define(m, name.clone(), Ns::Type, Res::Module(child), vis);
                             let dir = ctx.child_dir.join(explicit_path.as_deref().unwrap_or(&name));
-                            let c = Ctx { file_dir: ctx.file_dir.clone(), child_dir: dir, inline: true, depth: ctx.depth };
+                            let c =
+                                Ctx { file_dir: ctx.file_dir.clone(), child_dir: dir, inline: true, depth: ctx.depth };
                             self.load_items(child, inner, &c, false);
                         }
                         None => {
                             let (path, c) = match explicit_path {
                                 Some(p) => {
-                                    let f = normalize(&if ctx.inline { ctx.child_dir.join(p) } else { ctx.file_dir.join(p) });
+                                    let f = normalize(&if ctx.inline {
+                                        ctx.child_dir.join(p)
+                                    } else {
+                                        ctx.file_dir.join(p)
+                                    });
                                     // A `#[path]` file is treated as a mod.rs file: its children are its siblings.
                                     let d = f.parent().unwrap_or(Path::new("")).to_path_buf();
                                     (f, Ctx { file_dir: d.clone(), child_dir: d, inline: false, depth: ctx.depth + 1 })
@@ -558,7 +565,11 @@ impl World {
                 }
                 syn::Item::ExternCrate(e) => {
                     let vis = self.vis(m, &e.vis);
-                    let alias = e.rename.as_ref().map(|(_, a)| a.unraw().to_string()).unwrap_or_else(|| e.ident.unraw().to_string());
+                    let alias = e
+                        .rename
+                        .as_ref()
+                        .map(|(_, a)| a.unraw().to_string())
+                        .unwrap_or_else(|| e.ident.unraw().to_string());
                     self.pending_extern_crates.push((m, e.ident.unraw().to_string(), alias, vis));
                     if e.ident != "self" {
                         // It names the crate's root module.
@@ -570,16 +581,21 @@ impl World {
                         syn::Item::Const(i) => (vec![(i.ident.unraw().to_string(), Ns::Value)], Some(&i.vis)),
                         syn::Item::Static(i) => (vec![(i.ident.unraw().to_string(), Ns::Value)], Some(&i.vis)),
                         // A procedural macro is a macro to its users.
-                        syn::Item::Fn(i) if has_attr(&i.attrs, "proc_macro") || has_attr(&i.attrs, "proc_macro_attribute") => {
+                        syn::Item::Fn(i)
+                            if has_attr(&i.attrs, "proc_macro") || has_attr(&i.attrs, "proc_macro_attribute") =>
+                        {
                             (vec![(i.sig.ident.unraw().to_string(), Ns::Macro)], Some(&i.vis))
                         }
                         syn::Item::Fn(i) if has_attr(&i.attrs, "proc_macro_derive") => {
                             let attr = i.attrs.iter().find(|a| a.path().is_ident("proc_macro_derive"));
-                            let name = attr.and_then(|a| a.parse_args_with(|p: syn::parse::ParseStream| {
-                                let id: syn::Ident = p.parse()?;
-                                let _: TokenStream = p.parse()?;
-                                Ok(id)
-                            }).ok());
+                            let name = attr.and_then(|a| {
+                                a.parse_args_with(|p: syn::parse::ParseStream| {
+                                    let id: syn::Ident = p.parse()?;
+                                    let _: TokenStream = p.parse()?;
+                                    Ok(id)
+                                })
+                                .ok()
+                            });
                             (name.map(|n| (n.to_string(), Ns::Macro)).into_iter().collect(), Some(&i.vis))
                         }
                         syn::Item::Fn(i) => (vec![(i.sig.ident.unraw().to_string(), Ns::Value)], Some(&i.vis)),
@@ -591,9 +607,16 @@ impl World {
                             (v, Some(&i.vis))
                         }
                         syn::Item::Enum(i) => {
-                            let variants: Vec<String> = i.variants.iter().map(|v| v.ident.unraw().to_string()).collect();
+                            let variants: Vec<String> =
+                                i.variants.iter().map(|v| v.ident.unraw().to_string()).collect();
                             let vis = self.vis(m, &i.vis);
-                            self.define(m, i.ident.unraw().to_string(), Ns::Type, Res::Item(file.clone(), variants.into()), vis);
+                            self.define(
+                                m,
+                                i.ident.unraw().to_string(),
+                                Ns::Type,
+                                Res::Item(file.clone(), variants.into()),
+                                vis,
+                            );
                             (vec![], None)
                         }
                         syn::Item::Trait(i) => (vec![(i.ident.unraw().to_string(), Ns::Type)], Some(&i.vis)),
@@ -795,11 +818,20 @@ impl World {
                                 match res {
                                     Res::Module(t) => {
                                         let md = &self.modules[t];
-                                        let keys: HashSet<&(String, Ns)> = md.explicit.keys().chain(md.globbed.keys()).collect();
+                                        let keys: HashSet<&(String, Ns)> =
+                                            md.explicit.keys().chain(md.globbed.keys()).collect();
                                         for key in keys {
                                             for (r, v) in self.lookup(t, &key.0, key.1) {
                                                 if self.visible(v, m) {
-                                                    adds.push((m, true, key.0.clone(), key.1, r.clone(), imp.vis, false));
+                                                    adds.push((
+                                                        m,
+                                                        true,
+                                                        key.0.clone(),
+                                                        key.1,
+                                                        r.clone(),
+                                                        imp.vis,
+                                                        false,
+                                                    ));
                                                 }
                                             }
                                         }
@@ -862,7 +894,12 @@ impl World {
         for m in 0..self.modules.len() {
             let md = &self.modules[m];
             if explain.as_deref() == Some(&*md.file) {
-                eprintln!("rust reference explain: module {m} of crate {}: {} paths, {} uses", md.krate, md.paths.len(), md.imports.len() + md.block_uses.len());
+                eprintln!(
+                    "rust reference explain: module {m} of crate {}: {} paths, {} uses",
+                    md.krate,
+                    md.paths.len(),
+                    md.imports.len() + md.block_uses.len()
+                );
             }
             let prelude = &self.crates[md.krate].extern_prelude;
             let counted = |p: &Vec<String>| {
@@ -974,7 +1011,8 @@ pub fn edges(repo: &Path) -> (BTreeSet<(String, String)>, String) {
             let krate = world.crates.len();
             world.crates.push(Crate { extern_prelude: HashMap::new() });
             let Some(root) = world.load_crate(&src, krate) else { continue };
-            let kind = if kinds.iter().any(|k| LIB_KINDS.contains(k)) { "lib" } else { kinds.first().copied().unwrap_or("") };
+            let kind =
+                if kinds.iter().any(|k| LIB_KINDS.contains(k)) { "lib" } else { kinds.first().copied().unwrap_or("") };
             if kind == "lib" {
                 lib_of_dir.insert(dir.clone(), (t["name"].as_str().unwrap_or_default().replace('-', "_"), root));
             }

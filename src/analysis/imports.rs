@@ -4,9 +4,13 @@
 //! - Python: `import`, `from … import`, relative imports; source roots are the repository top,
 //!   `src/`, `lib/`, `python/`, and every folder holding a `pyproject.toml`, `setup.py` or
 //!   `setup.cfg` (and its `src/`); namespace packages (folders without `__init__.py`) resolve by path.
-//! - Rust: `mod x;`, `use` and inline paths through `crate`, `self`, `super` and the workspace's
-//!   own crates (by package name, `[lib] name`, or a renamed dependency `x = { package = "y" }`);
-//!   `pub use` re-exports are followed (also globs) to the module that defines the item.
+//! - Rust: `mod x;` (with `#[path]`), `use` and inline paths through `crate`, `self`, `super`, child
+//!   modules (in `use`) and the workspace crates the package depends on (by package name, `[lib]
+//!   name`, or a renamed dependency `x = { package = "y" }`); modules are followed down from each
+//!   crate root Cargo knows (`[lib]`, `[[bin]]`/`[[test]]`… paths, auto-discovered targets), and
+//!   `super`/`self` inside inline modules mean those; `pub use` re-exports and `pub extern crate`
+//!   are followed (also globs) to the module that defines the item, `#[macro_export]` macros to
+//!   their file.
 //! - JavaScript/TypeScript: `import … from`, `export … from`, `import()`, `require()`; relative
 //!   specifiers, tsconfig `paths` and `baseUrl` (with `extends`), workspace packages by their
 //!   package.json name (`exports`, `main`, `types` mapped from build output back to `src/`), index
@@ -631,8 +635,10 @@ fn rust_parse(text: &str) -> RustFile {
     static DEF: OnceLock<Regex> = OnceLock::new();
     let module = re(&MOD, r"(?m)^[ \t]*((?:pub(\([^)]*\))?\s+)?)mod\s+(?:r#)?([A-Za-z0-9_]+)\s*;");
     let use_ = re(&USE, r"(?ms)^\s*(pub(?:\([^)]*\))?\s+)?use\s+(?:::)?([A-Za-z_{][^;]*);");
-    let extern_ =
-        re(&EXTERN, r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?extern\s+crate\s+([A-Za-z_]\w*)(?:\s+as\s+([A-Za-z_]\w*))?\s*;");
+    let extern_ = re(
+        &EXTERN,
+        r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?extern\s+crate\s+([A-Za-z_]\w*)(?:\s+as\s+([A-Za-z_]\w*))?\s*;",
+    );
     let path = re(&PATH, r"\b((?:r#)?[A-Za-z_]\w*(?:::(?:r#)?[A-Za-z_]\w*)+)");
     // Comments, strings (raw ones too) and char literals would give paths and braces that are not
     // code: they are blanked byte for byte, so offsets still point into `text`.
@@ -854,13 +860,7 @@ type RustChain = Vec<(String, String)>;
 /// The file of module `name` declared in `file` (children directory `dir`) by `mod name;`, with
 /// its own children directory. A `#[path]` file is relative to the declaring file's directory
 /// and, as in rustc, keeps its children beside it.
-fn rust_child(
-    file: &str,
-    dir: &str,
-    name: &str,
-    attr: Option<&str>,
-    all: &HashSet<&str>,
-) -> Option<(String, String)> {
+fn rust_child(file: &str, dir: &str, name: &str, attr: Option<&str>, all: &HashSet<&str>) -> Option<(String, String)> {
     let found = |p: String| all.contains(p.as_str()).then_some(p);
     match attr {
         Some(p) => found(join(dir_of(file), p)?).map(|f| (f.clone(), dir_of(&f).to_string())),
@@ -978,7 +978,8 @@ fn rust_crate_lib(path: &str, ident: &str, idx: &Index) -> Option<String> {
     };
     let target = idx.crates.get(manifest_dir)?;
     // Only a dependency, or the package's own library (from its tests and binaries).
-    let reachable = own.is_none_or(|c| c.lib == target.lib || c.renames.contains_key(ident) || c.deps.contains(&target.package));
+    let reachable =
+        own.is_none_or(|c| c.lib == target.lib || c.renames.contains_key(ident) || c.deps.contains(&target.package));
     target.lib.clone().filter(|_| reachable)
 }
 
@@ -1456,8 +1457,14 @@ mod tests {
             deps(&g, "crates/core/main.rs"),
             vec!["crates/core/flags/mod.rs", "crates/core/index/mod.rs", "crates/core/search.rs"]
         );
-        assert_eq!(deps(&g, "crates/core/index/mod.rs"), vec!["crates/core/index/disabled.rs", "crates/core/index/enabled.rs"]);
-        assert_eq!(deps(&g, "crates/core/index/enabled.rs"), vec!["crates/core/flags/hiargs.rs", "crates/core/main.rs"]);
+        assert_eq!(
+            deps(&g, "crates/core/index/mod.rs"),
+            vec!["crates/core/index/disabled.rs", "crates/core/index/enabled.rs"]
+        );
+        assert_eq!(
+            deps(&g, "crates/core/index/enabled.rs"),
+            vec!["crates/core/flags/hiargs.rs", "crates/core/main.rs"]
+        );
         assert_eq!(deps(&g, "tests/tests.rs"), vec!["tests/macros.rs", "tests/misc.rs", "tests/util.rs"]);
         assert_eq!(deps(&g, "tests/misc.rs"), vec!["tests/util.rs"]);
     }
@@ -1511,7 +1518,12 @@ mod tests {
         ]);
         assert_eq!(
             deps(&g, "crates/app/src/main.rs"),
-            vec!["crates/cli/src/human.rs", "crates/tr/src/lib.rs", "crates/tr/src/macros.rs", "crates/tr/src/registry.rs"]
+            vec![
+                "crates/cli/src/human.rs",
+                "crates/tr/src/lib.rs",
+                "crates/tr/src/macros.rs",
+                "crates/tr/src/registry.rs"
+            ]
         );
         assert_eq!(deps(&g, "crates/grep/src/lib.rs"), vec!["crates/cli/src/lib.rs"]);
         assert_eq!(deps(&g, "crates/tr/src/macros.rs"), vec!["crates/tr/src/lib.rs"]);
