@@ -174,8 +174,12 @@ fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
     }
 }
 
-/// `use` tree leaves: (path, kind). A leading `::` is kept as a `::` segment.
-fn flatten(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Option<(String, bool)>)>) {
+/// A `use` leaf: its path, and the name it binds with whether only as a module (`a::{self}`);
+/// `None` for a glob.
+type UseLeaf = (Vec<String>, Option<(String, bool)>);
+
+/// `use` tree leaves. A leading `::` is kept as a `::` segment.
+fn flatten(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<UseLeaf>) {
     match tree {
         syn::UseTree::Path(p) => {
             prefix.push(p.ident.unraw().to_string());
@@ -207,7 +211,7 @@ fn flatten(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(Vec<Str
     }
 }
 
-fn use_leaves(u: &syn::ItemUse) -> Vec<(Vec<String>, Option<(String, bool)>)> {
+fn use_leaves(u: &syn::ItemUse) -> Vec<UseLeaf> {
     let mut prefix = Vec::new();
     if u.leading_colon.is_some() {
         prefix.push("::".to_string());
@@ -255,19 +259,13 @@ fn scan_tokens(ts: TokenStream, out: &mut Vec<(Vec<String>, Option<Ns>)>) {
             i = j + 2;
             continue;
         }
-        loop {
-            match toks.get(j) {
-                Some(TokenTree::Ident(id)) => {
-                    segs.push(id.unraw().to_string());
-                    j += 1;
-                    if is_colon2(j) && matches!(toks.get(j + 2), Some(TokenTree::Ident(_))) {
-                        j += 2;
-                        continue;
-                    }
-                }
-                _ => {}
+        while let Some(TokenTree::Ident(id)) = toks.get(j) {
+            segs.push(id.unraw().to_string());
+            j += 1;
+            if !(is_colon2(j) && matches!(toks.get(j + 2), Some(TokenTree::Ident(_)))) {
+                break;
             }
-            break;
+            j += 2;
         }
         let real = segs.iter().filter(|s| *s != "::").count();
         if real >= 2 {
@@ -311,7 +309,7 @@ impl Collector<'_> {
         p.first().is_some_and(|f| self.shadow.contains(f))
     }
 
-    fn push<'ast>(&mut self, p: &'ast syn::Path, ns: Option<Ns>) {
+    fn push(&mut self, p: &syn::Path, ns: Option<Ns>) {
         if p.segments.len() >= 2 && !self.shadow.contains(&p.segments[0].ident.unraw().to_string()) {
             let mut segs: Vec<String> = Vec::new();
             if p.leading_colon.is_some() {
