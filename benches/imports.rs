@@ -1,15 +1,19 @@
 //! Accuracy of the import graph against each language's own resolver, on local clones of real
 //! repositories. Not timed: it prints precision and recall of module-level edges.
 //!
-//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH [-v] (a ROOT may be a
-//! glob: `*/src`)
+//! Run: cargo bench --bench imports -- python=PATH[:ROOT,...] go=PATH ts=PATH rust=PATH [-v] (a
+//! ROOT may be a glob: `*/src`)
 //! Truth comes from `benches/resolvers/`: python.py (importlib's path finders), go.sh (`go list`),
 //! ts.cjs (the TypeScript compiler's resolveModuleName; needs NODE_PATH to a `typescript`
-//! install). Rust has no resolver here yet. Module level: files for Python and JS/TS,
-//! package folders for Go. `-v` lists the edges each side has alone. A resolver may report an
-//! import it resolved into build output it cannot trace to a source file (`?` lines): our edges
-//! from that importer into that package which the resolver lacks are then left out of both
+//! install), rust.rs (`cargo metadata` and the `syn` parser, with rustc's name resolution
+//! rules; its header says exactly which edges count). Module level: files for Python, JS/TS and
+//! Rust, package folders for Go. `-v` lists the edges each side has alone. A resolver may report
+//! an import it resolved into build output it cannot trace to a source file (`?` lines): our
+//! edges from that importer into that package which the resolver lacks are then left out of both
 //! counts and shown as unjudged.
+
+#[path = "resolvers/rust.rs"]
+mod rust_ref;
 
 use git_parallel::analysis::imports;
 use git_parallel::proc;
@@ -33,27 +37,35 @@ fn main() {
             "python" => format!("python3 {}/python.py {r} {}", here.display(), roots.replace(',', " ")),
             "go" => format!("sh {}/go.sh {r}", here.display()),
             "ts" => format!("node {}/ts.cjs {r}", here.display()),
+            "rust" => String::new(),
             other => panic!("unknown language {other}"),
         };
-        let out = proc::shell(&repo, &command, &[], None).expect("resolver runs");
-        assert!(out.ok(), "{command}: {}", out.stderr_str());
-        // What the resolver script reports about its own run (ts.cjs: build output mapped back).
-        for line in out.stderr_str().lines() {
-            eprintln!("{lang}: {line}");
-        }
-        let stdout = out.stdout_str();
-        let truth: BTreeSet<(String, String)> = stdout
-            .lines()
-            .filter(|l| !l.starts_with("?\t"))
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let (truth, unjudged_lines): (BTreeSet<(String, String)>, Vec<String>) = if lang == "rust" {
+            let (edges, summary) = rust_ref::edges(&repo);
+            eprintln!("{summary}");
+            (edges, Vec::new())
+        } else {
+            let out = proc::shell(&repo, &command, &[], None).expect("resolver runs");
+            assert!(out.ok(), "{command}: {}", out.stderr_str());
+            // What the resolver script reports about its own run (ts.cjs: build output mapped back).
+            for line in out.stderr_str().lines() {
+                eprintln!("{lang}: {line}");
+            }
+            let stdout = out.stdout_str();
+            let truth = stdout
+                .lines()
+                .filter(|l| !l.starts_with("?\t"))
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            (truth, stdout.lines().filter(|l| l.starts_with("?\t")).map(str::to_string).collect())
+        };
         // `?<TAB>importer<TAB>package folder`: the resolver reached that package's build output
         // and cannot name the source file; our edges from the importer into the package that the
         // resolver does not have otherwise are neither right nor wrong: left out, counted as
         // unjudged.
-        let unjudged: Vec<(&str, String)> = stdout
-            .lines()
+        let unjudged: Vec<(&str, String)> = unjudged_lines
+            .iter()
             .filter_map(|l| l.strip_prefix("?\t")?.split_once('\t'))
             .map(|(a, pkg)| (a, format!("{pkg}/")))
             .collect();

@@ -6,9 +6,13 @@
 //!   `setup.cfg` (and its `src/`); namespace packages (folders without `__init__.py`) resolve by path.
 //!   Test files (and their package) resolve from pytest's basedir first; a name several packages
 //!   share goes to the one nearest the importer; triple-quoted strings are not read.
-//! - Rust: `mod x;`, `use` and inline paths through `crate`, `self`, `super` and the workspace's
-//!   own crates (by package name, `[lib] name`, or a renamed dependency `x = { package = "y" }`);
-//!   `pub use` re-exports are followed (also globs) to the module that defines the item.
+//! - Rust: `mod x;` (with `#[path]`), `use` and inline paths through `crate`, `self`, `super`, child
+//!   modules (in `use`) and the workspace crates the package depends on (by package name, `[lib]
+//!   name`, or a renamed dependency `x = { package = "y" }`); modules are followed down from each
+//!   crate root Cargo knows (`[lib]`, `[[bin]]`/`[[test]]`… paths, auto-discovered targets), and
+//!   `super`/`self` inside inline modules mean those; `pub use` re-exports and `pub extern crate`
+//!   are followed (also globs) to the module that defines the item, `#[macro_export]` macros to
+//!   their file.
 //! - JavaScript/TypeScript: `import … from`, `export … from`, `import()`, `require()` (not in
 //!   comments, strings or template text); relative specifiers in the compiler's extension order
 //!   (`./x.js` is `./x.ts`), folders through their package.json or index file, tsconfig `paths`
@@ -130,6 +134,15 @@ struct Crate {
     ident: String,
     /// Dependency key (as identifier) → package name, for `x = { package = "y" }`.
     renames: HashMap<String, String>,
+    /// Package name, and the dependency keys of every dependency table (`-` as `_`): the
+    /// workspace crates its code can name.
+    package: String,
+    deps: HashSet<String>,
+    /// Root files of other targets: `[[bin]]`, `[[test]]`, `[[example]]`, `[[bench]]` paths, and
+    /// a `build = "…"` script.
+    targets: Vec<String>,
+    /// Cargo's auto-discovery of bins, examples, tests, benches and build.rs (`autotests = false`…).
+    auto: [bool; 5],
 }
 
 /// A package.json of the repository.
@@ -181,6 +194,10 @@ struct Index<'a> {
     crate_by_package: HashMap<String, String>,
     /// Parsed Rust files, for following re-exports.
     rust_files: HashMap<String, RustFile>,
+    /// Rust file → the chains of modules that reach it from crate roots; crate root → its
+    /// `#[macro_export]` macros and the files defining them.
+    rust_tree: HashMap<String, Vec<RustChain>>,
+    rust_macros: HashMap<String, HashMap<String, String>>,
     /// Folder of every package.json → package; package name → folder; tsconfig folder → options.
     js_packages: HashMap<String, JsPackage>,
     js_names: HashMap<String, String>,
@@ -304,11 +321,12 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         .filter(|(p, _)| p.ends_with("Cargo.toml"))
         .filter_map(|(p, t)| Some((toml_value(t, "package", "name")?.replace('-', "_"), dir_of(p).to_string())))
         .collect();
-    let rust_files = contents
+    let rust_files: HashMap<String, RustFile> = contents
         .par_iter()
         .filter(|(p, _)| p.ends_with(".rs"))
         .filter_map(|(p, b)| Some((p.clone(), rust_parse(std::str::from_utf8(b).ok()?))))
         .collect();
+    let (rust_tree, rust_macros) = rust_tree(&rust_roots(paths, &crates), &rust_files, &all);
     let index = Index {
         all,
         py_modules,
@@ -321,6 +339,8 @@ pub fn build(paths: &[String], contents: &[(String, Vec<u8>)]) -> ImportGraph {
         crate_by_ident,
         crate_by_package,
         rust_files,
+        rust_tree,
+        rust_macros,
         js_packages,
         js_names,
         tsconfigs,
@@ -471,21 +491,55 @@ fn cargo_manifest(dir: &str, text: &str, all: &HashSet<&str>) -> Option<Crate> {
     let mut renames: HashMap<String, String> =
         inline.captures_iter(text).map(|c| (c[1].replace('-', "_"), c[2].replace('-', "_"))).collect();
     let mut table_key: Option<String> = None;
+    let mut in_deps = false;
+    let mut deps = HashSet::new();
     for line in text.lines() {
         let l = line.trim();
         if l.starts_with('[') {
             let t = l.trim_matches(['[', ']', ' ']);
             table_key = t
                 .rsplit_once('.')
-                .filter(|(head, _)| head.ends_with("dependencies"))
+                .filter(|(head, _)| head.ends_with("dependencies") && !head.starts_with("workspace"))
                 .map(|(_, k)| k.trim_matches('"').replace('-', "_"));
+            deps.extend(table_key.clone());
+            in_deps = t.ends_with("dependencies") && !t.starts_with("workspace");
         } else if let (Some(k), Some((key, v))) = (&table_key, l.split_once('=')) {
             if key.trim() == "package" {
                 renames.insert(k.clone(), v.trim().trim_matches('"').replace('-', "_"));
             }
+        } else if let Some((key, _)) = l.split_once('=').filter(|_| in_deps) {
+            deps.insert(key.trim().trim_matches('"').replace('-', "_"));
         }
     }
-    Some(Crate { lib, ident, renames })
+    // Targets: `path` in `[[bin]]` and the like; `auto… = false` and `build` in `[package]`.
+    let mut targets = Vec::new();
+    let mut auto = [true; 5];
+    let mut table = String::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            table = l.trim_matches(['[', ']', ' ']).to_string();
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else { continue };
+        let (k, v) = (k.trim(), v.split('#').next().unwrap_or("").trim());
+        match (table.as_str(), k) {
+            ("bin" | "test" | "example" | "bench", "path") => targets.extend(join(dir, v.trim_matches('"'))),
+            ("package", "build") if v == "false" => auto[4] = false,
+            ("package", "build") => {
+                auto[4] = false;
+                targets.extend(join(dir, v.trim_matches('"')));
+            }
+            ("package", "autobins" | "autoexamples" | "autotests" | "autobenches") if v == "false" => {
+                let i = ["autobins", "autoexamples", "autotests", "autobenches"].iter().position(|a| *a == k);
+                auto[i.unwrap_or(0)] = false;
+            }
+            _ => {}
+        }
+    }
+    targets.retain(|t| all.contains(t.as_str()));
+    let package = toml_value(text, "package", "name")?.replace('-', "_");
+    Some(Crate { lib, ident, renames, package, deps, targets, auto })
 }
 
 /// JSON with comments and trailing commas (tsconfig files) as plain JSON.
@@ -845,44 +899,169 @@ fn python(path: &str, text: &str, idx: &Index) -> Vec<String> {
 /// What a Rust file declares and names: `mod x;`, `use` trees (expanded), inline paths.
 #[derive(Debug, Default)]
 struct RustFile {
-    mods: Vec<String>,
-    /// (path segments, name it is visible by, public). A glob's name is `*`.
-    uses: Vec<(Vec<String>, String, bool)>,
-    /// `a::b::c` paths in code (first segment not a keyword of `use`).
-    paths: Vec<Vec<String>>,
-    /// Items defined here (functions, types, traits, constants, macros, inline modules).
-    defines: HashSet<String>,
+    /// `mod x;` declarations outside inline modules: the name, the `#[path]` if given, and
+    /// whether other crates see it (`pub`).
+    mods: Vec<(String, Option<String>, bool)>,
+    /// `use` leaves and `extern crate` items.
+    uses: Vec<RustUse>,
+    /// `a::b::c` paths in code (not in `use` items), with their inline module depth and whether
+    /// they name a value or a macro (`a::f(…)`, `a::m!`, `#[a::attr]`), never a module.
+    paths: Vec<RustPath>,
+    /// Items defined at the file's level that paths go through (types, traits) and the others
+    /// (functions, constants, statics, macros).
+    types: HashSet<String>,
+    values: HashSet<String>,
+    /// Inline modules at the file's level (`mod tests { … }`) → the items defined inside them.
+    inline: HashMap<String, HashSet<String>>,
+    /// `#[macro_export]` macros defined here: rustc puts them at the crate root.
+    exported_macros: Vec<String>,
+}
+
+#[derive(Debug)]
+struct RustPath {
+    segs: Vec<String>,
+    depth: usize,
+    value: bool,
+}
+
+/// A `use` leaf (or `extern crate`): its path, the name it binds (`*` for a glob), whether it is
+/// `pub`, how many inline modules (`mod tests { … }`) it sits in, and the outermost of them.
+#[derive(Debug)]
+struct RustUse {
+    segs: Vec<String>,
+    name: String,
+    public: bool,
+    depth: usize,
+    scope: Option<String>,
 }
 
 fn rust_parse(text: &str) -> RustFile {
     static MOD: OnceLock<Regex> = OnceLock::new();
     static USE: OnceLock<Regex> = OnceLock::new();
+    static EXTERN: OnceLock<Regex> = OnceLock::new();
     static PATH: OnceLock<Regex> = OnceLock::new();
-    static COMMENT: OnceLock<Regex> = OnceLock::new();
-    let module = re(&MOD, r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z0-9_]+)\s*;");
+    static NOT_CODE: OnceLock<Regex> = OnceLock::new();
+    static INLINE: OnceLock<Regex> = OnceLock::new();
+    static PATH_ATTR: OnceLock<Regex> = OnceLock::new();
+    static EXPORT: OnceLock<Regex> = OnceLock::new();
+    static DEF: OnceLock<Regex> = OnceLock::new();
+    let module = re(&MOD, r"(?m)^[ \t]*((?:pub(\([^)]*\))?\s+)?)mod\s+(?:r#)?([A-Za-z0-9_]+)\s*;");
     let use_ = re(&USE, r"(?ms)^\s*(pub(?:\([^)]*\))?\s+)?use\s+(?:::)?([A-Za-z_{][^;]*);");
-    let path = re(&PATH, r"\b([A-Za-z_]\w*(?:::[A-Za-z_]\w*)+)");
-    // Comments and strings would give paths that are not code.
-    let comment = re(&COMMENT, r#"(?m)//.*$|(?s)/\*.*?\*/|"(?:[^"\\]|\\.)*""#);
-    let code = comment.replace_all(text, " ");
-    let mut f =
-        RustFile { mods: module.captures_iter(&code).map(|c| c[1].to_string()).collect(), ..Default::default() };
+    let extern_ = re(
+        &EXTERN,
+        r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?extern\s+crate\s+([A-Za-z_]\w*)(?:\s+as\s+([A-Za-z_]\w*))?\s*;",
+    );
+    let path = re(&PATH, r"\b((?:r#)?[A-Za-z_]\w*(?:::(?:r#)?[A-Za-z_]\w*)+)");
+    // Comments, strings (raw ones too) and char literals would give paths and braces that are not
+    // code: they are blanked byte for byte, so offsets still point into `text`.
+    let not_code = re(
+        &NOT_CODE,
+        r###"(?m)//.*$|(?s:/\*.*?\*/)|(?s:r#".*?"#)|(?s:r##".*?"##)|r"[^"]*"|(?s:"(?:[^"\\]|\\.)*")|'(?:[^'\\\n]|\\.[^'\n]{0,9})'"###,
+    );
+    let mut bytes = text.as_bytes().to_vec();
+    for m in not_code.find_iter(text) {
+        bytes[m.range()].iter_mut().filter(|b| **b != b'\n').for_each(|b| *b = b' ');
+    }
+    let code = String::from_utf8(bytes).unwrap_or_default();
+    // Inline modules' spans, so `super` and `self` inside `mod tests { … }` mean that module.
+    let inline = re(&INLINE, r"\bmod\s+(?:r#)?([A-Za-z_]\w*)\s*\{");
+    let spans: Vec<(usize, usize, &str)> = inline
+        .captures_iter(&code)
+        .filter_map(|c| Some((c.get(0)?, c.get(1)?.as_str())))
+        .map(|(m, name)| {
+            let open = m.end() - 1;
+            let mut depth = 0usize;
+            let close = code.as_bytes()[open..].iter().position(|b| {
+                match b {
+                    b'{' => depth += 1,
+                    b'}' => depth = depth.saturating_sub(1),
+                    _ => return false,
+                }
+                depth == 0
+            });
+            (open, close.map_or(code.len(), |c| open + c), name)
+        })
+        .collect();
+    let depth_at = |o: usize| spans.iter().filter(|(s, e, _)| *s < o && o < *e).count();
+    // The outermost inline module around an offset (spans come in order of their start).
+    let scope_at = |o: usize| spans.iter().find(|(s, e, _)| *s < o && o < *e).map(|(_, _, n)| n.to_string());
+    let path_attr = re(&PATH_ATTR, r#"#\[\s*path\s*=\s*"([^"]*)"\s*\]\s*(?:#\[[^\]]*\]\s*)*$"#);
+    let mut f = RustFile::default();
+    for c in module.captures_iter(&code) {
+        let at = c.get(1).map_or(0, |m| m.start());
+        if depth_at(at) > 0 {
+            continue;
+        }
+        // `#[path = "…"]` among the attributes right before (read in `text`: strings are blank in `code`).
+        let mut from = at.saturating_sub(400);
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        let attr = path_attr.captures(&text[from..at]).map(|a| a[1].to_string());
+        let public = c[1].starts_with("pub") && c.get(2).is_none();
+        f.mods.push((c[3].to_string(), attr, public));
+    }
+    let mut use_spans = Vec::new();
     for c in use_.captures_iter(&code) {
         let public = c.get(1).is_some();
-        for (full, alias) in expand_use_tree(&c[2]) {
+        let whole = c.get(0).map_or(0..0, |m| m.range());
+        let at = whole.start + c[0].len() - c[0].trim_start().len();
+        let (depth, scope) = (depth_at(at), scope_at(at));
+        use_spans.push(whole);
+        for (full, alias) in expand_use_tree(&c[2].replace("r#", "")) {
             let segs: Vec<String> = full.split("::").filter(|s| !s.is_empty()).map(str::to_string).collect();
             let name = alias.unwrap_or_else(|| segs.last().cloned().unwrap_or_default());
-            f.uses.push((segs, name, public));
+            f.uses.push(RustUse { segs, name, public, depth, scope: scope.clone() });
         }
     }
-    static DEF: OnceLock<Regex> = OnceLock::new();
-    let def = re(&DEF, r"\b(?:fn|struct|enum|trait|type|const|static|union|mod|macro_rules!)\s+([A-Za-z_]\w*)");
-    f.defines = def.captures_iter(&code).map(|c| c[1].to_string()).collect();
-    let without_uses = use_.replace_all(&code, " ");
+    for c in extern_.captures_iter(&code) {
+        if &c[2] != "self" {
+            let name = c.get(3).map_or(&c[2], |a| a.as_str()).to_string();
+            let at = c.get(2).map_or(0, |m| m.start());
+            let (depth, scope) = (depth_at(at), scope_at(at));
+            f.uses.push(RustUse { segs: vec![c[2].to_string()], name, public: c.get(1).is_some(), depth, scope });
+        }
+    }
+    let def = re(
+        &DEF,
+        r"(')?\b(?:(struct|enum|trait|type|union)\s+(?:r#)?([A-Za-z_]\w*)|mod\s+(?:r#)?([A-Za-z_]\w*)\s*\{|(?:fn|const|static|macro_rules!)\s+(?:(?:mut|unsafe|fn)\s+)*(?:r#)?([A-Za-z_]\w*))",
+    );
+    // A lifetime is no item: `&'static Metadata`.
+    for c in def.captures_iter(&code).filter(|c| c.get(1).is_none()) {
+        let at = c.get(0).map_or(0, |m| m.start());
+        let target = match scope_at(at) {
+            Some(scope) => f.inline.entry(scope).or_default(),
+            None if c.get(4).is_some() => {
+                f.inline.entry(c[4].to_string()).or_default();
+                continue;
+            }
+            None if c.get(3).is_some() => &mut f.types,
+            None => &mut f.values,
+        };
+        if let Some(name) = c.get(3).or(c.get(4)).or(c.get(5)) {
+            target.insert(name.as_str().to_string());
+        }
+    }
+    let export = re(&EXPORT, r"#\[\s*macro_export\b[^\]]*\]\s*(?:#\[[^\]]*\]\s*)*macro_rules!\s*([A-Za-z_]\w*)");
+    f.exported_macros = export.captures_iter(&code).map(|c| c[1].to_string()).collect();
     let mut seen = HashSet::new();
-    for c in path.captures_iter(&without_uses) {
-        if seen.insert(c[1].to_string()) {
-            f.paths.push(c[1].split("::").map(str::to_string).collect());
+    let mut next_use = 0;
+    for m in path.find_iter(&code) {
+        while use_spans.get(next_use).is_some_and(|u| u.end <= m.start()) {
+            next_use += 1;
+        }
+        if use_spans.get(next_use).is_some_and(|u| u.start <= m.start()) {
+            continue;
+        }
+        let depth = depth_at(m.start());
+        // A call, a macro or an attribute names a value or a macro, never a module.
+        let after = code[m.end()..].trim_start();
+        let value = after.starts_with('(')
+            || (after.starts_with('!') && !after.starts_with("!="))
+            || code[..m.start()].trim_end().ends_with("#[");
+        if seen.insert((m.as_str(), depth, value)) {
+            let segs = m.as_str().split("::").map(|s| s.trim_start_matches("r#").to_string()).collect();
+            f.paths.push(RustPath { segs, depth, value });
         }
     }
     f
@@ -942,7 +1121,8 @@ fn expand(tree: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
-/// The directory in which `mod x;` declared in `path` looks for `x.rs`.
+/// The directory in which `mod x;` declared in `path` looks for `x.rs`, for a file not reached
+/// from a crate root (see `rust_tree`).
 fn rust_mod_dir(path: &str) -> String {
     let dir = dir_of(path);
     let file = path.rsplit('/').next().unwrap_or(path);
@@ -986,101 +1166,314 @@ fn rust_crate_of<'i>(path: &str, idx: &'i Index) -> Option<&'i Crate> {
     }
 }
 
-/// Where a path's first segment leads: the directory of the module it names.
-fn rust_start(path: &str, first: &str, idx: &Index) -> Option<String> {
-    let mod_dir = rust_mod_dir(path);
-    match first {
-        "crate" => rust_crate_root(path, idx),
-        "self" => Some(mod_dir),
-        "super" => Some(dir_of(&mod_dir).to_string()),
-        ident => {
-            // Another crate of the workspace, under its own name or the name it is renamed to.
-            let own = rust_crate_of(path, idx);
-            let manifest_dir = match own.and_then(|c| c.renames.get(ident)) {
-                Some(package) => idx.crate_by_package.get(package)?,
-                None => idx.crate_by_ident.get(ident)?,
-            };
-            let lib = idx.crates.get(manifest_dir)?.lib.as_ref()?;
-            // A crate never names itself by its package name from inside, except in binaries and
-            // tests of the same package, which do.
-            Some(dir_of(lib).to_string())
+/// Modules from a crate root down to a file: (file, directory of its `mod x;` children).
+type RustChain = Vec<(String, String)>;
+
+/// The file of module `name` declared in `file` (children directory `dir`) by `mod name;`, with
+/// its own children directory. A `#[path]` file is relative to the declaring file's directory
+/// and, as in rustc, keeps its children beside it.
+fn rust_child(file: &str, dir: &str, name: &str, attr: Option<&str>, all: &HashSet<&str>) -> Option<(String, String)> {
+    let found = |p: String| all.contains(p.as_str()).then_some(p);
+    match attr {
+        Some(p) => found(join(dir_of(file), p)?).map(|f| (f.clone(), dir_of(&f).to_string())),
+        None => {
+            let d = in_dir(dir, name);
+            found(format!("{d}.rs")).or_else(|| found(in_dir(&d, "mod.rs"))).map(|f| (f, d))
         }
     }
 }
 
-/// Resolve a path used in `path` to the file of the module defining its item, following
-/// `pub use` re-exports (at most `depth` hops). The flag says whether the item was found
-/// defined there (or the path names a module), rather than assumed.
-fn rust_resolve_path(path: &str, segs: &[String], idx: &Index, depth: usize) -> Option<(String, bool)> {
-    let first = segs.first()?;
-    let mut dir = rust_start(path, first, idx)?;
-    let mut rest = &segs[1..];
-    while rest.first().map(String::as_str) == Some("super") {
-        dir = dir_of(&dir).to_string();
-        rest = &rest[1..];
-    }
-    // Descend through module files as far as the path names modules.
-    let mut file = rust_module_file(&dir, idx)?;
-    let mut consumed = 0;
-    for seg in rest {
-        let d = in_dir(&dir, seg);
-        match idx.file(&format!("{d}.rs")).or_else(|| idx.file(&in_dir(&d, "mod.rs"))) {
-            Some(f) => {
-                dir = d;
-                file = f;
-                consumed += 1;
+/// The module `name` declared in `file`; only a `pub` one when the asker is another crate.
+fn rust_child_named(file: &str, dir: &str, name: &str, external: bool, idx: &Index) -> Option<(String, String)> {
+    let parsed = idx.rust_files.get(file)?;
+    let declared = parsed.mods.iter().filter(|(m, _, public)| m == name && (*public || !external));
+    declared.into_iter().find_map(|(_, attr, _)| rust_child(file, dir, name, attr.as_deref(), &idx.all))
+}
+
+/// Crate root files of the Cargo packages: libraries, `[[bin]]`/`[[test]]`/`[[example]]`/
+/// `[[bench]]` paths, build scripts, and Cargo's auto-discovered targets (`src/main.rs`,
+/// `src/bin/x.rs`, `tests/x.rs`, `examples/x/main.rs`, …) unless `autotests = false` and the like.
+fn rust_roots(paths: &[String], crates: &HashMap<String, Crate>) -> Vec<String> {
+    let mut roots: Vec<String> = crates.values().flat_map(|c| c.lib.iter().chain(&c.targets).cloned()).collect();
+    for p in paths.iter().filter(|p| p.ends_with(".rs")) {
+        let segs: Vec<&str> = p.split('/').collect();
+        let n = segs.len();
+        let up = |k: usize| segs[..n.saturating_sub(k)].join("/");
+        let seg = |k: usize| if n > k { segs[n - 1 - k] } else { "" };
+        let kind = |s: &str| ["bin", "examples", "tests", "benches"].iter().position(|k| *k == s);
+        // (package directory, kind: 0 bin, 1 example, 2 test, 3 bench, 4 build script)
+        let candidate = match (seg(0), seg(1), seg(2), seg(3)) {
+            ("build.rs", ..) => Some((up(1), 4)),
+            ("main.rs", "src", ..) => Some((up(2), 0)),
+            (_, "bin", "src", _) => Some((up(3), 0)),
+            ("main.rs", _, "bin", "src") => Some((up(4), 0)),
+            (_, k, ..) if kind(k).is_some_and(|k| k > 0) => Some((up(2), kind(k).unwrap_or(0))),
+            ("main.rs", _, k, _) if kind(k).is_some_and(|k| k > 0) => Some((up(3), kind(k).unwrap_or(0))),
+            _ => None,
+        };
+        if let Some((dir, kind)) = candidate {
+            if crates.get(&dir).is_some_and(|c| c.auto[kind]) {
+                roots.push(p.clone());
             }
-            None => break,
         }
     }
-    let leftover = &rest[consumed..];
-    let Some(parsed) = idx.rust_files.get(&file) else { return Some((file, leftover.is_empty())) };
-    if leftover.is_empty() || parsed.defines.contains(&leftover[0]) {
-        return Some((file, true));
-    }
-    if depth == 0 {
-        return Some((file, false));
-    }
-    // Not defined here: maybe the module re-exports it, by name or through a glob.
-    let named = parsed.uses.iter().filter(|(_, name, public)| *public && *name == leftover[0]);
-    for (target, _, _) in named {
-        let mut next = target.clone();
-        next.extend(leftover[1..].iter().cloned());
-        if let Some(hit) = rust_resolve_path(&file, &next, idx, depth - 1) {
-            return Some(hit);
-        }
-    }
-    for (target, _, _) in parsed.uses.iter().filter(|(_, name, public)| *public && name == "*") {
-        let mut next = target.clone();
-        next.extend(leftover.iter().cloned());
-        if let Some(hit @ (_, true)) = rust_resolve_path(&file, &next, idx, depth - 1) {
-            return Some(hit);
-        }
-    }
-    Some((file, false))
+    roots.sort();
+    roots.dedup();
+    roots
 }
 
-/// The files of the child modules `path` declares (`mod x;`).
+/// Each Rust file reached by `mod` declarations from a crate root, with the chains that reach it,
+/// and each crate root's `#[macro_export]` macros (name → defining file).
+type RustTree = (HashMap<String, Vec<RustChain>>, HashMap<String, HashMap<String, String>>);
+
+fn rust_tree(roots: &[String], files: &HashMap<String, RustFile>, all: &HashSet<&str>) -> RustTree {
+    let mut tree: HashMap<String, Vec<RustChain>> = HashMap::new();
+    let mut macros: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for root in roots {
+        let mut stack = vec![vec![(root.clone(), dir_of(root).to_string())]];
+        let mut seen = HashSet::new();
+        while let Some(chain) = stack.pop() {
+            let Some((file, dir)) = chain.last().cloned() else { continue };
+            let Some(parsed) = files.get(&file) else { continue };
+            if !seen.insert(file.clone()) || chain.len() > 64 {
+                continue;
+            }
+            for m in &parsed.exported_macros {
+                macros.entry(root.clone()).or_default().entry(m.clone()).or_insert_with(|| file.clone());
+            }
+            for (name, attr, _) in &parsed.mods {
+                if let Some(child) = rust_child(&file, &dir, name, attr.as_deref(), all) {
+                    let mut next = chain.clone();
+                    next.push(child);
+                    stack.push(next);
+                }
+            }
+            tree.entry(file).or_default().push(chain);
+        }
+    }
+    (tree, macros)
+}
+
+/// The chains of modules a file is reached by; for a file no crate root reaches (no Cargo
+/// manifest, say), one guessed from its directories: `a/b.rs` is declared by `a.rs` or
+/// `a/mod.rs`, and so on up to a `lib.rs` or `main.rs`.
+fn rust_chains(path: &str, idx: &Index) -> Vec<RustChain> {
+    if let Some(chains) = idx.rust_tree.get(path) {
+        return chains.clone();
+    }
+    let is_root = |f: &str| matches!(f.rsplit('/').next(), Some("lib.rs" | "main.rs"));
+    let mut chain = vec![(path.to_string(), rust_mod_dir(path))];
+    while chain.len() < 32 && !is_root(&chain[0].0) {
+        let parent_dir = dir_of(&chain[0].1).to_string();
+        match rust_module_file(&parent_dir, idx) {
+            Some(f) if f != chain[0].0 => chain.insert(0, (f, parent_dir)),
+            _ => break,
+        }
+    }
+    if !is_root(&chain[0].0) {
+        if let Some(dir) = rust_crate_root(path, idx) {
+            if let Some(f) = ["lib.rs", "main.rs"].iter().find_map(|f| idx.file(&in_dir(&dir, f))) {
+                chain.insert(0, (f, dir));
+            }
+        }
+    }
+    vec![chain]
+}
+
+/// The library root file of the workspace crate `ident` names in `path`: its own name, or the
+/// name a dependency is renamed to (`x = { package = "y" }`).
+fn rust_crate_lib(path: &str, ident: &str, idx: &Index) -> Option<String> {
+    let own = rust_crate_of(path, idx);
+    let manifest_dir = match own.and_then(|c| c.renames.get(ident)) {
+        Some(package) => idx.crate_by_package.get(package)?,
+        None => idx.crate_by_ident.get(ident)?,
+    };
+    let target = idx.crates.get(manifest_dir)?;
+    // Only a dependency, or the package's own library (from its tests and binaries).
+    let reachable =
+        own.is_none_or(|c| c.lib == target.lib || c.renames.contains_key(ident) || c.deps.contains(&target.package));
+    target.lib.clone().filter(|_| reachable)
+}
+
+/// Resolve a path written in the module `chain` ends with (`depth` inline modules down) to the
+/// files of the modules defining what it names, following `pub use` re-exports (at most
+/// `hops`). A name can be a module and an item at once (`mod registry;` and `fn registry()`): a
+/// `use` takes both, `value` (a call, a macro, an attribute) only the item. The flag says whether
+/// the item was found defined there (or the path names a module), rather than assumed. `use`
+/// paths may start with a child module's name (2018 edition).
+fn rust_resolve(
+    chain: &[(String, String)],
+    depth: usize,
+    segs: &[String],
+    in_use: bool,
+    value: bool,
+    idx: &Index,
+    hops: usize,
+) -> Vec<(String, bool)> {
+    let Some((here, _)) = chain.last() else { return Vec::new() };
+    let Some(first) = segs.first() else { return Vec::new() };
+    let mut rest = &segs[1..];
+    let mut external = false;
+    let mut cur: RustChain = match first.as_str() {
+        "crate" => chain[..1].to_vec(),
+        // Inside an inline module, `self` is that module: the same file.
+        "self" if depth > 0 => return Vec::new(),
+        "self" => chain.to_vec(),
+        "super" => {
+            let mut up = 1usize;
+            while rest.first().is_some_and(|s| s == "super") {
+                up += 1;
+                rest = &rest[1..];
+            }
+            // Out of the inline modules first, then up the files' modules.
+            match up.checked_sub(depth).and_then(|up| chain.len().checked_sub(up)).filter(|n| *n > 0) {
+                Some(n) => chain[..n].to_vec(),
+                None => return Vec::new(),
+            }
+        }
+        ident => {
+            let declares = |f: &RustFile| f.mods.iter().any(|(m, _, _)| m == ident);
+            if in_use && depth == 0 && idx.rust_files.get(here).is_some_and(declares) {
+                rest = segs;
+                chain.to_vec()
+            } else {
+                let Some(lib) = rust_crate_lib(here, ident, idx) else { return Vec::new() };
+                let dir = dir_of(&lib).to_string();
+                // Another crate (a package's tests and binaries are crates of their own too).
+                external = chain[0].0 != lib;
+                vec![(lib, dir)]
+            }
+        }
+    };
+    // Descend through declared modules as far as the path names modules (the last segment of a
+    // `value` path is no module).
+    let mut out = Vec::new();
+    for (i, seg) in rest.iter().enumerate() {
+        let last = i + 1 == rest.len();
+        // The asker's own module or an ancestor: its private imports are visible too.
+        let private = cur.len() <= chain.len() && cur.iter().zip(chain).all(|(a, b)| a.0 == b.0);
+        let Some((file, dir)) = cur.last() else { break };
+        match rust_child_named(file, dir, seg, external, idx).filter(|_| !(last && value)) {
+            Some(child) if last => {
+                // The module, and an item of the same name beside it when a `use` takes both.
+                out.push((child.0, true));
+                if in_use {
+                    let beside = rust_item(&cur, None, seg, &[], false, private, true, idx, hops);
+                    out.extend(beside.into_iter().filter(|h| h.1));
+                }
+                return out;
+            }
+            Some(child) => cur.push(child),
+            None => return rust_item(&cur, None, seg, &rest[i + 1..], value, private, false, idx, hops),
+        }
+    }
+    cur.pop().map(|(f, _)| (f, true)).into_iter().collect()
+}
+
+/// `name` (followed by `more` segments) looked up as an item of the module `chain` ends with
+/// (of its inline module `scope` when given): defined there, a `#[macro_export]` macro of that
+/// crate root, or re-exported by a `use` (a private one too when `private`: the module is the
+/// asker's own or an ancestor). All of them for a `use`; for a `value`, the first found. Glob
+/// imports are looked at last, and not at all beside a module of that name (`beside_module`),
+/// which shadows them.
+#[allow(clippy::too_many_arguments)]
+fn rust_item(
+    chain: &[(String, String)],
+    scope: Option<&str>,
+    name: &str,
+    more: &[String],
+    value: bool,
+    private: bool,
+    beside_module: bool,
+    idx: &Index,
+    hops: usize,
+) -> Vec<(String, bool)> {
+    let Some((file, _)) = chain.last() else { return Vec::new() };
+    let Some(parsed) = idx.rust_files.get(file) else { return vec![(file.clone(), false)] };
+    let mut out = Vec::new();
+    match scope {
+        // An inline module: the path goes on inside it.
+        None if parsed.inline.contains_key(name) => match more.split_first() {
+            Some((next, more)) => return rust_item(chain, Some(name), next, more, value, private, false, idx, hops),
+            None => out.push((file.clone(), true)),
+        },
+        None => {
+            // Only types and traits have paths under them.
+            if parsed.types.contains(name) || (more.is_empty() && parsed.values.contains(name)) {
+                out.push((file.clone(), true));
+            }
+            if let Some(f) = idx.rust_macros.get(file).and_then(|m| m.get(name)).filter(|_| more.is_empty()) {
+                out.push((f.clone(), true));
+            }
+        }
+        Some(s) => {
+            if parsed.inline.get(s).is_some_and(|items| items.contains(name)) {
+                out.push((file.clone(), true));
+            }
+        }
+    }
+    if hops == 0 || (!out.is_empty() && (value || !more.is_empty())) {
+        return if out.is_empty() { vec![(file.clone(), false)] } else { out };
+    }
+    // Not defined here (or also imported): maybe the module re-exports it, by name or by glob.
+    let depth = usize::from(scope.is_some());
+    let reexports = || {
+        let here = |u: &&RustUse| u.depth == depth && u.scope.as_deref() == scope;
+        parsed.uses.iter().filter(move |u| (u.public || private) && here(u))
+    };
+    let mut named = false;
+    for u in reexports().filter(|u| u.name == name) {
+        named = true;
+        let next: Vec<String> = u.segs.iter().chain(more).cloned().collect();
+        out.extend(rust_resolve(chain, depth, &next, true, value, idx, hops - 1));
+    }
+    if !out.is_empty() || beside_module {
+        return out;
+    }
+    for u in reexports().filter(|u| u.name == "*") {
+        let next: Vec<String> = u.segs.iter().chain(std::iter::once(&name.to_string())).chain(more).cloned().collect();
+        let found: Vec<(String, bool)> =
+            rust_resolve(chain, depth, &next, true, false, idx, hops - 1).into_iter().filter(|h| h.1).collect();
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    // A name imported from outside the repository (and from no glob of it) is not defined here.
+    if named {
+        return Vec::new();
+    }
+    vec![(file.clone(), false)]
+}
+
+/// The files of the child modules `path` declares (`mod x;`, `#[path]` applied).
 fn rust_mods(path: &str, idx: &Index) -> Vec<String> {
     let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
-    let mod_dir = rust_mod_dir(path);
-    parsed.mods.iter().filter_map(|m| rust_module_file(&in_dir(&mod_dir, m), idx)).collect()
+    let mut out = Vec::new();
+    for chain in rust_chains(path, idx) {
+        let Some((_, dir)) = chain.last() else { continue };
+        for (m, attr, _) in &parsed.mods {
+            out.extend(rust_child(path, dir, m, attr.as_deref(), &idx.all).map(|c| c.0));
+        }
+    }
+    out
 }
 
 /// The files defining what `path`'s `use` declarations and paths in code name.
 fn rust_uses(path: &str, idx: &Index) -> Vec<String> {
     let Some(parsed) = idx.rust_files.get(path) else { return Vec::new() };
-    let mut out = Vec::new();
     let names_crate = |s: &str| {
         matches!(s, "crate" | "self" | "super")
             || idx.crate_by_ident.contains_key(s)
             || rust_crate_of(path, idx).is_some_and(|c| c.renames.contains_key(s))
     };
-    // `use` paths, and inline paths in code (`grep_searcher::Sink`, `crate::x::f()`).
-    let uses = parsed.uses.iter().map(|(segs, _, _)| segs);
-    for segs in uses.chain(&parsed.paths) {
-        if segs.first().is_some_and(|s| names_crate(s)) {
-            out.extend(rust_resolve_path(path, segs, idx, 4).map(|(f, _)| f));
+    let mut out = Vec::new();
+    for chain in rust_chains(path, idx) {
+        // `use` paths, and inline paths in code (`grep_searcher::Sink`, `crate::x::f()`).
+        for u in &parsed.uses {
+            out.extend(rust_resolve(&chain, u.depth, &u.segs, true, false, idx, 4).into_iter().map(|h| h.0));
+        }
+        for p in parsed.paths.iter().filter(|p| p.segs.first().is_some_and(|s| names_crate(s))) {
+            out.extend(rust_resolve(&chain, p.depth, &p.segs, false, p.value, idx, 4).into_iter().map(|h| h.0));
         }
     }
     out
@@ -1629,8 +2022,8 @@ mod tests {
 
     #[test]
     fn rust_workspace_crates_renames_and_reexports() {
-        // ripgrep's shape: printer uses `grep_searcher::Sink`, defined in searcher's sink.rs and
-        // re-exported from its lib.rs; a renamed dependency; a glob re-export.
+        // ripgrep's shape: printer uses searcher's `Sink`, defined in sink.rs and re-exported from
+        // its lib.rs; a renamed dependency (Cargo knows it by the new name only); a glob re-export.
         let g = graph(&[
             ("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\n"),
             ("crates/searcher/Cargo.toml", "[package]\nname = \"grep-searcher\"\n"),
@@ -1644,7 +2037,7 @@ mod tests {
             ("crates/printer/src/lib.rs", "mod standard;\n"),
             (
                 "crates/printer/src/standard.rs",
-                "use {\n    grep_searcher::{Sink, SinkError},\n    std::io,\n};\n\nfn f(x: search::Globbed) {}\n// grep_searcher::nothing in a comment\n",
+                "use {\n    search::{Sink, SinkError},\n    std::io,\n};\n\nfn f(x: search::Globbed) {}\n// grep_searcher::nothing in a comment\n",
             ),
         ]);
         assert_eq!(
@@ -1655,6 +2048,141 @@ mod tests {
             deps(&g, "crates/searcher/src/lib.rs"),
             vec!["crates/searcher/src/glob.rs", "crates/searcher/src/sink.rs"]
         );
+    }
+
+    #[test]
+    fn rust_crate_roots_from_cargo_targets_and_path_attributes() {
+        // ripgrep's shape: the binary's root is `[[bin]] path`, integration tests are one crate
+        // (`autotests = false`, tests/tests.rs declaring its siblings), and `#[path]` picks one
+        // of two files for a module.
+        let g = graph(&[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"rg\"\nautotests = false\n\n[[bin]]\nname = \"rg\"\npath = \"crates/core/main.rs\"\n\n[[test]]\nname = \"integration\"\npath = \"tests/tests.rs\"\n",
+            ),
+            ("crates/core/main.rs", "mod flags;\nmod index;\nmod search;\n\nfn search() {}\n"),
+            ("crates/core/search.rs", ""),
+            ("crates/core/flags/mod.rs", "pub(crate) use self::hiargs::HiArgs;\n\nmod hiargs;\n"),
+            ("crates/core/flags/hiargs.rs", "pub(crate) struct HiArgs;\n"),
+            (
+                "crates/core/index/mod.rs",
+                "#[cfg(not(feature = \"x\"))]\n#[path = \"disabled.rs\"]\nmod imp;\n\n#[cfg(feature = \"x\")]\n#[path = \"enabled.rs\"]\nmod imp;\n",
+            ),
+            ("crates/core/index/disabled.rs", ""),
+            // `crate::search(…)` is the function in main.rs, not the module search.rs.
+            ("crates/core/index/enabled.rs", "use crate::flags::HiArgs;\n\npub fn run() {\n    crate::search();\n}\n"),
+            ("tests/tests.rs", "#[macro_use]\nmod macros;\nmod misc;\nmod util;\n"),
+            ("tests/macros.rs", ""),
+            ("tests/util.rs", "pub struct Dir;\n"),
+            ("tests/misc.rs", "use crate::util::Dir;\n"),
+        ]);
+        assert_eq!(
+            deps(&g, "crates/core/main.rs"),
+            vec!["crates/core/flags/mod.rs", "crates/core/index/mod.rs", "crates/core/search.rs"]
+        );
+        assert_eq!(
+            deps(&g, "crates/core/index/mod.rs"),
+            vec!["crates/core/index/disabled.rs", "crates/core/index/enabled.rs"]
+        );
+        assert_eq!(
+            deps(&g, "crates/core/index/enabled.rs"),
+            vec!["crates/core/flags/hiargs.rs", "crates/core/main.rs"]
+        );
+        assert_eq!(deps(&g, "tests/tests.rs"), vec!["tests/macros.rs", "tests/misc.rs", "tests/util.rs"]);
+        assert_eq!(deps(&g, "tests/misc.rs"), vec!["tests/util.rs"]);
+    }
+
+    #[test]
+    fn rust_inline_modules_and_use_paths_through_child_modules() {
+        let g = graph(&[
+            ("Cargo.toml", "[package]\nname = \"idx\"\n"),
+            (
+                "src/lib.rs",
+                // `super` in `mod tests` is lib.rs itself; braces and quotes in literals are no code.
+                "pub use index::{Builder, Index};\nmod index;\npub mod literal;\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n    use super::literal::Lit;\n\n    fn f() {\n        let (c, s) = ('{', r#\"}\" \"#);\n        let q = '\"';\n        super::index::Index::new();\n    }\n}\n",
+            ),
+            (
+                "src/index.rs",
+                "pub struct Index;\npub struct Builder;\n\nmod tests {\n    use super::*;\n    use super::super::literal::Lit;\n}\n",
+            ),
+            ("src/literal.rs", "pub struct Lit;\n"),
+        ]);
+        assert_eq!(deps(&g, "src/lib.rs"), vec!["src/index.rs", "src/literal.rs"]);
+        assert_eq!(deps(&g, "src/index.rs"), vec!["src/literal.rs"]);
+    }
+
+    #[test]
+    fn rust_reexported_crates_exported_macros_and_items_beside_modules() {
+        // tracing's and ripgrep's shapes: `pub extern crate x as y`, `#[macro_export]` macros
+        // living at the crate root, `registry` both a module and a function.
+        let g = graph(&[
+            ("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\n"),
+            ("crates/cli/Cargo.toml", "[package]\nname = \"grep-cli\"\n"),
+            ("crates/cli/src/lib.rs", "mod human;\npub use crate::human::parse;\n"),
+            ("crates/cli/src/human.rs", "pub fn parse() {}\n"),
+            ("crates/grep/Cargo.toml", "[package]\nname = \"grep\"\n\n[dependencies]\ngrep-cli = { path = \"../cli\" }\n"),
+            ("crates/grep/src/lib.rs", "pub extern crate grep_cli as cli;\n"),
+            ("crates/tr/Cargo.toml", "[package]\nname = \"tr\"\n"),
+            (
+                "crates/tr/src/lib.rs",
+                "#[macro_use]\nmod macros;\npub mod registry;\npub mod span;\n\npub fn registry() {}\npub fn span() {}\n",
+            ),
+            ("crates/tr/src/macros.rs", "#[macro_export]\nmacro_rules! info {\n    () => { $crate::registry() };\n}\n"),
+            ("crates/tr/src/registry.rs", "pub struct Registry;\n"),
+            ("crates/tr/src/span.rs", ""),
+            (
+                "crates/app/Cargo.toml",
+                "[package]\nname = \"app\"\n\n[dependencies]\ngrep = { path = \"../grep\" }\n\n[dependencies.tr]\npath = \"../tr\"\n",
+            ),
+            (
+                "crates/app/src/main.rs",
+                "use tr::registry;\n\n#[tr::span]\nfn main() {\n    let _ = grep::cli::parse();\n    tr::info!();\n    tr::registry();\n}\n",
+            ),
+        ]);
+        assert_eq!(
+            deps(&g, "crates/app/src/main.rs"),
+            vec![
+                "crates/cli/src/human.rs",
+                "crates/tr/src/lib.rs",
+                "crates/tr/src/macros.rs",
+                "crates/tr/src/registry.rs"
+            ]
+        );
+        assert_eq!(deps(&g, "crates/grep/src/lib.rs"), vec!["crates/cli/src/lib.rs"]);
+        assert_eq!(deps(&g, "crates/tr/src/macros.rs"), vec!["crates/tr/src/lib.rs"]);
+    }
+
+    #[test]
+    fn rust_names_from_outside_inline_module_items_and_dependencies() {
+        // regex's and tracing-subscriber's shapes.
+        let g = graph(&[
+            ("Cargo.toml", "[package]\nname = \"regex\"\n\n[workspace]\nmembers = [\"regex-automata\"]\n"),
+            (
+                "src/lib.rs",
+                "pub use crate::{builders::string::*, meta::Meta, regex::string::*};\nmod builders;\nmod meta;\nmod regex;\npub mod r#match;\nmod sync;\nmod cache;\n\nstatic M: &'static Meta = &Meta;\n",
+            ),
+            // Globs look into inline modules for what they really hold.
+            ("src/builders.rs", "pub(crate) mod string {\n    pub struct RegexBuilder;\n}\n"),
+            ("src/meta.rs", "pub struct Meta;\n"),
+            ("src/regex/mod.rs", "pub(crate) mod string;\n"),
+            ("src/regex/string.rs", "pub struct Regex;\n"),
+            ("src/match.rs", "pub struct Match;\n"),
+            // One name from std, another from std or (with a feature) from here.
+            (
+                "src/sync.rs",
+                "#[cfg(not(feature = \"parking_lot\"))]\npub(crate) use std::sync::{RwLock, RwLockReadGuard};\n\n#[cfg(feature = \"parking_lot\")]\npub(crate) use self::imp::*;\n\nmod imp {\n    pub(crate) use parking_lot::RwLockReadGuard;\n    pub(crate) struct RwLock;\n}\n",
+            ),
+            ("src/cache.rs", "use crate::sync::{RwLock, RwLockReadGuard};\n\nfn f(m: crate::Meta) {}\n"),
+            ("tests/misc.rs", "use regex::{Regex, RegexBuilder};\nuse regex::r#match::Match;\n"),
+            // `regex` here is a local alias, and the package does not depend on the crate `regex`.
+            ("regex-automata/Cargo.toml", "[package]\nname = \"regex-automata\"\n"),
+            ("regex-automata/src/lib.rs", "pub mod hybrid;\n"),
+            ("regex-automata/src/hybrid.rs", "pub mod regex {\n    pub struct Regex;\n    pub struct Builder;\n}\n"),
+            ("regex-automata/tests/suite.rs", "use regex_automata::hybrid::regex::{self, Regex};\n\nfn f(b: regex::Builder) {}\n"),
+        ]);
+        assert_eq!(deps(&g, "tests/misc.rs"), vec!["src/builders.rs", "src/match.rs", "src/regex/string.rs"]);
+        assert_eq!(deps(&g, "src/cache.rs"), vec!["src/meta.rs", "src/sync.rs"]);
+        assert_eq!(deps(&g, "regex-automata/tests/suite.rs"), vec!["regex-automata/src/hybrid.rs"]);
     }
 
     #[test]
