@@ -5,9 +5,10 @@
 //! commit prefix (`fix:`, `docs(api):`, `chore(deps):`) or a title that is only a version scores
 //! 6. Code spans, paths and identifiers are not words: a path counts once for the kind of file it
 //! names (docs, tests, CI and build files). The highest score wins; a tie goes to the more
-//! specific type in `PRECEDENCE` order (so "Add tests for X" is a test task, not a feature). No
-//! match at all is `other`. Front matter `type:` overrides all of this. Accuracy is measured on
-//! real commit subjects in `tests/data/task-types.tsv` (see `tests/types.rs`).
+//! specific type in `PRECEDENCE` order (so "Add tests for X" is a test task, not a feature, and
+//! "Performance regression" a performance task, not a bug). No match at all is `other`. Front
+//! matter `type:` overrides all of this. Accuracy is measured on real commit subjects and issue
+//! titles in `tests/data/task-types.tsv` (see `tests/types.rs`).
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -30,8 +31,8 @@ pub enum TaskType {
 pub const PRECEDENCE: [TaskType; 7] = [
     TaskType::Documentation,
     TaskType::TestCoverage,
-    TaskType::BugFix,
     TaskType::Performance,
+    TaskType::BugFix,
     TaskType::Refactor,
     TaskType::Configuration,
     TaskType::Feature,
@@ -124,14 +125,15 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "bugfix",
             "hotfix",
             "crash",
+            "segfault",
+            "segmentation fault",
+            "exception",
             "broken",
             "break",
             "regression",
             "panic",
             "incorrect",
-            "incorrectly",
             "wrong",
-            "wrongly",
             "fail",
             "failure",
             "error",
@@ -144,7 +146,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "ensure",
             "make sure",
             "correct",
-            "correctly",
             "properly",
             "unexpected",
             "mistake",
@@ -157,6 +158,19 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "do not",
             "doesn't",
             "does not",
+            "isn't",
+            "aren't",
+            "can't",
+            "cannot",
+            "won't",
+            "didn't",
+            "wasn't",
+            // Issue titles often drop the apostrophe.
+            "dont",
+            "doesnt",
+            "isnt",
+            "cant",
+            "didnt",
             "missing",
         ],
         TaskType::Performance => &[
@@ -174,6 +188,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "speed",
             "speedup",
             "memory usage",
+            "cpu usage",
             "benchmark",
             "cache",
             "allocation",
@@ -182,7 +197,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "expensive",
             "memoize",
             "efficient",
-            "efficiently",
         ],
         TaskType::Refactor => &[
             "refactor",
@@ -270,8 +284,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
 }
 
 /// `fix` → fix|fixes|fixed|fixing|fixer(s); `optimize` → optimizes|optimized|optimizing;
-/// `split` → splitting (doubled consonant). Only the last word of a phrase inflects... except
-/// that `clean up` and `make sure` inflect their first: "cleaned up", "making sure".
+/// `split` → splitting (doubled consonant); adjectives take -ly and -ness (`slow` → slowly,
+/// slowness; `flaky` → flakiness). A phrase inflects its first word: "cleaned up", "making sure".
 fn inflections(stem: &str) -> String {
     let (head, tail) = match stem.split_once(' ') {
         Some((h, t)) => (h, format!(r"\s+{}", regex::escape(t))),
@@ -281,11 +295,14 @@ fn inflections(stem: &str) -> String {
     let last = head.chars().last().unwrap_or(' ');
     if let Some(base) = head.strip_suffix('e') {
         forms.extend([format!("{head}s"), format!("{head}d"), format!("{head}r"), format!("{base}ing")]);
+        forms.extend([format!("{head}ly"), format!("{head}ness")]);
     } else if let Some(base) = head.strip_suffix('y').filter(|b| !b.ends_with(['a', 'e', 'o', 'u'])) {
         forms.extend([format!("{base}ies"), format!("{base}ied"), format!("{head}ing")]);
+        forms.extend([format!("{base}ily"), format!("{base}iness")]);
     } else {
         let s = if head.ends_with(['s', 'x', 'h', 'z']) { "es" } else { "s" };
         forms.extend([format!("{head}{s}"), format!("{head}ed"), format!("{head}ing"), format!("{head}er")]);
+        forms.extend([format!("{head}ly"), format!("{head}ness")]);
         // Short consonant-vowel-consonant words double the last letter: split → splitting.
         let chars: Vec<char> = head.chars().collect();
         let vowel = |c: char| "aeiou".contains(c);
@@ -367,7 +384,7 @@ fn words_and_paths(text: &str) -> (String, Vec<String>) {
     // A token with a `/`, a file extension, `_`, `::` or `()` is a path or identifier.
     let path = PATH.get_or_init(|| {
         Regex::new(
-            r"[\w.\-]*(?:/[\w.\-]+)+/?|[\w\-]+(?:\.[A-Za-z0-9]{1,5})+\b|\.[A-Za-z][\w-]*|\w+_\w+|\w+(?:::\w+)+|\w+\(\)",
+            r"[\w.\-]*(?:/[\w.\-]+)+/?|[\w\-]+(?:\.[A-Za-z0-9]{1,5})+\b|\B\.[A-Za-z][\w-]*|\w+_\w+|\w+(?:::\w+)+|\w+\(\)",
         )
         .unwrap()
     });
@@ -524,6 +541,18 @@ mod tests {
         assert_eq!(classify("Optimizing the walker", ""), TaskType::Performance);
         assert_eq!(classify("Bumped dependencies", ""), TaskType::Configuration);
         assert_eq!(classify("Cleaned up the router", ""), TaskType::Refactor);
+        // Adjectives take -ly and -ness; issue titles drop apostrophes.
+        assert_eq!(classify("The walker runs slowly", ""), TaskType::Performance);
+        assert_eq!(classify("Flakiness in the socket suite", ""), TaskType::TestCoverage);
+        assert_eq!(classify("Login isnt remembered", ""), TaskType::BugFix);
+        assert_eq!(classify("Segfault on startup", ""), TaskType::BugFix);
+    }
+
+    #[test]
+    fn slowness_reported_as_a_regression_is_performance() {
+        // A tie between performance and bug-fix words goes to performance: the task is to make it fast.
+        assert_eq!(classify("Performance regression in 2.3", ""), TaskType::Performance);
+        assert_eq!(classify("High CPU usage while idle", ""), TaskType::Performance);
     }
 
     #[test]
@@ -534,6 +563,8 @@ mod tests {
         // A path still says what kind of file it is: a README is documentation.
         assert_eq!(classify("Update README.md", ""), TaskType::Documentation);
         assert_eq!(classify("Update .github/workflows/ci.yml", ""), TaskType::Configuration);
+        // A method call is not a dotfile: `.Status` in `context.Status()` says nothing.
+        assert_eq!(classify("Wrong value from context.Status()", ""), TaskType::BugFix);
     }
 
     #[test]
