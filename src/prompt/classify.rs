@@ -215,7 +215,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "decouple",
             "modernize",
             "unused",
-            "dead code",
+            "dead",
+            "replace",
             "cosmetic",
             "tidy",
             "tweak",
@@ -230,6 +231,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "config",
             "configuration",
             "ci",
+            "build",
             "pipeline",
             "dockerfile",
             "docker",
@@ -457,6 +459,8 @@ fn path_kind(p: &str) -> Option<TaskType> {
 pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
     let (title_words, title_paths) = words_and_paths(title);
     let (body_words, body_paths) = words_and_paths(body);
+    let (title_problems, body_problems) =
+        (without_artifact_failures(&title_words), without_artifact_failures(&body_words));
     let prefix = prefix_type(title);
     let release = is_release(title);
     // A version number in a title is a dependency bump or a release ("Update urllib3 to 1.12").
@@ -465,7 +469,9 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
     compiled()
         .iter()
         .map(|(t, re)| {
-            let mut score = count(re, &title_words) * 3 + count(re, &body_words);
+            let (title_words, body_words) =
+                if *t == TaskType::BugFix { (&title_problems, &body_problems) } else { (&title_words, &body_words) };
+            let mut score = count(re, title_words) * 3 + count(re, body_words);
             // A path in the title says more than one in the body, but less than a word.
             score += title_paths.iter().filter(|p| path_kind(p) == Some(*t)).count() * 2;
             score += body_paths.iter().filter(|p| path_kind(p) == Some(*t)).count();
@@ -484,6 +490,20 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
             (*t, score)
         })
         .collect()
+}
+
+/// Text without the failure words that follow a build, CI, test or documentation noun ("Build
+/// fails on macOS", "CI tests are failing", "docs broken"): when the build or a test fails, the
+/// work is on the build or the test, so those failures are no evidence of a bug-fix.
+fn without_artifact_failures(text: &str) -> String {
+    static FAILURE: OnceLock<Regex> = OnceLock::new();
+    let re = FAILURE.get_or_init(|| {
+        Regex::new(
+            r"(?i)\b((?:build|builds|ci|pipeline|workflow|tests?|docs?|documentation|docstrings?|readme)\s+(?:(?:is|are)\s+)?)(fail(?:s|ed|ing|ures?)?|errors?|broken|break(?:s|ing)?|issues?)\b",
+        )
+        .expect("valid artifact failure regex")
+    });
+    re.replace_all(text, |c: &regex::Captures| format!("{}{}", &c[1], " ".repeat(c[2].len()))).into_owned()
 }
 
 /// Matches of a keyword regex; its boundary characters are consumed, so overlapping neighbours
@@ -541,11 +561,21 @@ mod tests {
         assert_eq!(classify("Optimizing the walker", ""), TaskType::Performance);
         assert_eq!(classify("Bumped dependencies", ""), TaskType::Configuration);
         assert_eq!(classify("Cleaned up the router", ""), TaskType::Refactor);
+        assert_eq!(classify("Replace the hand-written lexer with logos", ""), TaskType::Refactor);
         // Adjectives take -ly and -ness; issue titles drop apostrophes.
         assert_eq!(classify("The walker runs slowly", ""), TaskType::Performance);
         assert_eq!(classify("Flakiness in the socket suite", ""), TaskType::TestCoverage);
         assert_eq!(classify("Login isnt remembered", ""), TaskType::BugFix);
         assert_eq!(classify("Segfault on startup", ""), TaskType::BugFix);
+    }
+
+    #[test]
+    fn a_failing_build_or_test_is_work_on_the_build_or_the_test() {
+        assert_eq!(classify("Build fails on Windows", ""), TaskType::Configuration);
+        assert_eq!(classify("CI is broken since the runner update", ""), TaskType::Configuration);
+        assert_eq!(classify("Parser tests fail on big-endian", ""), TaskType::TestCoverage);
+        // Elsewhere a failure is still a bug.
+        assert_eq!(classify("Upload fails on Windows", ""), TaskType::BugFix);
     }
 
     #[test]
