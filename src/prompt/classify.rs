@@ -426,7 +426,8 @@ fn path_kind(p: &str) -> Option<TaskType> {
     let name = lower.rsplit('/').next().unwrap_or(&lower);
     if lower.starts_with(".github/")
         || lower.contains("/.github/")
-        || (name.starts_with('.') && !name[1..].contains('.'))
+        // A dotfile (`.nojekyll`, `.gitignore`); a short dot-name is an extension (".pdf files").
+        || (name.starts_with('.') && !name[1..].contains('.') && name.len() > 5)
     {
         return Some(TaskType::Configuration);
     }
@@ -472,8 +473,8 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
             let (title_words, body_words) =
                 if *t == TaskType::BugFix { (&title_problems, &body_problems) } else { (&title_words, &body_words) };
             let mut score = count(re, title_words) * 3 + count(re, body_words);
-            // A path in the title says more than one in the body, but less than a word.
-            score += title_paths.iter().filter(|p| path_kind(p) == Some(*t)).count() * 2;
+            // A path in the title says as much as a word ("Create .nojekyll"), one in the body less.
+            score += title_paths.iter().filter(|p| path_kind(p) == Some(*t)).count() * 3;
             score += body_paths.iter().filter(|p| path_kind(p) == Some(*t)).count();
             if let Some((pt, weight)) = prefix {
                 score += if pt == *t { weight } else { 0 };
@@ -593,6 +594,9 @@ mod tests {
         // A path still says what kind of file it is: a README is documentation.
         assert_eq!(classify("Update README.md", ""), TaskType::Documentation);
         assert_eq!(classify("Update .github/workflows/ci.yml", ""), TaskType::Configuration);
+        // A dotfile in the title names the work as a word would; a short dot-name is an extension.
+        assert_eq!(classify("Create .nojekyll", ""), TaskType::Configuration);
+        assert_eq!(classify("Add support for .pdf files", ""), TaskType::Feature);
         // A method call is not a dotfile: `.Status` in `context.Status()` says nothing.
         assert_eq!(classify("Wrong value from context.Status()", ""), TaskType::BugFix);
     }
