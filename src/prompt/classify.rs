@@ -472,7 +472,13 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
         .map(|(t, re)| {
             let (title_words, body_words) =
                 if *t == TaskType::BugFix { (&title_problems, &body_problems) } else { (&title_words, &body_words) };
-            let mut score = count(re, title_words) * 3 + count(re, body_words);
+            let mut n = count(re, title_words);
+            if *t == TaskType::BugFix {
+                // Problem words ("fix", "broken", "bug", "error") describe one problem, not where
+                // the work is: "Fix broken link in the README" is documentation work.
+                n = n.min(1);
+            }
+            let mut score = n * 3 + count(re, body_words);
             // A path in the title says as much as a word ("Create .nojekyll"), one in the body less.
             score += title_paths.iter().filter(|p| path_kind(p) == Some(*t)).count() * 3;
             score += body_paths.iter().filter(|p| path_kind(p) == Some(*t)).count();
@@ -577,6 +583,13 @@ mod tests {
         assert_eq!(classify("Parser tests fail on big-endian", ""), TaskType::TestCoverage);
         // Elsewhere a failure is still a bug.
         assert_eq!(classify("Upload fails on Windows", ""), TaskType::BugFix);
+    }
+
+    #[test]
+    fn problem_words_in_a_title_count_once() {
+        assert_eq!(classify("[BUG] docstring of parse() is broken", ""), TaskType::Documentation);
+        assert_eq!(classify("Fix broken link in the guide", ""), TaskType::Documentation);
+        assert_eq!(classify("Fix crash when config is empty", ""), TaskType::BugFix);
     }
 
     #[test]
