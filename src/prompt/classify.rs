@@ -197,6 +197,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "expensive",
             "memoize",
             "efficient",
+            "inefficient",
         ],
         TaskType::Refactor => &[
             "refactor",
@@ -215,6 +216,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "decouple",
             "modernize",
             "unused",
+            "unnecessary",
+            "redundant",
             "dead",
             "replace",
             "cosmetic",
@@ -238,7 +241,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "environment variable",
             "dependency",
             "dependencies",
-            "deps",
+            "dep",
             "upgrade",
             "bump",
             "linter",
@@ -280,6 +283,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "let",
             "provide",
             "extend",
+            "ability",
+            "possibility",
         ],
         TaskType::Other => &[],
     }
@@ -329,8 +334,9 @@ fn compiled() -> &'static Vec<(TaskType, Regex)> {
             .map(|&t| {
                 let alt: Vec<String> = stems(t).iter().map(|s| inflections(s)).collect();
                 // Word boundaries that also refuse `-`, `_`, `.`, `/` and `'` neighbours, so parts of
-                // identifiers and paths (`workflow_manager`, `fix-up.sh`) never count as words.
-                let pattern = format!(r"(?i)(?:^|[^\w\-./'])(?:{})(?:$|[^\w\-/'])", alt.join("|"));
+                // identifiers and paths (`workflow_manager`, `fix-up.sh`) never count as words; a
+                // trailing 's is still the word ("Let's", "the test's name").
+                let pattern = format!(r"(?i)(?:^|[^\w\-./'])(?:{})(?:'s)?(?:$|[^\w\-/'])", alt.join("|"));
                 (t, Regex::new(&pattern).expect("valid classification regex"))
             })
             .collect()
@@ -380,6 +386,8 @@ fn is_release(title: &str) -> bool {
 /// Text with code spans, fenced blocks, paths and identifiers blanked out (they are evidence by
 /// their kind, see `path_kind`, not by the words inside them), and the paths found.
 fn words_and_paths(text: &str) -> (String, Vec<String>) {
+    // Typographic apostrophes (isn’t, Let’s) are apostrophes.
+    let text = &text.replace('\u{2019}', "'");
     static CODE: OnceLock<Regex> = OnceLock::new();
     static PATH: OnceLock<Regex> = OnceLock::new();
     let code = CODE.get_or_init(|| Regex::new(r"(?s)```.*?(?:```|$)|`[^`]*`").unwrap());
@@ -574,6 +582,11 @@ mod tests {
         assert_eq!(classify("Flakiness in the socket suite", ""), TaskType::TestCoverage);
         assert_eq!(classify("Login isnt remembered", ""), TaskType::BugFix);
         assert_eq!(classify("Segfault on startup", ""), TaskType::BugFix);
+        assert_eq!(classify("Login isn\u{2019}t remembered", ""), TaskType::BugFix);
+        assert_eq!(classify("Let's users pick the log format", ""), TaskType::Feature);
+        assert_eq!(classify("Possibility to set a default timeout", ""), TaskType::Feature);
+        assert_eq!(classify("update the regex dep", ""), TaskType::Configuration);
+        assert_eq!(classify("Remove redundant clone in the walker", ""), TaskType::Refactor);
     }
 
     #[test]
