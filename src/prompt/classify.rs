@@ -187,7 +187,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "throughput",
             "speed",
             "speedup",
-            "memory usage",
+            "memory",
             "cpu usage",
             "benchmark",
             "cache",
@@ -610,6 +610,7 @@ mod tests {
         // A tie between performance and bug-fix words goes to performance: the task is to make it fast.
         assert_eq!(classify("Performance regression in 2.3", ""), TaskType::Performance);
         assert_eq!(classify("High CPU usage while idle", ""), TaskType::Performance);
+        assert_eq!(classify("Reduce memory use of the index", ""), TaskType::Performance);
     }
 
     #[test]
