@@ -5,9 +5,10 @@
 //! commit prefix (`fix:`, `docs(api):`, `chore(deps):`) or a title that is only a version scores
 //! 6. Code spans, paths and identifiers are not words: a path counts once for the kind of file it
 //! names (docs, tests, CI and build files). The highest score wins; a tie goes to the more
-//! specific type in `PRECEDENCE` order (so "Add tests for X" is a test task, not a feature). No
-//! match at all is `other`. Front matter `type:` overrides all of this. Accuracy is measured on
-//! real commit subjects in `tests/data/task-types.tsv` (see `tests/types.rs`).
+//! specific type in `PRECEDENCE` order (so "Add tests for X" is a test task, not a feature, and
+//! "Performance regression" a performance task, not a bug). No match at all is `other`. Front
+//! matter `type:` overrides all of this. Accuracy is measured on real commit subjects and issue
+//! titles in `tests/data/task-types.tsv` (see `tests/types.rs`).
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -30,8 +31,8 @@ pub enum TaskType {
 pub const PRECEDENCE: [TaskType; 7] = [
     TaskType::Documentation,
     TaskType::TestCoverage,
-    TaskType::BugFix,
     TaskType::Performance,
+    TaskType::BugFix,
     TaskType::Refactor,
     TaskType::Configuration,
     TaskType::Feature,
@@ -124,14 +125,15 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "bugfix",
             "hotfix",
             "crash",
+            "segfault",
+            "segmentation fault",
+            "exception",
             "broken",
             "break",
             "regression",
             "panic",
             "incorrect",
-            "incorrectly",
             "wrong",
-            "wrongly",
             "fail",
             "failure",
             "error",
@@ -144,7 +146,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "ensure",
             "make sure",
             "correct",
-            "correctly",
             "properly",
             "unexpected",
             "mistake",
@@ -157,6 +158,19 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "do not",
             "doesn't",
             "does not",
+            "isn't",
+            "aren't",
+            "can't",
+            "cannot",
+            "won't",
+            "didn't",
+            "wasn't",
+            // Issue titles often drop the apostrophe.
+            "dont",
+            "doesnt",
+            "isnt",
+            "cant",
+            "didnt",
             "missing",
         ],
         TaskType::Performance => &[
@@ -173,7 +187,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "throughput",
             "speed",
             "speedup",
-            "memory usage",
+            "memory",
+            "cpu usage",
             "benchmark",
             "cache",
             "allocation",
@@ -182,7 +197,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "expensive",
             "memoize",
             "efficient",
-            "efficiently",
+            "inefficient",
         ],
         TaskType::Refactor => &[
             "refactor",
@@ -201,7 +216,10 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "decouple",
             "modernize",
             "unused",
-            "dead code",
+            "unnecessary",
+            "redundant",
+            "dead",
+            "replace",
             "cosmetic",
             "tidy",
             "tweak",
@@ -216,13 +234,14 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "config",
             "configuration",
             "ci",
+            "build",
             "pipeline",
             "dockerfile",
             "docker",
             "environment variable",
             "dependency",
             "dependencies",
-            "deps",
+            "dep",
             "upgrade",
             "bump",
             "linter",
@@ -264,14 +283,16 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "let",
             "provide",
             "extend",
+            "ability",
+            "possibility",
         ],
         TaskType::Other => &[],
     }
 }
 
 /// `fix` → fix|fixes|fixed|fixing|fixer(s); `optimize` → optimizes|optimized|optimizing;
-/// `split` → splitting (doubled consonant). Only the last word of a phrase inflects... except
-/// that `clean up` and `make sure` inflect their first: "cleaned up", "making sure".
+/// `split` → splitting (doubled consonant); adjectives take -ly and -ness (`slow` → slowly,
+/// slowness; `flaky` → flakiness). A phrase inflects its first word: "cleaned up", "making sure".
 fn inflections(stem: &str) -> String {
     let (head, tail) = match stem.split_once(' ') {
         Some((h, t)) => (h, format!(r"\s+{}", regex::escape(t))),
@@ -281,11 +302,14 @@ fn inflections(stem: &str) -> String {
     let last = head.chars().last().unwrap_or(' ');
     if let Some(base) = head.strip_suffix('e') {
         forms.extend([format!("{head}s"), format!("{head}d"), format!("{head}r"), format!("{base}ing")]);
+        forms.extend([format!("{head}ly"), format!("{head}ness")]);
     } else if let Some(base) = head.strip_suffix('y').filter(|b| !b.ends_with(['a', 'e', 'o', 'u'])) {
         forms.extend([format!("{base}ies"), format!("{base}ied"), format!("{head}ing")]);
+        forms.extend([format!("{base}ily"), format!("{base}iness")]);
     } else {
         let s = if head.ends_with(['s', 'x', 'h', 'z']) { "es" } else { "s" };
         forms.extend([format!("{head}{s}"), format!("{head}ed"), format!("{head}ing"), format!("{head}er")]);
+        forms.extend([format!("{head}ly"), format!("{head}ness")]);
         // Short consonant-vowel-consonant words double the last letter: split → splitting.
         let chars: Vec<char> = head.chars().collect();
         let vowel = |c: char| "aeiou".contains(c);
@@ -310,8 +334,9 @@ fn compiled() -> &'static Vec<(TaskType, Regex)> {
             .map(|&t| {
                 let alt: Vec<String> = stems(t).iter().map(|s| inflections(s)).collect();
                 // Word boundaries that also refuse `-`, `_`, `.`, `/` and `'` neighbours, so parts of
-                // identifiers and paths (`workflow_manager`, `fix-up.sh`) never count as words.
-                let pattern = format!(r"(?i)(?:^|[^\w\-./'])(?:{})(?:$|[^\w\-/'])", alt.join("|"));
+                // identifiers and paths (`workflow_manager`, `fix-up.sh`) never count as words; a
+                // trailing 's is still the word ("Let's", "the test's name").
+                let pattern = format!(r"(?i)(?:^|[^\w\-./'])(?:{})(?:'s)?(?:$|[^\w\-/'])", alt.join("|"));
                 (t, Regex::new(&pattern).expect("valid classification regex"))
             })
             .collect()
@@ -361,13 +386,15 @@ fn is_release(title: &str) -> bool {
 /// Text with code spans, fenced blocks, paths and identifiers blanked out (they are evidence by
 /// their kind, see `path_kind`, not by the words inside them), and the paths found.
 fn words_and_paths(text: &str) -> (String, Vec<String>) {
+    // Typographic apostrophes (isn’t, Let’s) are apostrophes.
+    let text = &text.replace('\u{2019}', "'");
     static CODE: OnceLock<Regex> = OnceLock::new();
     static PATH: OnceLock<Regex> = OnceLock::new();
     let code = CODE.get_or_init(|| Regex::new(r"(?s)```.*?(?:```|$)|`[^`]*`").unwrap());
     // A token with a `/`, a file extension, `_`, `::` or `()` is a path or identifier.
     let path = PATH.get_or_init(|| {
         Regex::new(
-            r"[\w.\-]*(?:/[\w.\-]+)+/?|[\w\-]+(?:\.[A-Za-z0-9]{1,5})+\b|\.[A-Za-z][\w-]*|\w+_\w+|\w+(?:::\w+)+|\w+\(\)",
+            r"[\w.\-]*(?:/[\w.\-]+)+/?|[\w\-]+(?:\.[A-Za-z0-9]{1,5})+\b|\B\.[A-Za-z][\w-]*|\w+_\w+|\w+(?:::\w+)+|\w+\(\)",
         )
         .unwrap()
     });
@@ -407,7 +434,8 @@ fn path_kind(p: &str) -> Option<TaskType> {
     let name = lower.rsplit('/').next().unwrap_or(&lower);
     if lower.starts_with(".github/")
         || lower.contains("/.github/")
-        || (name.starts_with('.') && !name[1..].contains('.'))
+        // A dotfile (`.nojekyll`, `.gitignore`); a short dot-name is an extension (".pdf files").
+        || (name.starts_with('.') && !name[1..].contains('.') && name.len() > 5)
     {
         return Some(TaskType::Configuration);
     }
@@ -440,6 +468,8 @@ fn path_kind(p: &str) -> Option<TaskType> {
 pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
     let (title_words, title_paths) = words_and_paths(title);
     let (body_words, body_paths) = words_and_paths(body);
+    let (title_problems, body_problems) =
+        (without_artifact_failures(&title_words), without_artifact_failures(&body_words));
     let prefix = prefix_type(title);
     let release = is_release(title);
     // A version number in a title is a dependency bump or a release ("Update urllib3 to 1.12").
@@ -448,9 +478,17 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
     compiled()
         .iter()
         .map(|(t, re)| {
-            let mut score = count(re, &title_words) * 3 + count(re, &body_words);
-            // A path in the title says more than one in the body, but less than a word.
-            score += title_paths.iter().filter(|p| path_kind(p) == Some(*t)).count() * 2;
+            let (title_words, body_words) =
+                if *t == TaskType::BugFix { (&title_problems, &body_problems) } else { (&title_words, &body_words) };
+            let mut n = count(re, title_words);
+            if *t == TaskType::BugFix {
+                // Problem words ("fix", "broken", "bug", "error") describe one problem, not where
+                // the work is: "Fix broken link in the README" is documentation work.
+                n = n.min(1);
+            }
+            let mut score = n * 3 + count(re, body_words);
+            // A path in the title says as much as a word ("Create .nojekyll"), one in the body less.
+            score += title_paths.iter().filter(|p| path_kind(p) == Some(*t)).count() * 3;
             score += body_paths.iter().filter(|p| path_kind(p) == Some(*t)).count();
             if let Some((pt, weight)) = prefix {
                 score += if pt == *t { weight } else { 0 };
@@ -467,6 +505,20 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
             (*t, score)
         })
         .collect()
+}
+
+/// Text without the failure words that follow a build, CI, test or documentation noun ("Build
+/// fails on macOS", "CI tests are failing", "docs broken"): when the build or a test fails, the
+/// work is on the build or the test, so those failures are no evidence of a bug-fix.
+fn without_artifact_failures(text: &str) -> String {
+    static FAILURE: OnceLock<Regex> = OnceLock::new();
+    let re = FAILURE.get_or_init(|| {
+        Regex::new(
+            r"(?i)\b((?:build|builds|ci|pipeline|workflow|tests?|docs?|documentation|docstrings?|readme)\s+(?:(?:is|are)\s+)?)(fail(?:s|ed|ing|ures?)?|errors?|broken|break(?:s|ing)?|issues?)\b",
+        )
+        .expect("valid artifact failure regex")
+    });
+    re.replace_all(text, |c: &regex::Captures| format!("{}{}", &c[1], " ".repeat(c[2].len()))).into_owned()
 }
 
 /// Matches of a keyword regex; its boundary characters are consumed, so overlapping neighbours
@@ -524,6 +576,41 @@ mod tests {
         assert_eq!(classify("Optimizing the walker", ""), TaskType::Performance);
         assert_eq!(classify("Bumped dependencies", ""), TaskType::Configuration);
         assert_eq!(classify("Cleaned up the router", ""), TaskType::Refactor);
+        assert_eq!(classify("Replace the hand-written lexer with logos", ""), TaskType::Refactor);
+        // Adjectives take -ly and -ness; issue titles drop apostrophes.
+        assert_eq!(classify("The walker runs slowly", ""), TaskType::Performance);
+        assert_eq!(classify("Flakiness in the socket suite", ""), TaskType::TestCoverage);
+        assert_eq!(classify("Login isnt remembered", ""), TaskType::BugFix);
+        assert_eq!(classify("Segfault on startup", ""), TaskType::BugFix);
+        assert_eq!(classify("Login isn\u{2019}t remembered", ""), TaskType::BugFix);
+        assert_eq!(classify("Let's users pick the log format", ""), TaskType::Feature);
+        assert_eq!(classify("Possibility to set a default timeout", ""), TaskType::Feature);
+        assert_eq!(classify("update the regex dep", ""), TaskType::Configuration);
+        assert_eq!(classify("Remove redundant clone in the walker", ""), TaskType::Refactor);
+    }
+
+    #[test]
+    fn a_failing_build_or_test_is_work_on_the_build_or_the_test() {
+        assert_eq!(classify("Build fails on Windows", ""), TaskType::Configuration);
+        assert_eq!(classify("CI is broken since the runner update", ""), TaskType::Configuration);
+        assert_eq!(classify("Parser tests fail on big-endian", ""), TaskType::TestCoverage);
+        // Elsewhere a failure is still a bug.
+        assert_eq!(classify("Upload fails on Windows", ""), TaskType::BugFix);
+    }
+
+    #[test]
+    fn problem_words_in_a_title_count_once() {
+        assert_eq!(classify("[BUG] docstring of parse() is broken", ""), TaskType::Documentation);
+        assert_eq!(classify("Fix broken link in the guide", ""), TaskType::Documentation);
+        assert_eq!(classify("Fix crash when config is empty", ""), TaskType::BugFix);
+    }
+
+    #[test]
+    fn slowness_reported_as_a_regression_is_performance() {
+        // A tie between performance and bug-fix words goes to performance: the task is to make it fast.
+        assert_eq!(classify("Performance regression in 2.3", ""), TaskType::Performance);
+        assert_eq!(classify("High CPU usage while idle", ""), TaskType::Performance);
+        assert_eq!(classify("Reduce memory use of the index", ""), TaskType::Performance);
     }
 
     #[test]
@@ -534,6 +621,11 @@ mod tests {
         // A path still says what kind of file it is: a README is documentation.
         assert_eq!(classify("Update README.md", ""), TaskType::Documentation);
         assert_eq!(classify("Update .github/workflows/ci.yml", ""), TaskType::Configuration);
+        // A dotfile in the title names the work as a word would; a short dot-name is an extension.
+        assert_eq!(classify("Create .nojekyll", ""), TaskType::Configuration);
+        assert_eq!(classify("Add support for .pdf files", ""), TaskType::Feature);
+        // A method call is not a dotfile: `.Status` in `context.Status()` says nothing.
+        assert_eq!(classify("Wrong value from context.Status()", ""), TaskType::BugFix);
     }
 
     #[test]
