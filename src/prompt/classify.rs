@@ -212,6 +212,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "reorganise",
             "split",
             "deduplicate",
+            "duplicate",
+            "duplication",
             "move",
             "decouple",
             "modernize",
@@ -587,6 +589,7 @@ mod tests {
         assert_eq!(classify("Possibility to set a default timeout", ""), TaskType::Feature);
         assert_eq!(classify("update the regex dep", ""), TaskType::Configuration);
         assert_eq!(classify("Remove redundant clone in the walker", ""), TaskType::Refactor);
+        assert_eq!(classify("Merge the duplicated retry loops", ""), TaskType::Refactor);
     }
 
     #[test]
