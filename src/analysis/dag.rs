@@ -110,23 +110,28 @@ fn soft_links(
     graph: &ImportGraph,
     max_hops: usize,
 ) -> std::collections::BTreeMap<(usize, usize), Link> {
-    let mut ids: HashMap<&str, u32> = HashMap::new();
-    let mut names: Vec<&str> = Vec::new();
-    for (from, tos) in &graph.imports {
-        for f in std::iter::once(from).chain(tos) {
-            if !ids.contains_key(f.as_str()) {
-                ids.insert(f.as_str(), names.len() as u32);
-                names.push(f.as_str());
-            }
-        }
+    // Importing files are numbered in the graph's order, imported-only files after them: one
+    // hash lookup per edge (millions in a large Go repository, where an import names every file
+    // of a package), with a fast hasher.
+    let mut ids: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
+    ids.reserve(graph.imports.len() * 2);
+    let mut names: Vec<&str> = Vec::with_capacity(graph.imports.len() * 2);
+    for from in graph.imports.keys() {
+        ids.insert(from.as_str(), names.len() as u32);
+        names.push(from.as_str());
     }
     // Each importer with whether its edge only declares the module (a walk stops there).
     let mut importers: Vec<Vec<(u32, bool)>> = vec![Vec::new(); names.len()];
-    for (from, tos) in &graph.imports {
+    for (from_id, (from, tos)) in graph.imports.iter().enumerate() {
         let declared = graph.declares.get(from);
         for to in tos {
             let only_declares = declared.is_some_and(|d| d.contains(to));
-            importers[ids[to.as_str()] as usize].push((ids[from.as_str()], only_declares));
+            let id = *ids.entry(to.as_str()).or_insert_with(|| {
+                names.push(to.as_str());
+                importers.push(Vec::new());
+                (names.len() - 1) as u32
+            });
+            importers[id as usize].push((from_id as u32, only_declares));
         }
     }
     let max_fan_in = importers.iter().map(Vec::len).max().unwrap_or(0);
