@@ -350,3 +350,45 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
         p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
     })
 }
+
+/// Make this process the subreaper of everything it starts: where a supervisor in subreaper
+/// mode (no namespaces) is killed, the agent's processes come to us instead of to init, and
+/// `sweep_orphans` ends them.
+pub fn adopt_orphans() {
+    // SAFETY: prctl on this process only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+}
+
+/// Kill (and reap) children of ours that are not in our session: none we start leaves it, but
+/// every agent runs in a session of its own, so such a child is an agent's process adopted
+/// after its supervisor died. Returns how many were found.
+pub fn sweep_orphans() -> usize {
+    // SAFETY: getpid/getsid have no arguments that matter.
+    let (me, session) = unsafe { (libc::getpid(), libc::getsid(0)) };
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let mut found = 0;
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state ppid pgrp session …`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(sid)) =
+            (f.get(1).and_then(|v| v.parse::<i32>().ok()), f.get(3).and_then(|v| v.parse::<i32>().ok()))
+        else {
+            continue;
+        };
+        if ppid == me && sid != session {
+            found += 1;
+            // SAFETY: signalling and reaping a child of ours that no handle of ours waits for.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, libc::WNOHANG);
+            }
+        }
+    }
+    found
+}

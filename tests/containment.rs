@@ -511,3 +511,28 @@ fn a_process_bomb_is_killed_whole_and_fails_its_task_without_retry() {
         assert_eq!(r.task_state("1", "calm")["status"], "succeeded", "{mode}");
     }
 }
+
+#[test]
+fn an_agent_that_kills_its_supervisor_still_takes_its_daemons_with_it() {
+    // Without namespaces (the subreaper mode, as where user namespaces are refused), the agent
+    // can see and SIGKILL its supervisor; what it started then falls to the orchestrator,
+    // which kills it, instead of to init.
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let marker = unique_sleep(60);
+    r.prompt(
+        "escape",
+        "",
+        &format!(
+            "write e.txt e\nsh setsid sleep {marker} & (sleep {marker} &) ; sleep 0.3; kill -9 $(ps -o ppid= -p $PPID)\nsleep 3000"
+        ),
+    );
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "--no-integrate", "--retries", "0"], &[("GIT_PARALLEL_CONTAIN", "subreaper")]);
+    // The sweep runs every second; give the last one time to reap.
+    wait_until("the escaped processes to be killed", 10, || processes_with(&marker).is_empty());
+    let survivors = processes_with(&marker);
+    kill_all(&marker);
+    assert!(survivors.is_empty(), "{} processes escaped: {}", survivors.len(), o.stderr);
+    assert_eq!(r.task_state("1", "escape")["status"], "failed", "{}", o.stderr);
+}

@@ -66,6 +66,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     let mut gov =
         crate::schedule::governor::Governor::new(spec_for_report.worktree.parent().unwrap_or(&ctx.repo.workdir));
     let (profile, kind) = (spec_for_report.profile.clone(), task_kind(&plan, &args.task));
+    crate::proc::adopt_orphans();
     loop {
         let msg = match rx.recv_timeout(std::time::Duration::from_millis(250)) {
             Ok(msg) => msg,
@@ -103,6 +104,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
             break;
         }
     }
+    crate::proc::sweep_orphans();
     for (id, note) in notes_due {
         crate::store::notes::write(&ctx.repo, id, &note)?;
     }
@@ -119,7 +121,8 @@ fn task_kind(plan: &crate::plan::Plan, id: &str) -> String {
     plan.tasks.iter().find(|t| t.id == id).map(|t| t.kind.to_string()).unwrap_or_default()
 }
 
-/// Measure the agent's tree (at most once a second) and kill it past the process limit.
+/// Measure the agent's tree (at most once a second), kill it past the process limit, and end
+/// what an agent left behind after killing its supervisor.
 fn watch(
     gov: &mut crate::schedule::governor::Governor,
     ctl: &task::Control,
@@ -132,4 +135,5 @@ fn watch(
     let tree = crate::schedule::governor::Tree { task: task.into(), profile: profile.into(), kind: kind.into(), pid };
     gov.observe(std::slice::from_ref(&tree));
     orchestrator::enforce_process_limit(gov, ctl, std::slice::from_ref(&tree), max_processes);
+    crate::proc::sweep_orphans();
 }

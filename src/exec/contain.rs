@@ -12,7 +12,9 @@
 //! Where namespaces are refused, it falls back to a child subreaper: orphans of the command
 //! are re-parented to the supervisor, which kills every descendant when the command ends or is
 //! stopped; the orchestrator's death reaches it as SIGUSR1, so a `kill -9` of the orchestrator
-//! kills them too. What it cannot survive is a SIGKILL aimed at the supervisor itself.
+//! kills them too. The command runs in a session of its own; a SIGKILL aimed at the supervisor
+//! itself (the agent can see it here) leaves the task's processes to the orchestrator, a
+//! subreaper too, which kills its children from other sessions (`proc::sweep_orphans`).
 //!
 //! Signals to the supervisor: SIGTERM, SIGINT or SIGHUP ask every process of the task to stop
 //! (forwarded to all of them, not only the main one); SIGUSR1 kills them all at once. The
@@ -127,7 +129,10 @@ fn spawn_command(argv: &[CString], set: &libc::sigset_t, new_group: bool) -> lib
         let pid = libc::fork();
         if pid == 0 {
             if new_group {
-                libc::setpgid(0, 0);
+                // A session of its own (and so a group): nothing the agent starts can join the
+                // orchestrator's session again, which is how the orchestrator tells an agent's
+                // orphans from its own children if this supervisor is killed.
+                libc::setsid();
             }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             libc::sigprocmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut());

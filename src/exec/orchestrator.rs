@@ -84,6 +84,10 @@ pub fn execute(
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &log.id);
 
     let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
+    // An agent that kills its supervisor (where there is no PID namespace to hold it) leaves
+    // its processes to us, not to init.
+    crate::proc::adopt_orphans();
+    let mut last_sweep = Instant::now();
     // Start from what the repository's recent runs measured, where the agent is the same.
     for (agent, kind, cores, rss) in crate::store::runs::footprints(&repo, 20).unwrap_or_default() {
         gov.seed(&agent, &kind, cores, rss);
@@ -111,6 +115,8 @@ pub fn execute(
         // 1. What the workers said.
         let mut msgs: Vec<Msg> = rx.recv_timeout(Duration::from_millis(100)).into_iter().collect();
         msgs.extend(rx.try_iter());
+        // A task that ended may have ended by its supervisor's death: what it left goes now.
+        let mut sweep_now = msgs.iter().any(|m| matches!(m, Msg::Finished(_)));
         for msg in msgs {
             match msg {
                 Msg::RateLimited { task, profile, reset } => {
@@ -180,6 +186,14 @@ pub fn execute(
             trees_of(&running, &ctl, |t| index.get(t).map(|&i| (profile_of(i), kind_of(i))).unwrap_or_default());
         gov.observe(&trees);
         enforce_process_limit(&gov, &ctl, &trees, opts.limits.max_processes);
+        sweep_now |= last_sweep.elapsed() >= Duration::from_secs(1);
+        if sweep_now {
+            last_sweep = Instant::now();
+            let n = crate::proc::sweep_orphans();
+            if n > 0 {
+                obs.note(&format!("killed {n} process(es) an agent left behind after killing its supervisor"));
+            }
+        }
         let mut waiting: Option<String> = None;
         let mut refused = 0;
         while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping) {
@@ -303,6 +317,7 @@ pub fn execute(
             }
         }
     }
+    crate::proc::sweep_orphans();
     Ok(final_status)
 }
 
