@@ -351,13 +351,29 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-/// Make this process the subreaper of everything it starts: where a supervisor in subreaper
-/// mode (no namespaces) is killed, the agent's processes come to us instead of to init, and
-/// `sweep_orphans` ends them.
-pub fn adopt_orphans() {
+/// Make this process the subreaper of everything it starts, for as long as the returned guard
+/// lives: where a supervisor in subreaper mode (no namespaces) is killed, the agent's
+/// processes come to us instead of to init, and `sweep_orphans` ends them. Dropped, the guard
+/// sweeps once more and stops adopting, so a daemon of ours started later (`git gc --auto` in
+/// the background) goes to init as it would without us.
+pub fn adopt_orphans() -> Adopting {
     // SAFETY: prctl on this process only.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+    Adopting
+}
+
+/// See `adopt_orphans`.
+pub struct Adopting;
+
+impl Drop for Adopting {
+    fn drop(&mut self) {
+        sweep_orphans();
+        // SAFETY: prctl on this process only.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0);
+        }
     }
 }
 

@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     let mut gov =
         crate::schedule::governor::Governor::new(spec_for_report.worktree.parent().unwrap_or(&ctx.repo.workdir));
     let (profile, kind) = (spec_for_report.profile.clone(), task_kind(&plan, &args.task));
-    crate::proc::adopt_orphans();
+    let adopting = crate::proc::adopt_orphans();
     loop {
         let msg = match rx.recv_timeout(std::time::Duration::from_millis(250)) {
             Ok(msg) => msg,
@@ -104,7 +104,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
             break;
         }
     }
-    crate::proc::sweep_orphans();
+    drop(adopting);
     for (id, note) in notes_due {
         crate::store::notes::write(&ctx.repo, id, &note)?;
     }

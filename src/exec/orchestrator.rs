@@ -86,7 +86,7 @@ pub fn execute(
     let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
     // An agent that kills its supervisor (where there is no PID namespace to hold it) leaves
     // its processes to us, not to init.
-    crate::proc::adopt_orphans();
+    let _adopting = crate::proc::adopt_orphans();
     let mut last_sweep = Instant::now();
     // Start from what the repository's recent runs measured, where the agent is the same.
     for (agent, kind, cores, rss) in crate::store::runs::footprints(&repo, 20).unwrap_or_default() {
@@ -317,7 +317,6 @@ pub fn execute(
             }
         }
     }
-    crate::proc::sweep_orphans();
     Ok(final_status)
 }
 
