@@ -422,7 +422,7 @@ fn an_agent_that_moves_another_tasks_branch_cannot_slip_commits_into_its_result(
             "attacker",
             "",
             "sleep 1000\nwrite evil.txt evil\ncommit own work\n\
-             sh git update-ref refs/heads/parallel/1/victim $(git commit-tree HEAD^{tree} -p refs/heads/parallel/1/victim -m injected)",
+             sh git update-ref refs/heads/parallel/1/victim $(git commit-tree HEAD^{tree} -p HEAD -m injected)",
         );
         r.commit("prompts");
         let mut args = vec!["run", "prompts", "--no-integrate", "-j", "2"];
@@ -535,4 +535,65 @@ fn an_agent_that_kills_its_supervisor_still_takes_its_daemons_with_it() {
     kill_all(&marker);
     assert!(survivors.is_empty(), "{} processes escaped: {}", survivors.len(), o.stderr);
     assert_eq!(r.task_state("1", "escape")["status"], "failed", "{}", o.stderr);
+}
+
+#[test]
+fn under_the_sandbox_the_object_store_is_out_of_reach_and_forged_objects_stay_out() {
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is needed; .ci/run installs it");
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("src/app.py", "ok = True\n");
+    r.commit("app");
+    // Some history in a pack, and a loose object beside it.
+    r.git(&["gc", "-q"]);
+    r.write("notes.txt", "loose\n");
+    r.commit("loose");
+    let objects = r.path(".git/objects");
+    let c = objects.display();
+    // Deletes every object it can; then writes, in its own store, an object whose content is
+    // not what its name says: the name of a blob the user will write later.
+    let future = "the user's next file\n";
+    let future_id = {
+        let mut c = r.command("git");
+        c.args(["hash-object", "--stdin"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(future.as_bytes()).unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
+    };
+    let (sub, file) = future_id.split_at(2);
+    r.prompt(
+        "vandal",
+        "",
+        &format!(
+            "write own.txt own\ncommit own work\n\
+             sh rm -rf {c}/pack {c}/?? 2>/dev/null; true\n\
+             sh d=$GIT_OBJECT_DIRECTORY/{sub}; mkdir -p $d; printf 'blob 5\\0evil\\n' | python3 -c 'import sys,zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))' > $d/{file}"
+        ),
+    );
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--sandbox", "--no-integrate"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let t = r.task_state("1", "vandal");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(t["reason"].as_str().unwrap().contains("forged"), "{t}");
+    // Nothing of the user's history went, and the forged object never entered the store.
+    r.git(&["fsck", "--no-dangling"]);
+    assert!(!objects.join(sub).join(file).exists(), "the forged object was taken in");
+    assert!(r.git_out(&["cat-file", "-e", &future_id]).code != 0);
+}
+
+#[test]
+fn a_sandboxed_agents_commits_are_taken_in_from_its_own_store() {
+    assert!(git_parallel::proc::which("bwrap").is_some(), "bubblewrap is needed; .ci/run installs it");
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt alpha\ncommit first\nwrite b.txt beta\ncommit second\nwrite c.txt gamma");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--sandbox"]).ok();
+    assert_eq!(r.task_state("1", "a")["status"], "succeeded");
+    for f in ["a.txt", "b.txt", "c.txt"] {
+        r.git(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]);
+    }
+    r.git(&["fsck", "--no-dangling"]);
 }

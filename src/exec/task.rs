@@ -247,6 +247,11 @@ fn run_inner(
         spec.sparse.as_deref(),
     )?;
     crate::fault::point("worktree-created");
+    let private = private_dir(&spec.worktree)?;
+    // What a sandboxed agent of an earlier life committed is in its private object store.
+    if let Err(why) = super::sandbox::import_objects(repo, &private)? {
+        return Ok(fail(format!("the agent's git objects were not taken: {why}")));
+    }
     // A retried task starts over: its branch and worktree go back to the start commit.
     if resuming && spec.fresh {
         proc::git(&spec.worktree, ["reset", "-q", "--hard", &start])?;
@@ -258,7 +263,6 @@ fn run_inner(
             return Ok(out);
         }
     }
-    let private = private_dir(&spec.worktree)?;
     let prompt_file = private.join("parallel-prompt.md");
     std::fs::write(&prompt_file, &spec.prompt)?;
     let stderr_path = private.join(LIVE_STDERR);
@@ -349,6 +353,8 @@ fn run_inner(
         }
     }
     let wall_ms = started.elapsed().as_millis() as u64;
+    // A sandboxed agent's commits are in its private object store until checked and taken in.
+    let forged = super::sandbox::import_objects(repo, &private)?.err();
     if !spec.worktree.join(".git").exists() {
         let trespass = super::guard::check(repo, &snapshot, &start, &start)?;
         return Ok(fail(format!(
@@ -396,6 +402,10 @@ fn run_inner(
             "the agent changed the repository outside its branch: {}; its result was not taken",
             trespass.join("; ")
         ));
+        return Ok(out);
+    }
+    if let Some(why) = forged {
+        out.reason = Some(format!("the agent's git objects were not taken: {why}"));
         return Ok(out);
     }
     if let Some(moved) = super::guard::moved_from_outside(&private, &work) {
@@ -655,6 +665,7 @@ fn attempt(
             let tmp = prompt_file.with_file_name("parallel-tmp");
             std::fs::create_dir_all(&tmp)?;
             let private = prompt_file.parent().unwrap_or(&spec.worktree);
+            envs.extend(super::sandbox::object_env(private, git_dir)?);
             let w = super::sandbox::Writable { worktree: &spec.worktree, private, common: git_dir, run: &spec.run };
             super::sandbox::wrap(&prog, &inv.args, &w, &tmp)?
         }
