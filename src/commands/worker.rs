@@ -78,16 +78,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
         };
         watch(&mut gov, &ctl, &args.task, &profile, &kind, ctx.settings.max_processes);
         let done = matches!(msg, Msg::Finished(_));
-        let msg = match msg {
-            Msg::Finished(mut o) => {
-                if let Some((cores, rss)) = gov.footprint(&o.task) {
-                    o.metrics.cpu_cores = Some((cores * 1000.0).round() / 1000.0);
-                    o.metrics.peak_rss = Some(rss);
-                }
-                Msg::Finished(o)
-            }
-            msg => msg,
-        };
+        let msg = orchestrator::with_footprint(&mut gov, msg);
         match msg {
             Msg::RateLimited { task, profile, reset } => {
                 obs.note(&format!("{task}: {profile} rate limited, retrying after {} s", reset.as_secs()));

@@ -126,18 +126,7 @@ pub fn execute(
                     obs.note(&format!("{task}: {text}"));
                 }
                 msg => {
-                    // What the task was measured to use goes into its record (and so into later
-                    // runs' starting point).
-                    let msg = match msg {
-                        Msg::Finished(mut o) => {
-                            if let Some((cores, rss)) = gov.footprint(&o.task) {
-                                o.metrics.cpu_cores = Some((cores * 1000.0).round() / 1000.0);
-                                o.metrics.peak_rss = Some(rss);
-                            }
-                            Msg::Finished(o)
-                        }
-                        msg => msg,
-                    };
+                    let msg = with_footprint(&mut gov, msg);
                     if let Some(ev) = handle(log, plan, &index, msg, &mut running, &mut notes_due, &mut ended, obs)? {
                         if let Some(&i) = index.get(ev.as_str()) {
                             gov.succeeded(&profile_of(i));
@@ -318,6 +307,21 @@ pub fn execute(
         }
     }
     Ok(final_status)
+}
+
+/// What a finished task was measured to use goes into its record (and so into later runs'
+/// starting point), here and in a cluster job's worker.
+pub fn with_footprint(gov: &mut governor::Governor, msg: Msg) -> Msg {
+    match msg {
+        Msg::Finished(mut o) => {
+            if let Some((cores, rss)) = gov.footprint(&o.task) {
+                o.metrics.cpu_cores = Some((cores * 1000.0).round() / 1000.0);
+                o.metrics.peak_rss = Some(rss);
+            }
+            Msg::Finished(o)
+        }
+        msg => msg,
+    }
 }
 
 /// A fork bomb, or any runaway: a tree measured past `most` processes is killed whole, and its
