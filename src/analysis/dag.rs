@@ -175,10 +175,11 @@ fn soft_links(
                         if !only_declares {
                             next.push(importer);
                         }
+                        // A file of b's own importing b's file links b to nothing.
+                        if owners[importer as usize].contains(&b) {
+                            continue;
+                        }
                         for &a in &owners[importer as usize] {
-                            if a == b || nodes[b].files.iter().any(|x| x == names[importer as usize]) {
-                                continue;
-                            }
                             let link = links.entry((a.min(b), a.max(b))).or_default();
                             link.weight += link_weight(hops, fan_in, max_fan_in) * reliance[importer as usize];
                             link.direct |= hops == 1;
