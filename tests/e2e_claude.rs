@@ -9,10 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 fn claude_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("GIT_PARALLEL_CLAUDE") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e/node_modules/.bin/claude");
+    let p = common::claude_path();
     assert!(
         p.exists(),
         "the Claude Code CLI is not installed at {}; run: npm install --prefix target/e2e @anthropic-ai/claude-code",
@@ -24,18 +21,6 @@ fn claude_bin() -> PathBuf {
 /// Start the scripted model server for `r` with `script` (its log goes to server.log).
 fn serve(r: &TestRepo, script: &str) -> common::ModelServer {
     r.model_server(script)
-}
-
-fn claude_env(claude: &std::path::Path, port: u16) -> Vec<(String, String)> {
-    vec![
-        ("PATH".into(), format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap())),
-        ("ANTHROPIC_BASE_URL".into(), format!("http://127.0.0.1:{port}")),
-        ("ANTHROPIC_API_KEY".into(), "test-key".into()),
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
-        ("CLAUDE_CODE_MAX_RETRIES".into(), "1".into()),
-        // As root, Claude Code only bypasses permissions inside a declared sandbox.
-        ("IS_SANDBOX".into(), "1".into()),
-    ]
 }
 
 fn configure(r: &TestRepo) {
@@ -70,7 +55,7 @@ fn claude_session_survives(signal: &str) {
     );
     r.write("prompts/long.md", "# Long task\n\nTASK-LONG: write long.txt, then think.\n");
     r.commit("prompts");
-    let env = claude_env(&claude, server.port);
+    let env = common::claude_env(&claude, server.port);
     let mut c = r.command(common::bin());
     c.args(["run", "prompts", "--agent", "claude", "--timeout", "120s"]).stdout(Stdio::null()).stderr(Stdio::null());
     for (k, v) in &env {
@@ -137,7 +122,7 @@ fn real_claude_cli_runs_three_tasks_two_at_a_time() {
     );
     r.commit("prompts");
 
-    let env = claude_env(&claude, server.port);
+    let env = common::claude_env(&claude, server.port);
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = r.gp_env(&["run", "prompts", "-j", "2", "--agent", "claude", "--timeout", "120s"], &env_refs);
     let server_log = std::fs::read_to_string(r.scratch("server.log")).unwrap_or_default();
@@ -186,7 +171,7 @@ fn real_claude_cli_works_inside_the_sandbox() {
     );
     r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
     r.commit("prompts");
-    let env = claude_env(&claude, server.port);
+    let env = common::claude_env(&claude, server.port);
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--sandbox", "--timeout", "120s"], &env_refs);
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
@@ -215,7 +200,7 @@ fn hostile_claude_session(sandbox: bool) {
     r.commit("prompts");
     let main_before = r.git(&["rev-parse", "main"]);
     let v1 = r.git(&["rev-parse", "v1"]);
-    let env = claude_env(&claude, server.port);
+    let env = common::claude_env(&claude, server.port);
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut args = vec!["run", "prompts", "--agent", "claude", "--timeout", "120s", "--no-integrate"];
     if sandbox {
@@ -275,7 +260,7 @@ fn real_claude_cli_rides_a_burst_of_rate_limits() {
         r.write(&format!("prompts/{t}.md"), &format!("# Task {t}\n\nTASK-{t}: write out.txt.\n"));
     }
     r.commit("prompts");
-    let env = claude_env(&claude, server.port);
+    let env = common::claude_env(&claude, server.port);
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--retries", "4", "--timeout", "120s"], &env_refs);
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
@@ -303,7 +288,7 @@ fn a_prompt_too_long_for_the_command_line_reaches_claude_on_stdin() {
     let filler = "All work and no play. ".repeat(10_000);
     r.write("prompts/long.md", &format!("# Long\n\nTASK-LONG: write long.txt.\n\n{filler}\n"));
     r.commit("prompts");
-    let env = claude_env(&claude, server.port);
+    let env = common::claude_env(&claude, server.port);
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--timeout", "120s"], &env_refs);
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);

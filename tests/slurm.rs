@@ -411,10 +411,7 @@ fn a_process_bomb_in_a_job_is_killed_on_its_node() {
 /// The Claude Code CLI the README's test command installs (or $GIT_PARALLEL_CLAUDE). Missing,
 /// the test says so and passes, except under CI (`CI` set), as the other end-to-end tests.
 fn claude_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GIT_PARALLEL_CLAUDE") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e/node_modules/.bin/claude");
+    let p = common::claude_path();
     if p.exists() {
         return Some(p);
     }
@@ -438,17 +435,9 @@ fn the_real_claude_cli_runs_in_a_slurm_job() {
     r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
     r.commit("prompts");
     // The job inherits this environment from sbatch: the CLI on PATH, the model server's URL.
-    let path = format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap());
-    let base = format!("http://127.0.0.1:{}", server.port);
-    let env = [
-        ("SLURM_CONF", cluster()),
-        ("PATH", path.as_str()),
-        ("ANTHROPIC_BASE_URL", base.as_str()),
-        ("ANTHROPIC_API_KEY", "test-key"),
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-        ("CLAUDE_CODE_MAX_RETRIES", "1"),
-        ("IS_SANDBOX", "1"),
-    ];
+    let mut env = common::claude_env(&claude, server.port);
+    env.push(("SLURM_CONF".into(), cluster().into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--timeout", "120s"], &env);
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{}", o.stdout, o.stderr, r.server_log());
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");

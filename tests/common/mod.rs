@@ -255,3 +255,25 @@ impl TestRepo {
         std::fs::read_to_string(self.scratch("server.log")).unwrap_or_default()
     }
 }
+
+/// Where `.ci/install-clis` puts the Claude Code CLI (or `$GIT_PARALLEL_CLAUDE`).
+pub fn claude_path() -> PathBuf {
+    match std::env::var_os("GIT_PARALLEL_CLAUDE") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e/node_modules/.bin/claude"),
+    }
+}
+
+/// The environment that runs the Claude CLI at `claude` offline against the scripted model
+/// server on `port`.
+pub fn claude_env(claude: &Path, port: u16) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap())),
+        ("ANTHROPIC_BASE_URL".into(), format!("http://127.0.0.1:{port}")),
+        ("ANTHROPIC_API_KEY".into(), "test-key".into()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
+        ("CLAUDE_CODE_MAX_RETRIES".into(), "1".into()),
+        // As root, Claude Code only bypasses permissions inside a declared sandbox.
+        ("IS_SANDBOX".into(), "1".into()),
+    ]
+}
