@@ -112,25 +112,22 @@ fn own_usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / hz, hwm * 1024))
 }
 
-/// One run of `n` independent trivial tasks (custom agent writing one file), `-j 8`: the table
-/// row, wall ms per task, orchestrator CPU ms per task.
-fn run_at(tmp: &Path, home: &Path, n: usize) -> (String, f64, f64) {
-    let root = tmp.join(format!("run{n}"));
-    init(&root, home);
+/// A repository at `root` with `n` independent trivial tasks in `prompts/` (a custom agent
+/// writing one file each, generous governor limits, `extra` settings on top), not committed.
+fn trivial_tasks(root: &Path, home: &Path, n: usize, extra: &[(&str, &str)]) -> std::path::PathBuf {
+    init(root, home);
     let agent = "sh -c \"mkdir -p out && echo {task} > out/{task}.txt\"";
-    for (k, v) in [
+    let settings = [
         ("parallel.agent", "custom"),
         ("parallel.agentCommand", agent),
         ("parallel.cpuPerTask", "0.1"),
         ("parallel.reserveCpus", "0"),
         ("parallel.memoryPerTask", "1"),
         ("parallel.cpuLimit", "1000"),
-        // The repository's growth is measured after an explicit gc below.
-        ("gc.auto", "0"),
-    ] {
-        git(&root, home, &["config", k, v]);
+    ];
+    for (k, v) in settings.iter().chain(extra) {
+        git(root, home, &["config", k, v]);
     }
-    // Untracked prompts: the tasks' worktrees hold the repository, not the 10,000 prompts.
     let dir = root.join("prompts");
     std::fs::create_dir_all(&dir).unwrap();
     for i in 0..n {
@@ -140,6 +137,15 @@ fn run_at(tmp: &Path, home: &Path, n: usize) -> (String, f64, f64) {
         )
         .unwrap();
     }
+    root.to_path_buf()
+}
+
+/// One run of `n` independent trivial tasks (custom agent writing one file), `-j 8`: the table
+/// row, wall ms per task, orchestrator CPU ms per task.
+fn run_at(tmp: &Path, home: &Path, n: usize) -> (String, f64, f64) {
+    // The repository's growth is measured after an explicit gc below.
+    let root = trivial_tasks(&tmp.join(format!("run{n}")), home, n, &[("gc.auto", "0")]);
+    // Untracked prompts: the tasks' worktrees hold the repository, not the 10,000 prompts.
     gp(&root, home, &["plan", "prompts", "-j", "8"]);
     let git_before = bytes(&root.join(".git"));
     let t = Instant::now();
@@ -197,28 +203,7 @@ fn run_at(tmp: &Path, home: &Path, n: usize) -> (String, f64, f64) {
 /// git's default `gc.auto` (so the run's own commits would start `gc --auto`), `-j 8`. Returns
 /// the failed tasks' reasons and the wall time per task.
 fn engine_failures(tmp: &Path, home: &Path, n: usize, round: usize) -> (Vec<String>, f64) {
-    let root = tmp.join(format!("failures{round}"));
-    init(&root, home);
-    let agent = "sh -c \"mkdir -p out && echo {task} > out/{task}.txt\"";
-    for (k, v) in [
-        ("parallel.agent", "custom"),
-        ("parallel.agentCommand", agent),
-        ("parallel.cpuPerTask", "0.1"),
-        ("parallel.reserveCpus", "0"),
-        ("parallel.memoryPerTask", "1"),
-        ("parallel.cpuLimit", "1000"),
-    ] {
-        git(&root, home, &["config", k, v]);
-    }
-    let dir = root.join("prompts");
-    std::fs::create_dir_all(&dir).unwrap();
-    for i in 0..n {
-        std::fs::write(
-            dir.join(format!("t{i}.md")),
-            format!("---\nfiles: [out/t{i}.txt]\n---\n# Task t{i}\n\nWrite it.\n"),
-        )
-        .unwrap();
-    }
+    let root = trivial_tasks(&tmp.join(format!("failures{round}")), home, n, &[]);
     git(&root, home, &["add", "-A"]);
     git(&root, home, &["commit", "-q", "-m", "prompts"]);
     let t = Instant::now();
