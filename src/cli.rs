@@ -131,7 +131,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD")]
     pub verify: Option<String>,
 
-    /// Run agents inside a bubblewrap sandbox: writes only to the worktree and the git directory.
+    /// Run agents inside a bubblewrap sandbox: writes only to the worktree, its private git
+    /// folder (with its own object store) and the run's branch folders.
     #[arg(long)]
     pub sandbox: bool,
 
