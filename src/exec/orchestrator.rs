@@ -92,7 +92,10 @@ pub fn execute(
     for (agent, kind, cores, rss) in crate::store::runs::footprints(&repo, 20).unwrap_or_default() {
         gov.seed(&agent, &kind, cores, rss);
     }
-    gov.set_worktree_size(worktree::checkout_size(&repo, &plan.base).unwrap_or(0));
+    // Local admission weighs a worktree's disk; on a cluster the machine here holds none.
+    if opts.executor.is_local() {
+        gov.set_worktree_size(worktree::checkout_size(&repo, &plan.base).unwrap_or(0));
+    }
     let cap = governor::capacity(&opts.limits, &gov.sample());
     obs.note(&format!("run {}: {} tasks, up to {} at once ({})", log.id, plan.tasks.len(), cap.workers, cap.reason));
     let profile_of = |i: usize| plan.tasks[i].agent.clone().unwrap_or_else(|| opts.agent.clone());
