@@ -79,6 +79,40 @@ where
     expr
 }
 
+/// Git for work on what an agent left (see `exec::result`): no system or global configuration,
+/// no configuration passed down to us, no replace refs, no automatic maintenance, and no
+/// variable pointing at a repository but those in `set` (the git directory, work tree, index
+/// and object store the caller names).
+pub fn hardened_git(args: &[String], dir: &Path, set: &[(&str, &Path)]) -> duct::Expression {
+    let args: Vec<String> =
+        NO_AUTO_GC.iter().flat_map(|kv| ["-c".to_string(), kv.to_string()]).chain(args.iter().cloned()).collect();
+    let mut expr = duct::cmd("git", args);
+    // duct applies an outer expression's environment before an inner one's: a variable set
+    // here and removed in the same chain would be removed. Ours are never in the removed list.
+    for (k, v) in set {
+        expr = expr.env(k, v);
+    }
+    let mut expr = expr
+        .dir(dir)
+        .env("LC_ALL", "C")
+        .env("GIT_PAGER", "cat")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_ATTR_NOSYSTEM", "1")
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
+        .env("GIT_OPTIONAL_LOCKS", "0");
+    for k in scrubbed_env().filter(|k| !set.iter().any(|(s, _)| s == k)) {
+        expr = expr.env_remove(k);
+    }
+    expr
+}
+
+/// Run a prepared command, capturing its output whatever its exit status.
+pub fn run_captured(expr: duct::Expression, what: &str) -> Result<Output> {
+    run_expr(expr, what)
+}
+
 /// Settings that keep git from starting automatic maintenance (`gc --auto`, `maintenance run --auto`).
 const NO_AUTO_GC: [&str; 2] = ["gc.auto=0", "maintenance.auto=false"];
 

@@ -301,7 +301,9 @@ fn resume_keeps_the_sandbox() {
     let o = r.gp(&["resume", "1"]);
     assert!(o.stderr.contains("in the sandbox"), "{}", o.stderr);
     assert!(!outside.exists(), "resume ran the agent outside the sandbox");
-    assert_eq!(r.task_state("1", "b")["status"], "failed");
+    // Its write went to the sandbox's private /tmp, which goes with it.
+    assert_eq!(r.task_state("1", "b")["status"], "succeeded");
+    r.git(&["cat-file", "-e", "parallel/1/b:b.txt"]);
 }
 
 #[test]
@@ -411,9 +413,10 @@ fn one_ctrl_c_delivered_twice_by_git_and_the_terminal_still_gives_the_grace_peri
 
 #[test]
 fn an_agent_that_moves_another_tasks_branch_cannot_slip_commits_into_its_result() {
-    // The sandbox leaves the run's branch folder writable (each agent commits to its branch
-    // there), so one agent can point a running task's branch at a commit of its own; the
-    // victim's worktree log shows the gap and its result is not taken, with or without it.
+    // Without the sandbox one agent can point a running task's branch at a commit of its own;
+    // the victim's worktree log shows the gap and its result is not taken. Under the sandbox
+    // each agent sees only its own branch (a copy of ours): the move lands in the attacker's
+    // view and the victim's result is its own.
     for sandbox in [false, true] {
         let r = TestRepo::new();
         r.use_fake_agent();
@@ -430,6 +433,14 @@ fn an_agent_that_moves_another_tasks_branch_cannot_slip_commits_into_its_result(
             args.push("--sandbox");
         }
         let o = r.gp(&args);
+        if sandbox {
+            o.ok();
+            assert_eq!(r.task_state("1", "victim")["status"], "succeeded");
+            let log = r.git(&["log", "--format=%s", "parallel/1/victim"]);
+            assert!(log.contains("more victim work") && !log.contains("injected"), "{log}");
+            assert_eq!(r.task_state("1", "attacker")["status"], "succeeded");
+            continue;
+        }
         assert_eq!(o.code, 1, "sandbox {sandbox}: {}", o.stderr);
         let victim = r.task_state("1", "victim");
         assert_eq!(victim["status"], "failed", "sandbox {sandbox}: {victim}");

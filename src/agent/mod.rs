@@ -72,24 +72,33 @@ impl Invocation {
         }
     }
 
-    /// Create the private directories and write the seeded configuration.
-    pub fn prepare(&self) -> Result<()> {
+    /// Create the private directories and write the seeded configuration, inside `base` (the
+    /// agent's own part of the task folder): a link an earlier attempt left in the way is
+    /// replaced, never written through.
+    pub fn prepare(&self, base: &Path) -> Result<()> {
+        use crate::exec::taskdir;
+        let inside = |p: &Path| -> Result<()> {
+            anyhow::ensure!(p.starts_with(base), "{} is outside the agent's state {}", p.display(), base.display());
+            Ok(())
+        };
+        std::fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
         for d in &self.dirs {
-            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            inside(d)?;
+            taskdir::plain_dir(base, d).with_context(|| format!("cannot create {}", d.display()))?;
         }
         for (path, bytes) in &self.files {
+            inside(path)?;
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+                taskdir::plain_dir(base, parent)?;
             }
-            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            taskdir::write_new(path, bytes)?;
         }
         for (link, target) in &self.links {
+            inside(link)?;
             if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent)?;
+                taskdir::plain_dir(base, parent)?;
             }
-            if link.symlink_metadata().is_ok() {
-                std::fs::remove_file(link)?;
-            }
+            taskdir::remove_entry(link)?;
             std::os::unix::fs::symlink(target, link).with_context(|| format!("cannot link {}", link.display()))?;
         }
         Ok(())
@@ -105,13 +114,16 @@ pub struct TaskInput<'a> {
     pub task: &'a str,
     /// A session to continue (resume after an interruption), when the profile supports it.
     pub resume_session: Option<&'a str>,
+    /// The task's private agent state (homes, temporary files), in the part of the task folder
+    /// the agent may write: never committed, kept across retries and orchestrator restarts.
+    pub state: &'a Path,
+    /// Under `--sandbox`, where the user's home is read-only.
+    pub sandboxed: bool,
 }
 
 impl TaskInput<'_> {
-    /// The task's private agent state (home, temporary files), beside the prompt file: it is
-    /// never committed, survives retries and orchestrator restarts, and goes with the worktree.
     pub fn state_dir(&self) -> PathBuf {
-        self.prompt_file.with_file_name("parallel-agent")
+        self.state.to_path_buf()
     }
 }
 
@@ -155,12 +167,29 @@ pub fn invocation_in(
             if long {
                 inv.stdin = Some(t.prompt_file.to_path_buf());
             }
+            if t.sandboxed {
+                // The home is read-only in the sandbox, and Claude Code writes under ~/.claude
+                // before every Bash call: a private home, seeded with the user's settings and
+                // sharing the login.
+                let claude_home = state.join("claude-home");
+                let dot = claude_home.join(".claude");
+                inv.files = seed(home.as_deref(), &claude_home, &[".claude.json"]);
+                inv.files.extend(seed(home.as_ref().map(|h| h.join(".claude")).as_deref(), &dot, &["settings.json"]));
+                inv.links = share(home.as_ref().map(|h| h.join(".claude")).as_deref(), &dot, &[".credentials.json"]);
+                inv.dirs = vec![claude_home.clone(), dot, tmp.clone()];
+                inv.envs = vec![(s("HOME"), path(&claude_home)), (s("TMPDIR"), path(&tmp))];
+            }
             inv
         }
         "codex" => {
             // Quiet and offline-safe: no analytics, feedback, update check or plugin fetches,
             // and a refused connection fails instead of retrying forever.
             let mut args = vec![s("exec"), s("--json"), s("-s"), s("workspace-write"), s("--skip-git-repo-check")];
+            if t.sandboxed {
+                // Its own bubblewrap would mount over /tmp/.git, which it cannot create in our
+                // read-only root: every write would then fail.
+                args.extend([s("-c"), s("sandbox_workspace_write.exclude_slash_tmp=true")]);
+            }
             for c in ["analytics.enabled=false", "feedback.enabled=false", "check_for_update_on_startup=false"] {
                 args.extend([s("-c"), s(c)]);
             }
@@ -336,21 +365,15 @@ fn gemini_settings(user: Option<&[u8]>, api_key: bool) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec_pretty(&v)?)
 }
 
-/// Remove the profile's leftovers from the worktree, those the repository does not track.
-pub fn remove_leftovers(inv: &Invocation, worktree: &Path) -> Result<()> {
+/// Remove the profile's leftovers from the worktree, those the repository does not track
+/// (`tracked` tells, without reading the worktree's own git configuration).
+pub fn remove_leftovers(inv: &Invocation, worktree: &Path, tracked: &dyn Fn(&str) -> Result<bool>) -> Result<()> {
     for rel in &inv.leftovers {
         let p = worktree.join(rel);
-        if !p.exists() {
+        if p.symlink_metadata().is_err() || tracked(rel)? {
             continue;
         }
-        if !crate::proc::git(worktree, ["ls-files", "--", rel.as_str()])?.is_empty() {
-            continue;
-        }
-        if p.is_dir() {
-            std::fs::remove_dir_all(&p)?;
-        } else {
-            std::fs::remove_file(&p)?;
-        }
+        crate::exec::taskdir::remove_entry(&p)?;
     }
     Ok(())
 }
@@ -360,7 +383,16 @@ mod tests {
     use super::*;
 
     fn input<'a>(prompt_file: &'a Path, resume: Option<&'a str>) -> TaskInput<'a> {
-        TaskInput { prompt: "do it", prompt_file, worktree: Path::new("/w"), task: "t", resume_session: resume }
+        let state: &'a Path = Box::leak(prompt_file.with_file_name("parallel-agent").into_boxed_path());
+        TaskInput {
+            prompt: "do it",
+            prompt_file,
+            worktree: Path::new("/w"),
+            task: "t",
+            resume_session: resume,
+            state,
+            sandboxed: false,
+        }
     }
 
     #[test]
@@ -390,8 +422,9 @@ mod tests {
         let git_dir = tempfile::tempdir().unwrap();
         let pf_real = git_dir.path().join("parallel-prompt.md");
         let inv = invocation_in("codex", None, &input(&pf_real, None), &env).unwrap();
-        inv.prepare().unwrap();
-        inv.prepare().unwrap();
+        let state = git_dir.path().join("parallel-agent");
+        inv.prepare(&state).unwrap();
+        inv.prepare(&state).unwrap();
         let home = git_dir.path().join("parallel-agent/codex-home");
         std::fs::write(home.join("auth.json"), "{\"refreshed\":1}").unwrap();
         assert_eq!(std::fs::read_to_string(&auth).unwrap(), "{\"refreshed\":1}");

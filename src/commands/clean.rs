@@ -69,7 +69,7 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
             continue;
         }
         if let Some(path) = worktrees.get(branch) {
-            let dirty = path.exists() && worktree::is_dirty(path).unwrap_or(true);
+            let dirty = path.exists() && worktree::is_dirty(repo, path, branch).unwrap_or(true);
             if dirty && !args.force {
                 ui::note(&format!(
                     "kept {} and its worktree {}: uncommitted changes (use --force)",
@@ -83,6 +83,9 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
                 lines.push(format!("would remove worktree {}", path.display()));
             } else {
                 worktree::remove(repo, path, true)?;
+                if let Some((run, task)) = layout::parse_task_branch(branch) {
+                    crate::exec::taskdir::remove_task(repo, run, task);
+                }
                 lines.push(format!("removed worktree {}", path.display()));
                 // Drop the run's folder once it is empty.
                 if let Some(parent) = path.parent() {

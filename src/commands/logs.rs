@@ -3,12 +3,11 @@
 use super::Context;
 use crate::cli::LogsArgs;
 use crate::error::usage;
-use crate::exec::task::{LIVE_STDERR, LIVE_TRANSCRIPT};
+use crate::exec::taskdir::{self, TaskDir};
 use crate::store::runs::{self, RunState, TaskState, TaskStatus};
 use anyhow::Result;
 use serde_json::Value;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
@@ -57,11 +56,10 @@ fn summary(state: &RunState, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-/// The private git directory of a task's worktree, where a running agent's output goes.
-fn live_dir(worktree: Option<&str>) -> Option<PathBuf> {
-    let wt = PathBuf::from(worktree?);
-    let dir = crate::exec::worktree::git_dir(&wt).ok()?;
-    dir.join(LIVE_TRANSCRIPT).exists().then_some(dir)
+/// The task's folder, where a running agent's output goes.
+fn live_dir(ctx: &Context, run: &str, task: &str) -> Option<TaskDir> {
+    let td = TaskDir::new(&ctx.repo, run, task);
+    td.transcript().exists().then_some(td)
 }
 
 /// A running task: print what its agent wrote so far, and with `--follow` keep going until it
@@ -74,10 +72,10 @@ fn live(ctx: &Context, id: &str, task: &str, args: &LogsArgs, out: &mut impl Wri
         let t = state.task(task).cloned();
         // Pending counts: `--follow` waits for the task to start.
         let running = t.as_ref().is_some_and(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Pending));
-        let dir = live_dir(t.as_ref().and_then(|t| t.worktree.as_deref()));
+        let dir = live_dir(ctx, id, task);
         if running {
             if let Some(dir) = &dir {
-                let bytes = std::fs::read(dir.join(LIVE_TRANSCRIPT)).unwrap_or_default();
+                let bytes = std::fs::read(dir.transcript()).unwrap_or_default();
                 // Whole lines only; a half-written one waits for its end.
                 if let Some(end) = bytes.iter().rposition(|&b| b == b'\n').map(|e| e + 1).filter(|&e| e > offset) {
                     print_lines(&bytes[offset..end], args.raw, out)?;
@@ -89,7 +87,7 @@ fn live(ctx: &Context, id: &str, task: &str, args: &LogsArgs, out: &mut impl Wri
                 std::thread::sleep(Duration::from_millis(300));
                 continue;
             }
-            let stderr = dir.map(|d| std::fs::read(d.join(LIVE_STDERR)).unwrap_or_default()).unwrap_or_default();
+            let stderr = dir.map(|d| taskdir::read_tail(&d.stderr(), 64 << 10)).unwrap_or_default();
             print_stderr(&stderr, out)?;
             return Ok(0);
         }

@@ -137,6 +137,8 @@ pub fn check_agents(plan: &Plan, opts: &orchestrator::Options) -> Result<()> {
             worktree: std::path::Path::new("."),
             task: "t",
             resume_session: None,
+            state: std::path::Path::new("state"),
+            sandboxed: false,
         };
         let inv = crate::agent::invocation(&p, opts.template.as_deref(), &input)?;
         if crate::proc::which(&inv.program).is_none() {

@@ -120,7 +120,7 @@ fn enter_pid_namespace() -> Option<bool> {
 }
 
 /// Fork and exec the command with a clean signal state. Returns the child's pid.
-fn spawn_command(argv: &[CString], set: &libc::sigset_t, new_group: bool) -> libc::pid_t {
+fn spawn_command(argv: &[CString], set: &libc::sigset_t) -> libc::pid_t {
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     // SAFETY: single-threaded caller; the child only calls async-signal-safe functions
@@ -128,12 +128,12 @@ fn spawn_command(argv: &[CString], set: &libc::sigset_t, new_group: bool) -> lib
     unsafe {
         let pid = libc::fork();
         if pid == 0 {
-            if new_group {
-                // A session of its own (and so a group): nothing the agent starts can join the
-                // orchestrator's session again, which is how the orchestrator tells an agent's
-                // orphans from its own children if this supervisor is killed.
-                libc::setsid();
-            }
+            // A session of its own, in every mode: no controlling terminal, so the agent can
+            // neither push input into the user's shell (TIOCSTI) nor take the terminal's
+            // foreground group (where Ctrl-C would go to it instead of to us). In subreaper
+            // mode it is also how the orchestrator tells an agent's orphans from its own
+            // children if this supervisor is killed.
+            libc::setsid();
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             libc::sigprocmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut());
             libc::execvp(ptrs[0], ptrs.as_ptr());
@@ -204,7 +204,7 @@ fn run_in_namespace(argv: &[CString], set: &libc::sigset_t, mount_proc: bool) ->
                 );
             }
         }
-        let cmd = spawn_command(argv, set, false);
+        let cmd = spawn_command(argv, set);
         let mut stopping = false;
         let mut done: Option<i32> = None;
         // SAFETY (whole loop): kill, write and _exit on plain values.
@@ -286,7 +286,7 @@ fn run_as_subreaper(argv: &[CString], set: &libc::sigset_t) -> i32 {
             libc::raise(libc::SIGUSR1);
         }
     }
-    let cmd = spawn_command(argv, set, true);
+    let cmd = spawn_command(argv, set);
     if cmd < 0 {
         return 127 << 8;
     }

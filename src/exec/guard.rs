@@ -18,7 +18,7 @@ use crate::repo::Repo;
 use crate::store::layout;
 use anyhow::Result;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Refs this process put back (name, from, to): a task running beside the one that moved a
 /// ref must not take the restoration for a change of its own agent's.
@@ -33,9 +33,10 @@ fn restored_by_us(name: &str, from: &str, to: &str) -> bool {
 pub struct Snapshot {
     refs: BTreeMap<String, String>,
     head: String,
-    /// A hard link to the main index as it was (git replaces the index by renaming a new file
-    /// over it, so the link keeps the old content at no cost).
-    index_copy: Option<PathBuf>,
+    /// The main index as it was (its entries, and its bytes to put back), in memory: a copy of
+    /// ours, never a link to the user's file (through a hard link, whoever wrote it would write
+    /// the user's index).
+    index_copy: Option<(Option<Vec<IndexEntry>>, Vec<u8>)>,
 }
 
 /// Direct targets of every ref outside git-parallel's own namespaces (symbolic refs skipped).
@@ -85,12 +86,10 @@ fn index_entries(path: &Path) -> Option<Vec<IndexEntry>> {
     Some(file.entries().iter().map(|e| (e.path(&file).to_vec(), e.stage_raw(), e.mode.bits(), e.id)).collect())
 }
 
-/// Take the snapshot; `scratch` is a private folder of the task's.
-pub fn snapshot(repo: &Repo, scratch: &Path) -> Result<Snapshot> {
-    let index = repo.common_dir.join("index");
-    let copy = scratch.join("parallel-main-index");
-    let _ = std::fs::remove_file(&copy);
-    let index_copy = std::fs::hard_link(&index, &copy).ok().map(|_| copy);
+/// Take the snapshot.
+pub fn snapshot(repo: &Repo) -> Result<Snapshot> {
+    let path = repo.common_dir.join("index");
+    let index_copy = super::taskdir::read_small(&path, 1 << 30).ok().flatten().map(|b| (index_entries(&path), b));
     Ok(Snapshot { refs: user_refs(repo)?, head: main_head(repo), index_copy })
 }
 
@@ -179,22 +178,28 @@ pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Ve
             if restored { " (HEAD restored; its files may still differ: check `git status` there)" } else { "" }
         ));
     }
-    if let Some(copy) = &snap.index_copy {
+    if let Some((entries, copy)) = &snap.index_copy {
         let index = repo.common_dir.join("index");
         // A commit of the user's leaves the index equal to HEAD: only staged changes count.
-        if index_entries(copy) != index_entries(&index)
+        if *entries != index_entries(&index)
             && proc::git_output(&repo.workdir, ["diff-index", "--cached", "--quiet", "HEAD", "--"])?.status.code()
                 == Some(1)
         {
             let lock = repo.common_dir.join("index.lock");
-            // Put the old index back the way git writes one: through index.lock.
-            let restored = std::fs::hard_link(copy, &lock).is_ok() && std::fs::rename(&lock, &index).is_ok();
+            // Put the old index back the way git writes one: through index.lock, created
+            // fresh (a lock already there is git's, and means the index is in use).
+            let restored = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, copy))
+                .is_ok()
+                && std::fs::rename(&lock, &index).is_ok();
             found.push(format!(
                 "changed the main worktree's index{}",
                 if restored { " (restored)" } else { " (not restored: the index is locked)" }
             ));
         }
-        let _ = std::fs::remove_file(copy);
     }
     Ok(found)
 }
@@ -214,7 +219,9 @@ fn describe_head(h: &str) -> String {
 /// None when the log is continuous up to `tip`, or when there is no log to judge by (reflogs
 /// turned off).
 pub fn moved_from_outside(private: &Path, tip: &str) -> Option<String> {
-    let log = std::fs::read_to_string(private.join("logs/HEAD")).ok()?;
+    // Read as data: a link or a FIFO there is no log to judge by.
+    let log = super::taskdir::read_small(&private.join("logs/HEAD"), 256 << 20).ok()??;
+    let log = String::from_utf8_lossy(&log);
     let entries: Vec<(&str, &str)> = log
         .lines()
         .filter_map(|l| {

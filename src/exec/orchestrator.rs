@@ -144,12 +144,14 @@ pub fn execute(
             }
             if !opts.keep_worktrees && satisfied(status) {
                 let (repo, path) = (repo.clone(), run_dir.join(&plan.tasks[i].id));
+                let (run, task) = (log.id.clone(), plan.tasks[i].id.clone());
                 removals.push(std::thread::spawn(move || {
                     // Its result is on its branch and recorded: disk in use stays bounded by the
                     // running and failed tasks. A failure leaves it for `clean`.
                     // `worktree add` of another task can make it fail for a moment: try again.
                     for attempt in 1..=5u64 {
                         if worktree::remove(&repo, &path, true).is_ok() || !path.exists() {
+                            crate::exec::taskdir::remove_task(&repo, &run, &task);
                             break;
                         }
                         std::thread::sleep(Duration::from_millis(50 * attempt));

@@ -1,9 +1,28 @@
-//! Optional sandbox for agents (bubblewrap): writes allowed only inside the task's worktree,
-//! its private git directory (with a private object store) and its run's branch folders.
+//! `--sandbox`: the agent runs under bubblewrap, unprivileged, and can write only its worktree
+//! and its own part of the task folder (`taskdir::TaskDir::agent`).
+//!
+//! What holds, by construction rather than by detection:
+//! - A user namespace always, every capability dropped, no new privileges: root outside is an
+//!   unprivileged id inside, and cannot remount, ptrace outside its tree or reach `/proc/1`
+//!   (its own PID namespace and `/proc`).
+//! - A new session: no controlling terminal, so no TIOCSTI into the user's shell and no taking
+//!   of the terminal's foreground group.
+//! - Private `/tmp`, `/dev/shm`, `/run`, IPC and a minimal `/dev`: host daemons' sockets there
+//!   (tmux, ssh-agent, D-Bus, docker) are out of sight; an environment allowlist drops the
+//!   variables that name them (`TMUX`, `SSH_AUTH_SOCK`, `DBUS_SESSION_BUS_ADDRESS`, `DISPLAY` …).
+//! - The repository is read-only. The agent's git sees, in place of the worktree's own git
+//!   directory and the run's branch folder, copies of ours in its own part of the task folder
+//!   (`view_*`): its commits land there (objects in a private store), never in the user's
+//!   refs, config, hooks, index or in another task's branch or the integration branch. We read
+//!   its branch tip back as data (`read_tip`) and check it like any result.
+//!
+//! The network is shared with the host (agents need their model API): loopback services and
+//! the hosts the machine reaches stay reachable.
 
+use super::taskdir::{self, TaskDir};
 use crate::error::Error;
-use anyhow::Result;
-use std::path::Path;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
 
 /// Fail clearly when `--sandbox` is asked for without bubblewrap.
 pub fn check_available() -> Result<()> {
@@ -15,65 +34,257 @@ pub fn check_available() -> Result<()> {
     Ok(())
 }
 
-/// What the agent may write inside the sandbox.
-pub struct Writable<'a> {
-    /// The task's worktree (its `.git` link stays read-only).
-    pub worktree: &'a Path,
-    /// The worktree's own git directory (`<common>/worktrees/<id>`: its HEAD, index, logs).
-    pub private: &'a Path,
-    /// The repository's common git directory: read-only except the object store and the
-    /// run's own branch and reflog folders.
-    pub common: &'a Path,
-    pub run: &'a str,
+/// Variables an agent under the sandbox keeps from our environment (exact names, or prefixes
+/// ending in `_`); everything else, sockets of host daemons included, is dropped.
+const ENV_ALLOW: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_",
+    "TZ",
+    "TERM",
+    "NO_COLOR",
+    "COLORTERM",
+    "EDITOR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "ANTHROPIC_",
+    "CLAUDE_",
+    "OPENAI_",
+    "CODEX_",
+    "GEMINI_",
+    "GOOGLE_",
+    "AIDER_",
+    "AWS_REGION",
+    "IS_SANDBOX",
+    "GIT_AUTHOR_",
+    "GIT_COMMITTER_",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_PARALLEL_",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "GOPATH",
+    "GOROOT",
+    "GOFLAGS",
+    "JAVA_HOME",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "NODE_PATH",
+    "NVM_DIR",
+];
+
+/// Whether `name` passes the sandbox's environment allowlist.
+pub fn env_allowed(name: &str) -> bool {
+    ENV_ALLOW.iter().any(|a| if a.ends_with('_') { name.starts_with(a) } else { name == *a })
 }
 
-/// Wrap `program args` so the whole filesystem is read-only except what `w` allows; the
-/// agent's temporary files go to `tmpdir` (inside a writable path) through `TMPDIR`.
-///
-/// The common git directory stays read-only but for the folders of this run's branches, so nothing the agent writes there runs later outside the sandbox (`config`,
-/// `hooks/`, `info/attributes`, submodules' git directories), and the user's refs, HEAD and
-/// index are out of its reach. The worktree's `.git` link is read-only too: pointed elsewhere,
-/// it would make our own git commands after the agent read a git directory of its making.
-/// No tmpfs over /tmp: that would hide checkouts and homes that live under /tmp, and make
-/// writes there silently vanish instead of failing.
-pub fn wrap(program: &str, args: &[String], w: &Writable, tmpdir: &Path) -> Result<(String, Vec<String>)> {
-    let branches = w.common.join("refs/heads/parallel").join(w.run);
-    let reflogs = w.common.join("logs/refs/heads/parallel").join(w.run);
+/// Where, inside the task folder's agent part, the agent's git finds its view of the worktree's
+/// git directory, of the run's branch folder and reflogs, and its private object store.
+pub fn view_gitdir(td: &TaskDir) -> PathBuf {
+    td.agent().join("git")
+}
+pub fn view_refs(td: &TaskDir) -> PathBuf {
+    td.agent().join("refs")
+}
+pub fn view_reflogs(td: &TaskDir) -> PathBuf {
+    td.agent().join("reflogs")
+}
+pub fn object_dir(td: &TaskDir) -> PathBuf {
+    td.agent().join("objects")
+}
+
+/// Fresh views for an attempt: the worktree's git directory (HEAD on the task's branch, or
+/// detached at `tip` when there is none; our index; the links back to the repository) and the
+/// branch at `tip`. What an earlier attempt
+/// left there is discarded; the private object store is kept (its objects are taken in at
+/// the end).
+pub fn seed_view(td: &TaskDir, admin: &Path, task: &str, branch: Option<&str>, tip: &str) -> Result<()> {
+    for d in [view_gitdir(td), view_refs(td), view_reflogs(td)] {
+        taskdir::remove_entry(&d)?;
+        std::fs::create_dir(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    taskdir::plain_dir(&td.agent(), &object_dir(td))?;
+    let g = view_gitdir(td);
+    let head = match branch {
+        Some(b) => format!("ref: {b}\n"),
+        None => format!("{tip}\n"),
+    };
+    taskdir::write_new(&g.join("HEAD"), head.as_bytes())?;
+    taskdir::write_new(&g.join("commondir"), b"../..\n")?;
+    if let Some(gitdir) = taskdir::read_small(&admin.join("gitdir"), 4096)? {
+        taskdir::write_new(&g.join("gitdir"), &gitdir)?;
+    }
+    if let Some(index) = std::fs::read(td.index()).ok().or_else(|| std::fs::read(admin.join("index")).ok()) {
+        taskdir::write_new(&g.join("index"), &index)?;
+    }
+    let file = view_refs(td).join(task);
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    taskdir::write_new(&file, format!("{tip}\n").as_bytes())
+}
+
+/// The agent's branch tip as it left it in its view (a commit id, read as data), or why it
+/// cannot be taken.
+pub fn read_tip(td: &TaskDir, task: &str) -> std::result::Result<String, String> {
+    let bytes = taskdir::read_small(&view_refs(td).join(task), 1024)
+        .map_err(|e| format!("its branch cannot be read: {e:#}"))?
+        .ok_or_else(|| "it deleted its branch".to_string())?;
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("its branch does not name a commit ({:?})", crate::ui::sanitize(&text[..text.len().min(60)])))
+    }
+}
+
+/// The HEAD the agent left in its view of the worktree's git directory (read as data).
+pub fn read_head(td: &TaskDir) -> Option<String> {
+    let bytes = taskdir::read_small(&view_gitdir(td).join("HEAD"), 1024).ok()??;
+    Some(String::from_utf8_lossy(&bytes).trim().to_string())
+}
+
+/// What the sandbox needs to know of the task.
+pub struct Layout<'a> {
+    pub worktree: &'a Path,
+    /// The worktree's own git directory (as recorded before the agent ran).
+    pub admin: &'a Path,
+    /// The main working tree.
+    pub main: &'a Path,
+    pub common: &'a Path,
+    pub task_dir: &'a TaskDir,
+    pub run: &'a str,
+    /// The agent's temporary folder (inside the agent part).
+    pub tmpdir: &'a Path,
+}
+
+/// Paths under these are hidden by the sandbox's private mounts; those we need are bound back.
+const PRIVATE_MOUNTS: &[&str] = &["/tmp", "/run", "/dev/shm", "/var/tmp"];
+
+fn hidden(p: &Path) -> bool {
+    PRIVATE_MOUNTS.iter().any(|m| p.starts_with(m))
+}
+
+/// The bubblewrap command line running `program args` under the sandbox, and the environment
+/// it gets (the allowlisted part of ours, plus `envs`).
+pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)]) -> Result<(String, Vec<String>)> {
+    let branches = l.common.join("refs/heads/parallel").join(l.run);
+    let reflogs = l.common.join("logs/refs/heads/parallel").join(l.run);
+    // Mount points must exist in the read-only repository.
     for d in [&branches, &reflogs] {
         std::fs::create_dir_all(d)?;
     }
     let s = |p: &Path| p.to_string_lossy().into_owned();
-    let mut a: Vec<String> =
-        ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"].iter().map(|s| s.to_string()).collect();
-    let mut bind = |flag: &str, p: &Path| a.extend([flag.to_string(), s(p), s(p)]);
-    bind("--bind", w.worktree);
-    bind("--ro-bind", &w.worktree.join(".git"));
-    // The object store stays read-only (a writable one would let the agent delete the user's
-    // packs): the agent's git writes new objects to its private store (`object_env`), which
-    // `import_objects` checks and takes in once it has ended.
-    for p in [w.private.to_path_buf(), branches, reflogs] {
-        bind("--bind", &p);
+    let mut a: Vec<String> = [
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--cap-drop",
+        "ALL",
+        "--new-session",
+        "--die-with-parent",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // As root, the agent becomes an ordinary id inside (its files still belong to the user).
+    // SAFETY: getuid has no arguments.
+    if unsafe { libc::getuid() } == 0 {
+        a.extend(["--uid", "1000", "--gid", "1000"].map(String::from));
     }
-    a.extend(["--setenv".into(), "TMPDIR".into(), s(tmpdir)]);
-    a.extend(["--die-with-parent".into(), "--".into(), program.into()]);
+    for m in PRIVATE_MOUNTS {
+        if Path::new(m).is_dir() {
+            a.extend(["--tmpfs".to_string(), m.to_string()]);
+        }
+    }
+    let mut ro: Vec<PathBuf> = Vec::new();
+    // What must stay visible though it lives under a private mount: the repository, our task
+    // folder, the program and PATH, the home, name resolution.
+    // The main working tree and the run's folder of worktrees stay visible read-only wherever
+    // they are, as everything outside the private mounts is.
+    ro.push(l.main.to_path_buf());
+    ro.extend(l.worktree.parent().map(Path::to_path_buf));
+    ro.push(l.common.to_path_buf());
+    ro.push(l.task_dir.root.clone());
+    if let Some(dir) = Path::new(program).parent() {
+        ro.push(dir.to_path_buf());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        ro.extend(exe.parent().map(Path::to_path_buf));
+    }
+    for (k, v) in envs {
+        if k == "HOME" {
+            ro.push(PathBuf::from(v));
+        }
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        ro.push(PathBuf::from(home));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        ro.extend(std::env::split_paths(&path));
+    }
+    if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf") {
+        ro.push(resolv);
+    }
+    ro.sort();
+    ro.dedup();
+    for p in ro.iter().filter(|p| hidden(p) && p.exists()) {
+        a.extend(["--ro-bind".to_string(), s(p), s(p)]);
+    }
+    let mut bind = |flag: &str, from: &Path, to: &Path| a.extend([flag.to_string(), s(from), s(to)]);
+    bind("--bind", l.worktree, l.worktree);
+    bind("--ro-bind", &l.worktree.join(".git"), &l.worktree.join(".git"));
+    bind("--bind", &l.task_dir.agent(), &l.task_dir.agent());
+    // The agent's git sees its own copies in place of ours.
+    bind("--bind", &view_gitdir(l.task_dir), l.admin);
+    bind("--bind", &view_refs(l.task_dir), &branches);
+    bind("--bind", &view_reflogs(l.task_dir), &reflogs);
+    a.push("--clearenv".into());
+    let mut set: Vec<(String, String)> = std::env::vars().filter(|(k, _)| env_allowed(k)).collect();
+    set.push(("TMPDIR".into(), s(l.tmpdir)));
+    // Ours last: they win.
+    set.retain(|(k, _)| !envs.iter().any(|(e, _)| e == k));
+    set.extend(envs.iter().cloned());
+    for (k, v) in set {
+        a.extend(["--setenv".into(), k, v]);
+    }
+    a.extend(["--chdir".into(), s(l.worktree), "--".into(), program.into()]);
     a.extend(args.iter().cloned());
     Ok(("bwrap".into(), a))
 }
 
-/// The private object store of a sandboxed agent, inside its worktree's git directory.
-pub fn object_dir(private: &Path) -> std::path::PathBuf {
-    private.join("parallel-objects")
-}
-
 /// The environment that sends a sandboxed agent's new objects to its private store, reading the
 /// repository's as an alternate.
-pub fn object_env(private: &Path, common: &Path) -> Result<Vec<(String, String)>> {
-    let dir = object_dir(private);
-    std::fs::create_dir_all(&dir)?;
-    Ok(vec![
-        ("GIT_OBJECT_DIRECTORY".into(), dir.to_string_lossy().into_owned()),
+pub fn object_env(td: &TaskDir, common: &Path) -> Vec<(String, String)> {
+    vec![
+        ("GIT_OBJECT_DIRECTORY".into(), object_dir(td).to_string_lossy().into_owned()),
         ("GIT_ALTERNATE_OBJECT_DIRECTORIES".into(), common.join("objects").to_string_lossy().into_owned()),
-    ])
+    ]
 }
 
 /// Take a sandboxed agent's new objects into the repository: each loose object only once its
@@ -81,10 +292,15 @@ pub fn object_env(private: &Path, common: &Path) -> Result<Vec<(String, String)>
 /// to later would corrupt it), each pack through `git index-pack`, which names its objects
 /// itself. The private store is emptied. Err with the reason when an object in it is forged or
 /// unreadable: that one is left out, the rest taken in.
-pub fn import_objects(repo: &crate::repo::Repo, private: &Path) -> Result<std::result::Result<usize, String>> {
-    let dir = object_dir(private);
-    if !dir.is_dir() {
-        return Ok(Ok(0));
+pub fn import_objects(repo: &crate::repo::Repo, td: &TaskDir) -> Result<std::result::Result<usize, String>> {
+    let dir = object_dir(td);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            taskdir::remove_entry(&dir)?;
+            return Ok(Err("its object store is not a folder".into()));
+        }
+        Err(_) => return Ok(Ok(0)),
     }
     let target = repo.common_dir.join("objects");
     let store = gix::odb::loose::Store::at(&dir, gix::hash::Kind::Sha1);
@@ -93,17 +309,23 @@ pub fn import_objects(repo: &crate::repo::Repo, private: &Path) -> Result<std::r
     let mut refused = Vec::new();
     for id in store.iter() {
         let Ok(id) = id else { return Ok(Err("its object store could not be listed".into())) };
-        let good = match store.try_find(&id, &mut buf) {
-            Ok(Some(data)) => {
-                gix::objs::compute_hash(gix::hash::Kind::Sha1, data.kind, data.data).is_ok_and(|a| a == id)
-                    && data.decode().is_ok()
-            }
-            _ => false,
-        };
+        let hex = id.to_hex().to_string();
+        let (sub, file) = hex.split_at(2);
+        // Read as data: a link in the store is refused, never followed.
+        let plain = std::fs::symlink_metadata(dir.join(sub)).is_ok_and(|m| m.is_dir())
+            && std::fs::symlink_metadata(dir.join(sub).join(file)).is_ok_and(|m| m.is_file());
+        let good = plain
+            && match store.try_find(&id, &mut buf) {
+                Ok(Some(data)) => {
+                    gix::objs::compute_hash(gix::hash::Kind::Sha1, data.kind, data.data).is_ok_and(|a| a == id)
+                        && data.decode().is_ok()
+                }
+                _ => false,
+            };
         if good {
             verified.push(id);
         } else {
-            refused.push(id.to_string());
+            refused.push(hex);
         }
     }
     for id in &verified {
@@ -122,7 +344,7 @@ pub fn import_objects(repo: &crate::repo::Repo, private: &Path) -> Result<std::r
     if let Ok(entries) = std::fs::read_dir(dir.join("pack")) {
         for e in entries.flatten() {
             let path = e.path();
-            if path.extension().is_some_and(|x| x == "pack") {
+            if path.extension().is_some_and(|x| x == "pack") && e.file_type().is_ok_and(|t| t.is_file()) {
                 let bytes = std::fs::read(&path)?;
                 let out = crate::proc::git_output_stdin(&repo.workdir, ["index-pack", "--stdin"], &bytes)?;
                 if !out.ok() {
@@ -142,4 +364,19 @@ pub fn import_objects(repo: &crate::repo::Repo, private: &Path) -> Result<std::r
         )));
     }
     Ok(Ok(verified.len() + packs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_allowlist_drops_host_daemons() {
+        for k in ["PATH", "HOME", "ANTHROPIC_API_KEY", "LC_ALL", "GIT_PARALLEL_TASK", "https_proxy"] {
+            assert!(env_allowed(k), "{k}");
+        }
+        for k in ["TMUX", "SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "XDG_RUNTIME_DIR", "DOCKER_HOST"] {
+            assert!(!env_allowed(k), "{k}");
+        }
+    }
 }

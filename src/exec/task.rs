@@ -2,6 +2,8 @@
 //! retries of transient failures with backoff and jitter, and the commit of the result.
 //! Runs on a worker thread; reports to the orchestrator (the single writer) over a channel.
 
+use super::result::Shadow;
+use super::taskdir::TaskDir;
 use super::{merge, worktree};
 use crate::agent::{self, parse, ResultInfo, Update};
 use crate::proc;
@@ -213,12 +215,63 @@ fn is_usage(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<crate::error::Error>().is_some_and(|e| e.kind == crate::error::Kind::Usage))
 }
 
-/// The worktree's own git directory: files there are never committed and go with the worktree.
-fn private_dir(worktree: &Path) -> Result<PathBuf> {
-    match worktree::git_dir(worktree) {
-        Ok(d) => Ok(d),
-        Err(_) => Ok(PathBuf::from(proc::git(worktree, ["rev-parse", "--absolute-git-dir"])?)),
+/// Where a task's files are: its bookkeeping folder, the worktree's git directory, our git.
+struct Places {
+    td: TaskDir,
+    admin: PathBuf,
+    shadow: Shadow,
+    /// The main working tree.
+    main: PathBuf,
+}
+
+fn places(repo: &Repo, spec: &TaskSpec) -> Result<Places> {
+    let td = TaskDir::new(repo, &spec.run, &spec.task);
+    td.ensure()?;
+    let admin = match td.admin() {
+        Ok(a) if a.is_dir() => a,
+        _ => {
+            let a = worktree::admin_dir(repo, &spec.worktree)?;
+            td.record_admin(&a)?;
+            a
+        }
+    };
+    let shadow = Shadow::open(repo, &td, &spec.worktree, Some(&admin))?;
+    Ok(Places { td, admin, shadow, main: repo.workdir.clone() })
+}
+
+/// Move the task's branch from `old` to `new` (compare-and-swap), noting it in the worktree's
+/// HEAD log as a move made through the worktree (see `guard::moved_from_outside`).
+fn move_branch(repo: &Repo, spec: &TaskSpec, p: &Places, old: Option<&str>, new: &str, why: &str) -> Result<()> {
+    if old == Some(new) {
+        return Ok(());
     }
+    let mut args = vec!["update-ref", "-m", why, spec.branch.as_str(), new];
+    if let Some(o) = old {
+        args.push(o);
+    }
+    proc::git(&repo.workdir, args)?;
+    if let Some(o) = old {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let line = format!("{o} {new} git-parallel <git-parallel@localhost> {secs} +0000\t{why}\n");
+        let logs = p.admin.join("logs");
+        if std::fs::symlink_metadata(&logs).is_ok_and(|m| m.is_dir()) {
+            if let Ok(mut f) = super::taskdir::open_append(&logs.join("HEAD")) {
+                use std::io::Write;
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Put the task back at `start`: its worktree, our index and the worktree's own, its HEAD and
+/// its branch. Before a retry, and when a task is run again from the start.
+fn reset_task(repo: &Repo, spec: &TaskSpec, p: &Places, start: &str) -> Result<()> {
+    p.shadow.reset_hard(start)?;
+    super::taskdir::write_new(&p.admin.join("HEAD"), format!("ref: {}\n", spec.branch).as_bytes())?;
+    p.shadow.publish_index(&p.admin)?;
+    let old = crate::store::objects::read_ref(repo, &spec.branch)?.map(|id| id.to_string());
+    move_branch(repo, spec, p, old.as_deref(), start, "git parallel: start over")
 }
 
 fn run_inner(
@@ -237,7 +290,8 @@ fn run_inner(
         }
     };
     // A worktree of this run's task from an earlier orchestrator life.
-    let resuming = spec.worktree.join(".git").is_file() && repo.gix.try_find_reference(spec.branch.as_str())?.is_some();
+    let resuming = std::fs::symlink_metadata(spec.worktree.join(".git")).is_ok()
+        && repo.gix.try_find_reference(spec.branch.as_str())?.is_some();
     worktree::create(
         repo,
         &spec.worktree,
@@ -247,33 +301,27 @@ fn run_inner(
         spec.sparse.as_deref(),
     )?;
     crate::fault::point("worktree-created");
-    let private = private_dir(&spec.worktree)?;
+    let p = places(repo, spec)?;
     // What a sandboxed agent of an earlier life committed is in its private object store.
-    if let Err(why) = super::sandbox::import_objects(repo, &private)? {
+    if let Err(why) = super::sandbox::import_objects(repo, &p.td)? {
         return Ok(fail(format!("the agent's git objects were not taken: {why}")));
     }
     // A retried task starts over: its branch and worktree go back to the start commit.
     if resuming && spec.fresh {
-        proc::git(&spec.worktree, ["reset", "-q", "--hard", &start])?;
-        proc::git(&spec.worktree, ["clean", "-q", "-fd"])?;
+        reset_task(repo, spec, &p, &start)?;
     }
     // On resume the branch may already hold work; the start commit stays what the deps gave.
     if resuming && !spec.fresh {
-        if let Some(out) = recovered(repo, spec, &start)? {
+        if let Some(out) = recovered(repo, spec, &p, &start)? {
             return Ok(out);
         }
     }
-    let prompt_file = private.join("parallel-prompt.md");
-    std::fs::write(&prompt_file, &spec.prompt)?;
-    let stderr_path = private.join(LIVE_STDERR);
-    // What parallel.copy brought in, remembered beside the worktree for a resume.
-    let copied_list = private.join("parallel-copied");
+    super::taskdir::write_new(&p.td.prompt(), spec.prompt.as_bytes())?;
     // Prepared once per worktree: a marker, not "resuming", says whether it was (an engine
     // retry or a crash can come after the worktree was made and before setup ran).
-    let prepared = private.join("parallel-prepared");
-    if !prepared.exists() || spec.fresh {
+    if std::fs::symlink_metadata(p.td.prepared()).is_err() || spec.fresh {
         let copied = worktree::copy_untracked(repo, &spec.copy, &spec.worktree)?;
-        std::fs::write(&copied_list, copied.join("\0"))?;
+        super::taskdir::write_new(&p.td.copied(), copied.join("\0").as_bytes())?;
         if let Some(setup) = &spec.setup {
             let out = proc::shell(
                 &spec.worktree,
@@ -286,13 +334,23 @@ fn run_inner(
                 return Ok(fail(format!("setup command failed ({}): {}", out.status, tail(&said, 600))));
             }
         }
-        std::fs::write(&prepared, "")?;
+        super::taskdir::write_new(&p.td.prepared(), b"")?;
     }
     let started = Instant::now();
-    let snapshot = super::guard::snapshot(repo, &private)?;
+    let snapshot = super::guard::snapshot(repo)?;
     let mut attempt_no = spec.prior_attempts;
     let mut retries_left = spec.retries;
     let mut session = spec.resume_session.clone();
+    // Under the sandbox, where the agent's branch starts in its view: its own earlier commits
+    // (an interrupted session going on), else the branch as we hold it.
+    let mut view_tip = match &spec.sandbox {
+        Some(_) if !spec.fresh => super::sandbox::read_tip(&p.td, &spec.task).ok().filter(|t| {
+            merge::commit_id(repo, t)
+                .and_then(|t| Ok(merge::is_ancestor(repo, merge::commit_id(repo, &start)?, t)?))
+                .unwrap_or(false)
+        }),
+        _ => None,
+    };
     let mut last: Attempt;
     loop {
         attempt_no += 1;
@@ -303,8 +361,17 @@ fn run_inner(
             branch: spec.branch.clone(),
             start_commit: start.clone(),
         })));
+        if spec.sandbox.is_some() {
+            let tip = match view_tip.take() {
+                Some(t) => t,
+                None => crate::store::objects::read_ref(repo, &spec.branch)?
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| start.clone()),
+            };
+            super::sandbox::seed_view(&p.td, &p.admin, &spec.task, Some(&spec.branch), &tip)?;
+        }
         let resume = session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
-        last = attempt(spec, &prompt_file, &stderr_path, resume, ctl, tx, transcript)?;
+        last = attempt(spec, &p, &start, resume, ctl, tx, transcript)?;
         if last.interrupted || last.timed_out || last.spawn_error.is_some() || last.condemned.is_some() {
             break;
         }
@@ -335,8 +402,9 @@ fn run_inner(
             delay_ms: delay.as_millis() as u64,
         })));
         // A fresh attempt starts from a clean worktree; a crashed attempt's session is not resumed.
-        proc::git(&spec.worktree, ["reset", "-q", "--hard", &start])?;
-        proc::git(&spec.worktree, ["clean", "-q", "-fd"])?;
+        // What the crashed attempt committed under the sandbox is taken in and then dropped.
+        let _ = super::sandbox::import_objects(repo, &p.td)?;
+        reset_task(repo, spec, &p, &start)?;
         session = None;
         let until = Instant::now() + delay;
         loop {
@@ -354,8 +422,8 @@ fn run_inner(
     }
     let wall_ms = started.elapsed().as_millis() as u64;
     // A sandboxed agent's commits are in its private object store until checked and taken in.
-    let forged = super::sandbox::import_objects(repo, &private)?.err();
-    if !spec.worktree.join(".git").exists() {
+    let forged = super::sandbox::import_objects(repo, &p.td)?.err();
+    if std::fs::symlink_metadata(&spec.worktree).map(|m| !m.is_dir()).unwrap_or(true) {
         let trespass = super::guard::check(repo, &snapshot, &start, &start)?;
         return Ok(fail(format!(
             "the agent removed its own worktree {}; nothing of its work could be taken{}",
@@ -363,8 +431,10 @@ fn run_inner(
             if trespass.is_empty() { String::new() } else { format!(" (it also {})", trespass.join("; ")) }
         )));
     }
+    // The agent's HEAD and branch, read as data.
+    let tip = agent_tip(repo, spec, &p);
     // Whatever the agent did outside its branch is undone and named, however it ended.
-    let work = worktree_head(repo, &spec.worktree).map(|(_, h)| h).unwrap_or_else(|_| start.clone());
+    let work = tip.as_ref().ok().cloned().unwrap_or_else(|| start.clone());
     let trespass = super::guard::check(repo, &snapshot, &start, &work)?;
     let r = last.result.clone().unwrap_or_default();
     let metrics = Metrics {
@@ -379,7 +449,8 @@ fn run_inner(
         cpu_cores: None,
         peak_rss: None,
     };
-    let stderr = std::fs::read(&stderr_path).unwrap_or_default();
+    // Only a tail: an agent may have printed gigabytes.
+    let stderr = super::taskdir::read_tail(&p.td.stderr(), 64 << 10);
     let mut out = Outcome {
         task: spec.task.clone(),
         status: TaskStatus::Failed,
@@ -390,7 +461,7 @@ fn run_inner(
         files_changed: Vec::new(),
         wall_ms,
         transcript: Vec::new(),
-        stderr: tail_bytes(&stderr, 64 << 10),
+        stderr: stderr.clone(),
         logs: Vec::new(),
     };
     if let Some(e) = last.spawn_error {
@@ -408,12 +479,14 @@ fn run_inner(
         out.reason = Some(format!("the agent's git objects were not taken: {why}"));
         return Ok(out);
     }
-    if let Some(moved) = super::guard::moved_from_outside(&private, &work) {
-        out.reason = Some(format!(
-            "the task's branch {} was moved from outside its worktree while the agent ran ({moved}; another agent or process), so it may hold commits that are not this agent's; its result was not taken",
-            layout::short(&spec.branch)
-        ));
-        return Ok(out);
+    if spec.sandbox.is_none() {
+        if let Some(moved) = super::guard::moved_from_outside(&p.admin, &work) {
+            out.reason = Some(format!(
+                "the task's branch {} was moved from outside its worktree while the agent ran ({moved}; another agent or process), so it may hold commits that are not this agent's; its result was not taken",
+                layout::short(&spec.branch)
+            ));
+            return Ok(out);
+        }
     }
     if let Some(why) = last.condemned {
         out.reason = Some(why);
@@ -440,105 +513,171 @@ fn run_inner(
         out.reason = Some(reason);
         return Ok(out);
     }
-    // The agent stays on its branch, or its work is not what we think it is.
-    let (head_ref, head) = worktree_head(repo, &spec.worktree)?;
-    if head_ref.as_deref() != Some(spec.branch.as_str()) {
-        out.reason = Some(format!(
-            "the agent moved the worktree off {} (HEAD is {}); its work was not taken",
-            layout::short(&spec.branch),
-            head_ref.as_deref().unwrap_or("detached")
-        ));
-        return Ok(out);
-    }
-    // Integration merges the result with its start as the base: work that does not descend
-    // from the start (a reset behind it, a rewritten history) would silently revert the base.
-    if !merge::is_ancestor(repo, merge::commit_id(repo, &start)?, merge::commit_id(repo, &head)?)? {
-        out.reason = Some(format!(
-            "the agent's branch no longer descends from the commit it started from ({}): it reset or rewrote history; its result was not taken",
-            &start[..12.min(start.len())]
-        ));
-        return Ok(out);
-    }
-    let copied: Vec<String> = std::fs::read_to_string(&copied_list)
-        .unwrap_or_default()
-        .split('\0')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    let (commit, files) = commit_result(repo, spec, &start, &copied)?;
-    // Any commit of the task's history that holds them would carry them into integration.
-    if let (Some(head), false) = (&commit, copied.is_empty()) {
-        let range = format!("{start}..{head}");
-        let mut args = vec!["log", "--format=", "--name-only", range.as_str(), "--"];
-        args.extend(copied.iter().map(|s| s.as_str()));
-        let mut leaked: Vec<String> = proc::git(&spec.worktree, args)?.lines().map(str::to_string).collect();
-        leaked.sort();
-        leaked.dedup();
-        leaked.retain(|l| !l.is_empty());
-        if !leaked.is_empty() {
-            out.reason = Some(format!(
-                "the agent committed {}, brought in by parallel.copy and never meant for a commit; its result was not taken",
-                leaked.join(", ")
-            ));
+    let tip = match tip {
+        Ok(t) => t,
+        Err(why) => {
+            out.reason = Some(format!("{why}; its work was not taken"));
             return Ok(out);
         }
-    }
-    crate::fault::point("task-committed");
-    out.files_changed = files;
-    match commit {
-        Some(c) => {
-            out.status = TaskStatus::Succeeded;
-            out.commit = Some(c);
-        }
-        None => {
-            out.status = TaskStatus::NoChanges;
-            out.reason = Some("the agent finished without changing anything".into());
+    };
+    match take_result(repo, spec, &p, &start, &tip)? {
+        Err(why) => out.reason = Some(why),
+        Ok((commit, files)) => {
+            crate::fault::point("task-committed");
+            out.files_changed = files;
+            match commit {
+                Some(c) => {
+                    out.status = TaskStatus::Succeeded;
+                    out.commit = Some(c);
+                }
+                None => {
+                    out.status = TaskStatus::NoChanges;
+                    out.reason = Some("the agent finished without changing anything".into());
+                }
+            }
         }
     }
     Ok(out)
 }
 
-/// The worktree's HEAD, read in process: the branch it is on (None when detached) and its commit.
-fn worktree_head(repo: &Repo, worktree: &Path) -> Result<(Option<String>, String)> {
-    let text = std::fs::read_to_string(private_dir(worktree)?.join("HEAD"))?;
-    let text = text.trim();
-    match text.strip_prefix("ref: ") {
-        Some(name) => {
-            let id = crate::store::objects::read_ref(repo, name)?
-                .ok_or_else(|| anyhow::anyhow!("{} points to {name}, which does not exist", worktree.display()))?;
-            Ok((Some(name.to_string()), id.to_string()))
-        }
-        None => Ok((None, text.to_string())),
+/// The commit the agent's branch ended at, read as data: from its view under the sandbox, from
+/// the repository otherwise. Err when its HEAD left the branch or the branch names no commit.
+fn agent_tip(repo: &Repo, spec: &TaskSpec, p: &Places) -> std::result::Result<String, String> {
+    let head = if spec.sandbox.is_some() {
+        super::sandbox::read_head(&p.td)
+    } else {
+        super::taskdir::read_small(&p.admin.join("HEAD"), 1024)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+    };
+    let head = head.unwrap_or_default();
+    if head != format!("ref: {}", spec.branch) {
+        return Err(format!(
+            "the agent moved the worktree off {} (HEAD is {})",
+            layout::short(&spec.branch),
+            crate::ui::sanitize(head.strip_prefix("ref: ").map(layout::short).unwrap_or("detached"))
+        ));
+    }
+    if spec.sandbox.is_some() {
+        return super::sandbox::read_tip(&p.td, &spec.task);
+    }
+    match crate::store::objects::read_ref(repo, &spec.branch) {
+        Ok(Some(id)) => Ok(id.to_string()),
+        Ok(None) => Err("the agent deleted its branch".into()),
+        Err(e) => Err(format!("its branch cannot be read: {e:#}")),
     }
 }
 
+/// The one check every result passes, however it was reached (the agent's end, a resume that
+/// finds it, a retry): the agent's branch `tip` must be a commit descending from `start`; what
+/// the worktree holds beyond it is committed by our own git (never reading the agent's
+/// configuration); files `parallel.copy` brought in stay out of every commit; then the task's
+/// branch is moved to the result, compare-and-swap. Ok((None, _)) when nothing changed.
+fn take_result(
+    repo: &Repo,
+    spec: &TaskSpec,
+    p: &Places,
+    start: &str,
+    tip: &str,
+) -> Result<std::result::Result<(Option<String>, Vec<String>), String>> {
+    let Ok(tip_id) = merge::commit_id(repo, tip) else {
+        return Ok(Err(format!(
+            "the agent's branch names {}, which is not a commit here; its result was not taken",
+            short(tip)
+        )));
+    };
+    // Integration merges the result with its start as the base: work that does not descend
+    // from the start (a reset behind it, a rewritten history) would silently revert the base.
+    if !merge::is_ancestor(repo, merge::commit_id(repo, start)?, tip_id)? {
+        return Ok(Err(format!(
+            "the agent's branch no longer descends from the commit it started from ({}): it reset or rewrote history; its result was not taken",
+            short(start)
+        )));
+    }
+    let copied: Vec<String> = super::taskdir::read_small(&p.td.copied(), 16 << 20)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let tree = p.shadow.tree(tip, &copied)?;
+    let tip_tree = proc::git(&repo.workdir, ["rev-parse", &format!("{tip}^{{tree}}")])?;
+    let result = if tree == tip_tree {
+        tip.to_string()
+    } else {
+        let message = format!(
+            "{}\n\nWork of git-parallel task {} in run {}.\n\n{}: {}\n{}: {}\n",
+            spec.title,
+            spec.task,
+            spec.run,
+            layout::TRAILER_RUN,
+            spec.run,
+            layout::TRAILER_TASK,
+            spec.task
+        );
+        p.shadow.commit(&tree, tip, &message)?
+    };
+    if result == start {
+        return Ok(Ok((None, Vec::new())));
+    }
+    // Any commit of the task's history that holds them would carry them into integration.
+    if !copied.is_empty() {
+        let range = format!("{start}..{result}");
+        let mut args = vec!["log", "--format=", "--name-only", range.as_str(), "--"];
+        args.extend(copied.iter().map(|s| s.as_str()));
+        let mut leaked: Vec<String> = proc::git(&repo.workdir, args)?.lines().map(str::to_string).collect();
+        leaked.sort();
+        leaked.dedup();
+        leaked.retain(|l| !l.is_empty());
+        if !leaked.is_empty() {
+            return Ok(Err(format!(
+                "the agent committed {}, brought in by parallel.copy and never meant for a commit; its result was not taken",
+                crate::ui::sanitize(&leaked.join(", "))
+            )));
+        }
+    }
+    let files = proc::git(&repo.workdir, ["diff", "--name-only", "-z", start, &result])?;
+    let files = files.split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let old = crate::store::objects::read_ref(repo, &spec.branch)?.map(|id| id.to_string());
+    move_branch(repo, spec, p, old.as_deref(), &result, "git parallel: task result")?;
+    p.shadow.publish_index(&p.admin)?;
+    Ok(Ok((Some(result), files)))
+}
+
+fn short(oid: &str) -> &str {
+    &oid[..12.min(oid.len())]
+}
+
 /// On resume: a task whose result commit (with our trailers) is already on its branch and
-/// whose worktree is clean finished before the orchestrator stopped; record it, do not rerun.
-fn recovered(repo: &Repo, spec: &TaskSpec, start: &str) -> Result<Option<Outcome>> {
-    let (_, head) = worktree_head(repo, &spec.worktree)?;
-    if head == start || worktree::is_dirty(&spec.worktree)? {
+/// whose worktree holds nothing beyond it finished before the orchestrator stopped; it is
+/// recorded after the same check as any result, not run again.
+fn recovered(repo: &Repo, spec: &TaskSpec, p: &Places, start: &str) -> Result<Option<Outcome>> {
+    let Some(head) = crate::store::objects::read_ref(repo, &spec.branch)?.map(|id| id.to_string()) else {
+        return Ok(None);
+    };
+    if head == start || p.shadow.dirty(&head)? {
         return Ok(None);
     }
-    let msg = proc::git(&spec.worktree, ["log", "-1", "--format=%B", &head])?;
+    let msg = proc::git(&repo.workdir, ["log", "-1", "--format=%B", &head])?;
     let ours = msg.lines().any(|l| l == format!("{}: {}", layout::TRAILER_RUN, spec.run))
         && msg.lines().any(|l| l == format!("{}: {}", layout::TRAILER_TASK, spec.task));
     if !ours {
         return Ok(None);
     }
-    let files = proc::git(&spec.worktree, ["diff", "--name-only", "-z", start, &head])?;
-    Ok(Some(Outcome {
-        task: spec.task.clone(),
-        status: TaskStatus::Succeeded,
-        commit: Some(head),
-        reason: Some("recovered: its result was committed before the orchestrator stopped".into()),
-        exit_code: None,
-        metrics: Metrics::default(),
-        files_changed: files.split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-        wall_ms: 0,
-        transcript: Vec::new(),
-        stderr: Vec::new(),
-        logs: Vec::new(),
-    }))
+    let mut out = Outcome { task: spec.task.clone(), status: TaskStatus::Failed, ..Default::default() };
+    match take_result(repo, spec, p, start, &head)? {
+        Err(why) => out.reason = Some(why),
+        Ok((None, _)) => return Ok(None),
+        Ok((Some(commit), files)) => {
+            out.status = TaskStatus::Succeeded;
+            out.commit = Some(commit);
+            out.files_changed = files;
+            out.reason = Some("recovered: its result was committed before the orchestrator stopped".into());
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Exponential backoff with jitter: base * 2^(n-1), times a random factor in [0.5, 1.5), at most 5 min.
@@ -567,16 +706,6 @@ fn describe(a: &Attempt) -> String {
     }
 }
 
-/// Where a running agent's transcript is copied as it comes (in the worktree's private git
-/// directory, beside the prompt file).
-fn live_transcript(prompt_file: &Path) -> PathBuf {
-    prompt_file.with_file_name(LIVE_TRANSCRIPT)
-}
-
-/// File names, in a worktree's private git directory, of the live transcript and stderr.
-pub const LIVE_TRANSCRIPT: &str = "parallel-transcript.jsonl";
-pub const LIVE_STDERR: &str = "parallel-stderr.log";
-
 /// The last line of `stderr` that says something (not blank, not only punctuation), cut to a
 /// readable length.
 fn last_words(stderr: &[u8]) -> Option<String> {
@@ -595,10 +724,6 @@ fn tail(s: &str, n: usize) -> String {
         start += 1;
     }
     format!("...{}", &s[start..])
-}
-
-fn tail_bytes(b: &[u8], n: usize) -> Vec<u8> {
-    b[b.len().saturating_sub(n)..].to_vec()
 }
 
 /// Read lines from the agent, cutting overlong ones.
@@ -626,21 +751,26 @@ fn read_lines(reader: impl Read, tx: Sender<Vec<u8>>) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn attempt(
     spec: &TaskSpec,
-    prompt_file: &Path,
-    stderr_path: &Path,
+    p: &Places,
+    start: &str,
     resume: Option<&str>,
     ctl: &Control,
     tx: &Sender<Msg>,
     transcript: &mut Vec<u8>,
 ) -> Result<Attempt> {
+    let prompt_file = p.td.prompt();
+    let state = p.td.agent_state();
     let input = agent::TaskInput {
         prompt: &spec.prompt,
-        prompt_file,
+        prompt_file: &prompt_file,
         worktree: &spec.worktree,
         task: &spec.task,
         resume_session: resume,
+        state: &state,
+        sandboxed: spec.sandbox.is_some(),
     };
     let inv = agent::invocation(&spec.profile, spec.template.as_deref(), &input)?;
     let mut a = Attempt::default();
@@ -649,7 +779,7 @@ fn attempt(
             Some(format!("agent `{}` ({} profile) is not installed or not on PATH", inv.program, spec.profile));
         return Ok(a);
     }
-    inv.prepare()?;
+    inv.prepare(&p.td.agent())?;
     let mut envs = vec![
         ("GIT_PARALLEL_RUN".to_string(), spec.run.clone()),
         ("GIT_PARALLEL_TASK".to_string(), spec.task.clone()),
@@ -659,23 +789,26 @@ fn attempt(
     // An agent's own commits must not start `gc --auto` under the run either.
     envs.extend(proc::agent_config_env(&inv.git_config));
     let (program, args) = match &spec.sandbox {
-        Some(git_dir) => {
+        Some(common) => {
             let prog =
                 proc::which(&inv.program).map(|p| p.to_string_lossy().into_owned()).unwrap_or(inv.program.clone());
-            let tmp = prompt_file.with_file_name("parallel-tmp");
-            std::fs::create_dir_all(&tmp)?;
-            let private = prompt_file.parent().unwrap_or(&spec.worktree);
-            envs.extend(super::sandbox::object_env(private, git_dir)?);
-            let w = super::sandbox::Writable { worktree: &spec.worktree, private, common: git_dir, run: &spec.run };
-            super::sandbox::wrap(&prog, &inv.args, &w, &tmp)?
+            let tmp = state.join("tmp");
+            super::taskdir::plain_dir(&p.td.agent(), &tmp)?;
+            envs.extend(super::sandbox::object_env(&p.td, common));
+            let l = super::sandbox::Layout {
+                worktree: &spec.worktree,
+                admin: &p.admin,
+                main: &p.main,
+                common,
+                task_dir: &p.td,
+                run: &spec.run,
+                tmpdir: &tmp,
+            };
+            super::sandbox::wrap(&prog, &inv.args, &l, &envs)?
         }
         None => (inv.program.clone(), inv.args.clone()),
     };
-    let stderr_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(stderr_path)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", stderr_path.display()))?;
+    let stderr_file = super::taskdir::open_append(&p.td.stderr())?;
     let mut child = match proc::Contained::spawn(
         &program,
         &args,
@@ -691,7 +824,7 @@ fn attempt(
         }
     };
     ctl.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.task.clone(), child.pid);
-    let mut live = std::fs::OpenOptions::new().create(true).append(true).open(live_transcript(prompt_file)).ok();
+    let mut live = super::taskdir::open_append(&p.td.transcript()).ok();
     let (ltx, lrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = std::sync::mpsc::channel();
     // Not joined: were a process to escape containment with the pipe, we must not wait on it.
     if let Some(stdout) = child.child.stdout.take() {
@@ -833,62 +966,25 @@ fn attempt(
         // Our own signal, not a crash.
         a.signal = None;
     }
-    agent::remove_leftovers(&inv, &spec.worktree)?;
+    let tracked = |rel: &str| p.shadow.tracked(start, rel);
+    agent::remove_leftovers(&inv, &spec.worktree, &tracked)?;
     Ok(a)
 }
 
-/// Commit what the agent changed (keeping commits it made itself) with our trailers.
-/// Returns the result commit (None when nothing changed) and the files changed since `start`.
-fn commit_result(
-    repo: &Repo,
-    spec: &TaskSpec,
-    start: &str,
-    copied: &[String],
-) -> Result<(Option<String>, Vec<String>)> {
-    let wt = &spec.worktree;
-    proc::git(wt, ["add", "-A"])?;
-    // Files copied in by parallel.copy (local config, secrets) stay as they were at the start.
-    if !copied.is_empty() {
-        let mut args = vec!["reset", "-q", start, "--"];
-        args.extend(copied.iter().map(|s| s.as_str()));
-        proc::git(wt, args)?;
+/// Run the agent once in an existing worktree, detached at `spec.base` (no worktree made, no
+/// result taken): used to resolve merge conflicts. Contained, and sandboxed under
+/// `spec.sandbox`, like any task. True when the agent ended successfully.
+pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result<bool> {
+    let p = places(repo, spec)?;
+    super::taskdir::write_new(&p.td.prompt(), spec.prompt.as_bytes())?;
+    if spec.sandbox.is_some() {
+        super::sandbox::seed_view(&p.td, &p.admin, &spec.task, None, &spec.base)?;
     }
-    {
-        let message = format!(
-            "{}\n\nWork of git-parallel task {} in run {}.\n\n{}: {}\n{}: {}\n",
-            spec.title,
-            spec.task,
-            spec.run,
-            layout::TRAILER_RUN,
-            spec.run,
-            layout::TRAILER_TASK,
-            spec.task
-        );
-        let out = proc::git_output_stdin(wt, ["commit", "-q", "--no-verify", "-F", "-"], message.as_bytes())?;
-        // Exit 1 with "nothing to commit" is the agent having committed everything, or nothing.
-        if !out.ok() && !out.stdout_str().contains("nothing to commit") {
-            anyhow::bail!("cannot commit the task's changes: {}{}", out.stderr_str().trim(), out.stdout_str().trim());
-        }
-    }
-    let (_, head) = worktree_head(repo, wt)?;
-    if head == start {
-        return Ok((None, Vec::new()));
-    }
-    let files = proc::git(wt, ["diff", "--name-only", "-z", start, &head])?;
-    let files = files.split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect();
-    Ok((Some(head), files))
-}
-
-/// Run the agent once in an existing directory (no worktree creation, no commit): used to
-/// resolve merge conflicts. True when the agent ended successfully.
-pub fn run_agent_in_place(spec: &TaskSpec, ctl: &Control) -> Result<bool> {
-    let private = private_dir(&spec.worktree)?;
-    let prompt_file = private.join("parallel-prompt.md");
-    std::fs::write(&prompt_file, &spec.prompt)?;
-    let stderr_path = private.join(LIVE_STDERR);
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut transcript = Vec::new();
-    let a = attempt(spec, &prompt_file, &stderr_path, None, ctl, &tx, &mut transcript)?;
+    let a = attempt(spec, &p, &spec.base, None, ctl, &tx, &mut transcript)?;
+    // Its objects are not needed (it was told not to commit); a forged one stays out.
+    let _ = super::sandbox::import_objects(repo, &p.td)?;
     Ok(a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed())
 }
 

@@ -222,9 +222,17 @@ pub fn unlock(repo: &Repo, path: &Path) {
     let _ = proc::git_output(&repo.workdir, ["worktree", "unlock", &path.to_string_lossy()]);
 }
 
-/// Whether a worktree has uncommitted changes (tracked or untracked, not ignored).
-pub fn is_dirty(path: &Path) -> Result<bool> {
-    Ok(!proc::git(path, ["status", "--porcelain", "--untracked-files=normal"])?.trim().is_empty())
+/// Whether a task's worktree has uncommitted changes (tracked or untracked, not ignored),
+/// asked of a git of ours (`exec::result`), never of the configuration an agent could have
+/// left in the worktree.
+pub fn is_dirty(repo: &Repo, path: &Path, branch: &str) -> Result<bool> {
+    let (run, task) = layout::parse_task_branch(branch).context("not a task branch")?;
+    let td = super::taskdir::TaskDir::new(repo, run, task);
+    td.ensure()?;
+    let admin = admin_dir(repo, path)?;
+    let shadow = super::result::Shadow::open(repo, &td, path, Some(&admin))?;
+    let head = crate::store::objects::read_ref(repo, branch)?.context("the branch is gone")?;
+    shadow.dirty(&head.to_string())
 }
 
 /// Remove a worktree (unlocking ours first; forced, a lock does not stop it).
@@ -274,4 +282,20 @@ pub fn copy_untracked(repo: &Repo, globs: &[String], dest: &Path) -> Result<Vec<
         }
     }
     Ok(copied)
+}
+
+/// The worktree's own git directory: the admin folder under `<common>/worktrees/` whose
+/// `gitdir` names this worktree. Found from the repository's side, never from the worktree's
+/// `.git` link, which the agent can rewrite.
+pub fn admin_dir(repo: &Repo, worktree: &Path) -> Result<PathBuf> {
+    let want = worktree.join(".git");
+    let root = repo.common_dir.join("worktrees");
+    for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let gitdir = super::taskdir::read_small(&e.path().join("gitdir"), 4096).ok().flatten().unwrap_or_default();
+        let named = PathBuf::from(String::from_utf8_lossy(&gitdir).trim());
+        if named == want || (named.canonicalize().ok().is_some_and(|n| Some(n) == want.canonicalize().ok())) {
+            return Ok(e.path());
+        }
+    }
+    anyhow::bail!("{} is not a worktree of this repository", worktree.display())
 }

@@ -12,12 +12,17 @@ use crate::store::{layout, objects};
 use anyhow::Result;
 use std::time::Duration;
 
-/// Whether any of `files` in `dir` still holds a conflict marker.
+/// Whether any of `files` in `dir` still holds a conflict marker. The file is read as data
+/// (a link or a FIFO in its place counts as unresolved). A line of `=======` alone is not a
+/// marker: it is also a Markdown heading's underline.
 fn has_markers(dir: &std::path::Path, files: &[String]) -> bool {
-    files.iter().any(|f| {
-        std::fs::read_to_string(dir.join(f))
-            .map(|t| t.lines().any(|l| l.starts_with("<<<<<<< ") || l.starts_with(">>>>>>> ") || l == "======="))
-            .unwrap_or(false)
+    files.iter().any(|f| match crate::exec::taskdir::read_small(&dir.join(f), 256 << 20) {
+        Ok(Some(bytes)) => {
+            String::from_utf8_lossy(&bytes).lines().any(|l| l.starts_with("<<<<<<< ") || l.starts_with(">>>>>>> "))
+        }
+        // Deleted: a resolution that removes the file.
+        Ok(None) => false,
+        Err(_) => true,
     })
 }
 
@@ -67,11 +72,12 @@ pub fn resolve_conflicts(
                 copy: Vec::new(),
                 resume_session: None,
                 prior_attempts: 0,
-                sandbox: None,
+                // Contained, and sandboxed when the run is, like any task of the run.
+                sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
                 sparse: None,
                 fresh: false,
             };
-            let ok = task::run_agent_in_place(&spec, &ctl)?;
+            let ok = task::run_agent_in_place(&repo, &spec, &ctl)?;
             if !ok || has_markers(&path, &conflict.files) {
                 obs.note(&format!("{}: the agent did not resolve every conflict; left out", conflict.task));
                 let _ = proc::git_output(&path, ["merge", "--abort"]);
@@ -79,7 +85,12 @@ pub fn resolve_conflicts(
                 continue;
             }
         }
-        proc::git(&path, ["add", "-A"])?;
+        // The agent's files read as data by a git of ours (see exec::result).
+        let td = crate::exec::taskdir::TaskDir::new(&repo, &run, &format!("resolve-{}", conflict.task));
+        td.ensure()?;
+        let admin = worktree::admin_dir(&repo, &path)?;
+        let shadow = crate::exec::result::Shadow::open(&repo, &td, &path, Some(&admin))?;
+        let tree = shadow.tree(&tip, &[])?;
         let msg = format!(
             "Merge task {} of run {run} (conflicts resolved by an agent)\n\n{}: {run}\n{}: {}\n",
             conflict.task,
@@ -87,12 +98,13 @@ pub fn resolve_conflicts(
             layout::TRAILER_TASK,
             conflict.task
         );
-        let out = proc::git_output_stdin(&path, ["commit", "-q", "--no-verify", "-F", "-"], msg.as_bytes())?;
-        if !out.ok() {
-            anyhow::bail!("cannot commit the resolved merge of {}: {}", conflict.task, out.stderr_str().trim());
-        }
-        let new = proc::git(&path, ["rev-parse", "HEAD"])?;
-        let old = objects::read_ref(&repo, &outcome.target)?;
+        let new = shadow.commit_parents(&tree, &[tip.as_str(), task_commit.as_str()], &msg)?;
+        crate::exec::taskdir::remove_task(&repo, &run, &format!("resolve-{}", conflict.task));
+        // The target is expected where integration left it, never where a ref now says.
+        let old = match &outcome.commit {
+            Some(c) => Some(gix::ObjectId::from_hex(c.as_bytes())?),
+            None => objects::read_ref(&repo, &outcome.target)?,
+        };
         let new_id = gix::ObjectId::from_hex(new.as_bytes())?;
         objects::cas_update(
             &repo,

@@ -28,6 +28,18 @@ pub fn note(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
+/// Text from an agent made safe for a terminal: control characters (escape sequences that
+/// could move the cursor, retitle the window or write the clipboard with OSC 52) are shown as
+/// `\u{..}` escapes; newlines and tabs stay.
+pub fn sanitize(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}
+
 /// Minutes as a short human duration.
 pub fn minutes(m: f64) -> String {
     if m <= 0.0 {
@@ -50,6 +62,19 @@ pub fn millis(ms: u64) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod sanitize_tests {
+    #[test]
+    fn escapes_terminal_controls_but_keeps_lines() {
+        assert_eq!(super::sanitize("a\tb\nc"), "a\tb\nc");
+        let osc52 = "\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}done";
+        let safe = super::sanitize(osc52);
+        assert!(!safe.contains('\u{1b}') && !safe.contains('\u{7}'), "{safe}");
+        assert!(safe.ends_with("done"));
+        assert!(!super::sanitize("\u{9b}31m").contains('\u{9b}'), "C1 controls too");
     }
 }
 

@@ -1,0 +1,247 @@
+//! Our own git on a task's worktree after (or between) its agent's attempts, reading what the
+//! agent left as data, never as configuration.
+//!
+//! The agent can write its worktree, the `.git` link in it and (without `--sandbox`) the
+//! worktree's git directory: `commondir`, `config.worktree`, nested repositories, attributes.
+//! A git that discovers its repository from there would run whatever the agent configured
+//! (`core.fsmonitor` is a shell command). So every git command here gets an explicit git
+//! directory of ours (`TaskDir::shadow`: a HEAD, a minimal config with the user's safe `core`
+//! settings, the user's `info/exclude`), our own index (`TaskDir::index`, copied when the
+//! worktree was made), the repository's object store, no system or global configuration,
+//! hooks and fsmonitor off, submodules ignored, and no filter drivers (none is configured in
+//! there, whatever the agent's `.gitattributes` name). Files are read as files: symbolic links
+//! are stored as links.
+
+use super::taskdir::{self, TaskDir};
+use crate::proc;
+use crate::repo::Repo;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// `core` settings of the user's that change what a file's content is in git; copied into our
+/// configuration (none of them runs anything).
+const SAFE_CORE: &[&str] = &[
+    "autocrlf",
+    "eol",
+    "safecrlf",
+    "filemode",
+    "symlinks",
+    "ignorecase",
+    "precomposeunicode",
+    "checkroundtripencoding",
+];
+
+/// Git on one task's worktree, with a git directory and index of ours.
+pub struct Shadow {
+    dir: PathBuf,
+    index: PathBuf,
+    objects: PathBuf,
+    worktree: PathBuf,
+    /// The main working tree, where the user's identity is read.
+    main: PathBuf,
+    excludes: Option<String>,
+}
+
+impl Shadow {
+    /// Make (or reuse) the task's git directory of ours; `admin` is the worktree's own git
+    /// directory, whose index is copied as ours the first time (before any agent ran there).
+    pub fn open(repo: &Repo, td: &TaskDir, worktree: &Path, admin: Option<&Path>) -> Result<Shadow> {
+        let dir = td.shadow();
+        if std::fs::symlink_metadata(dir.join("config")).is_err() {
+            std::fs::create_dir_all(dir.join("refs"))?;
+            std::fs::create_dir_all(dir.join("info"))?;
+            std::fs::create_dir_all(dir.join("objects"))?;
+            let mut config = String::from("[core]\n\trepositoryformatversion = 0\n\tbare = false\n");
+            let snap = repo.gix.config_snapshot();
+            for key in SAFE_CORE {
+                if let Some(v) = snap.string(format!("core.{key}").as_str()) {
+                    let v = v.to_string();
+                    // Values are plain words; anything else is not copied.
+                    if v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                        config.push_str(&format!("\t{key} = {v}\n"));
+                    }
+                }
+            }
+            taskdir::write_new(&dir.join("HEAD"), b"0000000000000000000000000000000000000000\n")?;
+            let exclude = std::fs::read(repo.common_dir.join("info/exclude")).unwrap_or_default();
+            taskdir::write_new(&dir.join("info/exclude"), &exclude)?;
+            taskdir::write_new(&dir.join("config"), config.as_bytes())?;
+        }
+        if std::fs::symlink_metadata(td.index()).is_err() {
+            if let Some(index) = admin.and_then(|a| std::fs::read(a.join("index")).ok()) {
+                taskdir::write_new(&td.index(), &index)?;
+            }
+        }
+        let excludes = repo
+            .gix
+            .config_snapshot()
+            .trusted_path("core.excludesFile")
+            .ok()
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned());
+        Ok(Shadow {
+            dir,
+            index: td.index(),
+            objects: repo.common_dir.join("objects"),
+            worktree: worktree.to_path_buf(),
+            main: repo.workdir.clone(),
+            excludes,
+        })
+    }
+
+    fn expr(&self, args: &[&str]) -> duct::Expression {
+        let mut full: Vec<String> = vec![
+            "-c".into(),
+            "core.hooksPath=/dev/null".into(),
+            "-c".into(),
+            "core.fsmonitor=false".into(),
+            "-c".into(),
+            "core.untrackedCache=false".into(),
+            "-c".into(),
+            "core.attributesFile=/dev/null".into(),
+            "-c".into(),
+            "submodule.recurse=false".into(),
+            "-c".into(),
+            "diff.ignoreSubmodules=all".into(),
+            "-c".into(),
+            "status.submoduleSummary=false".into(),
+            "-c".into(),
+            "protocol.allow=never".into(),
+        ];
+        if let Some(x) = &self.excludes {
+            full.extend(["-c".into(), format!("core.excludesFile={x}")]);
+        }
+        full.extend(args.iter().map(|s| s.to_string()));
+        proc::hardened_git(
+            &full,
+            &self.worktree,
+            &[
+                ("GIT_DIR", &self.dir),
+                ("GIT_WORK_TREE", &self.worktree),
+                ("GIT_INDEX_FILE", &self.index),
+                ("GIT_OBJECT_DIRECTORY", &self.objects),
+            ],
+        )
+    }
+
+    fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<proc::Output> {
+        let mut e = self.expr(args);
+        if let Some(i) = input {
+            e = e.stdin_bytes(i.to_vec());
+        }
+        proc::run_captured(e, "git")
+    }
+
+    /// Run git; its trimmed stdout, or an error with its stderr.
+    pub fn git(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args, None)?;
+        if !out.ok() {
+            anyhow::bail!("git {} failed: {}", args.join(" "), out.stderr_str().trim());
+        }
+        Ok(out.stdout_str().trim_end().to_string())
+    }
+
+    fn set_head(&self, commit: &str) -> Result<()> {
+        taskdir::write_new(&self.dir.join("HEAD"), format!("{commit}\n").as_bytes())
+    }
+
+    /// Whether the worktree differs from `commit` (tracked changes or untracked files that are
+    /// not ignored).
+    pub fn dirty(&self, commit: &str) -> Result<bool> {
+        self.set_head(commit)?;
+        self.git(&["update-index", "-q", "--refresh"]).ok();
+        Ok(!self.git(&["status", "--porcelain", "--untracked-files=normal", "--ignore-submodules=all"])?.is_empty())
+    }
+
+    /// The worktree's content as a tree (what the agent left), with `keep` (files brought in
+    /// by `parallel.copy`) as they are in `tip`; updates our index to it.
+    pub fn tree(&self, tip: &str, keep: &[String]) -> Result<String> {
+        self.set_head(tip)?;
+        if std::fs::symlink_metadata(&self.index).is_err() {
+            // No index of ours (a worktree from an older version): every file is hashed.
+            self.git(&["read-tree", tip])?;
+        }
+        self.git(&["add", "-A"])?;
+        if !keep.is_empty() {
+            let mut args = vec!["reset", "-q", tip, "--"];
+            args.extend(keep.iter().map(String::as_str));
+            self.git(&args)?;
+        }
+        self.git(&["write-tree"])
+    }
+
+    /// A commit of `tree` on `parent` with `message`, by the user's identity.
+    pub fn commit(&self, tree: &str, parent: &str, message: &str) -> Result<String> {
+        self.commit_parents(tree, &[parent], message)
+    }
+
+    /// A commit of `tree` on `parents` (a merge when several).
+    pub fn commit_parents(&self, tree: &str, parents: &[&str], message: &str) -> Result<String> {
+        let mut args = vec!["commit-tree", tree];
+        for p in parents {
+            args.extend(["-p", p]);
+        }
+        args.extend(["-F", "-"]);
+        let mut e = self.expr(&args).stdin_bytes(message.as_bytes().to_vec());
+        for (k, v) in identity(&self.main) {
+            if std::env::var_os(k).is_none() {
+                e = e.env(k, v);
+            }
+        }
+        let out = proc::run_captured(e, "git")?;
+        if !out.ok() {
+            anyhow::bail!("cannot commit the task's changes: {}", out.stderr_str().trim());
+        }
+        Ok(out.stdout_str().trim().to_string())
+    }
+
+    /// Put the worktree and our index back to `commit`, removing what is not tracked there
+    /// (ignored files stay: build caches survive a retry).
+    pub fn reset_hard(&self, commit: &str) -> Result<()> {
+        self.set_head(commit)?;
+        self.git(&["reset", "-q", "--hard", commit])?;
+        self.git(&["clean", "-q", "-ffd"])?;
+        Ok(())
+    }
+
+    /// Whether `rel` is tracked at `commit`.
+    pub fn tracked(&self, commit: &str, rel: &str) -> Result<bool> {
+        self.set_head(commit)?;
+        Ok(!self.git(&["ls-files", "--", rel])?.is_empty())
+    }
+
+    /// Give the worktree's own git directory our index (it matches the result), so `git status`
+    /// there shows the result clean. Replaces the file, never writes through a link.
+    pub fn publish_index(&self, admin: &Path) -> Result<()> {
+        let bytes = std::fs::read(&self.index).context("our index of the worktree")?;
+        let tmp = admin.join(format!("index.parallel-{}", std::process::id()));
+        taskdir::write_new(&tmp, &bytes)?;
+        std::fs::rename(&tmp, admin.join("index"))?;
+        Ok(())
+    }
+}
+
+/// The user's identity (name and e-mail of author and committer) as git gives it in the main
+/// repository, read once: our commits carry it without reading any configuration of the agent's.
+fn identity(dir: &Path) -> Vec<(&'static str, String)> {
+    static ID: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let mut v = Vec::new();
+        for (var, names) in [
+            ("GIT_AUTHOR_IDENT", ["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL"]),
+            ("GIT_COMMITTER_IDENT", ["GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"]),
+        ] {
+            let ident = proc::git(dir, ["var", var]).unwrap_or_default();
+            // `Name <email> time zone`
+            if let (Some(lt), Some(gt)) = (ident.find('<'), ident.find('>')) {
+                v.push((names[0], ident[..lt].trim().to_string()));
+                v.push((names[1], ident[lt + 1..gt].to_string()));
+            } else {
+                v.push((names[0], "git-parallel".to_string()));
+                v.push((names[1], "git-parallel@localhost".to_string()));
+            }
+        }
+        v
+    })
+    .clone()
+}
