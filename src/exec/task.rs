@@ -346,7 +346,7 @@ fn run_inner(
     let mut view_tip = match &spec.sandbox {
         Some(_) if !spec.fresh => super::sandbox::read_tip(&p.td, &spec.task).ok().filter(|t| {
             merge::commit_id(repo, t)
-                .and_then(|t| Ok(merge::is_ancestor(repo, merge::commit_id(repo, &start)?, t)?))
+                .and_then(|t| merge::is_ancestor(repo, merge::commit_id(repo, &start)?, t))
                 .unwrap_or(false)
         }),
         _ => None,
@@ -569,18 +569,15 @@ fn agent_tip(repo: &Repo, spec: &TaskSpec, p: &Places) -> std::result::Result<St
     }
 }
 
+/// A result taken (its commit, None when nothing changed, and the files it changed), or why not.
+type Taken = std::result::Result<(Option<String>, Vec<String>), String>;
+
 /// The one check every result passes, however it was reached (the agent's end, a resume that
 /// finds it, a retry): the agent's branch `tip` must be a commit descending from `start`; what
 /// the worktree holds beyond it is committed by our own git (never reading the agent's
 /// configuration); files `parallel.copy` brought in stay out of every commit; then the task's
 /// branch is moved to the result, compare-and-swap. Ok((None, _)) when nothing changed.
-fn take_result(
-    repo: &Repo,
-    spec: &TaskSpec,
-    p: &Places,
-    start: &str,
-    tip: &str,
-) -> Result<std::result::Result<(Option<String>, Vec<String>), String>> {
+fn take_result(repo: &Repo, spec: &TaskSpec, p: &Places, start: &str, tip: &str) -> Result<Taken> {
     let Ok(tip_id) = merge::commit_id(repo, tip) else {
         return Ok(Err(format!(
             "the agent's branch names {}, which is not a commit here; its result was not taken",

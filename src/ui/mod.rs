@@ -65,19 +65,6 @@ pub fn millis(ms: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod sanitize_tests {
-    #[test]
-    fn escapes_terminal_controls_but_keeps_lines() {
-        assert_eq!(super::sanitize("a\tb\nc"), "a\tb\nc");
-        let osc52 = "\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}done";
-        let safe = super::sanitize(osc52);
-        assert!(!safe.contains('\u{1b}') && !safe.contains('\u{7}'), "{safe}");
-        assert!(safe.ends_with("done"));
-        assert!(!super::sanitize("\u{9b}31m").contains('\u{9b}'), "C1 controls too");
-    }
-}
-
 /// Left-aligned table with two-space gaps; widths from the content.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let cols = header.len();
@@ -103,4 +90,17 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(&line(&mut r.iter().cloned()));
     }
     out
+}
+
+#[cfg(test)]
+mod sanitize_tests {
+    #[test]
+    fn escapes_terminal_controls_but_keeps_lines() {
+        assert_eq!(super::sanitize("a\tb\nc"), "a\tb\nc");
+        let osc52 = "\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}done";
+        let safe = super::sanitize(osc52);
+        assert!(!safe.contains('\u{1b}') && !safe.contains('\u{7}'), "{safe}");
+        assert!(safe.ends_with("done"));
+        assert!(!super::sanitize("\u{9b}31m").contains('\u{9b}'), "C1 controls too");
+    }
 }
