@@ -62,6 +62,13 @@ impl Shadow {
                     }
                 }
             }
+            // A sparse worktree keeps its cone through our resets too.
+            if let Some(cone) =
+                admin.and_then(|a| taskdir::read_small(&a.join("info/sparse-checkout"), 1 << 20).ok().flatten())
+            {
+                taskdir::write_new(&dir.join("info/sparse-checkout"), &cone)?;
+                config.push_str("\tsparseCheckout = true\n\tsparseCheckoutCone = true\n");
+            }
             taskdir::write_new(&dir.join("HEAD"), b"0000000000000000000000000000000000000000\n")?;
             let exclude = std::fs::read(repo.common_dir.join("info/exclude")).unwrap_or_default();
             taskdir::write_new(&dir.join("info/exclude"), &exclude)?;

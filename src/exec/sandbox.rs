@@ -130,6 +130,10 @@ pub fn seed_view(td: &TaskDir, admin: &Path, task: &str, branch: Option<&str>, t
     if let Some(gitdir) = taskdir::read_small(&admin.join("gitdir"), 4096)? {
         taskdir::write_new(&g.join("gitdir"), &gitdir)?;
     }
+    if let Some(cone) = taskdir::read_small(&admin.join("info/sparse-checkout"), 1 << 20)? {
+        std::fs::create_dir(g.join("info"))?;
+        taskdir::write_new(&g.join("info/sparse-checkout"), &cone)?;
+    }
     if let Some(index) = std::fs::read(td.index()).ok().or_else(|| std::fs::read(admin.join("index")).ok()) {
         taskdir::write_new(&g.join("index"), &index)?;
     }

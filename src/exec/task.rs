@@ -784,7 +784,11 @@ fn attempt(
     ];
     envs.extend(inv.envs.iter().cloned());
     // An agent's own commits must not start `gc --auto` under the run either.
-    envs.extend(proc::agent_config_env(&inv.git_config));
+    let mut git_config = inv.git_config.clone();
+    if spec.sparse.is_some() {
+        git_config.extend(worktree::SPARSE_CONFIG.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    envs.extend(proc::agent_config_env(&git_config));
     let (program, args) = match &spec.sandbox {
         Some(common) => {
             let prog =

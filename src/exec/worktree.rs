@@ -171,12 +171,47 @@ pub fn create(
         return Err(usage(format!("cannot create worktree {p} on {short}: {}", said.join("; "))));
     }
     if let Some(dirs) = sparse {
-        let mut set = vec!["sparse-checkout", "set", "--cone", "--"];
-        set.extend(dirs.iter().map(String::as_str));
-        proc::git(path, &set)?;
-        proc::git(path, ["checkout", "-q"])?;
+        // The cone goes in the worktree's own git directory, and the setting on the command
+        // line: `git sparse-checkout set` would turn on `extensions.worktreeConfig` in the
+        // user's repository for good.
+        let admin = admin_dir(repo, path)?;
+        std::fs::create_dir_all(admin.join("info"))?;
+        super::taskdir::write_new(&admin.join("info/sparse-checkout"), cone_patterns(dirs).as_bytes())?;
+        let kv: Vec<String> = SPARSE_CONFIG.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args: Vec<&str> = kv.iter().flat_map(|x| ["-c", x.as_str()]).collect();
+        args.extend(["checkout", "-q"]);
+        proc::git(path, &args)?;
     }
     Ok(())
+}
+
+/// The settings that make git honour a worktree's sparse cone, given on the command line (or
+/// to an agent as environment) instead of written to any configuration file.
+pub const SPARSE_CONFIG: [(&str, &str); 2] = [("core.sparseCheckout", "true"), ("core.sparseCheckoutCone", "true")];
+
+/// Cone-mode patterns for `dirs`: every file at the top, and each directory whole.
+fn cone_patterns(dirs: &[String]) -> String {
+    let mut lines = vec!["/*".to_string(), "!/*/".to_string()];
+    let mut parents: Vec<String> = Vec::new();
+    for d in dirs {
+        let d = d.trim_matches('/');
+        let parts: Vec<&str> = d.split('/').collect();
+        for i in 1..parts.len() {
+            let p = parts[..i].join("/");
+            if !parents.contains(&p) {
+                parents.push(p);
+            }
+        }
+    }
+    parents.sort();
+    for p in &parents {
+        lines.push(format!("/{p}/"));
+        lines.push(format!("!/{p}/*/"));
+    }
+    for d in dirs {
+        lines.push(format!("/{}/", d.trim_matches('/')));
+    }
+    lines.join("\n") + "\n"
 }
 
 /// Held while this process adds or removes a worktree: either changes `.git/worktrees/`, which
