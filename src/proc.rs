@@ -404,6 +404,7 @@ pub struct Adopting;
 impl Drop for Adopting {
     fn drop(&mut self) {
         sweep_orphans();
+        crate::exec::contain::sweep_cgroups();
         // SAFETY: prctl on this process only.
         unsafe {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0);

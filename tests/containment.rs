@@ -506,7 +506,7 @@ fn a_process_bomb_is_killed_whole_and_fails_its_task_without_retry() {
         r.git(&["config", "parallel.maxProcesses", "100"]);
         let marker = unique_sleep(40 + i as u32);
         // 300 processes, then it waits for them: a bounded fork bomb.
-        r.prompt("bomb", "", &format!("write b.txt b\nsh for i in $(seq 300); do sleep {marker} & done; wait"));
+        r.prompt("bomb", "", &format!("write b.txt b\nsh bash -c 'for i in $(seq 300); do sleep {marker} & done; wait' 2>/dev/null"));
         r.prompt("calm", "", "write c.txt c");
         r.commit("prompts");
         let o = r.gp_env(&["run", "prompts", "--no-integrate", "--retries", "2"], &[("GIT_PARALLEL_CONTAIN", mode)]);
@@ -607,4 +607,65 @@ fn a_sandboxed_agents_commits_are_taken_in_from_its_own_store() {
         r.git(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]);
     }
     r.git(&["fsck", "--no-dangling"]);
+}
+
+#[test]
+fn a_fast_fork_bomb_is_held_by_the_kernel_not_only_by_the_count() {
+    // Counting processes once a second lets a fast bomb reach thousands first; the supervisor
+    // puts the task under a kernel limit (a cgroup's pids.max, or RLIMIT_NPROC in the task's own
+    // user namespace) just above parallel.maxProcesses.
+    for (i, mode) in MODES.iter().enumerate() {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        r.git(&["config", "parallel.maxProcesses", "50"]);
+        let marker = unique_sleep(80 + i as u32);
+        r.prompt(
+            "bomb",
+            "",
+            &format!(
+                "write b.txt b\nsh echo $GIT_PARALLEL_PROCESS_LIMIT > {}\nsh bash -c 'while true; do sleep {marker} & done' 2>/dev/null",
+                r.scratch("limit").display()
+            ),
+        );
+        r.commit("prompts");
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (peak, done, marker) = (peak.clone(), done.clone(), marker.clone());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    peak.fetch_max(processes_with(&marker).len(), std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            })
+        };
+        let o = r.gp_env(&["run", "prompts", "--no-integrate", "--retries", "0"], &[("GIT_PARALLEL_CONTAIN", mode)]);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        watcher.join().unwrap();
+        let survivors = processes_with(&marker);
+        kill_all(&marker);
+        let limit = std::fs::read_to_string(r.scratch("limit")).unwrap_or_default();
+        let t = r.task_state("1", "bomb");
+        assert_eq!(t["status"], "failed", "{mode}: {}", o.stderr);
+        assert!(t["reason"].as_str().unwrap().contains("parallel.maxProcesses (50)"), "{mode}: {t}");
+        assert!(survivors.is_empty(), "{mode}: {} survivors", survivors.len());
+        // SAFETY: getuid has no arguments.
+        let root = unsafe { libc::getuid() } == 0;
+        if root || limit.trim() != "none" {
+            assert!(limit.trim() == "cgroup" || limit.trim() == "rlimit", "{mode}: {limit}");
+            let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(peak <= 58, "{mode}: {peak} processes at once under a limit of 50 ({})", limit.trim());
+        }
+    }
+    // No cgroup of ours outlives its supervisor (named by its pid; other tests' may be live).
+    let left = std::fs::read_dir("/sys/fs/cgroup/pids/git-parallel")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| !git_parallel::proc::pid_alive(*pid))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(left, 0, "cgroups left behind");
 }

@@ -29,6 +29,12 @@ pub const SUBCOMMAND: &str = "__contain";
 pub const MODE_ENV: &str = "GIT_PARALLEL_CONTAIN";
 /// Exported to the contained command: which mechanism holds it (`pidns` or `subreaper`).
 pub const MECHANISM_ENV: &str = "GIT_PARALLEL_CONTAINMENT";
+/// Given to the supervisor: the most processes the task may have at once, enforced by the
+/// kernel (a fork beyond it fails) so that a fast fork bomb cannot outrun the orchestrator's
+/// once-a-second count.
+pub const MAX_PROCS_ENV: &str = "GIT_PARALLEL_MAX_PROCS";
+/// Exported to the contained command: what holds that limit (`cgroup`, `rlimit` or `none`).
+pub const LIMIT_ENV: &str = "GIT_PARALLEL_PROCESS_LIMIT";
 
 /// Signals the supervisor waits for; they stay blocked in it (and in the namespace's init) and
 /// are unblocked in the command before exec.
@@ -68,21 +74,113 @@ pub fn main(args: &[OsString]) -> ! {
         let _ = libc::setrlimit(libc::RLIMIT_CORE, &no_core);
     }
     let forced = std::env::var(MODE_ENV).unwrap_or_default();
+    let max_procs = std::env::var(MAX_PROCS_ENV).ok().and_then(|v| v.parse::<u64>().ok());
+    std::env::remove_var(MAX_PROCS_ENV);
+    // A cgroup where one can be had (as root, or in a delegated cgroup v2 tree): joined before
+    // anything forks, so every process of the task counts.
+    let cgroup = max_procs.and_then(join_cgroup);
     let namespace = if forced == "subreaper" { None } else { enter_pid_namespace() };
-    let status = if let Some(mount_proc) = namespace {
+    let limit = match (max_procs, &cgroup, namespace) {
+        (Some(_), Some(_), _) => "cgroup",
+        // In a user namespace of the task's own, RLIMIT_NPROC counts the task's processes only
+        // (the kernel counts per user per namespace); elsewhere it would count all of the
+        // user's processes, so it is not used. It never holds for root.
+        (Some(n), None, Some((_, true))) => {
+            let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+            // SAFETY: setrlimit on this process with a plain struct.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &lim) } == 0 {
+                "rlimit"
+            } else {
+                "none"
+            }
+        }
+        _ => "none",
+    };
+    std::env::set_var(LIMIT_ENV, limit);
+    let status = if let Some((mount_proc, _)) = namespace {
         std::env::set_var(MECHANISM_ENV, "pidns");
         run_in_namespace(&argv, &set, mount_proc)
     } else {
         std::env::set_var(MECHANISM_ENV, "subreaper");
         run_as_subreaper(&argv, &set)
     };
+    if let Some(c) = &cgroup {
+        leave_cgroup(c);
+    }
     exit_like(status)
+}
+
+/// Remove the cgroups of supervisors that are gone (one killed before it could remove its
+/// own, or whose last processes were still exiting). Only empty ones go: rmdir refuses others.
+pub fn sweep_cgroups() {
+    let bases = [std::path::PathBuf::from("/sys/fs/cgroup/pids/git-parallel")];
+    for base in bases {
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !crate::proc::pid_alive(pid) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
+/// A cgroup of ours for this task: (its folder, the `cgroup.procs` of the one we left).
+type Cgroup = (std::path::PathBuf, std::path::PathBuf);
+
+/// Make a cgroup with `pids.max = limit` and move this process into it.
+fn join_cgroup(limit: u64) -> Option<Cgroup> {
+    use std::path::{Path, PathBuf};
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    let (base, original) = if v1.join("cgroup.procs").exists() {
+        let path = own.lines().find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string()))?;
+        (v1.join("git-parallel"), v1.join(path.trim_start_matches('/')).join("cgroup.procs"))
+    } else {
+        let root = Path::new("/sys/fs/cgroup");
+        let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).ok()?;
+        if !controllers.split_whitespace().any(|c| c == "pids") {
+            return None;
+        }
+        let path = own.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string))?;
+        let here = root.join(path.trim_start_matches('/'));
+        // Beside our own cgroup (v2 keeps processes in leaves only).
+        let parent = here.parent().map(PathBuf::from).unwrap_or_else(|| root.to_path_buf());
+        let base = parent.join("git-parallel");
+        std::fs::create_dir_all(&base).ok()?;
+        let _ = std::fs::write(base.join("cgroup.subtree_control"), "+pids");
+        (base, here.join("cgroup.procs"))
+    };
+    std::fs::create_dir_all(&base).ok()?;
+    let dir = base.join(std::process::id().to_string());
+    let _ = std::fs::create_dir(&dir);
+    let joined = std::fs::write(dir.join("pids.max"), limit.to_string()).is_ok()
+        && std::fs::write(dir.join("cgroup.procs"), "0").is_ok();
+    if !joined {
+        let _ = std::fs::remove_dir(&dir);
+        return None;
+    }
+    Some((dir, original))
+}
+
+/// Go back to the cgroup we came from and remove ours (every other process of the task has
+/// ended by now).
+fn leave_cgroup((dir, original): &Cgroup) {
+    let _ = std::fs::write(original, "0");
+    // The task's last processes may still be on their way out; what is left then goes at the
+    // orchestrator's sweep (`sweep_cgroups`).
+    for _ in 0..200 {
+        if std::fs::remove_dir(dir).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Move our future children into a new PID namespace, and ourselves into a mount namespace
 /// of our own where the namespace's init can mount a /proc that shows its processes only.
-/// Returns None when namespaces are refused, else whether /proc is to be mounted.
-fn enter_pid_namespace() -> Option<bool> {
+/// Returns None when namespaces are refused, else whether /proc is to be mounted and whether a
+/// user namespace was made.
+fn enter_pid_namespace() -> Option<(bool, bool)> {
     // SAFETY: unshare, getuid and mount have no memory effects beyond their arguments.
     unsafe {
         let (uid, gid) = (libc::getuid(), libc::getgid());
@@ -113,7 +211,7 @@ fn enter_pid_namespace() -> Option<bool> {
                     libc::MS_REC | libc::MS_PRIVATE,
                     std::ptr::null(),
                 ) == 0;
-            return Some(own_mounts);
+            return Some((own_mounts, user));
         }
         None
     }

@@ -574,6 +574,7 @@ fn spec_for(
         sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
         sparse: (opts.sparse && !t.files.is_empty()).then(|| sparse_dirs(&t.files)),
         fresh: state.as_ref().is_some_and(|s| s.fresh),
+        max_processes: opts.limits.max_processes,
     })
 }
 

@@ -95,6 +95,10 @@ pub struct TaskSpec {
     pub sparse: Option<Vec<String>>,
     /// Run again from the start commit: what an earlier, failed attempt left is discarded.
     pub fresh: bool,
+    /// `parallel.maxProcesses`: the kernel holds the task a little above it (see
+    /// `contain::MAX_PROCS_ENV`); the governor's count names the breach.
+    #[serde(default)]
+    pub max_processes: Option<usize>,
 }
 
 /// What a worker tells the orchestrator: events to record, then the outcome.
@@ -783,6 +787,11 @@ fn attempt(
         ("GIT_PARALLEL_WORKTREE".to_string(), spec.worktree.to_string_lossy().into_owned()),
     ];
     envs.extend(inv.envs.iter().cloned());
+    if let Some(most) = spec.max_processes {
+        // Room for the supervisor, its init and bubblewrap's own, so that the count can see
+        // the breach before the kernel stops it growing.
+        envs.push((super::contain::MAX_PROCS_ENV.to_string(), (most + 8).to_string()));
+    }
     // An agent's own commits must not start `gc --auto` under the run either.
     let mut git_config = inv.git_config.clone();
     if spec.sparse.is_some() {

@@ -76,6 +76,7 @@ pub fn resolve_conflicts(
                 sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
                 sparse: None,
                 fresh: false,
+                max_processes: opts.limits.max_processes,
             };
             let ok = task::run_agent_in_place(&repo, &spec, &ctl)?;
             if !ok || has_markers(&path, &conflict.files) {
