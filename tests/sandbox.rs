@@ -239,3 +239,61 @@ fn host_daemons_are_out_of_reach() {
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/reach:reach.txt"]), "unreachable");
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/reach:env.txt"]), "tmux= ssh= dbus=");
 }
+
+/// The same attacks by an agent of an unprivileged user (the tests run as root in CI: the run
+/// is started as an id with no account and no privilege, over a repository it owns).
+#[test]
+fn an_unprivileged_users_sandbox_holds_the_same() {
+    need_bwrap();
+    // SAFETY: getuid has no arguments.
+    let root = unsafe { libc::getuid() } == 0;
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let pwned = r.scratch("pwned");
+    let p = pwned.display();
+    let config = r.path(".git/config");
+    let c = config.display();
+    r.prompt(
+        "arm",
+        "",
+        &format!(
+            "write a.txt a\ncommit own\n\
+             sh echo pwned >> {c} 2>/dev/null; git update-ref refs/heads/parallel/1/integration HEAD~1; true\n\
+             sh git init -q sub && git -C sub commit -q --allow-empty -m s && git add sub && git commit -qm sub\n\
+             write sub/dirty.txt d\n\
+             sh git -C sub config core.fsmonitor 'echo nested >> {p}'\n\
+             sh E=$TMPDIR/evil; git init -q --bare $E && git -C $E config core.fsmonitor 'echo commondir >> {p}' && printf '%s\\n' $E > $(git rev-parse --git-dir)/commondir"
+        ),
+    );
+    r.prompt("other", "", "write o.txt o");
+    r.commit("prompts");
+    let before = std::fs::read_to_string(&config).unwrap();
+    const UID: u32 = 54321;
+    let chown = |uid: u32| {
+        let o = std::process::Command::new("chown")
+            .args(["-R", &format!("{uid}:{uid}")])
+            .arg(r.tmp.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let o = if root {
+        chown(UID);
+        let mut cmd = r.command("setpriv");
+        cmd.args(["--reuid", &UID.to_string(), "--regid", &UID.to_string(), "--clear-groups", "--"]);
+        cmd.arg(bin()).args(["run", "prompts", "--sandbox"]);
+        let o = cmd.output().unwrap();
+        chown(0);
+        o
+    } else {
+        let mut cmd = r.command(bin());
+        cmd.args(["run", "prompts", "--sandbox"]);
+        cmd.output().unwrap()
+    };
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
+    assert!(!pwned.exists(), "ran {:?}", std::fs::read_to_string(&pwned));
+    for f in ["README.md", "a.txt", "o.txt"] {
+        r.git(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]);
+    }
+}
