@@ -297,3 +297,32 @@ fn an_unprivileged_users_sandbox_holds_the_same() {
         r.git(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]);
     }
 }
+
+/// The home holds keys and tokens (SSH, cloud, forge): hidden from a sandboxed agent, whose
+/// tools (git's identity, PATH entries installed there) still work.
+#[test]
+fn the_users_secrets_stay_out_of_sight() {
+    need_bwrap();
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    std::fs::create_dir_all(r.home.join(".ssh")).unwrap();
+    std::fs::write(r.home.join(".ssh/id_ed25519"), "SECRET KEY\n").unwrap();
+    std::fs::write(r.home.join(".gitconfig"), "[user]\n\tname = From Home\n").unwrap();
+    r.prompt(
+        "peek",
+        "",
+        &format!(
+            "sh cat {k} ~/.ssh/id_ed25519 > leak.txt 2>/dev/null; test -s leak.txt || echo hidden > leak.txt\n\
+             sh git config user.name > name.txt",
+            k = r.home.join(".ssh/id_ed25519").display()
+        ),
+    );
+    r.commit("prompts");
+    let o = r.gp_env(
+        &["run", "prompts", "--sandbox", "--no-integrate"],
+        &[("GIT_CONFIG_GLOBAL", r.home.join(".gitconfig").to_str().unwrap())],
+    );
+    o.ok();
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/peek:leak.txt"]), "hidden");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/peek:name.txt"]), "From Home");
+}

@@ -145,10 +145,32 @@ pub fn invocation_in(
     t: &TaskInput,
     env: &dyn Fn(&str) -> Option<PathBuf>,
 ) -> Result<Invocation> {
-    let s = |x: &str| x.to_string();
     let home = env("HOME");
     let state = t.state_dir();
     let tmp = state.join("tmp");
+    let mut inv = invocation_for(profile, template, t, env, home, &state, &tmp)?;
+    if t.sandboxed {
+        // The user's home is hidden in the sandbox: credentials are copied in, not linked.
+        for (link, target) in std::mem::take(&mut inv.links) {
+            if let Ok(bytes) = std::fs::read(&target) {
+                inv.files.push((link, bytes));
+            }
+        }
+    }
+    Ok(inv)
+}
+
+fn invocation_for(
+    profile: &str,
+    template: Option<&str>,
+    t: &TaskInput,
+    env: &dyn Fn(&str) -> Option<PathBuf>,
+    home: Option<PathBuf>,
+    state: &Path,
+    tmp: &Path,
+) -> Result<Invocation> {
+    let s = |x: &str| x.to_string();
+    let tmp = tmp.to_path_buf();
     Ok(match profile {
         "claude" => {
             // One argument may hold at most 128 KiB (Linux's MAX_ARG_STRLEN): a longer prompt

@@ -226,11 +226,16 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
             a.extend(["--tmpfs".to_string(), m.to_string()]);
         }
     }
+    // The user's home is hidden (SSH keys, cloud and forge tokens live there): what tools need
+    // of it comes back read-only below.
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_dir() && h.parent().is_some());
+    if let Some(h) = &home {
+        a.extend(["--tmpfs".to_string(), s(h)]);
+    }
     let mut ro: Vec<PathBuf> = Vec::new();
-    // What must stay visible though it lives under a private mount: the repository, our task
-    // folder, the program and PATH, the home, name resolution.
-    // The main working tree and the run's folder of worktrees stay visible read-only wherever
-    // they are, as everything outside the private mounts is.
+    // What must stay visible though it lives under a private mount or the home: the main
+    // working tree and the run's folder of worktrees (read-only, as everything else is), the
+    // repository, our task folder, the program and PATH, name resolution.
     ro.push(l.main.to_path_buf());
     ro.extend(l.worktree.parent().map(Path::to_path_buf));
     ro.push(l.common.to_path_buf());
@@ -241,23 +246,35 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
     if let Ok(exe) = std::env::current_exe() {
         ro.extend(exe.parent().map(Path::to_path_buf));
     }
-    for (k, v) in envs {
-        if k == "HOME" {
-            ro.push(PathBuf::from(v));
+    let mut path_dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    path_dirs.extend(
+        envs.iter().filter(|(k, _)| k == "PATH").flat_map(|(_, v)| std::env::split_paths(v).collect::<Vec<_>>()),
+    );
+    for d in path_dirs {
+        match home.as_ref().and_then(|h| d.strip_prefix(h).ok()) {
+            // A tool installed in the home (~/.cargo/bin, ~/.pyenv/shims, ~/.local/bin) needs
+            // the rest of its folder too.
+            Some(rel) => {
+                if let (Some(h), Some(first)) = (&home, rel.components().next()) {
+                    ro.push(h.join(first));
+                }
+            }
+            None => ro.push(d),
         }
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        ro.push(PathBuf::from(home));
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        ro.extend(std::env::split_paths(&path));
+    if let Some(h) = &home {
+        for rel in [".gitconfig", ".config/git", ".cargo", ".rustup"] {
+            ro.push(h.join(rel));
+        }
     }
     if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf") {
         ro.push(resolv);
     }
     ro.sort();
     ro.dedup();
-    for p in ro.iter().filter(|p| hidden(p) && p.exists()) {
+    let under_home = |p: &Path| home.as_ref().is_some_and(|h| p.starts_with(h));
+    for p in ro.iter().filter(|p| (hidden(p) || under_home(p)) && p.exists()) {
         a.extend(["--ro-bind".to_string(), s(p), s(p)]);
     }
     let mut bind = |flag: &str, from: &Path, to: &Path| a.extend([flag.to_string(), s(from), s(to)]);
