@@ -26,6 +26,12 @@ pub struct Settings {
     pub setup: Option<String>,
     /// `parallel.copy` (multi-valued): untracked files copied into new worktrees.
     pub copy: Vec<String>,
+    /// `parallel.sandboxRead` (multi-valued): paths a sandboxed agent sees read-only beyond
+    /// what it sees by default (a file your agent's configuration names in your home, say).
+    pub sandbox_read: Vec<PathBuf>,
+    /// `parallel.sandboxEnv` (multi-valued): variables a sandboxed agent keeps beyond the
+    /// allowlist (a name, or a prefix ending in `_`).
+    pub sandbox_env: Vec<String>,
     /// `parallel.verify`: command that must pass on the integrated tree.
     pub verify: Option<String>,
     /// `parallel.reserveCpus`: CPUs kept free for the rest of the machine (default 1).
@@ -132,6 +138,21 @@ impl Settings {
             setup: string("parallel.setup"),
             copy: file
                 .strings("parallel.copy")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            sandbox_read: file
+                .strings("parallel.sandboxRead")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            sandbox_env: file
+                .strings("parallel.sandboxEnv")
                 .unwrap_or_default()
                 .into_iter()
                 .map(|s| s.to_string())

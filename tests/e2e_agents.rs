@@ -429,6 +429,13 @@ fn works_inside_the_sandbox(profile: &str) {
     r.write("prompts/alpha.md", "# Create alpha\n\nTASK-ALPHA: create alpha.txt.\n");
     r.commit("prompts");
     let env = agent_env(&r, profile, &dir, server.port);
+    if profile == "codex" {
+        // Its configuration names a model catalog outside the repository and the home's
+        // private copy: shown to the sandbox as the README says.
+        r.git(&["config", "--add", "parallel.sandboxRead", r.scratch("codex-models.json").to_str().unwrap()]);
+        // And its provider's key is in a variable of the user's choosing.
+        r.git(&["config", "--add", "parallel.sandboxEnv", "MOCK_API_KEY"]);
+    }
     let o = run(&r, &env, &["run", "prompts", "--agent", profile, "--sandbox", "--timeout", "120s"]);
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{}", o.stdout, o.stderr, r.server_log());
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");

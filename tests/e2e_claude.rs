@@ -166,6 +166,8 @@ fn real_claude_cli_works_inside_the_sandbox() {
         r#"{"rules": [
   {"match": "TASK-ALPHA", "steps": [
      {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/alpha.txt", "content": "alpha\n"}}},
+     {"tool_use": {"name": "Bash", "input": {"command": "echo from-bash > bash.txt && git add bash.txt && git commit -qm 'by bash'", "description": "run a command"}}},
+     {"tool_use": {"name": "Bash", "input": {"command": "touch /etc/gp-sandbox-probe", "description": "write outside"}}},
      {"text": "Wrote alpha.txt"}]}],
  "default": {"text": "ok"}}"#,
     );
@@ -176,7 +178,16 @@ fn real_claude_cli_works_inside_the_sandbox() {
     let o = r.gp_env(&["run", "prompts", "--agent", "claude", "--sandbox", "--timeout", "120s"], &env_refs);
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:alpha.txt"]), "alpha");
-    assert_eq!(r.task_state("1", "alpha")["metrics"]["turns"], 2);
+    // Its Bash tool works in the sandbox (it writes under ~/.claude before every call): the
+    // command ran and its commit came out of the sandbox's private object store.
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/alpha:bash.txt"]), "from-bash");
+    assert!(r.git(&["log", "--format=%s", "parallel/1/alpha"]).lines().any(|l| l == "by bash"));
+    // A call the sandbox refused is in the task's record, though the agent went on.
+    let m = &r.task_state("1", "alpha")["metrics"];
+    assert_eq!(m["turns"], 4);
+    assert_eq!(m["tool_errors"], 1, "{m}");
+    assert!(m["last_tool_error"].as_str().unwrap().contains("Read-only file system"), "{m}");
+    assert!(!std::path::Path::new("/etc/gp-sandbox-probe").exists());
 }
 
 /// A Claude session whose tool calls attack: a daemon, a deleted branch, a moved tag.

@@ -45,6 +45,11 @@ pub enum Update {
         name: String,
         file: Option<String>,
     },
+    /// A tool call that failed (its result marked as an error), with the start of what it said:
+    /// under `--sandbox`, a refused write shows here even when the agent goes on to succeed.
+    ToolError {
+        text: String,
+    },
     /// The latest verdict: a later `Result` replaces an earlier one.
     Result(ResultInfo),
 }
@@ -400,6 +405,25 @@ fn claude(v: &Value) -> Vec<Update> {
             }
             out
         }
+        Some("user") => {
+            let mut out = Vec::new();
+            for b in v.pointer("/message/content").and_then(Value::as_array).into_iter().flatten() {
+                if b.get("type").and_then(Value::as_str) == Some("tool_result")
+                    && b.get("is_error").and_then(Value::as_bool) == Some(true)
+                {
+                    let text = match b.get("content") {
+                        Some(Value::String(t)) => t.clone(),
+                        Some(Value::Array(parts)) => {
+                            parts.iter().filter_map(|p| str_of(p, "text")).collect::<Vec<_>>().join(" ")
+                        }
+                        _ => String::new(),
+                    };
+                    let text: String = text.trim().chars().take(300).collect();
+                    out.push(Update::ToolError { text });
+                }
+            }
+            out
+        }
         Some("result") => {
             let usage = v.get("usage").cloned().unwrap_or(Value::Null);
             let input = [
@@ -508,6 +532,10 @@ mod tests {
             r#"{"type":"result","subtype":"error_during_execution","is_error":true,"api_error_status":529}"#;
         let Update::Result(r) = &parse_line(Format::ClaudeStreamJson, overloaded)[0] else { panic!() };
         assert!(is_transient(r));
+        let refused = r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t","is_error":true,"content":"touch: /etc/x: Read-only file system"}]}}"#;
+        assert!(
+            matches!(&parse_line(Format::ClaudeStreamJson, refused)[..], [Update::ToolError { text }] if text.contains("Read-only"))
+        );
         let merits = r#"{"type":"result","subtype":"success","is_error":true,"result":"tests fail"}"#;
         let Update::Result(r) = &parse_line(Format::ClaudeStreamJson, merits)[0] else { panic!() };
         assert!(!is_transient(r));

@@ -101,6 +101,8 @@ pub fn options(
         setup: s.setup.clone(),
         copy: s.copy.clone(),
         sandbox: false,
+        sandbox_read: s.sandbox_read.clone(),
+        sandbox_env: s.sandbox_env.clone(),
         sparse: s.sparse,
         keep_worktrees: s.keep_worktrees,
         phase_barrier: false,

@@ -32,6 +32,10 @@ pub struct Options {
     pub setup: Option<String>,
     pub copy: Vec<String>,
     pub sandbox: bool,
+    /// Extra paths a sandboxed agent sees read-only (`parallel.sandboxRead`).
+    pub sandbox_read: Vec<PathBuf>,
+    /// Extra variables a sandboxed agent keeps (`parallel.sandboxEnv`).
+    pub sandbox_env: Vec<String>,
     /// Sparse worktrees holding only the task's directories.
     pub sparse: bool,
     /// Keep a succeeded task's worktree (default: removed once its result is recorded).
@@ -575,6 +579,8 @@ fn spec_for(
         sparse: (opts.sparse && !t.files.is_empty()).then(|| sparse_dirs(&t.files)),
         fresh: state.as_ref().is_some_and(|s| s.fresh),
         max_processes: opts.limits.max_processes,
+        sandbox_read: opts.sandbox_read.clone(),
+        sandbox_env: opts.sandbox_env.clone(),
     })
 }
 

@@ -89,9 +89,10 @@ const ENV_ALLOW: &[&str] = &[
     "NVM_DIR",
 ];
 
-/// Whether `name` passes the sandbox's environment allowlist.
-pub fn env_allowed(name: &str) -> bool {
-    ENV_ALLOW.iter().any(|a| if a.ends_with('_') { name.starts_with(a) } else { name == *a })
+/// Whether `name` passes the sandbox's environment allowlist, or the user's additions.
+pub fn env_allowed(name: &str, more: &[String]) -> bool {
+    let hit = |a: &str| if a.ends_with('_') { name.starts_with(a) } else { name == a };
+    ENV_ALLOW.iter().any(|a| hit(a)) || more.iter().any(|a| hit(a))
 }
 
 /// Where, inside the task folder's agent part, the agent's git finds its view of the worktree's
@@ -171,6 +172,10 @@ pub struct Layout<'a> {
     pub admin: &'a Path,
     /// The main working tree.
     pub main: &'a Path,
+    /// More paths to show read-only (`parallel.sandboxRead`).
+    pub extra: &'a [PathBuf],
+    /// More variables to keep (`parallel.sandboxEnv`: names, or prefixes ending in `_`).
+    pub keep_env: &'a [String],
     pub common: &'a Path,
     pub task_dir: &'a TaskDir,
     pub run: &'a str,
@@ -271,6 +276,7 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
     if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf") {
         ro.push(resolv);
     }
+    ro.extend(l.extra.iter().map(|p| if p.is_relative() { l.main.join(p) } else { p.clone() }));
     ro.sort();
     ro.dedup();
     let under_home = |p: &Path| home.as_ref().is_some_and(|h| p.starts_with(h));
@@ -286,7 +292,7 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
     bind("--bind", &view_refs(l.task_dir), &branches);
     bind("--bind", &view_reflogs(l.task_dir), &reflogs);
     a.push("--clearenv".into());
-    let mut set: Vec<(String, String)> = std::env::vars().filter(|(k, _)| env_allowed(k)).collect();
+    let mut set: Vec<(String, String)> = std::env::vars().filter(|(k, _)| env_allowed(k, l.keep_env)).collect();
     set.push(("TMPDIR".into(), s(l.tmpdir)));
     // Ours last: they win.
     set.retain(|(k, _)| !envs.iter().any(|(e, _)| e == k));
@@ -394,10 +400,12 @@ mod tests {
     #[test]
     fn the_environment_allowlist_drops_host_daemons() {
         for k in ["PATH", "HOME", "ANTHROPIC_API_KEY", "LC_ALL", "GIT_PARALLEL_TASK", "https_proxy"] {
-            assert!(env_allowed(k), "{k}");
+            assert!(env_allowed(k, &[]), "{k}");
         }
         for k in ["TMUX", "SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "XDG_RUNTIME_DIR", "DOCKER_HOST"] {
-            assert!(!env_allowed(k), "{k}");
+            assert!(!env_allowed(k, &[]), "{k}");
         }
+        assert!(env_allowed("MOCK_API_KEY", &["MOCK_API_KEY".into()]));
+        assert!(env_allowed("AZURE_OPENAI_KEY", &["AZURE_".into()]));
     }
 }

@@ -99,6 +99,12 @@ pub struct TaskSpec {
     /// `contain::MAX_PROCS_ENV`); the governor's count names the breach.
     #[serde(default)]
     pub max_processes: Option<usize>,
+    /// Extra paths the sandbox shows read-only (`parallel.sandboxRead`).
+    #[serde(default)]
+    pub sandbox_read: Vec<PathBuf>,
+    /// Extra variables the sandbox keeps (`parallel.sandboxEnv`).
+    #[serde(default)]
+    pub sandbox_env: Vec<String>,
 }
 
 /// What a worker tells the orchestrator: events to record, then the outcome.
@@ -157,6 +163,8 @@ struct Attempt {
     spawn_error: Option<String>,
     /// Killed by the orchestrator for breaking a limit: why.
     condemned: Option<String>,
+    tool_errors: u64,
+    last_tool_error: Option<String>,
 }
 
 impl Attempt {
@@ -452,6 +460,8 @@ fn run_inner(
         // Measured by the orchestrator's governor, which adds them.
         cpu_cores: None,
         peak_rss: None,
+        tool_errors: (last.tool_errors > 0).then_some(last.tool_errors),
+        last_tool_error: last.last_tool_error.clone(),
     };
     // Only a tail: an agent may have printed gigabytes.
     let stderr = super::taskdir::read_tail(&p.td.stderr(), 64 << 10);
@@ -809,6 +819,8 @@ fn attempt(
                 worktree: &spec.worktree,
                 admin: &p.admin,
                 main: &p.main,
+                extra: &spec.sandbox_read,
+                keep_env: &spec.sandbox_env,
                 common,
                 task_dir: &p.td,
                 run: &spec.run,
@@ -874,6 +886,10 @@ fn attempt(
                             a.model = model;
                         }
                         Update::Turn => a.turns += 1,
+                        Update::ToolError { text } => {
+                            a.tool_errors += 1;
+                            a.last_tool_error = Some(text);
+                        }
                         Update::Tool { name, file } => {
                             last_tool = Some(name);
                             if let Some(f) = file {

@@ -77,6 +77,8 @@ pub fn resolve_conflicts(
                 sparse: None,
                 fresh: false,
                 max_processes: opts.limits.max_processes,
+                sandbox_read: opts.sandbox_read.clone(),
+                sandbox_env: opts.sandbox_env.clone(),
             };
             let ok = task::run_agent_in_place(&repo, &spec, &ctl)?;
             if !ok || has_markers(&path, &conflict.files) {

@@ -98,6 +98,12 @@ pub struct Metrics {
     /// Peak resident memory of the task's process tree, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss: Option<u64>,
+    /// Tool calls of the agent's that failed, and what the last one said (a write the sandbox
+    /// refused shows here even when the agent went on to succeed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tool_error: Option<String>,
 }
 
 /// A conflict met while integrating a task.
