@@ -326,3 +326,36 @@ fn the_users_secrets_stay_out_of_sight() {
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/peek:leak.txt"]), "hidden");
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/peek:name.txt"]), "From Home");
 }
+
+/// Whatever an agent prints, the orchestrator's memory stays bounded (a bounded queue of
+/// output lines), and its stderr on disk is capped, keeping a note and the tail.
+#[test]
+fn agent_output_never_grows_the_orchestrator_without_bound() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt(
+        "loud",
+        "",
+        "sh head -c 40000000 /dev/zero | tr '\\\\000' e >&2; echo last-words >&2\nflood 400\nwrite a.txt a",
+    );
+    r.commit("prompts");
+    let mut c = r.command(bin());
+    c.args(["run", "prompts", "--no-integrate"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = c.spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by wait4 for our own child.
+    let maxrss_kib = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::wait4(child.id() as i32, &mut status, 0, &mut ru);
+        ru.ru_maxrss
+    };
+    assert_eq!(status, 0);
+    assert_eq!(r.task_state("1", "loud")["status"], "succeeded");
+    // 400 MiB of output went through; the process tree's largest never held more than a slice.
+    assert!(maxrss_kib < 200 * 1024, "peak RSS {} MiB", maxrss_kib / 1024);
+    let stderr = r.task_log("1", "loud", "stderr");
+    assert!(stderr.contains("bytes of stderr left out"), "{}", &stderr[..200.min(stderr.len())]);
+    assert!(stderr.trim_end().ends_with("last-words"));
+}

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -464,7 +464,7 @@ fn run_inner(
         last_tool_error: last.last_tool_error.clone(),
     };
     // Only a tail: an agent may have printed gigabytes.
-    let stderr = super::taskdir::read_tail(&p.td.stderr(), 64 << 10);
+    let stderr = super::taskdir::read_tail(&p.td.stderr(), (64 << 10) + 1024);
     let mut out = Outcome {
         task: spec.task.clone(),
         status: TaskStatus::Failed,
@@ -737,8 +737,46 @@ fn tail(s: &str, n: usize) -> String {
     format!("...{}", &s[start..])
 }
 
+/// Lines of the agent's output waiting to be read, at most.
+const LINE_QUEUE: usize = 64;
+/// Most bytes of an agent's stderr kept on disk; past it only the last `STDERR_TAIL` bytes are
+/// kept, after a note of how much was left out.
+const MAX_STDERR: u64 = 16 << 20;
+const STDERR_TAIL: usize = 64 << 10;
+
+/// Copy the agent's stderr to `file`, at most `cap` bytes, then only a tail.
+fn copy_capped(mut from: impl Read, mut file: std::fs::File, cap: u64) {
+    use std::io::Write;
+    let mut written = 0u64;
+    let mut dropped = 0u64;
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let room = cap.saturating_sub(written).min(n as u64) as usize;
+        if room > 0 && file.write_all(&buf[..room]).is_ok() {
+            written += room as u64;
+        }
+        if room < n {
+            dropped += (n - room) as u64;
+            tail.extend(&buf[room..n]);
+            while tail.len() > STDERR_TAIL {
+                tail.pop_front();
+            }
+        }
+    }
+    if dropped > 0 {
+        let kept = tail.len() as u64;
+        let _ = write!(file, "\n[git-parallel: {} bytes of stderr left out]\n", dropped - kept);
+        let _ = file.write_all(tail.make_contiguous());
+    }
+}
+
 /// Read lines from the agent, cutting overlong ones.
-fn read_lines(reader: impl Read, tx: Sender<Vec<u8>>) {
+fn read_lines(reader: impl Read, tx: SyncSender<Vec<u8>>) {
     let mut reader = std::io::BufReader::with_capacity(64 << 10, reader);
     let mut line = Vec::new();
     let mut buf = [0u8; 64 << 10];
@@ -836,7 +874,7 @@ fn attempt(
         &args,
         &spec.worktree,
         &envs,
-        stderr_file.into(),
+        std::process::Stdio::piped(),
         inv.stdin.as_deref(),
     ) {
         Ok(c) => c,
@@ -847,10 +885,19 @@ fn attempt(
     };
     ctl.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.task.clone(), child.pid);
     let mut live = super::taskdir::open_append(&p.td.transcript()).ok();
-    let (ltx, lrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = std::sync::mpsc::channel();
+    // Bounded: an agent printing faster than we read waits on its pipe instead of growing our
+    // memory (3 GiB of short lines took an unbounded queue to 3.4 GB).
+    let (ltx, lrx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = std::sync::mpsc::sync_channel(LINE_QUEUE);
     // Not joined: were a process to escape containment with the pipe, we must not wait on it.
     if let Some(stdout) = child.child.stdout.take() {
         std::thread::spawn(move || read_lines(stdout, ltx));
+    }
+    let (etx, erx) = std::sync::mpsc::channel::<()>();
+    if let Some(stderr) = child.child.stderr.take() {
+        std::thread::spawn(move || {
+            copy_capped(stderr, stderr_file, MAX_STDERR);
+            let _ = etx.send(());
+        });
     }
     let deadline = Instant::now() + spec.timeout;
     let mut term_sent: Option<Instant> = None;
@@ -972,6 +1019,8 @@ fn attempt(
             child.kill_supervisor();
         }
     }
+    // The end of its stderr is read next: give the copy a moment to finish, never longer.
+    let _ = erx.recv_timeout(Duration::from_secs(1));
     if dirty || !files.is_empty() {
         let _ = tx.send(Msg::Event(Box::new(Event::Progress {
             task: spec.task.clone(),
