@@ -343,6 +343,8 @@ fn agent_output_never_grows_the_orchestrator_without_bound() {
     c.args(["run", "prompts", "--no-integrate"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    // Waited for below with wait4, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
     let child = c.spawn().unwrap();
     let mut status = 0;
     // SAFETY: rusage is plain data filled by wait4 for our own child.
