@@ -361,3 +361,65 @@ fn agent_output_never_grows_the_orchestrator_without_bound() {
     assert!(stderr.contains("bytes of stderr left out"), "{}", &stderr[..200.min(stderr.len())]);
     assert!(stderr.trim_end().ends_with("last-words"));
 }
+
+/// A replace ref would swap the user's commits for the agent's in every later git read.
+#[test]
+fn a_replace_ref_made_by_an_agent_is_removed_and_fails_it() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt(
+        "swap",
+        "",
+        "write a.txt a\ncommit own\nsh git replace $(git rev-parse main) $(git commit-tree HEAD^{tree} -m forged)",
+    );
+    r.commit("prompts");
+    let main_tree = r.git(&["rev-parse", "main^{tree}"]);
+    r.gp(&["run", "prompts", "--no-integrate"]).code(1);
+    let t = r.task_state("1", "swap");
+    assert!(t["reason"].as_str().unwrap().contains("replace ref"), "{t}");
+    assert_eq!(r.git(&["for-each-ref", "refs/replace/"]), "");
+    assert_eq!(r.git(&["rev-parse", "main^{tree}"]), main_tree);
+}
+
+/// Resume's "recovered" path (a result commit with our trailers found on the branch) passes the
+/// same check as any result: a commit that rewinds behind the start, or holds a file
+/// `parallel.copy` brought in, is refused.
+#[test]
+fn a_result_recovered_on_resume_is_checked_like_any_other() {
+    for plant in ["rewind", "copied"] {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        r.write(".gitignore", ".env\n");
+        r.commit("ignore");
+        std::fs::write(r.path(".env"), "TOKEN=secret\n").unwrap();
+        r.git(&["config", "parallel.copy", ".env"]);
+        r.prompt("a", "", "write a.txt a");
+        r.commit("prompts");
+        let o = r.gp_env(&["run", "prompts", "--no-integrate"], &[("GIT_PARALLEL_FAULT", "task-committed")]);
+        assert_eq!(o.code, -1, "{}", o.stderr);
+        // While the orchestrator is gone, the branch is made to hold a result with our trailers.
+        let msg = "Task a\n\nParallel-Run: 1\nParallel-Task: a\n";
+        let wt = r.tmp.path().join("repo.parallel/1/a");
+        let forged = match plant {
+            "rewind" => r.git(&["commit-tree", "main~1^{tree}", "-p", "main~1", "-m", msg]),
+            _ => {
+                let mut c = r.command("git");
+                c.args(["-C", wt.to_str().unwrap(), "add", "-f", ".env"]);
+                assert!(c.status().unwrap().success());
+                let mut c = r.command("git");
+                c.args(["-C", wt.to_str().unwrap(), "write-tree"]);
+                let tree = String::from_utf8(c.output().unwrap().stdout).unwrap().trim().to_string();
+                r.git(&["commit-tree", &tree, "-p", "parallel/1/a", "-m", msg])
+            }
+        };
+        r.git(&["update-ref", "refs/heads/parallel/1/a", &forged]);
+        let mut c = r.command("git");
+        c.args(["-C", wt.to_str().unwrap(), "reset", "-q", "--hard", &forged]);
+        assert!(c.status().unwrap().success());
+        r.gp(&["resume", "1"]);
+        let t = r.task_state("1", "a");
+        assert_ne!(t["status"], "succeeded", "{plant}: {t}");
+        let reason = t["reason"].as_str().unwrap_or_default();
+        assert!(["descends", "parallel.copy", "moved from outside"].iter().any(|w| reason.contains(w)), "{plant}: {t}");
+    }
+}

@@ -150,6 +150,13 @@ pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Ve
         if snap.refs.contains_key(name) {
             continue;
         }
+        // A replace ref swaps one object for another in every later read of git's: whatever it
+        // points at, it is never an agent's to make.
+        if name.starts_with("refs/replace/") {
+            found.push(format!("created replace ref {name} (removed)"));
+            undo.push_str(&format!("delete {name} {new}\n"));
+            continue;
+        }
         if let Some(n) = is_commit(new) {
             if carries_work(n)? {
                 found.push(format!("created {} on its own work (removed)", kind(name)));

@@ -833,6 +833,9 @@ fn attempt(
         ("GIT_PARALLEL_RUN".to_string(), spec.run.clone()),
         ("GIT_PARALLEL_TASK".to_string(), spec.task.clone()),
         ("GIT_PARALLEL_WORKTREE".to_string(), spec.worktree.to_string_lossy().into_owned()),
+        // For templates that go through a shell: "$GIT_PARALLEL_PROMPT_FILE" is never parsed
+        // as shell syntax, where a `{prompt}` substituted into `sh -c '…'` would be.
+        ("GIT_PARALLEL_PROMPT_FILE".to_string(), prompt_file.to_string_lossy().into_owned()),
     ];
     envs.extend(inv.envs.iter().cloned());
     if let Some(most) = spec.max_processes {
