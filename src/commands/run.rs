@@ -172,6 +172,8 @@ pub fn drive(
     let mut progress = ui::progress::Progress::new(json);
     let status = orchestrator::execute(log, plan, opts, Arc::clone(&ctl), &mut progress)?;
     progress.finish();
+    // Cluster jobs' inboxes whose content is in the log now.
+    crate::store::inbox::sweep(&ctx.repo, &log.id, log.state());
     let interrupted = matches!(status, RunStatus::Interrupted | RunStatus::Cancelled);
     let mut status = status;
     if !integ.skip && !interrupted {

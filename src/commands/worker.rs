@@ -1,16 +1,17 @@
 //! `git parallel worker RUN TASK --spec FILE` (hidden): what a cluster job runs on its node.
 //! Exactly what a local worker does (`task::run`: worktree, agent under containment, result
-//! commit), with a drain on this thread turning the worker's messages into appends to the
-//! run's log, compare-and-swap against whatever the orchestrator and other jobs append.
+//! commit), with a drain on this thread posting the worker's messages to the task's own inbox
+//! (`store::inbox`), which the orchestrator folds into the run's log: a job never races the
+//! others, or the orchestrator, to record what it did.
 
 use super::Context;
 use crate::cli::WorkerArgs;
 use crate::error::usage;
 use crate::exec::orchestrator::{self, Observer};
 use crate::exec::task::{self, Msg, TaskSpec};
+use crate::store::inbox;
 use crate::store::runs::{Event, RunLog, RunState, TaskStatus};
 use anyhow::{Context as _, Result};
-use std::collections::HashMap;
 use std::sync::mpsc;
 
 /// Narration into the job's output file.
@@ -32,7 +33,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     if spec.run != args.run || spec.task != args.task {
         return Err(usage(format!("{} is the spec of run {} task {}", args.spec.display(), spec.run, spec.task)));
     }
-    let mut log = RunLog::open(&ctx.repo, &args.run)?;
+    let log = RunLog::open(&ctx.repo, &args.run)?;
     let plan = crate::store::plans::load(&ctx.repo, &log.state().plan)?;
     if let Some(t) = log.state().task(&args.task) {
         if t.status.is_final() {
@@ -43,13 +44,22 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     } else {
         return Err(usage(format!("run {} has no task {}", args.run, args.task)));
     }
+    // Posted but not folded yet: the same.
+    let (_, posted) = inbox::read(&ctx.repo, &args.run, &args.task, None)?;
+    if posted.iter().any(|(e, _)| matches!(e, Event::Finished { status, .. } if status.is_final())) {
+        eprintln!("git-parallel worker: task {} already ended; nothing to do", args.task);
+        return Ok(0);
+    }
     let mut obs = Narrate;
+    let post = |ev: &Event, logs: &[crate::store::runs::TaskLog]| -> Result<()> {
+        inbox::post(&ctx.repo, &args.run, &args.task, ev, logs)?;
+        eprintln!("git-parallel worker: {}", ev.summary());
+        Ok(())
+    };
     // Where this job runs, for `status`.
     if let Ok(id) = std::env::var("SLURM_JOB_ID") {
         let node = std::env::var("SLURMD_NODENAME").ok().unwrap_or_else(crate::store::runs::host_name);
-        let ev = Event::Job { task: args.task.clone(), executor: "slurm".into(), id, node: Some(node) };
-        log.append(ev.clone(), &[])?;
-        obs.event(&ev, log.state());
+        post(&Event::Job { task: args.task.clone(), executor: "slurm".into(), id, node: Some(node) }, &[])?;
     }
     // SIGTERM (scancel, the time limit) stops the agent as Ctrl-C stops a local run.
     let ctl = super::run::interrupt_control();
@@ -58,10 +68,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     let spec_for_report = spec.clone();
     let ctl2 = std::sync::Arc::clone(&ctl);
     let worker = std::thread::spawn(move || task::run(repo, spec, ctl2, tx));
-    let mut running = HashMap::from([(args.task.clone(), worker)]);
-    let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
-    let index: HashMap<&str, usize> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
-    let mut ended = Vec::new();
+    let mut status = TaskStatus::Failed;
     // The node's own watch of the agent: its process limit, and its footprint for the record.
     let mut gov =
         crate::schedule::governor::Governor::new(spec_for_report.worktree.parent().unwrap_or(&ctx.repo.workdir));
@@ -87,19 +94,19 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
                     obs.note(&format!("{task}: cannot tell the orchestrator of the rate limit: {e:#}"));
                 }
             }
-            msg => {
-                orchestrator::handle(&mut log, &plan, &index, msg, &mut running, &mut notes_due, &mut ended, &mut obs)?;
+            Msg::Event(ev) => post(&ev, &[])?,
+            Msg::Finished(o) => {
+                status = o.status;
+                post(&o.event(), &o.logs)?;
             }
+            Msg::Recorded { .. } => {}
         }
         if done {
             break;
         }
     }
     drop(adopting);
-    for (id, note) in notes_due {
-        crate::store::notes::write(&ctx.repo, id, &note)?;
-    }
-    let status = log.state().task(&args.task).map(|t| t.status).unwrap_or_default();
+    let _ = worker.join();
     Ok(match status {
         TaskStatus::Succeeded | TaskStatus::NoChanges => 0,
         TaskStatus::Interrupted | TaskStatus::Cancelled => 130,

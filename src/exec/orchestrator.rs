@@ -624,16 +624,7 @@ pub(crate) fn handle(
             if let Some(h) = running.remove(&o.task) {
                 let _ = h.join();
             }
-            let ev = Event::Finished {
-                task: o.task.clone(),
-                status: o.status,
-                commit: o.commit.clone(),
-                reason: o.reason.clone(),
-                exit_code: o.exit_code,
-                metrics: o.metrics.clone(),
-                files_changed: o.files_changed.clone(),
-                wall_ms: o.wall_ms,
-            };
+            let ev = o.event();
             log.append(ev.clone(), &o.logs)?;
             if let Some(&i) = index.get(o.task.as_str()) {
                 ended.push((i, o.status));

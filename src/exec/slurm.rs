@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Between two `squeue` calls.
 const POLL: Duration = Duration::from_millis(250);
@@ -424,6 +424,20 @@ impl Slurm {
                 live = Some(id);
             }
         }
+        // A job of an earlier life may have posted its end while no orchestrator was there.
+        let mut inbox = Inbox { seen: None, live: false };
+        // The end the job posted; an interruption is not final: the job's own end says why.
+        let mut posted: Option<Outcome> = None;
+        // A job of an earlier life may have posted its end while no orchestrator was there;
+        // what else it posted is in the log already, or stale (an interrupted attempt).
+        if let Some(o) = inbox.fold(repo, spec, tx)? {
+            if o.status.is_final() {
+                return Ok(Some(o));
+            }
+            if job.is_some() {
+                posted = Some(o);
+            }
+        }
         let mut current = match live {
             Some(id) => {
                 crate::ui::note(&format!("{}: re-attached to Slurm job {id}", spec.task));
@@ -448,6 +462,7 @@ impl Slurm {
         loop {
             let rx = self.watch(&current);
             let mut cancelled = false;
+            let mut next_fold = Instant::now();
             let end = loop {
                 match rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(info) => break info,
@@ -461,12 +476,30 @@ impl Slurm {
                     cancelled = true;
                     scancel(std::slice::from_ref(&current))?;
                 }
+                // What the job posted, on its way to the run's log (once a second per job).
+                if Instant::now() >= next_fold {
+                    next_fold = Instant::now() + INBOX_EVERY;
+                    if let Some(o) = inbox.fold(repo, spec, tx)? {
+                        // Its end is posted; the job is finishing: do not wait for squeue.
+                        if o.status.is_final() {
+                            return Ok(Some(o));
+                        }
+                        posted = Some(o);
+                    }
+                }
             };
+            if let Some(o) = inbox.fold(repo, spec, tx)? {
+                if o.status.is_final() {
+                    return Ok(Some(o));
+                }
+                posted = Some(o);
+            }
             let task = runs::load(repo, &spec.run)?.task(&spec.task).cloned();
-            let status = task.as_ref().map(|t| t.status).unwrap_or_default();
+            let status = posted.as_ref().map(|o| o.status).or(task.as_ref().map(|t| t.status)).unwrap_or_default();
             match decide(&end, status, ctl.stop.load(Ordering::SeqCst), node_retries) {
-                Decision::Recorded => return Ok(None),
+                Decision::Recorded => return Ok(posted.take()),
                 Decision::Resubmit(reason) => {
+                    posted = None;
                     node_retries -= 1;
                     let attempt = task.as_ref().map(|t| t.attempts).unwrap_or(0) + 1;
                     let _ = tx.send(Msg::Event(Box::new(Event::Retried {
@@ -510,6 +543,40 @@ impl Slurm {
             transcript,
             stderr,
         }
+    }
+}
+
+/// How often a running job's inbox is read.
+const INBOX_EVERY: Duration = Duration::from_secs(1);
+
+/// The orchestrator's side of a task's inbox (`store::inbox`): what was read of it so far.
+struct Inbox {
+    seen: Option<gix::ObjectId>,
+    /// Forward progress as it comes; false for what an earlier orchestrator life may already
+    /// have recorded, of which only the end counts.
+    live: bool,
+}
+
+impl Inbox {
+    /// Forward the job's new events to the orchestrator (the run log's only writer), the
+    /// progress of a batch coalesced into its last one; the task's outcome once it is posted.
+    fn fold(&mut self, repo: &Repo, spec: &TaskSpec, tx: &Sender<Msg>) -> Result<Option<Outcome>> {
+        let (tip, items) = crate::store::inbox::read(repo, &spec.run, &spec.task, self.seen)?;
+        self.seen = tip.or(self.seen);
+        let last_progress = items.iter().rposition(|(e, _)| matches!(e, Event::Progress { .. }));
+        let mut end = None;
+        for (i, (ev, logs)) in items.into_iter().enumerate() {
+            match ev {
+                Event::Finished { .. } => end = Outcome::from_event(&ev, logs),
+                Event::Progress { .. } if Some(i) != last_progress => {}
+                ev if self.live || matches!(ev, Event::Job { .. }) => {
+                    let _ = tx.send(Msg::Event(Box::new(ev)));
+                }
+                _ => {}
+            }
+        }
+        self.live = true;
+        Ok(end)
     }
 }
 

@@ -143,6 +143,39 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The event that records this outcome in the run's log.
+    pub fn event(&self) -> Event {
+        Event::Finished {
+            task: self.task.clone(),
+            status: self.status,
+            commit: self.commit.clone(),
+            reason: self.reason.clone(),
+            exit_code: self.exit_code,
+            metrics: self.metrics.clone(),
+            files_changed: self.files_changed.clone(),
+            wall_ms: self.wall_ms,
+        }
+    }
+
+    /// The outcome a `Finished` event records (its logs already stored as blobs).
+    pub fn from_event(ev: &Event, logs: Vec<crate::store::runs::TaskLog>) -> Option<Outcome> {
+        let Event::Finished { task, status, commit, reason, exit_code, metrics, files_changed, wall_ms } = ev else {
+            return None;
+        };
+        Some(Outcome {
+            task: task.clone(),
+            status: *status,
+            commit: commit.clone(),
+            reason: reason.clone(),
+            exit_code: *exit_code,
+            metrics: metrics.clone(),
+            files_changed: files_changed.clone(),
+            wall_ms: *wall_ms,
+            logs,
+            ..Default::default()
+        })
+    }
+
     /// A task that failed before or outside its agent's work.
     fn failed(task: &str, reason: String) -> Self {
         Outcome { task: task.to_string(), status: TaskStatus::Failed, reason: Some(reason), ..Default::default() }

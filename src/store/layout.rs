@@ -14,6 +14,14 @@ pub const INTEGRATION: &str = "integration";
 /// Who orchestrates a run now: `refs/parallel/owners/<run-id>` → blob (pid, host, heartbeat).
 pub const OWNERS: &str = "refs/parallel/owners/";
 
+/// Cluster jobs' events on their way to the run's log: `refs/parallel/inbox/<run>/<task>` →
+/// chain of commits written by the task's job only (see `store::inbox`).
+pub const INBOX: &str = "refs/parallel/inbox/";
+
+pub fn inbox_ref(run: &str, task: &str) -> String {
+    format!("{INBOX}{run}/{task}")
+}
+
 pub fn owner_ref(run: &str) -> String {
     format!("{OWNERS}{run}")
 }

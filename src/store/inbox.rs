@@ -1,0 +1,114 @@
+//! A cluster job's own channel to the orchestrator. Each job appends its task's events to a
+//! ref of its own, `refs/parallel/inbox/<run>/<task>`: one commit per event, the event as JSON
+//! in its message, the task's transcript and stderr blobs in its tree. The orchestrator, the
+//! only writer of the run's log, folds them in. No job ever races another to record its result
+//! (with hundreds of jobs appending to the one run ref, results were lost to contention), and
+//! what a job posted while the orchestrator was gone waits in its inbox for the resume.
+
+use super::layout;
+use super::objects;
+use super::runs::{Event, TaskLog};
+use crate::repo::Repo;
+use anyhow::{Context, Result};
+use gix::ObjectId;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const TRANSCRIPT: &str = "transcript.jsonl";
+const STDERR: &str = "stderr";
+
+/// Append `event` (with its task's logs) to the task's inbox. Only this task's job writes the
+/// ref; a lost compare-and-swap (a duplicate job of the same task) is retried, never dropped.
+pub fn post(repo: &Repo, run: &str, task: &str, event: &Event, logs: &[TaskLog]) -> Result<()> {
+    let name = layout::inbox_ref(run, task);
+    let mut files = BTreeMap::new();
+    for l in logs {
+        match l {
+            TaskLog::Transcript(id) => files.insert(TRANSCRIPT.to_string(), *id),
+            TaskLog::Stderr(id) => files.insert(STDERR.to_string(), *id),
+        };
+    }
+    let tree = objects::write_tree(repo, None, &files)?;
+    let message = format!("{}\n\n{}\n", event.summary(), serde_json::to_string(event)?);
+    let mut delay = Duration::from_millis(5);
+    for _ in 0..200 {
+        let tip = objects::read_ref(repo, &name)?;
+        let commit = objects::write_commit(repo, tree, tip.as_slice(), &message)?;
+        match objects::cas_update(repo, &name, commit, tip, "git parallel: job event") {
+            Ok(()) => return Ok(()),
+            Err(e) if e.downcast_ref::<objects::Lost>().is_some() => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    anyhow::bail!("cannot post to {name}: another writer keeps moving it")
+}
+
+/// What the inbox holds after `seen` (None: everything), oldest first, and its tip.
+pub fn read(
+    repo: &Repo,
+    run: &str,
+    task: &str,
+    seen: Option<ObjectId>,
+) -> Result<(Option<ObjectId>, Vec<(Event, Vec<TaskLog>)>)> {
+    let name = layout::inbox_ref(run, task);
+    let Some(tip) = objects::read_ref(repo, &name)? else { return Ok((None, Vec::new())) };
+    let mut chain = Vec::new();
+    let mut cur = Some(tip);
+    while let Some(id) = cur {
+        if Some(id) == seen {
+            break;
+        }
+        let commit = repo.gix.find_commit(id).with_context(|| format!("{name}: cannot read {id}"))?;
+        let message = commit.message_raw_sloppy().to_string();
+        let tree = commit.tree_id()?.detach();
+        cur = commit.parent_ids().next().map(|p| p.detach());
+        chain.push((message, tree));
+    }
+    let mut out = Vec::new();
+    for (message, tree) in chain.into_iter().rev() {
+        let json = message.split_once("\n\n").map(|(_, j)| j.trim()).unwrap_or("");
+        let event: Event = serde_json::from_str(json).with_context(|| format!("{name}: an event is not readable"))?;
+        let mut logs = Vec::new();
+        let t = repo.gix.find_tree(tree)?;
+        for e in t.iter() {
+            let e = e?;
+            match e.filename().to_string().as_str() {
+                TRANSCRIPT => logs.push(TaskLog::Transcript(e.oid().to_owned())),
+                STDERR => logs.push(TaskLog::Stderr(e.oid().to_owned())),
+                _ => {}
+            }
+        }
+        out.push((event, logs));
+    }
+    Ok((Some(tip), out))
+}
+
+/// Tasks of `run` with an inbox.
+pub fn tasks(repo: &Repo, run: &str) -> Result<Vec<String>> {
+    let prefix = format!("{}{run}/", layout::INBOX);
+    Ok(objects::list_refs(repo, &prefix)?
+        .into_iter()
+        .filter_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
+        .collect())
+}
+
+/// Drop a task's inbox once what it held is in the run's log.
+pub fn remove(repo: &Repo, run: &str, task: &str) -> Result<()> {
+    let name = layout::inbox_ref(run, task);
+    if let Some(tip) = objects::read_ref(repo, &name)? {
+        objects::delete_ref(repo, &name, tip)?;
+    }
+    Ok(())
+}
+
+/// Drop the inboxes of `run`'s tasks whose end is in the run's log (`state`).
+pub fn sweep(repo: &Repo, run: &str, state: &super::runs::RunState) {
+    for task in tasks(repo, run).unwrap_or_default() {
+        if state.task(&task).is_some_and(|t| t.status.is_final()) {
+            let _ = remove(repo, run, &task);
+        }
+    }
+}
