@@ -99,46 +99,106 @@ pub struct Options {
 }
 
 /// Collect prompt files from files and directories (`*.md` in the folder and its subfolders,
-/// sorted, README.md left out), each checked to lie inside the repository.
+/// sorted, README.md left out), each checked by [`prompt_file`]. Returns (the path to read,
+/// the path relative to the working tree for messages).
 pub fn collect_prompt_files(repo: &Repo, paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut out = Vec::new();
     for p in paths {
-        let rel = repo.relative(p).ok_or_else(|| {
-            usage(format!("{}: prompt path is outside the repository {}", p.display(), repo.workdir.display()))
-        })?;
+        let outside =
+            || usage(format!("{}: prompt path is outside the repository {}", p.display(), repo.workdir.display()));
+        let rel = repo.relative(p).ok_or_else(outside)?;
         let abs = repo.workdir.join(&rel);
-        if abs.is_dir() {
-            let mut found = Vec::new();
-            walk_md(&abs, &mut found).with_context(|| format!("cannot read {}", p.display()))?;
-            if found.is_empty() {
-                return Err(usage(format!("{}: no prompt files (*.md) in this folder", p.display())));
+        let meta = std::fs::symlink_metadata(&abs)
+            .map_err(|_| usage(format!("{}: no such file or directory", p.display())))?;
+        // A folder may be a symlink to another folder of the working tree.
+        let dir = if meta.is_dir() {
+            Some(abs.clone())
+        } else if meta.file_type().is_symlink() && abs.is_dir() {
+            let real = abs.canonicalize().with_context(|| format!("cannot read {}", p.display()))?;
+            if !real.starts_with(&repo.workdir) {
+                return Err(outside());
             }
-            found.sort();
-            for f in found {
-                let r = f.strip_prefix(&repo.workdir).unwrap_or(&f).to_path_buf();
-                out.push((f, r));
-            }
-        } else if abs.is_file() {
-            out.push((abs, rel));
+            Some(real)
         } else {
-            return Err(usage(format!("{}: no such file or directory", p.display())));
+            None
+        };
+        let Some(dir) = dir else {
+            out.push((prompt_file(repo, &abs, p)?, rel));
+            continue;
+        };
+        if in_git_dir(repo, &dir) {
+            return Err(usage(format!("{}: prompt folder is inside the git directory", p.display())));
+        }
+        let mut found = Vec::new();
+        walk_md(&dir, &mut found).with_context(|| format!("cannot read {}", p.display()))?;
+        if found.is_empty() {
+            return Err(usage(format!("{}: no prompt files (*.md) in this folder", p.display())));
+        }
+        found.sort();
+        for f in found {
+            let r = f.strip_prefix(&repo.workdir).unwrap_or(&f).to_path_buf();
+            out.push((prompt_file(repo, &f, &r)?, r));
         }
     }
     out.dedup();
-    // A prompt goes to the model: one that leaves the repository through a symlink (say to
-    // /etc/passwd or ~/.ssh) is refused, not read.
-    let root = repo.workdir.canonicalize().unwrap_or_else(|_| repo.workdir.clone());
-    for (abs, rel) in &out {
-        let real = abs.canonicalize().with_context(|| format!("cannot read {}", rel.display()))?;
-        if !real.starts_with(&root) {
-            return Err(usage(format!(
-                "{}: prompt file resolves outside the repository (to {})",
-                rel.display(),
-                real.display()
-            )));
-        }
-    }
     Ok(out)
+}
+
+/// The path to read for the prompt at `abs`, checked before anything opens it: a prompt goes to
+/// the model, so it must be a regular file of the working tree. A symlink may lead elsewhere in
+/// the tree, never out of it (/etc/passwd, ~/.ssh) nor into `.git` (`.git/config` holds remote
+/// URLs with their tokens); a FIFO would block the read forever, a device or socket is no text.
+/// `shown` names the file in messages.
+pub fn prompt_file(repo: &Repo, abs: &Path, shown: &Path) -> Result<PathBuf> {
+    let shown = shown.display();
+    let meta = std::fs::symlink_metadata(abs).with_context(|| format!("cannot read {shown}"))?;
+    let (real, meta) = if meta.file_type().is_symlink() {
+        let real = abs.canonicalize().map_err(|e| usage(format!("{shown}: broken symbolic link ({e})")))?;
+        if !real.starts_with(&repo.workdir) {
+            return Err(usage(format!("{shown}: prompt file resolves outside the repository (to {})", real.display())));
+        }
+        let meta = std::fs::metadata(&real).with_context(|| format!("cannot read {shown}"))?;
+        (real, meta)
+    } else {
+        (abs.to_path_buf(), meta)
+    };
+    if in_git_dir(repo, &real) {
+        return Err(usage(format!(
+            "{shown}: prompt file is inside the git directory (resolves to {}); prompts must be files of the working tree",
+            real.display()
+        )));
+    }
+    if !meta.is_file() {
+        return Err(usage(format!("{shown}: {}; prompts must be regular files", kind_of(&meta.file_type()))));
+    }
+    Ok(real)
+}
+
+/// Whether `real` (a path without symlinks) lies in a git directory: the repository's own, or
+/// any `.git` inside the working tree (nested repositories, submodules).
+fn in_git_dir(repo: &Repo, real: &Path) -> bool {
+    let git_dir = repo.gix.git_dir();
+    let git_dir = git_dir.canonicalize().unwrap_or_else(|_| git_dir.to_path_buf());
+    real.starts_with(&repo.common_dir)
+        || real.starts_with(&git_dir)
+        || real
+            .strip_prefix(&repo.workdir)
+            .is_ok_and(|r| r.components().any(|c| c.as_os_str().eq_ignore_ascii_case(".git")))
+}
+
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a folder, not a file"
+    } else if t.is_fifo() {
+        "a named pipe (FIFO), not a file"
+    } else if t.is_socket() {
+        "a socket, not a file"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device, not a file"
+    } else {
+        "not a regular file"
+    }
 }
 
 fn walk_md(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -161,12 +221,31 @@ fn walk_md(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Read a prompt file checked by [`prompt_file`]. It is opened without following a symlink and
+/// without blocking, then checked again: it may have been swapped since the check.
+fn read_prompt_file(real: &Path, rel: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(real)
+        .with_context(|| format!("cannot read {}", rel.display()))?;
+    let meta = f.metadata().with_context(|| format!("cannot read {}", rel.display()))?;
+    if !meta.is_file() {
+        return Err(usage(format!("{}: {}; prompts must be regular files", rel.display(), kind_of(&meta.file_type()))));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", rel.display()))?;
+    Ok(bytes)
+}
+
 /// Read and parse prompt files in parallel.
 pub fn read_prompts(files: &[(PathBuf, PathBuf)]) -> Result<Vec<Prompt>> {
     files
         .par_iter()
         .map(|(abs, rel)| {
-            let bytes = std::fs::read(abs).with_context(|| format!("cannot read {}", rel.display()))?;
+            let bytes = read_prompt_file(abs, rel)?;
             prompt::parse(&bytes, rel)
         })
         .collect()

@@ -19,6 +19,7 @@ impl Repo {
     /// Find the repository containing `start`; refuse bare repositories and unborn branches
     /// with a clear message.
     pub fn discover(start: &Path) -> Result<Repo> {
+        forget_repository_env();
         let gix = match gix::discover(start) {
             Ok(r) => r,
             Err(_) => {
@@ -77,11 +78,15 @@ impl Repo {
         Some(obj.id)
     }
 
-    /// The path of `p` relative to the working tree, or None when it lies outside it.
+    /// The path of `p` relative to the working tree, or None when it lies outside it. Symlinks
+    /// in its folders are resolved, not one in its last component: the caller decides whether
+    /// to follow that one, and messages keep the name the user gave.
     pub fn relative(&self, p: &Path) -> Option<PathBuf> {
-        let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().ok()?.join(p) };
-        let abs = normalize(&abs);
-        let abs = abs.canonicalize().unwrap_or(abs);
+        let abs = normalize(&std::env::current_dir().ok()?.join(p));
+        let abs = match (abs.parent(), abs.file_name()) {
+            (Some(dir), Some(name)) => dir.canonicalize().map(|d| d.join(name)).unwrap_or(abs),
+            _ => abs,
+        };
         abs.strip_prefix(&self.workdir).ok().map(Path::to_path_buf)
     }
 
@@ -95,6 +100,19 @@ impl Repo {
             _ => ("git-parallel".to_string(), "git-parallel@localhost".to_string()),
         };
         gix::actor::Signature { name: name.into(), email: email.into(), time }
+    }
+}
+
+/// Drop the variables that point git at a repository (`GIT_DIR`, `GIT_NAMESPACE`, ...), set
+/// when we are started from a hook: our git subprocesses never see them (`proc::scrubbed_env`),
+/// and gix must not either, or it would read and write refs under `refs/namespaces/<ns>/` and
+/// another index than our git does. The `git -c` configuration stays: it is ours to read.
+/// Called first thing in a command, while the process has one thread.
+fn forget_repository_env() {
+    for k in crate::proc::scrubbed_env().filter(|k| !matches!(*k, "GIT_CONFIG_PARAMETERS" | "GIT_CONFIG_COUNT")) {
+        if std::env::var_os(k).is_some() {
+            std::env::remove_var(k);
+        }
     }
 }
 

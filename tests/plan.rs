@@ -489,3 +489,226 @@ fn plan_report_shows_the_riskiest_soft_conflicts_and_counts_the_rest() {
     assert_eq!(text.lines().filter(|l| l.starts_with("  soft ")).count(), 30, "{text}");
     assert!(text.contains("... and 10 more soft conflicts, risk "), "{text}");
 }
+
+/// Run git-parallel with `env`, failing the test (and killing it) if it takes more than `secs`.
+fn gp_within(r: &TestRepo, args: &[&str], env: &[(&str, &str)], secs: u64) -> (common::Out, std::time::Duration) {
+    let mut c = r.command(common::bin());
+    c.args(args).envs(env.iter().copied());
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let start = std::time::Instant::now();
+    let mut child = c.spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("git parallel {args:?} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = common::Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    (out, start.elapsed())
+}
+
+#[test]
+fn a_prompt_that_is_a_symlink_into_the_git_directory_is_refused() {
+    let r = TestRepo::new();
+    r.git(&["config", "remote.origin.url", "https://user:token@example.com/repo.git"]);
+    r.write("docs/task.md", "# Shared task\nDo it.\n");
+    std::fs::create_dir_all(r.path("prompts")).unwrap();
+    // Within the repository root, but into .git: directly, and through a symlinked folder.
+    std::os::unix::fs::symlink("../.git/config", r.path("prompts/config.md")).unwrap();
+    std::os::unix::fs::symlink(".git", r.path("gitdir")).unwrap();
+    std::os::unix::fs::symlink("../gitdir/HEAD", r.path("prompts/head.md")).unwrap();
+    for (args, file) in [
+        (&["plan", "prompts"][..], "prompts/config.md"),
+        (&["run", "prompts"], "prompts/config.md"),
+        (&["plan", "prompts/config.md"], "prompts/config.md"),
+        (&["plan", "prompts/head.md"], "prompts/head.md"),
+        (&["plan", ".git/config"], ".git/config"),
+        (&["plan", "gitdir/config"], "gitdir/config"),
+    ] {
+        let o = r.gp(args);
+        o.code(2);
+        assert!(
+            o.stderr.contains(&format!("{file}: prompt file is inside the git directory")),
+            "{args:?}: {}",
+            o.stderr
+        );
+        assert!(!o.stdout.contains("token") && !o.stderr.contains("token"), "{args:?}: {}", o.stderr);
+    }
+    let o = r.gp(&["plan", ".git"]);
+    o.code(2);
+    assert!(o.stderr.contains(".git: prompt folder is inside the git directory"), "{}", o.stderr);
+    assert_eq!(r.git_out(&["for-each-ref", "refs/parallel/"]).stdout, "", "nothing was stored");
+
+    // A symlink to another file of the working tree is a prompt like any other.
+    std::fs::remove_file(r.path("prompts/config.md")).unwrap();
+    std::fs::remove_file(r.path("prompts/head.md")).unwrap();
+    std::os::unix::fs::symlink("../docs/task.md", r.path("prompts/shared.md")).unwrap();
+    let plan = r.gp(&["plan", "--dry-run", "--json"]).ok().json();
+    assert_eq!(task(&plan, "shared")["title"], "Shared task");
+    assert_eq!(task(&plan, "shared")["source"], "prompts/shared.md");
+}
+
+#[test]
+fn pipes_sockets_and_devices_in_the_prompt_folder_are_refused_without_blocking() {
+    let r = TestRepo::new();
+    r.write("prompts/fine.md", "# Fine\nText.\n");
+    let fifo = r.path("prompts/pipe.md");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for args in
+        [&["plan", "prompts"][..], &["plan", "--dry-run", "prompts"], &["run", "prompts"], &["plan", "prompts/pipe.md"]]
+    {
+        let (o, _) = gp_within(&r, args, &[], 20);
+        o.code(2);
+        assert!(o.stderr.contains("prompts/pipe.md: a named pipe (FIFO), not a file"), "{args:?}: {}", o.stderr);
+    }
+    std::fs::remove_file(&fifo).unwrap();
+
+    let _socket = std::os::unix::net::UnixListener::bind(r.path("prompts/sock.md")).unwrap();
+    let (o, _) = gp_within(&r, &["plan", "prompts"], &[], 20);
+    o.code(2);
+    assert!(o.stderr.contains("prompts/sock.md: a socket, not a file"), "{}", o.stderr);
+    std::fs::remove_file(r.path("prompts/sock.md")).unwrap();
+
+    // A device or a folder behind a prompt's name: refused the same way (a device outside
+    // the repository is refused for that first).
+    std::os::unix::fs::symlink("/dev/zero", r.path("prompts/zero.md")).unwrap();
+    let (o, _) = gp_within(&r, &["plan", "prompts"], &[], 20);
+    o.code(2);
+    assert!(o.stderr.contains("prompts/zero.md: prompt file resolves outside the repository"), "{}", o.stderr);
+    std::fs::remove_file(r.path("prompts/zero.md")).unwrap();
+    std::fs::create_dir_all(r.path("docs")).unwrap();
+    std::os::unix::fs::symlink("../docs", r.path("prompts/folder.md")).unwrap();
+    let o = r.gp(&["plan", "prompts"]);
+    o.code(2);
+    assert!(o.stderr.contains("prompts/folder.md: a folder, not a file"), "{}", o.stderr);
+    std::fs::remove_file(r.path("prompts/folder.md")).unwrap();
+    std::os::unix::fs::symlink("nowhere.md", r.path("prompts/dangling.md")).unwrap();
+    let o = r.gp(&["plan", "prompts"]);
+    o.code(2);
+    assert!(o.stderr.contains("prompts/dangling.md: broken symbolic link"), "{}", o.stderr);
+    assert_eq!(r.git_out(&["for-each-ref", "refs/parallel/"]).stdout, "", "nothing was stored");
+}
+
+#[test]
+fn deep_or_huge_front_matter_is_refused_fast() {
+    let r = TestRepo::new();
+    let n = 100_000;
+    let cases = [
+        // Over the size cap: refused before any parsing.
+        (format!("files: {}{}", "[".repeat(n), "]".repeat(n)), "front matter is 195 KB, more than the 64 KB allowed"),
+        // Under the cap: the depth scan refuses it before libyaml, whose time grows with the
+        // square of the depth.
+        (format!("files: {}{}", "[".repeat(30_000), "]".repeat(30_000)), "nested deeper than 32 levels"),
+        (format!("files: {}{}", "{a: ".repeat(10_000), "}".repeat(10_000)), "nested deeper than 32 levels"),
+        (format!("files:\n{}x", "- ".repeat(30_000)), "nested deeper than 32 levels"),
+        (format!("title: abc\n  'x\nfiles: {}{} # '", "[".repeat(30_000), "]".repeat(30_000)), "nested deeper"),
+    ];
+    for (front, want) in cases {
+        r.write("prompts/deep.md", &format!("---\n{front}\n---\n# Deep\n"));
+        let (o, took) = gp_within(&r, &["plan", "--dry-run", "prompts/deep.md"], &[], 30);
+        o.code(2);
+        assert!(o.stderr.contains("prompts/deep.md:") && o.stderr.contains(want), "{want}: {}", o.stderr);
+        assert!(took < std::time::Duration::from_secs(3), "{want}: took {took:?}");
+    }
+    // Ordinary nesting still parses.
+    r.write("prompts/deep.md", "---\nfiles: [\"README.md\"]\ndepends_on:\n  - other\n---\n# Fine\n");
+    r.write("prompts/other.md", "# Other\n");
+    r.gp(&["plan", "--dry-run"]).ok();
+}
+
+#[test]
+fn one_unreadable_plan_does_not_hide_the_others() {
+    let r = TestRepo::new();
+    r.write("prompts/a.md", "# A\n");
+    r.gp(&["plan"]).ok();
+    let blob = |text: &str| {
+        let f = r.scratch("blob");
+        std::fs::write(&f, text).unwrap();
+        r.git(&["hash-object", "-w", f.to_str().unwrap()])
+    };
+    let commit_with = |entries: &str| {
+        let f = r.scratch("tree");
+        std::fs::write(&f, entries).unwrap();
+        let mut c = r.command("git");
+        c.args(["mktree"]).stdin(std::fs::File::open(&f).unwrap());
+        let tree = String::from_utf8(c.output().unwrap().stdout).unwrap();
+        r.git(&["commit-tree", tree.trim(), "-m", "not a plan"])
+    };
+    r.git(&["update-ref", "refs/parallel/plans/x", &blob("a blob\n")]);
+    r.git(&["update-ref", "refs/parallel/plans/5", &commit_with("")]);
+    let damaged = blob("version: [\n");
+    r.git(&["update-ref", "refs/parallel/plans/6", &commit_with(&format!("100644 blob {damaged}\tplan.yaml\n"))]);
+    let deep = blob(&format!("version: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)));
+    r.git(&["update-ref", "refs/parallel/plans/7", &commit_with(&format!("100644 blob {deep}\tplan.yaml\n"))]);
+    std::fs::write(r.path(".git/refs/parallel/plans/8"), "not a ref\n").unwrap();
+    std::fs::write(r.path(".git/refs/parallel/plans/9"), "0000000000000000000000000000000000000001\n").unwrap();
+
+    let (o, took) = gp_within(&r, &["plan", "--list"], &[], 20);
+    o.ok();
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    let rows: Vec<&str> = o.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{}", o.stdout);
+    assert!(rows[0].starts_with("1 "), "{}", o.stdout);
+    for why in [
+        "plan 5 has no plan.yaml",
+        "plan 6: plan.yaml is damaged",
+        "plan 7: plan.yaml is damaged: nested deeper than 32 levels",
+        "refs/parallel/plans/8",
+        "plan 9: refs/parallel/plans/9 cannot be read",
+        "plan x: refs/parallel/plans/x does not point to a plan commit",
+    ] {
+        assert!(o.stderr.contains(why), "{why}: {}", o.stderr);
+    }
+    assert_eq!(gp_within(&r, &["plan", "--list", "--json"], &[], 20).0.ok().json(), serde_json::json!(["1"]));
+    let o = r.gp(&["plan", "--show", "6"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("plan 6: plan.yaml is damaged"), "{}", o.stderr);
+}
+
+#[test]
+fn variables_pointing_at_a_repository_do_not_move_our_refs() {
+    // A hook or `git rebase -x` exports these; git-parallel works on the repository it is
+    // started in, with its refs under refs/parallel/, whatever they say.
+    let refs_after = |env: &[(&str, &str)]| {
+        let r = TestRepo::new();
+        r.use_fake_agent();
+        r.prompt("a", "", "write a.txt a");
+        r.prompt("b", "depends_on: a", "write b.txt b");
+        r.commit("prompts");
+        let other = TestRepo::new();
+        let other_git = other.path(".git");
+        let other_index = other.path(".git/index");
+        let mut env: Vec<(&str, &str)> = env.to_vec();
+        if !env.is_empty() {
+            env.extend([
+                ("GIT_DIR", other_git.to_str().unwrap()),
+                ("GIT_WORK_TREE", other.root.to_str().unwrap()),
+                ("GIT_INDEX_FILE", other_index.to_str().unwrap()),
+            ]);
+        }
+        let (o, _) = gp_within(&r, &["plan", "prompts"], &env, 60);
+        o.ok();
+        assert!(o.stderr.contains("refs/parallel/plans/1"), "{}", o.stderr);
+        let (o, _) = gp_within(&r, &["run", "1", "--no-integrate"], &env, 120);
+        o.ok();
+        let (o, _) = gp_within(&r, &["status", "1", "--json"], &env, 60);
+        let tasks = o.ok().json()["tasks"].clone();
+        assert!(tasks.as_array().unwrap().iter().all(|t| t["status"] == "succeeded"), "{tasks}");
+        let (o, _) = gp_within(&r, &["plan", "--list", "--json"], &env, 60);
+        assert_eq!(o.ok().json(), serde_json::json!(["1"]));
+        assert_eq!(other.git(&["for-each-ref", "--format=%(refname)"]), "refs/heads/main", "the other repository");
+        r.git(&["for-each-ref", "--format=%(refname)"])
+    };
+    let plain = refs_after(&[]);
+    let namespaced = refs_after(&[("GIT_NAMESPACE", "foo")]);
+    assert!(plain.contains("refs/parallel/plans/1") && plain.contains("refs/parallel/runs/1"), "{plain}");
+    assert!(!namespaced.contains("refs/namespaces/"), "{namespaced}");
+    assert_eq!(namespaced, plain);
+}

@@ -61,16 +61,19 @@ pub fn default_workers(ctx: &Context, requested: Option<usize>) -> Result<usize>
 
 pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
     if args.list {
+        let stored = plans::load_all(&ctx.repo)?;
+        for why in &stored.unreadable {
+            ui::note(&format!("warning: {why}"));
+        }
         let mut rows = Vec::new();
-        for id in plans::list_ids(&ctx.repo)? {
-            let p = plans::load(&ctx.repo, &id)?;
+        for (id, p) in stored.plans {
             rows.push(vec![
                 id,
                 p.tasks.len().to_string(),
                 ui::minutes(p.schedule.sequential_min),
                 ui::minutes(p.schedule.parallel_min),
                 p.schedule.workers.to_string(),
-                p.base[..p.base.len().min(12)].to_string(),
+                p.base.chars().take(12).collect(),
             ]);
         }
         if args.json {

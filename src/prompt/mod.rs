@@ -10,6 +10,10 @@ use anyhow::Result;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Front matter larger than this is refused: it bounds the YAML parser's work on any input
+/// (a few thousand file names fit).
+pub const MAX_FRONT_MATTER: usize = 64 * 1024;
+
 /// Keys the front matter may carry.
 pub const KNOWN_KEYS: &[&str] =
     &["id", "title", "depends_on", "files", "type", "priority", "agent", "timeout", "estimate"];
@@ -154,6 +158,13 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
     };
     let mut warnings = Vec::new();
     let front: FrontMatter = match fm {
+        Some(fm) if fm.len() > MAX_FRONT_MATTER => {
+            return Err(usage(format!(
+                "{shown}:2: front matter is {} KB, more than the {} KB allowed (name files with globs such as `src/api/**`)",
+                fm.len() / 1024,
+                MAX_FRONT_MATTER / 1024
+            )))
+        }
         Some(fm) if !fm.trim().is_empty() => {
             // The front matter starts on line 2 of the file.
             let parsed: FrontMatter = crate::yaml::from_str(fm).map_err(|e| {

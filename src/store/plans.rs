@@ -56,10 +56,52 @@ pub fn commit_of(repo: &Repo, id: &str) -> Result<ObjectId> {
 
 /// Load a stored plan.
 pub fn load(repo: &Repo, id: &str) -> Result<Plan> {
-    let commit = commit_of(repo, id)?;
-    let yaml = objects::read_path(repo, commit, "plan.yaml")?.with_context(|| format!("plan {id} has no plan.yaml"))?;
-    let text = String::from_utf8(yaml).context("plan.yaml is not UTF-8")?;
+    load_commit(repo, id, commit_of(repo, id)?)
+}
+
+fn load_commit(repo: &Repo, id: &str, commit: ObjectId) -> Result<Plan> {
+    let yaml = objects::read_path(repo, commit, "plan.yaml")
+        .with_context(|| format!("plan {id}: refs/parallel/plans/{id} does not point to a plan commit"))?
+        .with_context(|| format!("plan {id} has no plan.yaml"))?;
+    let text = String::from_utf8(yaml).with_context(|| format!("plan {id}: plan.yaml is not UTF-8"))?;
     crate::yaml::from_str(&text).map_err(|e| anyhow::anyhow!("plan {id}: plan.yaml is damaged: {e}"))
+}
+
+/// What [`load_all`] found.
+pub struct Stored {
+    /// (id, plan), sorted like [`list_ids`].
+    pub plans: Vec<(String, Plan)>,
+    /// Why each of the other refs under refs/parallel/plans/ cannot be read.
+    pub unreadable: Vec<String>,
+}
+
+/// Every stored plan, each read on its own: one ref that cannot be read (pointing at a blob,
+/// a commit without plan.yaml, damaged YAML, a ref file that is not a ref) must not hide the
+/// others.
+pub fn load_all(repo: &Repo) -> Result<Stored> {
+    let mut found = Vec::new();
+    let mut unreadable = Vec::new();
+    for r in repo.gix.references()?.prefixed(layout::PLANS)? {
+        let mut r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                unreadable.push(format!("unreadable plan ref: {e}"));
+                continue;
+            }
+        };
+        let name = r.name().as_bstr().to_string();
+        let id = name.strip_prefix(layout::PLANS).unwrap_or(&name).to_string();
+        let plan = match r.peel_to_id() {
+            Ok(commit) => load_commit(repo, &id, commit.detach()),
+            Err(e) => Err(anyhow::anyhow!("plan {id}: {name} cannot be read: {e}")),
+        };
+        match plan {
+            Ok(p) => found.push((id, p)),
+            Err(e) => unreadable.push(format!("{e:#}")),
+        }
+    }
+    found.sort_by_key(|(i, _)| id_order(i));
+    Ok(Stored { plans: found, unreadable })
 }
 
 /// The prompt text of a task in a stored plan.
@@ -105,8 +147,13 @@ pub fn list_ids(repo: &Repo) -> Result<Vec<String>> {
         .into_iter()
         .filter_map(|(n, _)| n.strip_prefix(layout::PLANS).map(str::to_string))
         .collect();
-    ids.sort_by_key(|i| (i.parse::<u64>().unwrap_or(u64::MAX), i.clone()));
+    ids.sort_by_key(|i| id_order(i));
     Ok(ids)
+}
+
+/// Numeric ids in numeric order, any other name after them.
+fn id_order(id: &str) -> (u64, String) {
+    (id.parse::<u64>().unwrap_or(u64::MAX), id.to_string())
 }
 
 /// The most recent plan id, if any.
