@@ -71,8 +71,51 @@ fn phases(root: &Path, id: &str) -> [f64; 4] {
     [sums[0] / CHAIN as f64, sums[1] / CHAIN as f64, sums[2] / CHAIN as f64, sums[3] / (CHAIN - 1) as f64]
 }
 
+/// `GIT_PARALLEL_SLURM_SCALE=N,MS,J`: N independent tasks whose agent sleeps MS ms, at -j J, on
+/// the cluster: wall time, tasks failed, and commits in the run's log per task.
+fn scale(conf: &str, spec: &str) {
+    let v: Vec<usize> = spec.split(',').map(|x| x.trim().parse().expect("N,MS,J")).collect();
+    let (n, ms, j) = (v[0], v[1], v[2]);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    fake_agent_repo(&root, &home);
+    let dir = root.join("scale");
+    for i in 0..n {
+        fake_prompt(&dir, &format!("s{i}"), &[], 1.0, &format!("sleep {ms}\nwrite s{i}.txt {i}"));
+    }
+    git(&root, &home, &["add", "-A"]);
+    git(&root, &home, &["commit", "-q", "-m", "prompts"]);
+    let t = Instant::now();
+    let o = cmd(bin(), &root, &home)
+        .args(["run", "scale", "-j", &j.to_string(), "--no-integrate", "--executor", "slurm"])
+        .env("SLURM_CONF", conf)
+        .env("NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    let repo = git_parallel::repo::Repo::discover(&root).unwrap();
+    let id = runs::latest(&repo).unwrap().unwrap();
+    let state = runs::load(&repo, &id).unwrap();
+    let failed = state.tasks.iter().filter(|t| t.status != runs::TaskStatus::Succeeded).count();
+    let commits = runs::events(&repo, &id).unwrap().len();
+    println!("| tasks | agent | -j | wall | not succeeded | log commits per task | exit |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {n} | {:.1} s | {j} | {wall:.1} s | {failed} | {:.2} | {} |",
+        ms as f64 / 1000.0,
+        commits as f64 / n as f64,
+        o.status.code().unwrap_or(-1)
+    );
+}
+
 fn main() {
     let conf = cluster();
+    if let Ok(spec) = std::env::var("GIT_PARALLEL_SLURM_SCALE") {
+        scale(&conf, &spec);
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("repo");
     let home = tmp.path().join("home");

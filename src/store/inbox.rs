@@ -46,13 +46,16 @@ pub fn post(repo: &Repo, run: &str, task: &str, event: &Event, logs: &[TaskLog])
     anyhow::bail!("cannot post to {name}: another writer keeps moving it")
 }
 
+/// Events read from an inbox, oldest first, each with its task's logs.
+pub type Posted = Vec<(Event, Vec<TaskLog>)>;
+
 /// What the inbox holds after `seen` (None: everything), oldest first, and its tip.
 pub fn read(
     repo: &Repo,
     run: &str,
     task: &str,
     seen: Option<ObjectId>,
-) -> Result<(Option<ObjectId>, Vec<(Event, Vec<TaskLog>)>)> {
+) -> Result<(Option<ObjectId>, Posted)> {
     let name = layout::inbox_ref(run, task);
     let Some(tip) = objects::read_ref(repo, &name)? else { return Ok((None, Vec::new())) };
     let mut chain = Vec::new();
