@@ -175,24 +175,69 @@ where
 /// Run a shell command line in `dir` (setup and verify commands), contained like an agent
 /// (nothing it starts outlives it) and stopped after `timeout`, capturing its output.
 pub fn shell(dir: &Path, command: &str, envs: &[(&str, &str)], timeout: Option<Duration>) -> Result<Output> {
+    shell_stoppable(dir, command, envs, timeout, None)
+}
+
+/// What stops a contained command before it ends: `stop` asks every process of it to end
+/// (SIGTERM), and `grace` later, or as soon as `kill` is set, they are killed.
+#[derive(Clone, Copy)]
+pub struct Stop<'a> {
+    pub stop: &'a std::sync::atomic::AtomicBool,
+    pub kill: &'a std::sync::atomic::AtomicBool,
+    pub grace: Duration,
+}
+
+impl Stop<'_> {
+    /// Whether the command is to stop (or to be killed).
+    pub fn requested(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.stop.load(Ordering::SeqCst) || self.kill.load(Ordering::SeqCst)
+    }
+}
+
+/// `shell`, also stopped when `stop` says so (Ctrl-C, SIGTERM, `cancel`): the caller asks
+/// `stop.requested()` afterwards to tell a stopped command from one that failed.
+pub fn shell_stoppable(
+    dir: &Path,
+    command: &str,
+    envs: &[(&str, &str)],
+    timeout: Option<Duration>,
+    stop: Option<Stop<'_>>,
+) -> Result<Output> {
+    use std::sync::atomic::Ordering;
     let envs: Vec<(String, String)> = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut child = Contained::spawn("sh", &["-c".to_string(), command.to_string()], dir, &envs, Stdio::piped(), None)?;
     let stdout = drain(child.child.stdout.take());
     let stderr = drain(child.child.stderr.take());
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut timed_out = false;
+    // When the processes were asked to end, and how long they have before they are killed.
+    let mut ending: Option<(Instant, Duration)> = None;
+    let mut killed: Option<Instant> = None;
     let status = loop {
         if let Some(st) = child.try_wait() {
             break st;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
-            timed_out = true;
-            child.terminate();
-            let grace = Instant::now() + Duration::from_secs(5);
-            while child.try_wait().is_none() && Instant::now() < grace {
-                std::thread::sleep(Duration::from_millis(20));
+        if ending.is_none() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                timed_out = true;
+                child.terminate();
+                ending = Some((Instant::now(), Duration::from_secs(5)));
+            } else if let Some(s) = stop.filter(|s| s.requested()) {
+                child.terminate();
+                ending = Some((Instant::now(), s.grace));
             }
-            child.kill();
+        }
+        if let Some((since, grace)) = ending {
+            let now_please = stop.is_some_and(|s| s.kill.load(Ordering::SeqCst));
+            if killed.is_none() && (now_please || since.elapsed() >= grace) {
+                killed = Some(Instant::now());
+                child.kill();
+            }
+            // The supervisor does not answer a kill: end it, and its namespace with it.
+            if killed.is_some_and(|k| k.elapsed() >= Duration::from_secs(2)) {
+                child.kill_supervisor();
+            }
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -201,6 +246,8 @@ pub fn shell(dir: &Path, command: &str, envs: &[(&str, &str)], timeout: Option<D
     if timed_out {
         let secs = timeout.unwrap_or_default().as_secs_f64();
         stderr.extend_from_slice(format!("\n(stopped after the {secs:.0} s timeout)\n").as_bytes());
+    } else if ending.is_some() {
+        stderr.extend_from_slice(b"\n(stopped: interrupted)\n");
     }
     Ok(Output { status, stdout, stderr })
 }

@@ -41,8 +41,18 @@ pub fn run(ctx: &Context, args: CancelArgs) -> Result<i32> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let s = runs::load(&ctx.repo, &id)?;
-        if s.status != RunStatus::Running || !s.orchestrator_alive() {
+        if s.status != RunStatus::Running {
             ui::out(&format!("run {id} {}\n", s.effective_status().as_str()))?;
+            return Ok(0);
+        }
+        if !s.orchestrator_alive() {
+            // It went without recording its end (killed, or it failed on the way out): the
+            // run was cancelled all the same.
+            log.refresh()?;
+            if log.state().status == RunStatus::Running {
+                log.append(Event::Ended { status: RunStatus::Cancelled }, &[])?;
+            }
+            ui::out(&format!("run {id} {}\n", log.state().effective_status().as_str()))?;
             return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -15,11 +15,14 @@ struct Narrate;
 impl Observer for Narrate {
     fn event(&mut self, _: &Event, _: &RunState) {}
     fn note(&mut self, text: &str) {
-        ui::note(text);
+        ui::note(&ui::sanitize(text));
     }
 }
 
 pub fn run(ctx: &Context, args: IntegrateArgs) -> Result<i32> {
+    // Ctrl-C and SIGTERM stop merging, verify (its processes ended within the grace period)
+    // and `--resolve`'s agents; the integration is recorded as interrupted (exit 130).
+    super::run::interrupt_control();
     let id = runs::resolve(&ctx.repo, args.run.as_deref())?;
     let mut log = RunLog::open(&ctx.repo, &id)?;
     if log.state().status == RunStatus::Running && log.state().orchestrator_alive() {

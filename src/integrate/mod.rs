@@ -14,7 +14,7 @@ use crate::proc;
 use crate::repo::Repo;
 use crate::store::layout;
 use crate::store::objects;
-use crate::store::runs::{Event, Integrated, IntegrationConflict, RunLog, TaskStatus};
+use crate::store::runs::{Event, Integrated, IntegrationConflict, RunLog, RunStatus, TaskStatus};
 use anyhow::Result;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -35,8 +35,17 @@ struct Result_ {
 type Built = (String, Vec<String>, Vec<IntegrationConflict>, Vec<(String, String)>);
 
 /// Build merges of `tasks` (in order) onto `start`. Returns the tip, the tasks merged and the
-/// conflicts met; a task whose dependency was left out is left out too.
-fn build(repo: &Repo, run: &str, start: &str, tasks: &[Result_], plan: &Plan, target: &str) -> Result<Built> {
+/// conflicts met; a task whose dependency was left out is left out too. A stop asked for
+/// between two merges gives `Stopped` (a run of thousands of tasks takes a while).
+fn build(
+    repo: &Repo,
+    run: &str,
+    start: &str,
+    tasks: &[Result_],
+    plan: &Plan,
+    target: &str,
+    stopper: &Stopper,
+) -> Result<std::result::Result<Built, Stopped>> {
     let mut cur = merge::commit_id(repo, start)?;
     // Integrating again: what the target already holds is not merged twice.
     let base = merge::commit_id(repo, &plan.base)?;
@@ -46,6 +55,9 @@ fn build(repo: &Repo, run: &str, start: &str, tasks: &[Result_], plan: &Plan, ta
     let mut dropped = Vec::new();
     let mut out: HashSet<String> = HashSet::new();
     for Result_ { task, commit, started_from } in tasks {
+        if let Err(s) = stopper.check() {
+            return Ok(Err(s));
+        }
         if let Some(dep) = plan.task(task).and_then(|t| t.preds().find(|p| out.contains(*p))) {
             dropped.push((task.clone(), format!("depends on {dep}, which was left out")));
             out.insert(task.clone());
@@ -99,21 +111,73 @@ fn build(repo: &Repo, run: &str, start: &str, tasks: &[Result_], plan: &Plan, ta
             }
         }
     }
-    Ok((cur.to_string(), merged, conflicts, dropped))
+    Ok(Ok((cur.to_string(), merged, conflicts, dropped)))
 }
 
-/// Run `cmd` on `commit` in a temporary detached worktree; true when it passes.
-fn verify(repo: &Repo, run_dir: &std::path::Path, commit: &str, cmd: &str, n: &mut usize) -> Result<bool> {
+/// Integration was stopped (Ctrl-C, SIGTERM, `cancel`) before its end.
+#[derive(Debug)]
+struct Stopped;
+
+/// What stops integration: the process's Ctrl-C/SIGTERM control (which `cancel` signals),
+/// and how long a verify command has to end once asked.
+struct Stopper {
+    ctl: std::sync::Arc<crate::exec::task::Control>,
+    grace: Duration,
+    timeout: Duration,
+}
+
+impl Stopper {
+    fn new(repo: &Repo) -> Stopper {
+        let settings = crate::config::Settings::load(repo).ok();
+        Stopper {
+            ctl: crate::commands::run::interrupt_control(),
+            grace: settings.as_ref().map(|s| s.kill_grace).unwrap_or(Duration::from_secs(5)),
+            timeout: settings.as_ref().map(|s| s.verify_timeout).unwrap_or(Duration::from_secs(1800)),
+        }
+    }
+
+    fn stop(&self) -> proc::Stop<'_> {
+        proc::Stop { stop: &self.ctl.stop, kill: &self.ctl.kill, grace: self.grace }
+    }
+
+    /// Err(Stopped) once a stop was asked for.
+    fn check(&self) -> std::result::Result<(), Stopped> {
+        if self.stop().requested() {
+            Err(Stopped)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Run `cmd` on `commit` in a temporary detached worktree; true when it passes. A stop asked
+/// for while it runs ends its processes (SIGTERM, then SIGKILL after the grace period) and
+/// gives `Stopped`; the worktree goes whatever happens.
+fn verify(
+    repo: &Repo,
+    run_dir: &std::path::Path,
+    commit: &str,
+    cmd: &str,
+    n: &mut usize,
+    stopper: &Stopper,
+) -> Result<std::result::Result<bool, Stopped>> {
+    if let Err(s) = stopper.check() {
+        return Ok(Err(s));
+    }
     *n += 1;
     let path = run_dir.join(format!(".verify-{}-{n}", std::process::id()));
     std::fs::create_dir_all(run_dir)?;
     let p = path.to_string_lossy().into_owned();
     repo.git(["worktree", "add", "-q", "--detach", &p, commit])?;
     // A verify that hangs must not hold the run forever; its folder goes whatever happens.
-    let limit = crate::config::Settings::load(repo).map(|s| s.verify_timeout).unwrap_or(Duration::from_secs(1800));
-    let out = proc::shell(&path, cmd, &[], Some(limit));
+    let out = proc::shell_stoppable(&path, cmd, &[], Some(stopper.timeout), Some(stopper.stop()));
+    // Its processes have all ended by now (or a failure to remove it leaves it to `clean`).
     let _ = worktree::remove(repo, &path, true);
-    Ok(out?.ok())
+    let out = out?;
+    if let Err(s) = stopper.check() {
+        return Ok(Err(s));
+    }
+    Ok(Ok(out.ok()))
 }
 
 /// The branch `--into NAME` names, or a usage error: integration only ever moves a branch, so
@@ -195,20 +259,56 @@ pub fn integrate(
             Some(Result_ { task: t.id.clone(), commit, started_from: t.start_commit.clone() })
         })
         .collect();
-    let (mut tip, mut merged, conflicts, mut dropped) = build(&repo, &run, &start, &tasks, plan, &target)?;
+    let stopper = Stopper::new(&repo);
+    match merge_and_verify(&repo, &run, &start, &tasks, plan, &target, verify_cmd, &stopper, obs)? {
+        Ok((tip, merged, conflicts, dropped, verified)) => {
+            finish(log, plan, &repo, &run, &target, old, tip, merged, conflicts, dropped, verified, &stopper, obs)
+        }
+        Err(Stopped) => interrupted(log, not_moved(&target, old), obs),
+    }
+}
+
+/// What merging and verifying gives: the tip, tasks merged, conflicts, tasks left out, and
+/// whether verify passed.
+type Verified = (String, Vec<String>, Vec<IntegrationConflict>, Vec<(String, String)>, Option<bool>);
+
+/// Merge `tasks` onto `start` and gate the result on `verify_cmd`, leaving out culprits found
+/// by bisection; `Stopped` when a stop was asked for on the way.
+#[allow(clippy::too_many_arguments)]
+fn merge_and_verify(
+    repo: &Repo,
+    run: &str,
+    start: &str,
+    tasks: &[Result_],
+    plan: &Plan,
+    target: &str,
+    verify_cmd: Option<&str>,
+    stopper: &Stopper,
+    obs: &mut dyn Observer,
+) -> Result<std::result::Result<Verified, Stopped>> {
+    // `?` for a stop: hands `Stopped` up as the (successful) answer.
+    macro_rules! go {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(Stopped) => return Ok(Err(Stopped)),
+            }
+        };
+    }
+    let (mut tip, mut merged, conflicts, mut dropped) = go!(build(repo, run, start, tasks, plan, target, stopper)?);
     let mut verified = None;
     if let Some(cmd) = verify_cmd {
-        let run_dir = worktree::run_dir(&repo, None, &run);
+        let run_dir = worktree::run_dir(repo, None, run);
         let mut n = 0;
-        if verify(&repo, &run_dir, &tip, cmd, &mut n)? {
+        if go!(verify(repo, &run_dir, &tip, cmd, &mut n, stopper)?) {
             verified = Some(true);
-        } else if !verify(&repo, &run_dir, &start, cmd, &mut n)? {
+        } else if !go!(verify(repo, &run_dir, start, cmd, &mut n, stopper)?) {
             obs.note(&format!(
                 "verify fails on the starting point {} too; no task is to blame",
                 &start[..12.min(start.len())]
             ));
             verified = Some(false);
-            tip = start.clone();
+            tip = start.to_string();
             dropped.extend(
                 merged.drain(..).map(|t| (t, "verify fails on the starting point; nothing integrated".to_string())),
             );
@@ -220,8 +320,8 @@ pub fn integrate(
                 let (mut lo, mut hi) = (0usize, candidates.len());
                 while hi - lo > 1 {
                     let mid = (lo + hi) / 2;
-                    let (c, _, _, _) = build(&repo, &run, &start, &candidates[..mid], plan, &target)?;
-                    if verify(&repo, &run_dir, &c, cmd, &mut n)? {
+                    let (c, _, _, _) = go!(build(repo, run, start, &candidates[..mid], plan, target, stopper)?);
+                    if go!(verify(repo, &run_dir, &c, cmd, &mut n, stopper)?) {
                         lo = mid;
                     } else {
                         hi = mid;
@@ -236,8 +336,8 @@ pub fn integrate(
                     dropped.push((r.task.clone(), format!("depends on {culprit}, which fails verification")));
                 }
                 candidates.retain(|r| r.task != culprit && !deps.contains(&r.task));
-                let (c, m, _, _) = build(&repo, &run, &start, &candidates, plan, &target)?;
-                if candidates.is_empty() || verify(&repo, &run_dir, &c, cmd, &mut n)? {
+                let (c, m, _, _) = go!(build(repo, run, start, &candidates, plan, target, stopper)?);
+                if candidates.is_empty() || go!(verify(repo, &run_dir, &c, cmd, &mut n, stopper)?) {
                     tip = c;
                     merged = m;
                     verified = Some(true);
@@ -246,19 +346,73 @@ pub fn integrate(
             }
         }
     }
+    Ok(Ok((tip, merged, conflicts, dropped, verified)))
+}
+
+/// Move the target to `tip` (unless a stop came first) and record what integrating did.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    log: &mut RunLog,
+    plan: &Plan,
+    repo: &Repo,
+    run: &str,
+    target: &str,
+    old: Option<gix::ObjectId>,
+    tip: String,
+    merged: Vec<String>,
+    conflicts: Vec<IntegrationConflict>,
+    dropped: Vec<(String, String)>,
+    verified: Option<bool>,
+    stopper: &Stopper,
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
     let tip_id = gix::ObjectId::from_hex(tip.as_bytes()).map_err(|e| usage(format!("bad commit {tip}: {e}")))?;
     let commit = if Some(tip_id) != old && (old.is_some() || tip != plan.base || !merged.is_empty()) {
+        // The last moment a stop keeps the target where it was.
+        if stopper.check().is_err() {
+            return interrupted(log, not_moved(target, old), obs);
+        }
         crate::fault::point("mid-integration");
-        objects::cas_update(&repo, &target, tip_id, old, &format!("git parallel integrate run {run}"))?;
+        objects::cas_update(repo, target, tip_id, old, &format!("git parallel integrate run {run}"))?;
         Some(tip.clone())
     } else {
         old.map(|o| o.to_string())
     };
-    let outcome = Outcome { target: target.clone(), commit, merged, conflicts, dropped, verified };
+    let outcome =
+        Outcome { target: target.to_string(), commit, merged, conflicts, dropped, verified, interrupted: false };
     let ev = Event::Integrated(outcome.clone());
     log.append(ev.clone(), &[])?;
     obs.event(&ev, log.state());
     Ok(outcome)
+}
+
+/// Record an integration stopped before its end (`outcome.interrupted`: what it did so far,
+/// the target where it was left), and, when this process is the run's orchestrator, the run's
+/// end as interrupted (or cancelled): a resume integrates again. Returns the error that exits
+/// with 130.
+pub(crate) fn interrupted(log: &mut RunLog, outcome: Outcome, obs: &mut dyn Observer) -> Result<Outcome> {
+    let target = layout::short(&outcome.target).to_string();
+    let ev = Event::Integrated(outcome);
+    log.append(ev.clone(), &[])?;
+    obs.event(&ev, log.state());
+    log.refresh()?;
+    let st = log.state();
+    let ours = st.status == RunStatus::Running && st.pid == std::process::id();
+    let hint = if ours {
+        let status = if st.cancel_requested { RunStatus::Cancelled } else { RunStatus::Interrupted };
+        let ev = Event::Ended { status };
+        log.append(ev.clone(), &[])?;
+        obs.event(&ev, log.state());
+        format!("resume it with: git parallel resume {}", log.id)
+    } else {
+        format!("integrate again with: git parallel integrate {}", log.id)
+    };
+    Err(Error::interrupted(format!("integration of run {} into {target} interrupted", log.id)).with_hint(hint).into())
+}
+
+/// The outcome of an integration stopped before it moved the target.
+fn not_moved(target: &str, old: Option<gix::ObjectId>) -> Outcome {
+    Outcome { target: target.to_string(), commit: old.map(|o| o.to_string()), interrupted: true, ..Default::default() }
 }
 
 /// Tasks that depend on `task`, directly or not.

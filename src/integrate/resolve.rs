@@ -3,13 +3,14 @@
 
 use super::Outcome;
 use crate::exec::orchestrator::{Observer, Options};
-use crate::exec::task::{self, Control, TaskSpec};
+use crate::exec::task::{self, TaskSpec};
 use crate::exec::worktree;
 use crate::plan::Plan;
 use crate::proc;
 use crate::store::runs::RunLog;
 use crate::store::{layout, objects};
 use anyhow::Result;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Whether any of `files` in `dir` still holds a conflict marker. The file is read as data
@@ -36,8 +37,13 @@ pub fn resolve_conflicts(
     let repo = log.repo().clone();
     let run = log.id.clone();
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &run);
-    let ctl = Control::default();
+    // Ctrl-C, SIGTERM and `cancel` stop the resolving agent (SIGTERM, then SIGKILL after the
+    // grace period) and the resolution.
+    let ctl = crate::commands::run::interrupt_control();
     for conflict in outcome.conflicts.clone() {
+        if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
+            return stopped(log, outcome, obs);
+        }
         let Some(tip) = outcome.commit.clone().or_else(|| Some(plan.base.clone())) else { continue };
         let Some(task_commit) = log.state().task(&conflict.task).and_then(|t| t.commit.clone()) else { continue };
         let path = run_dir.join(format!("resolve-{}", conflict.task));
@@ -80,8 +86,14 @@ pub fn resolve_conflicts(
                 sandbox_read: opts.sandbox_read.clone(),
                 sandbox_env: opts.sandbox_env.clone(),
             };
-            let ok = task::run_agent_in_place(&repo, &spec, &ctl)?;
-            if !ok || has_markers(&path, &conflict.files) {
+            let ok = task::run_agent_in_place(&repo, &spec, &ctl);
+            if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
+                let _ = proc::git_output(&path, ["merge", "--abort"]);
+                let _ = worktree::remove(&repo, &path, true);
+                crate::exec::taskdir::remove_task(&repo, &run, &format!("resolve-{}", conflict.task));
+                return stopped(log, outcome, obs);
+            }
+            if !ok? || has_markers(&path, &conflict.files) {
                 obs.note(&format!("{}: the agent did not resolve every conflict; left out", conflict.task));
                 let _ = proc::git_output(&path, ["merge", "--abort"]);
                 let _ = worktree::remove(&repo, &path, true);
@@ -126,4 +138,11 @@ pub fn resolve_conflicts(
     log.append(ev.clone(), &[])?;
     obs.event(&ev, log.state());
     Ok(outcome)
+}
+
+/// Stopped before every conflict was handled: what was resolved so far stays (the target
+/// holds it), the rest is recorded as interrupted.
+fn stopped(log: &mut RunLog, mut outcome: Outcome, obs: &mut dyn Observer) -> Result<Outcome> {
+    outcome.interrupted = true;
+    super::interrupted(log, outcome, obs)
 }

@@ -239,6 +239,7 @@ impl Event {
             Event::Job { task, executor, id, node: Some(n) } => format!("{task}: {executor} job {id} on {n}"),
             Event::CancelRequested { pid } => format!("cancel requested by pid {pid}"),
             Event::Ended { status } => format!("run {}", status.as_str()),
+            Event::Integrated(i) if i.interrupted => "integration interrupted".to_string(),
             Event::Integrated(i) => format!("integrated {} tasks, {} conflicts", i.merged.len(), i.conflicts.len()),
         }
     }
@@ -320,12 +321,15 @@ pub struct Integrated {
     pub dropped: Vec<(String, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// Stopped (Ctrl-C, SIGTERM, `cancel`) before it ended: the target was not moved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl Integrated {
     /// Every succeeded task made it in, and verify (if any) passed.
     pub fn clean(&self) -> bool {
-        self.conflicts.is_empty() && self.dropped.is_empty() && self.verified != Some(false)
+        !self.interrupted && self.conflicts.is_empty() && self.dropped.is_empty() && self.verified != Some(false)
     }
 }
 

@@ -58,7 +58,8 @@ pub fn markdown(s: &RunState) -> String {
             opt(task.metrics.output_tokens),
             task.files_changed.len(),
             task.retries,
-            task.reason.as_deref().unwrap_or("").replace('|', "/").replace('\n', " ")
+            // The agent's text: no terminal controls, in a file or on a terminal.
+            super::sanitize(&task.reason.as_deref().unwrap_or("").replace('|', "/").replace('\n', " "))
         ));
     }
     out.push_str(&format!(
@@ -78,7 +79,9 @@ pub fn markdown(s: &RunState) -> String {
         t["input_tokens"],
         t["output_tokens"]
     ));
-    if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
+    if let Some(i) = s.integration.as_ref().map(|i| &i.result).filter(|i| i.interrupted) {
+        out.push_str(&format!("\nIntegration into `{}` was interrupted.\n", crate::store::layout::short(&i.target)));
+    } else if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
         out.push_str(&format!(
             "\nIntegrated {} of {} tasks into `{}`{}.\n",
             i.merged.len(),
@@ -144,8 +147,15 @@ fn color(st: TaskStatus) -> &'static str {
     }
 }
 
+/// Text for HTML: markup escaped, and control characters shown as escapes (a page printed
+/// to a terminal carries none).
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    super::sanitize(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// A self-contained HTML page: summary, Gantt chart of the run, the DAG.
@@ -220,6 +230,10 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
         })
         .collect();
     let integration = match s.integration.as_ref().map(|i| &i.result) {
+        Some(i) if i.interrupted => format!(
+            "<p>Integration into <code>{}</code> was interrupted.</p>",
+            esc(crate::store::layout::short(&i.target))
+        ),
         Some(i) => format!(
             "<p>Integrated {} of {} tasks into <code>{}</code>{}.</p>",
             i.merged.len(),

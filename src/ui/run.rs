@@ -1,6 +1,6 @@
 //! Tables of runs and tasks (status, end-of-run summary).
 
-use super::{millis, table};
+use super::{millis, sanitize, table};
 use crate::store::runs::{now, RunState, TaskStatus};
 
 /// Wall time of a run so far (or in all).
@@ -36,6 +36,7 @@ pub fn tasks_table(s: &RunState) -> String {
                 .as_ref()
                 .map(|c| format!("conflict: {}", c.files.join(", ")))
                 .or_else(|| t.reason.clone().filter(|_| t.status != TaskStatus::Succeeded))
+                .map(|n| sanitize(&n))
                 .unwrap_or_default();
             vec![
                 t.id.clone(),
@@ -87,9 +88,15 @@ pub fn summary(s: &RunState) -> String {
     out
 }
 
-/// What an integration did: merged, left out with guidance, dropped.
+/// What an integration did: merged, left out with guidance, dropped. Conflicted files and
+/// reasons name agents' files and carry their text: made safe for the terminal.
 pub fn integration(i: &crate::store::runs::Integrated) -> String {
     let mut out = match &i.commit {
+        _ if i.interrupted => format!(
+            "integration into {} interrupted before it ended{}\n",
+            crate::store::layout::short(&i.target),
+            if i.merged.is_empty() { String::new() } else { format!(" ({} tasks in)", i.merged.len()) }
+        ),
         Some(c) => format!(
             "integrated {} tasks into {} ({}){}\n",
             i.merged.len(),
@@ -109,5 +116,5 @@ pub fn integration(i: &crate::store::runs::Integrated) -> String {
     for (t, why) in &i.dropped {
         out.push_str(&format!("  dropped {t}: {why}\n"));
     }
-    out
+    sanitize(&out)
 }
