@@ -5,6 +5,7 @@ use crate::cli::LogsArgs;
 use crate::error::usage;
 use crate::exec::taskdir::{self, TaskDir};
 use crate::store::runs::{self, RunState, TaskState, TaskStatus};
+use crate::ui::sanitize;
 use anyhow::Result;
 use serde_json::Value;
 use std::io::Write;
@@ -39,7 +40,7 @@ fn stored(ctx: &Context, id: &str, t: &TaskState, offset: usize, raw: bool, out:
     }
     print_stderr(&runs::transcript(&ctx.repo, id, &t.id, "stderr")?.unwrap_or_default(), out)?;
     if let Some(r) = &t.reason {
-        writeln!(out, "\n{}: {}", t.status.as_str(), r)?;
+        writeln!(out, "\n{}: {}", t.status.as_str(), sanitize(r))?;
     }
     Ok(())
 }
@@ -49,7 +50,7 @@ fn summary(state: &RunState, out: &mut impl Write) -> Result<()> {
     for t in &state.tasks {
         writeln!(out, "{} {}", t.id, t.status.as_str())?;
         if let Some(r) = &t.reason {
-            writeln!(out, "  {r}")?;
+            writeln!(out, "  {}", sanitize(r))?;
         }
     }
     writeln!(out, "\n(git parallel logs {} TASK shows a task's transcript)", state.id)?;
@@ -104,19 +105,25 @@ fn print_stderr(stderr: &[u8], out: &mut impl Write) -> Result<()> {
     if !lines.is_empty() {
         writeln!(out, "\n--- stderr (last {} lines) ---", lines.len().min(20))?;
         for l in &lines[lines.len().saturating_sub(20)..] {
-            writeln!(out, "{l}")?;
+            writeln!(out, "{}", sanitize(l))?;
         }
     }
     Ok(())
 }
 
+/// The transcript's lines: described for people (made safe for the terminal), or with
+/// `--raw` as the agent wrote them, unless they go to a terminal, where they are made safe too.
 fn print_lines(bytes: &[u8], raw: bool, out: &mut impl Write) -> Result<()> {
+    use is_terminal::IsTerminal;
+    let faithful = raw && !std::io::stdout().is_terminal();
     for line in String::from_utf8_lossy(bytes).lines() {
-        if raw {
+        if faithful {
             writeln!(out, "{line}")?;
+        } else if raw {
+            writeln!(out, "{}", sanitize(line))?;
         } else {
             for shown in render(line) {
-                writeln!(out, "{shown}")?;
+                writeln!(out, "{}", sanitize(&shown))?;
             }
         }
     }

@@ -88,7 +88,7 @@ fn render(ctx: &Context, run: Option<&str>, json: bool) -> Result<(String, bool)
             let live = states.iter().any(|s| s.effective_status() == RunStatus::Running);
             // A run whose ref cannot be read is shown as such; the others still are.
             for (id, why) in &corrupt {
-                crate::ui::note(&format!("run {id} is corrupt: {why}"));
+                crate::ui::note(&ui::sanitize(&format!("run {id} is corrupt: {why}")));
             }
             if json {
                 let mut v: Vec<serde_json::Value> = states
@@ -113,7 +113,7 @@ fn render(ctx: &Context, run: Option<&str>, json: bool) -> Result<(String, bool)
             for (id, _) in &corrupt {
                 table.push_str(&format!("{id}  corrupt (its ref cannot be read; see above)\n"));
             }
-            Ok((table, live))
+            Ok((ui::sanitize(&table), live))
         }
         Some(id) => {
             let id = runs::resolve(&ctx.repo, Some(id))?;
@@ -122,7 +122,8 @@ fn render(ctx: &Context, run: Option<&str>, json: bool) -> Result<(String, bool)
             if json {
                 return Ok((serde_json::to_string_pretty(&json_of(&s))? + "\n", live));
             }
-            Ok((run_view(&s), live))
+            // Task reasons and conflicted files are agents' text: no terminal controls.
+            Ok((ui::sanitize(&run_view(&s)), live))
         }
     }
 }

@@ -39,7 +39,11 @@ impl Progress {
         Progress { mode, multi, overall: None, bars: HashMap::new(), done: false }
     }
 
+    /// A line of narration: task reasons, tool names and notes carry agents' text, so every
+    /// line is made safe for the terminal here.
     fn line(&self, text: &str) {
+        let text = crate::ui::sanitize(text);
+        let text = text.as_str();
         match self.mode {
             Mode::Terminal => {
                 let _ = self.multi.println(text);
@@ -66,7 +70,8 @@ impl Progress {
         if let Some(c) = t.metrics.cost_usd {
             parts.push(format!("${c:.4}"));
         }
-        parts.join("  ")
+        // The last tool's name is the agent's text.
+        crate::ui::sanitize(&parts.join("  "))
     }
 
     /// Stop drawing (before the summary is printed).
