@@ -4,33 +4,13 @@
 //! as interrupted.
 
 mod common;
-use common::{wait_until, TestRepo};
+use common::{kill_all, processes_with, wait_until, TestRepo};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// Pids of processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(marker) {
-            out.push(pid);
-        }
-    }
-    out
-}
 
 /// A sleep whose command line is unique to this test, so survivors can be found.
 fn unique_sleep(tag: u32) -> String {
     format!("{}.{}{tag}", 700 + tag, std::process::id())
-}
-
-fn kill_all(marker: &str) {
-    for p in processes_with(marker) {
-        unsafe { libc::kill(p as i32, libc::SIGKILL) };
-    }
 }
 
 /// Whether `sleep MARKER` runs (a process git-parallel forked, not yet exec'ed, still shows

@@ -113,8 +113,27 @@ pub fn execute(
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
     let mut last_wait_reason = String::new();
     let mut last_refresh = Instant::now();
-    // Worktrees of tasks whose result is recorded, being removed off the writer thread.
-    let mut removals: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    // Worktrees of tasks whose result is recorded, removed off the writer thread by one thread
+    // of their own (removals are serialized anyway: a thread each piled up by the thousand on
+    // a 2,000-task cluster run).
+    let (removal_tx, removal_rx) = mpsc::channel::<(std::path::PathBuf, String, String)>();
+    let remover = {
+        let repo = repo.clone();
+        std::thread::spawn(move || {
+            for (path, run, task) in removal_rx {
+                // Its result is on its branch and recorded: disk in use stays bounded by the
+                // running and failed tasks. A failure leaves it for `clean`.
+                // `worktree add` of another task can make it fail for a moment: try again.
+                for attempt in 1..=5u64 {
+                    if worktree::remove(&repo, &path, true).is_ok() || !path.exists() {
+                        crate::exec::taskdir::remove_task(&repo, &run, &task);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50 * attempt));
+                }
+            }
+        })
+    };
     let mut ended: Vec<(usize, TaskStatus)> = Vec::new();
     let mut queue = Queue::new(log, plan, &preds, &rank, obs)?;
     let prompts = crate::store::plans::Prompts::load(&repo, &plan.id)?;
@@ -147,23 +166,9 @@ pub fn execute(
                 queue.settle(log, plan, &running, i, obs)?;
             }
             if !opts.keep_worktrees && satisfied(status) {
-                let (repo, path) = (repo.clone(), run_dir.join(&plan.tasks[i].id));
-                let (run, task) = (log.id.clone(), plan.tasks[i].id.clone());
-                removals.push(std::thread::spawn(move || {
-                    // Its result is on its branch and recorded: disk in use stays bounded by the
-                    // running and failed tasks. A failure leaves it for `clean`.
-                    // `worktree add` of another task can make it fail for a moment: try again.
-                    for attempt in 1..=5u64 {
-                        if worktree::remove(&repo, &path, true).is_ok() || !path.exists() {
-                            crate::exec::taskdir::remove_task(&repo, &run, &task);
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(50 * attempt));
-                    }
-                }));
+                let _ = removal_tx.send((run_dir.join(&plan.tasks[i].id), log.id.clone(), plan.tasks[i].id.clone()));
             }
         }
-        removals.retain(|h| !h.is_finished());
         // A cancel recorded by another process arrives as SIGTERM; also look at the log now and then.
         if last_refresh.elapsed() > Duration::from_secs(2) {
             last_refresh = Instant::now();
@@ -274,9 +279,8 @@ pub fn execute(
             break;
         }
     }
-    for h in removals {
-        let _ = h.join();
-    }
+    drop(removal_tx);
+    let _ = remover.join();
     // The run's folder goes once no worktree is left in it.
     let _ = std::fs::remove_dir(&run_dir);
     log.refresh()?;

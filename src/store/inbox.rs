@@ -50,12 +50,7 @@ pub fn post(repo: &Repo, run: &str, task: &str, event: &Event, logs: &[TaskLog])
 pub type Posted = Vec<(Event, Vec<TaskLog>)>;
 
 /// What the inbox holds after `seen` (None: everything), oldest first, and its tip.
-pub fn read(
-    repo: &Repo,
-    run: &str,
-    task: &str,
-    seen: Option<ObjectId>,
-) -> Result<(Option<ObjectId>, Posted)> {
+pub fn read(repo: &Repo, run: &str, task: &str, seen: Option<ObjectId>) -> Result<(Option<ObjectId>, Posted)> {
     let name = layout::inbox_ref(run, task);
     let Some(tip) = objects::read_ref(repo, &name)? else { return Ok((None, Vec::new())) };
     let mut chain = Vec::new();
@@ -113,5 +108,67 @@ pub fn sweep(repo: &Repo, run: &str, state: &super::runs::RunState) {
         if state.task(&task).is_some_and(|t| t.status.is_final()) {
             let _ = remove(repo, run, &task);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::runs::{Metrics, TaskStatus};
+
+    fn repo() -> (tempfile::TempDir, Repo) {
+        let d = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let o = std::process::Command::new("git")
+                .args(args)
+                .current_dir(d.path())
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "T")
+                .env("GIT_AUTHOR_EMAIL", "t@e")
+                .env("GIT_COMMITTER_NAME", "T")
+                .env("GIT_COMMITTER_EMAIL", "t@e")
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        git(&["init", "-q"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "x"]);
+        let r = Repo::discover(d.path()).unwrap();
+        (d, r)
+    }
+
+    #[test]
+    fn posted_events_come_back_in_order_with_their_logs_and_only_once() {
+        let (_d, r) = repo();
+        let progress = Event::Progress {
+            task: "t".into(),
+            turns: 1,
+            last_tool: None,
+            files: vec![],
+            cost_usd: None,
+            session_id: None,
+        };
+        post(&r, "1", "t", &progress, &[]).unwrap();
+        let (tip, first) = read(&r, "1", "t", None).unwrap();
+        assert_eq!(first.len(), 1);
+        let blob = objects::write_blob(&r, b"{}\n").unwrap();
+        let end = Event::Finished {
+            task: "t".into(),
+            status: TaskStatus::Succeeded,
+            commit: None,
+            reason: None,
+            exit_code: Some(0),
+            metrics: Metrics::default(),
+            files_changed: vec![],
+            wall_ms: 5,
+        };
+        post(&r, "1", "t", &end, &[TaskLog::Transcript(blob)]).unwrap();
+        let (_, rest) = read(&r, "1", "t", tip).unwrap();
+        assert_eq!(rest.len(), 1, "what was read before is not read again");
+        assert!(matches!(rest[0].0, Event::Finished { status: TaskStatus::Succeeded, .. }));
+        assert_eq!(rest[0].1, vec![TaskLog::Transcript(blob)]);
+        assert_eq!(tasks(&r, "1").unwrap(), vec!["t".to_string()]);
+        remove(&r, "1", "t").unwrap();
+        assert!(tasks(&r, "1").unwrap().is_empty());
     }
 }

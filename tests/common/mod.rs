@@ -277,3 +277,25 @@ pub fn claude_env(claude: &Path, port: u16) -> Vec<(String, String)> {
         ("IS_SANDBOX".into(), "1".into()),
     ]
 }
+
+/// Pids of processes whose command line contains `marker` (a unique sleep of the test's).
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kill every process whose command line contains `marker`.
+pub fn kill_all(marker: &str) {
+    for p in processes_with(marker) {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+}
