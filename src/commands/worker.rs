@@ -10,7 +10,7 @@ use crate::error::usage;
 use crate::exec::orchestrator::{self, Observer};
 use crate::exec::task::{self, Msg, TaskSpec};
 use crate::store::inbox;
-use crate::store::runs::{Event, RunLog, RunState, TaskStatus};
+use crate::store::runs::{Event, RunState, TaskStatus};
 use anyhow::{Context as _, Result};
 use std::sync::mpsc;
 
@@ -33,9 +33,8 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     if spec.run != args.run || spec.task != args.task {
         return Err(usage(format!("{} is the spec of run {} task {}", args.spec.display(), spec.run, spec.task)));
     }
-    let log = RunLog::open(&ctx.repo, &args.run)?;
-    let plan = crate::store::plans::load(&ctx.repo, &log.state().plan)?;
-    if let Some(t) = log.state().task(&args.task) {
+    // Its own task's state only: reading the whole run would cost every job O(tasks).
+    if let Some(t) = crate::store::runs::load_task(&ctx.repo, &args.run, &args.task)? {
         if t.status.is_final() {
             // A duplicate job (resubmitted while the first one still ran): nothing to do.
             eprintln!("git-parallel worker: task {} already {}; nothing to do", t.id, t.status.as_str());
@@ -72,7 +71,7 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
     // The node's own watch of the agent: its process limit, and its footprint for the record.
     let mut gov =
         crate::schedule::governor::Governor::new(spec_for_report.worktree.parent().unwrap_or(&ctx.repo.workdir));
-    let (profile, kind) = (spec_for_report.profile.clone(), task_kind(&plan, &args.task));
+    let (profile, kind) = (spec_for_report.profile.clone(), spec_for_report.kind.clone());
     let adopting = crate::proc::adopt_orphans();
     loop {
         let msg = match rx.recv_timeout(std::time::Duration::from_millis(250)) {
@@ -112,11 +111,6 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
         TaskStatus::Interrupted | TaskStatus::Cancelled => 130,
         _ => 1,
     })
-}
-
-/// The kind of task `id` is, as the governor learns it.
-fn task_kind(plan: &crate::plan::Plan, id: &str) -> String {
-    plan.tasks.iter().find(|t| t.id == id).map(|t| t.kind.to_string()).unwrap_or_default()
 }
 
 /// Measure the agent's tree (at most once a second), kill it past the process limit, and end

@@ -124,8 +124,15 @@ pub fn execute(
                 // Its result is on its branch and recorded: disk in use stays bounded by the
                 // running and failed tasks. A failure leaves it for `clean`.
                 // `worktree add` of another task can make it fail for a moment: try again.
+                // Its git folder as recorded when the worktree was made (cheap); else git's way.
+                let td = crate::exec::taskdir::TaskDir::new(&repo, &run, &task);
+                let fast = td.admin().ok().filter(|a| a.starts_with(repo.common_dir.join("worktrees")));
                 for attempt in 1..=5u64 {
-                    if worktree::remove(&repo, &path, true).is_ok() || !path.exists() {
+                    let removed = match &fast {
+                        Some(admin) => worktree::discard(&path, admin).is_ok(),
+                        None => worktree::remove(&repo, &path, true).is_ok(),
+                    };
+                    if removed || !path.exists() {
                         crate::exec::taskdir::remove_task(&repo, &run, &task);
                         break;
                     }
@@ -585,6 +592,7 @@ fn spec_for(
         max_processes: opts.limits.max_processes,
         sandbox_read: opts.sandbox_read.clone(),
         sandbox_env: opts.sandbox_env.clone(),
+        kind: t.kind.to_string(),
     })
 }
 

@@ -105,6 +105,10 @@ pub struct TaskSpec {
     /// Extra variables the sandbox keeps (`parallel.sandboxEnv`).
     #[serde(default)]
     pub sandbox_env: Vec<String>,
+    /// The task's type, as the governor learns it (a cluster job reads it here, not from the
+    /// plan, whose size grows with the run).
+    #[serde(default)]
+    pub kind: String,
 }
 
 /// What a worker tells the orchestrator: events to record, then the outcome.

@@ -85,6 +85,7 @@ pub fn resolve_conflicts(
                 max_processes: opts.limits.max_processes,
                 sandbox_read: opts.sandbox_read.clone(),
                 sandbox_env: opts.sandbox_env.clone(),
+                kind: String::new(),
             };
             let ok = task::run_agent_in_place(&repo, &spec, &ctl);
             if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {

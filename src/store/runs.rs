@@ -1083,6 +1083,18 @@ pub fn load(repo: &Repo, id: &str) -> Result<RunState> {
     Ok(read_state(repo, id, tip_of(repo, id)?)?.2)
 }
 
+/// One task's state, read from its own blob (a cluster job needs only its own, whatever the
+/// run's size); None when the run has no such task.
+pub fn load_task(repo: &Repo, id: &str, task: &str) -> Result<Option<TaskState>> {
+    let tip = tip_of(repo, id)?;
+    match objects::read_path(repo, tip, &task_path(task))? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        // The first format kept every task in one state.json.
+        None if objects::read_path(repo, tip, SUMMARY)?.is_none() => Ok(load(repo, id)?.task(task).cloned()),
+        None => Ok(None),
+    }
+}
+
 /// One run without its tasks: `counts` says how many are in which state (what `status` lists).
 pub fn load_summary(repo: &Repo, id: &str) -> Result<RunState> {
     read_summary(repo, id, tip_of(repo, id)?)
