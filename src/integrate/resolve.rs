@@ -88,15 +88,15 @@ pub fn resolve_conflicts(
                 kind: String::new(),
             };
             let ok = task::run_agent_in_place(&repo, &spec, &ctl);
+            // From here on no git of the user's runs in that worktree (the agent wrote there):
+            // it is removed whole, never `merge --abort`ed.
             if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
-                let _ = proc::git_output(&path, ["merge", "--abort"]);
                 let _ = worktree::remove(&repo, &path, true);
                 crate::exec::taskdir::remove_task(&repo, &run, &format!("resolve-{}", conflict.task));
                 return stopped(log, outcome, obs);
             }
             if !ok? || has_markers(&path, &conflict.files) {
                 obs.note(&format!("{}: the agent did not resolve every conflict; left out", conflict.task));
-                let _ = proc::git_output(&path, ["merge", "--abort"]);
                 let _ = worktree::remove(&repo, &path, true);
                 continue;
             }
