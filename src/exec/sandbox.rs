@@ -190,6 +190,14 @@ fn hidden(p: &Path) -> bool {
     PRIVATE_MOUNTS.iter().any(|m| p.starts_with(m))
 }
 
+/// For a path under a private mount, the folder right under that mount holding it
+/// (`/tmp/ci/target/e2e/node_modules/.bin` → `/tmp/ci`).
+fn install_root(p: &Path) -> Option<PathBuf> {
+    let m = PRIVATE_MOUNTS.iter().find(|m| p.starts_with(m))?;
+    let first = p.strip_prefix(m).ok()?.components().next()?;
+    Some(Path::new(m).join(first))
+}
+
 /// The bubblewrap command line running `program args` under the sandbox, and the environment
 /// it gets (the allowlisted part of ours, plus `envs`).
 pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)]) -> Result<(String, Vec<String>)> {
@@ -245,8 +253,12 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
     ro.extend(l.worktree.parent().map(Path::to_path_buf));
     ro.push(l.common.to_path_buf());
     ro.push(l.task_dir.root.clone());
-    if let Some(dir) = Path::new(program).parent() {
-        ro.push(dir.to_path_buf());
+    // A program installed under a private mount (a checkout in /tmp with its tools in
+    // node_modules or a virtualenv) needs its whole install, links resolved: the folder right
+    // under the mount that holds it is shown read-only.
+    for p in [PathBuf::from(program), std::fs::canonicalize(program).unwrap_or_default()] {
+        ro.extend(p.parent().map(Path::to_path_buf));
+        ro.extend(install_root(&p));
     }
     if let Ok(exe) = std::env::current_exe() {
         ro.extend(exe.parent().map(Path::to_path_buf));
@@ -265,7 +277,11 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
                     ro.push(h.join(first));
                 }
             }
-            None => ro.push(d),
+            None => {
+                ro.extend(install_root(&d));
+                ro.extend(std::fs::canonicalize(&d).ok().and_then(|c| install_root(&c)));
+                ro.push(d);
+            }
         }
     }
     if let Some(h) = &home {
@@ -280,7 +296,9 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
     ro.sort();
     ro.dedup();
     let under_home = |p: &Path| home.as_ref().is_some_and(|h| p.starts_with(h));
-    for p in ro.iter().filter(|p| (hidden(p) || under_home(p)) && p.exists()) {
+    // Never a folder that holds the home: bound whole, it would show the home again.
+    let holds_home = |p: &Path| home.as_ref().is_some_and(|h| h.starts_with(p));
+    for p in ro.iter().filter(|p| (hidden(p) || under_home(p)) && !holds_home(p) && p.exists()) {
         a.extend(["--ro-bind".to_string(), s(p), s(p)]);
     }
     let mut bind = |flag: &str, from: &Path, to: &Path| a.extend([flag.to_string(), s(from), s(to)]);
@@ -407,5 +425,12 @@ mod tests {
         }
         assert!(env_allowed("MOCK_API_KEY", &["MOCK_API_KEY".into()]));
         assert!(env_allowed("AZURE_OPENAI_KEY", &["AZURE_".into()]));
+    }
+
+    #[test]
+    fn tools_under_a_private_mount_keep_their_install() {
+        assert_eq!(install_root(Path::new("/tmp/ci/target/e2e/node_modules/.bin")), Some(PathBuf::from("/tmp/ci")));
+        assert_eq!(install_root(Path::new("/usr/bin")), None);
+        assert_eq!(install_root(Path::new("/tmp")), None);
     }
 }
