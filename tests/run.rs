@@ -110,6 +110,8 @@ fn transient_failures_are_retried_with_backoff() {
 
     // Out of retries: the task fails.
     std::fs::remove_file(&counter).unwrap();
+    // The fake agent counts in a folder of claimed slots beside the counter file.
+    std::fs::remove_dir_all(counter.with_extension("slots")).unwrap();
     let o = r.gp(&["run", "prompts", "--retries", "1", "--no-integrate"]);
     o.code(1);
     assert_eq!(r.task_state("2", "flaky")["status"], "failed");

@@ -344,7 +344,13 @@ impl Agent {
             }
             Cmd::Transient(n, counter, status) => {
                 let path = self.abs(&counter);
-                let count = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0) + 1;
+                // Atomic across concurrent agents: the count is the first free slot claimed with
+                // create_new (a read-then-write of one file loses counts, or reads it empty).
+                let slots = path.with_extension("slots");
+                fs::create_dir_all(&slots).unwrap_or_else(|e| die(3, &format!("{}: {e}", slots.display())));
+                let count = (1..)
+                    .find(|i| OpenOptions::new().write(true).create_new(true).open(slots.join(i.to_string())).is_ok())
+                    .unwrap_or(u64::MAX);
                 fs::write(&path, format!("{count}\n")).unwrap_or_else(|e| die(3, &format!("{}: {e}", path.display())));
                 if count <= n {
                     let reason = if status == 529 { "Overloaded" } else { "Error" };
