@@ -42,42 +42,13 @@ fn main() {
         );
         println!("| contained + bubblewrap, read-only root only | {sb:.2} ms | {:.2} ms |", sb - direct);
         // The namespaces, privileges and private mounts `--sandbox` adds (see exec::sandbox).
-        let full = spawn_ms(
-            exe,
-            &[
-                "__contain",
-                "--",
-                "bwrap",
-                "--unshare-user",
-                "--unshare-pid",
-                "--unshare-ipc",
-                "--unshare-uts",
-                "--unshare-cgroup-try",
-                "--cap-drop",
-                "ALL",
-                "--new-session",
-                "--die-with-parent",
-                "--ro-bind",
-                "/",
-                "/",
-                "--dev",
-                "/dev",
-                "--proc",
-                "/proc",
-                "--tmpfs",
-                "/tmp",
-                "--tmpfs",
-                "/run",
-                "--tmpfs",
-                "/dev/shm",
-                "--clearenv",
-                "--setenv",
-                "PATH",
-                "/usr/bin:/bin",
-                "true",
-            ],
-            &[],
-        );
+        let mut args = vec!["__contain", "--", "bwrap"];
+        args.extend_from_slice(git_parallel::exec::sandbox::ISOLATION);
+        for m in git_parallel::exec::sandbox::PRIVATE_MOUNTS.iter().filter(|m| std::path::Path::new(m).is_dir()) {
+            args.extend(["--tmpfs", m]);
+        }
+        args.extend(["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "true"]);
+        let full = spawn_ms(exe, &args, &[]);
         println!("| contained + bubblewrap as `--sandbox` runs it | {full:.2} ms | {:.2} ms |", full - direct);
     }
 

@@ -423,3 +423,23 @@ fn a_result_recovered_on_resume_is_checked_like_any_other() {
         assert!(["descends", "parallel.copy", "moved from outside"].iter().any(|w| reason.contains(w)), "{plant}: {t}");
     }
 }
+
+/// A task run again from its start (`resume --retry-failed`) gets its `parallel.copy` files
+/// again, in a worktree an earlier attempt wrote: a link it left where `.env` goes is replaced,
+/// never written through to the file it names.
+#[test]
+fn files_copied_into_a_used_worktree_never_go_through_an_agents_link() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write(".gitignore", ".env\n");
+    r.commit("ignore");
+    std::fs::write(r.path(".env"), "TOKEN=secret\n").unwrap();
+    r.git(&["config", "parallel.copy", ".env"]);
+    let victim = r.scratch("victim");
+    std::fs::write(&victim, "mine\n").unwrap();
+    r.prompt("a", "", &format!("sh rm -f .env && ln -s {} .env\nfail 1 try again", victim.display()));
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).code(1);
+    r.gp(&["resume", "1", "--retry-failed"]).code(1);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
+}

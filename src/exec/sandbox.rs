@@ -148,7 +148,7 @@ pub fn seed_view(td: &TaskDir, admin: &Path, task: &str, branch: Option<&str>, t
 /// The agent's branch tip as it left it in its view (a commit id, read as data), or why it
 /// cannot be taken.
 pub fn read_tip(td: &TaskDir, task: &str) -> std::result::Result<String, String> {
-    let bytes = taskdir::read_small(&view_refs(td).join(task), 1024)
+    let bytes = taskdir::read_small_in(&td.agent(), &view_refs(td).join(task), 1024)
         .map_err(|e| format!("its branch cannot be read: {e:#}"))?
         .ok_or_else(|| "it deleted its branch".to_string())?;
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
@@ -161,7 +161,7 @@ pub fn read_tip(td: &TaskDir, task: &str) -> std::result::Result<String, String>
 
 /// The HEAD the agent left in its view of the worktree's git directory (read as data).
 pub fn read_head(td: &TaskDir) -> Option<String> {
-    let bytes = taskdir::read_small(&view_gitdir(td).join("HEAD"), 1024).ok()??;
+    let bytes = taskdir::read_small_in(&td.agent(), &view_gitdir(td).join("HEAD"), 1024).ok()??;
     Some(String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
@@ -183,8 +183,29 @@ pub struct Layout<'a> {
     pub tmpdir: &'a Path,
 }
 
+/// The namespaces, privileges and base mounts of every sandbox (the containment bench starts
+/// bubblewrap with them too).
+pub const ISOLATION: &[&str] = &[
+    "--unshare-user",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    "--cap-drop",
+    "ALL",
+    "--new-session",
+    "--die-with-parent",
+    "--ro-bind",
+    "/",
+    "/",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+];
+
 /// Paths under these are hidden by the sandbox's private mounts; those we need are bound back.
-const PRIVATE_MOUNTS: &[&str] = &["/tmp", "/run", "/dev/shm", "/var/tmp"];
+pub const PRIVATE_MOUNTS: &[&str] = &["/tmp", "/run", "/dev/shm", "/var/tmp"];
 
 fn hidden(p: &Path) -> bool {
     PRIVATE_MOUNTS.iter().any(|m| p.starts_with(m))
@@ -208,27 +229,7 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
         std::fs::create_dir_all(d)?;
     }
     let s = |p: &Path| p.to_string_lossy().into_owned();
-    let mut a: Vec<String> = [
-        "--unshare-user",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--cap-drop",
-        "ALL",
-        "--new-session",
-        "--die-with-parent",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut a: Vec<String> = ISOLATION.iter().map(|s| s.to_string()).collect();
     // As root, the agent becomes an ordinary id inside (its files still belong to the user).
     // SAFETY: getuid has no arguments.
     if unsafe { libc::getuid() } == 0 {
@@ -386,7 +387,15 @@ pub fn import_objects(repo: &crate::repo::Repo, td: &TaskDir) -> Result<std::res
         std::fs::rename(&tmp, &to)?;
     }
     let mut packs = 0;
-    if let Ok(entries) = std::fs::read_dir(dir.join("pack")) {
+    // A linked pack folder would have us take in packs from anywhere (and the agent read them
+    // back from the repository): only a plain folder is read.
+    let pack_dir = dir.join("pack");
+    let plain_packs = std::fs::symlink_metadata(&pack_dir).map(|m| m.is_dir()).unwrap_or(true);
+    if !plain_packs {
+        taskdir::remove_entry(&dir)?;
+        return Ok(Err("its pack folder is not a folder".into()));
+    }
+    if let Ok(entries) = std::fs::read_dir(&pack_dir) {
         for e in entries.flatten() {
             let path = e.path();
             if path.extension().is_some_and(|x| x == "pack") && e.file_type().is_ok_and(|t| t.is_file()) {

@@ -147,6 +147,24 @@ pub fn read_small(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// `read_small` of `path` below `base` (a folder of ours), refusing a path whose folders below
+/// `base` are links: the agent's part of the task folder is read as data, never followed.
+pub fn read_small_in(base: &Path, path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let rel =
+        path.strip_prefix(base).with_context(|| format!("{} is not inside {}", path.display(), base.display()))?;
+    let mut cur = base.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        cur.push(part);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => anyhow::bail!("{} is not a plain folder", cur.display()),
+            Err(_) => return Ok(None),
+        }
+    }
+    read_small(path, max)
+}
+
 /// The last `max` bytes of a regular file, read without following a link (an agent's stderr
 /// may be gigabytes long: only its tail is ever kept).
 pub fn read_tail(path: &Path, max: u64) -> Vec<u8> {
@@ -222,6 +240,19 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine");
         assert_eq!(std::fs::read_to_string(&link).unwrap(), "ours");
         assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn reads_below_a_base_refuse_linked_folders() {
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("t"), "secret").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), d.path().join("refs")).unwrap();
+        assert!(read_small_in(d.path(), &d.path().join("refs/t"), 100).is_err());
+        std::fs::remove_file(d.path().join("refs")).unwrap();
+        std::fs::create_dir(d.path().join("refs")).unwrap();
+        std::fs::write(d.path().join("refs/t"), "ours").unwrap();
+        assert_eq!(read_small_in(d.path(), &d.path().join("refs/t"), 100).unwrap().unwrap(), b"ours");
     }
 
     #[test]

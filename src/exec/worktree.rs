@@ -324,12 +324,18 @@ pub fn copy_untracked(repo: &Repo, globs: &[String], dest: &Path) -> Result<Vec<
     let mut copied = Vec::new();
     for rel in listed.split('\0').chain(ignored.split('\0')).filter(|s| !s.is_empty()) {
         if set.is_match(rel) && !copied.iter().any(|c: &String| c == rel) {
+            // The worktree may hold an earlier attempt's work (a retry from the start, a resume):
+            // a link an agent left at the path or on the way is replaced, never written through.
             let to = dest.join(rel);
             if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent)?;
+                super::taskdir::plain_dir(dest, parent)?;
             }
-            std::fs::copy(repo.workdir.join(rel), &to)
+            let bytes = std::fs::read(repo.workdir.join(rel))
                 .with_context(|| format!("cannot copy {rel} into the worktree"))?;
+            super::taskdir::write_new(&to, &bytes)?;
+            if let Ok(m) = std::fs::metadata(repo.workdir.join(rel)) {
+                let _ = std::fs::set_permissions(&to, m.permissions());
+            }
             copied.push(rel.to_string());
         }
     }
