@@ -61,6 +61,12 @@ pub struct Settings {
     pub per_profile: std::collections::BTreeMap<String, usize>,
     /// `parallel.sparse`: sparse worktrees with only the task's directories (default false).
     pub sparse: bool,
+    /// `parallel.worktree`: how task worktrees are made, `overlay`, `checkout` or `auto`
+    /// (default: overlays where the system allows them).
+    pub worktrees: crate::exec::overlay::Mode,
+    /// `parallel.warm` (multi-valued, or space-separated): ignored folders of the main
+    /// worktree offered to every task from a snapshot taken once per run.
+    pub warm: Vec<String>,
     /// `parallel.keepWorktrees`: keep a task's worktree after its result was committed
     /// (default false: removed at once, the branch stays).
     pub keep_worktrees: bool,
@@ -191,6 +197,13 @@ impl Settings {
                 .try_boolean("parallel.sparse")
                 .map_err(|e| usage(format!("parallel.sparse: {e}")))?
                 .unwrap_or(false),
+            worktrees: string("parallel.worktree").map(|v| v.parse().map_err(usage)).transpose()?.unwrap_or_default(),
+            warm: file
+                .strings("parallel.warm")
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|s| s.to_string().split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .collect(),
             keep_worktrees: cfg
                 .try_boolean("parallel.keepWorktrees")
                 .map_err(|e| usage(format!("parallel.keepWorktrees: {e}")))?

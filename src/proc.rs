@@ -63,6 +63,45 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    git_expr_with(dir, args, &[])
+}
+
+/// Run git in `dir` with `set` in its environment; fail with its stderr; trimmed stdout.
+pub fn git_with<I, S>(dir: &Path, args: I, set: &[(&str, &Path)]) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = run_expr(git_expr_with(dir, &args, set), "git")?;
+    if !out.ok() {
+        anyhow::bail!(
+            "git {} failed: {}",
+            args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
+            out.stderr_str().trim()
+        );
+    }
+    Ok(out.stdout_str().trim_end().to_string())
+}
+
+/// Run git in `dir`; its stdout as bytes (paths need not be UTF-8), or an error.
+pub fn git_bytes<I, S>(dir: &Path, args: I) -> Result<Vec<u8>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = git_output(dir, args)?;
+    if !out.ok() {
+        anyhow::bail!("git failed: {}", out.stderr_str().trim());
+    }
+    Ok(out.stdout)
+}
+
+fn git_expr_with<I, S>(dir: &Path, args: I, set: &[(&str, &Path)]) -> duct::Expression
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     // Our commits must not start `git gc --auto` in the middle of a run: it packs refs while
     // other threads read them. The run does its maintenance once, at its end.
     let args: Vec<std::ffi::OsString> = NO_AUTO_GC
@@ -71,9 +110,13 @@ where
         .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
         .collect();
     // Plumbing output must not depend on the user's locale or pager.
-    let mut expr =
-        duct::cmd("git", args).dir(dir).env("LC_ALL", "C").env("GIT_PAGER", "cat").env("GIT_TERMINAL_PROMPT", "0");
-    for k in REPO_ENV {
+    let mut expr = duct::cmd("git", args);
+    // Set before the removals below: duct applies an outer expression's environment first.
+    for (k, v) in set {
+        expr = expr.env(k, v);
+    }
+    let mut expr = expr.dir(dir).env("LC_ALL", "C").env("GIT_PAGER", "cat").env("GIT_TERMINAL_PROMPT", "0");
+    for k in REPO_ENV.iter().filter(|k| !set.iter().any(|(s, _)| s == *k)) {
         expr = expr.env_remove(k);
     }
     expr
@@ -83,10 +126,22 @@ where
 /// no configuration passed down to us, no replace refs, no automatic maintenance, and no
 /// variable pointing at a repository but those in `set` (the git directory, work tree, index
 /// and object store the caller names).
-pub fn hardened_git(args: &[String], dir: &Path, set: &[(&str, &Path)]) -> duct::Expression {
+///
+/// `view`: an overlay worktree to see the work tree through (`exec::overlay::View::encode`);
+/// git then runs under the containment supervisor, which mounts it.
+pub fn hardened_git(args: &[String], dir: &Path, set: &[(&str, &Path)], view: Option<&str>) -> duct::Expression {
     let args: Vec<String> =
         NO_AUTO_GC.iter().flat_map(|kv| ["-c".to_string(), kv.to_string()]).chain(args.iter().cloned()).collect();
-    let mut expr = duct::cmd("git", args);
+    let mut expr = match (view, supervisor_exe()) {
+        (Some(v), Ok(exe)) => {
+            let mut full = vec![crate::exec::contain::SUBCOMMAND.to_string(), "--".into(), "git".into()];
+            full.extend(args);
+            duct::cmd(exe, full).env(crate::exec::overlay::ENV, v)
+        }
+        // Without the supervisor the view cannot be mounted: git then finds no work tree
+        // there and fails, which is reported.
+        _ => duct::cmd("git", args),
+    };
     // duct applies an outer expression's environment before an inner one's: a variable set
     // here and removed in the same chain would be removed. Ours are never in the removed list.
     for (k, v) in set {

@@ -105,6 +105,8 @@ pub fn options(
         sandbox_env: s.sandbox_env.clone(),
         sparse: s.sparse,
         keep_worktrees: s.keep_worktrees,
+        worktrees: s.worktrees,
+        warm: s.warm.clone(),
         phase_barrier: false,
         executor: Executor::Local,
     })

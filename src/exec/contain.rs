@@ -80,6 +80,13 @@ pub fn main(args: &[OsString]) -> ! {
     // anything forks, so every process of the task counts.
     let cgroup = max_procs.and_then(join_cgroup);
     let namespace = if forced == "subreaper" { None } else { enter_pid_namespace() };
+    if let Some(view) = std::env::var_os(super::overlay::ENV) {
+        std::env::remove_var(super::overlay::ENV);
+        if let Err(why) = mount_view(&view.to_string_lossy(), namespace) {
+            eprintln!("git-parallel: {why}");
+            std::process::exit(125);
+        }
+    }
     let limit = match (max_procs, &cgroup, namespace) {
         (Some(_), Some(_), _) => "cgroup",
         // In a user namespace of the task's own, RLIMIT_NPROC counts the task's processes only
@@ -108,6 +115,18 @@ pub fn main(args: &[OsString]) -> ! {
         leave_cgroup(c);
     }
     exit_like(status)
+}
+
+/// Mount the task's overlay worktree (`exec::overlay`) in the mount namespace just entered,
+/// and move into it: the working folder named before is the folder under the mount.
+fn mount_view(text: &str, namespace: Option<(bool, bool)>) -> Result<(), String> {
+    let view = super::overlay::View::decode(text).ok_or("the overlay worktree's description is malformed")?;
+    let Some((true, userns)) = namespace else {
+        return Err("an overlay worktree needs a mount namespace of its own, which this system refused".into());
+    };
+    let cwd = std::env::current_dir().map_err(|e| format!("no working folder: {e}"))?;
+    view.mount(userns)?;
+    std::env::set_current_dir(&cwd).map_err(|e| format!("cannot enter {}: {e}", cwd.display()))
 }
 
 /// Remove the cgroups of supervisors that are gone (one killed before it could remove its

@@ -5,6 +5,7 @@ pub mod executor;
 pub mod guard;
 pub mod merge;
 pub mod orchestrator;
+pub mod overlay;
 pub mod result;
 pub mod sandbox;
 pub mod slurm;

@@ -40,6 +40,10 @@ pub struct Options {
     pub sparse: bool,
     /// Keep a succeeded task's worktree (default: removed once its result is recorded).
     pub keep_worktrees: bool,
+    /// How worktrees are made (`parallel.worktree`).
+    pub worktrees: super::overlay::Mode,
+    /// Ignored folders of the main worktree offered warm to every task (`parallel.warm`).
+    pub warm: Vec<String>,
     /// Benchmark baseline: a wave starts only when the previous one ended.
     pub phase_barrier: bool,
     /// Who runs a ready task: a thread here, or a cluster job.
@@ -96,8 +100,10 @@ pub fn execute(
     for (agent, kind, cores, rss) in crate::store::runs::footprints(&repo, 20).unwrap_or_default() {
         gov.seed(&agent, &kind, cores, rss);
     }
-    // Local admission weighs a worktree's disk; on a cluster the machine here holds none.
-    if opts.executor.is_local() {
+    let overlay = worktree_mode(&repo, plan, opts, &run_dir, obs)?;
+    // Local admission weighs a worktree's disk; on a cluster the machine here holds none, and
+    // an overlay worktree holds only what its agent writes.
+    if opts.executor.is_local() && !overlay {
         gov.set_worktree_size(worktree::checkout_size(&repo, &plan.base).unwrap_or(0));
     }
     let cap = governor::capacity(&opts.limits, &gov.sample());
@@ -236,7 +242,7 @@ pub fn execute(
             queue.pop();
             let t = &plan.tasks[i];
             trees.push(governor::Tree { task: t.id.clone(), profile, kind, pid: 0 });
-            let spec = spec_for(&repo, &prompts, log, plan, i, &preds[i], opts, &run_dir)?;
+            let spec = spec_for(&repo, &prompts, log, plan, i, &preds[i], opts, &run_dir, overlay)?;
             // Say in the task's record how its last attempt ended, and whether its session goes on.
             let after = match log.state().task(&t.id).map(|s| (s.status, s.fresh)) {
                 Some((TaskStatus::Interrupted | TaskStatus::Cancelled, false)) => {
@@ -289,6 +295,7 @@ pub fn execute(
     drop(removal_tx);
     let _ = remover.join();
     // The run's folder goes once no worktree is left in it.
+    super::overlay::remove_run_layers(&run_dir);
     let _ = std::fs::remove_dir(&run_dir);
     log.refresh()?;
     let st = log.state();
@@ -550,8 +557,15 @@ fn spec_for(
     preds: &[usize],
     opts: &Options,
     run_dir: &std::path::Path,
+    overlay: bool,
 ) -> Result<TaskSpec> {
     let t = &plan.tasks[i];
+    let worktree = run_dir.join(&t.id);
+    // A worktree from an earlier life stays what it was made as.
+    let overlay = match std::fs::symlink_metadata(worktree.join(".git")) {
+        Ok(_) => super::overlay::TaskLayers::existing(&worktree).is_some(),
+        Err(_) => overlay,
+    };
     let state = log.state().task(&t.id).cloned();
     let prompt = prompts.get(repo, &t.id)?;
     let deps = preds
@@ -573,7 +587,7 @@ fn spec_for(
         grace: opts.grace,
         retries: opts.retries,
         retry_base: opts.retry_base,
-        worktree: run_dir.join(&t.id),
+        worktree,
         branch: layout::task_branch(&log.id, &t.id),
         base: plan.base.clone(),
         deps,
@@ -587,13 +601,66 @@ fn spec_for(
             .and_then(|s| s.metrics.session_id.clone()),
         prior_attempts: state.as_ref().map(|s| s.attempts).unwrap_or(0),
         sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
-        sparse: (opts.sparse && !t.files.is_empty()).then(|| sparse_dirs(&t.files)),
+        sparse: (opts.sparse && !overlay && !t.files.is_empty()).then(|| sparse_dirs(&t.files)),
         fresh: state.as_ref().is_some_and(|s| s.fresh),
         max_processes: opts.limits.max_processes,
         sandbox_read: opts.sandbox_read.clone(),
         sandbox_env: opts.sandbox_env.clone(),
         kind: t.kind.to_string(),
+        overlay,
     })
+}
+
+/// Decide how this run's worktrees are made, make its shared layers, and say so.
+fn worktree_mode(
+    repo: &Repo,
+    plan: &Plan,
+    opts: &Options,
+    run_dir: &std::path::Path,
+    obs: &mut dyn Observer,
+) -> Result<bool> {
+    use super::overlay::{self, Mode};
+    let refused = match opts.worktrees {
+        Mode::Checkout => None,
+        mode => {
+            match overlay::probe(run_dir) {
+                Ok(()) => {
+                    let t = Instant::now();
+                    overlay::prepare_base(repo, run_dir, &plan.base)?;
+                    let warm = overlay::prepare_warm(repo, run_dir, &opts.warm)?;
+                    let warm = match warm.is_empty() {
+                        true => String::new(),
+                        false => format!(", with {} warm", warm.join(", ")),
+                    };
+                    let sparse = match opts.sparse {
+                    true => "; --sparse is not needed with them (every task sees the whole tree at no cost) and is ignored",
+                    false => "",
+                };
+                    obs.note(&format!(
+                        "worktrees: overlays on one checkout of {} ({}{warm}){sparse}",
+                        &plan.base[..plan.base.len().min(12)],
+                        crate::ui::millis(t.elapsed().as_millis() as u64)
+                    ));
+                    return Ok(true);
+                }
+                Err(why) if mode == Mode::Overlay => {
+                    return Err(crate::error::usage(format!(
+                        "parallel.worktree = overlay, but overlays cannot be mounted here: {why}"
+                    )))
+                }
+                Err(why) => Some(why),
+            }
+        }
+    };
+    let mut text = String::from("worktrees: full checkouts");
+    if let Some(why) = refused {
+        text.push_str(&format!(" (overlays refused here: {why})"));
+    }
+    if !opts.warm.is_empty() {
+        text.push_str("; parallel.warm needs overlay worktrees and is ignored");
+    }
+    obs.note(&text);
+    Ok(false)
 }
 
 /// The directories a sparse worktree needs for `files` (top-level files come with any cone).

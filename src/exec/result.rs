@@ -16,6 +16,7 @@ use super::taskdir::{self, TaskDir};
 use crate::proc;
 use crate::repo::Repo;
 use anyhow::{Context, Result};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// `core` settings of the user's that change what a file's content is in git; copied into our
@@ -40,6 +41,9 @@ pub struct Shadow {
     /// The main working tree, where the user's identity is read.
     main: PathBuf,
     excludes: Option<String>,
+    /// An overlay worktree (`exec::overlay`): read through a read-only view of its layers, and
+    /// only where its upper layer (or the agent's commits) changed something.
+    layers: Option<super::overlay::TaskLayers>,
 }
 
 impl Shadow {
@@ -93,7 +97,82 @@ impl Shadow {
             worktree: worktree.to_path_buf(),
             main: repo.workdir.clone(),
             excludes,
+            layers: None,
         })
+    }
+
+    /// Read the worktree through its overlay layers.
+    pub fn with_layers(mut self, layers: Option<super::overlay::TaskLayers>) -> Shadow {
+        self.layers = layers;
+        self
+    }
+
+    /// In an overlay worktree, the paths that can differ from `commit`: what the upper layer
+    /// holds, what the agent's commits changed since the start, and `keep`. None elsewhere
+    /// (the whole worktree is looked at).
+    fn pathspec(&self, commit: &str, keep: &[String]) -> Result<Option<Vec<u8>>> {
+        let Some(l) = &self.layers else { return Ok(None) };
+        let mut paths = l.changed()?;
+        let start = l.start_commit()?;
+        if start != commit {
+            let diff =
+                proc::git_bytes(&self.main, ["diff-tree", "-r", "-z", "--no-renames", "--name-only", &start, commit])?;
+            paths.extend(diff.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| (p.to_vec(), false)));
+        }
+        paths.extend(keep.iter().map(|k| (k.as_bytes().to_vec(), false)));
+        paths.sort();
+        paths.dedup();
+        if paths.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        // `git add` refuses a path named outright that is ignored, or that is neither in the
+        // worktree nor in the index: those are left out here, as a whole-tree `add -A` would.
+        let ignored = self.ignored(&paths)?;
+        let index = gix::index::File::at(&self.index, gix::hash::Kind::Sha1, false, Default::default()).ok();
+        let tracked: std::collections::BTreeSet<&[u8]> =
+            index.iter().flat_map(|f| f.entries().iter().map(|e| &**e.path(f))).collect();
+        let in_index = |p: &[u8], dir: bool| {
+            tracked.contains(p) || {
+                let mut prefix = p.to_vec();
+                prefix.push(b'/');
+                dir && tracked.range(&prefix[..]..).next().is_some_and(|t| t.starts_with(&prefix))
+            }
+        };
+        let mut out = Vec::new();
+        for (p, dir) in paths {
+            let os = std::ffi::OsStr::from_bytes(&p);
+            if ignored.contains(&p) || !(l.exists(Path::new(os)) || in_index(&p, dir)) {
+                continue;
+            }
+            out.extend_from_slice(&p);
+            out.push(0);
+        }
+        Ok(Some(out))
+    }
+
+    /// Which of `paths` the worktree's ignore rules (as they are in the view, the agent's own
+    /// `.gitignore` files included) ignore; tracked files never are.
+    fn ignored(&self, paths: &[(Vec<u8>, bool)]) -> Result<std::collections::HashSet<Vec<u8>>> {
+        let mut input = Vec::new();
+        for (p, dir) in paths {
+            input.extend_from_slice(p);
+            // A folder's own patterns (`target/`) match only a name given as a folder.
+            if *dir {
+                input.push(b'/');
+            }
+            input.push(0);
+        }
+        let out = self.run(&["check-ignore", "--stdin", "-z"], Some(&input))?;
+        // 1: none is ignored.
+        if !out.ok() && out.status.code() != Some(1) {
+            anyhow::bail!("git check-ignore failed: {}", out.stderr_str().trim());
+        }
+        Ok(out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.strip_suffix(b"/").unwrap_or(p).to_vec())
+            .collect())
     }
 
     fn expr(&self, args: &[&str]) -> duct::Expression {
@@ -119,6 +198,7 @@ impl Shadow {
             full.extend(["-c".into(), format!("core.excludesFile={x}")]);
         }
         full.extend(args.iter().map(|s| s.to_string()));
+        let view = self.layers.as_ref().map(|l| l.view(false).encode());
         proc::hardened_git(
             &full,
             &self.worktree,
@@ -128,6 +208,7 @@ impl Shadow {
                 ("GIT_INDEX_FILE", &self.index),
                 ("GIT_OBJECT_DIRECTORY", &self.objects),
             ],
+            view.as_deref(),
         )
     }
 
@@ -155,6 +236,11 @@ impl Shadow {
     /// Whether the worktree differs from `commit` (tracked changes or untracked files that are
     /// not ignored).
     pub fn dirty(&self, commit: &str) -> Result<bool> {
+        if self.layers.is_some() {
+            // Limited to what the layers changed; ignored files do not count, as in status.
+            let tree = self.tree(commit, &[])?;
+            return Ok(tree != self.git(&["rev-parse", &format!("{commit}^{{tree}}")])?);
+        }
         self.set_head(commit)?;
         self.git(&["update-index", "-q", "--refresh"]).ok();
         Ok(!self.git(&["status", "--porcelain", "--untracked-files=normal", "--ignore-submodules=all"])?.is_empty())
@@ -168,7 +254,23 @@ impl Shadow {
             // No index of ours (a worktree from an older version): every file is hashed.
             self.git(&["read-tree", tip])?;
         }
-        self.git(&["add", "-A"])?;
+        match self.pathspec(tip, keep)? {
+            None => {
+                self.git(&["add", "-A"])?;
+            }
+            // No pathspec at all would mean the whole tree: nothing changed, nothing to add.
+            Some(paths) if paths.is_empty() => {}
+            Some(paths) => {
+                // Names the agent chose are names, never patterns.
+                let out = self.run(
+                    &["--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                    Some(&paths),
+                )?;
+                if !out.ok() {
+                    anyhow::bail!("git add failed: {}", out.stderr_str().trim());
+                }
+            }
+        }
         if !keep.is_empty() {
             let mut args = vec!["reset", "-q", tip, "--"];
             args.extend(keep.iter().map(String::as_str));
@@ -205,6 +307,13 @@ impl Shadow {
     /// Put the worktree and our index back to `commit`, removing what is not tracked there
     /// (ignored files stay: build caches survive a retry).
     pub fn reset_hard(&self, commit: &str) -> Result<()> {
+        if let Some(l) = &self.layers {
+            // The upper layer is all the agent wrote: dropping it is the reset (ignored files
+            // go too; `parallel.warm` offers build caches again underneath).
+            l.clear()?;
+            l.fresh_index(&self.main, &self.index, commit)?;
+            return Ok(());
+        }
         self.set_head(commit)?;
         self.git(&["reset", "-q", "--hard", commit])?;
         self.git(&["clean", "-q", "-ffd"])?;

@@ -109,6 +109,9 @@ pub struct TaskSpec {
     /// plan, whose size grows with the run).
     #[serde(default)]
     pub kind: String,
+    /// The worktree is an overlay over the run's shared base checkout (`exec::overlay`).
+    #[serde(default)]
+    pub overlay: bool,
 }
 
 /// What a worker tells the orchestrator: events to record, then the outcome.
@@ -271,9 +274,24 @@ struct Places {
     shadow: Shadow,
     /// The main working tree.
     main: PathBuf,
+    /// An overlay worktree's layers.
+    layers: Option<super::overlay::TaskLayers>,
 }
 
-fn places(repo: &Repo, spec: &TaskSpec) -> Result<Places> {
+impl Places {
+    /// Where files meant for the worktree are written before anything runs there.
+    fn files_dir(&self, spec: &TaskSpec) -> PathBuf {
+        self.layers.as_ref().map(|l| l.upper()).unwrap_or_else(|| spec.worktree.clone())
+    }
+
+    /// Environment that mounts an overlay worktree for a command run in it.
+    fn view_env(&self) -> Option<(String, String)> {
+        self.layers.as_ref().map(|l| (super::overlay::ENV.to_string(), l.view(true).encode()))
+    }
+}
+
+/// `start`: the commit the task starts from (an overlay worktree's layers are made for it).
+fn places(repo: &Repo, spec: &TaskSpec, start: &str) -> Result<Places> {
     let td = TaskDir::new(repo, &spec.run, &spec.task);
     td.ensure()?;
     let admin = match td.admin() {
@@ -284,8 +302,16 @@ fn places(repo: &Repo, spec: &TaskSpec) -> Result<Places> {
             a
         }
     };
-    let shadow = Shadow::open(repo, &td, &spec.worktree, Some(&admin))?;
-    Ok(Places { td, admin, shadow, main: repo.workdir.clone() })
+    let layers = match spec.overlay {
+        true => {
+            let l = super::overlay::TaskLayers::new(&spec.worktree);
+            l.prepare(repo, &admin, start)?;
+            Some(l)
+        }
+        false => None,
+    };
+    let shadow = Shadow::open(repo, &td, &spec.worktree, Some(&admin))?.with_layers(layers.clone());
+    Ok(Places { td, admin, shadow, main: repo.workdir.clone(), layers })
 }
 
 /// Move the task's branch from `old` to `new` (compare-and-swap), noting it in the worktree's
@@ -348,9 +374,10 @@ fn run_inner(
         &start,
         &format!("git parallel: run {} task {}", spec.run, spec.task),
         spec.sparse.as_deref(),
+        spec.overlay,
     )?;
     crate::fault::point("worktree-created");
-    let p = places(repo, spec)?;
+    let p = places(repo, spec, &start)?;
     // What a sandboxed agent of an earlier life committed is in its private object store.
     if let Err(why) = super::sandbox::import_objects(repo, &p.td)? {
         return Ok(fail(format!("the agent's git objects were not taken: {why}")));
@@ -369,15 +396,13 @@ fn run_inner(
     // Prepared once per worktree: a marker, not "resuming", says whether it was (an engine
     // retry or a crash can come after the worktree was made and before setup ran).
     if std::fs::symlink_metadata(p.td.prepared()).is_err() || spec.fresh {
-        let copied = worktree::copy_untracked(repo, &spec.copy, &spec.worktree)?;
+        let copied = worktree::copy_untracked(repo, &spec.copy, &p.files_dir(spec))?;
         super::taskdir::write_new(&p.td.copied(), copied.join("\0").as_bytes())?;
         if let Some(setup) = &spec.setup {
-            let out = proc::shell(
-                &spec.worktree,
-                setup,
-                &[("GIT_PARALLEL_TASK", &spec.task), ("GIT_PARALLEL_RUN", &spec.run)],
-                Some(spec.timeout),
-            )?;
+            let mut envs = vec![("GIT_PARALLEL_TASK", spec.task.as_str()), ("GIT_PARALLEL_RUN", spec.run.as_str())];
+            let view = p.view_env();
+            envs.extend(view.as_ref().map(|(k, v)| (k.as_str(), v.as_str())));
+            let out = proc::shell(&spec.worktree, setup, &envs, Some(spec.timeout))?;
             if !out.ok() {
                 let said = format!("{}\n{}", out.stdout_str(), out.stderr_str());
                 return Ok(fail(format!("setup command failed ({}): {}", out.status, tail(&said, 600))));
@@ -470,6 +495,9 @@ fn run_inner(
         }
     }
     let wall_ms = started.elapsed().as_millis() as u64;
+    if let Some(Err(why)) = p.layers.as_ref().map(|l| l.base_commit()) {
+        return Ok(fail(format!("{why}; the task's work is in {}", p.files_dir(spec).display())));
+    }
     // A sandboxed agent's commits are in its private object store until checked and taken in.
     let forged = super::sandbox::import_objects(repo, &p.td)?.err();
     if std::fs::symlink_metadata(&spec.worktree).map(|m| !m.is_dir()).unwrap_or(true) {
@@ -875,6 +903,7 @@ fn attempt(
         ("GIT_PARALLEL_PROMPT_FILE".to_string(), prompt_file.to_string_lossy().into_owned()),
     ];
     envs.extend(inv.envs.iter().cloned());
+    envs.extend(p.view_env());
     if let Some(most) = spec.max_processes {
         // Room for the supervisor, its init and bubblewrap's own, so that the count can see
         // the breach before the kernel stops it growing.
@@ -1082,7 +1111,7 @@ fn attempt(
         a.signal = None;
     }
     let tracked = |rel: &str| p.shadow.tracked(start, rel);
-    agent::remove_leftovers(&inv, &spec.worktree, &tracked)?;
+    agent::remove_leftovers(&inv, &p.files_dir(spec), &tracked)?;
     Ok(a)
 }
 
@@ -1090,7 +1119,7 @@ fn attempt(
 /// result taken): used to resolve merge conflicts. Contained, and sandboxed under
 /// `spec.sandbox`, like any task. True when the agent ended successfully.
 pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result<bool> {
-    let p = places(repo, spec)?;
+    let p = places(repo, spec, &spec.base)?;
     super::taskdir::write_new(&p.td.prompt(), spec.prompt.as_bytes())?;
     if spec.sandbox.is_some() {
         super::sandbox::seed_view(&p.td, &p.admin, &spec.task, None, &spec.base)?;

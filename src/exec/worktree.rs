@@ -104,7 +104,10 @@ pub fn create(
     start: &str,
     reason: &str,
     sparse: Option<&[String]>,
+    overlay: bool,
 ) -> Result<()> {
+    // An overlay worktree's files come from the run's shared layers (`exec::overlay`).
+    let no_checkout = sparse.is_some() || overlay;
     let short = layout::short(branch_ref);
     let branch_exists = repo.gix.try_find_reference(branch_ref)?.is_some();
     if branch_exists {
@@ -134,8 +137,8 @@ pub fn create(
     }
     let p = path.to_string_lossy().into_owned();
     let mut args = vec!["worktree", "add", "--lock", "--reason", reason];
-    if sparse.is_some() {
-        // Populate only the task's directories below, instead of the whole tree.
+    if no_checkout {
+        // Populate only the task's directories below, or nothing: the overlay shows the files.
         args.push("--no-checkout");
     }
     if branch_exists {
@@ -152,7 +155,7 @@ pub fn create(
         if created.as_deref() == Some(start) {
             let _ = std::fs::remove_dir(path);
             let mut again = vec!["worktree", "add", "--lock", "--reason", reason];
-            if sparse.is_some() {
+            if no_checkout {
                 again.push("--no-checkout");
             }
             again.extend([p.as_str(), short]);
@@ -170,7 +173,7 @@ pub fn create(
             .collect();
         return Err(usage(format!("cannot create worktree {p} on {short}: {}", said.join("; "))));
     }
-    if let Some(dirs) = sparse {
+    if let Some(dirs) = sparse.filter(|_| !overlay) {
         // The cone goes in the worktree's own git directory, and the setting on the command
         // line: `git sparse-checkout set` would turn on `extensions.worktreeConfig` in the
         // user's repository for good.
@@ -265,7 +268,8 @@ pub fn is_dirty(repo: &Repo, path: &Path, branch: &str) -> Result<bool> {
     let td = super::taskdir::TaskDir::new(repo, run, task);
     td.ensure()?;
     let admin = admin_dir(repo, path)?;
-    let shadow = super::result::Shadow::open(repo, &td, path, Some(&admin))?;
+    let shadow = super::result::Shadow::open(repo, &td, path, Some(&admin))?
+        .with_layers(super::overlay::TaskLayers::existing(path));
     let head = crate::store::objects::read_ref(repo, branch)?.context("the branch is gone")?;
     shadow.dirty(&head.to_string())
 }
@@ -288,6 +292,9 @@ pub fn remove(repo: &Repo, path: &Path, force: bool) -> Result<()> {
     if !out.ok() {
         anyhow::bail!("cannot remove worktree {p}: {}", out.stderr_str().trim());
     }
+    if let Some(l) = super::overlay::TaskLayers::existing(path) {
+        l.remove()?;
+    }
     Ok(())
 }
 
@@ -300,6 +307,9 @@ pub fn discard(path: &Path, admin: &Path) -> Result<()> {
     // registered worktree without its git folder.
     if std::fs::symlink_metadata(path).is_ok() {
         std::fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    if let Some(l) = super::overlay::TaskLayers::existing(path) {
+        l.remove()?;
     }
     let _guard = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
     if std::fs::symlink_metadata(admin).is_ok() {

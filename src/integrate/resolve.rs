@@ -86,6 +86,7 @@ pub fn resolve_conflicts(
                 sandbox_read: opts.sandbox_read.clone(),
                 sandbox_env: opts.sandbox_env.clone(),
                 kind: String::new(),
+                overlay: false,
             };
             let ok = task::run_agent_in_place(&repo, &spec, &ctl);
             // From here on no git of the user's runs in that worktree (the agent wrote there):

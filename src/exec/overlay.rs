@@ -1,0 +1,636 @@
+//! Overlay worktrees: a task's worktree costs O(its changes), not O(the repository).
+//!
+//! A run checks its base commit out once, read-only (`<run>/.base/tree`, with the index that
+//! checkout wrote). Each task's worktree is an overlay mount of that tree, made only inside
+//! the task's own mount namespace by the containment supervisor (`exec::contain`), with an
+//! upper layer of the task's own (`<run>/.layers/<task>/upper`): what the agent writes lands
+//! there and nowhere else. Outside that namespace the worktree folder holds only its `.git`
+//! link. Layers, from the top: the task's upper layer, the task's start layer (a dependent
+//! task's start commit differs from the base: the files that differ, and whiteouts for those
+//! deleted), the warm caches (`parallel.warm`: ignored folders of the main worktree, copied
+//! once per run), the base checkout.
+//!
+//! The task's index is the base checkout's index (file stat data included, so `git status`
+//! in there hashes nothing), moved to its start commit by a two-tree `read-tree -m`. The
+//! result is read with our own git in a read-only view of the same layers, limited to the
+//! paths the upper layer holds (and those the agent's commits changed): O(changes). The upper
+//! layer is read as data only: entries are listed without following links, and paths reach
+//! git as literal pathspecs.
+
+use crate::proc;
+use crate::repo::Repo;
+use anyhow::{Context, Result};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Given to the containment supervisor: the overlay to mount at the command's working folder
+/// (see `View::encode`).
+pub const ENV: &str = "GIT_PARALLEL_OVERLAY";
+
+/// How task worktrees are made (`parallel.worktree`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Overlays where the system allows them, full checkouts otherwise.
+    #[default]
+    Auto,
+    Overlay,
+    Checkout,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Mode, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Mode::Auto),
+            "overlay" => Ok(Mode::Overlay),
+            "checkout" => Ok(Mode::Checkout),
+            other => Err(format!("parallel.worktree must be overlay, checkout or auto (is `{other}`)")),
+        }
+    }
+}
+
+/// Remove the run's shared layers once no task worktree is left in `run_dir`.
+pub fn remove_run_layers(run_dir: &Path) {
+    let tasks_left =
+        std::fs::read_dir(run_dir).into_iter().flatten().flatten().any(|e| !e.file_name().as_bytes().starts_with(b"."));
+    let layers_left = std::fs::read_dir(layers_dir(run_dir)).into_iter().flatten().next().is_some();
+    if !tasks_left && !layers_left {
+        for d in [layers_dir(run_dir), warm_dir(run_dir), base_dir(run_dir)] {
+            let _ = remove_dir(&d);
+        }
+    }
+}
+
+/// An overlay to mount: `upper` and `work` absent make it read-only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub target: PathBuf,
+    pub upper: Option<(PathBuf, PathBuf)>,
+    /// Lower layers, the topmost first.
+    pub lowers: Vec<PathBuf>,
+}
+
+impl View {
+    /// One line per path: target, upper, work (empty when read-only), then the lowers.
+    pub fn encode(&self) -> String {
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let (u, w) = self.upper.as_ref().map(|(u, w)| (s(u), s(w))).unwrap_or_default();
+        let mut lines = vec![s(&self.target), u, w];
+        lines.extend(self.lowers.iter().map(|p| s(p)));
+        lines.join("\n")
+    }
+
+    pub fn decode(text: &str) -> Option<View> {
+        let mut it = text.split('\n');
+        let target = PathBuf::from(it.next()?);
+        let (u, w) = (it.next()?, it.next()?);
+        let upper = (!u.is_empty()).then(|| (PathBuf::from(u), PathBuf::from(w)));
+        let lowers: Vec<PathBuf> = it.map(PathBuf::from).collect();
+        (!lowers.is_empty()).then_some(View { target, upper, lowers })
+    }
+
+    /// Mount it (in a mount namespace of the caller's own). `userns`: the namespace's owner
+    /// is an unprivileged user, whose overlay keeps its markers in `user.` attributes.
+    pub fn mount(&self, userns: bool) -> std::result::Result<(), String> {
+        for p in self.lowers.iter().chain(self.upper.iter().flat_map(|(u, w)| [u, w])) {
+            if !p.is_dir() {
+                return Err(format!("layer {} is not there", p.display()));
+            }
+        }
+        let lowers: Vec<String> = self.lowers.iter().map(|p| escape(p)).collect();
+        let mut opts = format!("lowerdir={}", lowers.join(":"));
+        if let Some((u, w)) = &self.upper {
+            opts.push_str(&format!(",upperdir={},workdir={}", escape(u), escape(w)));
+        }
+        // Copies up are whole files and renamed folders are copied: the upper layer is then
+        // plain data, with nothing pointing back into a lower one.
+        opts.push_str(",redirect_dir=off,metacopy=off,index=off");
+        if userns {
+            opts.push_str(",userxattr");
+        }
+        let c = |s: &[u8]| std::ffi::CString::new(s).map_err(|_| "a path holds a NUL byte".to_string());
+        let (target, data) = (c(self.target.as_os_str().as_bytes())?, c(opts.as_bytes())?);
+        // SAFETY: mount(2) reads the NUL-terminated strings we pass.
+        let r =
+            unsafe { libc::mount(c"overlay".as_ptr(), target.as_ptr(), c"overlay".as_ptr(), 0, data.as_ptr().cast()) };
+        if r != 0 {
+            return Err(format!(
+                "cannot mount the overlay worktree at {}: {}",
+                self.target.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A path as an overlay option value: `\`, `,` and `:` escaped.
+fn escape(p: &Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        if matches!(c, '\\' | ',' | ':') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Paths we can hand to the kernel and to the supervisor's variable.
+fn usable(p: &Path) -> bool {
+    p.is_absolute() && !p.as_os_str().as_bytes().iter().any(|b| matches!(b, b'\n' | 0))
+}
+
+/// The run's shared layers, beside its worktrees (task ids never start with a dot).
+pub fn base_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join(".base")
+}
+pub fn warm_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join(".warm")
+}
+pub fn layers_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join(".layers")
+}
+
+/// Whether overlay worktrees can be made here: mounted by the supervisor the way a task's
+/// is, over a whiteout (a dependent task's start layer needs them). Err says why not.
+pub fn probe(dir: &Path) -> std::result::Result<(), String> {
+    if !usable(dir) {
+        return Err(format!("the worktree folder {} holds a newline", dir.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let t = tempfile::Builder::new()
+        .prefix(".overlay-probe-")
+        .tempdir_in(dir)
+        .map_err(|e| format!("cannot make a folder in {}: {e}", dir.display()))?;
+    let r = |p: &str| t.path().join(p);
+    for d in ["lower", "upper", "work", "mnt"] {
+        std::fs::create_dir(r(d)).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(r("lower/kept"), b"").map_err(|e| e.to_string())?;
+    whiteout(&r("lower/gone")).map_err(|e| format!("whiteouts cannot be made here: {e}"))?;
+    let view = View { target: r("mnt"), upper: Some((r("upper"), r("work"))), lowers: vec![r("lower")] };
+    let exe = proc::supervisor_exe().map_err(|e| format!("{e:#}"))?;
+    let out = proc::run_captured(
+        duct::cmd(exe, [super::contain::SUBCOMMAND, "--", "sh", "-c", "test -e kept && ! test -e gone && touch new"])
+            .dir(r("mnt"))
+            .env(ENV, view.encode()),
+        "overlay probe",
+    )
+    .map_err(|e| format!("{e:#}"))?;
+    let worked = out.ok() && r("upper/new").exists();
+    let _ = make_removable(&r("work"));
+    if worked {
+        Ok(())
+    } else {
+        let said = out.stderr_str();
+        Err(said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("the mount was refused").trim().to_string())
+    }
+}
+
+/// A whiteout: the overlay's mark of a deleted path (a character device 0/0, which an
+/// unprivileged user may make).
+fn whiteout(path: &Path) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: mknod(2) on a NUL-terminated path.
+    if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The overlay leaves a `work/work` folder with no permissions; an unprivileged owner must
+/// open it up before it can be removed.
+fn make_removable(work: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(work)?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    Ok(())
+}
+
+/// Remove a layer folder whatever the overlay left in it.
+pub fn remove_dir(dir: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(dir).is_err() {
+        return Ok(());
+    }
+    let _ = make_removable(&dir.join("work"));
+    std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
+}
+
+/// Check out `commit` once for the run (reused when it is there already): the tree, and the
+/// index whose stat data every task's index starts from.
+pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<()> {
+    let base = base_dir(run_dir);
+    if super::taskdir::read_small(&base.join("commit"), 100)?.is_some_and(|c| c.trim_ascii() == commit.as_bytes()) {
+        return Ok(());
+    }
+    remove_dir(&base)?;
+    let tmp = run_dir.join(format!(".base-{}", std::process::id()));
+    remove_dir(&tmp)?;
+    std::fs::create_dir_all(tmp.join("tree"))?;
+    let index = tmp.join("index");
+    let envs = [("GIT_INDEX_FILE", index.as_path())];
+    proc::git_with(&repo.workdir, ["read-tree", commit], &envs)?;
+    let tree = tmp.join("tree");
+    let wt = tree.to_string_lossy().into_owned();
+    proc::git_with(&repo.workdir, ["--work-tree", wt.as_str(), "checkout-index", "-a", "-f", "-u"], &envs)?;
+    super::taskdir::write_new(&tmp.join("commit"), format!("{commit}\n").as_bytes())?;
+    std::fs::rename(&tmp, &base).with_context(|| format!("cannot move the base checkout to {}", base.display()))?;
+    Ok(())
+}
+
+/// Snapshot the ignored folders `names` of the main worktree for the run (copy-on-write where
+/// the filesystem can): every task sees them as they were now, whatever happens to them later.
+/// Returns the folders taken; a name that is not an ignored folder there is a usage error.
+pub fn prepare_warm(repo: &Repo, run_dir: &Path, names: &[String]) -> Result<Vec<String>> {
+    let warm = warm_dir(run_dir);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut taken = Vec::new();
+    for name in names {
+        let rel = name.trim_matches('/');
+        let safe = !rel.is_empty() && Path::new(rel).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        let src = repo.workdir.join(rel);
+        let is_dir = std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir());
+        if !safe || !is_dir {
+            if safe && std::fs::symlink_metadata(&src).is_err() {
+                // Not built yet: nothing to offer, not an error.
+                continue;
+            }
+            return Err(crate::error::usage(format!("parallel.warm: `{name}` is not a folder of the main worktree")));
+        }
+        let ignored = proc::git_output(&repo.workdir, ["check-ignore", "-q", "--", rel])?.ok();
+        if !ignored {
+            return Err(crate::error::usage(format!(
+                "parallel.warm: `{name}` is not ignored by git; only ignored folders (build output, installed packages) can be offered warm"
+            )));
+        }
+        taken.push(rel.to_string());
+    }
+    if std::fs::symlink_metadata(warm.join(".done")).is_ok() {
+        return Ok(taken);
+    }
+    remove_dir(&warm)?;
+    let tmp = run_dir.join(format!(".warm-{}", std::process::id()));
+    remove_dir(&tmp)?;
+    for rel in &taken {
+        let to = tmp.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap_or(&tmp))?;
+        let (from, to) = (repo.workdir.join(rel).to_string_lossy().into_owned(), to.to_string_lossy().into_owned());
+        let out = proc::tool("cp", &["-a".into(), "--reflink=auto".into(), from.clone(), to], None)?;
+        if !out.ok() {
+            anyhow::bail!("cannot copy {from} for parallel.warm: {}", out.stderr_str().trim());
+        }
+    }
+    super::taskdir::write_new(&tmp.join(".done"), b"")?;
+    std::fs::rename(&tmp, &warm)?;
+    Ok(taken)
+}
+
+/// One task's layers.
+#[derive(Debug, Clone)]
+pub struct TaskLayers {
+    pub worktree: PathBuf,
+    run_dir: PathBuf,
+    dir: PathBuf,
+}
+
+impl TaskLayers {
+    pub fn new(worktree: &Path) -> TaskLayers {
+        let run_dir = worktree.parent().unwrap_or(worktree).to_path_buf();
+        let name = worktree.file_name().unwrap_or(OsStr::new("task"));
+        let dir = layers_dir(&run_dir).join(name);
+        TaskLayers { worktree: worktree.to_path_buf(), run_dir, dir }
+    }
+    /// The layers of an overlay worktree at `worktree`, if it is one.
+    pub fn existing(worktree: &Path) -> Option<TaskLayers> {
+        let l = TaskLayers::new(worktree);
+        std::fs::symlink_metadata(l.dir.join("start-commit")).is_ok().then_some(l)
+    }
+
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    /// A dependent task's start layer: its start commit over the base.
+    fn start(&self) -> PathBuf {
+        self.dir.join("start")
+    }
+    fn base_tree(&self) -> PathBuf {
+        base_dir(&self.run_dir).join("tree")
+    }
+
+    /// The commit the run's base checkout holds; Err when it is gone.
+    pub fn base_commit(&self) -> std::result::Result<String, String> {
+        let base = base_dir(&self.run_dir);
+        match super::taskdir::read_small(&base.join("commit"), 100) {
+            Ok(Some(c)) if self.base_tree().is_dir() => Ok(String::from_utf8_lossy(&c).trim().to_string()),
+            _ => Err(format!("the run's base checkout {} is gone (removed while the run went on?)", base.display())),
+        }
+    }
+
+    /// The layers under the upper one, topmost first.
+    fn lowers(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        if self.start().is_dir() {
+            v.push(self.start());
+        }
+        let warm = warm_dir(&self.run_dir);
+        if std::fs::symlink_metadata(warm.join(".done")).is_ok() {
+            v.push(warm);
+        }
+        v.push(self.base_tree());
+        v
+    }
+
+    /// The worktree as the agent sees it (writable) or as we read it.
+    pub fn view(&self, writable: bool) -> View {
+        let mut lowers = self.lowers();
+        let upper = if writable {
+            Some((self.upper(), self.work()))
+        } else {
+            lowers.insert(0, self.upper());
+            None
+        };
+        View { target: self.worktree.clone(), upper, lowers }
+    }
+
+    /// Make the task's layers (kept as they are on resume) and give the worktree's git
+    /// directory `admin` an index at `start` built from the base's.
+    pub fn prepare(&self, repo: &Repo, admin: &Path, start: &str) -> Result<()> {
+        if !usable(&self.dir) {
+            anyhow::bail!("the worktree folder {} cannot hold an overlay", self.run_dir.display());
+        }
+        let base = self.base_commit().map_err(anyhow::Error::msg)?;
+        if self.start_commit().ok().is_some_and(|s| s != start) {
+            // Its dependencies' results changed since: the task starts over on the new start.
+            self.clear()?;
+            remove_dir(&self.start())?;
+            super::taskdir::remove_entry(&admin.join("index"))?;
+        }
+        std::fs::create_dir_all(self.work())?;
+        if std::fs::symlink_metadata(self.upper()).is_err() {
+            std::fs::create_dir_all(self.upper())?;
+        }
+        // The agent finds its repository through this link, as in any worktree.
+        let link =
+            super::taskdir::read_small(&self.worktree.join(".git"), 4096)?.context("the worktree has no .git link")?;
+        super::taskdir::remove_entry(&self.upper().join(".git"))?;
+        super::taskdir::write_new(&self.upper().join(".git"), &link)?;
+        if base != start && std::fs::symlink_metadata(self.start()).is_err() {
+            let tmp = self.dir.join("start.tmp");
+            remove_dir(&tmp)?;
+            std::fs::create_dir(&tmp)?;
+            write_delta(repo, &base, start, &tmp)?;
+            std::fs::rename(&tmp, self.start())?;
+        }
+        super::taskdir::remove_entry(&self.dir.join("start-commit"))?;
+        super::taskdir::write_new(&self.dir.join("start-commit"), format!("{start}\n").as_bytes())?;
+        if std::fs::symlink_metadata(admin.join("index")).is_err() {
+            self.fresh_index(&repo.workdir, &admin.join("index"), start)?;
+        }
+        Ok(())
+    }
+
+    /// The commit the lower layers hold (what the task started from).
+    pub fn start_commit(&self) -> Result<String> {
+        let c = super::taskdir::read_small(&self.dir.join("start-commit"), 100)?
+            .with_context(|| format!("{} records no start commit", self.dir.display()))?;
+        Ok(String::from_utf8_lossy(&c).trim().to_string())
+    }
+
+    /// Write the index of a fresh worktree at `start` to `to`.
+    pub fn fresh_index(&self, main: &Path, to: &Path, start: &str) -> Result<()> {
+        let base = self.base_commit().map_err(anyhow::Error::msg)?;
+        let tmp = to.with_extension(format!("parallel-{}", std::process::id()));
+        super::taskdir::remove_entry(&tmp)?;
+        std::fs::copy(base_dir(&self.run_dir).join("index"), &tmp)?;
+        if base != start {
+            // Entries that stay keep their stat data; the others are hashed once when looked at.
+            proc::git_with(main, ["read-tree", "-i", "-m", &base, start], &[("GIT_INDEX_FILE", tmp.as_path())])?;
+        }
+        std::fs::rename(&tmp, to)?;
+        Ok(())
+    }
+
+    /// Drop what the agent wrote: the upper layer goes back to holding the `.git` link only.
+    pub fn clear(&self) -> Result<()> {
+        let link = super::taskdir::read_small(&self.upper().join(".git"), 4096)?;
+        remove_dir(&self.work())?;
+        // The upper layer may be large: renamed away first, so that a crash leaves no half.
+        let old = self.dir.join("upper.old");
+        remove_dir(&old)?;
+        if std::fs::symlink_metadata(self.upper()).is_ok() {
+            std::fs::rename(self.upper(), &old)?;
+        }
+        std::fs::create_dir_all(self.upper())?;
+        std::fs::create_dir_all(self.work())?;
+        if let Some(l) = link {
+            super::taskdir::write_new(&self.upper().join(".git"), &l)?;
+        }
+        remove_dir(&old)
+    }
+
+    /// Remove the task's layers.
+    pub fn remove(&self) -> Result<()> {
+        remove_dir(&self.dir)
+    }
+
+    /// Paths (relative, as bytes) the upper layer changed: each file, link or whiteout, and a
+    /// folder whole where none was below it or it hides what was (opaque). The worktree's own
+    /// `.git` link is not among them.
+    pub fn changed(&self) -> Result<Vec<(Vec<u8>, bool)>> {
+        let upper = self.upper();
+        let lowers = self.lowers();
+        let mut out = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = upper.join(&rel);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if rel.as_os_str().is_empty() && e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+            };
+            for e in entries {
+                let e = e?;
+                let name = e.file_name();
+                let path = rel.join(&name);
+                if rel.as_os_str().is_empty() && name == ".git" {
+                    continue;
+                }
+                // Not following links: file_type is the entry's own.
+                let ty = e.file_type()?;
+                if ty.is_dir() {
+                    let below =
+                        lowers.iter().any(|l| std::fs::symlink_metadata(l.join(&path)).is_ok_and(|m| m.is_dir()));
+                    if !below || opaque(&e.path()) {
+                        out.push((path.as_os_str().as_bytes().to_vec(), true));
+                    } else {
+                        stack.push(path);
+                    }
+                } else {
+                    out.push((path.as_os_str().as_bytes().to_vec(), false));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `rel` is in the worktree as the overlay shows it: the topmost layer that says
+    /// anything of it decides (a whiteout or a file on the way hides it; an opaque folder on
+    /// the way hides the layers below).
+    pub fn exists(&self, rel: &Path) -> bool {
+        let mut layers = vec![self.upper()];
+        layers.extend(self.lowers());
+        let comps: Vec<_> = rel.components().collect();
+        for layer in layers {
+            let mut at = layer.clone();
+            let mut hidden_below = false;
+            for (i, c) in comps.iter().enumerate() {
+                at.push(c);
+                let last = i + 1 == comps.len();
+                match std::fs::symlink_metadata(&at) {
+                    Err(_) => break,
+                    Ok(m) if is_whiteout(&m) => return false,
+                    Ok(_) if last => return true,
+                    Ok(m) if !m.is_dir() => return false,
+                    Ok(_) => hidden_below |= opaque(&at),
+                }
+            }
+            if hidden_below {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Bytes the upper layer holds (what this task costs on disk beyond the shared layers).
+    pub fn upper_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let mut n = 0;
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => n += 4096 + walk(&e.path()),
+                    Ok(_) => n += e.metadata().map(|m| m.len()).unwrap_or(0),
+                    Err(_) => {}
+                }
+            }
+            n
+        }
+        walk(&self.upper())
+    }
+}
+
+fn is_whiteout(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+/// Whether an upper folder hides the lower ones' content (removed, then made again).
+fn opaque(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    [c"trusted.overlay.opaque", c"user.overlay.opaque"].iter().any(|name| {
+        let mut v = [0u8; 4];
+        // SAFETY: lgetxattr writes at most v.len() bytes into v.
+        let n = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+        n > 0 && v[0] == b'y'
+    })
+}
+
+/// Write into `to` the layer that turns a checkout of `from` into one of `to_commit`: changed
+/// and added files as they are there, whiteouts for the deleted.
+fn write_delta(repo: &Repo, from: &str, to_commit: &str, to: &Path) -> Result<()> {
+    let raw = proc::git_bytes(&repo.workdir, ["diff-tree", "-r", "-z", "--no-renames", "--raw", from, to_commit])?;
+    let mut fields = raw.split(|b| *b == 0).filter(|f| !f.is_empty());
+    let mut deleted = Vec::new();
+    let mut written = Vec::new();
+    while let (Some(meta), Some(path)) = (fields.next(), fields.next()) {
+        // `:old_mode new_mode old_id new_id status`
+        let meta = String::from_utf8_lossy(meta);
+        let parts: Vec<&str> = meta.trim_start_matches(':').split_whitespace().collect();
+        let (Some(mode), Some(id), Some(status)) = (parts.get(1), parts.get(3), parts.get(4)) else { continue };
+        let rel = PathBuf::from(OsStr::from_bytes(path));
+        if status.starts_with('D') {
+            deleted.push(rel);
+        } else {
+            written.push((rel, mode.to_string(), id.to_string()));
+        }
+    }
+    for rel in deleted {
+        let at = to.join(&rel);
+        plain_parents(to, &rel)?;
+        whiteout(&at).with_context(|| format!("cannot mark {} deleted", rel.display()))?;
+    }
+    for (rel, mode, id) in written {
+        let at = to.join(&rel);
+        plain_parents(to, &rel)?;
+        if let Ok(m) = std::fs::symlink_metadata(&at) {
+            if m.is_dir() {
+                std::fs::remove_dir_all(&at)?;
+            } else {
+                std::fs::remove_file(&at)?;
+            }
+        }
+        match mode.as_str() {
+            "160000" => std::fs::create_dir(&at)?,
+            _ => {
+                let oid = gix::ObjectId::from_hex(id.as_bytes())?;
+                let data = repo.gix.find_object(oid)?.detach().data;
+                if mode == "120000" {
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&data), &at)?;
+                } else {
+                    std::fs::write(&at, &data)?;
+                    if mode == "100755" {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755))?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Make every folder on the way to `rel` under `root` a plain folder (a whiteout or file in
+/// the way, from a deletion of the same name, is replaced).
+fn plain_parents(root: &Path, rel: &Path) -> Result<()> {
+    let mut at = root.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for c in &comps[..comps.len().saturating_sub(1)] {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                std::fs::remove_file(&at)?;
+                std::fs::create_dir(&at)?;
+            }
+            Err(_) => std::fs::create_dir(&at)?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_survive_the_variable() {
+        let v = View {
+            target: "/w/t".into(),
+            upper: Some(("/l/u".into(), "/l/w".into())),
+            lowers: vec!["/s".into(), "/b, c:d".into()],
+        };
+        assert_eq!(View::decode(&v.encode()), Some(v.clone()));
+        let ro = View { upper: None, ..v };
+        assert_eq!(View::decode(&ro.encode()), Some(ro));
+        assert_eq!(escape(Path::new("/a,b:c\\d")), "/a\\,b\\:c\\\\d");
+    }
+}
