@@ -131,17 +131,18 @@ impl Shadow {
         let index = gix::index::File::at(&self.index, gix::hash::Kind::Sha1, false, Default::default()).ok();
         let tracked: std::collections::BTreeSet<&[u8]> =
             index.iter().flat_map(|f| f.entries().iter().map(|e| &**e.path(f))).collect();
-        let in_index = |p: &[u8], dir: bool| {
+        // A folder's entries count too: a whiteout may hide a whole tracked folder.
+        let in_index = |p: &[u8]| {
             tracked.contains(p) || {
                 let mut prefix = p.to_vec();
                 prefix.push(b'/');
-                dir && tracked.range(&prefix[..]..).next().is_some_and(|t| t.starts_with(&prefix))
+                tracked.range(&prefix[..]..).next().is_some_and(|t| t.starts_with(&prefix))
             }
         };
         let mut out = Vec::new();
-        for (p, dir) in paths {
+        for (p, _) in paths {
             let os = std::ffi::OsStr::from_bytes(&p);
-            if ignored.contains(&p) || !(l.exists(Path::new(os)) || in_index(&p, dir)) {
+            if ignored.contains(&p) || !(l.exists(Path::new(os)) || in_index(&p)) {
                 continue;
             }
             out.extend_from_slice(&p);
