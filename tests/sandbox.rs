@@ -66,6 +66,8 @@ fn sparse_worktrees_leave_the_users_configuration_alone() {
     r.write("src/a/x.txt", "x\n");
     r.write("src/b/y.txt", "y\n");
     r.commit("tree");
+    // Sparse cones are for full checkouts; overlay worktrees show the whole tree at no cost.
+    r.git(&["config", "parallel.worktree", "checkout"]);
     let config = std::fs::read_to_string(r.path(".git/config")).unwrap();
     r.prompt(
         "a",
@@ -393,6 +395,8 @@ fn a_result_recovered_on_resume_is_checked_like_any_other() {
         r.commit("ignore");
         std::fs::write(r.path(".env"), "TOKEN=secret\n").unwrap();
         r.git(&["config", "parallel.copy", ".env"]);
+        // The forger below works in the worktree's folder from outside, as on a full checkout.
+        r.git(&["config", "parallel.worktree", "checkout"]);
         r.prompt("a", "", "write a.txt a");
         r.commit("prompts");
         let o = r.gp_env(&["run", "prompts", "--no-integrate"], &[("GIT_PARALLEL_FAULT", "task-committed")]);

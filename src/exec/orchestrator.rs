@@ -122,11 +122,22 @@ pub fn execute(
     // Worktrees of tasks whose result is recorded, removed off the writer thread by one thread
     // of their own (removals are serialized anyway: a thread each piled up by the thousand on
     // a 2,000-task cluster run).
-    let (removal_tx, removal_rx) = mpsc::channel::<(std::path::PathBuf, String, String)>();
+    // `true`: the worktree stays (a failure to look at, or --keep-worktrees); an overlay one is
+    // turned into a plain checkout there.
+    let (removal_tx, removal_rx) = mpsc::channel::<(std::path::PathBuf, String, String, bool)>();
     let remover = {
         let repo = repo.clone();
         std::thread::spawn(move || {
-            for (path, run, task) in removal_rx {
+            for (path, run, task, keep) in removal_rx {
+                if keep {
+                    let td = crate::exec::taskdir::TaskDir::new(&repo, &run, &task);
+                    let branch = layout::task_branch(&run, &task);
+                    if let Ok(Some(tip)) = crate::store::objects::read_ref(&repo, &branch) {
+                        // Left an overlay when this fails: resume still works there.
+                        let _ = super::overlay::materialize(&repo, &td, &path, &tip.to_string());
+                    }
+                    continue;
+                }
                 // Its result is on its branch and recorded: disk in use stays bounded by the
                 // running and failed tasks. A failure leaves it for `clean`.
                 // `worktree add` of another task can make it fail for a moment: try again.
@@ -178,8 +189,11 @@ pub fn execute(
             if !stopping {
                 queue.settle(log, plan, &running, i, obs)?;
             }
+            let (path, id) = (run_dir.join(&plan.tasks[i].id), plan.tasks[i].id.clone());
             if !opts.keep_worktrees && satisfied(status) {
-                let _ = removal_tx.send((run_dir.join(&plan.tasks[i].id), log.id.clone(), plan.tasks[i].id.clone()));
+                let _ = removal_tx.send((path, log.id.clone(), id, false));
+            } else if matches!(status, TaskStatus::Failed | TaskStatus::TimedOut) || satisfied(status) {
+                let _ = removal_tx.send((path, log.id.clone(), id, true));
             }
         }
         // A cancel recorded by another process arrives as SIGTERM; also look at the log now and then.

@@ -50,12 +50,10 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// Remove the run's shared layers once no task worktree is left in `run_dir`.
+/// Remove the run's shared layers once no overlay worktree is left in `run_dir`.
 pub fn remove_run_layers(run_dir: &Path) {
-    let tasks_left =
-        std::fs::read_dir(run_dir).into_iter().flatten().flatten().any(|e| !e.file_name().as_bytes().starts_with(b"."));
     let layers_left = std::fs::read_dir(layers_dir(run_dir)).into_iter().flatten().next().is_some();
-    if !tasks_left && !layers_left {
+    if !layers_left {
         for d in [layers_dir(run_dir), warm_dir(run_dir), base_dir(run_dir)] {
             let _ = remove_dir(&d);
         }
@@ -598,20 +596,71 @@ fn write_delta(repo: &Repo, from: &str, to_commit: &str, to: &Path) -> Result<()
     Ok(())
 }
 
-/// Make every folder on the way to `rel` under `root` a plain folder (a whiteout or file in
-/// the way, from a deletion of the same name, is replaced).
+/// Make every folder on the way to `rel` under `root` a plain folder (a whiteout, file or link
+/// in the way is replaced).
 fn plain_parents(root: &Path, rel: &Path) -> Result<()> {
-    let mut at = root.to_path_buf();
-    let comps: Vec<_> = rel.components().collect();
-    for c in &comps[..comps.len().saturating_sub(1)] {
-        at.push(c);
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                std::fs::remove_file(&at)?;
-                std::fs::create_dir(&at)?;
+    match root.join(rel).parent() {
+        Some(parent) if parent != root => super::taskdir::plain_dir(root, parent),
+        _ => Ok(()),
+    }
+}
+
+/// Turn the overlay worktree at `worktree` into a plain checkout holding what the agent left
+/// (a failed task's worktree kept for the user to look at, or `--keep-worktrees`): its start
+/// commit checked out as `git worktree add` would, the upper layer copied over it as data, the
+/// index at the branch's tip. Its layers go; it is then a worktree like any other.
+pub fn materialize(repo: &Repo, td: &super::taskdir::TaskDir, worktree: &Path, tip: &str) -> Result<()> {
+    let Some(l) = TaskLayers::existing(worktree) else { return Ok(()) };
+    let start = l.start_commit()?;
+    let index = td.root.join(format!("index.materialize-{}", std::process::id()));
+    super::taskdir::remove_entry(&index)?;
+    let envs = [("GIT_INDEX_FILE", index.as_path())];
+    proc::git_with(&repo.workdir, ["read-tree", start.as_str()], &envs)?;
+    let wt = worktree.to_string_lossy().into_owned();
+    proc::git_with(&repo.workdir, ["--work-tree", wt.as_str(), "checkout-index", "-a", "-f", "-u"], &envs)?;
+    apply(&l.upper(), worktree, Path::new(""))?;
+    if tip != start {
+        proc::git_with(&repo.workdir, ["read-tree", "-i", "-m", start.as_str(), tip], &envs)?;
+    }
+    let admin = td.admin()?;
+    for to in [admin.join("index"), td.index()] {
+        super::taskdir::remove_entry(&to)?;
+        std::fs::copy(&index, &to)?;
+    }
+    std::fs::remove_file(&index)?;
+    l.remove()?;
+    remove_run_layers(&l.run_dir);
+    Ok(())
+}
+
+/// Copy the layer `from` over the folder `to` as data: files and links made fresh, whiteouts
+/// removing what they name, an opaque folder replacing what was there. Nothing is followed.
+fn apply(from: &Path, to: &Path, rel: &Path) -> Result<()> {
+    for e in std::fs::read_dir(from.join(rel))? {
+        let e = e?;
+        let path = rel.join(e.file_name());
+        if rel.as_os_str().is_empty() && e.file_name() == ".git" {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(e.path())?;
+        let dest = to.join(&path);
+        plain_parents(to, &path)?;
+        if is_whiteout(&meta) {
+            super::taskdir::remove_entry(&dest)?;
+        } else if meta.is_dir() {
+            let keep = std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) && !opaque(&e.path());
+            if !keep {
+                super::taskdir::remove_entry(&dest)?;
+                std::fs::create_dir(&dest)?;
             }
-            Err(_) => std::fs::create_dir(&at)?,
+            apply(from, to, &path)?;
+        } else {
+            super::taskdir::remove_entry(&dest)?;
+            if meta.file_type().is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(e.path())?, &dest)?;
+            } else if meta.is_file() {
+                std::fs::copy(e.path(), &dest)?;
+            }
         }
     }
     Ok(())

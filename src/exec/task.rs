@@ -508,6 +508,15 @@ fn run_inner(
             if trespass.is_empty() { String::new() } else { format!(" (it also {})", trespass.join("; ")) }
         )));
     }
+    // In an overlay worktree the folder itself cannot go; `rm -rf` of it leaves whiteouts for
+    // everything, the `.git` link among them.
+    if p.layers.as_ref().is_some_and(|l| !std::fs::symlink_metadata(l.upper().join(".git")).is_ok_and(|m| m.is_file()))
+    {
+        return Ok(fail(format!(
+            "the agent removed its own worktree {} (its .git link with it); nothing of its work was taken",
+            spec.worktree.display()
+        )));
+    }
     // The agent's HEAD and branch, read as data.
     let tip = agent_tip(repo, spec, &p);
     // Whatever the agent did outside its branch is undone and named, however it ended.
