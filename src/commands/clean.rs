@@ -87,8 +87,10 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
                     crate::exec::taskdir::remove_task(repo, run, task);
                 }
                 lines.push(format!("removed worktree {}", path.display()));
-                // Drop the run's folder once it is empty.
+                // Drop the run's folder once it is empty (its shared overlay layers go once no
+                // overlay worktree is left).
                 if let Some(parent) = path.parent() {
+                    crate::exec::overlay::remove_run_layers(parent);
                     let _ = std::fs::remove_dir(parent);
                 }
             }

@@ -628,9 +628,8 @@ pub fn materialize(repo: &Repo, td: &super::taskdir::TaskDir, worktree: &Path, t
         std::fs::copy(&index, &to)?;
     }
     std::fs::remove_file(&index)?;
-    l.remove()?;
-    remove_run_layers(&l.run_dir);
-    Ok(())
+    // The run's shared layers stay: tasks not yet started need them (the run removes them).
+    l.remove()
 }
 
 /// Copy the layer `from` over the folder `to` as data: files and links made fresh, whiteouts

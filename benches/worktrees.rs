@@ -1,0 +1,159 @@
+//! Worktrees side by side in one run: full checkouts against overlays, per task wall time and
+//! disk at growing repository sizes; then (GIT_PARALLEL_WARM_BENCH=1) a Rust build in a task's
+//! worktree, cold against `parallel.warm = target`, on this repository itself.
+//!
+//! Run: cargo bench --features test-fakes --bench worktrees
+//! Sizes: GIT_PARALLEL_WORKTREE_SIZES=1000,50000,200000 (files; the default).
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const TASKS: usize = 8;
+const JOBS: &str = "4";
+
+/// A repository of `files` small files, 100 to a folder, with the prompts out of its tree.
+fn sized_repo(root: &Path, home: &Path, files: usize) {
+    fake_agent_repo(root, home);
+    for i in 0..files {
+        let dir = root.join(format!("src/d{}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::write(root.join(".git/info/exclude"), "prompts/\n").unwrap();
+    git(root, home, &["add", "-A"]);
+    git(root, home, &["commit", "-q", "-m", "tree"]);
+}
+
+/// Kilobytes `du` counts under `paths` (those that exist).
+fn du_kb(paths: &[std::path::PathBuf]) -> u64 {
+    let there: Vec<_> = paths.iter().filter(|p| p.exists()).collect();
+    if there.is_empty() {
+        return 0;
+    }
+    let o = Command::new("du").arg("-sk").arg("-c").args(&there).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.lines().last().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// Per task wall time (ms) of TASKS trivial tasks at -j JOBS, and the disk one running task
+/// holds (KiB), in `mode`.
+fn measure(root: &Path, home: &Path, mode: &str, run: usize) -> (f64, u64, u64) {
+    git(root, home, &["config", "parallel.worktree", mode]);
+    let prompts = root.join("prompts");
+    let _ = std::fs::remove_dir_all(&prompts);
+    for i in 0..TASKS {
+        fake_prompt(&prompts, &format!("t{i}"), &[], 1.0, &format!("write src/d0/new{i}.txt {i}"));
+    }
+    let t = Instant::now();
+    gp(root, home, &["run", "prompts", "-j", JOBS, "--no-integrate"]);
+    let per_task = t.elapsed().as_secs_f64() * 1e3 / TASKS as f64;
+    // One more task that holds its worktree while `du` looks at it.
+    let _ = std::fs::remove_dir_all(&prompts);
+    let flag = root.join(format!("../held-{mode}"));
+    fake_prompt(
+        &prompts,
+        "held",
+        &[],
+        1.0,
+        &format!("write src/d0/changed.txt changed\nsh touch {}\nsleep 1500", flag.display()),
+    );
+    let mut child =
+        cmd(bin(), root, home).args(["run", "prompts", "--no-integrate"]).env("NO_PROGRESS", "1").spawn().unwrap();
+    while !flag.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run_dir =
+        root.parent().unwrap().join(format!("{}.parallel/{}", root.file_name().unwrap().to_string_lossy(), run + 1));
+    let task = du_kb(&[run_dir.join("held"), run_dir.join(".layers/held")]);
+    let shared = du_kb(&[run_dir.join(".base")]);
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_file(&flag);
+    (per_task, task, shared)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("GIT_PARALLEL_WORKTREE_SIZES")
+        .unwrap_or_else(|_| "1000,50000,200000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    println!("{TASKS} trivial tasks at -j {JOBS}, per task wall time; disk one running task holds (and the run's shared base):\n");
+    println!("| files | checkout: per task | overlay: per task | checkout: disk per task | overlay: disk per task (+ shared base once) |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    let mut first: Option<(f64, f64)> = None;
+    for n in &sizes {
+        let root = tmp.path().join(format!("r{n}/repo"));
+        sized_repo(&root, &home, *n);
+        // Runs 1 and 2: checkout (the timed run, then the held task); 3 and 4: overlay.
+        let (c_ms, c_kb, _) = measure(&root, &home, "checkout", 1);
+        let (o_ms, o_kb, base_kb) = measure(&root, &home, "overlay", 3);
+        first.get_or_insert((c_ms, o_ms));
+        println!(
+            "| {n} | {c_ms:.0} ms | {o_ms:.0} ms | {:.1} MiB | {:.1} MiB (+ {:.1} MiB) |",
+            c_kb as f64 / 1024.0,
+            o_kb as f64 / 1024.0,
+            base_kb as f64 / 1024.0
+        );
+        let _ = std::fs::remove_dir_all(tmp.path().join(format!("r{n}")));
+    }
+    if let (Some((c0, o0)), Some(last)) = (first, sizes.last()) {
+        println!("\n(ratios to the smallest size are in the README's table, computed from these rows: checkout {c0:.0} ms, overlay {o0:.0} ms at {} files, largest {last})", sizes[0]);
+    }
+    if std::env::var_os("GIT_PARALLEL_WARM_BENCH").is_some() {
+        warm(tmp.path(), &home);
+    }
+}
+
+/// A task that builds this repository's tests (`cargo test --no-run --offline`), in a cold
+/// worktree and with `parallel.warm = target` over a target folder built once beforehand.
+fn warm(tmp: &Path, home: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tmp.join("self/repo");
+    std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+    git(tmp, home, &["clone", "-q", src.to_str().unwrap(), root.to_str().unwrap()]);
+    configure_fake_agent(&root, home);
+    git(&root, home, &["config", "parallel.timeout", "60m"]);
+    std::fs::write(root.join(".git/info/exclude"), "prompts/\n").unwrap();
+    // The user's own build, done once before the run (what `parallel.warm` offers).
+    let cargo_home =
+        std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap()));
+    let build = |dir: &Path| {
+        let t = Instant::now();
+        let st = Command::new("cargo")
+            .args(["test", "--no-run", "--offline", "--quiet"])
+            .current_dir(dir)
+            .env("CARGO_HOME", &cargo_home)
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        t.elapsed().as_secs_f64()
+    };
+    let first = build(&root);
+    let prompts = root.join("prompts");
+    let script = format!(
+        "sh CARGO_HOME={cargo_home} cargo test --no-run --offline --quiet > /dev/null 2>&1 && echo ok > built.txt"
+    );
+    let mut times = Vec::new();
+    for (mode, warm) in [("cold", ""), ("warm", "target")] {
+        git(&root, home, &["config", "parallel.warm", warm]);
+        let _ = std::fs::remove_dir_all(&prompts);
+        fake_prompt(&prompts, &format!("build-{mode}"), &[], 1.0, &script);
+        let t = Instant::now();
+        gp(&root, home, &["run", "prompts", "--no-integrate"]);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    println!("\n`cargo test --no-run` of this repository inside a task (the user's own first build: {first:.0} s):\n");
+    println!("| worktree | task's run |");
+    println!("| --- | ---: |");
+    println!("| cold | {:.1} s |", times[0]);
+    println!("| parallel.warm = target | {:.1} s ({:.1}x faster) |", times[1], times[0] / times[1]);
+}
