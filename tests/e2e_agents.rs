@@ -347,10 +347,10 @@ fn interrupted_task_resumes_its_session(profile: &str, tool: &str, input: &str) 
     }
     let child = c.spawn().unwrap();
     // Wait until the agent is inside its long command (the file written, a session recorded).
-    let wt = r.tmp.path().join("repo.parallel/1/long/long.txt");
     let shell = if profile == "codex" { "\"Bash\"" } else { tool };
     common::wait_until("the agent's long step", 60, || {
-        r.raw_state("1").is_some_and(|s| s.contains("\"session_id\"") && s.contains(shell)) && wt.exists()
+        r.raw_state("1").is_some_and(|s| s.contains("\"session_id\"") && s.contains(shell))
+            && r.written_file("1", "long", "long.txt").exists()
     });
     std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();

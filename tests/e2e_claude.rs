@@ -63,9 +63,9 @@ fn claude_session_survives(signal: &str) {
     }
     let child = c.spawn().unwrap();
     // Wait until the agent is inside its long Bash call (the file is written, a session recorded).
-    let wt = r.tmp.path().join("repo.parallel/1/long/long.txt");
     common::wait_until("the agent's long step", 60, || {
-        r.raw_state("1").is_some_and(|s| s.contains("\"session_id\"") && s.contains("\"Bash\"")) && wt.exists()
+        r.raw_state("1").is_some_and(|s| s.contains("\"session_id\"") && s.contains("\"Bash\""))
+            && r.written_file("1", "long", "long.txt").exists()
     });
     std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();

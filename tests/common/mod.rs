@@ -181,6 +181,18 @@ impl TestRepo {
         self.write(&format!("prompts/{id}.md"), &format!("{fm}# Task {id}\n\n```fake-agent\n{script}\n```\n"));
     }
 
+    /// Where a file the agent wrote in its worktree is while the task runs: in the upper layer
+    /// of an overlay worktree (mounted only in the task's own namespace), else in the folder.
+    pub fn written_file(&self, run: &str, task: &str, rel: &str) -> PathBuf {
+        let dir = self.tmp.path().join("repo.parallel").join(run);
+        let upper = dir.join(".layers").join(task).join("upper").join(rel);
+        if upper.exists() {
+            upper
+        } else {
+            dir.join(task).join(rel)
+        }
+    }
+
     /// The run's state as JSON, every task included (`status RUN --json`).
     pub fn run_state(&self, run: &str) -> serde_json::Value {
         self.gp(&["status", run, "--json"]).ok().json()
