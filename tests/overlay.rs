@@ -114,8 +114,14 @@ fn overlay_and_checkout_give_the_same_results() {
     let (_, after) = overlay.iter().find(|(t, _)| t == "after").unwrap();
     assert_eq!(r.git(&["cat-file", "-p", &format!("{after}:seen.txt")]), "again");
     assert_eq!(r.git(&["cat-file", "-p", &format!("{after}:status.txt")]), " M src/lib.rs\n?? seen.txt\n?? status.txt");
-    // Nothing of the layers is left once every task's result is taken.
+    // Nothing of the run's layers is left once every task's result is taken; the shared base
+    // checkout stays for the next run, until `clean --all`.
     assert!(!r.tmp.path().join("repo.parallel").join("2").exists());
+    assert!(r.tmp.path().join("repo.parallel/.bases").exists());
+    let o = r.gp(&["clean", "--all"]);
+    o.ok();
+    assert!(o.stdout.contains("removed shared base checkout"), "{}", o.stdout);
+    assert!(!r.tmp.path().join("repo.parallel/.bases").exists());
 }
 
 #[test]
@@ -128,8 +134,8 @@ fn the_base_checkout_removed_under_a_live_run_fails_the_task_plainly() {
     r.git(&["config", "parallel.worktree", "overlay"]);
     let mut child = r.command(common::bin()).args(["run", "prompts", "--no-integrate"]).spawn().unwrap();
     common::wait_until("the agent to start", 30, || marker.exists());
-    let base = r.tmp.path().join("repo.parallel/1/.base");
-    std::fs::remove_dir_all(&base).unwrap();
+    // The shared checkout every run of this folder starts from.
+    std::fs::remove_dir_all(r.tmp.path().join("repo.parallel/.bases")).unwrap();
     assert!(!child.wait().unwrap().success());
     let t = r.task_state("1", "slow");
     assert_eq!(t["status"], "failed", "{t}");
@@ -222,4 +228,34 @@ fn an_interrupted_tasks_upper_layer_is_remounted_on_resume() {
     assert_eq!(t["status"], "succeeded", "{t}");
     let c = t["commit"].as_str().unwrap();
     assert_eq!(r.git(&["cat-file", "-p", &format!("{c}:seen.txt")]), "kept");
+}
+
+#[test]
+fn a_later_run_layers_its_base_over_an_earlier_runs_checkout() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("keep.txt", "k\n");
+    r.write("edit.txt", "old\n");
+    r.write("drop.txt", "d\n");
+    r.prompt("look", "", "sh ls > seen.txt && cat edit.txt >> seen.txt && git status --porcelain > status.txt");
+    r.commit("first");
+    r.git(&["config", "parallel.worktree", "overlay"]);
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.ok();
+    assert!(o.stderr.contains("(a new shared checkout, "), "{}", o.stderr);
+    r.write("edit.txt", "new\n");
+    std::fs::remove_file(r.path("drop.txt")).unwrap();
+    r.commit("second");
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.ok();
+    assert!(o.stderr.contains("and the 2 files changed since, "), "{}", o.stderr);
+    let c = r.task_state("2", "look")["commit"].as_str().unwrap().to_string();
+    let seen = r.git(&["cat-file", "-p", &format!("{c}:seen.txt")]);
+    assert!(!seen.contains("drop.txt") && seen.ends_with("new"), "{seen}");
+    // The index moved with the base: git in there sees only the agent's own files.
+    assert_eq!(r.git(&["cat-file", "-p", &format!("{c}:status.txt")]), "?? seen.txt\n?? status.txt");
+    // The same commit again: the shared checkout as it is.
+    let o = r.gp(&["run", "prompts", "--no-integrate"]);
+    o.ok();
+    assert!(o.stderr.contains("(a shared checkout, ") || o.stderr.contains("and the 2 files changed since"), "{}", o.stderr);
 }

@@ -125,6 +125,13 @@ pub fn run(ctx: &Context, args: CleanArgs) -> Result<i32> {
         objects::delete_refs(repo, &doomed)?;
         repo.git(["worktree", "prune"])?;
     }
+    // Shared base checkouts of overlay worktrees that no run folder uses any more.
+    if args.all && !args.dry_run {
+        let root = worktree::run_dir(repo, ctx.settings.worktree_dir.as_deref(), "x");
+        for gone in crate::exec::overlay::sweep_bases(root.parent().unwrap_or(&root)) {
+            lines.push(format!("removed shared base checkout {}", gone.display()));
+        }
+    }
     if !args.quiet {
         if lines.is_empty() {
             ui::note(if kept > 0 { "nothing removed" } else { "nothing to clean" });

@@ -640,7 +640,7 @@ fn worktree_mode(
             match overlay::probe(run_dir) {
                 Ok(()) => {
                     let t = Instant::now();
-                    overlay::prepare_base(repo, run_dir, &plan.base)?;
+                    let how = overlay::prepare_base(repo, run_dir, &plan.base)?;
                     let warm = overlay::prepare_warm(repo, run_dir, &opts.warm)?;
                     let warm = match warm.is_empty() {
                         true => String::new(),
@@ -651,7 +651,7 @@ fn worktree_mode(
                     false => "",
                 };
                     obs.note(&format!(
-                        "worktrees: overlays on one checkout of {} ({}{warm}){sparse}",
+                        "worktrees: overlays on {} ({how}, {}{warm}){sparse}",
                         &plan.base[..plan.base.len().min(12)],
                         crate::ui::millis(t.elapsed().as_millis() as u64)
                     ));

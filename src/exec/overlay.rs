@@ -219,15 +219,104 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
 }
 
-/// Check out `commit` once for the run (reused when it is there already): the tree, and the
-/// index whose stat data every task's index starts from.
-pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<()> {
+/// Checkouts shared by the runs of one worktree folder: `<worktreeDir>/.bases/<commit>`,
+/// each made once and never written again.
+pub fn shared_bases(run_dir: &Path) -> PathBuf {
+    run_dir.parent().unwrap_or(run_dir).join(".bases")
+}
+
+/// Give the run a read-only checkout of `commit`: a shared one of that commit, or a shared
+/// one of a nearby commit under a layer of the difference (O(changes), where a checkout is
+/// O(files)), or, failing both, a new shared checkout. Recorded in `<run>/.base`: the commit,
+/// the shared checkout used (`from`), the difference layer (`delta/`) and the index every
+/// task's index starts from. Returns how it was made, for the run's narration.
+pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<String> {
     let base = base_dir(run_dir);
-    if super::taskdir::read_small(&base.join("commit"), 100)?.is_some_and(|c| c.trim_ascii() == commit.as_bytes()) {
-        return Ok(());
+    let has = |p: &Path| {
+        super::taskdir::read_small(p, 100).ok().flatten().map(|c| String::from_utf8_lossy(&c).trim().to_string())
+    };
+    if has(&base.join("commit")).as_deref() == Some(commit)
+        && TaskLayers::shared_tree(run_dir).is_some_and(|t| t.is_dir())
+    {
+        return Ok("resumed".into());
     }
     remove_dir(&base)?;
+    let shared = shared_bases(run_dir);
+    std::fs::create_dir_all(&shared)?;
+    // Complete shared checkouts (their `commit` file is written last).
+    let mut known: Vec<(PathBuf, String)> = std::fs::read_dir(&shared)?
+        .flatten()
+        .filter_map(|e| Some((e.path(), has(&e.path().join("commit"))?)))
+        .collect();
+    known.sort();
     let tmp = run_dir.join(format!(".base-{}", std::process::id()));
+    remove_dir(&tmp)?;
+    std::fs::create_dir_all(&tmp)?;
+    let index = tmp.join("index");
+    let (from, how) = match known.iter().find(|(_, c)| c == commit) {
+        Some((dir, _)) => {
+            std::fs::copy(dir.join("index"), &index)?;
+            (dir.clone(), "a shared checkout".to_string())
+        }
+        None => match nearest(repo, &known, commit)? {
+            Some((dir, from_commit, changed)) => {
+                std::fs::copy(dir.join("index"), &index)?;
+                std::fs::create_dir(tmp.join("delta"))?;
+                write_delta(repo, &from_commit, commit, &tmp.join("delta"))?;
+                proc::git_with(
+                    &repo.workdir,
+                    ["read-tree", "-i", "-m", from_commit.as_str(), commit],
+                    &[("GIT_INDEX_FILE", index.as_path())],
+                )?;
+                (
+                    dir,
+                    format!(
+                        "a shared checkout of {} and the {changed} files changed since",
+                        &from_commit[..12.min(from_commit.len())]
+                    ),
+                )
+            }
+            None => {
+                let dir = checkout(repo, &shared, commit)?;
+                std::fs::copy(dir.join("index"), &index)?;
+                (dir, "a new shared checkout".to_string())
+            }
+        },
+    };
+    super::taskdir::write_new(&tmp.join("from"), from.as_os_str().as_bytes())?;
+    super::taskdir::write_new(&tmp.join("commit"), format!("{commit}\n").as_bytes())?;
+    std::fs::rename(&tmp, &base).with_context(|| format!("cannot move the run's base to {}", base.display()))?;
+    Ok(how)
+}
+
+/// The shared checkout closest to `commit`, if a layer of the difference is small enough to be
+/// cheaper than a checkout: (its folder, its commit, files changed).
+fn nearest(repo: &Repo, known: &[(PathBuf, String)], commit: &str) -> Result<Option<(PathBuf, String, usize)>> {
+    let mut best: Option<(PathBuf, String, usize)> = None;
+    for (dir, c) in known.iter().rev().take(4) {
+        let Ok(out) =
+            proc::git_bytes(&repo.workdir, ["diff-tree", "-r", "-z", "--no-renames", "--name-only", c, commit])
+        else {
+            continue;
+        };
+        let changed = out.split(|b| *b == 0).filter(|p| !p.is_empty()).count();
+        let files = gix::index::File::at(dir.join("index"), gix::hash::Kind::Sha1, false, Default::default())
+            .map(|f| f.entries().len())
+            .unwrap_or(0);
+        // A layer of more than a quarter of a large tree is no longer cheap to make or to look
+        // through; a thousand files always are.
+        if (changed <= 1000 || changed * 4 <= files) && best.as_ref().is_none_or(|b| changed < b.2) {
+            best = Some((dir.clone(), c.clone(), changed));
+        }
+    }
+    Ok(best)
+}
+
+/// Check `commit` out into a new shared folder under `shared` (as `git worktree add` would:
+/// your filters apply), made under a temporary name and renamed into place whole.
+fn checkout(repo: &Repo, shared: &Path, commit: &str) -> Result<PathBuf> {
+    let dir = shared.join(commit);
+    let tmp = shared.join(format!(".new-{commit}-{}", std::process::id()));
     remove_dir(&tmp)?;
     std::fs::create_dir_all(tmp.join("tree"))?;
     let index = tmp.join("index");
@@ -237,8 +326,31 @@ pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<()> {
     let wt = tree.to_string_lossy().into_owned();
     proc::git_with(&repo.workdir, ["--work-tree", wt.as_str(), "checkout-index", "-a", "-f", "-u"], &envs)?;
     super::taskdir::write_new(&tmp.join("commit"), format!("{commit}\n").as_bytes())?;
-    std::fs::rename(&tmp, &base).with_context(|| format!("cannot move the base checkout to {}", base.display()))?;
-    Ok(())
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another run made it at the same moment: theirs is as good.
+        remove_dir(&tmp)?;
+    }
+    Ok(dir)
+}
+
+/// Remove shared checkouts no run's folder under `root` (the worktree folder) uses.
+pub fn sweep_bases(root: &Path) -> Vec<PathBuf> {
+    let shared = root.join(".bases");
+    let used: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| super::taskdir::read_small(&e.path().join(".base/from"), 4096).ok().flatten())
+        .map(|b| PathBuf::from(OsStr::from_bytes(&b)))
+        .collect();
+    let mut removed = Vec::new();
+    for e in std::fs::read_dir(&shared).into_iter().flatten().flatten() {
+        if !used.contains(&e.path()) && remove_dir(&e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(&shared);
+    removed
 }
 
 /// Snapshot the ignored folders `names` of the main worktree for the run (copy-on-write where
@@ -321,16 +433,24 @@ impl TaskLayers {
     fn start(&self) -> PathBuf {
         self.dir.join("start")
     }
-    fn base_tree(&self) -> PathBuf {
-        base_dir(&self.run_dir).join("tree")
+    /// The shared checkout the run's base is made from.
+    fn shared_tree(run_dir: &Path) -> Option<PathBuf> {
+        let from = super::taskdir::read_small(&base_dir(run_dir).join("from"), 4096).ok().flatten()?;
+        Some(PathBuf::from(OsStr::from_bytes(&from)).join("tree"))
     }
 
-    /// The commit the run's base checkout holds; Err when it is gone.
+    /// The commit the run's base holds; Err when it (or the shared checkout under it) is gone.
     pub fn base_commit(&self) -> std::result::Result<String, String> {
         let base = base_dir(&self.run_dir);
+        let tree = TaskLayers::shared_tree(&self.run_dir);
         match super::taskdir::read_small(&base.join("commit"), 100) {
-            Ok(Some(c)) if self.base_tree().is_dir() => Ok(String::from_utf8_lossy(&c).trim().to_string()),
-            _ => Err(format!("the run's base checkout {} is gone (removed while the run went on?)", base.display())),
+            Ok(Some(c)) if tree.as_ref().is_some_and(|t| t.is_dir()) => {
+                Ok(String::from_utf8_lossy(&c).trim().to_string())
+            }
+            _ => Err(format!(
+                "the run's base checkout {} is gone (removed while the run went on?)",
+                tree.unwrap_or(base).display()
+            )),
         }
     }
 
@@ -344,7 +464,12 @@ impl TaskLayers {
         if std::fs::symlink_metadata(warm.join(".done")).is_ok() {
             v.push(warm);
         }
-        v.push(self.base_tree());
+        let delta = base_dir(&self.run_dir).join("delta");
+        if delta.is_dir() {
+            v.push(delta);
+        }
+        // Missing, the mount fails and says which layer is not there.
+        v.push(TaskLayers::shared_tree(&self.run_dir).unwrap_or_else(|| base_dir(&self.run_dir).join("tree")));
         v
     }
 
