@@ -177,7 +177,7 @@ fn warm_folders_are_a_snapshot_the_agent_cannot_write_back() {
         "build",
         "",
         &format!(
-            "sh cat target/cache/built.o > seen.txt\nsh echo rebuilt > target/cache/built.o\nsh touch {}\nsleep 800\nsh cat target/cache/later.o > later.txt 2>/dev/null || echo absent > later.txt",
+            "sh cat target/cache/built.o > seen.txt\nsh echo rebuilt > target/cache/built.o\nsh git status --porcelain > status.txt\nsh touch {}\nsleep 800\nsh cat target/cache/later.o > later.txt 2>/dev/null || echo absent > later.txt",
             marker.display()
         ),
     );
@@ -192,6 +192,8 @@ fn warm_folders_are_a_snapshot_the_agent_cannot_write_back() {
     let c = t["commit"].as_str().unwrap();
     assert_eq!(r.git(&["cat-file", "-p", &format!("{c}:seen.txt")]), "compiled once");
     assert_eq!(r.git(&["cat-file", "-p", &format!("{c}:later.txt")]), "absent");
+    // The warm layer adds the folder and nothing else to the worktree.
+    assert_eq!(r.git(&["cat-file", "-p", &format!("{c}:status.txt")]), "?? seen.txt\n?? status.txt");
     // The agent's rebuild stayed in its own layer.
     assert_eq!(r.read("target/cache/built.o"), "compiled once\n");
     // Only ignored folders can be offered: a tracked one is refused plainly.
@@ -257,5 +259,9 @@ fn a_later_run_layers_its_base_over_an_earlier_runs_checkout() {
     // The same commit again: the shared checkout as it is.
     let o = r.gp(&["run", "prompts", "--no-integrate"]);
     o.ok();
-    assert!(o.stderr.contains("(a shared checkout, ") || o.stderr.contains("and the 2 files changed since"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("(a shared checkout, ") || o.stderr.contains("and the 2 files changed since"),
+        "{}",
+        o.stderr
+    );
 }

@@ -382,14 +382,15 @@ pub fn prepare_warm(repo: &Repo, run_dir: &Path, names: &[String]) -> Result<Vec
         }
         taken.push(rel.to_string());
     }
-    if std::fs::symlink_metadata(warm.join(".done")).is_ok() {
+    if std::fs::symlink_metadata(warm.join("done")).is_ok() {
         return Ok(taken);
     }
     remove_dir(&warm)?;
     let tmp = run_dir.join(format!(".warm-{}", std::process::id()));
     remove_dir(&tmp)?;
     for rel in &taken {
-        let to = tmp.join(rel);
+        // The layer is `layer/`: the marker beside it must not show in every worktree.
+        let to = tmp.join("layer").join(rel);
         std::fs::create_dir_all(to.parent().unwrap_or(&tmp))?;
         let (from, to) = (repo.workdir.join(rel).to_string_lossy().into_owned(), to.to_string_lossy().into_owned());
         let out = proc::tool("cp", &["-a".into(), "--reflink=auto".into(), from.clone(), to], None)?;
@@ -397,7 +398,7 @@ pub fn prepare_warm(repo: &Repo, run_dir: &Path, names: &[String]) -> Result<Vec
             anyhow::bail!("cannot copy {from} for parallel.warm: {}", out.stderr_str().trim());
         }
     }
-    super::taskdir::write_new(&tmp.join(".done"), b"")?;
+    super::taskdir::write_new(&tmp.join("done"), b"")?;
     std::fs::rename(&tmp, &warm)?;
     Ok(taken)
 }
@@ -461,8 +462,8 @@ impl TaskLayers {
             v.push(self.start());
         }
         let warm = warm_dir(&self.run_dir);
-        if std::fs::symlink_metadata(warm.join(".done")).is_ok() {
-            v.push(warm);
+        if std::fs::symlink_metadata(warm.join("done")).is_ok() {
+            v.push(warm.join("layer"));
         }
         let delta = base_dir(&self.run_dir).join("delta");
         if delta.is_dir() {
