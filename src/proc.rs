@@ -215,16 +215,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let out = git_output(dir, &args)?;
-    if !out.ok() {
-        anyhow::bail!(
-            "git {} failed: {}",
-            args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
-            out.stderr_str().trim()
-        );
-    }
-    Ok(out.stdout_str().trim_end().to_string())
+    git_with(dir, args, &[])
 }
 
 /// Run a shell command line in `dir` (setup and verify commands), contained like an agent
