@@ -265,3 +265,25 @@ fn a_later_run_layers_its_base_over_an_earlier_runs_checkout() {
         o.stderr
     );
 }
+
+/// A retry starts from a fresh upper layer whose `.git` link is the one git wrote, never the one
+/// the failed attempt left there.
+#[test]
+fn a_retry_never_keeps_the_git_link_a_failed_attempt_rewrote() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let counter = r.scratch("counter");
+    let once = r.scratch("rewrote");
+    // The first attempt points its link elsewhere, then fails in a way that is retried.
+    let script = format!(
+        "sh test -e {o} || (touch {o} && printf 'gitdir: /nowhere\\n' > .git)\ntransient 1 {c}\nsh git status --porcelain > status.txt",
+        o = once.display(),
+        c = counter.display()
+    );
+    r.prompt("flaky", "", &script);
+    r.commit("prompts");
+    r.git(&["config", "parallel.worktree", "overlay"]);
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    let c = r.task_state("1", "flaky")["commit"].as_str().unwrap().to_string();
+    assert_eq!(r.git(&["cat-file", "-p", &format!("{c}:status.txt")]), "?? status.txt");
+}

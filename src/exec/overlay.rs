@@ -546,7 +546,9 @@ impl TaskLayers {
 
     /// Drop what the agent wrote: the upper layer goes back to holding the `.git` link only.
     pub fn clear(&self) -> Result<()> {
-        let link = super::taskdir::read_small(&self.upper().join(".git"), 4096)?;
+        // From the worktree's own folder (git wrote it; no agent reaches it under the mount),
+        // never from the upper layer, which the agent wrote.
+        let link = super::taskdir::read_small(&self.worktree.join(".git"), 4096)?;
         remove_dir(&self.work())?;
         // The upper layer may be large: renamed away first, so that a crash leaves no half.
         let old = self.dir.join("upper.old");
