@@ -45,7 +45,7 @@ fn slurm(program: &str, args: &[&str]) -> String {
 /// Slurm's state of a job (`slurm:ID` as the run records it).
 fn job_state(job: &str) -> String {
     let id = job.strip_prefix("slurm:").unwrap_or(job);
-    slurm("squeue", &["-h", "--states=all", "-j", id, "-O", "State"]).trim().to_string()
+    slurm("squeue", &["-h", "--states=all", "-r", "-j", id, "-O", "State"]).trim().to_string()
 }
 
 fn this_node() -> String {
@@ -348,6 +348,58 @@ fn an_orchestrator_killed_between_sbatch_and_recording_the_job_is_not_submitted_
     assert!(st.success(), "{}", std::fs::read_to_string(&err).unwrap_or_default());
     assert_eq!(r.task_state("1", "a")["status"], "succeeded");
     assert_eq!(field(&r, "1", "a", "job"), format!("slurm:{}", first[0]));
+}
+
+#[test]
+fn a_burst_of_ready_tasks_is_one_job_array_and_a_resume_finds_its_unrecorded_elements() {
+    let r = repo();
+    let flag = r.scratch("flag");
+    let tasks = ["a", "b", "c", "d"];
+    for t in tasks {
+        r.prompt(t, "", &format!("{}\nwrite {t}.txt {t}", wait_for(&flag)));
+    }
+    r.commit("prompts");
+    // The four are ready at once: one sbatch, then the orchestrator dies before the log
+    // names every element.
+    let o = r.gp_env(
+        &["run", "prompts", "-j", "4"],
+        &[("SLURM_CONF", cluster()), ("GIT_PARALLEL_FAULT", "slurm-submitted")],
+    );
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    let root = r.root.display().to_string();
+    let live = || {
+        let mut v: Vec<(String, String)> = slurm("squeue", &["-h", "-r", "-O", "Name:|,JobArrayID:|,WorkDir:"])
+            .lines()
+            .filter(|l| l.contains(&root))
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').map(str::trim).collect();
+                (f[0].to_string(), f[1].to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let first = live();
+    assert_eq!(first.len(), 4, "a job per task: {first:?}");
+    assert!(first.iter().all(|(name, id)| name.starts_with("gp-1+") && id.contains('_')), "one array: {first:?}");
+    assert!(first.iter().all(|(_, id)| id.split('_').next() == first[0].1.split('_').next()), "{first:?}");
+    // Resume finds each element (recorded or not) and watches it; nothing is submitted again.
+    let err = r.scratch("resume.err");
+    let mut resume = spawn_gp(&r, &["resume", "1"], &err);
+    wait_until("resume to re-attach to every element", 120, || {
+        std::fs::read_to_string(&err).unwrap_or_default().matches("re-attached to Slurm job").count() == 4
+    });
+    assert_eq!(live(), first, "no second job was submitted");
+    std::fs::write(&flag, "").unwrap();
+    let st = resume.wait().unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&err).unwrap_or_default());
+    let ids: Vec<String> = first.iter().map(|(_, id)| format!("slurm:{id}")).collect();
+    for t in tasks {
+        assert_eq!(r.task_state("1", t)["status"], "succeeded");
+        // The element's worker names itself as the orchestrator knows it.
+        assert!(ids.contains(&field(&r, "1", t, "job")), "{t}: {} not in {ids:?}", field(&r, "1", t, "job"));
+        r.git(&["cat-file", "-e", &format!("parallel/1/integration:{t}.txt")]);
+    }
 }
 
 #[test]

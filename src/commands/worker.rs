@@ -55,8 +55,13 @@ pub fn run(ctx: &Context, args: WorkerArgs) -> Result<i32> {
         eprintln!("git-parallel worker: {}", ev.summary());
         Ok(())
     };
-    // Where this job runs, for `status`.
-    if let Ok(id) = std::env::var("SLURM_JOB_ID") {
+    // Where this job runs, for `status`; an array's element by the id the orchestrator knows
+    // it by (`N_I`; its own job id is another number).
+    let element = match (std::env::var("SLURM_ARRAY_JOB_ID"), std::env::var("SLURM_ARRAY_TASK_ID")) {
+        (Ok(a), Ok(i)) => Some(format!("{a}_{i}")),
+        _ => None,
+    };
+    if let Some(id) = element.or_else(|| std::env::var("SLURM_JOB_ID").ok()) {
         let node = std::env::var("SLURMD_NODENAME").ok().unwrap_or_else(crate::store::runs::host_name);
         post(&Event::Job { task: args.task.clone(), executor: "slurm".into(), id, node: Some(node) }, &[])?;
     }

@@ -43,6 +43,14 @@ struct Inner {
     poller: std::sync::Once,
     /// A resume: jobs an earlier orchestrator submitted but did not live to record may exist.
     resuming: std::sync::atomic::AtomicBool,
+    /// Those jobs by task, looked up once (`None` until then); each is taken by its task.
+    unrecorded: Mutex<Option<HashMap<String, String>>>,
+    /// Jobs this orchestrator submitted (never an earlier life's).
+    ours: Mutex<std::collections::HashSet<String>>,
+    /// Tasks waiting for the submitter, which sends a burst as one job array.
+    queue: Mutex<Vec<Request>>,
+    queued: std::sync::Condvar,
+    submitter: std::sync::Once,
 }
 
 impl std::fmt::Debug for Slurm {
@@ -115,7 +123,7 @@ impl JobInfo {
     }
 }
 
-/// Parse `squeue -h -O 'JobID:|,State:|,Reason:|,exit_code:|,NodeList:'` output.
+/// Parse `squeue -h -O 'JobArrayID:|,State:|,Reason:|,exit_code:|,NodeList:'` output.
 pub fn parse_squeue(text: &str) -> HashMap<String, JobInfo> {
     let mut out = HashMap::new();
     for line in text.lines() {
@@ -141,10 +149,12 @@ pub fn squeue(ids: &[String]) -> Result<HashMap<String, JobInfo>> {
     let args = vec![
         "-h".to_string(),
         "--states=all".into(),
+        // Array elements one per line, each as `N_I`.
+        "-r".into(),
         "-j".into(),
         ids.join(","),
         "-O".into(),
-        "JobID:|,State:|,Reason:|,exit_code:|,NodeList:".into(),
+        "JobArrayID:|,State:|,Reason:|,exit_code:|,NodeList:".into(),
     ];
     let out = proc::tool("squeue", &args, None)?;
     if out.ok() {
@@ -174,25 +184,48 @@ fn job_name(spec: &TaskSpec) -> String {
     format!("gp-{}-{}", spec.run, spec.task)
 }
 
-/// A job of this task still queued or running that the run may not have recorded: an
-/// orchestrator killed between `sbatch` and recording the job id leaves one behind. Found by
-/// its name and the repository it runs in (two repositories may both have a run 1 with a
-/// task `a`).
-fn unrecorded_live_job(repo: &Repo, spec: &TaskSpec) -> Result<Option<String>> {
-    let args =
-        vec!["-h".to_string(), format!("--name={}", job_name(spec)), "-O".into(), "JobID:|,WorkDir:|,State:".into()];
+/// The run's jobs still queued or running, by task, that the run may not have recorded: an
+/// orchestrator killed between `sbatch` and recording the job ids leaves them behind. Found by
+/// name (a task's job, or an array whose task list says which element is whose) and the
+/// repository they run in (two repositories may both have a run 1 with a task `a`); one
+/// `squeue` for the whole run.
+fn unrecorded_live_jobs(repo: &Repo, spec: &TaskSpec) -> Result<HashMap<String, String>> {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let args = ["-h", "-r", "-u", &uid.to_string(), "-O", "Name:|,JobArrayID:|,WorkDir:|,State:"].map(String::from);
     let out = proc::tool("squeue", &args, None)?;
     if !out.ok() {
         bail!("squeue failed: {}", out.stderr_str().trim());
     }
     let workdir = repo.workdir.canonicalize().unwrap_or_else(|_| repo.workdir.clone());
-    Ok(out.stdout_str().lines().find_map(|l| {
+    let (single, array) = (format!("gp-{}-", spec.run), format!("gp-{}+", spec.run));
+    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
+    let mut found = HashMap::new();
+    for l in out.stdout_str().lines() {
         let f: Vec<&str> = l.split('|').map(str::trim).collect();
-        let (id, dir, state) = (f.first()?, f.get(1)?, f.get(2)?);
-        let same_repo = Path::new(dir).canonicalize().is_ok_and(|d| d == workdir);
+        let [name, id, dir, state, ..] = f[..] else { continue };
         let live = !JobInfo { state: state.to_string(), ..JobInfo::gone(id) }.ended();
-        (same_repo && live && !id.is_empty()).then(|| id.to_string())
-    }))
+        if !live || id.is_empty() || Path::new(dir).canonicalize().ok().as_ref() != Some(&workdir) {
+            continue;
+        }
+        let task = if let Some(t) = name.strip_prefix(&single) {
+            t.to_string()
+        } else if let Some(k) = name.strip_prefix(&array) {
+            let tasks = lists.entry(k.to_string()).or_insert_with(|| {
+                let file = jobs_dir(spec).join(format!("array-{k}.tasks"));
+                std::fs::read_to_string(file).unwrap_or_default().lines().map(String::from).collect()
+            });
+            let Some(t) = id.rsplit_once('_').and_then(|(_, i)| i.parse::<usize>().ok()).and_then(|i| tasks.get(i))
+            else {
+                continue;
+            };
+            t.clone()
+        } else {
+            continue;
+        };
+        found.insert(task, id.to_string());
+    }
+    Ok(found)
 }
 
 /// Stop jobs (TERM, then KILL after Slurm's KillWait). Unknown or ended jobs are ignored.
@@ -264,8 +297,11 @@ fn rate_report(spec: &TaskSpec, seen: &mut Option<std::time::SystemTime>) -> Opt
     Some(Duration::from_millis(ms))
 }
 
-/// The output file of a job.
+/// The output file of a job (`N_I`: element I of array N).
 fn output_file(spec: &TaskSpec, id: &str) -> PathBuf {
+    if id.contains('_') {
+        return jobs_dir(spec).join(format!("array-{id}.out"));
+    }
     jobs_dir(spec).join(format!("{}-{id}.out", spec.task))
 }
 
@@ -282,6 +318,220 @@ fn tail_of(path: &Path, max: u64) -> Vec<u8> {
     buf
 }
 
+/// A task waiting for its job.
+struct Request {
+    repo: Repo,
+    spec: TaskSpec,
+    reply: Sender<Result<String>>,
+}
+
+/// After a task asks for a job, the submitter waits this long for more (tasks readied by the
+/// same event ask within moments of each other), and at most `GATHER_MAX` in all.
+const GATHER: Duration = Duration::from_millis(20);
+const GATHER_MAX: Duration = Duration::from_millis(200);
+/// Elements per job array: below Slurm's default `MaxArraySize` (1001). A cluster set lower
+/// refuses the array, and its tasks are submitted one by one.
+const MAX_ARRAY: usize = 1000;
+
+/// Submit what tasks ask for, a burst at a time: one `sbatch` per burst of tasks with equal
+/// arguments (a job array), where a job each made thousands of calls. Ends with the executor.
+fn submit_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        let batch = {
+            let q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let (q, _) = inner
+                .queued
+                .wait_timeout_while(q, Duration::from_millis(500), |q| q.is_empty())
+                .unwrap_or_else(|e| e.into_inner());
+            if q.is_empty() {
+                continue;
+            }
+            drop(q);
+            let start = Instant::now();
+            let mut seen = 0;
+            loop {
+                let n = inner.queue.lock().unwrap_or_else(|e| e.into_inner()).len();
+                if n == seen || start.elapsed() >= GATHER_MAX {
+                    break;
+                }
+                seen = n;
+                std::thread::sleep(GATHER);
+            }
+            std::mem::take(&mut *inner.queue.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        submit_batch(&inner.cfg, batch);
+    }
+}
+
+/// Submit a burst: tasks with the same arguments (and run) as one array, a lone task as a job.
+fn submit_batch(cfg: &SlurmSettings, batch: Vec<Request>) {
+    let mut groups: Vec<(Vec<String>, PathBuf, Vec<Request>)> = Vec::new();
+    for r in batch {
+        let args = sbatch_args(cfg, &r.repo, &r.spec);
+        let dir = jobs_dir(&r.spec);
+        match groups.iter_mut().find(|(a, d, _)| *a == args && *d == dir) {
+            Some(g) => g.2.push(r),
+            None => groups.push((args, dir, vec![r])),
+        }
+    }
+    for (args, _, mut group) in groups {
+        while !group.is_empty() {
+            let rest = group.split_off(group.len().min(MAX_ARRAY));
+            if group.len() == 1 {
+                let r = &group[0];
+                let _ = r.reply.send(submit_one(&args, &r.repo, &r.spec));
+            } else {
+                match submit_array(&args, &group) {
+                    Ok(ids) => {
+                        for (r, id) in group.iter().zip(ids) {
+                            let _ = r.reply.send(Ok(id));
+                        }
+                    }
+                    Err(e) => {
+                        crate::ui::note(&format!(
+                            "warning: Slurm refused a job array of {} tasks ({e:#}); submitting them one by one",
+                            group.len()
+                        ));
+                        for r in &group {
+                            let _ = r.reply.send(submit_one(&args, &r.repo, &r.spec));
+                        }
+                    }
+                }
+            }
+            group = rest;
+        }
+    }
+}
+
+/// A task's spec, read by its job's worker.
+fn spec_file(spec: &TaskSpec) -> PathBuf {
+    jobs_dir(spec).join(format!("{}.json", spec.task))
+}
+
+/// The script's first lines: Slurm runs a job whose --chdir is missing in /tmp, and calls it
+/// COMPLETED, so the script checks for itself and fails loudly.
+fn enter_repo(repo: &Repo) -> String {
+    let r = shell_words::quote(&repo.workdir.to_string_lossy()).into_owned();
+    format!("cd {r} || {{ echo \"git-parallel: cannot enter {r} on $(hostname): a shared filesystem must hold the repository\" >&2; exit {NO_REPO}; }}\n")
+}
+
+fn quoted(p: &Path) -> String {
+    shell_words::quote(&p.to_string_lossy()).into_owned()
+}
+
+/// `sbatch` with `args`; the job id it printed.
+fn sbatch(args: &[String], repo: &Repo, what: &str) -> Result<String> {
+    let out = proc::tool("sbatch", args, Some(&repo.workdir))?;
+    if !out.ok() {
+        bail!("sbatch failed for {what}: {}", out.stderr_str().trim());
+    }
+    let stdout = out.stdout_str();
+    let id = stdout.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        bail!("sbatch printed no job id for {what}: {stdout:?}");
+    }
+    Ok(id)
+}
+
+/// One task as one job, named after it.
+fn submit_one(args: &[String], repo: &Repo, spec: &TaskSpec) -> Result<String> {
+    let dir = jobs_dir(spec);
+    let exe = proc::supervisor_exe()?;
+    let script = format!(
+        "#!/bin/sh\n# git-parallel: run {run} task {task}\n{enter}exec {exe} -C {repo} worker {run} {task} --spec {spec}\n",
+        run = shell_words::quote(&spec.run),
+        task = shell_words::quote(&spec.task),
+        enter = enter_repo(repo),
+        repo = quoted(&repo.workdir),
+        exe = quoted(&exe),
+        spec = quoted(&spec_file(spec)),
+    );
+    let script_file = dir.join(format!("{}.sh", spec.task));
+    std::fs::write(&script_file, script)?;
+    let mut a = args.to_vec();
+    a.push(format!("--job-name={}", job_name(spec)));
+    a.push(format!("--output={}", dir.join(format!("{}-%j.out", spec.task)).display()));
+    a.push(script_file.to_string_lossy().into_owned());
+    sbatch(&a, repo, &format!("task {}", spec.task))
+}
+
+/// Tasks of one run with equal arguments as one job array: element I runs line I+1 of
+/// `array-K.tasks` (kept for a resume to tell which task a live element is). Their ids `N_I`.
+fn submit_array(args: &[String], group: &[Request]) -> Result<Vec<String>> {
+    let (repo, first) = (&group[0].repo, &group[0].spec);
+    let dir = jobs_dir(first);
+    let names: String = group.iter().map(|r| format!("{}\n", r.spec.task)).collect();
+    let k = new_array_file(&dir, &names)?;
+    let mut cases = String::new();
+    for (i, r) in group.iter().enumerate() {
+        cases.push_str(&format!("{i}) task={} ;;\n", shell_words::quote(&r.spec.task)));
+    }
+    let exe = proc::supervisor_exe()?;
+    let script = format!(
+        "#!/bin/sh\n# git-parallel: run {run}, one task per array index (array-{k}.tasks)\ncase \"$SLURM_ARRAY_TASK_ID\" in\n{cases}*) echo \"git-parallel: array index $SLURM_ARRAY_TASK_ID names no task\" >&2; exit 98 ;;\nesac\n{enter}exec {exe} -C {repo} worker {run} \"$task\" --spec {dir}/\"$task.json\"\n",
+        run = shell_words::quote(&first.run),
+        enter = enter_repo(repo),
+        repo = quoted(&repo.workdir),
+        exe = quoted(&exe),
+        dir = quoted(&dir),
+    );
+    let script_file = dir.join(format!("array-{k}.sh"));
+    std::fs::write(&script_file, script)?;
+    let mut a = args.to_vec();
+    a.push(format!("--job-name={}", array_name(&first.run, k)));
+    a.push(format!("--output={}", dir.join("array-%A_%a.out").display()));
+    a.push(format!("--array=0-{}", group.len() - 1));
+    a.push(script_file.to_string_lossy().into_owned());
+    let id = sbatch(&a, repo, &format!("{} tasks", group.len()))?;
+    Ok((0..group.len()).map(|i| format!("{id}_{i}")).collect())
+}
+
+/// Write an array's task list under a number no earlier array of the run used; the number.
+fn new_array_file(dir: &Path, names: &str) -> Result<u64> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    loop {
+        let k = NEXT.fetch_add(1, Ordering::SeqCst);
+        let file = dir.join(format!("array-{k}.tasks"));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&file) {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(names.as_bytes())?;
+                return Ok(k);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", file.display())),
+        }
+    }
+}
+
+/// The name of a run's array K: `+` is in no task id, so it never meets a task's job name.
+fn array_name(run: &str, k: u64) -> String {
+    format!("gp-{run}+{k}")
+}
+
+/// The sbatch arguments every job of `spec`'s kind shares (no name, output or script):
+/// tasks whose arguments are equal can go to Slurm as one job array.
+pub fn sbatch_args(cfg: &SlurmSettings, repo: &Repo, spec: &TaskSpec) -> Vec<String> {
+    let mut a = vec!["--parsable".to_string(), format!("--chdir={}", repo.workdir.display())];
+    if let Some(p) = &cfg.partition {
+        a.push(format!("--partition={p}"));
+    }
+    if let Some(acc) = &cfg.account {
+        a.push(format!("--account={acc}"));
+    }
+    let time = cfg.time_limit.clone().unwrap_or_else(|| (spec.timeout.as_secs().div_ceil(60) + 5).to_string());
+    a.push(format!("--time={time}"));
+    if let Some(c) = cfg.cpus_per_task {
+        a.push(format!("--cpus-per-task={c}"));
+    }
+    if let Some(m) = &cfg.mem_per_task {
+        a.push(format!("--mem={m}"));
+    }
+    a.extend(cfg.extra_args.iter().cloned());
+    a
+}
+
 impl Slurm {
     pub fn new(cfg: SlurmSettings) -> Slurm {
         Slurm {
@@ -290,6 +540,11 @@ impl Slurm {
                 watched: Mutex::new(HashMap::new()),
                 poller: std::sync::Once::new(),
                 resuming: Default::default(),
+                unrecorded: Mutex::new(None),
+                ours: Default::default(),
+                queue: Default::default(),
+                queued: Default::default(),
+                submitter: std::sync::Once::new(),
             }),
         }
     }
@@ -300,65 +555,34 @@ impl Slurm {
         self.inner.resuming.store(true, Ordering::SeqCst);
     }
 
-    /// The sbatch arguments for a task (without the script).
-    pub fn sbatch_args(&self, repo: &Repo, spec: &TaskSpec) -> Vec<String> {
-        let cfg = &self.inner.cfg;
-        let mut a = vec![
-            "--parsable".to_string(),
-            format!("--job-name={}", job_name(spec)),
-            format!("--output={}", jobs_dir(spec).join(format!("{}-%j.out", spec.task)).display()),
-            format!("--chdir={}", repo.workdir.display()),
-        ];
-        if let Some(p) = &cfg.partition {
-            a.push(format!("--partition={p}"));
-        }
-        if let Some(acc) = &cfg.account {
-            a.push(format!("--account={acc}"));
-        }
-        let time = cfg.time_limit.clone().unwrap_or_else(|| (spec.timeout.as_secs().div_ceil(60) + 5).to_string());
-        a.push(format!("--time={time}"));
-        if let Some(c) = cfg.cpus_per_task {
-            a.push(format!("--cpus-per-task={c}"));
-        }
-        if let Some(m) = &cfg.mem_per_task {
-            a.push(format!("--mem={m}"));
-        }
-        a.extend(cfg.extra_args.iter().cloned());
-        a
-    }
-
-    /// Submit `spec` as a job; its id.
+    /// Submit `spec` as a job (alone, or in an array with the tasks that became ready in the
+    /// same moment); its id (`N`, or `N_I` for element I of array N).
     fn submit(&self, repo: &Repo, spec: &TaskSpec) -> Result<String> {
         let dir = jobs_dir(spec);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let spec_file = dir.join(format!("{}.json", spec.task));
-        std::fs::write(&spec_file, serde_json::to_vec_pretty(spec)?)?;
-        let exe = proc::supervisor_exe()?;
-        let q = |p: &Path| shell_words::quote(&p.to_string_lossy()).into_owned();
-        // Slurm runs a job whose --chdir is missing in /tmp, and calls it COMPLETED: the
-        // script checks for itself, and fails loudly.
-        let script = format!(
-            "#!/bin/sh\n# git-parallel: run {run} task {task}\ncd {repo} || {{ echo \"git-parallel: cannot enter {repo} on $(hostname): a shared filesystem must hold the repository\" >&2; exit {NO_REPO}; }}\nexec {exe} -C {repo} worker {run} {task} --spec {spec}\n",
-            run = shell_words::quote(&spec.run),
-            task = shell_words::quote(&spec.task),
-            repo = q(&repo.workdir),
-            exe = q(&exe),
-            spec = q(&spec_file),
-        );
-        let script_file = dir.join(format!("{}.sh", spec.task));
-        std::fs::write(&script_file, script)?;
-        let mut args = self.sbatch_args(repo, spec);
-        args.push(script_file.to_string_lossy().into_owned());
-        let out = proc::tool("sbatch", &args, Some(&repo.workdir))?;
-        if !out.ok() {
-            bail!("sbatch failed for task {}: {}", spec.task, out.stderr_str().trim());
-        }
-        let stdout = out.stdout_str();
-        let id = stdout.trim().split(';').next().unwrap_or("").to_string();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit() || c == '_') {
-            bail!("sbatch printed no job id for task {}: {stdout:?}", spec.task);
-        }
+        std::fs::write(spec_file(spec), serde_json::to_vec_pretty(spec)?)?;
+        let (reply, answer) = mpsc::channel();
+        let request = Request { repo: repo.clone(), spec: spec.clone(), reply };
+        self.inner.queue.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+        self.inner.queued.notify_one();
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.submitter.call_once(|| {
+            std::thread::spawn(move || submit_loop(weak));
+        });
+        let id = answer.recv().context("the Slurm submitter stopped")??;
+        self.inner.ours.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone());
         Ok(id)
+    }
+
+    /// A live job of `spec`'s task that an earlier life submitted and did not record.
+    fn unrecorded(&self, repo: &Repo, spec: &TaskSpec) -> Result<Option<String>> {
+        let mut known = self.inner.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        if known.is_none() {
+            *known = Some(unrecorded_live_jobs(repo, spec)?);
+        }
+        let id = known.as_mut().and_then(|k| k.remove(&spec.task));
+        let ours = self.inner.ours.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(id.filter(|id| !ours.contains(id)))
     }
 
     /// Be told when job `id` ends.
@@ -414,7 +638,7 @@ impl Slurm {
             None => None,
         };
         if live.is_none() && self.inner.resuming.load(Ordering::SeqCst) {
-            if let Some(id) = unrecorded_live_job(repo, spec)? {
+            if let Some(id) = self.unrecorded(repo, spec)? {
                 let _ = tx.send(Msg::Event(Box::new(Event::Job {
                     task: spec.task.clone(),
                     executor: "slurm".into(),
