@@ -72,43 +72,99 @@ fn phases(root: &Path, id: &str) -> [f64; 4] {
 }
 
 /// `GIT_PARALLEL_SLURM_SCALE=N,MS,J`: N independent tasks whose agent sleeps MS ms, at -j J, on
-/// the cluster: wall time, tasks failed, and commits in the run's log per task.
+/// the cluster: wall time, tasks failed, `sbatch` calls, and commits in the run's log per task.
+/// With `GIT_PARALLEL_SLURM_KILL=F` the orchestrator is killed (SIGKILL) once a fraction F of
+/// the tasks has succeeded and the run is resumed; every agent appends its task to a file
+/// outside the repository, so a task run twice shows, whatever the log says.
 fn scale(conf: &str, spec: &str) {
     let v: Vec<usize> = spec.split(',').map(|x| x.trim().parse().expect("N,MS,J")).collect();
     let (n, ms, j) = (v[0], v[1], v[2]);
+    let kill_at: Option<f64> = std::env::var("GIT_PARALLEL_SLURM_KILL").ok().map(|f| f.parse().expect("a fraction"));
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("repo");
     let home = tmp.path().join("home");
+    let ran = tmp.path().join("ran");
     std::fs::create_dir_all(&home).unwrap();
     fake_agent_repo(&root, &home);
     let dir = root.join("scale");
     for i in 0..n {
-        fake_prompt(&dir, &format!("s{i}"), &[], 1.0, &format!("sleep {ms}\nwrite s{i}.txt {i}"));
+        let script = format!("sh echo s{i} >> {}\nsleep {ms}\nwrite s{i}.txt {i}", ran.display());
+        fake_prompt(&dir, &format!("s{i}"), &[], 1.0, &script);
     }
     // Ignored, not committed: the checkout each task gets stays the same size at any N (with
     // the prompts committed, 2,000 tasks each checked out 2,000 prompt files).
     std::fs::write(root.join(".git/info/exclude"), "scale/\n").unwrap();
-    let t = Instant::now();
-    let o = cmd(bin(), &root, &home)
-        .args(["run", "scale", "-j", &j.to_string(), "--no-integrate", "--executor", "slurm"])
-        .env("SLURM_CONF", conf)
-        .env("NO_PROGRESS", "1")
-        .output()
-        .unwrap();
-    let wall = t.elapsed().as_secs_f64();
     let repo = git_parallel::repo::Repo::discover(&root).unwrap();
+    let gp = |args: &[&str]| {
+        let mut c = cmd(bin(), &root, &home);
+        c.args(args).env("SLURM_CONF", conf).env("NO_PROGRESS", "1");
+        c
+    };
+    let t = Instant::now();
+    let mut child = gp(&["run", "scale", "-j", &j.to_string(), "--no-integrate", "--executor", "slurm"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("run.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut killed_at = None;
+    if let Some(f) = kill_at {
+        let want = (n as f64 * f).ceil() as usize;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let done = runs::latest(&repo)
+                .ok()
+                .flatten()
+                .and_then(|id| runs::load(&repo, &id).ok())
+                .map(|s| s.tasks.iter().filter(|t| t.status == runs::TaskStatus::Succeeded).count())
+                .unwrap_or(0);
+            if done >= want || child.try_wait().unwrap().is_some() {
+                killed_at = Some(done);
+                break;
+            }
+        }
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
     let id = runs::latest(&repo).unwrap().unwrap();
+    let mut exit = status.code().unwrap_or(-1);
+    if killed_at.is_some() {
+        let r = gp(&["resume", &id]).output().unwrap();
+        exit = r.status.code().unwrap_or(-1);
+    }
+    let wall = t.elapsed().as_secs_f64();
     let state = runs::load(&repo, &id).unwrap();
     let failed = state.tasks.iter().filter(|t| t.status != runs::TaskStatus::Succeeded).count();
-    let commits = runs::events(&repo, &id).unwrap().len();
-    println!("| tasks | agent | -j | wall | not succeeded | log commits per task | exit |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let events = runs::events(&repo, &id).unwrap();
+    // Submissions: the orchestrator's job events (a job's own carries its node); an array's
+    // elements N_I share one sbatch.
+    let submitted: Vec<&str> = events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Job { id, node: None, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut sbatch: Vec<&str> = submitted.iter().map(|id| id.split('_').next().unwrap()).collect();
+    sbatch.sort();
+    sbatch.dedup();
+    let mut runs_of: std::collections::HashMap<String, usize> = Default::default();
+    for l in std::fs::read_to_string(&ran).unwrap_or_default().lines() {
+        *runs_of.entry(l.to_string()).or_default() += 1;
+    }
+    let twice = runs_of.values().filter(|c| **c > 1).count();
+    let never = n - runs_of.len();
+    println!("| tasks | agent | -j | wall | not succeeded | sbatch calls | log commits per task | killed at | agents run twice | never run | exit |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| {n} | {:.1} s | {j} | {wall:.1} s | {failed} | {:.2} | {} |",
+        "| {n} | {:.1} s | {j} | {wall:.1} s | {failed} | {} | {:.2} | {} | {twice} | {never} | {exit} |",
         ms as f64 / 1000.0,
-        commits as f64 / n as f64,
-        o.status.code().unwrap_or(-1)
+        sbatch.len(),
+        events.len() as f64 / n as f64,
+        killed_at.map(|k| format!("{k} done")).unwrap_or_else(|| "-".into()),
     );
+    if exit != 0 {
+        eprintln!("{}", std::fs::read_to_string(tmp.path().join("run.err")).unwrap_or_default());
+    }
 }
 
 fn main() {

@@ -262,3 +262,30 @@ fn no_automatic_gc_during_a_run_one_at_its_end() {
     let counts = r.git(&["count-objects", "-v"]);
     assert!(counts.lines().any(|l| l == "count: 0") && counts.lines().any(|l| l == "packs: 1"), "{counts}");
 }
+
+#[test]
+fn writers_beside_each_other_all_record_and_nothing_is_lost() {
+    // Sixteen writers (threads with logs of their own, as cancel or a second process would
+    // be) append to one run at once; each waits its turn.
+    let r = TestRepo::new();
+    let repo = r.open();
+    RunLog::create(&repo, planned(16 * 25)).unwrap();
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let repo = repo.clone();
+            std::thread::spawn(move || {
+                let mut log = RunLog::open(&repo, "1").unwrap();
+                for i in 0..25 {
+                    log.append(started(&format!("t{}", w * 25 + i)), &[]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let state = runs::load(&repo, "1").unwrap();
+    let running = state.tasks.iter().filter(|t| t.status == TaskStatus::Running).count();
+    assert_eq!(running, 16 * 25, "every writer's every event is in the log");
+    assert_eq!(runs::events(&repo, "1").unwrap().len(), 1 + 16 * 25);
+}

@@ -749,8 +749,9 @@ pub struct RunLog {
     state: RunState,
 }
 
-/// Attempts at recording one event before giving up (lost races and transient errors).
-const APPEND_TRIES: u32 = 50;
+/// How long recording one event may keep losing races before it gives up: a writer beside
+/// the orchestrator (`cancel`, a job's orchestrator-less fold) waits its turn, it does not fail.
+const APPEND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 /// Of those, the ones that may end in an error other than a lost race.
 const APPEND_ERROR_TRIES: u32 = 6;
 
@@ -807,7 +808,8 @@ impl RunLog {
         let record = Record { at: now(), event };
         let creating = self.tip.is_none();
         let mut errors = 0;
-        for _ in 0..APPEND_TRIES {
+        let (start, mut lost_races) = (std::time::Instant::now(), 0u32);
+        while start.elapsed() < APPEND_PATIENCE {
             let touched = self.state.apply(&record);
             let err = match self.write(&record, &touched, logs) {
                 Ok(()) => return Ok(()),
@@ -827,11 +829,24 @@ impl RunLog {
                     return Err(err);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10 << errors));
+            } else {
+                // Writers that keep colliding step aside for a while of their own (jittered,
+                // growing to 100 ms), so one of them wins the next round.
+                lost_races += 1;
+                if lost_races > 2 {
+                    let cap = 1u64 << lost_races.min(7);
+                    let jitter = (std::process::id() as u64 ^ start.elapsed().subsec_nanos() as u64) % cap;
+                    std::thread::sleep(std::time::Duration::from_millis(1 + jitter.min(100)));
+                }
             }
             // Someone else appended (or we failed): build on the stored tip.
             self.reload()?;
         }
-        anyhow::bail!("run {}: could not record an event after {APPEND_TRIES} attempts (heavy contention)", self.id)
+        anyhow::bail!(
+            "run {}: could not record an event in {} s: other writers kept winning",
+            self.id,
+            APPEND_PATIENCE.as_secs()
+        )
     }
 
     /// Write the commit of `record` (already applied to the state) and move the ref to it.
