@@ -167,8 +167,58 @@ fn scale(conf: &str, spec: &str) {
     }
 }
 
+/// `GIT_PARALLEL_SLURM_LIMITS=N`: what slurmctld itself takes, held jobs only (none runs):
+/// N jobs submitted one `sbatch` each against one array of N, and one `squeue` of them all.
+fn limits(conf: &str, n: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("job.sh");
+    std::fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
+    let slurm = |program: &str, args: &[&str]| -> String {
+        let o = std::process::Command::new(program).args(args).env("SLURM_CONF", conf).output().unwrap();
+        assert!(o.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = format!("--output={}/%j.out", tmp.path().display());
+    let common = ["--parsable", "--hold", "--job-name=gp-limits", &out, script.to_str().unwrap()];
+    let t = Instant::now();
+    for _ in 0..n {
+        slurm("sbatch", &common);
+    }
+    let singles = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let array = format!("--array=0-{}", n - 1);
+    let mut a = vec![array.as_str()];
+    a.extend(common);
+    slurm("sbatch", &a);
+    let one_array = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let listed = slurm("squeue", &["-h", "-r", "--name=gp-limits", "-O", "JobArrayID:|,State:"]).lines().count();
+    let poll = t.elapsed().as_secs_f64();
+    slurm("scancel", &["--name=gp-limits"]);
+    let config = slurm("scontrol", &["show", "config"]);
+    let setting = |k: &str| {
+        config
+            .lines()
+            .find(|l| l.starts_with(k))
+            .map(|l| l.split('=').nth(1).unwrap_or("").trim().to_string())
+            .unwrap_or_default()
+    };
+    println!("| jobs | {n} sbatch calls | one array of {n} | one squeue of {listed} | MaxJobCount | MaxArraySize |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {n} | {singles:.2} s ({:.1} ms each) | {one_array:.3} s | {poll:.3} s | {} | {} |",
+        singles * 1000.0 / n as f64,
+        setting("MaxJobCount"),
+        setting("MaxArraySize")
+    );
+}
+
 fn main() {
     let conf = cluster();
+    if let Ok(n) = std::env::var("GIT_PARALLEL_SLURM_LIMITS") {
+        limits(&conf, n.parse().expect("a number of jobs"));
+        return;
+    }
     if let Ok(spec) = std::env::var("GIT_PARALLEL_SLURM_SCALE") {
         scale(&conf, &spec);
         return;
