@@ -127,8 +127,8 @@ impl Shadow {
         }
         // `git add` refuses a path named outright that is ignored, or that is neither in the
         // worktree nor in the index: those are left out here, as a whole-tree `add -A` would.
-        let ignored = self.ignored(&paths)?;
-        let index = gix::index::File::at(&self.index, gix::hash::Kind::Sha1, false, Default::default()).ok();
+        // Our own index, just written: its checksum is not worth verifying (half the read).
+        let index = gix::index::File::at(&self.index, gix::hash::Kind::Sha1, true, Default::default()).ok();
         let tracked: std::collections::BTreeSet<&[u8]> =
             index.iter().flat_map(|f| f.entries().iter().map(|e| &**e.path(f))).collect();
         // A folder's entries count too: a whiteout may hide a whole tracked folder.
@@ -139,10 +139,15 @@ impl Shadow {
                 tracked.range(&prefix[..]..).next().is_some_and(|t| t.starts_with(&prefix))
             }
         };
+        // Ignore rules never apply to what the index tracks (a folder: anything below it), as
+        // `check-ignore` would say with the index; it is asked without, which spares it a read
+        // of the whole index per task.
+        let ignored = self.ignored(&paths)?;
         let mut out = Vec::new();
         for (p, _) in paths {
             let os = std::ffi::OsStr::from_bytes(&p);
-            if ignored.contains(&p) || !(l.exists(Path::new(os)) || in_index(&p)) {
+            let tracked = in_index(&p);
+            if !(tracked || (!ignored.contains(&p) && l.exists(Path::new(os)))) {
                 continue;
             }
             out.extend_from_slice(&p);
@@ -152,7 +157,7 @@ impl Shadow {
     }
 
     /// Which of `paths` the worktree's ignore rules (as they are in the view, the agent's own
-    /// `.gitignore` files included) ignore; tracked files never are.
+    /// `.gitignore` files included) match, tracked or not.
     fn ignored(&self, paths: &[(Vec<u8>, bool)]) -> Result<std::collections::HashSet<Vec<u8>>> {
         let mut input = Vec::new();
         for (p, dir) in paths {
@@ -163,7 +168,7 @@ impl Shadow {
             }
             input.push(0);
         }
-        let out = self.run(&["check-ignore", "--stdin", "-z"], Some(&input))?;
+        let out = self.run(&["check-ignore", "--no-index", "--stdin", "-z"], Some(&input))?;
         // 1: none is ignored.
         if !out.ok() && out.status.code() != Some(1) {
             anyhow::bail!("git check-ignore failed: {}", out.stderr_str().trim());
@@ -194,6 +199,10 @@ impl Shadow {
             "status.submoduleSummary=false".into(),
             "-c".into(),
             "protocol.allow=never".into(),
+            // No checksum over the whole index at each write (nor, then, at each read): the
+            // index is ours, rewritten per task, and large in a large repository.
+            "-c".into(),
+            "index.skipHash=true".into(),
         ];
         if let Some(x) = &self.excludes {
             full.extend(["-c".into(), format!("core.excludesFile={x}")]);
