@@ -131,6 +131,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD")]
     pub verify: Option<String>,
 
+    /// Command that must pass in each task's worktree once its agent ends (also
+    /// `parallel.check`, or a task's front matter `check:`); a failure goes back to the agent.
+    #[arg(long, value_name = "CMD")]
+    pub check: Option<String>,
+
+    /// Times a failed check goes back to the agent with its output (default 2; also
+    /// `parallel.fixRounds`).
+    #[arg(long, value_name = "N")]
+    pub fix_rounds: Option<u32>,
+
     /// Run agents inside a bubblewrap sandbox: writes only to the worktree, its private git
     /// folder (with its own object store) and the run's branch folders.
     #[arg(long)]
@@ -208,7 +218,8 @@ pub struct LogsArgs {
 /// timed-out tasks stay as they are unless named with --retry or --retry-failed: those start
 /// over from their start commit, and the tasks skipped because of them run too. The options the
 /// run was started with (-j, --agent-command, --timeout, --retries, --worktree-dir,
-/// --no-integrate, --into, --verify, --sandbox, --sparse, --keep-worktrees) still hold; a flag
+/// --no-integrate, --into, --verify, --check, --fix-rounds, --sandbox, --sparse,
+/// --keep-worktrees) still hold; a flag
 /// given here wins, and resume says so.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
@@ -241,6 +252,12 @@ pub struct ResumeArgs {
     /// Command that must pass on the integrated tree.
     #[arg(long, value_name = "CMD")]
     pub verify: Option<String>,
+    /// Command that must pass in each task's worktree once its agent ends.
+    #[arg(long, value_name = "CMD")]
+    pub check: Option<String>,
+    /// Times a failed check goes back to the agent.
+    #[arg(long, value_name = "N")]
+    pub fix_rounds: Option<u32>,
     /// Stream events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,

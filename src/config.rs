@@ -24,6 +24,10 @@ pub struct Settings {
     pub worktree_dir: Option<PathBuf>,
     /// `parallel.setup`: command run in a new worktree before the agent.
     pub setup: Option<String>,
+    /// `parallel.check`: command that must pass in a task's worktree once its agent ends.
+    pub check: Option<String>,
+    /// `parallel.fixRounds`: times a failed check goes back to the agent (default 2).
+    pub fix_rounds: u32,
     /// `parallel.copy` (multi-valued): untracked files copied into new worktrees.
     pub copy: Vec<String>,
     /// `parallel.sandboxRead` (multi-valued): paths a sandboxed agent sees read-only beyond
@@ -142,6 +146,8 @@ impl Settings {
             },
             worktree_dir: string("parallel.worktreeDir").map(PathBuf::from),
             setup: string("parallel.setup"),
+            check: string("parallel.check"),
+            fix_rounds: nonneg("parallel.fixRounds")?.map(|v| v as u32).unwrap_or(2),
             copy: file
                 .strings("parallel.copy")
                 .unwrap_or_default()

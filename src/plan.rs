@@ -29,6 +29,9 @@ pub struct PlannedTask {
     pub agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// The task's own check command (front matter `check:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
     pub files: Vec<String>,
     /// Explicit dependencies.
     pub depends_on: Vec<String>,
@@ -352,6 +355,7 @@ pub fn build(
                 priority: p.priority,
                 agent: p.agent.clone(),
                 timeout_secs: p.timeout_secs,
+                check: p.check.clone(),
                 files: f.clone(),
                 depends_on: dag.explicit[i].iter().map(|&j| dag.ids[j].clone()).collect(),
                 after: dag.ordering[i].iter().map(|&j| dag.ids[j].clone()).collect(),

@@ -250,9 +250,22 @@ pub fn shell_stoppable(
     timeout: Option<Duration>,
     stop: Option<Stop<'_>>,
 ) -> Result<Output> {
-    use std::sync::atomic::Ordering;
     let envs: Vec<(String, String)> = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let mut child = Contained::spawn("sh", &["-c".to_string(), command.to_string()], dir, &envs, Stdio::piped(), None)?;
+    contained_stoppable("sh", &["-c".to_string(), command.to_string()], dir, &envs, timeout, stop)
+}
+
+/// `program args` contained as `shell_stoppable` runs a shell command (for a command that
+/// must run wrapped, e.g. in the sandbox).
+pub fn contained_stoppable(
+    program: &str,
+    args: &[String],
+    dir: &Path,
+    envs: &[(String, String)],
+    timeout: Option<Duration>,
+    stop: Option<Stop<'_>>,
+) -> Result<Output> {
+    use std::sync::atomic::Ordering;
+    let mut child = Contained::spawn(program, args, dir, envs, Stdio::piped(), None)?;
     let stdout = drain(child.child.stdout.take());
     let stderr = drain(child.child.stderr.take());
     let deadline = timeout.map(|t| Instant::now() + t);

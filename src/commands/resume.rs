@@ -59,6 +59,9 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
             .and_then(|j| j.parse().ok());
     let into = pick(args.into.clone(), &o.into, "into");
     let verify = pick(args.verify.clone(), &o.verify, "verify");
+    let check = pick(args.check.clone(), &o.check, "check");
+    let fix_rounds = pick(args.fix_rounds.map(|r| r.to_string()), &o.fix_rounds.map(|r| r.to_string()), "fix-rounds")
+        .and_then(|r| r.parse().ok());
     if let Some(into) = &into {
         crate::integrate::target_branch(&ctx.repo, into)?;
     }
@@ -84,6 +87,8 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     }
     opts.sparse |= o.sparse;
     opts.keep_worktrees |= args.keep_worktrees || o.keep_worktrees;
+    opts.check = check.or(opts.check);
+    opts.fix_rounds = fix_rounds.unwrap_or(opts.fix_rounds);
     check_agents(&plan, &opts)?;
     if !retry.is_empty() {
         ui::note(&format!("to run again from their start: {}", retry.join(", ")));

@@ -99,6 +99,8 @@ pub fn options(
         retry_base: s.retry_delay,
         worktree_dir: worktree_dir.or_else(|| s.worktree_dir.clone()),
         setup: s.setup.clone(),
+        check: s.check.clone(),
+        fix_rounds: s.fix_rounds,
         copy: s.copy.clone(),
         sandbox: false,
         sandbox_read: s.sandbox_read.clone(),
@@ -311,6 +313,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             verify: args.verify.clone(),
             sparse: args.sparse,
             keep_worktrees: args.keep_worktrees,
+            check: args.check.clone(),
+            fix_rounds: args.fix_rounds,
         }),
         &[],
     )?;
@@ -321,5 +325,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     opts.sparse |= args.sparse;
     opts.phase_barrier = args.phase_barrier;
     opts.keep_worktrees |= args.keep_worktrees;
+    opts.check = args.check.clone().or(opts.check);
+    opts.fix_rounds = args.fix_rounds.unwrap_or(opts.fix_rounds);
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

@@ -30,6 +30,10 @@ pub struct Options {
     pub retry_base: Duration,
     pub worktree_dir: Option<PathBuf>,
     pub setup: Option<String>,
+    /// Must pass in a task's worktree once its agent ends (`--check`, `parallel.check`).
+    pub check: Option<String>,
+    /// Times a failed check goes back to the agent.
+    pub fix_rounds: u32,
     pub copy: Vec<String>,
     pub sandbox: bool,
     /// Extra paths a sandboxed agent sees read-only (`parallel.sandboxRead`).
@@ -606,6 +610,8 @@ fn spec_for(
         base: plan.base.clone(),
         deps,
         setup: opts.setup.clone(),
+        check: t.check.clone().or_else(|| opts.check.clone()),
+        fix_rounds: opts.fix_rounds,
         copy: opts.copy.clone(),
         // Interrupted (Ctrl-C, cancel) or left running by an orchestrator that died (kill -9,
         // a crash, a reboot): the agent's session goes on where the CLI keeps it.

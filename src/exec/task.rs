@@ -9,7 +9,7 @@ use crate::agent::{self, parse, ResultInfo, Update};
 use crate::proc;
 use crate::repo::Repo;
 use crate::store::layout;
-use crate::store::runs::{Event, Metrics, TaskStatus};
+use crate::store::runs::{Check, Event, Metrics, TaskStatus};
 use anyhow::Result;
 use std::collections::HashMap;
 use std::io::Read;
@@ -85,6 +85,12 @@ pub struct TaskSpec {
     /// Results of the dependencies: (task, commit).
     pub deps: Vec<(String, String)>,
     pub setup: Option<String>,
+    /// Must pass in the worktree once the agent ends; a failure goes back to the agent.
+    #[serde(default)]
+    pub check: Option<String>,
+    /// Times a failed check goes back to the agent.
+    #[serde(default)]
+    pub fix_rounds: u32,
     pub copy: Vec<String>,
     pub resume_session: Option<String>,
     /// Attempts already made in earlier orchestrator lives.
@@ -426,73 +432,143 @@ fn run_inner(
         _ => None,
     };
     let mut last: Attempt;
-    loop {
-        attempt_no += 1;
-        let _ = tx.send(Msg::Event(Box::new(Event::Started {
-            task: spec.task.clone(),
-            attempt: attempt_no,
-            worktree: spec.worktree.to_string_lossy().into_owned(),
-            branch: spec.branch.clone(),
-            start_commit: start.clone(),
-        })));
-        if spec.sandbox.is_some() {
-            let tip = match view_tip.take() {
-                Some(t) => t,
-                None => crate::store::objects::read_ref(repo, &spec.branch)?
-                    .map(|id| id.to_string())
-                    .unwrap_or_else(|| start.clone()),
-            };
-            super::sandbox::seed_view(&p.td, &p.admin, &spec.task, Some(&spec.branch), &tip)?;
-        }
-        let resume = session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
-        last = attempt(spec, &p, &start, resume, ctl, tx, transcript)?;
-        if last.interrupted || last.timed_out || last.spawn_error.is_some() || last.condemned.is_some() {
-            break;
-        }
-        let transient = match (&last.result, last.exit_code) {
-            (Some(r), _) if r.is_error => parse::is_transient(r),
-            (Some(_), Some(0)) => false,
-            // Killed by a signal we did not send, or died without its final report: a crash.
-            (None, code) => last.signal.is_some() || code != Some(0),
-            (Some(_), _) => last.signal.is_some(),
-        };
-        if !last.failed() || !transient || retries_left == 0 || ctl.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        retries_left -= 1;
-        let n = spec.retries - retries_left;
-        let mut delay = backoff(spec.retry_base, n);
-        if let Some(r) = last.result.as_ref().filter(|r| parse::is_rate_limit(r)) {
-            // The API asked us to slow down: the whole profile waits for the reset it gave.
-            let reset = parse::retry_after(r).unwrap_or(delay);
-            delay = delay.max(reset);
-            ctl.pause(&spec.profile, Instant::now() + delay);
-            let _ = tx.send(Msg::RateLimited { task: spec.task.clone(), profile: spec.profile.clone(), reset: delay });
-        }
-        let _ = tx.send(Msg::Event(Box::new(Event::Retried {
-            task: spec.task.clone(),
-            attempt: attempt_no,
-            reason: describe(&last),
-            delay_ms: delay.as_millis() as u64,
-        })));
-        // A fresh attempt starts from a clean worktree; a crashed attempt's session is not resumed.
-        // What the crashed attempt committed under the sandbox is taken in and then dropped.
-        let _ = super::sandbox::import_objects(repo, &p.td)?;
-        reset_task(repo, spec, &p, &start)?;
-        session = None;
-        let until = Instant::now() + delay;
+    // Fix rounds: the check's failure goes back to the agent, in its session where it keeps one.
+    let mut round = 0u32;
+    let mut prompt = spec.prompt.clone();
+    // What a fresh agent (no session) gets in a fix round: the task, then the feedback.
+    let mut full_prompt = spec.prompt.clone();
+    let mut check_failed: Option<String> = None;
+    'rounds: loop {
         loop {
-            // Another task of this profile may have pushed the reset further out.
-            let until = ctl.paused_until(&spec.profile).map_or(until, |p| p.max(until));
-            if Instant::now() >= until || ctl.stop.load(Ordering::SeqCst) {
+            attempt_no += 1;
+            let _ = tx.send(Msg::Event(Box::new(Event::Started {
+                task: spec.task.clone(),
+                attempt: attempt_no,
+                worktree: spec.worktree.to_string_lossy().into_owned(),
+                branch: spec.branch.clone(),
+                start_commit: start.clone(),
+            })));
+            if spec.sandbox.is_some() {
+                let tip = match view_tip.take() {
+                    Some(t) => t,
+                    None => crate::store::objects::read_ref(repo, &spec.branch)?
+                        .map(|id| id.to_string())
+                        .unwrap_or_else(|| start.clone()),
+                };
+                super::sandbox::seed_view(&p.td, &p.admin, &spec.task, Some(&spec.branch), &tip)?;
+            }
+            let resume = session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
+            let feedback = (round > 0).then(|| p.td.feedback());
+            last = attempt(spec, &p, &start, &prompt, feedback.as_deref(), resume, ctl, tx, transcript)?;
+            if last.interrupted || last.timed_out || last.spawn_error.is_some() || last.condemned.is_some() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
+            let transient = match (&last.result, last.exit_code) {
+                (Some(r), _) if r.is_error => parse::is_transient(r),
+                (Some(_), Some(0)) => false,
+                // Killed by a signal we did not send, or died without its final report: a crash.
+                (None, code) => last.signal.is_some() || code != Some(0),
+                (Some(_), _) => last.signal.is_some(),
+            };
+            if !last.failed() || !transient || retries_left == 0 || ctl.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            retries_left -= 1;
+            let n = spec.retries - retries_left;
+            let mut delay = backoff(spec.retry_base, n);
+            if let Some(r) = last.result.as_ref().filter(|r| parse::is_rate_limit(r)) {
+                // The API asked us to slow down: the whole profile waits for the reset it gave.
+                let reset = parse::retry_after(r).unwrap_or(delay);
+                delay = delay.max(reset);
+                ctl.pause(&spec.profile, Instant::now() + delay);
+                let _ =
+                    tx.send(Msg::RateLimited { task: spec.task.clone(), profile: spec.profile.clone(), reset: delay });
+            }
+            let _ = tx.send(Msg::Event(Box::new(Event::Retried {
+                task: spec.task.clone(),
+                attempt: attempt_no,
+                reason: describe(&last),
+                delay_ms: delay.as_millis() as u64,
+            })));
+            // A fresh attempt starts from a clean worktree; a crashed attempt's session is not resumed.
+            // What the crashed attempt committed under the sandbox is taken in and then dropped.
+            // In a fix round the work of the rounds before stays: the agent starts again on it.
+            if round == 0 {
+                let _ = super::sandbox::import_objects(repo, &p.td)?;
+                reset_task(repo, spec, &p, &start)?;
+            }
+            session = None;
+            prompt = full_prompt.clone();
+            let until = Instant::now() + delay;
+            loop {
+                // Another task of this profile may have pushed the reset further out.
+                let until = ctl.paused_until(&spec.profile).map_or(until, |p| p.max(until));
+                if Instant::now() >= until || ctl.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
+            }
+            if ctl.stop.load(Ordering::SeqCst) {
+                last.interrupted = true;
+                break;
+            }
+        }
+        // The check, once the agent ended on its own terms.
+        let Some(command) = spec.check.as_deref() else { break };
+        if last.failed()
+            || last.interrupted
+            || last.timed_out
+            || last.spawn_error.is_some()
+            || last.condemned.is_some()
+            || ctl.stop.load(Ordering::SeqCst)
+        {
+            break;
+        }
+        let c = run_check(spec, &p, command, round, ctl)?;
+        let (passed, exit, output) = (c.passed, c.exit_code, c.output.clone());
+        let _ = tx.send(Msg::Event(Box::new(Event::Checked(c))));
+        if passed {
+            break;
         }
         if ctl.stop.load(Ordering::SeqCst) {
             last.interrupted = true;
             break;
         }
+        let status = exit.map_or("was stopped".to_string(), |c| format!("exited with {c}"));
+        if round >= spec.fix_rounds {
+            check_failed = Some(format!(
+                "check `{command}` {status}{}: {}",
+                match round {
+                    0 => String::new(),
+                    1 => " after 1 fix round".to_string(),
+                    n => format!(" after {n} fix rounds"),
+                },
+                tail(output.trim(), 600)
+            ));
+            break;
+        }
+        round += 1;
+        let feedback = format!(
+            "The check `{command}` {status} in your working tree (fix round {round} of {}). The end of its output:\n\n```\n{}\n```\n\nFix the cause so that the check passes; keep the task's intent. The check runs again when you finish.\n",
+            spec.fix_rounds,
+            output.trim_end()
+        );
+        super::taskdir::write_new(&p.td.feedback(), feedback.as_bytes())?;
+        full_prompt = format!("{}\n\n---\n\n{feedback}", spec.prompt);
+        let sid = last.result.as_ref().and_then(|r| r.session_id.clone()).or(last.session_id.clone());
+        match sid.filter(|_| agent::supports_resume(&spec.profile)) {
+            // The session goes on: the agent knows the task and what it did; it gets the news.
+            Some(s) => {
+                session = Some(s);
+                prompt = feedback;
+            }
+            None => {
+                session = None;
+                prompt = full_prompt.clone();
+            }
+        }
+        retries_left = spec.retries;
+        continue 'rounds;
     }
     let wall_ms = started.elapsed().as_millis() as u64;
     if let Some(Err(why)) = p.layers.as_ref().map(|l| l.base_commit()) {
@@ -614,6 +690,8 @@ fn run_inner(
             crate::fault::point("task-committed");
             out.files_changed = files;
             match commit {
+                // The work stays on the task's branch for a look; it is not a result.
+                Some(_) if check_failed.is_some() => out.reason = check_failed,
                 Some(c) => {
                     out.status = TaskStatus::Succeeded;
                     out.commit = Some(c);
@@ -875,19 +953,86 @@ fn read_lines(reader: impl Read, tx: SyncSender<Vec<u8>>) {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// `program args` as the task's agent runs: in the sandbox when the run has one (`envs` gains
+/// what the sandbox needs), as is otherwise.
+fn wrapped(
+    spec: &TaskSpec,
+    p: &Places,
+    program: &str,
+    args: &[String],
+    envs: &mut Vec<(String, String)>,
+) -> Result<(String, Vec<String>)> {
+    let Some(common) = &spec.sandbox else { return Ok((program.to_string(), args.to_vec())) };
+    let prog = proc::which(program).map(|p| p.to_string_lossy().into_owned()).unwrap_or(program.to_string());
+    let tmp = p.td.agent_state().join("tmp");
+    super::taskdir::plain_dir(&p.td.agent(), &tmp)?;
+    envs.extend(super::sandbox::object_env(&p.td, common));
+    let l = super::sandbox::Layout {
+        worktree: &spec.worktree,
+        admin: &p.admin,
+        main: &p.main,
+        extra: &spec.sandbox_read,
+        keep_env: &spec.sandbox_env,
+        common,
+        task_dir: &p.td,
+        run: &spec.run,
+        tmpdir: &tmp,
+    };
+    super::sandbox::wrap(&prog, args, &l, envs)
+}
+
+/// Most of a check's output kept in the run's log and handed to the agent.
+const CHECK_OUTPUT: usize = 4000;
+
+/// Run the task's check in its worktree, contained as its agent is (in the sandbox too: it
+/// runs the agent's code), with the task's timeout; stopped by Ctrl-C and `cancel`.
+fn run_check(spec: &TaskSpec, p: &Places, command: &str, round: u32, ctl: &Control) -> Result<Check> {
+    let started = Instant::now();
+    let mut envs = vec![
+        ("GIT_PARALLEL_RUN".to_string(), spec.run.clone()),
+        ("GIT_PARALLEL_TASK".to_string(), spec.task.clone()),
+        ("GIT_PARALLEL_CHECK_ROUND".to_string(), round.to_string()),
+    ];
+    envs.extend(p.view_env());
+    let (program, args) = wrapped(spec, p, "sh", &["-c".to_string(), command.to_string()], &mut envs)?;
+    let stop = proc::Stop { stop: &ctl.stop, kill: &ctl.kill, grace: spec.grace };
+    let out = proc::contained_stoppable(&program, &args, &spec.worktree, &envs, Some(spec.timeout), Some(stop))?;
+    let mut said = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.stderr.is_empty() {
+        if !said.is_empty() && !said.ends_with('\n') {
+            said.push('\n');
+        }
+        said.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let stopped = stop.requested();
+    Ok(Check {
+        task: spec.task.clone(),
+        round,
+        passed: out.ok() && !stopped,
+        command: command.to_string(),
+        exit_code: out.status.code().filter(|_| !stopped),
+        output: tail(&said, CHECK_OUTPUT),
+        wall_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn attempt(
     spec: &TaskSpec,
     p: &Places,
     start: &str,
+    prompt: &str,
+    feedback: Option<&Path>,
     resume: Option<&str>,
     ctl: &Control,
     tx: &Sender<Msg>,
     transcript: &mut Vec<u8>,
 ) -> Result<Attempt> {
     let prompt_file = p.td.prompt();
+    super::taskdir::write_new(&prompt_file, prompt.as_bytes())?;
     let state = p.td.agent_state();
     let input = agent::TaskInput {
-        prompt: &spec.prompt,
+        prompt,
         prompt_file: &prompt_file,
         worktree: &spec.worktree,
         task: &spec.task,
@@ -911,6 +1056,9 @@ fn attempt(
         // as shell syntax, where a `{prompt}` substituted into `sh -c '…'` would be.
         ("GIT_PARALLEL_PROMPT_FILE".to_string(), prompt_file.to_string_lossy().into_owned()),
     ];
+    if let Some(f) = feedback {
+        envs.push(("GIT_PARALLEL_FEEDBACK".to_string(), f.to_string_lossy().into_owned()));
+    }
     envs.extend(inv.envs.iter().cloned());
     envs.extend(p.view_env());
     if let Some(most) = spec.max_processes {
@@ -924,28 +1072,7 @@ fn attempt(
         git_config.extend(worktree::SPARSE_CONFIG.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     }
     envs.extend(proc::agent_config_env(&git_config));
-    let (program, args) = match &spec.sandbox {
-        Some(common) => {
-            let prog =
-                proc::which(&inv.program).map(|p| p.to_string_lossy().into_owned()).unwrap_or(inv.program.clone());
-            let tmp = state.join("tmp");
-            super::taskdir::plain_dir(&p.td.agent(), &tmp)?;
-            envs.extend(super::sandbox::object_env(&p.td, common));
-            let l = super::sandbox::Layout {
-                worktree: &spec.worktree,
-                admin: &p.admin,
-                main: &p.main,
-                extra: &spec.sandbox_read,
-                keep_env: &spec.sandbox_env,
-                common,
-                task_dir: &p.td,
-                run: &spec.run,
-                tmpdir: &tmp,
-            };
-            super::sandbox::wrap(&prog, &inv.args, &l, &envs)?
-        }
-        None => (inv.program.clone(), inv.args.clone()),
-    };
+    let (program, args) = wrapped(spec, p, &inv.program, &inv.args, &mut envs)?;
     let stderr_file = super::taskdir::open_append(&p.td.stderr())?;
     let mut child = match proc::Contained::spawn(
         &program,
@@ -1135,7 +1262,7 @@ pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result
     }
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut transcript = Vec::new();
-    let a = attempt(spec, &p, &spec.base, None, ctl, &tx, &mut transcript)?;
+    let a = attempt(spec, &p, &spec.base, &spec.prompt, None, None, ctl, &tx, &mut transcript)?;
     // Its objects are not needed (it was told not to commit); a forged one stays out.
     let _ = super::sandbox::import_objects(repo, &p.td)?;
     Ok(a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed())

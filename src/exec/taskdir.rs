@@ -45,6 +45,11 @@ impl TaskDir {
         Ok(())
     }
 
+    /// A failed check's feedback for the agent's next round (`GIT_PARALLEL_FEEDBACK`).
+    pub fn feedback(&self) -> PathBuf {
+        self.root.join("feedback.md")
+    }
+
     /// The prompt as a file (the `{prompt_file}` of custom agents).
     pub fn prompt(&self) -> PathBuf {
         self.root.join("prompt.md")

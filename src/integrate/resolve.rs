@@ -75,6 +75,8 @@ pub fn resolve_conflicts(
                 base: tip.clone(),
                 deps: Vec::new(),
                 setup: None,
+                check: None,
+                fix_rounds: 0,
                 copy: Vec::new(),
                 resume_session: None,
                 prior_attempts: 0,

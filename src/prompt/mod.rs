@@ -16,7 +16,7 @@ pub const MAX_FRONT_MATTER: usize = 64 * 1024;
 
 /// Keys the front matter may carry.
 pub const KNOWN_KEYS: &[&str] =
-    &["id", "title", "depends_on", "files", "type", "priority", "agent", "timeout", "estimate"];
+    &["id", "title", "depends_on", "files", "type", "priority", "agent", "timeout", "estimate", "check"];
 
 /// One string or a list of strings (`depends_on: a` and `depends_on: [a, b]` both work).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -78,6 +78,7 @@ struct FrontMatter {
     agent: Option<String>,
     timeout: Option<Scalar>,
     estimate: Option<Scalar>,
+    check: Option<String>,
 }
 
 /// A parsed prompt file.
@@ -98,6 +99,8 @@ pub struct Prompt {
     pub agent: Option<String>,
     pub timeout_secs: Option<u64>,
     pub estimate_min: Option<f64>,
+    /// The task's own check command (front matter `check:`), over `parallel.check`.
+    pub check: Option<String>,
     /// Warnings (unknown keys) with their `file:line:` prefix.
     pub warnings: Vec<String>,
 }
@@ -231,6 +234,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         agent: front.agent,
         timeout_secs: timeout.map(|d| d.as_secs().max(1)),
         estimate_min: estimate.map(|d| d.as_secs_f64() / 60.0),
+        check: front.check.filter(|c| !c.trim().is_empty()),
         warnings,
     })
 }

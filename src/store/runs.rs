@@ -114,6 +114,21 @@ pub struct IntegrationConflict {
     pub guidance: String,
 }
 
+/// One run of a task's check command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub task: String,
+    /// 0: after the agent's own work; N: after fix round N.
+    pub round: u32,
+    pub passed: bool,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The end of what it printed (stdout and stderr).
+    pub output: String,
+    pub wall_ms: u64,
+}
+
 /// Everything that can happen to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -198,6 +213,8 @@ pub enum Event {
         task: String,
         reason: String,
     },
+    /// A task's check ran in its worktree once its agent ended (round 0), or after a fix round.
+    Checked(Check),
     /// A task was handed to a cluster engine as a job (`node` unset), or its job started on
     /// a node (recorded by the job itself).
     Job {
@@ -235,6 +252,12 @@ impl Event {
             Event::Limited { running, reason } => format!("{running} running, waiting: {reason}"),
             Event::Finished { task, status, .. } => format!("{task}: {}", status.as_str()),
             Event::Skipped { task, .. } => format!("{task}: skipped"),
+            Event::Checked(c) => format!(
+                "{}: check {} ({})",
+                c.task,
+                if c.passed { "passed" } else { "failed" },
+                if c.round == 0 { "after the agent".to_string() } else { format!("after fix round {}", c.round) }
+            ),
             Event::Job { task, executor, id, node: None } => format!("{task}: submitted as {executor} job {id}"),
             Event::Job { task, executor, id, node: Some(n) } => format!("{task}: {executor} job {id} on {n}"),
             Event::CancelRequested { pid } => format!("cancel requested by pid {pid}"),
@@ -304,6 +327,9 @@ pub struct TaskState {
     /// The node that job runs on, once it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Each run of the task's check, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
 }
 
 /// What one integration did.
@@ -503,6 +529,7 @@ impl RunState {
                         conflict: None,
                         job: None,
                         node: None,
+                        checks: Vec::new(),
                     })
                     .collect();
                 self.reindex();
@@ -571,6 +598,7 @@ impl RunState {
                 self.limit = (!reason.is_empty()).then(|| reason.clone());
                 Touched::None
             }
+            Event::Checked(c) => self.change(&c.task, |t| t.checks.push(c.clone())),
             Event::Retried { task, reason, .. } => self.change(task, |t| {
                 t.retries += 1;
                 t.reason = Some(reason.clone());
@@ -721,6 +749,10 @@ pub struct RunOptions {
     pub sparse: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_worktrees: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_rounds: Option<u32>,
 }
 
 /// The task an event is about, if any.
@@ -733,6 +765,7 @@ fn task_of(event: &Event) -> Option<&str> {
         | Event::Job { task, .. }
         | Event::Resumed { task, .. }
         | Event::Skipped { task, .. } => Some(task),
+        Event::Checked(c) => Some(&c.task),
         Event::Reset { tasks } if tasks.len() == 1 => Some(&tasks[0]),
         _ => None,
     }
