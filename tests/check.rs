@@ -35,6 +35,20 @@ fn a_failed_check_goes_back_to_the_agent_which_fixes_it() {
     assert!(events.contains("a: check failed (after the agent)"), "{events}");
     assert!(events.contains("a: check passed (after fix round 1)"), "{events}");
     assert!(events.contains("a: started (attempt 2)"), "{events}");
+    // Narrated as it happens; shown by status, logs and the report.
+    assert!(o.stderr.contains("[a] check failed (exit 3)"), "{}", o.stderr);
+    assert!(o.stderr.contains("[a] check passed after fix round 1"), "{}", o.stderr);
+    let st = r.gp(&["status", "1"]);
+    assert!(st.stdout.contains("check passed after 1 fix round"), "{}", st.stdout);
+    let logs = r.gp(&["logs", "1", "a"]);
+    assert!(logs.stdout.contains("check failed (exit 3): `test -f fixed.txt"), "{}", logs.stdout);
+    assert!(logs.stdout.contains("  needs fixed.txt"), "{}", logs.stdout);
+    let report = r.gp(&["report", "1"]);
+    assert!(
+        report.stdout.contains("| check |") && report.stdout.contains("| passed after 1 fix round |"),
+        "{}",
+        report.stdout
+    );
 }
 
 #[test]

@@ -305,3 +305,47 @@ fn a_prompt_too_long_for_the_command_line_reaches_claude_on_stdin() {
     assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
     assert_eq!(r.git(&["cat-file", "-p", "parallel/1/long:long.txt"]), "long");
 }
+
+#[test]
+fn a_failed_check_goes_back_into_claudes_own_session() {
+    let claude = claude_bin();
+    let r = TestRepo::new();
+    configure(&r);
+    // The agent's first pass forgets fixed.txt; told so in the same conversation, it adds it.
+    let server = serve(
+        &r,
+        r#"{"rules": [
+  {"match": "TASK-CHECK", "steps": [
+     {"write": {"path": "a.txt", "content": "alpha\n"}},
+     {"text": "Done, I think"},
+     {"write": {"path": "fixed.txt", "content": "ok\n"}},
+     {"text": "Fixed as the check asked"}]}],
+ "default": {"text": "ok"}}"#,
+    );
+    r.write("prompts/a.md", "# A\n\nTASK-CHECK: write a.txt.\n");
+    r.commit("prompts");
+    let env = common::claude_env(&claude, server.port);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut args = vec!["run", "prompts", "--agent", "claude", "--timeout", "120s"];
+    args.extend(["--check", "test -f fixed.txt || { echo 'fixed.txt is missing'; exit 1; }"]);
+    let o = r.gp_env(&args, &env_refs);
+    let log = std::fs::read_to_string(r.scratch("server.log")).unwrap_or_default();
+    assert_eq!(o.code, 0, "stderr:\n{}\nserver:\n{log}", o.stderr);
+    let t = r.task_state("1", "a");
+    assert_eq!(t["status"], "succeeded", "{t}");
+    let checks = t["checks"].as_array().unwrap();
+    assert_eq!((checks.len(), &checks[0]["passed"], &checks[1]["passed"]), (2, &false.into(), &true.into()), "{t}");
+    // One conversation: the fix round's first request carries the first round's four
+    // messages and the feedback (a fresh session would start again at one).
+    assert!(log.contains("msgs=5 "), "the fix round did not continue the session:\n{log}");
+    assert_eq!(log.matches("msgs=1 ").count(), 1, "{log}");
+    let fix = log.lines().find(|l| l.contains("msgs=5 ")).unwrap();
+    assert!(fix.contains("The check `test -f fixed.txt"), "the model was not told of the check: {fix}");
+    let transcript = r.task_log("1", "a", "jsonl");
+    let sessions: std::collections::BTreeSet<&str> =
+        transcript.lines().filter_map(|l| l.split("\"session_id\":\"").nth(1)?.split('"').next()).collect();
+    assert_eq!(sessions.len(), 1, "one session across both rounds: {sessions:?}");
+    for f in ["a.txt", "fixed.txt"] {
+        r.git(&["cat-file", "-e", &format!("parallel/1/a:{f}")]);
+    }
+}

@@ -252,8 +252,11 @@ fn route(app: &App, req: &Request) -> (u16, &'static str, String) {
     };
     let conv = conversation(api, &json);
     let step = if conv.main { pick(app, &conv) } else { side_step(app, &json) };
+    // The start of the newest user text, so a test can see what the agent was told last.
+    let said: String =
+        conv.msgs.iter().rev().find(|(user, _)| *user).map(|(_, t)| t.chars().take(120).collect()).unwrap_or_default();
     eprintln!(
-        "[fms] {} {} {api:?} msgs={} cwd={:?} main={} -> {step:?}",
+        "[fms] {} {} {api:?} msgs={} cwd={:?} main={} user={said:?} -> {step:?}",
         req.method,
         req.target,
         conv.msgs.len(),

@@ -39,6 +39,13 @@ fn stored(ctx: &Context, id: &str, t: &TaskState, offset: usize, raw: bool, out:
         print_lines(&transcript[offset..], raw, out)?;
     }
     print_stderr(&runs::transcript(&ctx.repo, id, &t.id, "stderr")?.unwrap_or_default(), out)?;
+    // What the check said each time: the agent was handed the same.
+    for c in &t.checks {
+        writeln!(out, "\n{}: `{}` in {}", c.line(), sanitize(&c.command), crate::ui::millis(c.wall_ms))?;
+        for l in c.output.lines() {
+            writeln!(out, "  {}", sanitize(l))?;
+        }
+    }
     if let Some(r) = &t.reason {
         writeln!(out, "\n{}: {}", t.status.as_str(), sanitize(r))?;
     }
@@ -51,6 +58,8 @@ fn summary(state: &RunState, out: &mut impl Write) -> Result<()> {
         writeln!(out, "{} {}", t.id, t.status.as_str())?;
         if let Some(r) = &t.reason {
             writeln!(out, "  {}", sanitize(r))?;
+        } else if let Some(c) = t.check_summary() {
+            writeln!(out, "  check {c}")?;
         }
     }
     writeln!(out, "\n(git parallel logs {} TASK shows a task's transcript)", state.id)?;

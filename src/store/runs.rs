@@ -114,6 +114,19 @@ pub struct IntegrationConflict {
     pub guidance: String,
 }
 
+impl Check {
+    /// `check passed after fix round 1`, `check failed (exit 2)`: one line for narration.
+    pub fn line(&self) -> String {
+        let when = if self.round == 0 { String::new() } else { format!(" after fix round {}", self.round) };
+        if self.passed {
+            format!("check passed{when}")
+        } else {
+            let how = self.exit_code.map_or("stopped".to_string(), |c| format!("exit {c}"));
+            format!("check failed{when} ({how})")
+        }
+    }
+}
+
 /// One run of a task's check command.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Check {
@@ -330,6 +343,21 @@ pub struct TaskState {
     /// Each run of the task's check, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+}
+
+impl TaskState {
+    /// The task's check in a few words (`passed after 1 fix round`, `failed 3 times`), if it
+    /// has one.
+    pub fn check_summary(&self) -> Option<String> {
+        let last = self.checks.last()?;
+        let rounds = |n: u32| if n == 1 { "1 fix round".to_string() } else { format!("{n} fix rounds") };
+        Some(match (last.passed, last.round) {
+            (true, 0) => "passed".to_string(),
+            (true, n) => format!("passed after {}", rounds(n)),
+            (false, _) if self.checks.len() == 1 => "failed".to_string(),
+            (false, _) => format!("failed {} times", self.checks.iter().filter(|c| !c.passed).count()),
+        })
+    }
 }
 
 /// What one integration did.

@@ -133,6 +133,7 @@ impl Observer for Progress {
                 self.line(&format!("[{task}] {} in {}{why}", status.as_str(), crate::ui::millis(*wall_ms)));
             }
             Event::Skipped { task, reason } => self.line(&format!("[{task}] skipped: {reason}")),
+            Event::Checked(c) => self.line(&format!("[{}] {}", c.task, c.line())),
             _ => {}
         }
         if let Some(o) = &self.overall {

@@ -41,14 +41,14 @@ pub fn totals(s: &RunState) -> serde_json::Value {
 pub fn markdown(s: &RunState) -> String {
     let t = totals(s);
     let mut out = format!(
-        "## git-parallel run {} (plan {}): {}\n\n| task | status | duration | turns | cost | tokens in/out | files | retries | note |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        "## git-parallel run {} (plan {}): {}\n\n| task | status | duration | turns | cost | tokens in/out | files | retries | check | note |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
         s.id,
         s.plan,
         s.effective_status().as_str()
     );
     for task in natural_order(s) {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |\n",
             task.id,
             task.status.as_str(),
             if task.wall_ms > 0 { millis(task.wall_ms) } else { "-".into() },
@@ -58,6 +58,7 @@ pub fn markdown(s: &RunState) -> String {
             opt(task.metrics.output_tokens),
             task.files_changed.len(),
             task.retries,
+            task.check_summary().unwrap_or_else(|| "-".into()),
             // The agent's text: no terminal controls, in a file or on a terminal.
             super::sanitize(&task.reason.as_deref().unwrap_or("").replace('|', "/").replace('\n', " "))
         ));

@@ -36,6 +36,7 @@ pub fn tasks_table(s: &RunState) -> String {
                 .as_ref()
                 .map(|c| format!("conflict: {}", c.files.join(", ")))
                 .or_else(|| t.reason.clone().filter(|_| t.status != TaskStatus::Succeeded))
+                .or_else(|| t.check_summary().map(|c| format!("check {c}")))
                 .map(|n| sanitize(&n))
                 .unwrap_or_default();
             vec![
