@@ -114,3 +114,55 @@ fn a_check_runs_in_the_sandbox_with_the_agent() {
 fn which(p: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| std::path::Path::new(d).join(p)).find(|p| p.exists())
 }
+
+#[test]
+fn a_hanging_check_is_stopped_at_the_timeout_and_one_that_kills_itself_says_so() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("hangs", "check: sleep 600\ntimeout: 2s", "write a.txt alpha");
+    r.prompt("dies", "check: kill -9 $$", "write b.txt beta");
+    r.commit("prompts");
+    let t = std::time::Instant::now();
+    let o = r.gp(&["run", "prompts", "--fix-rounds", "0"]);
+    assert_ne!(o.code, 0);
+    assert!(t.elapsed().as_secs() < 60, "the hanging check held the run");
+    let hangs = r.task_state("1", "hangs");
+    assert_eq!(hangs["status"], "failed", "{hangs}");
+    assert!(hangs["reason"].as_str().unwrap().contains("was stopped (the task's timeout)"), "{hangs}");
+    let dies = r.task_state("1", "dies");
+    assert!(dies["reason"].as_str().unwrap().contains("was killed by signal 9"), "{dies}");
+    assert!(common::processes_with("sleep 600").is_empty(), "the check's processes outlived it");
+}
+
+#[test]
+fn a_fix_round_cut_by_kill_9_goes_on_at_resume_and_nothing_is_lost() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let flag = r.scratch("flag");
+    let fix = format!("while [ ! -e '{}' ]; do sleep 0.1; done; echo ok > fixed.txt", flag.display());
+    r.prompt("a", "", &format!("write a.txt alpha\n{}", on_feedback(&fix)));
+    r.commit("prompts");
+    let check = "test -f fixed.txt || { echo needs fixed.txt; exit 1; }";
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--check", check])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    common::wait_until("the fix round to start", 60, || {
+        r.raw_state("1").is_some_and(|_| r.task_state("1", "a")["checks"].as_array().is_some_and(|c| !c.is_empty()))
+            && r.task_state("1", "a")["attempts"] == 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    common::kill_all(&flag.display().to_string());
+    std::fs::write(&flag, "").unwrap();
+    // The run keeps its --check; the agent's first round is still in the worktree.
+    let o = r.gp(&["resume", "1"]);
+    o.ok();
+    let t = r.task_state("1", "a");
+    assert_eq!(t["status"], "succeeded", "{t}");
+    assert_eq!(t["checks"].as_array().unwrap().last().unwrap()["passed"], true, "{t}");
+    for f in ["a.txt", "fixed.txt"] {
+        r.git(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]);
+    }
+}

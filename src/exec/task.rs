@@ -525,7 +525,7 @@ fn run_inner(
             break;
         }
         let c = run_check(spec, &p, command, round, ctl)?;
-        let (passed, exit, output) = (c.passed, c.exit_code, c.output.clone());
+        let (passed, how, output) = (c.passed, c.status(), c.output.clone());
         let _ = tx.send(Msg::Event(Box::new(Event::Checked(c))));
         if passed {
             break;
@@ -534,7 +534,11 @@ fn run_inner(
             last.interrupted = true;
             break;
         }
-        let status = exit.map_or("was stopped".to_string(), |c| format!("exited with {c}"));
+        let status = match how.strip_prefix("exit ") {
+            Some(code) => format!("exited with {code}"),
+            None if how == "stopped" => "was stopped (the task's timeout)".to_string(),
+            None => format!("was {how}"),
+        };
         if round >= spec.fix_rounds {
             check_failed = Some(format!(
                 "check `{command}` {status}{}: {}",
@@ -1004,13 +1008,15 @@ fn run_check(spec: &TaskSpec, p: &Places, command: &str, round: u32, ctl: &Contr
         }
         said.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    let stopped = stop.requested();
+    // Stopped by us: Ctrl-C, cancel, or the timeout (not the check's own doing).
+    let stopped = stop.requested() || started.elapsed() >= spec.timeout;
     Ok(Check {
         task: spec.task.clone(),
         round,
         passed: out.ok() && !stopped,
         command: command.to_string(),
         exit_code: out.status.code().filter(|_| !stopped),
+        signal: std::os::unix::process::ExitStatusExt::signal(&out.status).filter(|_| !stopped),
         output: tail(&said, CHECK_OUTPUT),
         wall_ms: started.elapsed().as_millis() as u64,
     })

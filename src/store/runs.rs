@@ -115,13 +115,22 @@ pub struct IntegrationConflict {
 }
 
 impl Check {
+    /// How it ended: `exit 3`, `killed by signal 9`, `stopped`.
+    pub fn status(&self) -> String {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            (None, None) => "stopped".to_string(),
+        }
+    }
+
     /// `check passed after fix round 1`, `check failed (exit 2)`: one line for narration.
     pub fn line(&self) -> String {
         let when = if self.round == 0 { String::new() } else { format!(" after fix round {}", self.round) };
         if self.passed {
             format!("check passed{when}")
         } else {
-            let how = self.exit_code.map_or("stopped".to_string(), |c| format!("exit {c}"));
+            let how = self.status();
             format!("check failed{when} ({how})")
         }
     }
@@ -137,6 +146,9 @@ pub struct Check {
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did and we did not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
     /// The end of what it printed (stdout and stderr).
     pub output: String,
     pub wall_ms: u64,
