@@ -141,6 +141,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub fix_rounds: Option<u32>,
 
+    /// Hand a conflict at integration back to the task's own agent (its session where the CLI
+    /// keeps one), for up to --fix-rounds more rounds; taken once its check passes there.
+    #[arg(long)]
+    pub resolve: bool,
+
     /// Run agents inside a bubblewrap sandbox: writes only to the worktree, its private git
     /// folder (with its own object store) and the run's branch folders.
     #[arg(long)]
@@ -288,7 +293,9 @@ pub struct IntegrateArgs {
     /// Command that must pass on the integrated tree; culprits are found by bisection.
     #[arg(long, value_name = "CMD")]
     pub verify: Option<String>,
-    /// Hand each conflict to an agent in a fresh worktree.
+    /// Hand each conflict back to the task's own agent (its session where the CLI keeps one),
+    /// on the integrated result with its change merged in; taken once no marker remains and the
+    /// task's check passes there.
     #[arg(long)]
     pub resolve: bool,
     /// Print the result as JSON on stdout.

@@ -166,3 +166,30 @@ fn a_fix_round_cut_by_kill_9_goes_on_at_resume_and_nothing_is_lost() {
         r.git(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]);
     }
 }
+
+#[test]
+fn a_conflict_goes_back_to_its_tasks_agent_until_its_check_passes_on_the_merged_tree() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write("shared.txt", "base\n");
+    r.commit("base");
+    r.prompt("first", "priority: 2", "write shared.txt first");
+    // Given its conflict, `second` writes its own version again (the markers go, the first
+    // task's line too); shown the check's failure on the merged tree, it keeps both lines.
+    let both = "sh if grep -q 'on the merged tre[e]' \"$GIT_PARALLEL_PROMPT_FILE\"; then printf 'first\\nsecond\\n' > shared.txt; fi";
+    r.prompt("second", "", &format!("write shared.txt second\n{both}"));
+    r.commit("prompts");
+    // Alone, each task's result passes; merged (a merge in progress), both lines must stay.
+    let check = "! git rev-parse -q --verify MERGE_HEAD >/dev/null || { grep -qx first shared.txt && grep -qx second shared.txt; } || { echo 'lost a side'; exit 1; }";
+    let o = r.gp(&["run", "prompts", "-j", "2", "--allow-conflicts", "--resolve", "--check", check]);
+    o.ok();
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/integration:shared.txt"]), "first\nsecond");
+    let s = r.run_state("1");
+    assert!(s["integration"]["conflicts"].as_array().unwrap().is_empty(), "{s}");
+    // The resolution's checks are the task's: one failed on the merged tree, then one passed.
+    let second = r.task_state("1", "second");
+    let checks: Vec<bool> = second["checks"].as_array().unwrap().iter().map(|c| c["passed"] == true).collect();
+    assert_eq!(checks.last(), Some(&true), "{second}");
+    assert!(checks.iter().filter(|p| !**p).count() >= 1, "{second}");
+    assert!(o.stderr.contains("[second] check failed"), "{}", o.stderr);
+}

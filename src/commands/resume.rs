@@ -100,6 +100,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         skip: (args.no_integrate || o.no_integrate) && args.into.is_none(),
         into: into.or_else(|| state.integration.as_ref().map(|i| i.result.target.clone())),
         verify,
+        resolve: o.resolve,
     };
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

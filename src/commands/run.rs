@@ -8,7 +8,7 @@ use crate::exec::orchestrator::{self, Observer};
 use crate::exec::task::Control;
 use crate::plan::Plan;
 use crate::store::plans;
-use crate::store::runs::{host_name, Event, RunLog, RunStatus};
+use crate::store::runs::{host_name, Event, RunLog, RunStatus, TaskStatus};
 use crate::ui;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -21,6 +21,8 @@ pub struct IntegrateOpts {
     pub skip: bool,
     pub into: Option<String>,
     pub verify: Option<String>,
+    /// Conflicts go back to their tasks' agents.
+    pub resolve: bool,
 }
 
 static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
@@ -182,9 +184,23 @@ pub fn drive(
     let mut status = status;
     if !integ.skip && !interrupted {
         let verify = integ.verify.clone().or_else(|| ctx.settings.verify.clone());
-        let result = crate::integrate::integrate(log, plan, integ.into.as_deref(), verify.as_deref(), &mut progress)?;
+        let mut result =
+            crate::integrate::integrate(log, plan, integ.into.as_deref(), verify.as_deref(), &mut progress)?;
+        if integ.resolve && !result.conflicts.is_empty() && !result.interrupted {
+            result = crate::integrate::resolve::resolve_conflicts(log, plan, opts, result, &mut progress)?;
+        }
         if status == RunStatus::Succeeded && !result.clean() {
             status = RunStatus::Failed;
+        }
+    }
+    // Finished tasks' agents kept their sessions for the integration; it is over.
+    if !interrupted {
+        for t in &log.state().tasks {
+            if matches!(t.status, TaskStatus::Succeeded | TaskStatus::NoChanges)
+                && t.worktree.as_ref().is_none_or(|w| !std::path::Path::new(w).exists())
+            {
+                crate::exec::taskdir::remove_task(&ctx.repo, &log.id, &t.id);
+            }
         }
     }
     let ev = Event::Ended { status };
@@ -315,11 +331,17 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             keep_worktrees: args.keep_worktrees,
             check: args.check.clone(),
             fix_rounds: args.fix_rounds,
+            resolve: args.resolve,
         }),
         &[],
     )?;
     ui::note(&format!("run {} of plan {} (follow it with: git parallel status {} --watch)", log.id, plan.id, log.id));
-    let integ = IntegrateOpts { skip: args.no_integrate, into: args.into.clone(), verify: args.verify.clone() };
+    let integ = IntegrateOpts {
+        skip: args.no_integrate,
+        into: args.into.clone(),
+        verify: args.verify.clone(),
+        resolve: args.resolve,
+    };
     let mut opts = opts;
     opts.sandbox = args.sandbox;
     opts.sparse |= args.sparse;

@@ -154,7 +154,7 @@ pub fn execute(
                         None => worktree::remove(&repo, &path, true).is_ok(),
                     };
                     if removed || !path.exists() {
-                        crate::exec::taskdir::remove_task(&repo, &run, &task);
+                        crate::exec::taskdir::keep_agent_state(&repo, &run, &task);
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(50 * attempt));
@@ -692,7 +692,7 @@ fn sparse_dirs(files: &[String]) -> Vec<String> {
 }
 
 /// The prompt the agent sees: the Markdown without its front matter.
-fn body_of(raw: &str) -> String {
+pub fn body_of(raw: &str) -> String {
     if let Some(rest) = raw.strip_prefix("---\n") {
         if let Some(end) = rest.find("\n---\n") {
             return rest[end + 5..].trim_start().to_string();

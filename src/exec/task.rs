@@ -1268,10 +1268,20 @@ pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result
     }
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut transcript = Vec::new();
-    let a = attempt(spec, &p, &spec.base, &spec.prompt, None, None, ctl, &tx, &mut transcript)?;
+    // The task's own session goes on where the CLI keeps one (spec.resume_session).
+    let resume = spec.resume_session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
+    let a = attempt(spec, &p, &spec.base, &spec.prompt, None, resume, ctl, &tx, &mut transcript)?;
     // Its objects are not needed (it was told not to commit); a forged one stays out.
     let _ = super::sandbox::import_objects(repo, &p.td)?;
     Ok(a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed())
+}
+
+/// Run `spec.check` in `spec.worktree` as a task's check runs (contained, sandboxed with the
+/// run); `None` when the spec has no check.
+pub fn check_in_place(repo: &Repo, spec: &TaskSpec, round: u32, ctl: &Control) -> Result<Option<Check>> {
+    let Some(command) = spec.check.as_deref() else { return Ok(None) };
+    let p = places(repo, spec, &spec.base)?;
+    run_check(spec, &p, command, round, ctl).map(Some)
 }
 
 #[cfg(test)]

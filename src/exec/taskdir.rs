@@ -224,6 +224,20 @@ pub fn remove_run(repo: &Repo, run: &str) {
 }
 
 /// Remove one task's folder.
+/// A finished task's folder down to its agent's private state (where its CLI keeps its
+/// sessions), so that a conflict at integration can go back into the same conversation; the
+/// run's end takes the rest (`remove_task`).
+pub fn keep_agent_state(repo: &Repo, run: &str, task: &str) {
+    let td = TaskDir::new(repo, run, task);
+    for (dir, keep) in [(td.root.clone(), td.agent()), (td.agent(), td.agent_state())] {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.path() != keep {
+                let _ = remove_entry(&e.path());
+            }
+        }
+    }
+}
+
 pub fn remove_task(repo: &Repo, run: &str, task: &str) {
     let _ = std::fs::remove_dir_all(TaskDir::new(repo, run, task).root);
 }

@@ -1,5 +1,7 @@
-//! `integrate --resolve`: hand each conflict to an agent in a fresh worktree with the
-//! conflicted merge checked out; take its result only if every conflict marker is gone.
+//! `--resolve`: hand each conflict back to the task's own agent (its session where the CLI
+//! keeps one, else its task again) in a worktree holding the integrated result with the task's
+//! change merged in; take its result once every conflict marker is gone and the task's check
+//! passes on that tree, for up to `fixRounds` more rounds.
 
 use super::Outcome;
 use crate::exec::orchestrator::{Observer, Options};
@@ -46,7 +48,22 @@ pub fn resolve_conflicts(
         }
         let Some(tip) = outcome.commit.clone().or_else(|| Some(plan.base.clone())) else { continue };
         let Some(task_commit) = log.state().task(&conflict.task).and_then(|t| t.commit.clone()) else { continue };
-        let path = run_dir.join(format!("resolve-{}", conflict.task));
+        // The task's own agent: its profile, its prompt, its check, and its session where the
+        // CLI keeps one (found by folder: the resolution then runs in the task's own place).
+        let planned = plan.tasks.iter().find(|t| t.id == conflict.task);
+        let profile = planned.and_then(|t| t.agent.clone()).unwrap_or_else(|| opts.agent.clone());
+        let own = run_dir.join(&conflict.task);
+        let kept = crate::exec::taskdir::TaskDir::new(&repo, &run, &conflict.task).agent_state().is_dir();
+        let session = log
+            .state()
+            .task(&conflict.task)
+            .and_then(|t| t.metrics.session_id.clone())
+            .filter(|_| crate::agent::supports_resume(&profile) && kept && !own.exists());
+        let name = match session {
+            Some(_) => conflict.task.clone(),
+            None => format!("resolve-{}", conflict.task),
+        };
+        let path = run_dir.join(&name);
         let p = path.to_string_lossy().into_owned();
         repo.git(["worktree", "add", "-q", "--detach", &p, &tip])?;
         let merge = proc::git_output(&path, ["merge", "--no-ff", "--no-commit", &task_commit])?;
@@ -54,17 +71,27 @@ pub fn resolve_conflicts(
             // It merges cleanly now (the target moved on): commit it as is.
             obs.note(&format!("{}: merges cleanly onto the current integration", conflict.task));
         } else {
-            let prompt = format!(
-                "Resolve the git merge conflicts in this working tree.\n\nThe merge brings task `{}` of run {run} into the integrated result. Conflicted files:\n{}\n\nEdit each file so that both sides' intent is kept and no conflict markers (<<<<<<<, =======, >>>>>>>) remain. Do not commit and do not run git merge, reset or checkout.\n",
+            let told = format!(
+                "Your result for task `{}` of run {run} conflicts with what was integrated before it. This working tree holds the integrated result with your change merged in; the conflicted files:\n{}\n\nEdit each file so that both sides' intent is kept and no conflict markers (<<<<<<<, =======, >>>>>>>) remain. Do not commit and do not run git merge, reset or checkout.\n",
                 conflict.task,
                 conflict.files.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
             );
-            let spec = TaskSpec {
+            // Without its session, the agent learns its task again first.
+            let again = match &session {
+                Some(_) => String::new(),
+                None => crate::store::plans::Prompts::load(&repo, &plan.id)
+                    .and_then(|ps| ps.get(&repo, &conflict.task))
+                    .map(|raw| {
+                        format!("This was your task:\n\n{}\n\n---\n\n", crate::exec::orchestrator::body_of(&raw))
+                    })
+                    .unwrap_or_default(),
+            };
+            let mut spec = TaskSpec {
                 run: run.clone(),
-                task: format!("resolve-{}", conflict.task),
+                task: name.clone(),
                 title: format!("Resolve conflicts of {}", conflict.task),
-                prompt,
-                profile: opts.agent.clone(),
+                prompt: format!("{again}{told}"),
+                profile,
                 template: opts.template.clone(),
                 timeout: opts.timeout,
                 grace: opts.grace,
@@ -75,10 +102,10 @@ pub fn resolve_conflicts(
                 base: tip.clone(),
                 deps: Vec::new(),
                 setup: None,
-                check: None,
+                check: planned.and_then(|t| t.check.clone()).or_else(|| opts.check.clone()),
                 fix_rounds: 0,
                 copy: Vec::new(),
-                resume_session: None,
+                resume_session: session.clone(),
                 prior_attempts: 0,
                 // Contained, and sandboxed when the run is, like any task of the run.
                 sandbox: opts.sandbox.then(|| repo.common_dir.clone()),
@@ -90,22 +117,62 @@ pub fn resolve_conflicts(
                 kind: String::new(),
                 overlay: false,
             };
-            let ok = task::run_agent_in_place(&repo, &spec, &ctl);
-            // From here on no git of the user's runs in that worktree (the agent wrote there):
-            // it is removed whole, never `merge --abort`ed.
-            if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
-                let _ = worktree::remove(&repo, &path, true);
-                crate::exec::taskdir::remove_task(&repo, &run, &format!("resolve-{}", conflict.task));
-                return stopped(log, outcome, obs);
-            }
-            if !ok? || has_markers(&path, &conflict.files) {
-                obs.note(&format!("{}: the agent did not resolve every conflict; left out", conflict.task));
+            let first = spec.prompt.clone();
+            // Rounds: the markers gone, then the task's check passing on the merged tree.
+            let mut round = 0;
+            let left_out = loop {
+                let ok = task::run_agent_in_place(&repo, &spec, &ctl);
+                // From here on no git of the user's runs in that worktree (the agent wrote
+                // there): it is removed whole, never `merge --abort`ed.
+                if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
+                    let _ = worktree::remove(&repo, &path, true);
+                    crate::exec::taskdir::remove_task(&repo, &run, &name);
+                    return stopped(log, outcome, obs);
+                }
+                let feedback = if !ok? {
+                    break Some("its agent failed on the conflict".to_string());
+                } else if has_markers(&path, &conflict.files) {
+                    "Conflict markers remain in the files above; resolve every one.\n".to_string()
+                } else {
+                    match task::check_in_place(&repo, &spec, round, &ctl)? {
+                        None => break None,
+                        Some(mut c) => {
+                            c.task = conflict.task.clone();
+                            let (passed, how, output) = (c.passed, c.status(), c.output.clone());
+                            let ev = crate::store::runs::Event::Checked(c);
+                            log.append(ev.clone(), &[])?;
+                            obs.event(&ev, log.state());
+                            if passed {
+                                break None;
+                            }
+                            format!(
+                                "The check `{}` failed ({how}) on the merged tree. The end of its output:\n\n```\n{}\n```\n\nFix it; do not commit.\n",
+                                spec.check.as_deref().unwrap_or(""),
+                                output.trim_end()
+                            )
+                        }
+                    }
+                };
+                if round >= opts.fix_rounds {
+                    break Some(format!(
+                        "still unresolved after {round} rounds: {}",
+                        feedback.lines().next().unwrap_or("")
+                    ));
+                }
+                round += 1;
+                spec.prompt = match spec.resume_session {
+                    Some(_) => feedback,
+                    None => format!("{first}\n\n---\n\n{feedback}"),
+                };
+            };
+            if let Some(why) = left_out {
+                obs.note(&format!("{}: {why}; left out", conflict.task));
                 let _ = worktree::remove(&repo, &path, true);
                 continue;
             }
         }
         // The agent's files read as data by a git of ours (see exec::result).
-        let td = crate::exec::taskdir::TaskDir::new(&repo, &run, &format!("resolve-{}", conflict.task));
+        let td = crate::exec::taskdir::TaskDir::new(&repo, &run, &name);
         td.ensure()?;
         let admin = worktree::admin_dir(&repo, &path)?;
         let shadow = crate::exec::result::Shadow::open(&repo, &td, &path, Some(&admin))?;
@@ -118,7 +185,7 @@ pub fn resolve_conflicts(
             conflict.task
         );
         let new = shadow.commit_parents(&tree, &[tip.as_str(), task_commit.as_str()], &msg)?;
-        crate::exec::taskdir::remove_task(&repo, &run, &format!("resolve-{}", conflict.task));
+        crate::exec::taskdir::remove_task(&repo, &run, &name);
         // The target is expected where integration left it, never where a ref now says.
         let old = match &outcome.commit {
             Some(c) => Some(gix::ObjectId::from_hex(c.as_bytes())?),

@@ -793,6 +793,8 @@ pub struct RunOptions {
     pub check: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix_rounds: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resolve: bool,
 }
 
 /// The task an event is about, if any.
