@@ -146,6 +146,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub resolve: bool,
 
+    /// US dollars the run may spend, from the agents' own cost reports: once spent, no task or
+    /// fix round starts (running ones finish); also `parallel.budget`.
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<String>,
+
+    /// With --budget: stop running agents too once it is spent.
+    #[arg(long)]
+    pub budget_hard: bool,
+
     /// Run agents inside a bubblewrap sandbox: writes only to the worktree, its private git
     /// folder (with its own object store) and the run's branch folders.
     #[arg(long)]
@@ -263,6 +272,9 @@ pub struct ResumeArgs {
     /// Times a failed check goes back to the agent.
     #[arg(long, value_name = "N")]
     pub fix_rounds: Option<u32>,
+    /// US dollars the run may spend in all (raises the run's budget).
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<String>,
     /// Stream events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,

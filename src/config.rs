@@ -28,6 +28,8 @@ pub struct Settings {
     pub check: Option<String>,
     /// `parallel.fixRounds`: times a failed check goes back to the agent (default 2).
     pub fix_rounds: u32,
+    /// `parallel.budget`: US dollars a run may spend, from the agents' own cost reports.
+    pub budget: Option<f64>,
     /// `parallel.copy` (multi-valued): untracked files copied into new worktrees.
     pub copy: Vec<String>,
     /// `parallel.sandboxRead` (multi-valued): paths a sandboxed agent sees read-only beyond
@@ -148,6 +150,9 @@ impl Settings {
             setup: string("parallel.setup"),
             check: string("parallel.check"),
             fix_rounds: nonneg("parallel.fixRounds")?.map(|v| v as u32).unwrap_or(2),
+            budget: string("parallel.budget")
+                .map(|b| parse_budget(&b).map_err(|e| usage(format!("parallel.budget: {e}"))))
+                .transpose()?,
             copy: file
                 .strings("parallel.copy")
                 .unwrap_or_default()
@@ -284,6 +289,15 @@ pub fn check_concurrency(n: Option<usize>) -> Result<Option<usize>> {
     match n {
         Some(0) => Err(usage("--concurrency must be at least 1")),
         n => Ok(n),
+    }
+}
+
+/// A budget in US dollars: `5`, `2.50`, `$10`.
+pub fn parse_budget(text: &str) -> std::result::Result<f64, String> {
+    let t = text.trim().trim_start_matches('$');
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not an amount of US dollars above 0 (e.g. 5 or 2.50)")),
     }
 }
 

@@ -193,3 +193,73 @@ fn a_conflict_goes_back_to_its_tasks_agent_until_its_check_passes_on_the_merged_
     assert!(checks.iter().filter(|p| !**p).count() >= 1, "{second}");
     assert!(o.stderr.contains("[second] check failed"), "{}", o.stderr);
 }
+
+#[test]
+fn a_budget_reached_mid_run_stops_new_tasks_integrates_what_finished_and_resume_raises_it() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Each fake agent reports $0.002.
+    for t in ["a", "b", "c", "d", "e", "f"] {
+        r.prompt(t, "", &format!("write {t}.txt {t}"));
+    }
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "1", "--budget", "0.005"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("budget reached: $0.01 of $0.01 spent"), "{}", o.stderr);
+    let s = r.run_state("1");
+    let done: Vec<&str> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "succeeded")
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(done.len(), 3, "three tasks of $0.002 reach $0.005: {s}");
+    assert_eq!(s["status"], "interrupted", "{s}");
+    // What finished is integrated; the summary says what was spent.
+    for t in &done {
+        r.git(&["cat-file", "-e", &format!("parallel/1/integration:{t}.txt")]);
+    }
+    assert!(o.stdout.contains("spent $0.01 of the $0.01 budget"), "{}", o.stdout);
+    // A fix round is not started past the budget either.
+    let o = r.gp(&["resume", "1", "--budget", "1"]);
+    o.ok();
+    let s = r.run_state("1");
+    assert!(s["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded"), "{s}");
+    assert!(r.gp(&["report", "1"]).stdout.contains("of the $1.00 budget"));
+}
+
+#[test]
+fn no_fix_round_starts_once_the_budget_is_spent() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", &format!("write a.txt alpha\n{}", on_feedback("echo ok > fixed.txt")));
+    r.commit("prompts");
+    // $0.002 spent by the first round: over a $0.001 budget, the fix round never starts.
+    let o = r.gp(&[
+        "run",
+        "prompts",
+        "--budget",
+        "0.001",
+        "--check",
+        "test -f fixed.txt || { echo needs fixed.txt; exit 1; }",
+    ]);
+    assert_eq!(o.code, 1);
+    let t = r.task_state("1", "a");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(t["reason"].as_str().unwrap().starts_with("the run's budget is spent, so no fix round"), "{t}");
+    assert_eq!(t["checks"].as_array().unwrap().len(), 1, "{t}");
+}
+
+#[test]
+fn a_bad_budget_is_refused_before_anything_runs() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt alpha");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--budget", "lots"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--budget: `lots` is not an amount of US dollars"), "{}", o.stderr);
+    assert_eq!(r.gp(&["run", "prompts", "--budget-hard"]).code, 2);
+    assert!(r.raw_state("1").is_none(), "a refused run left a run behind");
+}

@@ -60,6 +60,13 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     let into = pick(args.into.clone(), &o.into, "into");
     let verify = pick(args.verify.clone(), &o.verify, "verify");
     let check = pick(args.check.clone(), &o.check, "check");
+    let budget = match &args.budget {
+        Some(b) => Some(crate::config::parse_budget(b).map_err(|e| usage(format!("--budget: {e}")))?),
+        None => o.budget,
+    };
+    if let (Some(b), Some(old)) = (args.budget.as_ref().and(budget), o.budget) {
+        ui::note(&format!("budget ${b:.2} instead of the run's ${old:.2}"));
+    }
     let fix_rounds = pick(args.fix_rounds.map(|r| r.to_string()), &o.fix_rounds.map(|r| r.to_string()), "fix-rounds")
         .and_then(|r| r.parse().ok());
     if let Some(into) = &into {
@@ -89,7 +96,15 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     opts.keep_worktrees |= args.keep_worktrees || o.keep_worktrees;
     opts.check = check.or(opts.check);
     opts.fix_rounds = fix_rounds.unwrap_or(opts.fix_rounds);
+    opts.budget = budget.or(opts.budget);
+    opts.budget_hard = o.budget_hard;
     check_agents(&plan, &opts)?;
+    if args.budget.is_some() {
+        // The run's record says what it may spend now (status and report read it there).
+        let mut options = state.options.clone();
+        options.budget = budget;
+        log.append(Event::Options(options), &[])?;
+    }
     if !retry.is_empty() {
         ui::note(&format!("to run again from their start: {}", retry.join(", ")));
         log.append(Event::Reset { tasks: retry }, &[])?;

@@ -103,6 +103,8 @@ pub fn options(
         setup: s.setup.clone(),
         check: s.check.clone(),
         fix_rounds: s.fix_rounds,
+        budget: s.budget,
+        budget_hard: false,
         copy: s.copy.clone(),
         sandbox: false,
         sandbox_read: s.sandbox_read.clone(),
@@ -180,7 +182,9 @@ pub fn drive(
     progress.finish();
     // Cluster jobs' inboxes whose content is in the log now.
     crate::store::inbox::sweep(&ctx.repo, &log.id, log.state());
-    let interrupted = matches!(status, RunStatus::Interrupted | RunStatus::Cancelled);
+    // Stopped by the budget, what finished is still integrated: the morning's result.
+    let budget = ctl.budget_spent.load(std::sync::atomic::Ordering::SeqCst);
+    let interrupted = matches!(status, RunStatus::Interrupted | RunStatus::Cancelled) && !budget;
     let mut status = status;
     if !integ.skip && !interrupted {
         let verify = integ.verify.clone().or_else(|| ctx.settings.verify.clone());
@@ -214,6 +218,7 @@ pub fn drive(
     }
     Ok(match status {
         RunStatus::Succeeded => 0,
+        RunStatus::Interrupted if budget && !ctl.stop.load(std::sync::atomic::Ordering::SeqCst) => 1,
         RunStatus::Interrupted | RunStatus::Cancelled => 130,
         _ => 1,
     })
@@ -296,6 +301,13 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let run_base = crate::exec::worktree::run_dir(&ctx.repo, opts.worktree_dir.as_deref(), "x");
     let run_base = run_base.parent().unwrap_or(&ctx.repo.workdir).to_path_buf();
     crate::exec::worktree::check_dir(&ctx.repo, &run_base)?;
+    let budget = match &args.budget {
+        Some(b) => Some(crate::config::parse_budget(b).map_err(|e| usage(format!("--budget: {e}")))?),
+        None => opts.budget,
+    };
+    if args.budget_hard && budget.is_none() {
+        return Err(usage("--budget-hard needs a budget (--budget USD or parallel.budget)"));
+    }
     // Stored only now: a run refused above leaves no plan behind.
     if let Some(raw) = raw {
         plans::save(&ctx.repo, &mut plan, &raw)?;
@@ -332,6 +344,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             check: args.check.clone(),
             fix_rounds: args.fix_rounds,
             resolve: args.resolve,
+            budget,
+            budget_hard: args.budget_hard,
         }),
         &[],
     )?;
@@ -349,5 +363,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     opts.keep_worktrees |= args.keep_worktrees;
     opts.check = args.check.clone().or(opts.check);
     opts.fix_rounds = args.fix_rounds.unwrap_or(opts.fix_rounds);
+    opts.budget = budget;
+    opts.budget_hard = args.budget_hard;
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

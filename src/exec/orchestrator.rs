@@ -34,6 +34,9 @@ pub struct Options {
     pub check: Option<String>,
     /// Times a failed check goes back to the agent.
     pub fix_rounds: u32,
+    /// US dollars the run may spend; `budget_hard`: running agents stop too once spent.
+    pub budget: Option<f64>,
+    pub budget_hard: bool,
     pub copy: Vec<String>,
     pub sandbox: bool,
     /// Extra paths a sandboxed agent sees read-only (`parallel.sandboxRead`).
@@ -59,6 +62,14 @@ pub trait Observer {
     fn event(&mut self, event: &Event, state: &RunState);
     fn tick(&mut self, _state: &RunState) {}
     fn note(&mut self, text: &str);
+}
+
+/// What the run's agents reported spending (US dollars), and how many tasks that ran reported
+/// nothing: those are unknown, never $0.
+pub fn spend(s: &RunState) -> (f64, usize) {
+    let ran = s.tasks.iter().filter(|t| t.started_at.is_some());
+    let (known, unknown): (Vec<_>, Vec<_>) = ran.partition(|t| t.metrics.cost_usd.is_some());
+    (known.iter().filter_map(|t| t.metrics.cost_usd).sum(), unknown.len())
 }
 
 /// Whether a task's result satisfies its dependents.
@@ -120,6 +131,8 @@ pub fn execute(
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut running: HashMap<String, std::thread::JoinHandle<()>> = HashMap::new();
     let mut stopping = false;
+    // The budget is spent: nothing new starts; the run ends resumable when tasks are left.
+    let mut budget_spent = false;
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
     let mut last_wait_reason = String::new();
     let mut last_refresh = Instant::now();
@@ -212,6 +225,33 @@ pub fn execute(
             stopping = true;
             obs.note("stopping: no new tasks start; running agents are being terminated (Ctrl-C again to kill)");
         }
+        if let Some(budget) = opts.budget.filter(|_| !budget_spent) {
+            *ctl.budget.lock().unwrap_or_else(|e| e.into_inner()) = Some(budget);
+            let (_, unknown) = spend(log.state());
+            for t in &log.state().tasks {
+                if let Some(c) = t.metrics.cost_usd {
+                    ctl.spent_at_least(&t.id, c);
+                }
+            }
+            let spent = ctl.spent();
+            if spent >= budget {
+                budget_spent = true;
+                ctl.budget_spent.store(true, Ordering::SeqCst);
+                let unknown = match unknown {
+                    0 => String::new(),
+                    n => format!(" ({n} task(s) reported no cost and are not counted)"),
+                };
+                obs.note(&format!(
+                    "budget reached: ${spent:.2} of ${budget:.2} spent{unknown}; no task or fix round starts{}",
+                    if opts.budget_hard { "; running agents are stopped" } else { "; running agents finish" }
+                ));
+                let reason = format!("budget: ${spent:.2} of ${budget:.2} spent");
+                log.append(Event::Limited { running: running.len(), reason }, &[])?;
+                if opts.budget_hard {
+                    ctl.stop.store(true, Ordering::SeqCst);
+                }
+            }
+        }
         obs.tick(log.state());
 
         // 2. Start ready tasks, highest rank first, while the governor allows.
@@ -230,7 +270,7 @@ pub fn execute(
         }
         let mut waiting: Option<String> = None;
         let mut refused = 0;
-        while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping) {
+        while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping && !budget_spent) {
             if opts.phase_barrier && !in_open_wave(log.state(), plan, &index, i) {
                 // The baseline the list scheduler is measured against: only the first unfinished wave.
                 barrier_held.push(queue.pop());
@@ -306,7 +346,7 @@ pub fn execute(
             }
         }
 
-        if running.is_empty() && (stopping || queue.next(log.state(), plan, &running).is_none()) {
+        if running.is_empty() && (stopping || budget_spent || queue.next(log.state(), plan, &running).is_none()) {
             break;
         }
     }
@@ -323,6 +363,9 @@ pub fn execute(
         } else {
             RunStatus::Interrupted
         }
+    } else if budget_spent && st.tasks.iter().any(|t| to_run(t.status)) {
+        // What is left runs after `resume --budget`.
+        RunStatus::Interrupted
     } else if st.tasks.iter().any(|t| blocked(t.status)) {
         RunStatus::Failed
     } else {

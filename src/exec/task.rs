@@ -40,9 +40,34 @@ pub struct Control {
     /// Tasks whose agent is to be killed now, with why (a limit it broke): the task fails
     /// with that reason and is not retried.
     pub condemned: Mutex<HashMap<String, String>>,
+    /// The run's budget is spent: no fix round starts (set by the orchestrator).
+    pub budget_spent: AtomicBool,
+    /// The run's budget (US dollars), and what each task spent so far as its worker or the
+    /// run's log last said: a fix round is not started past the budget even before the
+    /// orchestrator hears of the round before it.
+    pub budget: Mutex<Option<f64>>,
+    pub costs: Mutex<HashMap<String, f64>>,
 }
 
 impl Control {
+    /// `task` has spent at least `usd` so far.
+    pub fn spent_at_least(&self, task: &str, usd: f64) {
+        let mut costs = self.costs.lock().unwrap_or_else(|e| e.into_inner());
+        let c = costs.entry(task.to_string()).or_insert(0.0);
+        *c = c.max(usd);
+    }
+
+    /// What the run's tasks spent, as far as anyone reported.
+    pub fn spent(&self) -> f64 {
+        self.costs.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+    }
+
+    /// The budget is set and spent.
+    pub fn over_budget(&self) -> bool {
+        self.budget_spent.load(Ordering::SeqCst)
+            || (*self.budget.lock().unwrap_or_else(|e| e.into_inner())).is_some_and(|b| self.spent() >= b)
+    }
+
     /// Kill `task`'s agent and everything it started; the task fails with `why`.
     pub fn condemn(&self, task: &str, why: String) {
         self.condemned.lock().unwrap_or_else(|e| e.into_inner()).entry(task.to_string()).or_insert(why);
@@ -438,6 +463,7 @@ fn run_inner(
     // What a fresh agent (no session) gets in a fix round: the task, then the feedback.
     let mut full_prompt = spec.prompt.clone();
     let mut check_failed: Option<String> = None;
+    let mut cost: Option<f64> = None;
     'rounds: loop {
         loop {
             attempt_no += 1;
@@ -460,6 +486,11 @@ fn run_inner(
             let resume = session.as_deref().filter(|_| agent::supports_resume(&spec.profile));
             let feedback = (round > 0).then(|| p.td.feedback());
             last = attempt(spec, &p, &start, &prompt, feedback.as_deref(), resume, ctl, tx, transcript)?;
+            // Every attempt and round costs: the task's cost is their sum, not the last one's.
+            if let Some(c) = last.result.as_ref().and_then(|r| r.total_cost_usd) {
+                cost = Some(cost.unwrap_or(0.0) + c);
+                ctl.spent_at_least(&spec.task, cost.unwrap_or(0.0));
+            }
             if last.interrupted || last.timed_out || last.spawn_error.is_some() || last.condemned.is_some() {
                 break;
             }
@@ -539,16 +570,15 @@ fn run_inner(
             None if how == "stopped" => "was stopped (the task's timeout)".to_string(),
             None => format!("was {how}"),
         };
-        if round >= spec.fix_rounds {
-            check_failed = Some(format!(
-                "check `{command}` {status}{}: {}",
-                match round {
-                    0 => String::new(),
-                    1 => " after 1 fix round".to_string(),
-                    n => format!(" after {n} fix rounds"),
-                },
-                tail(output.trim(), 600)
-            ));
+        let spent = ctl.over_budget();
+        if round >= spec.fix_rounds || spent {
+            let rounds = match round {
+                0 => String::new(),
+                1 => " after 1 fix round".to_string(),
+                n => format!(" after {n} fix rounds"),
+            };
+            let why = if spent { "the run's budget is spent, so no fix round: " } else { "" };
+            check_failed = Some(format!("{why}check `{command}` {status}{rounds}: {}", tail(output.trim(), 600)));
             break;
         }
         round += 1;
@@ -605,7 +635,7 @@ fn run_inner(
     let r = last.result.clone().unwrap_or_default();
     let metrics = Metrics {
         turns: r.num_turns.or((last.turns > 0).then_some(last.turns)),
-        cost_usd: r.total_cost_usd,
+        cost_usd: cost,
         duration_ms: r.duration_ms,
         input_tokens: r.input_tokens,
         output_tokens: r.output_tokens,

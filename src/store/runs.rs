@@ -795,6 +795,10 @@ pub struct RunOptions {
     pub fix_rounds: Option<u32>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resolve: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub budget_hard: bool,
 }
 
 /// The task an event is about, if any.

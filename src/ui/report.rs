@@ -80,6 +80,9 @@ pub fn markdown(s: &RunState) -> String {
         t["input_tokens"],
         t["output_tokens"]
     ));
+    if let Some(b) = super::run::budget_line(s) {
+        out.push_str(&format!("\n{}{}.\n", b[..1].to_uppercase(), &b[1..]));
+    }
     if let Some(i) = s.integration.as_ref().map(|i| &i.result).filter(|i| i.interrupted) {
         out.push_str(&format!("\nIntegration into `{}` was interrupted.\n", crate::store::layout::short(&i.target)));
     } else if let Some(i) = s.integration.as_ref().map(|i| &i.result) {

@@ -83,10 +83,24 @@ pub fn summary(s: &RunState) -> String {
         millis(work),
         speedup
     ));
+    if let Some(b) = budget_line(s) {
+        out.push_str(&format!("{b}\n"));
+    }
     if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
         out.push_str(&integration(i));
     }
     out
+}
+
+/// `spent $1.20 of the $5.00 budget (2 tasks reported no cost)`, for a run with a budget.
+pub fn budget_line(s: &RunState) -> Option<String> {
+    let budget = s.options.budget?;
+    let (spent, unknown) = crate::exec::orchestrator::spend(s);
+    let unknown = match unknown {
+        0 => String::new(),
+        n => format!(" ({n} task(s) reported no cost)"),
+    };
+    Some(format!("spent ${spent:.2} of the ${budget:.2} budget{unknown}"))
 }
 
 /// What an integration did: merged, left out with guidance, dropped. Conflicted files and
