@@ -263,3 +263,45 @@ fn a_bad_budget_is_refused_before_anything_runs() {
     assert_eq!(r.gp(&["run", "prompts", "--budget-hard"]).code, 2);
     assert!(r.raw_state("1").is_none(), "a refused run left a run behind");
 }
+
+#[test]
+fn a_task_verify_bisection_names_goes_back_to_its_agent_and_lands_once_verify_passes() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt ok");
+    r.prompt("b", "", "write b.txt ok");
+    // Shown verify's failure on the integrated tree, c takes its stray file back out.
+    let fix =
+        "sh if grep -q 'fails on the integrated resul[t]' \"$GIT_PARALLEL_PROMPT_FILE\"; then rm -f broken.txt; fi";
+    r.prompt("c", "", &format!("write c.txt ok\nwrite broken.txt oops\n{fix}"));
+    r.commit("prompts");
+    let o = r.gp(&[
+        "run",
+        "prompts",
+        "-j",
+        "2",
+        "--verify",
+        "test ! -e broken.txt || { echo broken.txt is back; exit 1; }",
+        "--resolve",
+    ]);
+    o.ok();
+    assert!(o.stderr.contains("verify: task c breaks"), "{}", o.stderr);
+    assert!(o.stderr.contains("c: fixed by its agent to pass verify, and merged"), "{}", o.stderr);
+    let files = r.git(&["ls-tree", "--name-only", "parallel/1/integration"]);
+    assert!(files.contains("c.txt") && !files.contains("broken.txt"), "{files}");
+    let s = r.run_state("1");
+    assert!(s["integration"]["dropped"].as_array().unwrap().is_empty(), "{s}");
+    assert!(s["integration"]["merged"].as_array().unwrap().iter().any(|t| t == "c"), "{s}");
+}
+
+#[test]
+fn without_resolve_a_verify_culprit_stays_out() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt ok");
+    r.prompt("c", "", "write broken.txt oops");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--verify", "test ! -e broken.txt"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(r.run_state("1")["integration"]["dropped"][0][0], "c");
+}

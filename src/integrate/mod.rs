@@ -22,6 +22,9 @@ use std::time::Duration;
 /// What integrating did (recorded in the run's log as an `integrated` event).
 pub type Outcome = Integrated;
 
+/// How integration names a task its verify bisection left out (followed by the command).
+pub const VERIFY_CULPRIT: &str = "the verify command fails with it: ";
+
 /// A task's result to integrate.
 #[derive(Debug, Clone)]
 struct Result_ {
@@ -329,7 +332,7 @@ fn merge_and_verify(
                 }
                 let culprit = candidates[hi - 1].task.clone();
                 obs.note(&format!("verify: task {culprit} breaks `{cmd}`; leaving it out"));
-                dropped.push((culprit.clone(), format!("the verify command fails with it: {cmd}")));
+                dropped.push((culprit.clone(), format!("{VERIFY_CULPRIT}{cmd}")));
                 // Its dependents carry its changes: they go too.
                 let deps = dependents(plan, &culprit);
                 for r in candidates.iter().filter(|r| deps.contains(&r.task)) {

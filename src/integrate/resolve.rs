@@ -29,10 +29,22 @@ fn has_markers(dir: &std::path::Path, files: &[String]) -> bool {
     })
 }
 
+/// Why a task was left out of the integration, as handed back to its agent.
+enum LeftOut {
+    /// A textual conflict (its files are read again on the current target).
+    Conflict,
+    /// The verify command fails with it (found by bisection).
+    Verify,
+}
+
+/// Hand what integration left out back to its tasks' agents: textual conflicts, and with
+/// `verify` the tasks its bisection named. Each is taken once no conflict marker remains, the
+/// task's check passes and `verify` passes on the merged tree, within `fixRounds` more rounds.
 pub fn resolve_conflicts(
     log: &mut RunLog,
     plan: &Plan,
     opts: &Options,
+    verify: Option<&str>,
     mut outcome: Outcome,
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
@@ -42,45 +54,86 @@ pub fn resolve_conflicts(
     // Ctrl-C, SIGTERM and `cancel` stop the resolving agent (SIGTERM, then SIGKILL after the
     // grace period) and the resolution.
     let ctl = crate::commands::run::interrupt_control();
-    for conflict in outcome.conflicts.clone() {
+    let mut items: Vec<(String, LeftOut)> =
+        outcome.conflicts.iter().map(|c| (c.task.clone(), LeftOut::Conflict)).collect();
+    if verify.is_some() {
+        items.extend(
+            outcome
+                .dropped
+                .iter()
+                .filter(|(_, why)| why.starts_with(super::VERIFY_CULPRIT))
+                .map(|(t, _)| (t.clone(), LeftOut::Verify)),
+        );
+    }
+    for (task, left) in items {
         if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
             return stopped(log, outcome, obs);
         }
         let Some(tip) = outcome.commit.clone().or_else(|| Some(plan.base.clone())) else { continue };
-        let Some(task_commit) = log.state().task(&conflict.task).and_then(|t| t.commit.clone()) else { continue };
+        let Some(task_commit) = log.state().task(&task).and_then(|t| t.commit.clone()) else { continue };
         // The task's own agent: its profile, its prompt, its check, and its session where the
         // CLI keeps one (found by folder: the resolution then runs in the task's own place).
-        let planned = plan.tasks.iter().find(|t| t.id == conflict.task);
+        let planned = plan.tasks.iter().find(|t| t.id == task);
         let profile = planned.and_then(|t| t.agent.clone()).unwrap_or_else(|| opts.agent.clone());
-        let own = run_dir.join(&conflict.task);
-        let kept = crate::exec::taskdir::TaskDir::new(&repo, &run, &conflict.task).agent_state().is_dir();
+        let own = run_dir.join(&task);
+        let kept = crate::exec::taskdir::TaskDir::new(&repo, &run, &task).agent_state().is_dir();
         let session = log
             .state()
-            .task(&conflict.task)
+            .task(&task)
             .and_then(|t| t.metrics.session_id.clone())
             .filter(|_| crate::agent::supports_resume(&profile) && kept && !own.exists());
         let name = match session {
-            Some(_) => conflict.task.clone(),
-            None => format!("resolve-{}", conflict.task),
+            Some(_) => task.clone(),
+            None => format!("resolve-{task}"),
         };
         let path = run_dir.join(&name);
         let p = path.to_string_lossy().into_owned();
         repo.git(["worktree", "add", "-q", "--detach", &p, &tip])?;
         let merge = proc::git_output(&path, ["merge", "--no-ff", "--no-commit", &task_commit])?;
-        if merge.ok() {
-            // It merges cleanly now (the target moved on): commit it as is.
-            obs.note(&format!("{}: merges cleanly onto the current integration", conflict.task));
+        // Conflicted files now (the target moved on since: they may differ from before).
+        let files: Vec<String> = if merge.ok() {
+            Vec::new()
         } else {
-            let told = format!(
-                "Your result for task `{}` of run {run} conflicts with what was integrated before it. This working tree holds the integrated result with your change merged in; the conflicted files:\n{}\n\nEdit each file so that both sides' intent is kept and no conflict markers (<<<<<<<, =======, >>>>>>>) remain. Do not commit and do not run git merge, reset or checkout.\n",
-                conflict.task,
-                conflict.files.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
-            );
+            proc::git(&path, ["diff", "--name-only", "--diff-filter=U"])?.lines().map(String::from).collect()
+        };
+        let run_verify = |path: &std::path::Path| -> Result<Option<String>> {
+            let Some(cmd) = verify else { return Ok(None) };
+            let stop = proc::Stop { stop: &ctl.stop, kill: &ctl.kill, grace: opts.grace };
+            let out = proc::shell_stoppable(path, cmd, &[], Some(opts.timeout), Some(stop))?;
+            if out.ok() {
+                return Ok(None);
+            }
+            let said = format!("{}{}", out.stdout_str(), out.stderr_str());
+            let tail: String = said.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+            Ok(Some(format!(
+                "The verify command `{cmd}` fails on the integrated result with your change merged in. The end of its output:\n\n```\n{}\n```\n\nFix your change so that it passes there; do not commit.\n",
+                tail.trim_end()
+            )))
+        };
+        let verify_first = match (&left, files.is_empty()) {
+            (LeftOut::Verify, true) => run_verify(&path)?,
+            _ => None,
+        };
+        if files.is_empty() && verify_first.is_none() {
+            // It merges and passes now (the target moved on): commit it as is.
+            obs.note(&format!("{task}: merges cleanly onto the current integration"));
+        } else {
+            let told = if !files.is_empty() {
+                format!(
+                    "Your result for task `{task}` of run {run} conflicts with what was integrated before it. This working tree holds the integrated result with your change merged in; the conflicted files:\n{}\n\nEdit each file so that both sides' intent is kept and no conflict markers (<<<<<<<, =======, >>>>>>>) remain. Do not commit and do not run git merge, reset or checkout.\n",
+                    files.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
+                )
+            } else {
+                format!(
+                    "Your result for task `{task}` of run {run} was left out of the integration. This working tree holds the integrated result with your change merged in. {}",
+                    verify_first.clone().unwrap_or_default()
+                )
+            };
             // Without its session, the agent learns its task again first.
             let again = match &session {
                 Some(_) => String::new(),
                 None => crate::store::plans::Prompts::load(&repo, &plan.id)
-                    .and_then(|ps| ps.get(&repo, &conflict.task))
+                    .and_then(|ps| ps.get(&repo, &task))
                     .map(|raw| {
                         format!("This was your task:\n\n{}\n\n---\n\n", crate::exec::orchestrator::body_of(&raw))
                     })
@@ -89,7 +142,7 @@ pub fn resolve_conflicts(
             let mut spec = TaskSpec {
                 run: run.clone(),
                 task: name.clone(),
-                title: format!("Resolve conflicts of {}", conflict.task),
+                title: format!("Bring {task} in"),
                 prompt: format!("{again}{told}"),
                 profile,
                 template: opts.template.clone(),
@@ -118,7 +171,8 @@ pub fn resolve_conflicts(
                 overlay: false,
             };
             let first = spec.prompt.clone();
-            // Rounds: the markers gone, then the task's check passing on the merged tree.
+            // Rounds: the markers gone, the task's check passing and verify passing on the
+            // merged tree.
             let mut round = 0;
             let left_out = loop {
                 let ok = task::run_agent_in_place(&repo, &spec, &ctl);
@@ -130,34 +184,36 @@ pub fn resolve_conflicts(
                     return stopped(log, outcome, obs);
                 }
                 let feedback = if !ok? {
-                    break Some("its agent failed on the conflict".to_string());
-                } else if has_markers(&path, &conflict.files) {
+                    break Some("its agent failed".to_string());
+                } else if has_markers(&path, &files) {
                     "Conflict markers remain in the files above; resolve every one.\n".to_string()
                 } else {
-                    match task::check_in_place(&repo, &spec, round, &ctl)? {
-                        None => break None,
+                    let checked = match task::check_in_place(&repo, &spec, round, &ctl)? {
+                        None => None,
                         Some(mut c) => {
-                            c.task = conflict.task.clone();
+                            c.task = task.clone();
                             let (passed, how, output) = (c.passed, c.status(), c.output.clone());
                             let ev = crate::store::runs::Event::Checked(c);
                             log.append(ev.clone(), &[])?;
                             obs.event(&ev, log.state());
-                            if passed {
-                                break None;
-                            }
-                            format!(
+                            (!passed).then(|| format!(
                                 "The check `{}` failed ({how}) on the merged tree. The end of its output:\n\n```\n{}\n```\n\nFix it; do not commit.\n",
                                 spec.check.as_deref().unwrap_or(""),
                                 output.trim_end()
-                            )
+                            ))
                         }
+                    };
+                    match checked {
+                        Some(f) => f,
+                        None => match run_verify(&path)? {
+                            None => break None,
+                            Some(f) => f,
+                        },
                     }
                 };
-                if round >= opts.fix_rounds {
-                    break Some(format!(
-                        "still unresolved after {round} rounds: {}",
-                        feedback.lines().next().unwrap_or("")
-                    ));
+                if round >= opts.fix_rounds || ctl.over_budget() {
+                    let first_line = feedback.lines().next().unwrap_or("");
+                    break Some(format!("still not in after {round} more round(s): {first_line}"));
                 }
                 round += 1;
                 spec.prompt = match spec.resume_session {
@@ -166,8 +222,9 @@ pub fn resolve_conflicts(
                 };
             };
             if let Some(why) = left_out {
-                obs.note(&format!("{}: {why}; left out", conflict.task));
+                obs.note(&format!("{task}: {why}; left out"));
                 let _ = worktree::remove(&repo, &path, true);
+                crate::exec::taskdir::remove_task(&repo, &run, &name);
                 continue;
             }
         }
@@ -177,12 +234,14 @@ pub fn resolve_conflicts(
         let admin = worktree::admin_dir(&repo, &path)?;
         let shadow = crate::exec::result::Shadow::open(&repo, &td, &path, Some(&admin))?;
         let tree = shadow.tree(&tip, &[])?;
+        let how = match left {
+            LeftOut::Conflict => "conflicts resolved by its agent",
+            LeftOut::Verify => "fixed by its agent to pass verify",
+        };
         let msg = format!(
-            "Merge task {} of run {run} (conflicts resolved by an agent)\n\n{}: {run}\n{}: {}\n",
-            conflict.task,
+            "Merge task {task} of run {run} ({how})\n\n{}: {run}\n{}: {task}\n",
             layout::TRAILER_RUN,
             layout::TRAILER_TASK,
-            conflict.task
         );
         let new = shadow.commit_parents(&tree, &[tip.as_str(), task_commit.as_str()], &msg)?;
         crate::exec::taskdir::remove_task(&repo, &run, &name);
@@ -200,10 +259,11 @@ pub fn resolve_conflicts(
             &format!("git parallel integrate --resolve run {run}"),
         )?;
         let _ = worktree::remove(&repo, &path, true);
-        obs.note(&format!("{}: conflicts resolved and merged", conflict.task));
+        obs.note(&format!("{task}: {how}, and merged"));
         outcome.commit = Some(new);
-        outcome.merged.push(conflict.task.clone());
-        outcome.conflicts.retain(|c| c.task != conflict.task);
+        outcome.merged.push(task.clone());
+        outcome.conflicts.retain(|c| c.task != task);
+        outcome.dropped.retain(|(t, _)| *t != task);
     }
     let ev = crate::store::runs::Event::Integrated(outcome.clone());
     log.append(ev.clone(), &[])?;
