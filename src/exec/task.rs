@@ -464,6 +464,7 @@ fn run_inner(
     let mut full_prompt = spec.prompt.clone();
     let mut check_failed: Option<String> = None;
     let mut cost: Option<f64> = None;
+    let mut turns: u64 = 0;
     'rounds: loop {
         loop {
             attempt_no += 1;
@@ -491,6 +492,8 @@ fn run_inner(
                 cost = Some(cost.unwrap_or(0.0) + c);
                 ctl.spent_at_least(&spec.task, cost.unwrap_or(0.0));
             }
+            let n = last.result.as_ref().and_then(|r| r.num_turns).unwrap_or(last.turns);
+            turns += n;
             if last.interrupted || last.timed_out || last.spawn_error.is_some() || last.condemned.is_some() {
                 break;
             }
@@ -634,7 +637,7 @@ fn run_inner(
     let trespass = super::guard::check(repo, &snapshot, &start, &work)?;
     let r = last.result.clone().unwrap_or_default();
     let metrics = Metrics {
-        turns: r.num_turns.or((last.turns > 0).then_some(last.turns)),
+        turns: (turns > 0).then_some(turns),
         cost_usd: cost,
         duration_ms: r.duration_ms,
         input_tokens: r.input_tokens,
