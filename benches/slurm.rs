@@ -9,6 +9,10 @@
 //!   (the next task's submit).
 //!
 //! Run: cargo bench --features test-fakes --bench slurm
+//!
+//! `GIT_PARALLEL_SLURM_LATENCY=D` (with `GIT_PARALLEL_SLURM_SCALE`): the repository, its HOME
+//! and its worktrees live on a latency-fs mount (src/bin/latency-fs.rs) that answers every
+//! file operation D ms late, as a shared NFS disk would; D=0 is FUSE without delay.
 
 mod common;
 use common::*;
@@ -71,18 +75,87 @@ fn phases(root: &Path, id: &str) -> [f64; 4] {
     [sums[0] / CHAIN as f64, sums[1] / CHAIN as f64, sums[2] / CHAIN as f64, sums[3] / (CHAIN - 1) as f64]
 }
 
+/// A latency-fs mount of `backing` at `mnt`, `delay_ms` per call; unmounted when dropped, so
+/// also when the benchmark panics.
+struct LatencyMount {
+    fs: std::process::Child,
+    mnt: PathBuf,
+}
+
+impl LatencyMount {
+    fn new(backing: &Path, mnt: &Path, delay_ms: u64) -> LatencyMount {
+        std::fs::create_dir_all(backing).unwrap();
+        std::fs::create_dir_all(mnt).unwrap();
+        let mnt = mnt.canonicalize().unwrap();
+        let fs = std::process::Command::new(env!("CARGO_BIN_EXE_latency-fs"))
+            .arg(backing)
+            .arg(&mnt)
+            .arg(delay_ms.to_string())
+            .spawn()
+            .expect("latency-fs");
+        let mut m = LatencyMount { fs, mnt };
+        let t = Instant::now();
+        while !mounted(&m.mnt) {
+            assert!(m.fs.try_wait().unwrap().is_none(), "latency-fs exited before mounting");
+            assert!(t.elapsed().as_secs() < 10, "latency-fs did not mount {}", m.mnt.display());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        m
+    }
+}
+
+impl Drop for LatencyMount {
+    fn drop(&mut self) {
+        // SIGTERM: latency-fs unmounts (lazily when still busy) and exits.
+        // SAFETY: kill has no memory effects; the pid is our own child's, not yet reaped.
+        unsafe { libc::kill(self.fs.id() as libc::pid_t, libc::SIGTERM) };
+        let t = Instant::now();
+        while self.fs.try_wait().ok().flatten().is_none() {
+            if t.elapsed().as_secs() >= 10 {
+                let _ = self.fs.kill();
+                let _ = self.fs.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Killed, or it failed to unmount: detach the mount ourselves.
+        if mounted(&self.mnt) {
+            let ok = std::process::Command::new("umount").arg("-l").arg(&self.mnt).status().is_ok_and(|s| s.success());
+            if !ok {
+                let _ = std::process::Command::new("fusermount3").args(["-u", "-z"]).arg(&self.mnt).status();
+            }
+        }
+    }
+}
+
+/// Whether something is mounted at `dir` (canonical), from /proc/self/mountinfo.
+fn mounted(dir: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The fifth field is the mount point, with spaces and the like escaped as \ooo.
+    let want = dir.to_string_lossy().replace(' ', "\\040");
+    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
 /// `GIT_PARALLEL_SLURM_SCALE=N,MS,J`: N independent tasks whose agent sleeps MS ms, at -j J, on
 /// the cluster: wall time, tasks failed, `sbatch` calls, and commits in the run's log per task.
 /// With `GIT_PARALLEL_SLURM_KILL=F` the orchestrator is killed (SIGKILL) once a fraction F of
 /// the tasks has succeeded and the run is resumed; every agent appends its task to a file
-/// outside the repository, so a task run twice shows, whatever the log says.
+/// outside the repository, so a task run twice shows, whatever the log says. With
+/// `GIT_PARALLEL_SLURM_LATENCY=D` the repository, HOME and worktrees are on a latency-fs mount.
 fn scale(conf: &str, spec: &str) {
     let v: Vec<usize> = spec.split(',').map(|x| x.trim().parse().expect("N,MS,J")).collect();
     let (n, ms, j) = (v[0], v[1], v[2]);
     let kill_at: Option<f64> = std::env::var("GIT_PARALLEL_SLURM_KILL").ok().map(|f| f.parse().expect("a fraction"));
+    let latency: Option<u64> =
+        std::env::var("GIT_PARALLEL_SLURM_LATENCY").ok().map(|d| d.trim().parse().expect("milliseconds"));
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("repo");
-    let home = tmp.path().join("home");
+    // Declared after `tmp`, so unmounted before the folder goes. The worktrees go to the
+    // default `<repo>.parallel`, beside the repository: on the mount too.
+    let mount = latency.map(|d| LatencyMount::new(&tmp.path().join("backing"), &tmp.path().join("mnt"), d));
+    let shared = mount.as_ref().map(|m| m.mnt.clone()).unwrap_or_else(|| tmp.path().to_path_buf());
+    let root = shared.join("repo");
+    let home = shared.join("home");
+    // The benchmark's own bookkeeping stays off the mount.
     let ran = tmp.path().join("ran");
     std::fs::create_dir_all(&home).unwrap();
     fake_agent_repo(&root, &home);
@@ -153,17 +226,22 @@ fn scale(conf: &str, spec: &str) {
     }
     let twice = runs_of.values().filter(|c| **c > 1).count();
     let never = n - runs_of.len();
-    println!("| tasks | agent | -j | wall | not succeeded | sbatch calls | log commits per task | killed at | agents run twice | never run | exit |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| tasks | agent | -j | fs latency | wall | not succeeded | sbatch calls | log commits per task | killed at | agents run twice | never run | exit |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| {n} | {:.1} s | {j} | {wall:.1} s | {failed} | {} | {:.2} | {} | {twice} | {never} | {exit} |",
+        "| {n} | {:.1} s | {j} | {} | {wall:.1} s | {failed} | {} | {:.2} | {} | {twice} | {never} | {exit} |",
         ms as f64 / 1000.0,
+        latency.map(|d| format!("{d} ms")).unwrap_or_else(|| "- (no FUSE)".into()),
         sbatch.len(),
         events.len() as f64 / n as f64,
         killed_at.map(|k| format!("{k} done")).unwrap_or_else(|| "-".into()),
     );
+    let err = std::fs::read_to_string(tmp.path().join("run.err")).unwrap_or_default();
     if exit != 0 {
-        eprintln!("{}", std::fs::read_to_string(tmp.path().join("run.err")).unwrap_or_default());
+        eprintln!("{err}");
+    } else if let Some(how) = err.lines().find(|l| l.contains("worktrees:")) {
+        // Overlays or checkouts: on a FUSE mount the answer may differ from the local disk's.
+        eprintln!("{}", how.trim());
     }
 }
 

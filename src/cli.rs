@@ -32,6 +32,7 @@ pub enum Command {
     Hooks(HooksArgs),
     Report(ReportArgs),
     Logs(LogsArgs),
+    Publish(PublishArgs),
     #[command(hide = true)]
     Worker(WorkerArgs),
 }
@@ -206,6 +207,31 @@ pub struct StatusArgs {
     /// Refresh in place until the run ends (Ctrl-C to stop).
     #[arg(short, long)]
     pub watch: bool,
+}
+
+/// Push a run's integrated result and open one pull request for it, its report as the
+/// description; publishing again updates the same pull request.
+///
+/// The remote is --remote, `parallel.remote`, else `origin`; the forge repository is
+/// `parallel.forgeRepo` (owner/name), else read from the remote's GitHub URL; the API is
+/// `parallel.forgeApi` (default https://api.github.com, e.g. a GitHub Enterprise server's
+/// /api/v3); the token comes from GITHUB_TOKEN or GH_TOKEN. Prints the pull request's URL.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Run id (default: the latest run).
+    pub run: Option<String>,
+    /// Remote to push to.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Branch the pull request goes into (default: the forge repository's default branch).
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
+    /// Open it as a draft.
+    #[arg(long)]
+    pub draft: bool,
+    /// Print what was published as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Show what agents did: a task's transcript rendered for people (turns, tool calls, results,

@@ -30,6 +30,12 @@ pub struct Settings {
     pub fix_rounds: u32,
     /// `parallel.budget`: US dollars a run may spend, from the agents' own cost reports.
     pub budget: Option<f64>,
+    /// `parallel.remote`: where `publish` pushes (default `origin`).
+    pub remote: Option<String>,
+    /// `parallel.forgeRepo`: the forge repository (`owner/name`; default: from the remote's URL).
+    pub forge_repo: Option<String>,
+    /// `parallel.forgeApi`: the forge's REST API (default GitHub's).
+    pub forge_api: Option<String>,
     /// `parallel.copy` (multi-valued): untracked files copied into new worktrees.
     pub copy: Vec<String>,
     /// `parallel.sandboxRead` (multi-valued): paths a sandboxed agent sees read-only beyond
@@ -149,6 +155,9 @@ impl Settings {
             worktree_dir: string("parallel.worktreeDir").map(PathBuf::from),
             setup: string("parallel.setup"),
             check: string("parallel.check"),
+            remote: string("parallel.remote"),
+            forge_repo: string("parallel.forgeRepo"),
+            forge_api: string("parallel.forgeApi"),
             fix_rounds: nonneg("parallel.fixRounds")?.map(|v| v as u32).unwrap_or(2),
             budget: string("parallel.budget")
                 .map(|b| parse_budget(&b).map_err(|e| usage(format!("parallel.budget: {e}"))))

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod fault;
+pub mod forge;
 pub mod integrate;
 pub mod man;
 pub mod plan;

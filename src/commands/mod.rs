@@ -6,6 +6,7 @@ pub mod hooks;
 pub mod integrate;
 pub mod logs;
 pub mod plan;
+pub mod publish;
 pub mod report;
 pub mod resume;
 pub mod run;
@@ -50,6 +51,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Hooks(args) => hooks::run(&Context::open(dir)?, args),
         Command::Report(args) => report::run(&Context::open(dir)?, args),
         Command::Logs(args) => logs::run(&Context::open(dir)?, args),
+        Command::Publish(args) => publish::run(&Context::open(dir)?, args),
         Command::Worker(args) => worker::run(&Context::open(dir)?, args),
     }
 }

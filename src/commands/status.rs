@@ -74,6 +74,12 @@ fn run_view(s: &RunState) -> String {
         }
     }
     out.push_str(&ui::run::tasks_table(s));
+    if let Some(b) = ui::run::budget_line(s) {
+        out.push_str(&format!("\n{b}\n"));
+    }
+    if let Some(p) = &s.published {
+        out.push_str(&format!("\npublished as pull request #{} ({} into {}): {}\n", p.number, p.head, p.base, p.url));
+    }
     if let Some(h) = hint(s) {
         out.push_str(&format!("\n{h}\n"));
     }

@@ -136,6 +136,19 @@ impl Check {
     }
 }
 
+/// Where a run's result went on the forge.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    pub url: String,
+    pub number: u64,
+    pub remote: String,
+    /// The branch pushed (the pull request's head) and the one it goes into.
+    pub head: String,
+    pub base: String,
+    /// The commit pushed.
+    pub commit: String,
+}
+
 /// One run of a task's check command.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Check {
@@ -240,6 +253,8 @@ pub enum Event {
     },
     /// A task's check ran in its worktree once its agent ended (round 0), or after a fix round.
     Checked(Check),
+    /// The run's result was pushed and its pull request opened or updated.
+    Published(Published),
     /// A task was handed to a cluster engine as a job (`node` unset), or its job started on
     /// a node (recorded by the job itself).
     Job {
@@ -289,6 +304,7 @@ impl Event {
             Event::Ended { status } => format!("run {}", status.as_str()),
             Event::Integrated(i) if i.interrupted => "integration interrupted".to_string(),
             Event::Integrated(i) => format!("integrated {} tasks, {} conflicts", i.merged.len(), i.conflicts.len()),
+            Event::Published(p) => format!("published as {}", p.url),
         }
     }
 }
@@ -468,6 +484,9 @@ pub struct RunState {
     pub tasks: Vec<TaskState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration: Option<Integration>,
+    /// The pull request the run's result was last published as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Published>,
     /// Position of each task in `tasks`: lookups by id stay O(1) at 10,000 tasks.
     #[serde(skip)]
     index: std::collections::HashMap<String, usize>,
@@ -504,6 +523,7 @@ impl RunState {
             counts: Counts::default(),
             tasks: Vec::new(),
             integration: None,
+            published: None,
             index: Default::default(),
         }
     }
@@ -690,6 +710,10 @@ impl RunState {
                 }
                 self.integration = Some(Integration { result: i.clone(), at: r.at });
                 Touched::Some(changed)
+            }
+            Event::Published(p) => {
+                self.published = Some(p.clone());
+                Touched::None
             }
         }
     }

@@ -80,6 +80,12 @@ pub fn markdown(s: &RunState) -> String {
         t["input_tokens"],
         t["output_tokens"]
     ));
+    if let Some(p) = &s.published {
+        out.push_str(&format!(
+            "\nPublished as [pull request #{}]({}) (`{}` into `{}`).\n",
+            p.number, p.url, p.head, p.base
+        ));
+    }
     if let Some(b) = super::run::budget_line(s) {
         out.push_str(&format!("\n{}{}.\n", b[..1].to_uppercase(), &b[1..]));
     }

@@ -86,6 +86,9 @@ pub fn summary(s: &RunState) -> String {
     if let Some(b) = budget_line(s) {
         out.push_str(&format!("{b}\n"));
     }
+    if let Some(p) = &s.published {
+        out.push_str(&format!("published as pull request #{} ({} into {}): {}\n", p.number, p.head, p.base, p.url));
+    }
     if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
         out.push_str(&integration(i));
     }

@@ -1,0 +1,80 @@
+//! `git parallel publish`: the run's integrated result pushed, and one pull request for it on
+//! the forge, the run's report as its description; again, the same pull request updated.
+
+use super::Context;
+use crate::cli::PublishArgs;
+use crate::error::{usage, Error};
+use crate::forge::Forge;
+use crate::store::layout;
+use crate::store::runs::{self, Event, Published, RunLog, RunStatus};
+use crate::ui;
+use anyhow::Result;
+
+pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
+    let id = runs::resolve(&ctx.repo, args.run.as_deref())?;
+    let state = runs::load(&ctx.repo, &id)?;
+    if state.status == RunStatus::Running && state.orchestrator_alive() {
+        return Err(usage(format!("run {id} is still running; publish it once it ends")));
+    }
+    let Some((target, commit)) =
+        state.integration.as_ref().and_then(|i| Some((i.result.target.clone(), i.result.commit.clone()?)))
+    else {
+        return Err(Error::usage(format!("run {id} has no integrated result to publish"))
+            .with_hint(format!("integrate it first: git parallel integrate {id}"))
+            .into());
+    };
+    let s = &ctx.settings;
+    let remote = args.remote.clone().or_else(|| s.remote.clone()).unwrap_or_else(|| "origin".into());
+    let url = crate::proc::git_output(&ctx.repo.workdir, ["remote", "get-url", &remote])?;
+    if !url.ok() {
+        return Err(Error::usage(format!("no remote `{remote}` to publish to"))
+            .with_hint("name one with --remote or `git config parallel.remote NAME`")
+            .into());
+    }
+    let url = url.stdout_str().trim().to_string();
+    let Some(repo) = s.forge_repo.clone().or_else(|| crate::forge::repo_of_url(&url)) else {
+        return Err(Error::usage(format!("remote `{remote}` ({url}) is not a GitHub repository I can name"))
+            .with_hint("set it: git config parallel.forgeRepo OWNER/NAME")
+            .into());
+    };
+    let Some(token) = ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|k| std::env::var(k).ok().filter(|t| !t.is_empty()))
+    else {
+        return Err(Error::usage("publishing needs a forge token in GITHUB_TOKEN or GH_TOKEN").into());
+    };
+    let api = s.forge_api.clone().unwrap_or_else(|| "https://api.github.com".into());
+    let forge = Forge::new(&api, &repo, &token);
+    let base = match args.base.clone() {
+        Some(b) => b,
+        None => forge.default_branch()?,
+    };
+    // Our own branches may be rewritten by a later integration; a branch of yours is never
+    // forced.
+    let head = layout::short(&target).to_string();
+    let force = if head.starts_with("parallel/") { "+" } else { "" };
+    let pushed = crate::proc::git_output(
+        &ctx.repo.workdir,
+        ["push", "--quiet", &remote, &format!("{force}{commit}:refs/heads/{head}")],
+    )?;
+    if !pushed.ok() {
+        anyhow::bail!("git push to {remote} failed: {}", pushed.stderr_str().trim());
+    }
+    ui::note(&format!("pushed {head} ({}) to {remote}", &commit[..12.min(commit.len())]));
+    let report = crate::ui::report::markdown(&state);
+    let body = format!("{report}\n<!-- git-parallel run {id} -->\n");
+    let merged = state.integration.as_ref().map(|i| i.result.merged.len()).unwrap_or(0);
+    let title = format!("git-parallel run {id}: {merged} of {} tasks", state.tasks.len());
+    let (pr, opened) = match forge.find_open(&head)? {
+        Some(pr) => (forge.update(pr.number, &base, &title, &body)?, false),
+        None => (forge.open(&head, &base, &title, &body, args.draft)?, true),
+    };
+    ui::note(&format!("{} pull request #{} into {base}", if opened { "opened" } else { "updated" }, pr.number));
+    let published = Published { url: pr.url.clone(), number: pr.number, remote, head, base, commit };
+    let mut log = RunLog::open(&ctx.repo, &id)?;
+    log.append(Event::Published(published.clone()), &[])?;
+    if args.json {
+        ui::json(&serde_json::json!({"published": published, "opened": opened}))?;
+    } else {
+        ui::out(&format!("{}\n", pr.url))?;
+    }
+    Ok(0)
+}

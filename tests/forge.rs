@@ -1,0 +1,118 @@
+//! `publish`: the run's result pushed and one pull request for it, against a scripted forge
+//! (src/bin/fake-forge.rs) on 127.0.0.1 and a bare repository as the remote.
+
+mod common;
+use common::TestRepo;
+use std::process::{Command, Stdio};
+
+struct ForgeServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for ForgeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forge(r: &TestRepo) -> ForgeServer {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-forge"))
+        .args(["--token", "t0ken", "--state", r.scratch("pulls.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(r.scratch("forge.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+    ForgeServer { child, port }
+}
+
+fn pulls(r: &TestRepo) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(r.scratch("pulls.json")).unwrap_or_else(|_| "[]".into())).unwrap()
+}
+
+/// A repository whose run 1 has two tasks, one of them failed; a bare remote; the forge.
+fn published_repo() -> (TestRepo, ForgeServer, std::path::PathBuf) {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt alpha");
+    r.prompt("b", "", "fail");
+    r.commit("prompts");
+    r.gp(&["run", "prompts"]).code(1);
+    let remote = r.scratch("remote.git");
+    assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
+    r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let f = forge(&r);
+    r.git(&["config", "parallel.forgeRepo", "acme/widgets"]);
+    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{}", f.port)]);
+    (r, f, remote)
+}
+
+const TOKEN: [(&str, &str); 1] = [("GITHUB_TOKEN", "t0ken")];
+
+#[test]
+fn publish_pushes_the_result_and_opens_one_pull_request_then_updates_it() {
+    let (r, _f, remote) = published_repo();
+    let o = r.gp_env(&["publish", "1"], &TOKEN);
+    o.ok();
+    assert_eq!(o.stdout.trim(), "https://forge.example/acme/widgets/pull/1");
+    // The integrated commit is on the remote under the run's branch.
+    let pushed = Command::new("git")
+        .args(["--git-dir", remote.to_str().unwrap(), "rev-parse", "parallel/1/integration"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&pushed.stdout).trim(), r.git(&["rev-parse", "parallel/1/integration"]));
+    let p = pulls(&r);
+    assert_eq!(p.as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p[0]["head"]["ref"], "parallel/1/integration");
+    assert_eq!(p[0]["base"]["ref"], "main");
+    assert_eq!(p[0]["title"], "git-parallel run 1: 1 of 2 tasks");
+    // The description is the run's report: each task, its status, why one failed.
+    let body = p[0]["body"].as_str().unwrap();
+    assert!(body.contains("| a | succeeded |") && body.contains("| b | failed |"), "{body}");
+    // Recorded in the run, shown by status.
+    assert_eq!(r.run_state("1")["published"]["number"], 1);
+    assert!(r.gp(&["status", "1"]).stdout.contains("published as pull request #1"));
+    // Again (say after a resume): the same pull request is updated, never a second one.
+    let o = r.gp_env(&["publish", "1", "--json"], &TOKEN);
+    o.ok();
+    assert_eq!(o.json()["opened"], false);
+    let p = pulls(&r);
+    assert_eq!(p.as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p[0]["updates"], 1);
+}
+
+#[test]
+fn publish_says_what_is_missing_and_opens_nothing() {
+    let (r, _f, _) = published_repo();
+    // No token.
+    let o = r.gp_env(&["publish", "1"], &[("GITHUB_TOKEN", ""), ("GH_TOKEN", "")]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("GITHUB_TOKEN or GH_TOKEN"), "{}", o.stderr);
+    // A token the forge refuses: its own message, nothing recorded.
+    let o = r.gp_env(&["publish", "1"], &[("GITHUB_TOKEN", "wrong")]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("401 Bad credentials"), "{}", o.stderr);
+    assert!(r.run_state("1")["published"].is_null());
+    // No such remote.
+    let o = r.gp_env(&["publish", "1", "--remote", "nowhere"], &TOKEN);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("no remote `nowhere`"), "{}", o.stderr);
+    assert_eq!(pulls(&r).as_array().map(|a| a.len()).unwrap_or(0), 0);
+}
+
+#[test]
+fn a_run_without_an_integration_is_not_published() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt alpha");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    let o = r.gp_env(&["publish", "1"], &TOKEN);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("run 1 has no integrated result to publish"), "{}", o.stderr);
+}
