@@ -72,6 +72,16 @@ pub struct PlanArgs {
     /// List stored plans.
     #[arg(long, conflicts_with_all = ["paths", "dry_run", "allow_conflicts", "concurrency", "show"])]
     pub list: bool,
+
+    /// Write a prompt file for each open issue on the forge (title as heading, body as text,
+    /// `issue: N` kept so the published pull request closes it) into the one DIR given, then
+    /// plan that folder. Issues already there are written again.
+    #[arg(long, conflicts_with_all = ["show", "list"])]
+    pub from_issues: bool,
+
+    /// With --from-issues: only issues with this label.
+    #[arg(long, value_name = "LABEL", requires = "from_issues")]
+    pub label: Option<String>,
 }
 
 /// Agent profiles known to `--agent`.
@@ -155,6 +165,11 @@ pub struct RunArgs {
     /// With --budget: stop running agents too once it is spent.
     #[arg(long)]
     pub budget_hard: bool,
+
+    /// Once integrated, push the result and open (or update) its pull request, as `publish`
+    /// does (also `parallel.publish`).
+    #[arg(long)]
+    pub publish: bool,
 
     /// Run agents inside a bubblewrap sandbox: writes only to the worktree, its private git
     /// folder (with its own object store) and the run's branch folders.

@@ -30,6 +30,8 @@ pub struct Settings {
     pub fix_rounds: u32,
     /// `parallel.budget`: US dollars a run may spend, from the agents' own cost reports.
     pub budget: Option<f64>,
+    /// `parallel.publish`: `run` publishes its result once integrated.
+    pub publish: bool,
     /// `parallel.remote`: where `publish` pushes (default `origin`).
     pub remote: Option<String>,
     /// `parallel.forgeRepo`: the forge repository (`owner/name`; default: from the remote's URL).
@@ -156,6 +158,7 @@ impl Settings {
             setup: string("parallel.setup"),
             check: string("parallel.check"),
             remote: string("parallel.remote"),
+            publish: cfg.boolean("parallel.publish").unwrap_or(false),
             forge_repo: string("parallel.forgeRepo"),
             forge_api: string("parallel.forgeApi"),
             fix_rounds: nonneg("parallel.fixRounds")?.map(|v| v as u32).unwrap_or(2),

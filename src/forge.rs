@@ -110,6 +110,44 @@ impl Forge {
     }
 }
 
+/// An open issue (not a pull request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+}
+
+impl Forge {
+    /// Open issues, with `label` if given (pull requests, which the API lists too, left out).
+    pub fn open_issues(&self, label: Option<&str>) -> Result<Vec<Issue>> {
+        let mut out = Vec::new();
+        for page in 1..=50 {
+            let mut path = format!("/issues?state=open&per_page=100&page={page}");
+            if let Some(l) = label {
+                path.push_str(&format!("&labels={}", l.replace(' ', "%20").replace(',', "%2C")));
+            }
+            let v = self.ok("GET", &path, None)?;
+            let items = v.as_array().cloned().unwrap_or_default();
+            for i in &items {
+                if i.get("pull_request").is_some() {
+                    continue;
+                }
+                let (Some(number), Some(title)) = (i["number"].as_u64(), i["title"].as_str()) else { continue };
+                out.push(Issue {
+                    number,
+                    title: title.to_string(),
+                    body: i["body"].as_str().unwrap_or("").to_string(),
+                });
+            }
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn pull(v: &Value) -> Option<PullRequest> {
     Some(PullRequest { number: v["number"].as_u64()?, url: v["html_url"].as_str()?.to_string() })
 }

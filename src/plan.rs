@@ -32,6 +32,9 @@ pub struct PlannedTask {
     /// The task's own check command (front matter `check:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// The forge issue it comes from (front matter `issue:`): its pull request closes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<u64>,
     pub files: Vec<String>,
     /// Explicit dependencies.
     pub depends_on: Vec<String>,
@@ -356,6 +359,7 @@ pub fn build(
                 agent: p.agent.clone(),
                 timeout_secs: p.timeout_secs,
                 check: p.check.clone(),
+                issue: p.issue,
                 files: f.clone(),
                 depends_on: dag.explicit[i].iter().map(|&j| dag.ids[j].clone()).collect(),
                 after: dag.ordering[i].iter().map(|&j| dag.ids[j].clone()).collect(),

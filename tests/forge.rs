@@ -116,3 +116,49 @@ fn a_run_without_an_integration_is_not_published() {
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("run 1 has no integrated result to publish"), "{}", o.stderr);
 }
+
+#[test]
+fn plan_from_issues_writes_prompts_and_the_pull_request_closes_what_landed() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let issues = serde_json::json!([
+        {"number": 7, "title": "Add a.txt", "body": "```fake-agent\nwrite a.txt alpha\n```", "labels": ["agent"]},
+        {"number": 8, "title": "Break things", "body": "```fake-agent\nfail\n```", "labels": ["agent"]},
+        {"number": 9, "title": "Not for agents", "body": "people only", "labels": ["people"]},
+        {"number": 10, "title": "A pull request", "body": "", "labels": ["agent"], "pull_request": {}}
+    ]);
+    std::fs::write(r.scratch("issues.json"), issues.to_string()).unwrap();
+    let remote = r.scratch("remote.git");
+    assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
+    r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-forge"))
+        .args(["--token", "t0ken", "--state", r.scratch("pulls.json").to_str().unwrap()])
+        .args(["--issues", r.scratch("issues.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port: u16 = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        line.trim().strip_prefix("PORT ").unwrap().parse().unwrap()
+    };
+    let _f = ForgeServer { child, port };
+    r.git(&["config", "parallel.forgeRepo", "acme/widgets"]);
+    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{port}")]);
+    let o = r.gp_env(&["plan", "--from-issues", "--label", "agent", "issues"], &TOKEN);
+    o.ok();
+    assert!(o.stderr.contains("wrote 2 prompt(s) from open issues"), "{}", o.stderr);
+    let a = r.read("issues/issue-7.md");
+    assert!(a.starts_with("---\nissue: 7\n---\n# Add a.txt\n"), "{a}");
+    assert!(!r.path("issues/issue-9.md").exists() && !r.path("issues/issue-10.md").exists());
+    r.commit("issue prompts");
+    r.gp_env(&["run", "issues", "--publish"], &TOKEN).code(1);
+    let p = pulls(&r);
+    let body = p[0]["body"].as_str().unwrap();
+    // Issue 7's task landed, 8's failed: only 7 is closed.
+    assert!(body.starts_with("Closes #7\n\n"), "{body}");
+    assert!(!body.contains("Closes #8"), "{body}");
+    assert_eq!(r.run_state("1")["published"]["number"], 1);
+}

@@ -1,9 +1,11 @@
 //! A stand-in for the GitHub REST API that `git parallel publish` talks to, for tests: pull
 //! requests kept in memory and written to a state file after each change, a token required.
 //!
-//! Usage: fake-forge --token TOKEN --state FILE [--port N]; prints `PORT n` once listening.
-//! Answers: GET /repos/O/R, GET /repos/O/R/pulls?head=O:BRANCH&state=open,
-//! POST /repos/O/R/pulls, PATCH /repos/O/R/pulls/N. Every request is logged on stderr.
+//! Usage: fake-forge --token TOKEN --state FILE [--issues FILE] [--port N]; prints `PORT n`
+//! once listening. Answers: GET /repos/O/R, GET /repos/O/R/pulls?head=O:BRANCH&state=open,
+//! POST /repos/O/R/pulls, PATCH /repos/O/R/pulls/N, GET /repos/O/R/issues?labels=L (the
+//! issues file: a JSON list of {number, title, body, labels, pull_request?}). Every request
+//! is logged on stderr.
 
 use serde_json::{json, Value};
 use std::io::Write;
@@ -19,6 +21,9 @@ fn main() {
     writeln!(out, "PORT {}", server.server_addr().to_ip().expect("ip").port()).unwrap();
     out.flush().unwrap();
     let mut pulls: Vec<Value> = Vec::new();
+    let issues: Vec<Value> = arg("--issues")
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).expect("issues file")).expect("issues JSON"))
+        .unwrap_or_default();
     for mut req in server.incoming_requests() {
         let mut body = String::new();
         let _ = req.as_reader().read_to_string(&mut body);
@@ -31,7 +36,7 @@ fn main() {
         let (code, answer) = if !authorized {
             (401, json!({"message": "Bad credentials"}))
         } else {
-            route(req.method(), &url, &body, &mut pulls)
+            route(req.method(), &url, &body, &mut pulls, &issues)
         };
         std::fs::write(&state_file, serde_json::to_vec_pretty(&pulls).unwrap()).unwrap();
         let header = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
@@ -40,12 +45,28 @@ fn main() {
     }
 }
 
-fn route(method: &tiny_http::Method, url: &str, body: &str, pulls: &mut Vec<Value>) -> (u16, Value) {
+fn route(method: &tiny_http::Method, url: &str, body: &str, pulls: &mut Vec<Value>, issues: &[Value]) -> (u16, Value) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     use tiny_http::Method::*;
     match (method, parts.as_slice()) {
+        (Get, ["repos", _, _, "issues"]) => {
+            let label = query.split('&').find_map(|kv| kv.strip_prefix("labels=")).map(|l| l.replace("%20", " "));
+            let page: usize = query.split('&').find_map(|kv| kv.strip_prefix("page=")?.parse().ok()).unwrap_or(1);
+            let found: Vec<Value> = issues
+                .iter()
+                .filter(|i| {
+                    label
+                        .as_ref()
+                        .is_none_or(|l| i["labels"].as_array().is_some_and(|ls| ls.iter().any(|x| x == l.as_str())))
+                })
+                .skip((page - 1) * 100)
+                .take(100)
+                .cloned()
+                .collect();
+            (200, Value::Array(found))
+        }
         (Get, ["repos", o, r]) => (200, json!({"full_name": format!("{o}/{r}"), "default_branch": "main"})),
         (Get, ["repos", _, _, "pulls"]) => {
             let head = query.split('&').find_map(|kv| kv.strip_prefix("head=")).unwrap_or("");

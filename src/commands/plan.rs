@@ -92,6 +92,30 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    if args.from_issues {
+        let [dir] = args.paths.as_slice() else {
+            return Err(crate::error::usage(
+                "--from-issues writes the issues' prompts into one folder: name it (e.g. prompts/issues)",
+            ));
+        };
+        let (forge, _) = super::publish::forge_for(ctx, None)?;
+        let issues = forge.open_issues(args.label.as_deref())?;
+        if issues.is_empty() {
+            return Err(crate::error::usage(format!(
+                "no open issues{} to plan",
+                args.label.as_ref().map(|l| format!(" labelled {l}")).unwrap_or_default()
+            )));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::error::usage(format!("cannot create {}: {e}", dir.display())))?;
+        for i in &issues {
+            // The title is the issue's; a body of people's words stays as they wrote it.
+            let text =
+                format!("---\nissue: {}\n---\n# {}\n\n{}\n", i.number, i.title.replace('\n', " "), i.body.trim());
+            std::fs::write(dir.join(format!("issue-{}.md", i.number)), text)?;
+        }
+        ui::note(&format!("wrote {} prompt(s) from open issues into {}", issues.len(), dir.display()));
+    }
     let workers = default_workers(ctx, args.concurrency)?;
     let p = make(ctx, &args.paths, workers, args.allow_conflicts, args.dry_run)?;
     if args.json {

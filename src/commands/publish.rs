@@ -16,18 +16,23 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
     if state.status == RunStatus::Running && state.orchestrator_alive() {
         return Err(usage(format!("run {id} is still running; publish it once it ends")));
     }
-    let Some((target, commit)) =
-        state.integration.as_ref().and_then(|i| Some((i.result.target.clone(), i.result.commit.clone()?)))
-    else {
-        return Err(Error::usage(format!("run {id} has no integrated result to publish"))
-            .with_hint(format!("integrate it first: git parallel integrate {id}"))
-            .into());
-    };
+    let (published, opened) = publish(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft)?;
+    if args.json {
+        ui::json(&serde_json::json!({"published": published, "opened": opened}))?;
+    } else {
+        ui::out(&format!("{}\n", published.url))?;
+    }
+    Ok(0)
+}
+
+/// The forge of the repository behind `remote` (default `parallel.remote`, else `origin`),
+/// and that remote's name.
+pub fn forge_for(ctx: &Context, remote: Option<&str>) -> Result<(Forge, String)> {
     let s = &ctx.settings;
-    let remote = args.remote.clone().or_else(|| s.remote.clone()).unwrap_or_else(|| "origin".into());
+    let remote = remote.map(String::from).or_else(|| s.remote.clone()).unwrap_or_else(|| "origin".into());
     let url = crate::proc::git_output(&ctx.repo.workdir, ["remote", "get-url", &remote])?;
     if !url.ok() {
-        return Err(Error::usage(format!("no remote `{remote}` to publish to"))
+        return Err(Error::usage(format!("no remote `{remote}` to reach the forge through"))
             .with_hint("name one with --remote or `git config parallel.remote NAME`")
             .into());
     }
@@ -39,12 +44,33 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
     };
     let Some(token) = ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|k| std::env::var(k).ok().filter(|t| !t.is_empty()))
     else {
-        return Err(Error::usage("publishing needs a forge token in GITHUB_TOKEN or GH_TOKEN").into());
+        return Err(Error::usage("the forge needs a token in GITHUB_TOKEN or GH_TOKEN").into());
     };
     let api = s.forge_api.clone().unwrap_or_else(|| "https://api.github.com".into());
-    let forge = Forge::new(&api, &repo, &token);
-    let base = match args.base.clone() {
-        Some(b) => b,
+    Ok((Forge::new(&api, &repo, &token), remote))
+}
+
+/// Push run `id`'s integrated result and open (or update) its pull request; what was published
+/// and whether the pull request is new. Also what `run --publish` does at the end.
+pub fn publish(
+    ctx: &Context,
+    id: &str,
+    remote: Option<&str>,
+    base: Option<&str>,
+    draft: bool,
+) -> Result<(Published, bool)> {
+    let id = id.to_string();
+    let state = runs::load(&ctx.repo, &id)?;
+    let Some((target, commit)) =
+        state.integration.as_ref().and_then(|i| Some((i.result.target.clone(), i.result.commit.clone()?)))
+    else {
+        return Err(Error::usage(format!("run {id} has no integrated result to publish"))
+            .with_hint(format!("integrate it first: git parallel integrate {id}"))
+            .into());
+    };
+    let (forge, remote) = forge_for(ctx, remote)?;
+    let base = match base {
+        Some(b) => b.to_string(),
         None => forge.default_branch()?,
     };
     // Our own branches may be rewritten by a later integration; a branch of yours is never
@@ -60,21 +86,29 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
     }
     ui::note(&format!("pushed {head} ({}) to {remote}", &commit[..12.min(commit.len())]));
     let report = crate::ui::report::markdown(&state);
-    let body = format!("{report}\n<!-- git-parallel run {id} -->\n");
+    // Each landed task that came from an issue closes it when the pull request merges.
+    let merged = state.integration.as_ref().map(|i| i.result.merged.clone()).unwrap_or_default();
+    let closes: Vec<String> = crate::store::plans::load(&ctx.repo, &state.plan)
+        .map(|p| {
+            p.tasks
+                .iter()
+                .filter(|t| merged.contains(&t.id))
+                .filter_map(|t| t.issue)
+                .map(|n| format!("Closes #{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let closes = if closes.is_empty() { String::new() } else { format!("{}\n\n", closes.join("\n")) };
+    let body = format!("{closes}{report}\n<!-- git-parallel run {id} -->\n");
     let merged = state.integration.as_ref().map(|i| i.result.merged.len()).unwrap_or(0);
     let title = format!("git-parallel run {id}: {merged} of {} tasks", state.tasks.len());
     let (pr, opened) = match forge.find_open(&head)? {
         Some(pr) => (forge.update(pr.number, &base, &title, &body)?, false),
-        None => (forge.open(&head, &base, &title, &body, args.draft)?, true),
+        None => (forge.open(&head, &base, &title, &body, draft)?, true),
     };
     ui::note(&format!("{} pull request #{} into {base}", if opened { "opened" } else { "updated" }, pr.number));
     let published = Published { url: pr.url.clone(), number: pr.number, remote, head, base, commit };
     let mut log = RunLog::open(&ctx.repo, &id)?;
     log.append(Event::Published(published.clone()), &[])?;
-    if args.json {
-        ui::json(&serde_json::json!({"published": published, "opened": opened}))?;
-    } else {
-        ui::out(&format!("{}\n", pr.url))?;
-    }
-    Ok(0)
+    Ok((published, opened))
 }

@@ -116,6 +116,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         into: into.or_else(|| state.integration.as_ref().map(|i| i.result.target.clone())),
         verify,
         resolve: o.resolve,
+        publish: o.publish,
     };
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

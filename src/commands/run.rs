@@ -23,6 +23,8 @@ pub struct IntegrateOpts {
     pub verify: Option<String>,
     /// Conflicts go back to their tasks' agents.
     pub resolve: bool,
+    /// Publish the integrated result at the end.
+    pub publish: bool,
 }
 
 static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
@@ -221,10 +223,24 @@ pub fn drive(
     if let Err(e) = crate::store::objects::auto_maintenance(&ctx.repo) {
         ui::note(&format!("warning: {e:#}"));
     }
+    let mut publish_failed = false;
+    if integ.publish
+        && log.state().integration.as_ref().is_some_and(|i| i.result.commit.is_some() && !i.result.interrupted)
+    {
+        match super::publish::publish(ctx, &log.id, None, None, false) {
+            Ok(_) => log.refresh()?,
+            Err(e) => {
+                // The run's work is all there; only the forge step failed: say so, exit 1.
+                ui::note(&format!("publishing failed: {e:#} (try again: git parallel publish {})", log.id));
+                publish_failed = true;
+            }
+        }
+    }
     if !json {
         ui::out(&ui::run::summary(log.state()))?;
     }
     Ok(match status {
+        RunStatus::Succeeded if publish_failed => 1,
         RunStatus::Succeeded => 0,
         RunStatus::Interrupted if budget && !ctl.stop.load(std::sync::atomic::Ordering::SeqCst) => 1,
         RunStatus::Interrupted | RunStatus::Cancelled => 130,
@@ -354,6 +370,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             resolve: args.resolve,
             budget,
             budget_hard: args.budget_hard,
+            publish: args.publish || ctx.settings.publish,
         }),
         &[],
     )?;
@@ -363,6 +380,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         into: args.into.clone(),
         verify: args.verify.clone(),
         resolve: args.resolve,
+        publish: args.publish || ctx.settings.publish,
     };
     let mut opts = opts;
     opts.sandbox = args.sandbox;

@@ -16,7 +16,7 @@ pub const MAX_FRONT_MATTER: usize = 64 * 1024;
 
 /// Keys the front matter may carry.
 pub const KNOWN_KEYS: &[&str] =
-    &["id", "title", "depends_on", "files", "type", "priority", "agent", "timeout", "estimate", "check"];
+    &["id", "title", "depends_on", "files", "type", "priority", "agent", "timeout", "estimate", "check", "issue"];
 
 /// One string or a list of strings (`depends_on: a` and `depends_on: [a, b]` both work).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,6 +79,7 @@ struct FrontMatter {
     timeout: Option<Scalar>,
     estimate: Option<Scalar>,
     check: Option<String>,
+    issue: Option<u64>,
 }
 
 /// A parsed prompt file.
@@ -101,6 +102,8 @@ pub struct Prompt {
     pub estimate_min: Option<f64>,
     /// The task's own check command (front matter `check:`), over `parallel.check`.
     pub check: Option<String>,
+    /// The forge issue the task comes from (front matter `issue:`).
+    pub issue: Option<u64>,
     /// Warnings (unknown keys) with their `file:line:` prefix.
     pub warnings: Vec<String>,
 }
@@ -235,6 +238,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         timeout_secs: timeout.map(|d| d.as_secs().max(1)),
         estimate_min: estimate.map(|d| d.as_secs_f64() / 60.0),
         check: front.check.filter(|c| !c.trim().is_empty()),
+        issue: front.issue,
         warnings,
     })
 }

@@ -823,6 +823,8 @@ pub struct RunOptions {
     pub budget: Option<f64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub budget_hard: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish: bool,
 }
 
 /// The task an event is about, if any.
