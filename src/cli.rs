@@ -244,6 +244,13 @@ pub struct PublishArgs {
     /// Open it as a draft.
     #[arg(long)]
     pub draft: bool,
+    /// Then wait for the pushed commit's CI (check runs and commit statuses), record how it
+    /// ended and name what failed; exit 1 when something did.
+    #[arg(long)]
+    pub wait_checks: bool,
+    /// Longest wait for --wait-checks (default 60m).
+    #[arg(long, value_name = "DURATION", requires = "wait_checks")]
+    pub checks_timeout: Option<String>,
     /// Print what was published as JSON.
     #[arg(long)]
     pub json: bool,

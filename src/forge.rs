@@ -110,6 +110,46 @@ impl Forge {
     }
 }
 
+/// Where a commit's CI stands: its check runs and commit statuses together.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checks {
+    /// Every check and status has ended (and there is at least one).
+    pub done: bool,
+    /// Names of those that ended otherwise than success (neutral and skipped count as passed).
+    pub failing: Vec<String>,
+    /// Names of those still queued or running.
+    pub pending: Vec<String>,
+}
+
+impl Forge {
+    /// The check runs and commit statuses of `sha`.
+    pub fn checks(&self, sha: &str) -> Result<Checks> {
+        let runs = self.ok("GET", &format!("/commits/{sha}/check-runs?per_page=100"), None)?;
+        let status = self.ok("GET", &format!("/commits/{sha}/status"), None)?;
+        let mut c = Checks::default();
+        for r in runs["check_runs"].as_array().into_iter().flatten() {
+            let name = r["name"].as_str().unwrap_or("?").to_string();
+            match (r["status"].as_str(), r["conclusion"].as_str()) {
+                (Some("completed"), Some("success" | "neutral" | "skipped")) => {}
+                (Some("completed"), _) => c.failing.push(name),
+                _ => c.pending.push(name),
+            }
+        }
+        for s in status["statuses"].as_array().into_iter().flatten() {
+            let name = s["context"].as_str().unwrap_or("?").to_string();
+            match s["state"].as_str() {
+                Some("success") => {}
+                Some("pending") => c.pending.push(name),
+                _ => c.failing.push(name),
+            }
+        }
+        let seen = runs["check_runs"].as_array().is_some_and(|a| !a.is_empty())
+            || status["statuses"].as_array().is_some_and(|a| !a.is_empty());
+        c.done = seen && c.pending.is_empty();
+        Ok(c)
+    }
+}
+
 /// An open issue (not a pull request).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Issue {

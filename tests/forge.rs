@@ -162,3 +162,52 @@ fn plan_from_issues_writes_prompts_and_the_pull_request_closes_what_landed() {
     assert!(!body.contains("Closes #8"), "{body}");
     assert_eq!(r.run_state("1")["published"]["number"], 1);
 }
+
+#[test]
+fn wait_checks_follows_ci_to_its_end_and_names_what_failed() {
+    let (r, f, _) = published_repo();
+    drop(f);
+    // A forge whose CI is still running, then ends with one failure.
+    let checks = r.scratch("checks.json");
+    let running = serde_json::json!({
+        "check_runs": [{"name": "build", "status": "in_progress"}, {"name": "lint", "status": "completed", "conclusion": "success"}],
+        "statuses": [{"context": "ci/legacy", "state": "pending"}]
+    });
+    std::fs::write(&checks, running.to_string()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-forge"))
+        .args(["--token", "t0ken", "--state", r.scratch("pulls.json").to_str().unwrap()])
+        .args(["--checks", checks.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port: u16 = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        line.trim().strip_prefix("PORT ").unwrap().parse().unwrap()
+    };
+    let _f = ForgeServer { child, port };
+    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{port}")]);
+    let env = [("GITHUB_TOKEN", "t0ken"), ("GIT_PARALLEL_CHECKS_POLL_MS", "100")];
+    let mut c = r.command(common::bin());
+    c.args(["publish", "1", "--wait-checks"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let child = c.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let ended = serde_json::json!({
+        "check_runs": [{"name": "build", "status": "completed", "conclusion": "failure"}, {"name": "lint", "status": "completed", "conclusion": "success"}],
+        "statuses": [{"context": "ci/legacy", "state": "success"}]
+    });
+    std::fs::write(&checks, ended.to_string()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("waiting for build, ci/legacy"), "{stderr}");
+    assert!(stderr.contains("failed: build"), "{stderr}");
+    let p = &r.run_state("1")["published"];
+    assert_eq!(p["checks"]["failing"], serde_json::json!(["build"]), "{p}");
+    assert!(r.gp(&["status", "1"]).stdout.contains("checks failed: build"));
+}

@@ -21,6 +21,7 @@ fn main() {
     writeln!(out, "PORT {}", server.server_addr().to_ip().expect("ip").port()).unwrap();
     out.flush().unwrap();
     let mut pulls: Vec<Value> = Vec::new();
+    let checks_file = arg("--checks");
     let issues: Vec<Value> = arg("--issues")
         .map(|f| serde_json::from_str(&std::fs::read_to_string(f).expect("issues file")).expect("issues JSON"))
         .unwrap_or_default();
@@ -36,7 +37,12 @@ fn main() {
         let (code, answer) = if !authorized {
             (401, json!({"message": "Bad credentials"}))
         } else {
-            route(req.method(), &url, &body, &mut pulls, &issues)
+            let checks: Value = checks_file
+                .as_ref()
+                .and_then(|f| std::fs::read_to_string(f).ok())
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(json!({}));
+            route(req.method(), &url, &body, &mut pulls, &issues, &checks)
         };
         std::fs::write(&state_file, serde_json::to_vec_pretty(&pulls).unwrap()).unwrap();
         let header = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
@@ -45,7 +51,14 @@ fn main() {
     }
 }
 
-fn route(method: &tiny_http::Method, url: &str, body: &str, pulls: &mut Vec<Value>, issues: &[Value]) -> (u16, Value) {
+fn route(
+    method: &tiny_http::Method,
+    url: &str,
+    body: &str,
+    pulls: &mut Vec<Value>,
+    issues: &[Value],
+    checks: &Value,
+) -> (u16, Value) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
@@ -66,6 +79,14 @@ fn route(method: &tiny_http::Method, url: &str, body: &str, pulls: &mut Vec<Valu
                 .cloned()
                 .collect();
             (200, Value::Array(found))
+        }
+        // The checks file (re-read at each request, so a test can move CI along):
+        // {"check_runs": [...], "statuses": [...]}, the same for every commit.
+        (Get, ["repos", _, _, "commits", _, "check-runs"]) => {
+            (200, json!({"check_runs": checks["check_runs"].as_array().cloned().unwrap_or_default()}))
+        }
+        (Get, ["repos", _, _, "commits", _, "status"]) => {
+            (200, json!({"statuses": checks["statuses"].as_array().cloned().unwrap_or_default()}))
         }
         (Get, ["repos", o, r]) => (200, json!({"full_name": format!("{o}/{r}"), "default_branch": "main"})),
         (Get, ["repos", _, _, "pulls"]) => {

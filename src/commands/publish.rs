@@ -16,13 +16,60 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
     if state.status == RunStatus::Running && state.orchestrator_alive() {
         return Err(usage(format!("run {id} is still running; publish it once it ends")));
     }
-    let (published, opened) = publish(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft)?;
+    let timeout = match &args.checks_timeout {
+        Some(t) => crate::config::parse_duration(t).map_err(|e| usage(format!("--checks-timeout: {e}")))?,
+        None => std::time::Duration::from_secs(60 * 60),
+    };
+    let (mut published, opened) = publish(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft)?;
+    let mut code = 0;
+    if args.wait_checks {
+        let checks = wait_checks(ctx, &published, timeout)?;
+        if !checks.failing.is_empty() || !checks.done {
+            code = 1;
+        }
+        published.checks = Some(checks);
+        RunLog::open(&ctx.repo, &id)?.append(Event::Published(published.clone()), &[])?;
+    }
     if args.json {
         ui::json(&serde_json::json!({"published": published, "opened": opened}))?;
     } else {
         ui::out(&format!("{}\n", published.url))?;
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// Poll the pushed commit's CI until it ends or `timeout` passes; say how it ended.
+fn wait_checks(ctx: &Context, p: &Published, timeout: std::time::Duration) -> Result<crate::forge::Checks> {
+    let (forge, _) = forge_for(ctx, Some(&p.remote))?;
+    // Every 10 s, as the forge's rate limits allow (the variable is for tests).
+    let every = std::env::var("GIT_PARALLEL_CHECKS_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let ctl = super::run::interrupt_control();
+    let start = std::time::Instant::now();
+    let mut said = String::new();
+    loop {
+        let c = forge.checks(&p.commit)?;
+        let now = match (c.done, c.failing.is_empty()) {
+            (true, true) => "passed".to_string(),
+            (true, false) => format!("failed: {}", c.failing.join(", ")),
+            (false, _) if c.pending.is_empty() => "none reported yet".to_string(),
+            (false, _) => format!("waiting for {}", c.pending.join(", ")),
+        };
+        if now != said {
+            ui::note(&format!("checks of {}: {now}", &p.commit[..12.min(p.commit.len())]));
+            said = now;
+        }
+        if c.done || start.elapsed() >= timeout || ctl.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if !c.done {
+                ui::note("stopped waiting for the checks before they ended");
+            }
+            return Ok(c);
+        }
+        std::thread::sleep(every);
+    }
 }
 
 /// The forge of the repository behind `remote` (default `parallel.remote`, else `origin`),
@@ -107,7 +154,7 @@ pub fn publish(
         None => (forge.open(&head, &base, &title, &body, draft)?, true),
     };
     ui::note(&format!("{} pull request #{} into {base}", if opened { "opened" } else { "updated" }, pr.number));
-    let published = Published { url: pr.url.clone(), number: pr.number, remote, head, base, commit };
+    let published = Published { url: pr.url.clone(), number: pr.number, remote, head, base, commit, checks: None };
     let mut log = RunLog::open(&ctx.repo, &id)?;
     log.append(Event::Published(published.clone()), &[])?;
     Ok((published, opened))

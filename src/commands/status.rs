@@ -78,7 +78,7 @@ fn run_view(s: &RunState) -> String {
         out.push_str(&format!("\n{b}\n"));
     }
     if let Some(p) = &s.published {
-        out.push_str(&format!("\npublished as pull request #{} ({} into {}): {}\n", p.number, p.head, p.base, p.url));
+        out.push_str(&format!("\n{}\n", ui::run::published_line(p)));
     }
     if let Some(h) = hint(s) {
         out.push_str(&format!("\n{h}\n"));

@@ -87,12 +87,23 @@ pub fn summary(s: &RunState) -> String {
         out.push_str(&format!("{b}\n"));
     }
     if let Some(p) = &s.published {
-        out.push_str(&format!("published as pull request #{} ({} into {}): {}\n", p.number, p.head, p.base, p.url));
+        out.push_str(&format!("{}\n", published_line(p)));
     }
     if let Some(i) = s.integration.as_ref().map(|i| &i.result) {
         out.push_str(&integration(i));
     }
     out
+}
+
+/// Where the run was published, and how its CI ended if that was waited for.
+pub fn published_line(p: &crate::store::runs::Published) -> String {
+    let checks = match &p.checks {
+        None => String::new(),
+        Some(c) if !c.done => format!("; checks not ended ({} pending)", c.pending.len()),
+        Some(c) if c.failing.is_empty() => "; checks passed".to_string(),
+        Some(c) => format!("; checks failed: {}", c.failing.join(", ")),
+    };
+    sanitize(&format!("published as pull request #{} ({} into {}): {}{checks}", p.number, p.head, p.base, p.url))
 }
 
 /// `spent $1.20 of the $5.00 budget (2 tasks reported no cost)`, for a run with a budget.
