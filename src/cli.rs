@@ -244,6 +244,10 @@ pub struct PublishArgs {
     /// Open it as a draft.
     #[arg(long)]
     pub draft: bool,
+    /// Also keep one tracking issue for the run: a checklist of its tasks, ticked as they land,
+    /// linked from the pull request and updated at every publish.
+    #[arg(long)]
+    pub issue: bool,
     /// Then wait for the pushed commit's CI (check runs and commit statuses), record how it
     /// ended and name what failed; exit 1 when something did.
     #[arg(long)]

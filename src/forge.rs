@@ -150,6 +150,18 @@ impl Forge {
     }
 }
 
+impl Forge {
+    /// Open an issue; its number.
+    pub fn open_issue(&self, title: &str, body: &str) -> Result<u64> {
+        let v = self.ok("POST", "/issues", Some(&json!({"title": title, "body": body})))?;
+        v["number"].as_u64().context("the forge's answer names no issue")
+    }
+
+    pub fn update_issue(&self, number: u64, title: &str, body: &str) -> Result<()> {
+        self.ok("PATCH", &format!("/issues/{number}"), Some(&json!({"title": title, "body": body}))).map(|_| ())
+    }
+}
+
 /// An open issue (not a pull request).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Issue {

@@ -211,3 +211,28 @@ fn wait_checks_follows_ci_to_its_end_and_names_what_failed() {
     assert_eq!(p["checks"]["failing"], serde_json::json!(["build"]), "{p}");
     assert!(r.gp(&["status", "1"]).stdout.contains("checks failed: build"));
 }
+
+#[test]
+fn a_tracking_issue_lists_the_tasks_and_is_updated_not_duplicated() {
+    let (r, _f, _) = published_repo();
+    r.gp_env(&["publish", "1", "--issue"], &TOKEN).ok();
+    let issues: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.issues", r.scratch("pulls.json").display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(issues.as_array().unwrap().len(), 1, "{issues}");
+    let body = issues[0]["body"].as_str().unwrap();
+    assert!(body.contains("- [x] a (landed)"), "{body}");
+    assert!(body.contains("- [ ] b (failed"), "{body}");
+    let n = issues[0]["number"].as_u64().unwrap();
+    // Linked from the pull request.
+    assert!(pulls(&r)[0]["body"].as_str().unwrap().contains(&format!("Tracking issue: #{n}")));
+    // Published again: the same issue updated.
+    r.gp_env(&["publish", "1", "--issue"], &TOKEN).ok();
+    let issues: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.issues", r.scratch("pulls.json").display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(issues.as_array().unwrap().len(), 1, "{issues}");
+    assert_eq!(issues[0]["updates"], 1);
+}

@@ -21,6 +21,8 @@ fn main() {
     writeln!(out, "PORT {}", server.server_addr().to_ip().expect("ip").port()).unwrap();
     out.flush().unwrap();
     let mut pulls: Vec<Value> = Vec::new();
+    // Issues opened through the API (tracking issues), written beside the state file.
+    let mut opened: Vec<Value> = Vec::new();
     let checks_file = arg("--checks");
     let issues: Vec<Value> = arg("--issues")
         .map(|f| serde_json::from_str(&std::fs::read_to_string(f).expect("issues file")).expect("issues JSON"))
@@ -42,9 +44,10 @@ fn main() {
                 .and_then(|f| std::fs::read_to_string(f).ok())
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or(json!({}));
-            route(req.method(), &url, &body, &mut pulls, &issues, &checks)
+            route(req.method(), &url, &body, &mut pulls, &issues, &checks, &mut opened)
         };
         std::fs::write(&state_file, serde_json::to_vec_pretty(&pulls).unwrap()).unwrap();
+        std::fs::write(format!("{state_file}.issues"), serde_json::to_vec_pretty(&opened).unwrap()).unwrap();
         let header = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
         let _ = req
             .respond(tiny_http::Response::from_string(answer.to_string()).with_status_code(code).with_header(header));
@@ -58,6 +61,7 @@ fn route(
     pulls: &mut Vec<Value>,
     issues: &[Value],
     checks: &Value,
+    opened: &mut Vec<Value>,
 ) -> (u16, Value) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -87,6 +91,25 @@ fn route(
         }
         (Get, ["repos", _, _, "commits", _, "status"]) => {
             (200, json!({"statuses": checks["statuses"].as_array().cloned().unwrap_or_default()}))
+        }
+        (Post, ["repos", _, _, "issues"]) => {
+            let number = 1000 + opened.len() as u64;
+            let issue = json!({"number": number, "title": input["title"], "body": input["body"], "updates": 0,
+                "html_url": format!("https://forge.example/issues/{number}")});
+            opened.push(issue.clone());
+            (201, issue)
+        }
+        (Patch, ["repos", _, _, "issues", n]) => {
+            let Some(i) = opened.iter_mut().find(|i| i["number"].as_u64() == n.parse::<u64>().ok()) else {
+                return (404, json!({"message": "Not Found"}));
+            };
+            for key in ["title", "body"] {
+                if let Some(v) = input.get(key) {
+                    i[key] = v.clone();
+                }
+            }
+            i["updates"] = json!(i["updates"].as_u64().unwrap_or(0) + 1);
+            (200, i.clone())
         }
         (Get, ["repos", o, r]) => (200, json!({"full_name": format!("{o}/{r}"), "default_branch": "main"})),
         (Get, ["repos", _, _, "pulls"]) => {

@@ -20,7 +20,8 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
         Some(t) => crate::config::parse_duration(t).map_err(|e| usage(format!("--checks-timeout: {e}")))?,
         None => std::time::Duration::from_secs(60 * 60),
     };
-    let (mut published, opened) = publish(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft)?;
+    let (mut published, opened) =
+        publish(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft, args.issue)?;
     let mut code = 0;
     if args.wait_checks {
         let checks = wait_checks(ctx, &published, timeout)?;
@@ -36,6 +37,21 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
         ui::out(&format!("{}\n", published.url))?;
     }
     Ok(code)
+}
+
+/// A run's tasks as a checklist: ticked once integrated, else with their state and why.
+fn checklist(s: &runs::RunState) -> String {
+    let merged = s.integration.as_ref().map(|i| i.result.merged.clone()).unwrap_or_default();
+    let mut out = format!("Tasks of git-parallel run {}:\n\n", s.id);
+    for t in &s.tasks {
+        if merged.contains(&t.id) {
+            out.push_str(&format!("- [x] {} (landed)\n", t.id));
+        } else {
+            let why = t.reason.as_deref().map(|r| format!(": {}", r.lines().next().unwrap_or(""))).unwrap_or_default();
+            out.push_str(&format!("- [ ] {} ({}{why})\n", t.id, t.status.as_str()));
+        }
+    }
+    out
 }
 
 /// Poll the pushed commit's CI until it ends or `timeout` passes; say how it ended.
@@ -105,6 +121,7 @@ pub fn publish(
     remote: Option<&str>,
     base: Option<&str>,
     draft: bool,
+    track: bool,
 ) -> Result<(Published, bool)> {
     let id = id.to_string();
     let state = runs::load(&ctx.repo, &id)?;
@@ -146,7 +163,23 @@ pub fn publish(
         })
         .unwrap_or_default();
     let closes = if closes.is_empty() { String::new() } else { format!("{}\n\n", closes.join("\n")) };
-    let body = format!("{closes}{report}\n<!-- git-parallel run {id} -->\n");
+    // The tracking issue: made once, then updated (its number is kept with the publication).
+    let issue = match (track, state.published.as_ref().and_then(|p| p.issue)) {
+        (false, known) => known,
+        (true, known) => {
+            let title = format!("git-parallel run {id}");
+            let list = checklist(&state);
+            Some(match known {
+                Some(n) => {
+                    forge.update_issue(n, &title, &list)?;
+                    n
+                }
+                None => forge.open_issue(&title, &list)?,
+            })
+        }
+    };
+    let tracked = issue.map(|n| format!("Tracking issue: #{n}\n\n")).unwrap_or_default();
+    let body = format!("{closes}{tracked}{report}\n<!-- git-parallel run {id} -->\n");
     let merged = state.integration.as_ref().map(|i| i.result.merged.len()).unwrap_or(0);
     let title = format!("git-parallel run {id}: {merged} of {} tasks", state.tasks.len());
     let (pr, opened) = match forge.find_open(&head)? {
@@ -154,7 +187,8 @@ pub fn publish(
         None => (forge.open(&head, &base, &title, &body, draft)?, true),
     };
     ui::note(&format!("{} pull request #{} into {base}", if opened { "opened" } else { "updated" }, pr.number));
-    let published = Published { url: pr.url.clone(), number: pr.number, remote, head, base, commit, checks: None };
+    let published =
+        Published { url: pr.url.clone(), number: pr.number, remote, head, base, commit, issue, checks: None };
     let mut log = RunLog::open(&ctx.repo, &id)?;
     log.append(Event::Published(published.clone()), &[])?;
     Ok((published, opened))

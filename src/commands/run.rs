@@ -227,7 +227,7 @@ pub fn drive(
     if integ.publish
         && log.state().integration.as_ref().is_some_and(|i| i.result.commit.is_some() && !i.result.interrupted)
     {
-        match super::publish::publish(ctx, &log.id, None, None, false) {
+        match super::publish::publish(ctx, &log.id, None, None, false, false) {
             Ok(_) => log.refresh()?,
             Err(e) => {
                 // The run's work is all there; only the forge step failed: say so, exit 1.

@@ -147,6 +147,9 @@ pub struct Published {
     pub base: String,
     /// The commit pushed.
     pub commit: String,
+    /// The run's tracking issue (`--issue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<u64>,
     /// Its CI, once `--wait-checks` saw it end (or gave up waiting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<crate::forge::Checks>,
