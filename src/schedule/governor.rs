@@ -180,6 +180,15 @@ fn free_space(path: &Path) -> Option<u64> {
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// CPU demand in percent of the machine: what the CPUs did, or more when more threads wanted
+/// to run, in two readings in a row (a burst of one reading is not demand that lasts).
+fn demand(cpu_usage: f32, runnable: Option<f32>, before: Option<f32>, cpus: usize) -> f32 {
+    match (runnable, before) {
+        (Some(now), Some(before)) => cpu_usage.max(now.min(before) / cpus as f32 * 100.0),
+        _ => cpu_usage,
+    }
+}
+
 /// Samples the machine and the agents, learns, and admits.
 pub struct Governor {
     sys: System,
@@ -192,6 +201,10 @@ pub struct Governor {
     totals: HashMap<String, (f64, u32, u64)>,
     learned: HashMap<String, Learned>,
     rates: HashMap<String, Rate>,
+    /// Runnable threads at the reading before the last: demand is what two readings in a row
+    /// saw, so a moment's burst (our own git processes committing a result and making the
+    /// next worktree) does not hold a start back for a whole interval.
+    prev_runnable: Option<f32>,
     /// Disk one new worktree takes (its checkout), promised to tasks started since the last
     /// reading of free space.
     worktree_size: u64,
@@ -210,6 +223,7 @@ impl Governor {
             totals: HashMap::new(),
             learned: HashMap::new(),
             rates: HashMap::new(),
+            prev_runnable: None,
             worktree_size: 0,
         };
         g.refresh_machine();
@@ -235,10 +249,9 @@ impl Governor {
                 t.lines().find_map(|l| l.strip_prefix("procs_running ").and_then(|v| v.trim().parse::<f32>().ok()))
             })
             .map(|n| (n - 1.0).max(0.0));
-        let cpu_usage = match runnable {
-            Some(r) if self.last.is_some() => cpu_usage.max(r / cpus as f32 * 100.0),
-            _ => cpu_usage,
-        };
+        let cpu_usage =
+            if self.last.is_some() { demand(cpu_usage, runnable, self.prev_runnable, cpus) } else { cpu_usage };
+        self.prev_runnable = runnable;
         self.sample = Sample {
             cpus,
             cpu_usage,
@@ -437,7 +450,11 @@ impl Governor {
         let kind_known = self.learned.get(&kind_key(profile, kind)).is_some_and(|l| l.cpu.is_some());
         let probe = !kind_known && !running.iter().any(|t| t.profile == profile && t.kind == kind);
         let budget = s.cpus.saturating_sub(limits.reserve_cpus).max(1) as f64 * limits.cpu_limit as f64 / 100.0;
-        let used = s.cpu_usage as f64 / 100.0 * s.cpus as f64;
+        // What the reading saw of agents that have ended since is free now: admission after a
+        // task's end does not wait for the next reading.
+        let gone: f64 =
+            self.usage.iter().filter(|(task, _)| !running.iter().any(|t| &t.task == *task)).map(|(_, u)| u.cores).sum();
+        let used = (s.cpu_usage as f64 / 100.0 * s.cpus as f64 - gone).max(0.0);
         let pending_cpu: f64 = pending.iter().map(|t| self.expected(limits, &t.profile, &t.kind).cores).sum();
         // A task measured to need under a tenth of a core (an agent waiting on its model) costs
         // the CPUs nothing worth waiting for, whatever the load; anything heavier waits for room.
@@ -547,6 +564,36 @@ mod tests {
 
     const SMALL: Sample =
         Sample { cpus: 2, cpu_usage: 5.0, available_memory: 20 * GIB, total_memory: 24 * GIB, free_disk: 100 * GIB };
+
+    #[test]
+    fn a_burst_of_runnable_threads_in_one_reading_is_not_lasting_demand() {
+        // Two CPUs, nearly idle; six threads runnable at one reading (our own git at a task's
+        // end), none at the one before: no demand beyond what the CPUs did.
+        assert_eq!(demand(10.0, Some(6.0), Some(0.0), 2), 10.0);
+        // Six at two readings in a row: three cores wanted, 300% of two CPUs.
+        assert_eq!(demand(100.0, Some(6.0), Some(6.0), 2), 300.0);
+        // The first reading has nothing before it.
+        assert_eq!(demand(20.0, Some(6.0), None, 2), 20.0);
+    }
+
+    #[test]
+    fn an_ended_agents_measured_cpu_is_free_at_once() {
+        let mut g = gov(Sample {
+            cpus: 2,
+            cpu_usage: 95.0,
+            available_memory: 8 << 30,
+            total_memory: 16 << 30,
+            free_disk: u64::MAX,
+        });
+        let l = limits(Some(4));
+        g.seed("claude", "feature", 1.0, 100 << 20);
+        // Agent `a` was measured at 1.8 cores; with it running, another does not fit ...
+        g.usage.insert("a".into(), Usage { cores: 1.8, rss: 100 << 20, processes: 3 });
+        let b = tree("b", "claude");
+        assert!(g.admit(&l, "claude", "feature", &[tree("a", "claude"), b.clone()]).is_err());
+        // ... and once it ended, before the next reading, it does.
+        assert!(g.admit(&l, "claude", "feature", &[b]).is_ok());
+    }
 
     #[test]
     fn capacity_is_the_ceiling_unless_memory_or_an_explicit_share_says_less() {
