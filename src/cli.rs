@@ -244,6 +244,10 @@ pub struct PublishArgs {
     /// Open it as a draft.
     #[arg(long)]
     pub draft: bool,
+    /// One pull request per integrated task instead (its task branch pushed; a dependent
+    /// task's says which pull request it builds on).
+    #[arg(long, conflicts_with_all = ["issue", "wait_checks"])]
+    pub per_task: bool,
     /// Also keep one tracking issue for the run: a checklist of its tasks, ticked as they land,
     /// linked from the pull request and updated at every publish.
     #[arg(long)]

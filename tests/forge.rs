@@ -236,3 +236,39 @@ fn a_tracking_issue_lists_the_tasks_and_is_updated_not_duplicated() {
     assert_eq!(issues.as_array().unwrap().len(), 1, "{issues}");
     assert_eq!(issues[0]["updates"], 1);
 }
+
+#[test]
+fn per_task_opens_one_pull_request_per_landed_task_and_names_what_each_builds_on() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt alpha");
+    r.prompt("b", "depends_on: [a]", "write b.txt beta");
+    r.prompt("c", "", "fail");
+    r.commit("prompts");
+    r.gp(&["run", "prompts"]).code(1);
+    let remote = r.scratch("remote.git");
+    assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
+    r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let f = forge(&r);
+    r.git(&["config", "parallel.forgeRepo", "acme/widgets"]);
+    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{}", f.port)]);
+    r.gp_env(&["publish", "1", "--per-task"], &TOKEN).ok();
+    let p = pulls(&r);
+    assert_eq!(p.as_array().unwrap().len(), 2, "a and b landed, c did not: {p}");
+    assert_eq!(p[0]["head"]["ref"], "parallel/1/a");
+    assert_eq!(p[1]["head"]["ref"], "parallel/1/b");
+    assert!(p[1]["body"].as_str().unwrap().contains("Builds on #1 (task `a`)"), "{p}");
+    for b in ["parallel/1/a", "parallel/1/b"] {
+        let o = Command::new("git")
+            .args(["--git-dir", remote.to_str().unwrap(), "rev-parse", "--verify", b])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{b} was not pushed");
+    }
+    assert!(r.gp(&["status", "1"]).stdout.contains("published as 2 pull requests into main: #1 a, #2 b"));
+    // Again: the same two, updated.
+    r.gp_env(&["publish", "1", "--per-task"], &TOKEN).ok();
+    let p = pulls(&r);
+    assert_eq!(p.as_array().unwrap().len(), 2);
+    assert_eq!((p[0]["updates"].as_u64(), p[1]["updates"].as_u64()), (Some(1), Some(1)));
+}

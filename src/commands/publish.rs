@@ -20,8 +20,11 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
         Some(t) => crate::config::parse_duration(t).map_err(|e| usage(format!("--checks-timeout: {e}")))?,
         None => std::time::Duration::from_secs(60 * 60),
     };
-    let (mut published, opened) =
-        publish(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft, args.issue)?;
+    let (mut published, opened) = if args.per_task {
+        per_task(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft)?
+    } else {
+        publish(ctx, &id, args.remote.as_deref(), args.base.as_deref(), args.draft, args.issue)?
+    };
     let mut code = 0;
     if args.wait_checks {
         let checks = wait_checks(ctx, &published, timeout)?;
@@ -37,6 +40,94 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
         ui::out(&format!("{}\n", published.url))?;
     }
     Ok(code)
+}
+
+/// Push `branch` (ours, so forced) at `commit` to `remote`.
+fn push(ctx: &Context, remote: &str, commit: &str, branch: &str) -> Result<()> {
+    let pushed = crate::proc::git_output(
+        &ctx.repo.workdir,
+        ["push", "--quiet", remote, &format!("+{commit}:refs/heads/{branch}")],
+    )?;
+    if !pushed.ok() {
+        anyhow::bail!("git push of {branch} to {remote} failed: {}", pushed.stderr_str().trim());
+    }
+    Ok(())
+}
+
+/// One pull request per integrated task, in plan order: its branch pushed, its own record as
+/// the description, the pull requests of the tasks it depends on named.
+fn per_task(
+    ctx: &Context,
+    id: &str,
+    remote: Option<&str>,
+    base: Option<&str>,
+    draft: bool,
+) -> Result<(Published, bool)> {
+    let state = runs::load(&ctx.repo, id)?;
+    let Some(integ) = state.integration.as_ref().filter(|i| i.result.commit.is_some()) else {
+        return Err(Error::usage(format!("run {id} has no integrated result to publish")).into());
+    };
+    let plan = crate::store::plans::load(&ctx.repo, &state.plan)?;
+    let (forge, remote) = forge_for(ctx, remote)?;
+    let base = match base {
+        Some(b) => b.to_string(),
+        None => forge.default_branch()?,
+    };
+    let mut done: Vec<(String, u64, String)> = Vec::new();
+    let mut any_opened = false;
+    for t in plan.tasks.iter().filter(|t| integ.result.merged.contains(&t.id)) {
+        let Some(ts) = state.task(&t.id) else { continue };
+        let Some(commit) = ts.commit.as_deref() else { continue };
+        let head = layout::short(&layout::task_branch(id, &t.id)).to_string();
+        push(ctx, &remote, commit, &head)?;
+        let builds_on: Vec<String> = t
+            .depends_on
+            .iter()
+            .chain(&t.after)
+            .filter_map(|d| done.iter().find(|(task, _, _)| task == d))
+            .map(|(task, n, _)| format!("Builds on #{n} (task `{task}`): review that one first."))
+            .collect();
+        let mut body = format!(
+            "Task `{}` of git-parallel run {id}: {}, {} turns, {}, {} file(s) changed{}.\n\n",
+            t.id,
+            ts.status.as_str(),
+            ts.metrics.turns.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+            ts.metrics.cost_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "no cost reported".into()),
+            ts.files_changed.len(),
+            ts.check_summary().map(|c| format!(", check {c}")).unwrap_or_default()
+        );
+        for line in builds_on {
+            body.push_str(&format!("{line}\n"));
+        }
+        if let Some(n) = t.issue {
+            body.push_str(&format!("Closes #{n}\n"));
+        }
+        body.push_str(&format!("\n<!-- git-parallel run {id} task {} -->\n", t.id));
+        let title = t.title.clone();
+        let (pr, opened) = match forge.find_open(&head)? {
+            Some(pr) => (forge.update(pr.number, &base, &title, &body)?, false),
+            None => (forge.open(&head, &base, &title, &body, draft)?, true),
+        };
+        any_opened |= opened;
+        ui::note(&format!("{}: {} pull request #{}", t.id, if opened { "opened" } else { "updated" }, pr.number));
+        done.push((t.id.clone(), pr.number, pr.url));
+    }
+    let Some((_, number, url)) = done.first().cloned() else {
+        return Err(usage(format!("run {id} integrated no task to publish")));
+    };
+    let published = Published {
+        url,
+        number,
+        remote,
+        head: "(one per task)".into(),
+        base,
+        commit: integ.result.commit.clone().unwrap_or_default(),
+        tasks: done,
+        issue: None,
+        checks: None,
+    };
+    RunLog::open(&ctx.repo, id)?.append(Event::Published(published.clone()), &[])?;
+    Ok((published, any_opened))
 }
 
 /// A run's tasks as a checklist: ticked once integrated, else with their state and why.
@@ -187,8 +278,17 @@ pub fn publish(
         None => (forge.open(&head, &base, &title, &body, draft)?, true),
     };
     ui::note(&format!("{} pull request #{} into {base}", if opened { "opened" } else { "updated" }, pr.number));
-    let published =
-        Published { url: pr.url.clone(), number: pr.number, remote, head, base, commit, issue, checks: None };
+    let published = Published {
+        url: pr.url.clone(),
+        number: pr.number,
+        remote,
+        head,
+        base,
+        commit,
+        tasks: Vec::new(),
+        issue,
+        checks: None,
+    };
     let mut log = RunLog::open(&ctx.repo, &id)?;
     log.append(Event::Published(published.clone()), &[])?;
     Ok((published, opened))

@@ -147,6 +147,9 @@ pub struct Published {
     pub base: String,
     /// The commit pushed.
     pub commit: String,
+    /// With `--per-task`: each integrated task's own pull request (task, number, url).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<(String, u64, String)>,
     /// The run's tracking issue (`--issue`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue: Option<u64>,

@@ -103,6 +103,15 @@ pub fn published_line(p: &crate::store::runs::Published) -> String {
         Some(c) if c.failing.is_empty() => "; checks passed".to_string(),
         Some(c) => format!("; checks failed: {}", c.failing.join(", ")),
     };
+    if !p.tasks.is_empty() {
+        let list: Vec<String> = p.tasks.iter().map(|(t, n, _)| format!("#{n} {t}")).collect();
+        return sanitize(&format!(
+            "published as {} pull requests into {}: {}{checks}",
+            p.tasks.len(),
+            p.base,
+            list.join(", ")
+        ));
+    }
     sanitize(&format!("published as pull request #{} ({} into {}): {}{checks}", p.number, p.head, p.base, p.url))
 }
 
