@@ -41,8 +41,10 @@ fn published_repo() -> (TestRepo, ForgeServer, std::path::PathBuf) {
     r.use_fake_agent();
     r.prompt("a", "", "write a.txt alpha");
     r.prompt("b", "", "fail");
+    // Its check fails: left out, its work kept on its branch.
+    r.prompt("c", "check: 'false'", "write c.txt gamma");
     r.commit("prompts");
-    r.gp(&["run", "prompts"]).code(1);
+    r.gp(&["run", "prompts", "--fix-rounds", "0"]).code(1);
     let remote = r.scratch("remote.git");
     assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
     r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
@@ -70,10 +72,20 @@ fn publish_pushes_the_result_and_opens_one_pull_request_then_updates_it() {
     assert_eq!(p.as_array().unwrap().len(), 1, "{p}");
     assert_eq!(p[0]["head"]["ref"], "parallel/1/integration");
     assert_eq!(p[0]["base"]["ref"], "main");
-    assert_eq!(p[0]["title"], "git-parallel run 1: 1 of 2 tasks");
+    assert_eq!(p[0]["title"], "git-parallel run 1: 1 of 3 tasks");
     // The description is the run's report: each task, its status, why one failed.
     let body = p[0]["body"].as_str().unwrap();
     assert!(body.contains("| a | succeeded |") && body.contains("| b | failed |"), "{body}");
+    // What was left out says why, and where its work is (pushed).
+    assert!(body.contains("### Left out"), "{body}");
+    assert!(body.contains("- `c` (failed): check `false` exited with 1"), "{body}");
+    assert!(body.contains("its work: `parallel/1/c`"), "{body}");
+    assert!(!body.contains("its work: `parallel/1/b`"), "b left nothing: {body}");
+    let c = Command::new("git")
+        .args(["--git-dir", remote.to_str().unwrap(), "rev-parse", "--verify", "parallel/1/c"])
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "c's work was not pushed");
     // Recorded in the run, shown by status.
     assert_eq!(r.run_state("1")["published"]["number"], 1);
     assert!(r.gp(&["status", "1"]).stdout.contains("published as pull request #1"));

@@ -270,7 +270,30 @@ pub fn publish(
         }
     };
     let tracked = issue.map(|n| format!("Tracking issue: #{n}\n\n")).unwrap_or_default();
-    let body = format!("{closes}{tracked}{report}\n<!-- git-parallel run {id} -->\n");
+    // What was left out, with why, and its work pushed where a reviewer can look at it.
+    let mut left = String::new();
+    for t in state.tasks.iter().filter(|t| !merged.contains(&t.id)) {
+        let branch = layout::task_branch(&id, &t.id);
+        let tip = crate::store::objects::read_ref(&ctx.repo, &branch)?;
+        let start = t.start_commit.as_deref().and_then(|s| gix::ObjectId::from_hex(s.as_bytes()).ok());
+        let why = t
+            .conflict
+            .as_ref()
+            .map(|c| format!("conflict in {}", c.files.join(", ")))
+            .or_else(|| t.reason.as_ref().map(|r| r.lines().next().unwrap_or("").to_string()))
+            .unwrap_or_else(|| t.status.as_str().to_string());
+        let short = layout::short(&branch).to_string();
+        let work = match tip.filter(|tip| Some(*tip) != start) {
+            Some(tip) => {
+                push(ctx, &remote, &tip.to_string(), &short)?;
+                format!("; its work: `{short}`")
+            }
+            None => String::new(),
+        };
+        left.push_str(&format!("- `{}` ({}): {}{work}\n", t.id, t.status.as_str(), why.replace('\n', " ")));
+    }
+    let left = if left.is_empty() { String::new() } else { format!("\n### Left out\n\n{left}") };
+    let body = format!("{closes}{tracked}{report}{left}\n<!-- git-parallel run {id} -->\n");
     let merged = state.integration.as_ref().map(|i| i.result.merged.len()).unwrap_or(0);
     let title = format!("git-parallel run {id}: {merged} of {} tasks", state.tasks.len());
     let (pr, opened) = match forge.find_open(&head)? {
