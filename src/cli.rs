@@ -162,6 +162,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "USD")]
     pub budget: Option<String>,
 
+    /// Independent attempts at each task, in worktrees of their own (a task's `attempts:`
+    /// wins; also `parallel.attempts`): the first whose check passes gives the task its
+    /// result, and the others are stopped.
+    #[arg(long, value_name = "N")]
+    pub attempts: Option<u32>,
+
     /// With --budget: stop running agents too once it is spent.
     #[arg(long)]
     pub budget_hard: bool,

@@ -30,6 +30,8 @@ pub struct Settings {
     pub fix_rounds: u32,
     /// `parallel.budget`: US dollars a run may spend, from the agents' own cost reports.
     pub budget: Option<f64>,
+    /// `parallel.attempts`: independent attempts at each task (default 1).
+    pub attempts: u32,
     /// `parallel.publish`: `run` publishes its result once integrated.
     pub publish: bool,
     /// `parallel.remote`: where `publish` pushes (default `origin`).
@@ -159,6 +161,7 @@ impl Settings {
             check: string("parallel.check"),
             remote: string("parallel.remote"),
             publish: cfg.boolean("parallel.publish").unwrap_or(false),
+            attempts: nonneg("parallel.attempts")?.map(|v| v.clamp(1, 10) as u32).unwrap_or(1),
             forge_repo: string("parallel.forgeRepo"),
             forge_api: string("parallel.forgeApi"),
             fix_rounds: nonneg("parallel.fixRounds")?.map(|v| v as u32).unwrap_or(2),

@@ -35,6 +35,9 @@ pub struct PlannedTask {
     /// The forge issue it comes from (front matter `issue:`): its pull request closes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue: Option<u64>,
+    /// Independent attempts at it (front matter `attempts:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     pub files: Vec<String>,
     /// Explicit dependencies.
     pub depends_on: Vec<String>,
@@ -360,6 +363,7 @@ pub fn build(
                 timeout_secs: p.timeout_secs,
                 check: p.check.clone(),
                 issue: p.issue,
+                attempts: p.attempts,
                 files: f.clone(),
                 depends_on: dag.explicit[i].iter().map(|&j| dag.ids[j].clone()).collect(),
                 after: dag.ordering[i].iter().map(|&j| dag.ids[j].clone()).collect(),
@@ -400,4 +404,34 @@ pub fn build(
         schedule,
         warnings,
     })
+}
+
+/// The task an attempt belongs to: `a@2` is attempt 2 of `a` (`@` is in no task id).
+pub fn attempt_of(id: &str) -> (&str, u32) {
+    match id.rsplit_once('@') {
+        Some((base, n)) => (base, n.parse().unwrap_or(1)),
+        None => (id, 1),
+    }
+}
+
+impl Plan {
+    /// The plan with each task of more than one attempt (its `attempts:`, else `default`) given
+    /// its further attempts `task@2`, `task@3`, ... as tasks of their own: the same prompt,
+    /// dependencies and settings, in worktrees and branches of their own. Their dependents wait
+    /// for the task itself, which takes the winning attempt's result. The same plan and options
+    /// always give the same expansion (a resume makes it again).
+    pub fn with_attempts(&self, default: u32) -> Plan {
+        let mut p = self.clone();
+        for t in &self.tasks {
+            let n = t.attempts.unwrap_or(default).clamp(1, 10);
+            for k in 2..=n {
+                let mut a = t.clone();
+                a.id = format!("{}@{k}", t.id);
+                a.title = format!("{} (attempt {k})", t.title);
+                a.attempts = Some(1);
+                p.tasks.push(a);
+            }
+        }
+        p
+    }
 }

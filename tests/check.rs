@@ -305,3 +305,46 @@ fn without_resolve_a_verify_culprit_stays_out() {
     assert_eq!(o.code, 1);
     assert_eq!(r.run_state("1")["integration"]["dropped"][0][0], "c");
 }
+
+#[test]
+fn attempts_race_and_the_first_that_passes_its_check_gives_the_task_its_result() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Only attempt 2 gets it right, at once; attempts 1 and 3 take their time and fail.
+    let script = "sh [ \"$GIT_PARALLEL_ATTEMPT\" = 2 ] || sleep 20\nsh [ \"$GIT_PARALLEL_ATTEMPT\" = 2 ] && echo ok > good.txt || true\nwrite a.txt alpha";
+    r.prompt("a", "attempts: 3\ncheck: test -f good.txt", script);
+    r.prompt("b", "depends_on: [a]", "sh test -f good.txt && echo seen > b.txt");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "3", "--fix-rounds", "0"]);
+    o.ok();
+    let a = r.task_state("1", "a");
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert!(a["reason"].as_str().unwrap().starts_with("attempt a@2 won"), "{a}");
+    // The task's branch holds the winner's work; its dependent started from it.
+    r.git(&["cat-file", "-e", "parallel/1/a:good.txt"]);
+    r.git(&["cat-file", "-e", "parallel/1/integration:b.txt"]);
+    // The others were stopped for the winner; the task is integrated once, as itself.
+    let a3 = r.task_state("1", "a@3");
+    assert!(a3["reason"].as_str().unwrap_or("").contains("attempt a@2 won"), "{a3}");
+    let merged = r.run_state("1")["integration"]["merged"].clone();
+    assert_eq!(merged, serde_json::json!(["a", "b"]), "{merged}");
+    assert!(common::processes_with("sleep 20").is_empty());
+    // Every attempt is visible in status.
+    let st = r.gp(&["status", "1"]).stdout;
+    assert!(st.contains("a@2") && st.contains("a@3"), "{st}");
+}
+
+#[test]
+fn a_task_whose_every_attempt_fails_fails_and_its_dependents_are_skipped() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "attempts: 2\ncheck: 'false'", "write a.txt alpha");
+    r.prompt("b", "depends_on: [a]", "write b.txt beta");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "2", "--fix-rounds", "0"]);
+    assert_eq!(o.code, 1, "{}\n{}", o.stderr, r.run_state("1"));
+    let a = r.task_state("1", "a");
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(a["reason"].as_str().unwrap().starts_with("none of its 2 attempts succeeded"), "{a}");
+    assert_eq!(r.task_state("1", "b")["status"], "skipped");
+}

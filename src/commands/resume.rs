@@ -31,7 +31,8 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     // Claimed atomically: of two resumes started at once, exactly one goes on.
     let _claim = crate::store::owner::claim(&ctx.repo, &id)?;
     let mut log = RunLog::take_over(&ctx.repo, &id)?;
-    let plan = plans::load(&ctx.repo, &state.plan)?;
+    // The same attempts as when it started (the plan stores tasks, the run how many tries).
+    let plan = plans::load(&ctx.repo, &state.plan)?.with_attempts(state.options.attempts.unwrap_or(1));
     let retry = to_retry(&state, &plan, &args)?;
     if state.status == RunStatus::Succeeded && retry.is_empty() {
         return Err(usage(format!("run {id} already succeeded; nothing to resume")));

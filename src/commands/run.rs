@@ -339,6 +339,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     }
     std::fs::create_dir_all(&run_base)
         .map_err(|e| usage(format!("cannot create the worktree folder {}: {e}", run_base.display())))?;
+    let attempts = args.attempts.unwrap_or(ctx.settings.attempts).clamp(1, 10);
+    let plan = plan.with_attempts(attempts);
     let tasks = plan.tasks.iter().map(|t| (t.id.clone(), t.kind)).collect();
     let mut log = RunLog::create(
         &ctx.repo,
@@ -371,6 +373,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             budget,
             budget_hard: args.budget_hard,
             publish: args.publish || ctx.settings.publish,
+            attempts: Some(attempts),
         }),
         &[],
     )?;

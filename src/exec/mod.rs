@@ -1,5 +1,6 @@
 //! Executing a plan: worktrees, agents, retries, results; the live scheduler loop.
 
+pub mod attempts;
 pub mod contain;
 pub mod executor;
 pub mod guard;

@@ -131,6 +131,7 @@ pub fn execute(
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut running: HashMap<String, std::thread::JoinHandle<()>> = HashMap::new();
     let mut stopping = false;
+    let mut arbiter = super::attempts::Arbiter::new(plan, log.state());
     // The budget is spent: nothing new starts; the run ends resumable when tasks are left.
     let mut budget_spent = false;
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
@@ -194,9 +195,52 @@ pub fn execute(
                 }
                 msg => {
                     let msg = with_footprint(&mut gov, msg);
-                    if let Some(ev) = handle(log, plan, &index, msg, &mut running, &mut notes_due, &mut ended, obs)? {
-                        if let Some(&i) = index.get(ev.as_str()) {
-                            gov.succeeded(&profile_of(i));
+                    // An attempt's end: what stands for its task (see exec::attempts).
+                    let mut ended_task = None;
+                    let msgs = match msg {
+                        Msg::Finished(o) => {
+                            ended_task = Some(o.task.clone());
+                            if let Some(h) = running.remove(&o.task) {
+                                let _ = h.join();
+                            }
+                            let state = log.state();
+                            let v = arbiter.arbitrate(*o, |m| {
+                                running.contains_key(m) || state.task(m).is_some_and(|t| to_run(t.status))
+                            });
+                            for (m, why) in v.stop {
+                                if running.contains_key(&m) {
+                                    ctl.condemn(&m, why);
+                                } else {
+                                    let ev = Event::Skipped { task: m.clone(), reason: why };
+                                    log.append(ev.clone(), &[])?;
+                                    obs.event(&ev, log.state());
+                                }
+                            }
+                            if let Some((task, commit)) = v.branch {
+                                let branch = layout::task_branch(&log.id, &task);
+                                repo.git(["update-ref", "-m", "git parallel: the winning attempt", &branch, &commit])?;
+                            }
+                            v.record.into_iter().map(|o| Msg::Finished(Box::new(o))).collect()
+                        }
+                        msg => vec![msg],
+                    };
+                    for msg in msgs {
+                        // A task given its winning attempt's result while its own attempt is
+                        // still being stopped stays running (and watched) until that ends.
+                        let still = match &msg {
+                            Msg::Finished(o) if Some(&o.task) != ended_task.as_ref() => {
+                                running.remove(&o.task).map(|h| (o.task.clone(), h))
+                            }
+                            _ => None,
+                        };
+                        if let Some(ev) = handle(log, plan, &index, msg, &mut running, &mut notes_due, &mut ended, obs)?
+                        {
+                            if let Some(&i) = index.get(ev.as_str()) {
+                                gov.succeeded(&profile_of(i));
+                            }
+                        }
+                        if let Some((task, h)) = still {
+                            running.insert(task, h);
                         }
                     }
                 }
@@ -366,7 +410,8 @@ pub fn execute(
     } else if budget_spent && st.tasks.iter().any(|t| to_run(t.status)) {
         // What is left runs after `resume --budget`.
         RunStatus::Interrupted
-    } else if st.tasks.iter().any(|t| blocked(t.status)) {
+    } else if st.tasks.iter().any(|t| blocked(t.status) && !t.id.contains('@')) {
+        // An attempt that lost or failed is not the run's failure; its task says how it went.
         RunStatus::Failed
     } else {
         RunStatus::Succeeded
@@ -628,7 +673,8 @@ fn spec_for(
         Err(_) => overlay,
     };
     let state = log.state().task(&t.id).cloned();
-    let prompt = prompts.get(repo, &t.id)?;
+    // An attempt is its task again.
+    let prompt = prompts.get(repo, crate::plan::attempt_of(&t.id).0)?;
     let deps = preds
         .iter()
         .filter_map(|&p| {

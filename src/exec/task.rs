@@ -1094,6 +1094,8 @@ fn attempt(
         // For templates that go through a shell: "$GIT_PARALLEL_PROMPT_FILE" is never parsed
         // as shell syntax, where a `{prompt}` substituted into `sh -c '…'` would be.
         ("GIT_PARALLEL_PROMPT_FILE".to_string(), prompt_file.to_string_lossy().into_owned()),
+        // 1 for the task itself, N for its attempt `task@N`.
+        ("GIT_PARALLEL_ATTEMPT".to_string(), crate::plan::attempt_of(&spec.task).1.to_string()),
     ];
     if let Some(f) = feedback {
         envs.push(("GIT_PARALLEL_FEEDBACK".to_string(), f.to_string_lossy().into_owned()));

@@ -15,8 +15,20 @@ use std::path::{Path, PathBuf};
 pub const MAX_FRONT_MATTER: usize = 64 * 1024;
 
 /// Keys the front matter may carry.
-pub const KNOWN_KEYS: &[&str] =
-    &["id", "title", "depends_on", "files", "type", "priority", "agent", "timeout", "estimate", "check", "issue"];
+pub const KNOWN_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "depends_on",
+    "files",
+    "type",
+    "priority",
+    "agent",
+    "timeout",
+    "estimate",
+    "check",
+    "issue",
+    "attempts",
+];
 
 /// One string or a list of strings (`depends_on: a` and `depends_on: [a, b]` both work).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -80,6 +92,7 @@ struct FrontMatter {
     estimate: Option<Scalar>,
     check: Option<String>,
     issue: Option<u64>,
+    attempts: Option<u32>,
 }
 
 /// A parsed prompt file.
@@ -104,6 +117,8 @@ pub struct Prompt {
     pub check: Option<String>,
     /// The forge issue the task comes from (front matter `issue:`).
     pub issue: Option<u64>,
+    /// Independent attempts at the task (front matter `attempts:`), over `--attempts`.
+    pub attempts: Option<u32>,
     /// Warnings (unknown keys) with their `file:line:` prefix.
     pub warnings: Vec<String>,
 }
@@ -239,6 +254,7 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         estimate_min: estimate.map(|d| d.as_secs_f64() / 60.0),
         check: front.check.filter(|c| !c.trim().is_empty()),
         issue: front.issue,
+        attempts: front.attempts,
         warnings,
     })
 }

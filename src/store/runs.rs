@@ -834,6 +834,9 @@ pub struct RunOptions {
     pub budget_hard: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub publish: bool,
+    /// Attempts per task the run was started with (a task's `attempts:` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 /// The task an event is about, if any.
