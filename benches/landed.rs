@@ -6,7 +6,8 @@
 //! - every first result right (the same 20 tasks, each agent doing the right thing at once):
 //!   the turns a run needs at the least;
 //! - no loops (`--fix-rounds 0`, no `--resolve`): what lands today;
-//! - fix rounds and `--resolve` (`--fix-rounds 2`).
+//! - fix rounds and `--resolve` (`--fix-rounds 2`);
+//! - the same with `attempts: 3` on the three flaky tasks.
 //!
 //! Landed and green: merged into the integration branch, its check passed, and verify passes
 //! on the result. Run: cargo bench --features test-fakes --bench landed
@@ -18,8 +19,9 @@ use std::time::Instant;
 
 const VERIFY: &str = "! ls broken-*.txt >/dev/null 2>&1 || { echo a broken file is in; exit 1; }";
 
-/// The plan's prompts in `dir`; `right`: every agent does the right thing at once.
-fn prompts(dir: &Path, right: bool) {
+/// The plan's prompts in `dir`; `right`: every agent does the right thing at once;
+/// `attempts`: the flaky three get three attempts each.
+fn prompts(dir: &Path, right: bool, attempts: bool) {
     let _ = std::fs::remove_dir_all(dir);
     let on = |marker: &str, then: &str| -> String {
         if right {
@@ -81,7 +83,8 @@ fn prompts(dir: &Path, right: bool) {
                 "sh rm -f lucky{i}.txt; [ $(od -An -N1 -tu1 /dev/urandom) -lt 102 ] && echo ok > lucky{i}.txt || true"
             )
         };
-        let front = format!("---\ncheck: test -f lucky{i}.txt || {{ echo unlucky; exit 1; }}\n---\n");
+        let tries = if attempts { "attempts: 3\n" } else { "" };
+        let front = format!("---\n{tries}check: test -f lucky{i}.txt || {{ echo unlucky; exit 1; }}\n---\n");
         write_prompt(dir, &format!("flaky{i}"), &front, &format!("write flaky{i}.txt ok\n{draw}"));
     }
 }
@@ -117,12 +120,13 @@ fn run(root: &Path, home: &Path, run_no: usize, args: &[&str]) -> Row {
     let landed = tasks
         .iter()
         .filter(|t| merged.contains(&t["id"].as_str().unwrap()))
-        .filter(|t| t["checks"].as_array().is_none_or(|c| c.last().is_some_and(|c| c["passed"] == true)))
+        // Succeeded: its check passed (its own, or the winning attempt's).
+        .filter(|t| t["status"] == "succeeded")
         .count();
     let turns = tasks.iter().filter_map(|t| t["metrics"]["turns"].as_u64()).sum();
     let out = tasks
         .iter()
-        .filter(|t| !merged.contains(&t["id"].as_str().unwrap()))
+        .filter(|t| !merged.contains(&t["id"].as_str().unwrap()) && !t["id"].as_str().unwrap().contains('@'))
         .map(|t| {
             let why = t["reason"].as_str().map(String::from).or_else(|| {
                 let id = &t["id"];
@@ -156,15 +160,22 @@ fn main() {
     fake_agent_repo(&root, &home);
     std::fs::write(root.join(".git/info/exclude"), "prompts/\n").unwrap();
     let dir = root.join("prompts");
-    prompts(&dir, true);
+    prompts(&dir, true, false);
     let right = run(&root, &home, 1, &["--fix-rounds", "0"]);
-    prompts(&dir, false);
+    prompts(&dir, false, false);
     let none = run(&root, &home, 2, &["--fix-rounds", "0"]);
     let loops = run(&root, &home, 3, &["--fix-rounds", "2", "--resolve"]);
+    prompts(&dir, false, true);
+    let tries = run(&root, &home, 4, &["--fix-rounds", "2", "--resolve"]);
     println!("20 tasks: 6 fail their check until shown it, 4 conflict, 2 break verify, 3 pass their check 40% of the time; -j 4\n");
     println!("| run | landed and green | turns | turns vs all right first | wall | left out |");
     println!("| --- | ---: | ---: | ---: | ---: | --- |");
-    for (name, r) in [("every first result right", &right), ("no loops", &none), ("fix rounds + --resolve", &loops)] {
+    for (name, r) in [
+        ("every first result right", &right),
+        ("no loops", &none),
+        ("fix rounds + --resolve", &loops),
+        ("the same + attempts: 3 on the flaky three", &tries),
+    ] {
         println!(
             "| {name} | {} of 20 | {} | {:.2}x | {:.1} s | {} |",
             r.landed,
