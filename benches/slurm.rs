@@ -12,7 +12,9 @@
 //!
 //! `GIT_PARALLEL_SLURM_LATENCY=D` (with `GIT_PARALLEL_SLURM_SCALE`): the repository, its HOME
 //! and its worktrees live on a latency-fs mount (src/bin/latency-fs.rs) that answers every
-//! file operation D ms late, as a shared NFS disk would; D=0 is FUSE without delay.
+//! file operation D ms late, as a shared NFS disk would; D=0 is FUSE without delay. There the
+//! worktrees are full checkouts (no overlays on FUSE); `GIT_PARALLEL_SLURM_WORKTREE=checkout`
+//! makes them so off FUSE too, for a like-for-like row.
 
 mod common;
 use common::*;
@@ -159,6 +161,11 @@ fn scale(conf: &str, spec: &str) {
     let ran = tmp.path().join("ran");
     std::fs::create_dir_all(&home).unwrap();
     fake_agent_repo(&root, &home);
+    // Overlay worktrees cannot sit on FUSE (overlayfs refuses it as an upper layer), so a run
+    // there makes full checkouts: `GIT_PARALLEL_SLURM_WORKTREE=checkout` does the same off it.
+    if let Ok(mode) = std::env::var("GIT_PARALLEL_SLURM_WORKTREE") {
+        git(&root, &home, &["config", "parallel.worktree", &mode]);
+    }
     let dir = root.join("scale");
     for i in 0..n {
         let script = format!("sh echo s{i} >> {}\nsleep {ms}\nwrite s{i}.txt {i}", ran.display());
@@ -226,22 +233,32 @@ fn scale(conf: &str, spec: &str) {
     }
     let twice = runs_of.values().filter(|c| **c > 1).count();
     let never = n - runs_of.len();
-    println!("| tasks | agent | -j | fs latency | wall | not succeeded | sbatch calls | log commits per task | killed at | agents run twice | never run | exit |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let err = std::fs::read_to_string(tmp.path().join("run.err")).unwrap_or_default();
+    let worktrees = match err.lines().find(|l| l.contains("worktrees:")) {
+        Some(l) if l.contains("overlays on") => "overlays",
+        Some(l) if l.contains("full checkouts") => "checkouts",
+        _ => "?",
+    };
+    println!("| tasks | agent | -j | fs latency | worktrees | wall | not succeeded | sbatch calls | log commits per task | killed at | agents run twice | never run | exit |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| {n} | {:.1} s | {j} | {} | {wall:.1} s | {failed} | {} | {:.2} | {} | {twice} | {never} | {exit} |",
+        "| {n} | {:.1} s | {j} | {} | {worktrees} | {wall:.1} s | {failed} | {} | {:.2} | {} | {twice} | {never} | {exit} |",
         ms as f64 / 1000.0,
         latency.map(|d| format!("{d} ms")).unwrap_or_else(|| "- (no FUSE)".into()),
         sbatch.len(),
         events.len() as f64 / n as f64,
         killed_at.map(|k| format!("{k} done")).unwrap_or_else(|| "-".into()),
     );
-    let err = std::fs::read_to_string(tmp.path().join("run.err")).unwrap_or_default();
     if exit != 0 {
         eprintln!("{err}");
-    } else if let Some(how) = err.lines().find(|l| l.contains("worktrees:")) {
-        // Overlays or checkouts: on a FUSE mount the answer may differ from the local disk's.
-        eprintln!("{}", how.trim());
+        // Why jobs failed is in their own output, beside the worktrees; the folder goes with `tmp`.
+        let slurm = root.with_extension("parallel").join(&id).join(".slurm");
+        for e in std::fs::read_dir(&slurm).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            for l in text.lines().filter(|l| l.contains("error") || l.contains("fatal")) {
+                eprintln!("{}: {l}", e.file_name().to_string_lossy());
+            }
+        }
     }
 }
 

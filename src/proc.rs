@@ -50,6 +50,10 @@ const REPO_ENV: &[&str] = &[
     "GIT_INTERNAL_SUPER_PREFIX",
 ];
 
+/// The forge tokens `publish` uses: never in an agent's environment (nor in a setup, check or
+/// verify command's, which run agents' code), whoever started the run with them set.
+pub const FORGE_TOKENS: &[&str] = &["GITHUB_TOKEN", "GH_TOKEN", "GITLAB_TOKEN", "GH_ENTERPRISE_TOKEN"];
+
 /// Configuration passed down by `git -c` to us: ours to read, not the agents'.
 const CONFIG_ENV: &[&str] = &["GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT"];
 
@@ -398,7 +402,7 @@ impl Contained {
         let exe = supervisor_exe()?;
         let mut cmd = Command::new(&exe);
         cmd.arg(crate::exec::contain::SUBCOMMAND).arg("--").arg(program).args(args).current_dir(dir);
-        for k in scrubbed_env() {
+        for k in scrubbed_env().chain(FORGE_TOKENS.iter().copied()) {
             cmd.env_remove(k);
         }
         cmd.envs(envs.iter().map(|(k, v)| (k, v)));

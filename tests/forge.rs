@@ -284,3 +284,29 @@ fn per_task_opens_one_pull_request_per_landed_task_and_names_what_each_builds_on
     assert_eq!(p.as_array().unwrap().len(), 2);
     assert_eq!((p[0]["updates"].as_u64(), p[1]["updates"].as_u64()), (Some(1), Some(1)));
 }
+
+#[test]
+fn the_forge_token_never_reaches_an_agent_or_a_check() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt(
+        "a",
+        "check: printenv GITHUB_TOKEN GH_TOKEN > seen-by-check.txt; true",
+        "sh printenv GITHUB_TOKEN GH_TOKEN > seen-by-agent.txt; true",
+    );
+    r.commit("prompts");
+    r.gp_env(&["run", "prompts", "--no-integrate"], &[("GITHUB_TOKEN", "s3cret-one"), ("GH_TOKEN", "s3cret-two")]).ok();
+    for f in ["seen-by-agent.txt", "seen-by-check.txt"] {
+        let seen = r.git(&["cat-file", "-p", &format!("parallel/1/a:{f}")]);
+        assert!(!seen.contains("s3cret"), "{f}: {seen}");
+    }
+}
+
+#[test]
+fn a_plain_http_forge_off_this_machine_is_refused() {
+    let (r, _f, _) = published_repo();
+    r.git(&["config", "parallel.forgeApi", "http://forge.example.com/api/v3"]);
+    let o = r.gp_env(&["publish", "1"], &TOKEN);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("plain http only on this machine"), "{}", o.stderr);
+}

@@ -57,8 +57,8 @@ impl Nodes {
     }
 
     /// Forget `path`: it no longer exists (unlink, rmdir, replaced by a rename; a directory
-    /// removed was empty). The kernel asking for its inode later gets ENOENT, like a stale
-    /// NFS handle; a new file at the same path gets a new inode.
+    /// removed was empty). The kernel asking for its inode later gets ESTALE, as from NFS (see
+    /// `Inner::path`); a new file at the same path gets a new inode.
     fn forget(&mut self, path: &Path) {
         if let Some(ino) = self.inos.remove(path) {
             self.paths.remove(&ino);
@@ -183,16 +183,19 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
 }
 
 impl Inner {
-    /// The backing path of inode `ino`.
+    /// The backing path of inode `ino`. An inode that is gone is ESTALE, not ENOENT: a caller
+    /// may hold it from a lookup made just before another process renamed a file over it (git
+    /// moving `ref.lock` onto `ref`), and on ESTALE the kernel looks the path up again, as it
+    /// does for NFS's stale handles, and finds the new file; ENOENT would say it is missing.
     fn path(&self, ino: u64) -> Res<PathBuf> {
         let nodes = self.nodes.lock().unwrap();
-        nodes.paths.get(&ino).map(|p| self.backing.join(p)).ok_or(Errno::ENOENT)
+        nodes.paths.get(&ino).map(|p| self.backing.join(p)).ok_or(Errno::ESTALE)
     }
 
     /// The relative path of `name` in directory `parent`.
     fn child(&self, parent: u64, name: &OsStr) -> Res<PathBuf> {
         let nodes = self.nodes.lock().unwrap();
-        nodes.paths.get(&parent).map(|p| p.join(name)).ok_or(Errno::ENOENT)
+        nodes.paths.get(&parent).map(|p| p.join(name)).ok_or(Errno::ESTALE)
     }
 
     /// Stat `rel` (not following a final symlink) and give it an inode: a lookup's answer.
@@ -328,7 +331,7 @@ impl Inner {
     }
 
     fn readdir_snapshot(&self, ino: u64) -> Res<Vec<DirEntry>> {
-        let rel = self.nodes.lock().unwrap().paths.get(&ino).cloned().ok_or(Errno::ENOENT)?;
+        let rel = self.nodes.lock().unwrap().paths.get(&ino).cloned().ok_or(Errno::ESTALE)?;
         let mut raw = Vec::new();
         for e in std::fs::read_dir(self.backing.join(&rel)).map_err(errno)? {
             let e = e.map_err(errno)?;

@@ -196,11 +196,27 @@ pub fn forge_for(ctx: &Context, remote: Option<&str>) -> Result<(Forge, String)>
             .with_hint("set it: git config parallel.forgeRepo OWNER/NAME")
             .into());
     };
-    let Some(token) = ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|k| std::env::var(k).ok().filter(|t| !t.is_empty()))
-    else {
-        return Err(Error::usage("the forge needs a token in GITHUB_TOKEN or GH_TOKEN").into());
-    };
     let api = s.forge_api.clone().unwrap_or_else(|| "https://api.github.com".into());
+    // A token sent in the clear goes to this machine only.
+    if let Some(rest) = api.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        let loopback = matches!(host, "127.0.0.1" | "localhost") || rest.starts_with("[::1]");
+        if !loopback {
+            return Err(Error::usage(format!("parallel.forgeApi {api}: plain http only on this machine (127.0.0.1)"))
+                .with_hint("use https://")
+                .into());
+        }
+    }
+    let from_env = ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|k| std::env::var(k).ok().filter(|t| !t.is_empty()));
+    // Else the GitHub CLI's login, where it is installed.
+    let from_gh = || {
+        crate::proc::which("gh")?;
+        let out = crate::proc::tool("gh", &["auth".into(), "token".into()], None).ok()?;
+        Some(out.stdout_str().trim().to_string()).filter(|t| out.ok() && !t.is_empty())
+    };
+    let Some(token) = from_env.or_else(from_gh) else {
+        return Err(Error::usage("the forge needs a token in GITHUB_TOKEN or GH_TOKEN (or `gh auth login`)").into());
+    };
     Ok((Forge::new(&api, &repo, &token), remote))
 }
 

@@ -31,20 +31,32 @@ pub fn post(repo: &Repo, run: &str, task: &str, event: &Event, logs: &[TaskLog])
     let tree = objects::write_tree(repo, None, &files)?;
     let message = format!("{}\n\n{}\n", event.summary(), serde_json::to_string(event)?);
     let mut delay = Duration::from_millis(5);
-    for _ in 0..200 {
-        let tip = objects::read_ref(repo, &name)?;
-        let commit = objects::write_commit(repo, tree, tip.as_slice(), &message)?;
-        match objects::cas_update(repo, &name, commit, tip, "git parallel: job event") {
+    let start = std::time::Instant::now();
+    loop {
+        let tip = objects::read_ref(repo, &name);
+        let attempt = tip.and_then(|tip| {
+            let commit = objects::write_commit(repo, tree, tip.as_slice(), &message)?;
+            objects::cas_update(repo, &name, commit, tip, "git parallel: job event")
+        });
+        match attempt {
             Ok(()) => return Ok(()),
-            Err(e) if e.downcast_ref::<objects::Lost>().is_some() => {
+            // A lost race, or a lock held too long on a slow shared filesystem (git's
+            // packed-refs lock waits a second at most): a result that was produced waits to be
+            // posted, it is not lost for a reason of ours.
+            Err(e) if start.elapsed() < POST_PATIENCE => {
+                if e.downcast_ref::<objects::Lost>().is_none() {
+                    eprintln!("git-parallel worker: posting to {name} is delayed ({e:#}); trying again");
+                }
                 std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_millis(500));
+                delay = (delay * 2).min(Duration::from_millis(2000));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.context(format!("cannot post to {name} for {} s", POST_PATIENCE.as_secs()))),
         }
     }
-    anyhow::bail!("cannot post to {name}: another writer keeps moving it")
 }
+
+/// How long a job keeps trying to post one event.
+const POST_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Events read from an inbox, oldest first, each with its task's logs.
 pub type Posted = Vec<(Event, Vec<TaskLog>)>;
@@ -135,6 +147,24 @@ mod tests {
         git(&["commit", "-q", "--allow-empty", "-m", "x"]);
         let r = Repo::discover(d.path()).unwrap();
         (d, r)
+    }
+
+    #[test]
+    fn a_post_waits_out_a_lock_held_longer_than_git_waits() {
+        let (d, r) = repo();
+        // The packed-refs lock held for 1.5 s by someone else (a slow `git reset` on NFS):
+        // gix gives up after 1 s; the post must not.
+        let status = std::process::Command::new("git").args(["pack-refs", "--all"]).current_dir(d.path()).status();
+        assert!(status.unwrap().success());
+        let lock = d.path().join(".git/packed-refs.lock");
+        std::fs::write(&lock, "").unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            std::fs::remove_file(lock).unwrap();
+        });
+        post(&r, "1", "t", &Event::Skipped { task: "t".into(), reason: "x".into() }, &[]).unwrap();
+        releaser.join().unwrap();
+        assert_eq!(read(&r, "1", "t", None).unwrap().1.len(), 1);
     }
 
     #[test]
