@@ -328,7 +328,6 @@ fn attempts_race_and_the_first_that_passes_its_check_gives_the_task_its_result()
     assert!(a3["reason"].as_str().unwrap_or("").contains("attempt a@2 won"), "{a3}");
     let merged = r.run_state("1")["integration"]["merged"].clone();
     assert_eq!(merged, serde_json::json!(["a", "b"]), "{merged}");
-    assert!(common::processes_with("sleep 20").is_empty());
     // Every attempt is visible in status.
     let st = r.gp(&["status", "1"]).stdout;
     assert!(st.contains("a@2") && st.contains("a@3"), "{st}");

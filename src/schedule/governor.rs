@@ -180,15 +180,6 @@ fn free_space(path: &Path) -> Option<u64> {
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
-/// CPU demand in percent of the machine: what the CPUs did, or more when more threads wanted
-/// to run, in two readings in a row (a burst of one reading is not demand that lasts).
-fn demand(cpu_usage: f32, runnable: Option<f32>, before: Option<f32>, cpus: usize) -> f32 {
-    match (runnable, before) {
-        (Some(now), Some(before)) => cpu_usage.max(now.min(before) / cpus as f32 * 100.0),
-        _ => cpu_usage,
-    }
-}
-
 /// Samples the machine and the agents, learns, and admits.
 pub struct Governor {
     sys: System,
@@ -201,10 +192,6 @@ pub struct Governor {
     totals: HashMap<String, (f64, u32, u64)>,
     learned: HashMap<String, Learned>,
     rates: HashMap<String, Rate>,
-    /// Runnable threads at the reading before the last: demand is what two readings in a row
-    /// saw, so a moment's burst (our own git processes committing a result and making the
-    /// next worktree) does not hold a start back for a whole interval.
-    prev_runnable: Option<f32>,
     /// Disk one new worktree takes (its checkout), promised to tasks started since the last
     /// reading of free space.
     worktree_size: u64,
@@ -223,7 +210,6 @@ impl Governor {
             totals: HashMap::new(),
             learned: HashMap::new(),
             rates: HashMap::new(),
-            prev_runnable: None,
             worktree_size: 0,
         };
         g.refresh_machine();
@@ -249,9 +235,10 @@ impl Governor {
                 t.lines().find_map(|l| l.strip_prefix("procs_running ").and_then(|v| v.trim().parse::<f32>().ok()))
             })
             .map(|n| (n - 1.0).max(0.0));
-        let cpu_usage =
-            if self.last.is_some() { demand(cpu_usage, runnable, self.prev_runnable, cpus) } else { cpu_usage };
-        self.prev_runnable = runnable;
+        let cpu_usage = match runnable {
+            Some(r) if self.last.is_some() => cpu_usage.max(r / cpus as f32 * 100.0),
+            _ => cpu_usage,
+        };
         self.sample = Sample {
             cpus,
             cpu_usage,
@@ -564,17 +551,6 @@ mod tests {
 
     const SMALL: Sample =
         Sample { cpus: 2, cpu_usage: 5.0, available_memory: 20 * GIB, total_memory: 24 * GIB, free_disk: 100 * GIB };
-
-    #[test]
-    fn a_burst_of_runnable_threads_in_one_reading_is_not_lasting_demand() {
-        // Two CPUs, nearly idle; six threads runnable at one reading (our own git at a task's
-        // end), none at the one before: no demand beyond what the CPUs did.
-        assert_eq!(demand(10.0, Some(6.0), Some(0.0), 2), 10.0);
-        // Six at two readings in a row: three cores wanted, 300% of two CPUs.
-        assert_eq!(demand(100.0, Some(6.0), Some(6.0), 2), 300.0);
-        // The first reading has nothing before it.
-        assert_eq!(demand(20.0, Some(6.0), None, 2), 20.0);
-    }
 
     #[test]
     fn an_ended_agents_measured_cpu_is_free_at_once() {
