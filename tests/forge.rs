@@ -18,9 +18,15 @@ impl Drop for ForgeServer {
 }
 
 fn forge(r: &TestRepo) -> ForgeServer {
+    forge_with(r, &[])
+}
+
+/// The scripted forge with more arguments (`--issues FILE`, `--checks FILE`).
+fn forge_with(r: &TestRepo, extra: &[&str]) -> ForgeServer {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_fake-forge"))
         .args(["--token", "t0ken", "--state", r.scratch("pulls.json").to_str().unwrap()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(r.scratch("forge.log")).unwrap())
         .spawn()
@@ -29,6 +35,20 @@ fn forge(r: &TestRepo) -> ForgeServer {
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
     ForgeServer { child, port }
+}
+
+/// A bare repository as `origin`; its path.
+fn bare_remote(r: &TestRepo) -> std::path::PathBuf {
+    let remote = r.scratch("remote.git");
+    assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
+    r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    remote
+}
+
+/// Publish to the scripted forge on `port` as acme/widgets.
+fn use_forge(r: &TestRepo, port: u16) {
+    r.git(&["config", "parallel.forgeRepo", "acme/widgets"]);
+    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{port}")]);
 }
 
 fn pulls(r: &TestRepo) -> serde_json::Value {
@@ -45,12 +65,9 @@ fn published_repo() -> (TestRepo, ForgeServer, std::path::PathBuf) {
     r.prompt("c", "check: 'false'", "write c.txt gamma");
     r.commit("prompts");
     r.gp(&["run", "prompts", "--fix-rounds", "0"]).code(1);
-    let remote = r.scratch("remote.git");
-    assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
-    r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let remote = bare_remote(&r);
     let f = forge(&r);
-    r.git(&["config", "parallel.forgeRepo", "acme/widgets"]);
-    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{}", f.port)]);
+    use_forge(&r, f.port);
     (r, f, remote)
 }
 
@@ -140,25 +157,9 @@ fn plan_from_issues_writes_prompts_and_the_pull_request_closes_what_landed() {
         {"number": 10, "title": "A pull request", "body": "", "labels": ["agent"], "pull_request": {}}
     ]);
     std::fs::write(r.scratch("issues.json"), issues.to_string()).unwrap();
-    let remote = r.scratch("remote.git");
-    assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
-    r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-forge"))
-        .args(["--token", "t0ken", "--state", r.scratch("pulls.json").to_str().unwrap()])
-        .args(["--issues", r.scratch("issues.json").to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let port: u16 = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        line.trim().strip_prefix("PORT ").unwrap().parse().unwrap()
-    };
-    let _f = ForgeServer { child, port };
-    r.git(&["config", "parallel.forgeRepo", "acme/widgets"]);
-    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{port}")]);
+    bare_remote(&r);
+    let f = forge_with(&r, &["--issues", r.scratch("issues.json").to_str().unwrap()]);
+    use_forge(&r, f.port);
     let o = r.gp_env(&["plan", "--from-issues", "--label", "agent", "issues"], &TOKEN);
     o.ok();
     assert!(o.stderr.contains("wrote 2 prompt(s) from open issues"), "{}", o.stderr);
@@ -186,21 +187,8 @@ fn wait_checks_follows_ci_to_its_end_and_names_what_failed() {
         "statuses": [{"context": "ci/legacy", "state": "pending"}]
     });
     std::fs::write(&checks, running.to_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-forge"))
-        .args(["--token", "t0ken", "--state", r.scratch("pulls.json").to_str().unwrap()])
-        .args(["--checks", checks.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let port: u16 = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        line.trim().strip_prefix("PORT ").unwrap().parse().unwrap()
-    };
-    let _f = ForgeServer { child, port };
-    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{port}")]);
+    let f = forge_with(&r, &["--checks", checks.to_str().unwrap()]);
+    use_forge(&r, f.port);
     let env = [("GITHUB_TOKEN", "t0ken"), ("GIT_PARALLEL_CHECKS_POLL_MS", "100")];
     let mut c = r.command(common::bin());
     c.args(["publish", "1", "--wait-checks"]).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -258,12 +246,9 @@ fn per_task_opens_one_pull_request_per_landed_task_and_names_what_each_builds_on
     r.prompt("c", "", "fail");
     r.commit("prompts");
     r.gp(&["run", "prompts"]).code(1);
-    let remote = r.scratch("remote.git");
-    assert!(Command::new("git").args(["init", "-q", "--bare", remote.to_str().unwrap()]).status().unwrap().success());
-    r.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let remote = bare_remote(&r);
     let f = forge(&r);
-    r.git(&["config", "parallel.forgeRepo", "acme/widgets"]);
-    r.git(&["config", "parallel.forgeApi", &format!("http://127.0.0.1:{}", f.port)]);
+    use_forge(&r, f.port);
     r.gp_env(&["publish", "1", "--per-task"], &TOKEN).ok();
     let p = pulls(&r);
     assert_eq!(p.as_array().unwrap().len(), 2, "a and b landed, c did not: {p}");
