@@ -42,11 +42,13 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Push `branch` (ours, so forced) at `commit` to `remote`.
+/// Push `branch` at `commit` to `remote`. Our own branches (`parallel/...`) may be rewritten
+/// by a later integration or retry, so they are forced; a branch of yours never is.
 fn push(ctx: &Context, remote: &str, commit: &str, branch: &str) -> Result<()> {
+    let force = if branch.starts_with("parallel/") { "+" } else { "" };
     let pushed = crate::proc::git_output(
         &ctx.repo.workdir,
-        ["push", "--quiet", remote, &format!("+{commit}:refs/heads/{branch}")],
+        ["push", "--quiet", remote, &format!("{force}{commit}:refs/heads/{branch}")],
     )?;
     if !pushed.ok() {
         anyhow::bail!("git push of {branch} to {remote} failed: {}", pushed.stderr_str().trim());
@@ -244,17 +246,8 @@ pub fn publish(
         Some(b) => b.to_string(),
         None => forge.default_branch()?,
     };
-    // Our own branches may be rewritten by a later integration; a branch of yours is never
-    // forced.
     let head = layout::short(&target).to_string();
-    let force = if head.starts_with("parallel/") { "+" } else { "" };
-    let pushed = crate::proc::git_output(
-        &ctx.repo.workdir,
-        ["push", "--quiet", &remote, &format!("{force}{commit}:refs/heads/{head}")],
-    )?;
-    if !pushed.ok() {
-        anyhow::bail!("git push to {remote} failed: {}", pushed.stderr_str().trim());
-    }
+    push(ctx, &remote, &commit, &head)?;
     ui::note(&format!("pushed {head} ({}) to {remote}", &commit[..12.min(commit.len())]));
     let report = crate::ui::report::markdown(&state);
     // Each landed task that came from an issue closes it when the pull request merges.
@@ -310,8 +303,7 @@ pub fn publish(
     }
     let left = if left.is_empty() { String::new() } else { format!("\n### Left out\n\n{left}") };
     let body = format!("{closes}{tracked}{report}{left}\n<!-- git-parallel run {id} -->\n");
-    let merged = state.integration.as_ref().map(|i| i.result.merged.len()).unwrap_or(0);
-    let title = format!("git-parallel run {id}: {merged} of {} tasks", state.tasks.len());
+    let title = format!("git-parallel run {id}: {} of {} tasks", merged.len(), state.tasks.len());
     let (pr, opened) = match forge.find_open(&head)? {
         Some(pr) => (forge.update(pr.number, &base, &title, &body)?, false),
         None => (forge.open(&head, &base, &title, &body, draft)?, true),
