@@ -34,8 +34,7 @@ pub fn run(ctx: &Context, args: IntegrateArgs) -> Result<i32> {
     let verify = args.verify.clone().or_else(|| ctx.settings.verify.clone());
     let mut outcome =
         crate::integrate::integrate(&mut log, &plan, args.into.as_deref(), verify.as_deref(), &mut Narrate)?;
-    let culprits = outcome.dropped.iter().any(|(_, why)| why.starts_with(crate::integrate::VERIFY_CULPRIT));
-    if args.resolve && (!outcome.conflicts.is_empty() || culprits) {
+    if args.resolve && !crate::integrate::handed_back(&outcome).is_empty() {
         let opts = super::run::options(ctx, None, Some(&log.state().agent), None, None, None, None)?;
         outcome = crate::integrate::resolve::resolve_conflicts(
             &mut log,

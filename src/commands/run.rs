@@ -192,8 +192,7 @@ pub fn drive(
         let verify = integ.verify.clone().or_else(|| ctx.settings.verify.clone());
         let mut result =
             crate::integrate::integrate(log, plan, integ.into.as_deref(), verify.as_deref(), &mut progress)?;
-        let culprits = result.dropped.iter().any(|(_, why)| why.starts_with(crate::integrate::VERIFY_CULPRIT));
-        if integ.resolve && (!result.conflicts.is_empty() || culprits) && !result.interrupted {
+        if integ.resolve && !crate::integrate::handed_back(&result).is_empty() && !result.interrupted {
             result = crate::integrate::resolve::resolve_conflicts(
                 log,
                 plan,

@@ -25,6 +25,13 @@ pub type Outcome = Integrated;
 /// How integration names a task its verify bisection left out (followed by the command).
 pub const VERIFY_CULPRIT: &str = "the verify command fails with it: ";
 
+/// Tasks left out that `--resolve` can hand back to their agents: the conflicted ones, and
+/// those verify's bisection named.
+pub fn handed_back(o: &Outcome) -> Vec<String> {
+    let culprits = o.dropped.iter().filter(|(_, why)| why.starts_with(VERIFY_CULPRIT)).map(|(t, _)| t.clone());
+    o.conflicts.iter().map(|c| c.task.clone()).chain(culprits).collect()
+}
+
 /// A task's result to integrate.
 #[derive(Debug, Clone)]
 struct Result_ {

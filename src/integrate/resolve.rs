@@ -54,17 +54,14 @@ pub fn resolve_conflicts(
     // Ctrl-C, SIGTERM and `cancel` stop the resolving agent (SIGTERM, then SIGKILL after the
     // grace period) and the resolution.
     let ctl = crate::commands::run::interrupt_control();
-    let mut items: Vec<(String, LeftOut)> =
-        outcome.conflicts.iter().map(|c| (c.task.clone(), LeftOut::Conflict)).collect();
-    if verify.is_some() {
-        items.extend(
-            outcome
-                .dropped
-                .iter()
-                .filter(|(_, why)| why.starts_with(super::VERIFY_CULPRIT))
-                .map(|(t, _)| (t.clone(), LeftOut::Verify)),
-        );
-    }
+    let items: Vec<(String, LeftOut)> = super::handed_back(&outcome)
+        .into_iter()
+        .map(|t| {
+            let kind = if outcome.conflicts.iter().any(|c| c.task == t) { LeftOut::Conflict } else { LeftOut::Verify };
+            (t, kind)
+        })
+        .filter(|(_, kind)| matches!(kind, LeftOut::Conflict) || verify.is_some())
+        .collect();
     for (task, left) in items {
         if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
             return stopped(log, outcome, obs);
