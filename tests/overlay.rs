@@ -9,6 +9,8 @@ fn rich_repo() -> TestRepo {
     let r = TestRepo::new();
     r.use_fake_agent();
     r.write(".gitignore", "target/\n*.log\nbuild/\n");
+    // Line endings normalized by git's own rules, as `git add` applies them.
+    r.write(".gitattributes", "*.crlf text\n");
     r.write("src/lib.rs", "fn a() {}\n");
     r.write("src/old.rs", "old\n");
     r.write("src/gone/one.txt", "1\n");
@@ -49,7 +51,8 @@ sh echo more >> build/tracked.txt && echo new > build/untracked.txt
 sh printf 'target/\\n' > .gitignore
 sh mkdir -p nested && cd nested && git init -q && echo n > n.txt && git add n.txt && git -c user.name=n -c user.email=n@n commit -qm n
 sh head -c 100 big.bin > /dev/null
-sh printf 'pattern' > '*.rs'";
+sh printf 'pattern' > '*.rs'
+sh printf 'a\\r\\nb\\r\\n' > eol.crlf";
 
 /// Run `prompts` with `parallel.worktree = mode`; the result commits' trees by task.
 fn run_in(r: &TestRepo, mode: &str) -> Vec<(String, String)> {
@@ -81,6 +84,12 @@ fn overlay_and_checkout_give_the_same_results() {
     // An agent that commits part of its work itself, then leaves more uncommitted.
     r.prompt("commits", "", "write c1.txt one\ncommit first part\nwrite c2.txt two\ndelete plain.sh");
     // A dependent task starts from the others' results, layered over the base.
+    // A fix round: the agent, back in its worktree, finds its first round's work committed.
+    r.prompt(
+        "fix",
+        "check: \"test -f fixed.txt || { echo needs fixed.txt; exit 3; }\"",
+        "write a.txt alpha\nsh if [ -n \"$GIT_PARALLEL_FEEDBACK\" ]; then echo ok > fixed.txt; git status --porcelain > round2.txt; fi",
+    );
     r.prompt(
         "after",
         "depends_on: [all, commits]",
@@ -110,6 +119,10 @@ fn overlay_and_checkout_give_the_same_results() {
     assert!(modes.lines().any(|l| l.starts_with("100755") && l.ends_with("\tplain.sh")), "{modes}");
     assert!(modes.lines().any(|l| l.starts_with("120000") && l.ends_with("\tdangling")), "{modes}");
     assert!(modes.lines().any(|l| l.starts_with("160000") && l.ends_with("\tnested")), "{modes}");
+    assert_eq!(r.git(&["cat-file", "-p", &format!("{tree}:eol.crlf")]), "a\nb");
+    let (_, fix) = overlay.iter().find(|(t, _)| t == "fix").unwrap();
+    // Its first round is not committed before the check: the fix round sees it as new.
+    assert_eq!(r.git(&["cat-file", "-p", &format!("{fix}:round2.txt")]), "?? a.txt\n?? fixed.txt\n?? round2.txt");
     // The dependent task saw its dependencies' work, and git in there saw only its own change.
     let (_, after) = overlay.iter().find(|(t, _)| t == "after").unwrap();
     assert_eq!(r.git(&["cat-file", "-p", &format!("{after}:seen.txt")]), "again");
@@ -201,6 +214,41 @@ fn warm_folders_are_a_snapshot_the_agent_cannot_write_back() {
     let o = r.gp(&["run", "prompts", "--no-integrate"]);
     o.code(2);
     assert!(o.stderr.contains("parallel.warm: `prompts` is not ignored by git"), "{}", o.stderr);
+}
+
+/// With warm build caches, a task's files carry the main worktree's times where their content
+/// is the same (cargo and make then judge the warm output fresh), and a newer time where it is
+/// not (that output is rebuilt, never taken for the task's different source).
+#[test]
+fn warm_caches_see_the_users_file_times_where_the_content_is_the_same() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.write(".gitignore", "target/\n");
+    r.write("same.rs", "same\n");
+    r.write("edited.rs", "committed\n");
+    r.write("big/deep/lib.rs", "deep\n");
+    r.write("target/out.o", "built\n");
+    r.prompt("t", "", "sh stat -c '%n %Y' same.rs edited.rs big/deep/lib.rs > times.txt");
+    r.commit("tree");
+    let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+    for f in ["same.rs", "edited.rs", "big/deep/lib.rs"] {
+        filetime::set_file_mtime(r.path(f), old).unwrap();
+    }
+    // The user's index learns the old times, then one file changes without being committed.
+    r.git(&["update-index", "--refresh"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    r.write("edited.rs", "uncommitted\n");
+    filetime::set_file_mtime(r.path("edited.rs"), old).unwrap();
+    r.git(&["config", "parallel.warm", "target"]);
+    r.gp(&["run", "prompts", "--no-integrate", "--allow-dirty"]).ok();
+    let c = r.task_state("1", "t")["commit"].as_str().unwrap().to_string();
+    let seen = r.git(&["cat-file", "-p", &format!("{c}:times.txt")]);
+    let time =
+        |f: &str| -> i64 { seen.lines().find_map(|l| l.strip_prefix(&format!("{f} "))).unwrap().parse().unwrap() };
+    assert_eq!(time("same.rs"), 1_000_000_000, "{seen}");
+    assert_eq!(time("big/deep/lib.rs"), 1_000_000_000, "{seen}");
+    // Its size and time no longer match the index: its content is taken as different.
+    assert!(time("edited.rs") > 1_700_000_000, "{seen}");
 }
 
 #[test]

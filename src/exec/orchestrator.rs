@@ -735,7 +735,7 @@ fn worktree_mode(
             match overlay::probe(run_dir) {
                 Ok(()) => {
                     let t = Instant::now();
-                    let how = overlay::prepare_base(repo, run_dir, &plan.base)?;
+                    let how = overlay::prepare_base(repo, run_dir, &plan.base, !opts.warm.is_empty())?;
                     let warm = overlay::prepare_warm(repo, run_dir, &opts.warm)?;
                     let warm = match warm.is_empty() {
                         true => String::new(),

@@ -230,7 +230,10 @@ pub fn shared_bases(run_dir: &Path) -> PathBuf {
 /// O(files)), or, failing both, a new shared checkout. Recorded in `<run>/.base`: the commit,
 /// the shared checkout used (`from`), the difference layer (`delta/`) and the index every
 /// task's index starts from. Returns how it was made, for the run's narration.
-pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<String> {
+///
+/// `same_times` (with `parallel.warm`): the shared checkout's files get the times of the main
+/// worktree's where their content is the same (see `times_of_main_worktree`).
+pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str, same_times: bool) -> Result<String> {
     let base = base_dir(run_dir);
     let has = |p: &Path| {
         super::taskdir::read_small(p, 100).ok().flatten().map(|c| String::from_utf8_lossy(&c).trim().to_string())
@@ -255,11 +258,17 @@ pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<String>
     let index = tmp.join("index");
     let (from, how) = match known.iter().find(|(_, c)| c == commit) {
         Some((dir, _)) => {
+            if same_times {
+                times_of_main_worktree(repo, dir);
+            }
             std::fs::copy(dir.join("index"), &index)?;
             (dir.clone(), "a shared checkout".to_string())
         }
         None => match nearest(repo, &known, commit)? {
             Some((dir, from_commit, changed)) => {
+                if same_times {
+                    times_of_main_worktree(repo, &dir);
+                }
                 std::fs::copy(dir.join("index"), &index)?;
                 std::fs::create_dir(tmp.join("delta"))?;
                 write_delta(repo, &from_commit, commit, &tmp.join("delta"))?;
@@ -278,6 +287,9 @@ pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<String>
             }
             None => {
                 let dir = checkout(repo, &shared, commit)?;
+                if same_times {
+                    times_of_main_worktree(repo, &dir);
+                }
                 std::fs::copy(dir.join("index"), &index)?;
                 (dir, "a new shared checkout".to_string())
             }
@@ -287,6 +299,69 @@ pub fn prepare_base(repo: &Repo, run_dir: &Path, commit: &str) -> Result<String>
     super::taskdir::write_new(&tmp.join("commit"), format!("{commit}\n").as_bytes())?;
     std::fs::rename(&tmp, &base).with_context(|| format!("cannot move the run's base to {}", base.display()))?;
     Ok(how)
+}
+
+/// Give the files of the shared checkout `dir` the modification times their counterparts have
+/// in the main worktree where the content is the same (the user's index says so: same blob,
+/// stat data matching the file), and the present time elsewhere. Build tools that judge
+/// freshness by times (cargo, make) then judge a task's sources as they judge the user's, so a
+/// warm build cache (`parallel.warm`) is used, not rebuilt; a file that differs is newer than
+/// any output and is built again. The checkout's index is refreshed after (its stat data would
+/// otherwise make every git in a task hash every file). Best effort: a failure leaves times as
+/// they were (builds are then merely slower).
+fn times_of_main_worktree(repo: &Repo, dir: &Path) {
+    if let Err(e) = sync_times(repo, dir) {
+        crate::ui::note(&format!("note: build caches may rebuild: file times not matched ({e:#})"));
+    }
+}
+
+fn sync_times(repo: &Repo, dir: &Path) -> Result<()> {
+    let open = |p: &Path| gix::index::File::at(p, gix::hash::Kind::Sha1, false, Default::default());
+    let ours = open(&dir.join("index"))?;
+    let user_index = repo.gix.index_path();
+    let theirs = match open(&user_index) {
+        Ok(f) => f,
+        // No index yet (nothing added): every file is simply new.
+        Err(_) => return Ok(()),
+    };
+    // Entries written in the index's own second may have changed since without showing it.
+    let racy = std::fs::metadata(&user_index)?.modified()?;
+    let tree = dir.join("tree");
+    let now = filetime::FileTime::now();
+    let mut changed = 0usize;
+    for e in ours.entries() {
+        if !matches!(e.mode, gix::index::entry::Mode::FILE | gix::index::entry::Mode::FILE_EXECUTABLE) {
+            continue;
+        }
+        let path = e.path(&ours);
+        let rel = Path::new(std::ffi::OsStr::from_bytes(path));
+        let file = tree.join(rel);
+        let Ok(meta) = std::fs::symlink_metadata(&file) else { continue };
+        let same = theirs.entry_by_path(path).filter(|t| t.id == e.id).and_then(|t| {
+            let m = std::fs::symlink_metadata(repo.workdir.join(rel)).ok().filter(|m| m.is_file())?;
+            let mtime = filetime::FileTime::from_last_modification_time(&m);
+            let clean = t.stat.size == m.len() as u32
+                && i64::from(t.stat.mtime.secs) == mtime.unix_seconds()
+                && t.stat.mtime.nsecs == mtime.nanoseconds()
+                && m.modified().ok().is_some_and(|t| t < racy);
+            clean.then_some(mtime)
+        });
+        let want = same.unwrap_or(now);
+        if filetime::FileTime::from_last_modification_time(&meta) != want {
+            filetime::set_file_mtime(&file, want)?;
+            changed += 1;
+        }
+    }
+    if changed > 0 {
+        let wt = tree.to_string_lossy().into_owned();
+        let index = dir.join("index");
+        proc::git_with(
+            &repo.workdir,
+            ["-c", "index.skipHash=true", "--work-tree", wt.as_str(), "update-index", "-q", "--refresh"],
+            &[("GIT_INDEX_FILE", index.as_path())],
+        )?;
+    }
+    Ok(())
 }
 
 /// The shared checkout closest to `commit`, if a layer of the difference is small enough to be
@@ -493,8 +568,8 @@ impl TaskLayers {
     }
 
     /// Make the task's layers (kept as they are on resume) and give the worktree's git
-    /// directory `admin` an index at `start` built from the base's.
-    pub fn prepare(&self, repo: &Repo, admin: &Path, start: &str) -> Result<()> {
+    /// directory `admin` an index at `start` built from the base's (true when it was made now).
+    pub fn prepare(&self, repo: &Repo, admin: &Path, start: &str) -> Result<bool> {
         if !usable(&self.dir) {
             anyhow::bail!("the worktree folder {} cannot hold an overlay", self.run_dir.display());
         }
@@ -525,8 +600,9 @@ impl TaskLayers {
         super::taskdir::write_new(&self.dir.join("start-commit"), format!("{start}\n").as_bytes())?;
         if std::fs::symlink_metadata(admin.join("index")).is_err() {
             self.fresh_index(&repo.workdir, &admin.join("index"), start)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The commit the lower layers hold (what the task started from).

@@ -19,6 +19,10 @@ use anyhow::{Context, Result};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// The file in our git directory that names the commit our index of an overlay worktree
+/// matches.
+const INDEX_AT: &str = "index-at";
+
 /// `core` settings of the user's that change what a file's content is in git; copied into our
 /// configuration (none of them runs anything).
 const SAFE_CORE: &[&str] = &[
@@ -44,6 +48,7 @@ pub struct Shadow {
     /// An overlay worktree (`exec::overlay`): read through a read-only view of its layers, and
     /// only where its upper layer (or the agent's commits) changed something.
     layers: Option<super::overlay::TaskLayers>,
+    gix: gix::Repository,
 }
 
 impl Shadow {
@@ -82,6 +87,8 @@ impl Shadow {
             if let Some(index) = admin.and_then(|a| std::fs::read(a.join("index")).ok()) {
                 taskdir::write_new(&td.index(), &index)?;
             }
+            // Whatever commit the copy matches is not known here.
+            taskdir::remove_entry(&dir.join(INDEX_AT))?;
         }
         let excludes = repo
             .gix
@@ -98,6 +105,7 @@ impl Shadow {
             main: repo.workdir.clone(),
             excludes,
             layers: None,
+            gix: repo.gix.clone(),
         })
     }
 
@@ -107,53 +115,105 @@ impl Shadow {
         self
     }
 
-    /// In an overlay worktree, the paths that can differ from `commit`: what the upper layer
-    /// holds, what the agent's commits changed since the start, and `keep`. None elsewhere
-    /// (the whole worktree is looked at).
-    fn pathspec(&self, commit: &str, keep: &[String]) -> Result<Option<Vec<u8>>> {
-        let Some(l) = &self.layers else { return Ok(None) };
+    /// An overlay worktree's content as a tree, built on `tip`'s tree from what can differ
+    /// from it (O(changes), never O(tree)): what the upper layer holds and what the agent's
+    /// commits changed since the start. Git itself decides, on a small index of those paths
+    /// alone, what a file's content is (attributes, links as links, nested repositories) and
+    /// which untracked ones the ignore rules leave out; `keep` stays as in `tip`.
+    fn layered_tree(&self, l: &super::overlay::TaskLayers, tip: &str, keep: &[String]) -> Result<String> {
+        let tip_tree = self.gix.find_commit(gix::ObjectId::from_hex(tip.as_bytes())?)?.tree_id()?.detach();
+        let tree = self.gix.find_tree(tip_tree)?;
         let mut paths = l.changed()?;
         let start = l.start_commit()?;
-        if start != commit {
-            let diff =
-                proc::git_bytes(&self.main, ["diff-tree", "-r", "-z", "--no-renames", "--name-only", &start, commit])?;
-            paths.extend(diff.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| (p.to_vec(), false)));
+        if start != tip {
+            let changed = crate::store::objects::tree_changes(&self.gix, &start, tip)?;
+            paths.extend(changed.into_iter().map(|(p, _)| (p, false)));
         }
-        paths.extend(keep.iter().map(|k| (k.as_bytes().to_vec(), false)));
+        let keep: std::collections::HashSet<&[u8]> = keep.iter().map(|k| k.as_bytes()).collect();
+        paths.retain(|(p, _)| !keep.contains(&p[..]));
         paths.sort();
         paths.dedup();
-        if paths.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        // `git add` refuses a path named outright that is ignored, or that is neither in the
-        // worktree nor in the index: those are left out here, as a whole-tree `add -A` would.
-        // Our own index, just written: its checksum is not worth verifying (half the read).
-        let index = gix::index::File::at(&self.index, gix::hash::Kind::Sha1, true, Default::default()).ok();
-        let tracked: std::collections::BTreeSet<&[u8]> =
-            index.iter().flat_map(|f| f.entries().iter().map(|e| &**e.path(f))).collect();
-        // A folder's entries count too: a whiteout may hide a whole tracked folder.
-        let in_index = |p: &[u8]| {
-            tracked.contains(p) || {
-                let mut prefix = p.to_vec();
-                prefix.push(b'/');
-                tracked.range(&prefix[..]..).next().is_some_and(|t| t.starts_with(&prefix))
+        let mut editor = tree.clone().edit()?;
+        if !paths.is_empty() {
+            // Ignore rules never apply to what `tip` tracks (a folder: anything below it).
+            let ignored = self.ignored(&paths)?;
+            // `git add` refuses a path named outright that is ignored, or that is neither in
+            // the worktree nor in the index: those are left out, as a whole-tree `add -A` would.
+            let mut chosen = Vec::new();
+            let mut seed = Vec::new();
+            for (p, _) in paths {
+                let rel = Path::new(std::ffi::OsStr::from_bytes(&p));
+                let entry = tree.lookup_entry_by_path(rel)?;
+                let there = l.exists(rel);
+                match (entry, there) {
+                    // Tracked and gone: gone from the result too.
+                    (Some(_), false) => {
+                        editor.remove(gix::bstr::BStr::new(&p))?;
+                    }
+                    (Some(e), true) => {
+                        tracked_below(&self.gix, &p, e.mode(), &e.object_id(), &mut seed)?;
+                        chosen.push(p);
+                    }
+                    (None, true) if !ignored.contains(&p) => chosen.push(p),
+                    (None, _) => {}
+                }
             }
+            if !chosen.is_empty() {
+                let small = self.add_on_small_index(&chosen, &seed)?;
+                for p in &chosen {
+                    editor.remove(gix::bstr::BStr::new(p))?;
+                }
+                for (path, mode, id) in small {
+                    editor.upsert(gix::bstr::BStr::new(&path), mode.kind(), id)?;
+                }
+            }
+        }
+        for k in keep {
+            match tree.lookup_entry_by_path(Path::new(std::ffi::OsStr::from_bytes(k)))? {
+                Some(e) => editor.upsert(gix::bstr::BStr::new(k), e.mode().kind(), e.object_id())?,
+                None => editor.remove(gix::bstr::BStr::new(k))?,
+            };
+        }
+        Ok(editor.write()?.to_string())
+    }
+
+    /// `git add -A` of `paths` on an index holding only `seed` (entries of the tip at and below
+    /// them): the entries it ends with.
+    fn add_on_small_index(
+        &self,
+        paths: &[Vec<u8>],
+        seed: &[(Vec<u8>, gix::object::tree::EntryMode, gix::ObjectId)],
+    ) -> Result<Vec<(Vec<u8>, gix::object::tree::EntryMode, gix::ObjectId)>> {
+        let small = self.dir.join("index.small");
+        taskdir::remove_entry(&small)?;
+        let git = |args: &[&str], input: Vec<u8>| -> Result<()> {
+            let out = proc::run_captured(self.expr_on(args, &small).stdin_bytes(input), "git")?;
+            if !out.ok() {
+                anyhow::bail!("git {} failed: {}", args.join(" "), out.stderr_str().trim());
+            }
+            Ok(())
         };
-        // Ignore rules never apply to what the index tracks (a folder: anything below it), as
-        // `check-ignore` would say with the index; it is asked without, which spares it a read
-        // of the whole index per task.
-        let ignored = self.ignored(&paths)?;
-        let mut out = Vec::new();
-        for (p, _) in paths {
-            let os = std::ffi::OsStr::from_bytes(&p);
-            let tracked = in_index(&p);
-            if !(tracked || (!ignored.contains(&p) && l.exists(Path::new(os)))) {
-                continue;
-            }
-            out.extend_from_slice(&p);
-            out.push(0);
+        let mut info = Vec::new();
+        for (path, mode, id) in seed {
+            info.extend_from_slice(format!("{:06o} {id}\t", mode.value()).as_bytes());
+            info.extend_from_slice(path);
+            info.push(0);
         }
-        Ok(Some(out))
+        git(&["update-index", "-z", "--index-info"], info)?;
+        // Names the agent chose are names, never patterns.
+        git(
+            &["--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
+            paths.iter().flat_map(|p| p.iter().copied().chain([0])).collect(),
+        )?;
+        let index = gix::index::File::at(&small, gix::hash::Kind::Sha1, true, Default::default())
+            .context("the small index of the task's changes")?;
+        let mut out = Vec::new();
+        for e in index.entries() {
+            let mode = e.mode.to_tree_entry_mode().context("an index entry of no known mode")?;
+            out.push((e.path(&index).to_vec(), mode, e.id));
+        }
+        taskdir::remove_entry(&small)?;
+        Ok(out)
     }
 
     /// Which of `paths` the worktree's ignore rules (as they are in the view, the agent's own
@@ -182,6 +242,11 @@ impl Shadow {
     }
 
     fn expr(&self, args: &[&str]) -> duct::Expression {
+        self.expr_on(args, &self.index)
+    }
+
+    /// Git with `index` as its index.
+    fn expr_on(&self, args: &[&str], index: &Path) -> duct::Expression {
         let mut full: Vec<String> = vec![
             "-c".into(),
             "core.hooksPath=/dev/null".into(),
@@ -215,7 +280,7 @@ impl Shadow {
             &[
                 ("GIT_DIR", &self.dir),
                 ("GIT_WORK_TREE", &self.worktree),
-                ("GIT_INDEX_FILE", &self.index),
+                ("GIT_INDEX_FILE", index),
                 ("GIT_OBJECT_DIRECTORY", &self.objects),
             ],
             view.as_deref(),
@@ -249,7 +314,8 @@ impl Shadow {
         if self.layers.is_some() {
             // Limited to what the layers changed; ignored files do not count, as in status.
             let tree = self.tree(commit, &[])?;
-            return Ok(tree != self.git(&["rev-parse", &format!("{commit}^{{tree}}")])?);
+            let id = self.gix.find_commit(gix::ObjectId::from_hex(commit.as_bytes())?)?.tree_id()?;
+            return Ok(tree != id.to_string());
         }
         self.set_head(commit)?;
         self.git(&["update-index", "-q", "--refresh"]).ok();
@@ -257,30 +323,18 @@ impl Shadow {
     }
 
     /// The worktree's content as a tree (what the agent left), with `keep` (files brought in
-    /// by `parallel.copy`) as they are in `tip`; updates our index to it.
+    /// by `parallel.copy`) as they are in `tip`. A full worktree updates our index to it on
+    /// the way; an overlay worktree's index follows at `publish_index`.
     pub fn tree(&self, tip: &str, keep: &[String]) -> Result<String> {
+        if let Some(l) = &self.layers {
+            return self.layered_tree(l, tip, keep);
+        }
         self.set_head(tip)?;
         if std::fs::symlink_metadata(&self.index).is_err() {
             // No index of ours (a worktree from an older version): every file is hashed.
             self.git(&["read-tree", tip])?;
         }
-        match self.pathspec(tip, keep)? {
-            None => {
-                self.git(&["add", "-A"])?;
-            }
-            // No pathspec at all would mean the whole tree: nothing changed, nothing to add.
-            Some(paths) if paths.is_empty() => {}
-            Some(paths) => {
-                // Names the agent chose are names, never patterns.
-                let out = self.run(
-                    &["--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
-                    Some(&paths),
-                )?;
-                if !out.ok() {
-                    anyhow::bail!("git add failed: {}", out.stderr_str().trim());
-                }
-            }
-        }
+        self.git(&["add", "-A"])?;
         if !keep.is_empty() {
             let mut args = vec!["reset", "-q", tip, "--"];
             args.extend(keep.iter().map(String::as_str));
@@ -322,7 +376,7 @@ impl Shadow {
             // go too; `parallel.warm` offers build caches again underneath).
             l.clear()?;
             l.fresh_index(&self.main, &self.index, commit)?;
-            return Ok(());
+            return taskdir::write_new(&self.dir.join(INDEX_AT), format!("{commit}\n").as_bytes());
         }
         self.set_head(commit)?;
         self.git(&["reset", "-q", "--hard", commit])?;
@@ -332,19 +386,108 @@ impl Shadow {
 
     /// Whether `rel` is tracked at `commit`.
     pub fn tracked(&self, commit: &str, rel: &str) -> Result<bool> {
-        self.set_head(commit)?;
-        Ok(!self.git(&["ls-files", "--", rel])?.is_empty())
+        let tree = self.gix.find_commit(gix::ObjectId::from_hex(commit.as_bytes())?)?.tree()?;
+        Ok(tree.lookup_entry_by_path(rel)?.is_some())
     }
 
-    /// Give the worktree's own git directory our index (it matches the result), so `git status`
-    /// there shows the result clean. Replaces the file, never writes through a link.
-    pub fn publish_index(&self, admin: &Path) -> Result<()> {
+    /// An overlay worktree whose index was just made for `commit` (by `TaskLayers::prepare`)
+    /// gives ours the same.
+    pub fn adopt_index(&self, admin: &Path, commit: &str) -> Result<()> {
+        let bytes = std::fs::read(admin.join("index")).context("the worktree's index")?;
+        taskdir::write_new(&self.index, &bytes)?;
+        taskdir::write_new(&self.dir.join(INDEX_AT), format!("{commit}\n").as_bytes())
+    }
+
+    /// Give the worktree's own git directory our index, brought to `head` (it matches the
+    /// result), so `git status` there shows the result clean. Replaces the file, never writes
+    /// through a link.
+    pub fn publish_index(&self, admin: &Path, head: &str) -> Result<()> {
+        if let Some(l) = &self.layers {
+            self.index_to(l, head)?;
+        }
         let bytes = std::fs::read(&self.index).context("our index of the worktree")?;
         let tmp = admin.join(format!("index.parallel-{}", std::process::id()));
         taskdir::write_new(&tmp, &bytes)?;
         std::fs::rename(&tmp, admin.join("index"))?;
         Ok(())
     }
+
+    /// Before an agent works in an overlay worktree again: when a result was taken since its
+    /// index was made, the worktree's index is brought to `head` (a result taken does not
+    /// write it: most worktrees are removed right after, and it is O(index)).
+    pub fn catch_up_index(&self, admin: &Path, head: &str) -> Result<()> {
+        if self.layers.is_none() {
+            return Ok(());
+        }
+        let at = taskdir::read_small(&self.dir.join(INDEX_AT), 100)?;
+        if at.is_some_and(|b| String::from_utf8_lossy(&b).trim() == head) {
+            return Ok(());
+        }
+        self.publish_index(admin, head)
+    }
+
+    /// Bring our index of an overlay worktree to `head`: only the entries that differ from the
+    /// commit it was at change (their stat data is then looked at afresh); made anew from the
+    /// run's base index when that commit is not known.
+    fn index_to(&self, l: &super::overlay::TaskLayers, head: &str) -> Result<()> {
+        let at_file = self.dir.join(INDEX_AT);
+        let at = taskdir::read_small(&at_file, 100)?.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+        match at {
+            Some(at) if at == head => return Ok(()),
+            Some(at) if std::fs::symlink_metadata(&self.index).is_ok() => {
+                let mut info = Vec::new();
+                for (path, now) in crate::store::objects::tree_changes(&self.gix, &at, head)? {
+                    let line = match now {
+                        Some((mode, id)) => format!("{:06o} {id}\t", mode.value()),
+                        // Mode 0 removes the entry.
+                        None => format!("0 {}\t", gix::ObjectId::null(gix::hash::Kind::Sha1)),
+                    };
+                    info.extend_from_slice(line.as_bytes());
+                    info.extend_from_slice(&path);
+                    info.push(0);
+                }
+                if !info.is_empty() {
+                    let out = proc::run_captured(
+                        self.expr(&["update-index", "-z", "--index-info"]).stdin_bytes(info),
+                        "git",
+                    )?;
+                    if !out.ok() {
+                        anyhow::bail!("git update-index failed: {}", out.stderr_str().trim());
+                    }
+                }
+            }
+            _ => l.fresh_index(&self.main, &self.index, head)?,
+        }
+        taskdir::write_new(&at_file, format!("{head}\n").as_bytes())
+    }
+}
+
+/// The entries of a tip's tree at and below `path` (a file: itself; a folder: every file in
+/// it), as a small index is seeded with them. Submodules are left out: git would look inside
+/// one it has no stat data for (running `status` there, in a repository the agent made);
+/// `add` takes one found in the worktree afresh, reading only its HEAD.
+fn tracked_below(
+    repo: &gix::Repository,
+    path: &[u8],
+    mode: gix::object::tree::EntryMode,
+    id: &gix::oid,
+    out: &mut Vec<(Vec<u8>, gix::object::tree::EntryMode, gix::ObjectId)>,
+) -> Result<()> {
+    if mode.is_commit() {
+        return Ok(());
+    }
+    if !mode.is_tree() {
+        out.push((path.to_vec(), mode, id.to_owned()));
+        return Ok(());
+    }
+    for e in repo.find_tree(id)?.iter() {
+        let e = e?;
+        let mut p = path.to_vec();
+        p.push(b'/');
+        p.extend_from_slice(e.filename());
+        tracked_below(repo, &p, e.mode(), e.oid(), out)?;
+    }
+    Ok(())
 }
 
 /// The user's identity (name and e-mail of author and committer) as git gives it in the main

@@ -333,15 +333,18 @@ fn places(repo: &Repo, spec: &TaskSpec, start: &str) -> Result<Places> {
             a
         }
     };
-    let layers = match spec.overlay {
+    let (layers, fresh) = match spec.overlay {
         true => {
             let l = super::overlay::TaskLayers::new(&spec.worktree);
-            l.prepare(repo, &admin, start)?;
-            Some(l)
+            let fresh = l.prepare(repo, &admin, start)?;
+            (Some(l), fresh)
         }
-        false => None,
+        false => (None, false),
     };
     let shadow = Shadow::open(repo, &td, &spec.worktree, Some(&admin))?.with_layers(layers.clone());
+    if fresh {
+        shadow.adopt_index(&admin, start)?;
+    }
     Ok(Places { td, admin, shadow, main: repo.workdir.clone(), layers })
 }
 
@@ -375,7 +378,7 @@ fn move_branch(repo: &Repo, spec: &TaskSpec, p: &Places, old: Option<&str>, new:
 fn reset_task(repo: &Repo, spec: &TaskSpec, p: &Places, start: &str) -> Result<()> {
     p.shadow.reset_hard(start)?;
     super::taskdir::write_new(&p.admin.join("HEAD"), format!("ref: {}\n", spec.branch).as_bytes())?;
-    p.shadow.publish_index(&p.admin)?;
+    p.shadow.publish_index(&p.admin, start)?;
     let old = crate::store::objects::read_ref(repo, &spec.branch)?.map(|id| id.to_string());
     move_branch(repo, spec, p, old.as_deref(), start, "git parallel: start over")
 }
@@ -475,6 +478,10 @@ fn run_inner(
                 branch: spec.branch.clone(),
                 start_commit: start.clone(),
             })));
+            if p.layers.is_some() {
+                let head = crate::store::objects::read_ref(repo, &spec.branch)?.map(|id| id.to_string());
+                p.shadow.catch_up_index(&p.admin, head.as_deref().unwrap_or(&start))?;
+            }
             if spec.sandbox.is_some() {
                 let tip = match view_tip.take() {
                     Some(t) => t,
@@ -803,7 +810,7 @@ fn take_result(repo: &Repo, spec: &TaskSpec, p: &Places, start: &str, tip: &str)
         .map(str::to_string)
         .collect();
     let tree = p.shadow.tree(tip, &copied)?;
-    let tip_tree = proc::git(&repo.workdir, ["rev-parse", &format!("{tip}^{{tree}}")])?;
+    let tip_tree = repo.gix.find_commit(merge::commit_id(repo, tip)?)?.tree_id()?.to_string();
     let result = if tree == tip_tree {
         tip.to_string()
     } else {
@@ -838,11 +845,17 @@ fn take_result(repo: &Repo, spec: &TaskSpec, p: &Places, start: &str, tip: &str)
             )));
         }
     }
-    let files = proc::git(&repo.workdir, ["diff", "--name-only", "-z", start, &result])?;
-    let files = files.split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    // Both sides of a rename count: each path is one another task may touch.
+    let files = crate::store::objects::tree_changes(&repo.gix, start, &result)?
+        .into_iter()
+        .map(|(p, _)| String::from_utf8_lossy(&p).into_owned())
+        .collect();
     let old = crate::store::objects::read_ref(repo, &spec.branch)?.map(|id| id.to_string());
     move_branch(repo, spec, p, old.as_deref(), &result, "git parallel: task result")?;
-    p.shadow.publish_index(&p.admin)?;
+    if p.layers.is_none() {
+        // An overlay worktree's index follows when an agent works there again (`attempt`).
+        p.shadow.publish_index(&p.admin, &result)?;
+    }
     Ok(Ok((Some(result), files)))
 }
 

@@ -44,6 +44,48 @@ pub fn edit_tree(
     Ok(ed.write().context("cannot write tree")?.detach())
 }
 
+/// A file (or link, or submodule) that differs between two commits: its path and what it is
+/// at the second (None: gone there).
+pub type Changed = (Vec<u8>, Option<(gix::object::tree::EntryMode, ObjectId)>);
+
+/// What differs between the trees of commits `from` and `to`, file by file, without renames:
+/// a tree diff of the objects alone (no index read, whatever the repository's size).
+pub fn tree_changes(repo: &gix::Repository, from: &str, to: &str) -> Result<Vec<Changed>> {
+    use gix::diff::tree::recorder::Change;
+    let tree = |c: &str| -> Result<gix::Tree<'_>> { Ok(repo.find_commit(ObjectId::from_hex(c.as_bytes())?)?.tree()?) };
+    let (a, b) = (tree(from)?, tree(to)?);
+    let mut rec = gix::diff::tree::Recorder::default();
+    gix::diff::tree(
+        gix::objs::TreeRefIter::from_bytes(&a.data, a.id.kind()),
+        gix::objs::TreeRefIter::from_bytes(&b.data, b.id.kind()),
+        gix::diff::tree::State::default(),
+        &repo.objects,
+        &mut rec,
+    )
+    .context("cannot compare trees")?;
+    let mut out: Vec<Changed> = rec
+        .records
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Deletion { entry_mode, path, .. } if !entry_mode.is_tree() => Some((path.into(), None)),
+            Change::Addition { entry_mode, oid, path, .. } | Change::Modification { entry_mode, oid, path, .. }
+                if !entry_mode.is_tree() =>
+            {
+                Some((path.into(), Some((entry_mode, oid))))
+            }
+            // A file that became a folder: gone as a file (its new files come on their own).
+            Change::Modification { previous_entry_mode, path, .. } if !previous_entry_mode.is_tree() => {
+                Some((path.into(), None))
+            }
+            _ => None,
+        })
+        .collect();
+    // A path both gone (as a folder) and added (as a file): the addition wins.
+    out.sort_by(|x, y| x.0.cmp(&y.0).then(y.1.is_some().cmp(&x.1.is_some())));
+    out.dedup_by(|later, first| later.0 == first.0);
+    Ok(out)
+}
+
 /// Write a commit with our signature.
 pub fn write_commit(repo: &Repo, tree: ObjectId, parents: &[ObjectId], message: &str) -> Result<ObjectId> {
     let sig = repo.signature();
