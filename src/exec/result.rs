@@ -315,7 +315,7 @@ impl Shadow {
             // Limited to what the layers changed; ignored files do not count, as in status.
             let tree = self.tree(commit, &[])?;
             let id = self.gix.find_commit(gix::ObjectId::from_hex(commit.as_bytes())?)?.tree_id()?;
-            return Ok(tree != id.to_string());
+            return Ok(id != tree.as_str());
         }
         self.set_head(commit)?;
         self.git(&["update-index", "-q", "--refresh"]).ok();
