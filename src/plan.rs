@@ -289,6 +289,35 @@ pub fn repository_files(repo: &Repo) -> Result<(TrackedFiles, imports::ImportGra
     Ok((tracked, graph))
 }
 
+/// Prompts' raw text by task id: what a stored plan keeps beside plan.yaml.
+pub type RawPrompts = std::collections::BTreeMap<String, String>;
+
+/// Plan the prompts at `paths` (the `default_dir` of prompts under the worktree when none is
+/// given) against HEAD, without storing the plan: `run DIR` stores it only once the run can
+/// start.
+pub fn prepare(repo: &Repo, default_dir: &Path, paths: &[PathBuf], opts: &Options) -> Result<(Plan, RawPrompts)> {
+    let base = repo.head_commit()?;
+    let paths: Vec<PathBuf> = if paths.is_empty() { vec![repo.workdir.join(default_dir)] } else { paths.to_vec() };
+    let files = collect_prompt_files(repo, &paths)?;
+    let prompts = read_prompts(&files)?;
+    let (tracked, graph) = repository_files(repo)?;
+    let history = crate::store::runs::history(repo)?;
+    let p = build(&prompts, &tracked, &graph, &history, &base.to_string(), opts)?;
+    for w in &p.warnings {
+        crate::ui::note(&format!("warning: {w}"));
+    }
+    // About 200,000 tokens at four bytes a token: past the context window of today's models.
+    for pr in prompts.iter().filter(|pr| pr.body.len() > 800_000) {
+        crate::ui::note(&format!(
+            "warning: {}: the prompt is {} KB, more than any agent's model takes in one request",
+            pr.path.display(),
+            pr.body.len() / 1000
+        ));
+    }
+    let raw: RawPrompts = prompts.iter().map(|p| (p.id.clone(), p.raw.clone())).collect();
+    Ok((p, raw))
+}
+
 /// Build a plan from parsed prompts against the repository at `base`.
 pub fn build(
     prompts: &[Prompt],

@@ -3,60 +3,18 @@
 use super::Context;
 use crate::cli::PlanArgs;
 use crate::plan::{self, Options, Plan};
-use crate::store::{plans, runs};
+use crate::store::plans;
 use crate::ui;
 use anyhow::Result;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-/// Prompts' raw text by task id: what a stored plan keeps beside plan.yaml.
-pub type RawPrompts = BTreeMap<String, String>;
 
 /// Plan prompts at `paths` (stored unless `dry_run`).
 pub fn make(ctx: &Context, paths: &[PathBuf], workers: usize, allow_conflicts: bool, dry_run: bool) -> Result<Plan> {
-    let (mut p, raw) = prepare(ctx, paths, workers, allow_conflicts)?;
+    let (mut p, raw) = plan::prepare(&ctx.repo, &ctx.settings.prompts, paths, &Options { workers, allow_conflicts })?;
     if !dry_run {
         plans::save(&ctx.repo, &mut p, &raw)?;
     }
     Ok(p)
-}
-
-/// Plan prompts at `paths` without storing the plan (`run DIR` stores it only once the run
-/// can start).
-pub fn prepare(ctx: &Context, paths: &[PathBuf], workers: usize, allow_conflicts: bool) -> Result<(Plan, RawPrompts)> {
-    let repo = &ctx.repo;
-    let base = repo.head_commit()?;
-    let paths: Vec<PathBuf> =
-        if paths.is_empty() { vec![repo.workdir.join(&ctx.settings.prompts)] } else { paths.to_vec() };
-    let files = plan::collect_prompt_files(repo, &paths)?;
-    let prompts = plan::read_prompts(&files)?;
-    let (tracked, graph) = plan::repository_files(repo)?;
-    let history = runs::history(repo)?;
-    let p =
-        plan::build(&prompts, &tracked, &graph, &history, &base.to_string(), &Options { workers, allow_conflicts })?;
-    for w in &p.warnings {
-        ui::note(&format!("warning: {w}"));
-    }
-    // About 200,000 tokens at four bytes a token: past the context window of today's models.
-    for pr in prompts.iter().filter(|pr| pr.body.len() > 800_000) {
-        ui::note(&format!(
-            "warning: {}: the prompt is {} KB, more than any agent's model takes in one request",
-            pr.path.display(),
-            pr.body.len() / 1000
-        ));
-    }
-    let raw: RawPrompts = prompts.iter().map(|p| (p.id.clone(), p.raw.clone())).collect();
-    Ok((p, raw))
-}
-
-/// Workers to plan for: the flag, else the machine's capacity under the settings.
-pub fn default_workers(ctx: &Context, requested: Option<usize>) -> Result<usize> {
-    let requested = crate::config::check_concurrency(requested)?;
-    if let Some(n) = requested {
-        return Ok(n);
-    }
-    let mut gov = crate::schedule::governor::Governor::new(&ctx.repo.workdir);
-    Ok(crate::schedule::governor::capacity(&ctx.settings.limits(None), &gov.sample()).workers)
 }
 
 pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
@@ -116,7 +74,7 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
         }
         ui::note(&format!("wrote {} prompt(s) from open issues into {}", issues.len(), dir.display()));
     }
-    let workers = default_workers(ctx, args.concurrency)?;
+    let workers = crate::schedule::governor::workers_for(&ctx.repo, &ctx.settings, args.concurrency)?;
     let p = make(ctx, &args.paths, workers, args.allow_conflicts, args.dry_run)?;
     if args.json {
         ui::json(&p)?;

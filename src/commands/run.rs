@@ -279,7 +279,7 @@ fn check_clean(ctx: &Context, plan: &Plan, allow: bool) -> Result<()> {
 
 /// Find or make the plan a run starts from; a new plan comes with its prompts, to be stored
 /// once the run can start.
-fn plan_for(ctx: &Context, args: &RunArgs, workers: usize) -> Result<(Plan, Option<super::plan::RawPrompts>)> {
+fn plan_for(ctx: &Context, args: &RunArgs, workers: usize) -> Result<(Plan, Option<crate::plan::RawPrompts>)> {
     let repo = &ctx.repo;
     if args.target.len() == 1 {
         let t = &args.target[0];
@@ -295,7 +295,8 @@ fn plan_for(ctx: &Context, args: &RunArgs, workers: usize) -> Result<(Plan, Opti
         }
     }
     let paths: Vec<PathBuf> = args.target.iter().map(PathBuf::from).collect();
-    let (p, raw) = super::plan::prepare(ctx, &paths, workers, args.allow_conflicts)?;
+    let opts = crate::plan::Options { workers, allow_conflicts: args.allow_conflicts };
+    let (p, raw) = crate::plan::prepare(repo, &ctx.settings.prompts, &paths, &opts)?;
     Ok((p, Some(raw)))
 }
 
@@ -314,7 +315,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     )?;
     let opts = orchestrator::Options { executor: executor(ctx, args.executor.as_deref())?, ..opts };
     ctx.repo.head_commit()?;
-    let workers = super::plan::default_workers(ctx, args.concurrency)?;
+    let workers = crate::schedule::governor::workers_for(&ctx.repo, &ctx.settings, args.concurrency)?;
     if let Some(into) = &args.into {
         crate::integrate::target_branch(&ctx.repo, into)?;
     }

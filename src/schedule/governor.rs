@@ -95,6 +95,20 @@ pub struct Capacity {
     pub reason: String,
 }
 
+/// Workers to plan for: `requested` (checked), else what the machine holds now under the
+/// repository's settings.
+pub fn workers_for(
+    repo: &crate::repo::Repo,
+    settings: &crate::config::Settings,
+    requested: Option<usize>,
+) -> anyhow::Result<usize> {
+    if let Some(n) = crate::config::check_concurrency(requested)? {
+        return Ok(n);
+    }
+    let mut gov = Governor::new(&repo.workdir);
+    Ok(capacity(&settings.limits(None), &gov.sample()).workers)
+}
+
 /// How many agents may run at most, before anything is measured: the ceiling, lowered only
 /// by memory for the expected footprint or by an explicit CPU share. Planning simulates this.
 pub fn capacity(limits: &Limits, s: &Sample) -> Capacity {
