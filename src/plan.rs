@@ -262,14 +262,14 @@ pub fn read_prompts(files: &[(PathBuf, PathBuf)]) -> Result<Vec<Prompt>> {
 
 /// The tracked files (from the index) and the contents the import graph needs, read in parallel.
 pub fn repository_files(repo: &Repo) -> Result<(TrackedFiles, imports::ImportGraph)> {
-    let index = repo.gix.index_or_load_from_head().context("cannot read the index")?;
+    let index = tracked_index(repo)?;
     let mut paths = Vec::with_capacity(index.entries().len());
     let mut wanted = Vec::new();
     for e in index.entries() {
         if e.stage_raw() != 0 {
             continue;
         }
-        let path = e.path(&index).to_string();
+        let path = String::from_utf8_lossy(e.path(&index)).into_owned();
         if imports::wants(&path) {
             wanted.push((path.clone(), e.id));
         }
@@ -287,6 +287,21 @@ pub fn repository_files(repo: &Repo) -> Result<(TrackedFiles, imports::ImportGra
     let tracked = TrackedFiles::new(paths);
     let graph = imports::build(&tracked.paths, &contents);
     Ok((tracked, graph))
+}
+
+/// The index as planning reads it: paths and blob ids only, so its checksum is not verified
+/// (hashing a 50,000-file index costs more than the rest of reading it; git verifies it on its
+/// own reads). Without an index, the tree at HEAD's.
+fn tracked_index(repo: &Repo) -> Result<gix::index::State> {
+    let path = repo.gix.index_path();
+    if path.exists() {
+        let options = gix::index::decode::Options::default();
+        let file = gix::index::File::at(&path, repo.gix.object_hash(), true, options)
+            .with_context(|| format!("cannot read the index {}", path.display()))?;
+        return Ok(file.into());
+    }
+    let index = repo.gix.index_or_load_from_head().context("cannot read the index")?;
+    Ok(gix::index::State::clone(&index))
 }
 
 /// Prompts' raw text by task id: what a stored plan keeps beside plan.yaml.

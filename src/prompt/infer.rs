@@ -4,31 +4,40 @@
 use crate::error::usage;
 use anyhow::Result;
 use regex::Regex;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 /// The tracked files of the repository, indexed for lookups by path and basename.
 pub struct TrackedFiles {
     /// Sorted paths, `/`-separated, relative to the top of the working tree.
     pub paths: Vec<String>,
-    set: HashSet<String>,
-    by_basename: HashMap<String, Vec<usize>>,
+    /// Built on the first lookup by basename: most plans never make one, and on a large
+    /// repository building it costs more than the rest of planning.
+    by_basename: OnceLock<HashMap<String, Vec<usize>>>,
 }
 
 impl TrackedFiles {
     pub fn new(mut paths: Vec<String>) -> Self {
-        paths.sort();
-        paths.dedup();
-        let set = paths.iter().cloned().collect();
-        let mut by_basename: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, p) in paths.iter().enumerate() {
-            by_basename.entry(basename(p).to_string()).or_default().push(i);
+        // The index's order is already sorted: then this is one pass.
+        if !paths.is_sorted() {
+            paths.sort();
         }
-        TrackedFiles { paths, set, by_basename }
+        paths.dedup();
+        TrackedFiles { paths, by_basename: OnceLock::new() }
     }
 
     pub fn contains(&self, p: &str) -> bool {
-        self.set.contains(p)
+        self.paths.binary_search_by(|q| q.as_str().cmp(p)).is_ok()
+    }
+
+    fn by_basename(&self) -> &HashMap<String, Vec<usize>> {
+        self.by_basename.get_or_init(|| {
+            let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, p) in self.paths.iter().enumerate() {
+                map.entry(basename(p).to_string()).or_default().push(i);
+            }
+            map
+        })
     }
 
     /// Tracked files matching a glob (`*` does not cross `/`; `**` does).
@@ -49,7 +58,7 @@ impl TrackedFiles {
     }
 
     fn unique_basename(&self, name: &str) -> Option<&str> {
-        match self.by_basename.get(name).map(Vec::as_slice) {
+        match self.by_basename().get(name).map(Vec::as_slice) {
             Some([i]) => Some(&self.paths[*i]),
             _ => None,
         }
@@ -59,7 +68,7 @@ impl TrackedFiles {
     fn unique_suffix(&self, suffix: &str) -> Option<&str> {
         let ends = format!("/{suffix}");
         let mut hits =
-            self.by_basename.get(basename(suffix))?.iter().map(|&i| &self.paths[i]).filter(|p| p.ends_with(&ends));
+            self.by_basename().get(basename(suffix))?.iter().map(|&i| &self.paths[i]).filter(|p| p.ends_with(&ends));
         let first = hits.next()?;
         hits.next().is_none().then_some(first.as_str())
     }
