@@ -241,7 +241,8 @@ pub struct StatusArgs {
 pub struct PublishArgs {
     /// Run id (default: the latest run).
     pub run: Option<String>,
-    /// Remote to push to.
+    /// Remote to push to (default: `parallel.remote`, else the remote the base branch tracks,
+    /// else `origin`); the forge (GitHub, GitHub Enterprise or GitLab) is read from its URL.
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
     /// Branch the pull request goes into (default: the forge repository's default branch).
