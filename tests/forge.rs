@@ -812,3 +812,104 @@ fn every_gitlab_merge_request_and_status_request_matches_gitlabs_api_description
         assert!(log.contains(call), "{call} never checked:\n{log}");
     }
 }
+
+// The push over git's smart HTTP: `git http-backend` behind a CGI shim on 127.0.0.1.
+
+/// A smart-HTTP git server for the bare repositories under `root`, at http://127.0.0.1:PORT/.
+struct GitHttp {
+    port: u16,
+    server: std::sync::Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn git_http(r: &TestRepo, root: &std::path::Path) -> GitHttp {
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let port = server.server_addr().to_ip().unwrap().port();
+    let (s, root, home) = (server.clone(), root.to_path_buf(), r.home.clone());
+    let thread = std::thread::spawn(move || {
+        for mut req in s.incoming_requests() {
+            let mut body = Vec::new();
+            let _ = std::io::Read::read_to_end(req.as_reader(), &mut body);
+            let url = req.url().to_string();
+            let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+            let header = |name: &'static str| {
+                req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_string())
+            };
+            let mut c = Command::new("git");
+            common::hermetic(&mut c, &home);
+            c.arg("http-backend")
+                .env("GIT_PROJECT_ROOT", &root)
+                .env("GIT_HTTP_EXPORT_ALL", "1")
+                .env("REQUEST_METHOD", req.method().as_str())
+                .env("PATH_INFO", path)
+                .env("QUERY_STRING", query)
+                .env("CONTENT_TYPE", header("Content-Type").unwrap_or_default())
+                .env("CONTENT_LENGTH", body.len().to_string())
+                .env("HTTP_CONTENT_ENCODING", header("Content-Encoding").unwrap_or_default())
+                .env("GIT_PROTOCOL", header("Git-Protocol").unwrap_or_default())
+                // Pushing over HTTP needs an authenticated user (or http.receivepack).
+                .env("REMOTE_USER", "tester")
+                .env("REMOTE_ADDR", "127.0.0.1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let feed = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &body));
+            let out = child.wait_with_output().unwrap();
+            let _ = feed.join();
+            // CGI: headers, a blank line, the body.
+            let split = out.stdout.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+            let split = split.or_else(|| out.stdout.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+            let (head, payload) = match split {
+                Some((i, n)) => (String::from_utf8_lossy(&out.stdout[..i]).to_string(), out.stdout[i + n..].to_vec()),
+                None => (String::new(), out.stdout.clone()),
+            };
+            let mut status = 200;
+            let mut resp = tiny_http::Response::from_data(payload);
+            for line in head.lines() {
+                let Some((k, v)) = line.split_once(':') else { continue };
+                if k.eq_ignore_ascii_case("Status") {
+                    status = v.trim().split(' ').next().and_then(|c| c.parse().ok()).unwrap_or(500);
+                } else if let Ok(h) = tiny_http::Header::from_bytes(k.trim(), v.trim()) {
+                    resp.add_header(h);
+                }
+            }
+            let _ = req.respond(resp.with_status_code(status));
+        }
+    });
+    GitHttp { port, server, thread: Some(thread) }
+}
+
+#[test]
+fn publish_pushes_over_smart_http() {
+    let (r, _f, _) = published_repo();
+    let root = r.scratch("http-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let bare = root.join("widgets.git");
+    assert!(Command::new("git").args(["init", "-q", "--bare", bare.to_str().unwrap()]).status().unwrap().success());
+    let http = git_http(&r, &root);
+    r.git(&["remote", "set-url", "origin", &format!("http://127.0.0.1:{}/widgets.git", http.port)]);
+    let o = r.gp_env(&["publish", "1"], &TOKEN);
+    o.ok();
+    let pushed = Command::new("git")
+        .args(["--git-dir", bare.to_str().unwrap(), "rev-parse", "parallel/1/integration"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&pushed.stdout).trim(), r.git(&["rev-parse", "parallel/1/integration"]));
+    assert_eq!(pulls(&r).as_array().unwrap().len(), 1);
+    // A server that refuses the push: said so, nothing opened on the forge.
+    drop(http);
+    let o = r.gp_env(&["publish", "1"], &TOKEN);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("`origin` refused the push"), "{}", o.stderr);
+    assert_eq!(pulls(&r)[0]["updates"], 0);
+}
