@@ -368,12 +368,12 @@ fn each_refusal_of_the_forge_says_what_to_do_loses_nothing_and_publishing_again_
         use_forge(&r, f.port);
         let o = r.gp_env(&["publish", "1", "--issue"], &TOKEN);
         failed_and_nothing_lost(&r, &o, &says, &refs);
-        assert_eq!(pulls(&r).as_array().map(|a| a.len()).unwrap_or(0), 0, "{status}: {}", pulls(&r));
-        // The fault was once: publishing again just works.
+        // The fault was once: publishing again just works, and opens nothing twice.
         let o = r.gp_env(&["publish", "1", "--issue"], &TOKEN);
         o.ok();
         assert_eq!(o.stdout.trim(), "https://forge.example/acme/widgets/pull/1", "{status}");
         assert_eq!(pulls(&r).as_array().unwrap().len(), 1, "{status}");
+        assert_eq!(opened_issues(&r).as_array().unwrap().len(), 1, "{status}: {}", opened_issues(&r));
         // The next case starts from the run as it was before it was published.
         drop(f);
         for line in refs.lines().filter(|l| l.contains(" refs/parallel/runs/")) {
@@ -382,6 +382,30 @@ fn each_refusal_of_the_forge_says_what_to_do_loses_nothing_and_publishing_again_
         }
         assert_eq!(all_refs(&r), refs);
     }
+}
+
+#[test]
+fn a_tracking_issue_is_never_opened_twice_when_linking_it_fails() {
+    let (r, f, _) = published_repo();
+    drop(f);
+    // The pull request is opened, then the issue, then linking the issue from the pull
+    // request fails once.
+    let f = forge_faulty(
+        &r,
+        serde_json::json!([{"method": "PATCH", "path": "/repos/acme/widgets/pulls/1", "status": 502, "body": {"message": "Bad Gateway"}}]),
+    );
+    use_forge(&r, f.port);
+    let o = r.gp_env(&["publish", "1", "--issue"], &TOKEN);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("502 Bad Gateway") && o.stderr.contains("hint:"), "{}", o.stderr);
+    assert_eq!(opened_issues(&r).as_array().unwrap().len(), 1);
+    r.gp_env(&["publish", "1", "--issue"], &TOKEN).ok();
+    let issues = opened_issues(&r);
+    assert_eq!(issues.as_array().unwrap().len(), 1, "a second tracking issue: {issues}");
+    let n = issues[0]["number"].as_u64().unwrap();
+    let p = pulls(&r);
+    assert_eq!(p.as_array().unwrap().len(), 1, "{p}");
+    assert!(p[0]["body"].as_str().unwrap().contains(&format!("Tracking issue: #{n}")), "{p}");
 }
 
 #[test]
