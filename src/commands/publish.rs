@@ -300,43 +300,53 @@ pub fn publish(
         })
         .unwrap_or_default();
     let closes = if closes.is_empty() { String::new() } else { format!("{}\n\n", closes.join("\n")) };
+    let body = |issue: Option<u64>| {
+        let tracked = issue.map(|n| format!("Tracking issue: #{n}\n\n")).unwrap_or_default();
+        format!("{closes}{tracked}{report}{left}\n<!-- git-parallel run {id} -->\n")
+    };
+    let title = format!("git-parallel run {id}: {} of {} tasks", merged.len(), state.tasks.len());
+    let record = |pr: &crate::forge::PullRequest, issue: Option<u64>| Published {
+        url: pr.url.clone(),
+        number: pr.number,
+        remote: remote.clone(),
+        head: head.clone(),
+        base: base.clone(),
+        commit: commit.clone(),
+        tasks: Vec::new(),
+        issue,
+        checks: None,
+    };
+    let mut log = RunLog::open(&ctx.repo, &id)?;
     // The tracking issue: made once, then updated (its number is kept with the publication).
-    let issue = match (track, state.published.as_ref().and_then(|p| p.issue)) {
-        (false, known) => known,
-        (true, known) => {
-            let title = format!("git-parallel run {id}");
-            let list = checklist(&state);
-            Some(match known {
-                Some(n) => {
-                    forge.update_issue(n, &title, &list)?;
-                    n
-                }
-                None => forge.open_issue(&title, &list)?,
-            })
+    let list_title = format!("git-parallel run {id}");
+    let known = state.published.as_ref().and_then(|p| p.issue);
+    let (pr, opened, issue) = match (track, known) {
+        (true, None) => {
+            // The pull request first: one the forge refuses leaves no issue to be opened twice.
+            let (pr, opened) = crate::forge::open_or_update(forge.as_ref(), &head, &base, &title, &body(None), draft)?;
+            let n = forge.open_issue(&list_title, &checklist(&state))?;
+            // Kept at once: should linking it fail, the next publish finds it, never a second.
+            log.append(Event::Published(record(&pr, Some(n))), &[])?;
+            (forge.update(pr.number, &base, &title, &body(Some(n)))?, opened, Some(n))
+        }
+        (true, Some(n)) => {
+            forge.update_issue(n, &list_title, &checklist(&state))?;
+            let (pr, opened) =
+                crate::forge::open_or_update(forge.as_ref(), &head, &base, &title, &body(Some(n)), draft)?;
+            (pr, opened, Some(n))
+        }
+        (false, known) => {
+            let (pr, opened) = crate::forge::open_or_update(forge.as_ref(), &head, &base, &title, &body(known), draft)?;
+            (pr, opened, known)
         }
     };
-    let tracked = issue.map(|n| format!("Tracking issue: #{n}\n\n")).unwrap_or_default();
-    let body = format!("{closes}{tracked}{report}{left}\n<!-- git-parallel run {id} -->\n");
-    let title = format!("git-parallel run {id}: {} of {} tasks", merged.len(), state.tasks.len());
-    let (pr, opened) = crate::forge::open_or_update(forge.as_ref(), &head, &base, &title, &body, draft)?;
     ui::note(&format!(
         "{} {} {} into {base}",
         if opened { "opened" } else { "updated" },
         forge.noun(),
         forge.pr_ref(pr.number)
     ));
-    let published = Published {
-        url: pr.url.clone(),
-        number: pr.number,
-        remote,
-        head,
-        base,
-        commit,
-        tasks: Vec::new(),
-        issue,
-        checks: None,
-    };
-    let mut log = RunLog::open(&ctx.repo, &id)?;
+    let published = record(&pr, issue);
     log.append(Event::Published(published.clone()), &[])?;
     Ok((published, opened))
 }
