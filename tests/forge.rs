@@ -937,3 +937,108 @@ fn publish_pushes_over_smart_http() {
     assert!(o.stderr.contains("`origin` refused the push"), "{}", o.stderr);
     assert_eq!(pulls(&r)[0]["updates"], 0);
 }
+
+/// HTTPS is checked against the system's roots, and SSL_CERT_FILE adds one: a forge on
+/// 127.0.0.1 whose certificate comes from a test authority (openssl makes it and serves).
+#[test]
+fn https_trusts_the_system_roots_and_ssl_cert_file() {
+    let Some(_) = which("openssl") else {
+        eprintln!("openssl not found: skipped");
+        return;
+    };
+    let (r, _f, _) = published_repo();
+    let dir = r.scratch("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ssl = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(&dir).output().unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test authority",
+    ]);
+    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "leaf.pem",
+            "-key",
+            "leaf.key",
+            "-www",
+            "-quiet",
+        ])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(server);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    r.git(&["config", "parallel.forgeApi", &format!("https://127.0.0.1:{port}")]);
+    // Not among the system's roots: refused before a word is sent.
+    let o = r.gp_env(&["publish", "1"], &TOKEN);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains(&format!("cannot reach the forge at https://127.0.0.1:{port}")), "{}", o.stderr);
+    assert!(o.stderr.to_lowercase().contains("certificate"), "{}", o.stderr);
+    // Trusted through SSL_CERT_FILE: the connection is made (the server, not a forge, then
+    // answers with a web page, which names no default branch).
+    let ca = dir.join("ca.pem");
+    let o = r.gp_env(&["publish", "1"], &[("GITHUB_TOKEN", "t0ken"), ("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(!o.stderr.to_lowercase().contains("certificate"), "{}", o.stderr);
+    assert!(o.stderr.contains("the forge named no default branch"), "{}", o.stderr);
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(program)).find(|f| f.is_file()))
+}

@@ -241,6 +241,8 @@ impl Http {
             // A refusal is an answer to read (its message says why), not a transport error.
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
+            // The system's roots (and SSL_CERT_FILE / SSL_CERT_DIR), as git and curl trust them.
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build())
             .build()
             .into();
         Http { api: api.trim_end_matches('/').to_string(), headers, agent }
