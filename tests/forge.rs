@@ -1042,3 +1042,23 @@ fn https_trusts_the_system_roots_and_ssl_cert_file() {
 fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(program)).find(|f| f.is_file()))
 }
+
+#[test]
+fn the_forge_token_is_never_written_to_the_repository_or_said() {
+    let (r, _f, remote) = published_repo();
+    r.gp_env(&["publish", "1", "--issue"], &TOKEN).ok();
+    // A token the forge refuses is not repeated either.
+    let o = r.gp_env(&["publish", "1"], &[("GITHUB_TOKEN", "wr0ng-s3cret")]);
+    assert_eq!(o.code, 1);
+    assert!(!o.stderr.contains("wr0ng-s3cret") && !o.stdout.contains("wr0ng-s3cret"), "{}", o.stderr);
+    // Every object of the repository and of the remote: commits, trees, the run's log, notes.
+    for git_dir in [r.root.join(".git"), remote] {
+        let mut c = r.command("git");
+        c.args(["--git-dir", git_dir.to_str().unwrap(), "cat-file", "--batch-all-objects", "--batch"]);
+        let all = c.output().unwrap();
+        assert!(all.status.success());
+        assert!(!all.stdout.is_empty());
+        let text = String::from_utf8_lossy(&all.stdout);
+        assert!(!text.contains("t0ken") && !text.contains("wr0ng-s3cret"), "the token is in {}", git_dir.display());
+    }
+}
