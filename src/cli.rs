@@ -233,15 +233,19 @@ pub struct StatusArgs {
 /// Push a run's integrated result and open one pull request for it, its report as the
 /// description; publishing again updates the same pull request.
 ///
-/// The remote is --remote, `parallel.remote`, else `origin`; the forge repository is
-/// `parallel.forgeRepo` (owner/name), else read from the remote's GitHub URL; the API is
-/// `parallel.forgeApi` (default https://api.github.com, e.g. a GitHub Enterprise server's
-/// /api/v3); the token comes from GITHUB_TOKEN or GH_TOKEN. Prints the pull request's URL.
+/// The remote is --remote, `parallel.remote`, else the remote the base branch tracks, else
+/// `origin`. The forge is read from its URL: github.com is GitHub, a host with `gitlab` in its
+/// name GitLab (merge requests, REST v4), any other GitHub Enterprise (https://HOST/api/v3);
+/// `parallel.forge` (github|gitlab), `parallel.forgeApi` and `parallel.forgeRepo` (owner/name)
+/// override it. The token: GITHUB_TOKEN or GH_TOKEN, else `gh auth token`; GITLAB_TOKEN, else
+/// `glab config get token`. Everything is pushed before the forge is written to; a refusal
+/// leaves the run as it was, to publish again. Prints the pull request's URL.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// Run id (default: the latest run).
     pub run: Option<String>,
-    /// Remote to push to.
+    /// Remote to push to (default: `parallel.remote`, else the remote the base branch tracks,
+    /// else `origin`); the forge (GitHub, GitHub Enterprise or GitLab) is read from its URL.
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
     /// Branch the pull request goes into (default: the forge repository's default branch).

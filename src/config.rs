@@ -34,11 +34,14 @@ pub struct Settings {
     pub attempts: u32,
     /// `parallel.publish`: `run` publishes its result once integrated.
     pub publish: bool,
-    /// `parallel.remote`: where `publish` pushes (default `origin`).
+    /// `parallel.remote`: where `publish` pushes (default: the base branch's upstream remote,
+    /// else `origin`).
     pub remote: Option<String>,
+    /// `parallel.forge`: `github` or `gitlab` (default: from the remote's URL).
+    pub forge: Option<String>,
     /// `parallel.forgeRepo`: the forge repository (`owner/name`; default: from the remote's URL).
     pub forge_repo: Option<String>,
-    /// `parallel.forgeApi`: the forge's REST API (default GitHub's).
+    /// `parallel.forgeApi`: the forge's REST API (default: from the remote's host).
     pub forge_api: Option<String>,
     /// `parallel.copy` (multi-valued): untracked files copied into new worktrees.
     pub copy: Vec<String>,
@@ -162,6 +165,7 @@ impl Settings {
             remote: string("parallel.remote"),
             publish: cfg.boolean("parallel.publish").unwrap_or(false),
             attempts: nonneg("parallel.attempts")?.map(|v| v.clamp(1, 10) as u32).unwrap_or(1),
+            forge: string("parallel.forge"),
             forge_repo: string("parallel.forgeRepo"),
             forge_api: string("parallel.forgeApi"),
             fix_rounds: nonneg("parallel.fixRounds")?.map(|v| v as u32).unwrap_or(2),

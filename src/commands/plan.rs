@@ -56,7 +56,7 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32> {
                 "--from-issues writes the issues' prompts into one folder: name it (e.g. prompts/issues)",
             ));
         };
-        let (forge, _) = super::publish::forge_for(ctx, None)?;
+        let (forge, _) = super::publish::forge_for(ctx, None, None)?;
         let issues = forge.open_issues(args.label.as_deref())?;
         if issues.is_empty() {
             return Err(crate::error::usage(format!(

@@ -4,7 +4,6 @@
 use super::Context;
 use crate::cli::PublishArgs;
 use crate::error::{usage, Error};
-use crate::forge::Forge;
 use crate::store::layout;
 use crate::store::runs::{self, Event, Published, RunLog, RunStatus};
 use crate::ui;
@@ -43,15 +42,21 @@ pub fn run(ctx: &Context, args: PublishArgs) -> Result<i32> {
 }
 
 /// Push `branch` at `commit` to `remote`. Our own branches (`parallel/...`) may be rewritten
-/// by a later integration or retry, so they are forced; a branch of yours never is.
-fn push(ctx: &Context, remote: &str, commit: &str, branch: &str) -> Result<()> {
+/// by a later integration or retry, so they are forced; a branch of yours never is. Every push
+/// comes before any write on the forge, so a refused one leaves nothing there.
+fn push(ctx: &Context, id: &str, remote: &str, commit: &str, branch: &str) -> Result<()> {
     let force = if branch.starts_with("parallel/") { "+" } else { "" };
     let pushed = crate::proc::git_output(
         &ctx.repo.workdir,
         ["push", "--quiet", remote, &format!("{force}{commit}:refs/heads/{branch}")],
     )?;
     if !pushed.ok() {
-        anyhow::bail!("git push of {branch} to {remote} failed: {}", pushed.stderr_str().trim());
+        return Err(Error::failed(format!("`{remote}` refused the push of {branch}: {}", pushed.stderr_str().trim()))
+            .with_hint(format!(
+                "nothing was published and the run is as it was; settle what the remote says (access, a hook, \
+             a protected branch), then: git parallel publish {id}"
+            ))
+            .into());
     }
     Ok(())
 }
@@ -70,24 +75,25 @@ fn per_task(
         return Err(Error::usage(format!("run {id} has no integrated result to publish")).into());
     };
     let plan = crate::store::plans::load(&ctx.repo, &state.plan)?;
-    let (forge, remote) = forge_for(ctx, remote)?;
-    let base = match base {
-        Some(b) => b.to_string(),
-        None => forge.default_branch()?,
-    };
-    let mut done: Vec<(String, u64, String)> = Vec::new();
-    let mut any_opened = false;
+    let (forge, remote) = forge_for(ctx, remote, base)?;
+    let base = base_branch(forge.as_ref(), base)?;
+    let mut landed = Vec::new();
     for t in plan.tasks.iter().filter(|t| integ.result.merged.contains(&t.id)) {
         let Some(ts) = state.task(&t.id) else { continue };
         let Some(commit) = ts.commit.as_deref() else { continue };
         let head = layout::short(&layout::task_branch(id, &t.id)).to_string();
-        push(ctx, &remote, commit, &head)?;
+        push(ctx, id, &remote, commit, &head)?;
+        landed.push((t, ts, head));
+    }
+    let mut done: Vec<(String, u64, String)> = Vec::new();
+    let mut any_opened = false;
+    for (t, ts, head) in landed {
         let builds_on: Vec<String> = t
             .depends_on
             .iter()
             .chain(&t.after)
             .filter_map(|d| done.iter().find(|(task, _, _)| task == d))
-            .map(|(task, n, _)| format!("Builds on #{n} (task `{task}`): review that one first."))
+            .map(|(task, n, _)| format!("Builds on {} (task `{task}`): review that one first.", forge.pr_ref(*n)))
             .collect();
         let mut body = format!(
             "Task `{}` of git-parallel run {id}: {}, {} turns, {}, {} file(s) changed{}.\n\n",
@@ -105,13 +111,15 @@ fn per_task(
             body.push_str(&format!("Closes #{n}\n"));
         }
         body.push_str(&format!("\n<!-- git-parallel run {id} task {} -->\n", t.id));
-        let title = t.title.clone();
-        let (pr, opened) = match forge.find_open(&head)? {
-            Some(pr) => (forge.update(pr.number, &base, &title, &body)?, false),
-            None => (forge.open(&head, &base, &title, &body, draft)?, true),
-        };
+        let (pr, opened) = crate::forge::open_or_update(forge.as_ref(), &head, &base, &t.title, &body, draft)?;
         any_opened |= opened;
-        ui::note(&format!("{}: {} pull request #{}", t.id, if opened { "opened" } else { "updated" }, pr.number));
+        ui::note(&format!(
+            "{}: {} {} {}",
+            t.id,
+            if opened { "opened" } else { "updated" },
+            forge.noun(),
+            forge.pr_ref(pr.number)
+        ));
         done.push((t.id.clone(), pr.number, pr.url));
     }
     let Some((_, number, url)) = done.first().cloned() else {
@@ -149,7 +157,7 @@ fn checklist(s: &runs::RunState) -> String {
 
 /// Poll the pushed commit's CI until it ends or `timeout` passes; say how it ended.
 fn wait_checks(ctx: &Context, p: &Published, timeout: std::time::Duration) -> Result<crate::forge::Checks> {
-    let (forge, _) = forge_for(ctx, Some(&p.remote))?;
+    let (forge, _) = forge_for(ctx, Some(&p.remote), None)?;
     // Every 10 s, as the forge's rate limits allow (the variable is for tests).
     let every = std::env::var("GIT_PARALLEL_CHECKS_POLL_MS")
         .ok()
@@ -181,11 +189,45 @@ fn wait_checks(ctx: &Context, p: &Published, timeout: std::time::Duration) -> Re
     }
 }
 
-/// The forge of the repository behind `remote` (default `parallel.remote`, else `origin`),
-/// and that remote's name.
-pub fn forge_for(ctx: &Context, remote: Option<&str>) -> Result<(Forge, String)> {
+/// The remote to publish to: `--remote`, else `parallel.remote`, else the upstream remote of
+/// the base branch (`--base`, else the branch checked out), else `origin`.
+fn remote_of(ctx: &Context, remote: Option<&str>, base: Option<&str>) -> Result<String> {
+    if let Some(r) = remote.map(String::from).or_else(|| ctx.settings.remote.clone()) {
+        return Ok(r);
+    }
+    let dir = &ctx.repo.workdir;
+    let branch = match base {
+        Some(b) => Some(b.to_string()),
+        None => Some(crate::proc::git_output(dir, ["symbolic-ref", "--quiet", "--short", "HEAD"])?)
+            .filter(|o| o.ok())
+            .map(|o| o.stdout_str().trim().to_string()),
+    };
+    let upstream = match branch {
+        Some(b) => {
+            let o = crate::proc::git_output(dir, ["config", "--get", &format!("branch.{b}.remote")])?;
+            Some(o.stdout_str().trim().to_string()).filter(|r| o.ok() && !r.is_empty() && r != ".")
+        }
+        None => None,
+    };
+    Ok(upstream.unwrap_or_else(|| "origin".into()))
+}
+
+/// The branch the pull request goes into: `--base`, else the forge repository's default.
+fn base_branch(forge: &dyn crate::forge::Forge, base: Option<&str>) -> Result<String> {
+    match base {
+        Some(b) => Ok(b.to_string()),
+        None => forge.default_branch(),
+    }
+}
+
+/// The forge of the repository behind the remote (see `remote_of`), and that remote's name.
+pub fn forge_for(
+    ctx: &Context,
+    remote: Option<&str>,
+    base: Option<&str>,
+) -> Result<(Box<dyn crate::forge::Forge>, String)> {
     let s = &ctx.settings;
-    let remote = remote.map(String::from).or_else(|| s.remote.clone()).unwrap_or_else(|| "origin".into());
+    let remote = remote_of(ctx, remote, base)?;
     let url = crate::proc::git_output(&ctx.repo.workdir, ["remote", "get-url", &remote])?;
     if !url.ok() {
         return Err(Error::usage(format!("no remote `{remote}` to reach the forge through"))
@@ -193,33 +235,8 @@ pub fn forge_for(ctx: &Context, remote: Option<&str>) -> Result<(Forge, String)>
             .into());
     }
     let url = url.stdout_str().trim().to_string();
-    let Some(repo) = s.forge_repo.clone().or_else(|| crate::forge::repo_of_url(&url)) else {
-        return Err(Error::usage(format!("remote `{remote}` ({url}) is not a GitHub repository I can name"))
-            .with_hint("set it: git config parallel.forgeRepo OWNER/NAME")
-            .into());
-    };
-    let api = s.forge_api.clone().unwrap_or_else(|| "https://api.github.com".into());
-    // A token sent in the clear goes to this machine only.
-    if let Some(rest) = api.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
-        let loopback = matches!(host, "127.0.0.1" | "localhost") || rest.starts_with("[::1]");
-        if !loopback {
-            return Err(Error::usage(format!("parallel.forgeApi {api}: plain http only on this machine (127.0.0.1)"))
-                .with_hint("use https://")
-                .into());
-        }
-    }
-    let from_env = ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|k| std::env::var(k).ok().filter(|t| !t.is_empty()));
-    // Else the GitHub CLI's login, where it is installed.
-    let from_gh = || {
-        crate::proc::which("gh")?;
-        let out = crate::proc::tool("gh", &["auth".into(), "token".into()], None).ok()?;
-        Some(out.stdout_str().trim().to_string()).filter(|t| out.ok() && !t.is_empty())
-    };
-    let Some(token) = from_env.or_else(from_gh) else {
-        return Err(Error::usage("the forge needs a token in GITHUB_TOKEN or GH_TOKEN (or `gh auth login`)").into());
-    };
-    Ok((Forge::new(&api, &repo, &token), remote))
+    let target = crate::forge::detect(&url, s.forge.as_deref(), s.forge_api.as_deref(), s.forge_repo.as_deref())?;
+    Ok((crate::forge::connect(&target)?, remote))
 }
 
 /// Push run `id`'s integrated result and open (or update) its pull request; what was published
@@ -241,44 +258,12 @@ pub fn publish(
             .with_hint(format!("integrate it first: git parallel integrate {id}"))
             .into());
     };
-    let (forge, remote) = forge_for(ctx, remote)?;
-    let base = match base {
-        Some(b) => b.to_string(),
-        None => forge.default_branch()?,
-    };
+    let (forge, remote) = forge_for(ctx, remote, base)?;
+    let base = base_branch(forge.as_ref(), base)?;
     let head = layout::short(&target).to_string();
-    push(ctx, &remote, &commit, &head)?;
+    push(ctx, &id, &remote, &commit, &head)?;
     ui::note(&format!("pushed {head} ({}) to {remote}", &commit[..12.min(commit.len())]));
-    let report = crate::ui::report::markdown(&state);
-    // Each landed task that came from an issue closes it when the pull request merges.
     let merged = state.integration.as_ref().map(|i| i.result.merged.clone()).unwrap_or_default();
-    let closes: Vec<String> = crate::store::plans::load(&ctx.repo, &state.plan)
-        .map(|p| {
-            p.tasks
-                .iter()
-                .filter(|t| merged.contains(&t.id))
-                .filter_map(|t| t.issue)
-                .map(|n| format!("Closes #{n}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    let closes = if closes.is_empty() { String::new() } else { format!("{}\n\n", closes.join("\n")) };
-    // The tracking issue: made once, then updated (its number is kept with the publication).
-    let issue = match (track, state.published.as_ref().and_then(|p| p.issue)) {
-        (false, known) => known,
-        (true, known) => {
-            let title = format!("git-parallel run {id}");
-            let list = checklist(&state);
-            Some(match known {
-                Some(n) => {
-                    forge.update_issue(n, &title, &list)?;
-                    n
-                }
-                None => forge.open_issue(&title, &list)?,
-            })
-        }
-    };
-    let tracked = issue.map(|n| format!("Tracking issue: #{n}\n\n")).unwrap_or_default();
     // What was left out, with why, and its work pushed where a reviewer can look at it.
     let mut left = String::new();
     for t in state.tasks.iter().filter(|t| !merged.contains(&t.id)) {
@@ -294,7 +279,7 @@ pub fn publish(
         let short = layout::short(&branch).to_string();
         let work = match tip.filter(|tip| Some(*tip) != start) {
             Some(tip) => {
-                push(ctx, &remote, &tip.to_string(), &short)?;
+                push(ctx, &id, &remote, &tip.to_string(), &short)?;
                 format!("; its work: `{short}`")
             }
             None => String::new(),
@@ -302,25 +287,66 @@ pub fn publish(
         left.push_str(&format!("- `{}` ({}): {}{work}\n", t.id, t.status.as_str(), why.replace('\n', " ")));
     }
     let left = if left.is_empty() { String::new() } else { format!("\n### Left out\n\n{left}") };
-    let body = format!("{closes}{tracked}{report}{left}\n<!-- git-parallel run {id} -->\n");
-    let title = format!("git-parallel run {id}: {} of {} tasks", merged.len(), state.tasks.len());
-    let (pr, opened) = match forge.find_open(&head)? {
-        Some(pr) => (forge.update(pr.number, &base, &title, &body)?, false),
-        None => (forge.open(&head, &base, &title, &body, draft)?, true),
+    let report = crate::ui::report::markdown(&state);
+    // Each landed task that came from an issue closes it when the pull request merges.
+    let closes: Vec<String> = crate::store::plans::load(&ctx.repo, &state.plan)
+        .map(|p| {
+            p.tasks
+                .iter()
+                .filter(|t| merged.contains(&t.id))
+                .filter_map(|t| t.issue)
+                .map(|n| format!("Closes #{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let closes = if closes.is_empty() { String::new() } else { format!("{}\n\n", closes.join("\n")) };
+    let body = |issue: Option<u64>| {
+        let tracked = issue.map(|n| format!("Tracking issue: #{n}\n\n")).unwrap_or_default();
+        format!("{closes}{tracked}{report}{left}\n<!-- git-parallel run {id} -->\n")
     };
-    ui::note(&format!("{} pull request #{} into {base}", if opened { "opened" } else { "updated" }, pr.number));
-    let published = Published {
+    let title = format!("git-parallel run {id}: {} of {} tasks", merged.len(), state.tasks.len());
+    let record = |pr: &crate::forge::PullRequest, issue: Option<u64>| Published {
         url: pr.url.clone(),
         number: pr.number,
-        remote,
-        head,
-        base,
-        commit,
+        remote: remote.clone(),
+        head: head.clone(),
+        base: base.clone(),
+        commit: commit.clone(),
         tasks: Vec::new(),
         issue,
         checks: None,
     };
     let mut log = RunLog::open(&ctx.repo, &id)?;
+    // The tracking issue: made once, then updated (its number is kept with the publication).
+    let list_title = format!("git-parallel run {id}");
+    let known = state.published.as_ref().and_then(|p| p.issue);
+    let (pr, opened, issue) = match (track, known) {
+        (true, None) => {
+            // The pull request first: one the forge refuses leaves no issue to be opened twice.
+            let (pr, opened) = crate::forge::open_or_update(forge.as_ref(), &head, &base, &title, &body(None), draft)?;
+            let n = forge.open_issue(&list_title, &checklist(&state))?;
+            // Kept at once: should linking it fail, the next publish finds it, never a second.
+            log.append(Event::Published(record(&pr, Some(n))), &[])?;
+            (forge.update(pr.number, &base, &title, &body(Some(n)))?, opened, Some(n))
+        }
+        (true, Some(n)) => {
+            forge.update_issue(n, &list_title, &checklist(&state))?;
+            let (pr, opened) =
+                crate::forge::open_or_update(forge.as_ref(), &head, &base, &title, &body(Some(n)), draft)?;
+            (pr, opened, Some(n))
+        }
+        (false, known) => {
+            let (pr, opened) = crate::forge::open_or_update(forge.as_ref(), &head, &base, &title, &body(known), draft)?;
+            (pr, opened, known)
+        }
+    };
+    ui::note(&format!(
+        "{} {} {} into {base}",
+        if opened { "opened" } else { "updated" },
+        forge.noun(),
+        forge.pr_ref(pr.number)
+    ));
+    let published = record(&pr, issue);
     log.append(Event::Published(published.clone()), &[])?;
     Ok((published, opened))
 }
