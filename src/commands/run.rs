@@ -249,8 +249,7 @@ pub fn drive(
 
 /// Uncommitted changes in the main working tree would silently be missing from every task:
 /// refuse unless asked (prompt files themselves may be uncommitted).
-fn check_clean(ctx: &Context, plan: &Plan, allow: bool) -> Result<()> {
-    let status = crate::proc::git(&ctx.repo.workdir, ["status", "--porcelain", "--untracked-files=no", "-z"])?;
+fn check_clean(plan: &Plan, status: &str, allow: bool) -> Result<()> {
     let dirty: Vec<&str> = status
         .split('\0')
         .filter(|e| e.len() > 3)
@@ -319,9 +318,17 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     if let Some(into) = &args.into {
         crate::integrate::target_branch(&ctx.repo, into)?;
     }
-    let (mut plan, raw) = plan_for(ctx, &args, workers)?;
+    // The uncommitted-changes check looks at every file of the main worktree: on a large tree
+    // it costs as much as planning, so the two go at once.
+    let workdir = &ctx.repo.workdir;
+    let (planned, status) = std::thread::scope(|s| {
+        let status = s.spawn(|| crate::proc::git(workdir, ["status", "--porcelain", "--untracked-files=no", "-z"]));
+        (plan_for(ctx, &args, workers), status.join())
+    });
+    let (mut plan, raw) = planned?;
+    let status = status.map_err(|_| anyhow::anyhow!("the uncommitted-changes check panicked"))??;
     check_agents(&plan, &opts)?;
-    check_clean(ctx, &plan, args.allow_dirty)?;
+    check_clean(&plan, &status, args.allow_dirty)?;
     let run_base = crate::exec::worktree::run_dir(&ctx.repo, opts.worktree_dir.as_deref(), "x");
     let run_base = run_base.parent().unwrap_or(&ctx.repo.workdir).to_path_buf();
     crate::exec::worktree::check_dir(&ctx.repo, &run_base)?;
