@@ -44,7 +44,7 @@ fn du_kb(paths: &[std::path::PathBuf]) -> u64 {
 /// holds (KiB), in `mode`; `run` is the number the timed run gets.
 fn measure(root: &Path, home: &Path, mode: &str, run: usize) -> (f64, u64, u64) {
     git(root, home, &["config", "parallel.worktree", mode]);
-    let per_task = timed_run(root, home);
+    let per_task = timed_run(root, home, TASKS);
     let prompts = root.join("prompts");
     // One more task that holds its worktree while `du` looks at it.
     let _ = std::fs::remove_dir_all(&prompts);
@@ -73,16 +73,16 @@ fn measure(root: &Path, home: &Path, mode: &str, run: usize) -> (f64, u64, u64) 
     (per_task, task, shared)
 }
 
-/// Per task wall time (ms) of one run of TASKS trivial tasks at -j JOBS.
-fn timed_run(root: &Path, home: &Path) -> f64 {
+/// Per task wall time (ms) of one run of `tasks` trivial tasks at -j JOBS.
+fn timed_run(root: &Path, home: &Path, tasks: usize) -> f64 {
     let prompts = root.join("prompts");
     let _ = std::fs::remove_dir_all(&prompts);
-    for i in 0..TASKS {
+    for i in 0..tasks {
         fake_prompt(&prompts, &format!("t{i}"), &[], 1.0, &format!("write src/d0/new{i}.txt {i}"));
     }
     let t = Instant::now();
     gp(root, home, &["run", "prompts", "-j", JOBS, "--no-integrate"]);
-    t.elapsed().as_secs_f64() * 1e3 / TASKS as f64
+    t.elapsed().as_secs_f64() * 1e3 / tasks as f64
 }
 
 fn main() {
@@ -95,8 +95,8 @@ fn main() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     println!("{TASKS} trivial tasks at -j {JOBS}, per task wall time; disk one running task holds (and the run's shared base):\n");
-    println!("| files | checkout: per task | overlay, first run: per task | overlay: per task | checkout: disk per task | overlay: disk per task (+ shared base once) |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| files | checkout: per task | overlay, first run: per task | overlay: per task | overlay: one more task | checkout: disk per task | overlay: disk per task (+ shared base once) |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut first: Option<(f64, f64)> = None;
     for n in &sizes {
         let root = tmp.path().join(format!("r{n}/repo"));
@@ -105,11 +105,14 @@ fn main() {
         // run, which makes the shared base checkout; 4 and 5: overlay as every later run is.
         let (c_ms, c_kb, _) = measure(&root, &home, "checkout", 1);
         git(&root, &home, &["config", "parallel.worktree", "overlay"]);
-        let o_first = timed_run(&root, &home);
+        let o_first = timed_run(&root, &home, TASKS);
         let (o_ms, o_kb, base_kb) = measure(&root, &home, "overlay", 4);
+        // What one more task adds, without the run's own once-per-run work (planning, the
+        // uncommitted-changes check): a run of twice as many tasks, less the TASKS run.
+        let o_marginal = timed_run(&root, &home, 2 * TASKS) * 2.0 - o_ms;
         first.get_or_insert((c_ms, o_ms));
         println!(
-            "| {n} | {c_ms:.0} ms | {o_first:.0} ms | {o_ms:.0} ms | {:.1} MiB | {:.1} MiB (+ {:.1} MiB) |",
+            "| {n} | {c_ms:.0} ms | {o_first:.0} ms | {o_ms:.0} ms | {o_marginal:.0} ms | {:.1} MiB | {:.1} MiB (+ {:.1} MiB) |",
             c_kb as f64 / 1024.0,
             o_kb as f64 / 1024.0,
             base_kb as f64 / 1024.0
