@@ -73,7 +73,8 @@ impl Control {
         self.condemned.lock().unwrap_or_else(|e| e.into_inner()).entry(task.to_string()).or_insert(why);
     }
 
-    fn condemned(&self, task: &str) -> Option<String> {
+    /// Why `task` is to be stopped (a limit it broke, another attempt won), if it is.
+    pub(crate) fn condemned(&self, task: &str) -> Option<String> {
         self.condemned.lock().unwrap_or_else(|e| e.into_inner()).get(task).cloned()
     }
 
