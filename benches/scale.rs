@@ -51,6 +51,7 @@ fn finished_run(repo: &Repo, plan: &str, base: gix::ObjectId, ids: &[String]) ->
                 worktree: String::new(),
                 branch: layout::task_branch(&log.id, t),
                 start_commit: base.to_string(),
+                agent: None,
             },
             &[],
         )

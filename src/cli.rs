@@ -168,6 +168,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub attempts: Option<u32>,
 
+    /// Let every attempt of a task finish, then take the best: it passes its check, then
+    /// merges cleanly on what is already integrated, then changes the fewest lines (a task's
+    /// `attempts_all:` wins; also `parallel.attemptsAll`).
+    #[arg(long)]
+    pub attempts_all: bool,
+
     /// With --budget: stop running agents too once it is spent.
     #[arg(long)]
     pub budget_hard: bool,

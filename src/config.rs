@@ -32,6 +32,8 @@ pub struct Settings {
     pub budget: Option<f64>,
     /// `parallel.attempts`: independent attempts at each task (default 1).
     pub attempts: u32,
+    /// `parallel.attemptsAll`: every attempt finishes and the best wins.
+    pub attempts_all: bool,
     /// `parallel.publish`: `run` publishes its result once integrated.
     pub publish: bool,
     /// `parallel.remote`: where `publish` pushes (default: the base branch's upstream remote,
@@ -166,6 +168,7 @@ impl Settings {
             publish: cfg.boolean("parallel.publish").unwrap_or(false),
             attempts: nonneg("parallel.attempts")?.map(|v| v.clamp(1, 10) as u32).unwrap_or(1),
             forge: string("parallel.forge"),
+            attempts_all: cfg.boolean("parallel.attemptsAll").unwrap_or(false),
             forge_repo: string("parallel.forgeRepo"),
             forge_api: string("parallel.forgeApi"),
             fix_rounds: nonneg("parallel.fixRounds")?.map(|v| v as u32).unwrap_or(2),

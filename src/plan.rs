@@ -38,6 +38,16 @@ pub struct PlannedTask {
     /// Independent attempts at it (front matter `attempts:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// Agent profiles its attempts take in turn (front matter `agents:`): attempt i runs
+    /// `agents[(i-1) % len]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+    /// Every attempt finishes and the best result wins (front matter `attempts_all:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts_all: Option<bool>,
+    /// The most turns its agent may take (front matter `max_turns:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
     pub files: Vec<String>,
     /// Explicit dependencies.
     pub depends_on: Vec<String>,
@@ -408,6 +418,9 @@ pub fn build(
                 check: p.check.clone(),
                 issue: p.issue,
                 attempts: p.attempts,
+                agents: p.agents.clone(),
+                attempts_all: p.attempts_all,
+                max_turns: p.max_turns,
                 files: f.clone(),
                 depends_on: dag.explicit[i].iter().map(|&j| dag.ids[j].clone()).collect(),
                 after: dag.ordering[i].iter().map(|&j| dag.ids[j].clone()).collect(),
@@ -459,23 +472,46 @@ pub fn attempt_of(id: &str) -> (&str, u32) {
 }
 
 impl Plan {
-    /// The plan with each task of more than one attempt (its `attempts:`, else `default`) given
-    /// its further attempts `task@2`, `task@3`, ... as tasks of their own: the same prompt,
-    /// dependencies and settings, in worktrees and branches of their own. Their dependents wait
-    /// for the task itself, which takes the winning attempt's result. The same plan and options
-    /// always give the same expansion (a resume makes it again).
+    /// The plan with each task of more than one attempt (its `attempts:`, else as many as its
+    /// `agents:` name, else `default`, whichever is more) given its further attempts `task@2`,
+    /// `task@3`, ... as tasks of their own: the same prompt, dependencies and settings, in
+    /// worktrees and branches of their own, each with its agent from `agents:` in turn. Their
+    /// dependents wait for the task itself, which takes the winning attempt's result. The same
+    /// plan and options always give the same expansion (a resume makes it again).
     pub fn with_attempts(&self, default: u32) -> Plan {
         let mut p = self.clone();
-        for t in &self.tasks {
-            let n = t.attempts.unwrap_or(default).clamp(1, 10);
+        for (i, t) in self.tasks.iter().enumerate() {
+            let n = t.attempts.unwrap_or(default.max(t.agents.len() as u32)).clamp(1, 10);
+            let agent_of = |k: u32| t.agents.get((k as usize - 1) % t.agents.len().max(1)).cloned();
+            if let Some(first) = agent_of(1) {
+                p.tasks[i].agent = Some(first);
+            }
             for k in 2..=n {
                 let mut a = t.clone();
                 a.id = format!("{}@{k}", t.id);
                 a.title = format!("{} (attempt {k})", t.title);
                 a.attempts = Some(1);
+                a.agent = agent_of(k).or(a.agent);
                 p.tasks.push(a);
             }
         }
         p
+    }
+
+    /// Every agent profile the plan's tasks name (`agent:` and `agents:`), `default` for those
+    /// naming none, sorted and once each.
+    pub fn profiles(&self, default: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tasks
+            .iter()
+            .flat_map(|t| match (&t.agent, t.agents.is_empty()) {
+                (_, false) => t.agents.clone(),
+                (Some(a), true) => vec![a.clone()],
+                (None, true) => vec![default.to_string()],
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 }

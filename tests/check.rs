@@ -347,3 +347,218 @@ fn a_task_whose_every_attempt_fails_fails_and_its_dependents_are_skipped() {
     assert!(a["reason"].as_str().unwrap().starts_with("none of its 2 attempts succeeded"), "{a}");
     assert_eq!(r.task_state("1", "b")["status"], "skipped");
 }
+
+/// A folder with a `claude` that is the fake agent (marked `FAKE_PROFILE=claude`), for PATH;
+/// the custom profile runs the fake agent marked `FAKE_PROFILE=custom`.
+fn two_fake_profiles(r: &TestRepo) -> String {
+    let dir = r.scratch("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let claude = dir.join("claude");
+    std::fs::write(
+        &claude,
+        format!("#!/bin/sh\nFAKE_PROFILE=claude exec '{}' \"$@\"\n", common::fake_agent().display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cmd = format!("env FAKE_PROFILE=custom '{}' {{prompt_file}}", common::fake_agent().display());
+    r.git(&["config", "parallel.agentCommand", &cmd]);
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
+}
+
+#[test]
+fn agents_spread_attempts_over_profiles_and_each_attempt_records_its_own() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let path = two_fake_profiles(&r);
+    // Only the custom profile gets it right; `agents:` alone makes two attempts.
+    let script = "sh [ \"$FAKE_PROFILE\" = custom ] && echo ok > good.txt || true\nwrite a.txt alpha";
+    r.prompt("a", "agents: [claude, custom]\ncheck: test -f good.txt", script);
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "-j", "2", "--fix-rounds", "0"], &[("PATH", &path)]);
+    o.ok();
+    let a = r.task_state("1", "a");
+    assert_eq!(a["agent"], "claude", "{a}");
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert!(a["reason"].as_str().unwrap().starts_with("attempt a@2 won"), "{a}");
+    let a2 = r.task_state("1", "a@2");
+    assert_eq!(a2["agent"], "custom", "{a2}");
+    r.git(&["cat-file", "-e", "parallel/1/a:good.txt"]);
+    // status and report name each attempt's agent.
+    let st = r.gp(&["status", "1"]).stdout;
+    let row = |id: &str| st.lines().find(|l| l.split_whitespace().next() == Some(id)).unwrap_or("").to_string();
+    assert!(row("a").contains(" claude "), "{st}");
+    assert!(row("a@2").contains(" custom "), "{st}");
+    let md = r.gp(&["report", "1"]).stdout;
+    assert!(md.contains("| a@2 | succeeded | custom |"), "{md}");
+}
+
+#[test]
+fn an_unknown_profile_in_agents_is_refused_at_plan_time_by_name() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "agents: [custom, clod]", "write a.txt alpha");
+    r.commit("prompts");
+    let o = r.gp(&["plan", "prompts"]);
+    o.code(2);
+    assert!(o.stderr.contains("unknown agent `clod`"), "{}", o.stderr);
+}
+
+#[test]
+fn with_attempts_all_every_attempt_finishes_and_the_smallest_change_wins() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Attempt 1 writes 10 lines, attempt 2 (the slowest) 2, attempt 3 30: all pass.
+    let script = "sh [ \"$GIT_PARALLEL_ATTEMPT\" != 2 ] || sleep 1\nsh n=$((GIT_PARALLEL_ATTEMPT == 2 ? 2 : GIT_PARALLEL_ATTEMPT * 10)); seq 1 $n > out.txt";
+    r.prompt("a", "attempts: 3\ncheck: test -f out.txt", script);
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "3", "--attempts-all"]);
+    o.ok();
+    let a = r.task_state("1", "a");
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert!(a["reason"].as_str().unwrap().starts_with("attempt a@2 won (3 of 3 passed"), "{a}");
+    assert_eq!(r.git(&["show", "parallel/1/a:out.txt"]), "1\n2");
+    // No attempt was stopped: each ran to its end, and the task's own result stays, named.
+    for t in ["a@2", "a@3"] {
+        assert_eq!(r.task_state("1", t)["status"], "succeeded", "{t}");
+    }
+    assert_eq!(r.git(&["show", "parallel/1/a@1:out.txt"]).lines().count(), 10);
+    let c = a["comparison"].as_array().unwrap();
+    let col = |k: &str| c.iter().map(|s| s[k].clone()).collect::<Vec<_>>();
+    assert_eq!(col("attempt"), ["a", "a@2", "a@3"]);
+    assert_eq!(col("lines"), [10, 2, 30]);
+    assert_eq!(col("merges_cleanly"), [true, true, true]);
+    assert_eq!(col("check"), [true, true, true]);
+    assert_eq!(c.iter().filter(|s| s["winner"] == true).count(), 1);
+    assert_eq!(c[1]["winner"], true);
+    let st = r.gp(&["status", "1"]).stdout;
+    assert!(st.contains("attempts compared"), "{st}");
+    let md = r.gp(&["report", "1"]).stdout;
+    assert!(md.contains("| a | a@2 | custom | passed | yes | 2 | winner |"), "{md}");
+    assert!(md.contains("| a | a@3 | custom | passed | yes | 30 |  |"), "{md}");
+    let html = r.gp(&["report", "1", "--format", "html"]).stdout;
+    assert!(html.contains("<h2>Attempts compared</h2>") && html.contains("<td>winner</td>"), "{html}");
+    assert!(
+        o.stderr.contains("[a] attempts compared: a (custom): check passed, merges cleanly, 10 lines;"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn with_attempts_all_the_smallest_change_loses_when_it_conflicts_with_what_is_integrated() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("x", "", "write shared.txt from x");
+    // Each attempt waits for x's result to be in; attempt 2, the smallest, conflicts with it.
+    let wait = format!(
+        "sh i=0; until git -C '{}' log --format=%s refs/parallel/runs/1 | grep -q '^x: succeeded'; do i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.1; done",
+        r.root.display()
+    );
+    let script = format!(
+        "{wait}\nsh if [ \"$GIT_PARALLEL_ATTEMPT\" = 2 ]; then echo mine > shared.txt; else seq 1 $((GIT_PARALLEL_ATTEMPT * 5)) > other.txt; fi"
+    );
+    r.prompt("a", "attempts: 3\nattempts_all: true", &script);
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "4"]);
+    o.ok();
+    let a = r.task_state("1", "a");
+    assert!(a["reason"].as_str().unwrap().starts_with("attempt a won"), "{a}");
+    let c = a["comparison"].as_array().unwrap();
+    assert_eq!(c.iter().map(|s| s["merges_cleanly"].clone()).collect::<Vec<_>>(), [true, false, true], "{a}");
+    assert_eq!(c.iter().map(|s| s["lines"].clone()).collect::<Vec<_>>(), [5, 1, 15], "{a}");
+    assert_eq!(c[0]["winner"], true);
+    // Both are integrated, without a conflict.
+    assert_eq!(r.run_state("1")["integration"]["merged"], serde_json::json!(["a", "x"]));
+    assert_eq!(r.git(&["show", "parallel/1/integration:shared.txt"]), "from x");
+}
+
+#[test]
+fn max_turns_reaches_claude_code_and_is_ignored_with_a_warning_where_a_cli_takes_none() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let path = two_fake_profiles(&r);
+    // The fake Claude Code stops at --max-turns, as the real one does.
+    r.prompt("a", "agent: claude\nmax_turns: 2", "write a.txt 1\nwrite b.txt 2\nwrite c.txt 3");
+    r.prompt("b", "max_turns: 1", "write d.txt 4");
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "-j", "2"], &[("PATH", &path)]);
+    o.code(1);
+    let a = r.task_state("1", "a");
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("Reached maximum number of turns (2)"), "{a}");
+    // The custom profile is told through GIT_PARALLEL_MAX_TURNS / {max_turns}; it ignores it here.
+    assert_eq!(r.task_state("1", "b")["status"], "succeeded");
+    assert!(!o.stderr.contains("max_turns is ignored"), "{}", o.stderr);
+    // Codex takes no limit: said before anything runs.
+    r.prompt("c", "agent: codex\nmax_turns: 3", "write e.txt 5");
+    r.commit("more");
+    let o = r.gp_env(&["run", "prompts/c.md"], &[("PATH", "/usr/bin:/bin")]);
+    assert!(o.stderr.contains("warning: max_turns is ignored for c (codex)"), "{}", o.stderr);
+}
+
+#[test]
+fn an_agent_that_makes_things_worse_each_round_fails_with_its_last_check_output_and_lands_nothing() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Every round adds an error; the check lists them all, so its output grows each round.
+    r.prompt("worse", "", "append errors.txt error\nwrite worse.txt w");
+    r.prompt("fine", "", "write fine.txt f");
+    r.commit("prompts");
+    let check = "test ! -e errors.txt || { n=$(wc -l < errors.txt); echo \"$n errors:\"; cat errors.txt; exit 1; }";
+    let o = r.gp(&["run", "prompts", "--check", check, "--fix-rounds", "2"]);
+    o.code(1);
+    let t = r.task_state("1", "worse");
+    assert_eq!(t["status"], "failed", "{t}");
+    let checks = t["checks"].as_array().unwrap();
+    let outputs: Vec<&str> = checks.iter().map(|c| c["output"].as_str().unwrap().lines().next().unwrap()).collect();
+    assert_eq!(outputs, ["1 errors:", "2 errors:", "3 errors:"], "{t}");
+    assert_eq!(checks.iter().map(|c| c["round"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    // The task's reason carries the last round's output, not the first's.
+    let reason = t["reason"].as_str().unwrap();
+    assert!(reason.contains("after 2 fix rounds") && reason.contains("3 errors:"), "{reason}");
+    assert!(!reason.contains("1 errors:") && !reason.contains("2 errors:"), "{reason}");
+    // Nothing of it is integrated; the other task is.
+    let integration = r.run_state("1")["integration"].clone();
+    assert_eq!(integration["merged"], serde_json::json!(["fine"]), "{integration}");
+    for f in ["errors.txt", "worse.txt"] {
+        assert_ne!(r.git_out(&["cat-file", "-e", &format!("parallel/1/integration:{f}")]).code, 0, "{f}");
+    }
+    r.git(&["cat-file", "-e", "parallel/1/integration:fine.txt"]);
+}
+
+#[test]
+fn attempts_run_in_the_sandbox_the_loser_is_stopped_whole_and_the_comparison_is_made_there_too() {
+    if which("bwrap").is_none() {
+        eprintln!("skipped: no bwrap");
+        return;
+    }
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let outside = r.path("escaped-by-attempt");
+    let escape = format!("sh echo x > '{}' || true", outside.display());
+    // `a`: the first to pass wins; attempt 2 would sleep long (marked to find its processes).
+    let marker = format!("sleep 6{}", std::process::id() % 10);
+    r.prompt(
+        "a",
+        "attempts: 2\ncheck: test -f good.txt",
+        &format!("{escape}\nsh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] || {marker}\nsh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] && echo ok > good.txt || true"),
+    );
+    // `b`: both attempts finish; the smaller wins.
+    r.prompt("b", "attempts: 2\nattempts_all: true", "sh seq 1 $((GIT_PARALLEL_ATTEMPT * 3)) > b.txt");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--sandbox", "-j", "4", "--fix-rounds", "0"]);
+    o.ok();
+    assert!(!outside.exists(), "an attempt wrote outside its worktree: {}", o.stderr);
+    assert_eq!(r.task_state("1", "a")["status"], "succeeded");
+    r.git(&["cat-file", "-e", "parallel/1/integration:good.txt"]);
+    // The loser was stopped for the winner, its processes with it.
+    let a2 = r.task_state("1", "a@2");
+    assert!(a2["reason"].as_str().unwrap_or("").contains("attempt a won"), "{a2}");
+    assert!(common::processes_with(&marker).is_empty(), "the stopped attempt's processes outlived it");
+    let b = r.task_state("1", "b");
+    assert!(b["reason"].as_str().unwrap().starts_with("attempt b won"), "{b}");
+    let lines: Vec<_> = b["comparison"].as_array().unwrap().iter().map(|s| s["lines"].clone()).collect();
+    assert_eq!(lines, [3, 6], "{b}");
+    assert_eq!(r.git(&["show", "parallel/1/integration:b.txt"]).lines().count(), 3);
+}

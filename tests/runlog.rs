@@ -39,6 +39,7 @@ fn started(task: &str) -> Event {
         worktree: format!("/wt/{task}"),
         branch: layout::task_branch("1", task),
         start_commit: "0".repeat(40),
+        agent: None,
     }
 }
 

@@ -511,3 +511,40 @@ fn the_real_claude_cli_runs_in_a_slurm_job() {
     let transcript = r.task_log("1", "alpha", "jsonl");
     assert!(transcript.contains("\"subtype\":\"init\""), "{transcript}");
 }
+
+/// Attempts as jobs: one attempt's failure (posted by its job) waits for the others instead
+/// of failing the task; the winner's result is the task's; a loser still running is
+/// scancelled, its record saying which attempt won.
+#[test]
+fn attempts_run_as_jobs_a_failure_waits_for_the_others_and_losers_are_scancelled() {
+    let r = repo();
+    let never = r.scratch("never");
+    // f: attempt 1 fails its check; attempt 2 passes once attempt 1's failure is posted.
+    let posted = format!(
+        "sh i=0; until git -C '{}' log --format=%s refs/parallel/inbox/1/f 2>/dev/null | grep -q 'f: failed'; do i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.2; done",
+        r.root.display()
+    );
+    r.prompt(
+        "f",
+        "attempts: 2\ncheck: test -f good.txt",
+        &format!("sh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] || {{ {}; }}\nsh [ \"$GIT_PARALLEL_ATTEMPT\" = 2 ] && echo ok > good.txt || true", &posted[3..]),
+    );
+    // w: attempt 1 passes at once; attempt 2 would wait forever.
+    r.prompt(
+        "w",
+        "attempts: 2\ncheck: test -f w.txt",
+        &format!("sh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] || {{ {}; }}\nwrite w.txt w", &wait_for(&never)[3..]),
+    );
+    r.commit("prompts");
+    let o = r.gp_env(&["run", "prompts", "-j", "4", "--fix-rounds", "0"], &env());
+    o.ok();
+    let f = r.task_state("1", "f");
+    assert_eq!(f["status"], "succeeded", "{f}");
+    assert!(f["reason"].as_str().unwrap().starts_with("attempt f@2 won"), "{f}");
+    r.git(&["cat-file", "-e", "parallel/1/integration:good.txt"]);
+    let w2 = r.task_state("1", "w@2");
+    assert_eq!(w2["status"], "failed", "{w2}");
+    assert!(w2["reason"].as_str().unwrap().contains("attempt w won"), "{w2}");
+    assert_eq!(job_state(&field(&r, "1", "w@2", "job")), "CANCELLED");
+    r.git(&["cat-file", "-e", "parallel/1/integration:w.txt"]);
+}

@@ -119,12 +119,22 @@ pub struct TaskInput<'a> {
     pub state: &'a Path,
     /// Under `--sandbox`, where the user's home is read-only.
     pub sandboxed: bool,
+    /// The most turns the agent may take (front matter `max_turns:`), for CLIs that take a
+    /// limit (see [`takes_max_turns`]).
+    pub max_turns: Option<u32>,
 }
 
 impl TaskInput<'_> {
     pub fn state_dir(&self) -> PathBuf {
         self.state.to_path_buf()
     }
+}
+
+/// Whether a profile's CLI takes a limit on its turns: Claude Code `--max-turns N`; Gemini
+/// CLI the setting `model.maxSessionTurns` (in the private settings we give it); a custom
+/// command `{max_turns}` or `$GIT_PARALLEL_MAX_TURNS`. Codex (`codex exec`) and Aider have none.
+pub fn takes_max_turns(profile: &str) -> bool {
+    matches!(profile, "claude" | "gemini" | "custom")
 }
 
 /// Whether a profile can continue a recorded session.
@@ -182,6 +192,9 @@ fn invocation_for(
             }
             args.extend([s("--output-format"), s("stream-json"), s("--verbose")]);
             args.extend([s("--permission-mode"), s("bypassPermissions")]);
+            if let Some(n) = t.max_turns {
+                args.extend([s("--max-turns"), n.to_string()]);
+            }
             if let Some(session) = t.resume_session {
                 args.extend([s("--resume"), s(session)]);
             }
@@ -248,7 +261,8 @@ fn invocation_for(
             inv.links = share(user.as_deref(), &dot, &["oauth_creds.json", "google_accounts.json"]);
             let user_settings = user.as_ref().and_then(|u| std::fs::read(u.join("settings.json")).ok());
             let api_key = env("GEMINI_API_KEY").is_some();
-            inv.files.push((dot.join("settings.json"), gemini_settings(user_settings.as_deref(), api_key)?));
+            inv.files
+                .push((dot.join("settings.json"), gemini_settings(user_settings.as_deref(), api_key, t.max_turns)?));
             inv.dirs = vec![tmp.clone()];
             inv.envs = vec![
                 (s("GEMINI_CLI_HOME"), path(&gemini_home)),
@@ -325,6 +339,7 @@ fn invocation_for(
                 w.replace("{prompt_file}", &t.prompt_file.to_string_lossy())
                     .replace("{worktree}", &t.worktree.to_string_lossy())
                     .replace("{task}", t.task)
+                    .replace("{max_turns}", &t.max_turns.map(|n| n.to_string()).unwrap_or_default())
                     .replace("{prompt}", t.prompt)
             };
             let mut words = words.iter().map(|w| fill(w));
@@ -354,7 +369,7 @@ fn seed(from: Option<&Path>, to: &Path, names: &[&str]) -> Vec<(PathBuf, Vec<u8>
 /// The user's Gemini CLI settings with telemetry and update checks off, and API-key
 /// authentication chosen when a key is set and the user chose nothing (headless, the CLI
 /// cannot ask).
-fn gemini_settings(user: Option<&[u8]>, api_key: bool) -> Result<Vec<u8>> {
+fn gemini_settings(user: Option<&[u8]>, api_key: bool, max_turns: Option<u32>) -> Result<Vec<u8>> {
     let mut v: Value = match user {
         Some(bytes) => serde_json::from_slice(bytes).context("the user's Gemini CLI settings.json is not JSON")?,
         None => json!({}),
@@ -383,6 +398,9 @@ fn gemini_settings(user: Option<&[u8]>, api_key: bool) -> Result<Vec<u8>> {
     set("general/enableAutoUpdateNotification", json!(false), false);
     if api_key {
         set("security/auth/selectedType", json!("gemini-api-key"), true);
+    }
+    if let Some(n) = max_turns {
+        set("model/maxSessionTurns", json!(n), false);
     }
     Ok(serde_json::to_vec_pretty(&v)?)
 }
@@ -414,6 +432,7 @@ mod tests {
             resume_session: resume,
             state,
             sandboxed: false,
+            max_turns: None,
         }
     }
 
@@ -461,13 +480,13 @@ mod tests {
     #[test]
     fn gemini_settings_keep_the_users_and_turn_telemetry_off() {
         let user = br#"{"model":{"name":"gemini-x"},"security":{"auth":{"selectedType":"oauth-personal"}},"privacy":{"usageStatisticsEnabled":true}}"#;
-        let v: Value = serde_json::from_slice(&gemini_settings(Some(user), true).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&gemini_settings(Some(user), true, None).unwrap()).unwrap();
         assert_eq!(v["model"]["name"], "gemini-x");
         assert_eq!(v["security"]["auth"]["selectedType"], "oauth-personal", "the user's choice stands");
         assert_eq!(v["privacy"]["usageStatisticsEnabled"], false);
-        let v: Value = serde_json::from_slice(&gemini_settings(None, true).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&gemini_settings(None, true, None).unwrap()).unwrap();
         assert_eq!(v["security"]["auth"]["selectedType"], "gemini-api-key");
-        let v: Value = serde_json::from_slice(&gemini_settings(None, false).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&gemini_settings(None, false, None).unwrap()).unwrap();
         assert!(v["security"]["auth"]["selectedType"].is_null());
 
         let pf = Path::new("/g/wt/parallel-prompt.md");
@@ -498,5 +517,33 @@ mod tests {
         assert_eq!(inv.files.len(), 1);
         assert_eq!(inv.leftovers, [".aider.tags.cache.v4"]);
         assert!(!supports_resume("aider"));
+    }
+
+    #[test]
+    fn max_turns_reaches_the_clis_that_take_a_limit() {
+        let pf = Path::new("/g/wt/parallel-prompt.md");
+        let with = |profile: &str, template: Option<&str>| {
+            let mut i = input(pf, None);
+            i.max_turns = Some(7);
+            invocation_in(profile, template, &i, &|_| None).unwrap()
+        };
+        let claude = with("claude", None);
+        let at = claude.args.iter().position(|a| a == "--max-turns").expect("--max-turns");
+        assert_eq!(claude.args[at + 1], "7");
+        assert!(!invocation_in("claude", None, &input(pf, None), &|_| None)
+            .unwrap()
+            .args
+            .contains(&"--max-turns".into()));
+        let gemini = with("gemini", None);
+        let settings = gemini.files.iter().find(|(p, _)| p.ends_with("settings.json")).unwrap();
+        let v: Value = serde_json::from_slice(&settings.1).unwrap();
+        assert_eq!(v["model"]["maxSessionTurns"], 7);
+        let custom = with("custom", Some("agent --turns {max_turns} {prompt_file}"));
+        assert_eq!(custom.args[..2], ["--turns", "7"]);
+        // Codex and Aider take no limit: nothing of it on their command lines.
+        for p in ["codex", "aider"] {
+            assert!(!takes_max_turns(p));
+            assert!(!with(p, None).args.iter().any(|a| a.contains("turns") && !a.contains("history")), "{p}");
+        }
     }
 }

@@ -216,6 +216,8 @@ struct Agent {
     result_printed: bool,
     // Spawned children, never waited on: only a process-group kill should end them.
     children: Vec<Child>,
+    /// `--max-turns`: the turns it may take.
+    max_turns: Option<u64>,
 }
 
 impl Agent {
@@ -249,6 +251,12 @@ impl Agent {
 
     /// A tool_use/tool_result pair around `action`, counted as one turn.
     fn step(&mut self, name: &str, input: Value, action: impl FnOnce() -> io::Result<()>) {
+        if let Some(most) = self.max_turns.filter(|&m| self.turns >= m) {
+            let mut r = self.result(true, &format!("Reached maximum number of turns ({most})"));
+            r["subtype"] = json!("error_max_turns");
+            self.emit(r);
+            exit(0);
+        }
         self.turns += 1;
         let id = format!("toolu_{}", self.turns);
         let tool_use = json!({"type": "tool_use", "id": id, "name": name, "input": input});
@@ -402,8 +410,8 @@ const USAGE: &str = "usage: fake-agent [--session-id ID] [--resume ID] (PROMPT_F
 
 /// Returns (session id, prompt text). Flags the real CLI takes are accepted and
 /// ignored so tests can hand the fake a realistic command line.
-fn parse_cli(args: &[String]) -> Result<(Option<String>, String), String> {
-    let (mut sid, mut resume, mut prompt) = (None, None, None);
+fn parse_cli(args: &[String]) -> Result<(Option<String>, String, Option<u64>), String> {
+    let (mut sid, mut resume, mut prompt, mut max_turns) = (None, None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -412,6 +420,8 @@ fn parse_cli(args: &[String]) -> Result<(Option<String>, String), String> {
             "--resume" => resume = Some(val()?),
             "-p" => prompt = Some(val()?),
             "--output-format" | "--model" | "--permission-mode" => drop(val()?),
+            // As Claude Code: the agent stops with `error_max_turns` once it took that many.
+            "--max-turns" => max_turns = Some(val()?.parse().map_err(|_| "--max-turns needs a number".to_string())?),
             "--verbose" | "--dangerously-skip-permissions" => {}
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown flag {f}")),
             file => {
@@ -420,13 +430,13 @@ fn parse_cli(args: &[String]) -> Result<(Option<String>, String), String> {
             }
         }
     }
-    Ok((resume.or(sid), prompt.ok_or(USAGE)?))
+    Ok((resume.or(sid), prompt.ok_or(USAGE)?, max_turns))
 }
 
 fn main() {
     let start = Instant::now();
     let args: Vec<String> = env::args().skip(1).collect();
-    let (sid, prompt) = parse_cli(&args).unwrap_or_else(|e| die(2, &e));
+    let (sid, prompt, max_turns) = parse_cli(&args).unwrap_or_else(|e| die(2, &e));
     let cmds = parse_script(&prompt).unwrap_or_else(|e| die(2, &e));
     let cwd = env::current_dir().unwrap_or_else(|e| die(2, &format!("no cwd: {e}")));
     let mut agent = Agent {
@@ -436,6 +446,7 @@ fn main() {
         turns: 0,
         result_printed: false,
         children: Vec::new(),
+        max_turns,
     };
     agent.emit(json!({"type": "system", "subtype": "init", "session_id": agent.sid,
         "model": "fake-model", "cwd": agent.cwd, "tools": ["Write", "Edit", "Bash"]}));

@@ -99,6 +99,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
     opts.fix_rounds = fix_rounds.unwrap_or(opts.fix_rounds);
     opts.budget = budget.or(opts.budget);
     opts.budget_hard = o.budget_hard;
+    opts.attempts_all = o.attempts_all;
     check_agents(&plan, &opts)?;
     if args.budget.is_some() {
         // The run's record says what it may spend now (status and report read it there).

@@ -116,6 +116,7 @@ pub fn options(
         worktrees: s.worktrees,
         warm: s.warm.clone(),
         phase_barrier: false,
+        attempts_all: s.attempts_all,
         executor: Executor::Local,
     })
 }
@@ -135,14 +136,32 @@ pub fn executor(ctx: &Context, name: Option<&str>) -> Result<Executor> {
 /// Refuse to start when an agent a task needs is not installed: nothing should half-run.
 /// (Under a cluster executor the agents run on the nodes, whose PATH is not ours to check.)
 pub fn check_agents(plan: &Plan, opts: &orchestrator::Options) -> Result<()> {
+    // `max_turns:` reaches the CLIs that take a limit; the others run without one.
+    let mut unlimited: Vec<String> = plan
+        .tasks
+        .iter()
+        .filter(|t| t.max_turns.is_some())
+        .flat_map(|t| {
+            let profiles = match t.agents.is_empty() {
+                true => vec![t.agent.clone().unwrap_or_else(|| opts.agent.clone())],
+                false => t.agents.clone(),
+            };
+            let id = crate::plan::attempt_of(&t.id).0.to_string();
+            profiles.into_iter().filter(|p| !crate::agent::takes_max_turns(p)).map(move |p| format!("{id} ({p})"))
+        })
+        .collect();
+    unlimited.sort();
+    unlimited.dedup();
+    if !unlimited.is_empty() {
+        ui::note(&format!(
+            "warning: max_turns is ignored for {}: Codex and Aider take no limit on turns",
+            unlimited.join(", ")
+        ));
+    }
     if !opts.executor.is_local() {
         return Ok(());
     }
-    let mut profiles: Vec<String> =
-        plan.tasks.iter().map(|t| t.agent.clone().unwrap_or_else(|| opts.agent.clone())).collect();
-    profiles.sort();
-    profiles.dedup();
-    for p in profiles {
+    for p in plan.profiles(&opts.agent) {
         let input = crate::agent::TaskInput {
             prompt: "",
             prompt_file: std::path::Path::new("prompt.md"),
@@ -151,6 +170,7 @@ pub fn check_agents(plan: &Plan, opts: &orchestrator::Options) -> Result<()> {
             resume_session: None,
             state: std::path::Path::new("state"),
             sandboxed: false,
+            max_turns: None,
         };
         let inv = crate::agent::invocation(&p, opts.template.as_deref(), &input)?;
         if crate::proc::which(&inv.program).is_none() {
@@ -381,6 +401,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             budget_hard: args.budget_hard,
             publish: args.publish || ctx.settings.publish,
             attempts: Some(attempts),
+            attempts_all: args.attempts_all || ctx.settings.attempts_all,
         }),
         &[],
     )?;
@@ -401,5 +422,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     opts.fix_rounds = args.fix_rounds.unwrap_or(opts.fix_rounds);
     opts.budget = budget;
     opts.budget_hard = args.budget_hard;
+    opts.attempts_all |= args.attempts_all;
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
 }

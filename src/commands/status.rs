@@ -74,6 +74,14 @@ fn run_view(s: &RunState) -> String {
         }
     }
     out.push_str(&ui::run::tasks_table(s));
+    let compared = ui::report::comparison_rows(s);
+    if !compared.is_empty() {
+        out.push_str("\nattempts compared (the best passes its check, merges cleanly, changes the fewest lines):\n");
+        out.push_str(&ui::table(
+            &["TASK", "ATTEMPT", "AGENT", "CHECK", "MERGES CLEANLY", "LINES", "WINNER"],
+            &compared,
+        ));
+    }
     if let Some(b) = ui::run::budget_line(s) {
         out.push_str(&format!("\n{b}\n"));
     }

@@ -53,6 +53,8 @@ pub struct Options {
     pub warm: Vec<String>,
     /// Benchmark baseline: a wave starts only when the previous one ended.
     pub phase_barrier: bool,
+    /// Every attempt of a task finishes and the best wins (a task's `attempts_all:` wins).
+    pub attempts_all: bool,
     /// Who runs a ready task: a thread here, or a cluster job.
     pub executor: super::executor::Executor,
 }
@@ -131,7 +133,7 @@ pub fn execute(
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut running: HashMap<String, std::thread::JoinHandle<()>> = HashMap::new();
     let mut stopping = false;
-    let mut arbiter = super::attempts::Arbiter::new(plan, log.state());
+    let mut arbiter = super::attempts::Arbiter::new(plan, log.state(), opts.attempts_all);
     // The budget is spent: nothing new starts; the run ends resumable when tasks are left.
     let mut budget_spent = false;
     let mut notes_due: Vec<(gix::ObjectId, String)> = Vec::new();
@@ -193,6 +195,14 @@ pub fn execute(
                     let text = gov.rate_limited(&profile, same.count(), reset);
                     obs.note(&format!("{task}: {text}"));
                 }
+                Msg::Event(ev)
+                    if crate::store::runs::task_of(&ev).is_some_and(|t| {
+                        arbiter.decided(t) && log.state().task(t).is_some_and(|s| s.status.is_final())
+                    }) =>
+                {
+                    // The task took its winning attempt's result; its own attempt, being stopped
+                    // (or starting late), must not make it look running again.
+                }
                 msg => {
                     let msg = with_footprint(&mut gov, msg);
                     // An attempt's end: what stands for its task (see exec::attempts).
@@ -204,9 +214,22 @@ pub fn execute(
                                 let _ = h.join();
                             }
                             let state = log.state();
-                            let v = arbiter.arbitrate(*o, |m| {
-                                running.contains_key(m) || state.task(m).is_some_and(|t| to_run(t.status))
-                            });
+                            let mut judge = super::attempts::RunJudge::new(&repo, plan, state);
+                            let v = arbiter.arbitrate(
+                                *o,
+                                |m| running.contains_key(m) || state.task(m).is_some_and(|t| to_run(t.status)),
+                                &mut judge,
+                            );
+                            if let Some((task, attempts)) = v.compared {
+                                let ev = Event::Compared { task, attempts };
+                                log.append(ev.clone(), &[])?;
+                                obs.event(&ev, log.state());
+                            }
+                            if let Some((attempt, commit)) = v.keep {
+                                // The task's own attempt lost: its result stays, named.
+                                let branch = layout::task_branch(&log.id, &attempt);
+                                repo.git(["update-ref", "-m", "git parallel: an attempt that lost", &branch, &commit])?;
+                            }
                             for (m, why) in v.stop {
                                 if running.contains_key(&m) {
                                     ctl.condemn(&m, why);
@@ -717,6 +740,7 @@ fn spec_for(
         sandbox_env: opts.sandbox_env.clone(),
         kind: t.kind.to_string(),
         overlay,
+        max_turns: t.max_turns,
     })
 }
 

@@ -696,7 +696,8 @@ impl Slurm {
                 if let Some(reset) = rate_report(spec, &mut rate_seen) {
                     let _ = tx.send(Msg::RateLimited { task: spec.task.clone(), profile: spec.profile.clone(), reset });
                 }
-                if ctl.stop.load(Ordering::SeqCst) && !cancelled {
+                // Stopping the run, or this task (another attempt of it won): its job goes.
+                if (ctl.stop.load(Ordering::SeqCst) || ctl.condemned(&spec.task).is_some()) && !cancelled {
                     cancelled = true;
                     scancel(std::slice::from_ref(&current))?;
                 }
@@ -720,6 +721,10 @@ impl Slurm {
             }
             let task = runs::load(repo, &spec.run)?.task(&spec.task).cloned();
             let status = posted.as_ref().map(|o| o.status).or(task.as_ref().map(|t| t.status)).unwrap_or_default();
+            if let Some(why) = ctl.condemned(&spec.task).filter(|_| !status.is_final()) {
+                // Stopped by us for a reason of the run's (the worker saw only a TERM): say which.
+                return Ok(Some(self.outcome(repo, spec, TaskStatus::Failed, why, Some(&end))));
+            }
             match decide(&end, status, ctl.stop.load(Ordering::SeqCst), node_retries) {
                 Decision::Recorded => return Ok(posted.take()),
                 Decision::Resubmit(reason) => {

@@ -73,7 +73,8 @@ impl Control {
         self.condemned.lock().unwrap_or_else(|e| e.into_inner()).entry(task.to_string()).or_insert(why);
     }
 
-    fn condemned(&self, task: &str) -> Option<String> {
+    /// Why `task` is to be stopped (a limit it broke, another attempt won), if it is.
+    pub(crate) fn condemned(&self, task: &str) -> Option<String> {
         self.condemned.lock().unwrap_or_else(|e| e.into_inner()).get(task).cloned()
     }
 
@@ -143,6 +144,9 @@ pub struct TaskSpec {
     /// The worktree is an overlay over the run's shared base checkout (`exec::overlay`).
     #[serde(default)]
     pub overlay: bool,
+    /// The most turns the agent may take (front matter `max_turns:`), where its CLI takes a limit.
+    #[serde(default)]
+    pub max_turns: Option<u32>,
 }
 
 /// What a worker tells the orchestrator: events to record, then the outcome.
@@ -477,6 +481,7 @@ fn run_inner(
                 worktree: spec.worktree.to_string_lossy().into_owned(),
                 branch: spec.branch.clone(),
                 start_commit: start.clone(),
+                agent: Some(spec.profile.clone()),
             })));
             if p.layers.is_some() {
                 let head = crate::store::objects::read_ref(repo, &spec.branch)?.map(|id| id.to_string());
@@ -1091,6 +1096,7 @@ fn attempt(
         resume_session: resume,
         state: &state,
         sandboxed: spec.sandbox.is_some(),
+        max_turns: spec.max_turns,
     };
     let inv = agent::invocation(&spec.profile, spec.template.as_deref(), &input)?;
     let mut a = Attempt::default();
@@ -1112,6 +1118,9 @@ fn attempt(
     ];
     if let Some(f) = feedback {
         envs.push(("GIT_PARALLEL_FEEDBACK".to_string(), f.to_string_lossy().into_owned()));
+    }
+    if let Some(n) = spec.max_turns {
+        envs.push(("GIT_PARALLEL_MAX_TURNS".to_string(), n.to_string()));
     }
     envs.extend(inv.envs.iter().cloned());
     envs.extend(p.view_env());

@@ -166,6 +166,7 @@ pub fn resolve_conflicts(
                 sandbox_env: opts.sandbox_env.clone(),
                 kind: String::new(),
                 overlay: false,
+                max_turns: planned.and_then(|t| t.max_turns),
             };
             let first = spec.prompt.clone();
             // Rounds: the markers gone, the task's check passing and verify passing on the

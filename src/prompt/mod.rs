@@ -28,6 +28,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "check",
     "issue",
     "attempts",
+    "agents",
+    "attempts_all",
+    "max_turns",
 ];
 
 /// One string or a list of strings (`depends_on: a` and `depends_on: [a, b]` both work).
@@ -93,6 +96,10 @@ struct FrontMatter {
     check: Option<String>,
     issue: Option<u64>,
     attempts: Option<u32>,
+    #[serde(default)]
+    agents: OneOrMany,
+    attempts_all: Option<bool>,
+    max_turns: Option<u32>,
 }
 
 /// A parsed prompt file.
@@ -119,6 +126,12 @@ pub struct Prompt {
     pub issue: Option<u64>,
     /// Independent attempts at the task (front matter `attempts:`), over `--attempts`.
     pub attempts: Option<u32>,
+    /// Agent profiles the task's attempts take in turn (front matter `agents:`).
+    pub agents: Vec<String>,
+    /// Every attempt finishes and the best wins (front matter `attempts_all:`).
+    pub attempts_all: Option<bool>,
+    /// The most turns the agent may take, for CLIs that accept a limit (front matter `max_turns:`).
+    pub max_turns: Option<u32>,
     /// Warnings (unknown keys) with their `file:line:` prefix.
     pub warnings: Vec<String>,
 }
@@ -227,10 +240,19 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         })?),
         None => None,
     };
-    if let Some(a) = &front.agent {
+    let agents = front.agents.into_vec();
+    for a in front.agent.iter().chain(&agents) {
         if !crate::agent::PROFILES.contains(&a.as_str()) {
             return Err(usage(format!("{shown}: unknown agent `{a}` (known: {})", crate::agent::PROFILES.join(", "))));
         }
+    }
+    if front.agent.is_some() && !agents.is_empty() {
+        return Err(usage(format!(
+            "{shown}: both `agent:` and `agents:` are set; name one agent, or the list its attempts take in turn"
+        )));
+    }
+    if front.max_turns == Some(0) {
+        return Err(usage(format!("{shown}: max_turns: must be at least 1")));
     }
     let duration = |what: &str, v: &Option<Scalar>| -> Result<Option<std::time::Duration>> {
         v.as_ref()
@@ -255,6 +277,9 @@ pub fn parse(bytes: &[u8], display: &Path) -> Result<Prompt> {
         check: front.check.filter(|c| !c.trim().is_empty()),
         issue: front.issue,
         attempts: front.attempts,
+        agents,
+        attempts_all: front.attempts_all,
+        max_turns: front.max_turns,
         warnings,
     })
 }
@@ -299,5 +324,43 @@ mod tests {
         let w = parse(b"---\nid: a\ncolour: red\n---\nx\n", Path::new("p/a.md")).unwrap();
         assert_eq!(w.warnings.len(), 1);
         assert!(w.warnings[0].starts_with("p/a.md:3: unknown front matter key `colour`"), "{:?}", w.warnings);
+    }
+
+    #[test]
+    fn agents_name_known_profiles_and_exclude_agent() {
+        let p = parse(
+            b"---
+agents: [claude, codex]
+attempts_all: true
+max_turns: 5
+---
+x
+",
+            Path::new("p/a.md"),
+        )
+        .unwrap();
+        assert_eq!(p.agents, ["claude", "codex"]);
+        assert_eq!((p.attempts_all, p.max_turns), (Some(true), Some(5)));
+        let e = parse(
+            b"---
+agents: [claude, clod]
+---
+x
+",
+            Path::new("p/a.md"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown agent `clod`"), "{e}");
+        let e = parse(
+            b"---
+agent: claude
+agents: [codex]
+---
+x
+",
+            Path::new("p/a.md"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("both `agent:` and `agents:`"), "{e}");
     }
 }

@@ -134,6 +134,10 @@ impl Observer for Progress {
             }
             Event::Skipped { task, reason } => self.line(&format!("[{task}] skipped: {reason}")),
             Event::Checked(c) => self.line(&format!("[{}] {}", c.task, c.line())),
+            Event::Compared { task, attempts } => {
+                let each: Vec<String> = attempts.iter().map(|a| a.describe()).collect();
+                self.line(&crate::ui::sanitize(&format!("[{task}] attempts compared: {}", each.join("; "))))
+            }
             _ => {}
         }
         if let Some(o) = &self.overall {

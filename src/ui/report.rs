@@ -41,16 +41,17 @@ pub fn totals(s: &RunState) -> serde_json::Value {
 pub fn markdown(s: &RunState) -> String {
     let t = totals(s);
     let mut out = format!(
-        "## git-parallel run {} (plan {}): {}\n\n| task | status | duration | turns | cost | tokens in/out | files | retries | check | note |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
+        "## git-parallel run {} (plan {}): {}\n\n| task | status | agent | duration | turns | cost | tokens in/out | files | retries | check | note |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
         s.id,
         s.plan,
         s.effective_status().as_str()
     );
     for task in natural_order(s) {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |\n",
             task.id,
             task.status.as_str(),
+            task.agent.as_deref().unwrap_or(&s.agent),
             if task.wall_ms > 0 { millis(task.wall_ms) } else { "-".into() },
             opt(task.metrics.turns),
             task.metrics.cost_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),
@@ -80,6 +81,13 @@ pub fn markdown(s: &RunState) -> String {
         t["input_tokens"],
         t["output_tokens"]
     ));
+    let compared = comparison_rows(s);
+    if !compared.is_empty() {
+        out.push_str("\n### Attempts compared\n\n| task | attempt | agent | check | merges cleanly | lines | winner |\n| --- | --- | --- | --- | --- | ---: | --- |\n");
+        for row in &compared {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+    }
     if let Some(p) = &s.published {
         out.push_str(&format!(
             "\nPublished as [pull request #{}]({}) (`{}` into `{}`).\n",
@@ -105,6 +113,35 @@ pub fn markdown(s: &RunState) -> String {
         ));
     }
     out
+}
+
+/// One row per attempt of each task whose attempts were weighed against each other
+/// (`--attempts-all`): task, attempt, agent, check, merges cleanly, lines, winner.
+pub fn comparison_rows(s: &RunState) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for t in natural_order(s) {
+        for a in &t.comparison {
+            rows.push(vec![
+                t.id.clone(),
+                a.attempt.clone(),
+                a.agent.clone().unwrap_or_else(|| "-".into()),
+                match (a.check, a.passed) {
+                    (Some(true), _) => "passed".into(),
+                    (Some(false), _) => "failed".into(),
+                    (None, true) => "none (succeeded)".into(),
+                    (None, false) => "none (failed)".into(),
+                },
+                match a.merges_cleanly {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => "-".into(),
+                },
+                opt(a.lines),
+                if a.winner { "winner".into() } else { String::new() },
+            ]);
+        }
+    }
+    rows
 }
 
 /// Tasks with their ids in natural order (t2 before t10).
@@ -260,9 +297,12 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
         ),
         None => "<p>Not integrated.</p>".to_string(),
     };
-    let table = markdown(s)
+    let md = markdown(s);
+    let table = md
         .lines()
-        .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+        .skip_while(|l| !l.starts_with("| "))
+        .take_while(|l| l.starts_with("| "))
+        .filter(|l| !l.starts_with("| ---"))
         .map(|l| {
             let cells: Vec<String> =
                 l.trim_matches('|').split('|').map(|c| format!("<td>{}</td>", esc(c.trim()))).collect();
@@ -270,8 +310,17 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n");
+    let compared: String = comparison_rows(s)
+        .iter()
+        .map(|r| format!("<tr>{}</tr>", r.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let compared = match compared.is_empty() {
+        true => String::new(),
+        false => format!("<h2>Attempts compared</h2>\n<table>\n<tr><td>task</td><td>attempt</td><td>agent</td><td>check</td><td>merges cleanly</td><td>lines</td><td>winner</td></tr>\n{compared}\n</table>\n"),
+    };
     format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>git-parallel run {id}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:3px 8px}}</style></head><body>\n<h1>git-parallel run {id}</h1>\n<p>plan {plan}, {status}; wall time {wall}, task time {work}, measured speed-up {speed:.2}x</p>\n{integration}\n<table>\n{table}\n</table>\n<h2>Timeline</h2>\n<p>{legend}</p>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{gw}\" height=\"{gantt_h}\">{gantt}</svg>\n<h2>Dependencies</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{dag_w}\" height=\"{dag_h}\"><defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#777\"/></marker></defs>{dag}</svg>\n</body></html>\n",
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>git-parallel run {id}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:3px 8px}}</style></head><body>\n<h1>git-parallel run {id}</h1>\n<p>plan {plan}, {status}; wall time {wall}, task time {work}, measured speed-up {speed:.2}x</p>\n{integration}\n<table>\n{table}\n</table>\n{compared}<h2>Timeline</h2>\n<p>{legend}</p>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{gw}\" height=\"{gantt_h}\">{gantt}</svg>\n<h2>Dependencies</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{dag_w}\" height=\"{dag_h}\"><defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#777\"/></marker></defs>{dag}</svg>\n</body></html>\n",
         id = s.id,
         plan = s.plan,
         status = s.effective_status().as_str(),

@@ -42,7 +42,7 @@ pub fn tasks_table(s: &RunState) -> String {
             vec![
                 t.id.clone(),
                 t.status.as_str().to_string(),
-                s.agent.clone(),
+                t.agent.clone().unwrap_or_else(|| s.agent.clone()),
                 elapsed,
                 t.metrics.turns.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
                 t.metrics.cost_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),

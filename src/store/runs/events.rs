@@ -164,6 +164,55 @@ pub struct Check {
     pub wall_ms: u64,
 }
 
+/// One attempt of a task as `--attempts-all` weighed it against the others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptScore {
+    /// The attempt (`task` for the first, `task@N` for the others).
+    pub attempt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// It ended with a result that stands (its check passed, or there is none).
+    pub passed: bool,
+    /// Its last check passed (None: no check ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<bool>,
+    /// Its result merges cleanly on what was integrated when the attempts ended (None: not
+    /// tried, it has no result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merges_cleanly: Option<bool>,
+    /// Lines added plus removed by its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub winner: bool,
+}
+
+impl AttemptScore {
+    /// The attempt in a few words: `a@2 (claude): check passed, merges cleanly, 12 lines, won`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        parts.push(match (self.passed, self.check) {
+            (_, Some(true)) => "check passed".to_string(),
+            (_, Some(false)) => "check failed".to_string(),
+            (true, None) => "succeeded".to_string(),
+            (false, None) => "failed".to_string(),
+        });
+        match self.merges_cleanly {
+            Some(true) => parts.push("merges cleanly".into()),
+            Some(false) => parts.push("conflicts".into()),
+            None => {}
+        }
+        if let Some(n) = self.lines {
+            parts.push(format!("{n} lines"));
+        }
+        if self.winner {
+            parts.push("won".into());
+        }
+        let agent = self.agent.as_ref().map(|a| format!(" ({a})")).unwrap_or_default();
+        format!("{}{agent}: {}", self.attempt, parts.join(", "))
+    }
+}
+
 /// Everything that can happen to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -205,6 +254,9 @@ pub enum Event {
         worktree: String,
         branch: String,
         start_commit: String,
+        /// The agent profile it runs (a task's attempts may each run another).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
     },
     Progress {
         task: String,
@@ -250,6 +302,12 @@ pub enum Event {
     },
     /// A task's check ran in its worktree once its agent ended (round 0), or after a fix round.
     Checked(Check),
+    /// Every attempt of a task ended (`--attempts-all`) and they were weighed: the winner's
+    /// result is the task's.
+    Compared {
+        task: String,
+        attempts: Vec<AttemptScore>,
+    },
     /// The run's result was pushed and its pull request opened or updated.
     Published(Published),
     /// A task was handed to a cluster engine as a job (`node` unset), or its job started on
@@ -294,6 +352,11 @@ impl Event {
                 c.task,
                 if c.passed { "passed" } else { "failed" },
                 if c.round == 0 { "after the agent".to_string() } else { format!("after fix round {}", c.round) }
+            ),
+            Event::Compared { task, attempts } => format!(
+                "{task}: {} attempts compared, {} won",
+                attempts.len(),
+                attempts.iter().find(|a| a.winner).map_or("none", |a| a.attempt.as_str())
             ),
             Event::Job { task, executor, id, node: None } => format!("{task}: submitted as {executor} job {id}"),
             Event::Job { task, executor, id, node: Some(n) } => format!("{task}: {executor} job {id} on {n}"),
@@ -352,10 +415,13 @@ pub struct RunOptions {
     /// Attempts per task the run was started with (a task's `attempts:` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// Every attempt finishes and the best wins (`--attempts-all`; a task's `attempts_all:` wins).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attempts_all: bool,
 }
 
 /// The task an event is about, if any.
-pub(super) fn task_of(event: &Event) -> Option<&str> {
+pub fn task_of(event: &Event) -> Option<&str> {
     match event {
         Event::Started { task, .. }
         | Event::Progress { task, .. }
@@ -363,7 +429,8 @@ pub(super) fn task_of(event: &Event) -> Option<&str> {
         | Event::Finished { task, .. }
         | Event::Job { task, .. }
         | Event::Resumed { task, .. }
-        | Event::Skipped { task, .. } => Some(task),
+        | Event::Skipped { task, .. }
+        | Event::Compared { task, .. } => Some(task),
         Event::Checked(c) => Some(&c.task),
         Event::Reset { tasks } if tasks.len() == 1 => Some(&tasks[0]),
         _ => None,

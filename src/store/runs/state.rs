@@ -17,6 +17,9 @@ pub struct TaskState {
     #[serde(rename = "type")]
     pub kind: TaskType,
     pub status: TaskStatus,
+    /// The agent profile it ran (recorded when it started; the run's agent when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<f64>,
@@ -59,6 +62,9 @@ pub struct TaskState {
     /// Each run of the task's check, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// Its attempts as `--attempts-all` weighed them, when it had several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparison: Vec<AttemptScore>,
 }
 
 impl TaskState {
@@ -278,6 +284,8 @@ impl RunState {
                         job: None,
                         node: None,
                         checks: Vec::new(),
+                        comparison: Vec::new(),
+                        agent: None,
                     })
                     .collect();
                 self.reindex();
@@ -291,7 +299,10 @@ impl RunState {
                 self.cancel_requested = false;
                 Touched::None
             }
-            Event::Started { task, attempt, worktree, branch, start_commit } => self.change(task, |t| {
+            Event::Started { task, attempt, worktree, branch, start_commit, agent } => self.change(task, |t| {
+                if agent.is_some() {
+                    t.agent = agent.clone();
+                }
                 t.fresh = false;
                 t.status = TaskStatus::Running;
                 t.attempts = *attempt;
@@ -347,6 +358,7 @@ impl RunState {
                 Touched::None
             }
             Event::Checked(c) => self.change(&c.task, |t| t.checks.push(c.clone())),
+            Event::Compared { task, attempts } => self.change(task, |t| t.comparison = attempts.clone()),
             Event::Retried { task, reason, .. } => self.change(task, |t| {
                 t.retries += 1;
                 t.reason = Some(reason.clone());
