@@ -33,6 +33,7 @@ pub enum Command {
     Report(ReportArgs),
     Logs(LogsArgs),
     Publish(PublishArgs),
+    Dashboard(DashboardArgs),
     #[command(hide = true)]
     Worker(WorkerArgs),
 }
@@ -357,6 +358,29 @@ pub struct ResumeArgs {
     /// cluster are re-attached to, not submitted again).
     #[arg(long, value_name = "NAME")]
     pub executor: Option<String>,
+}
+
+/// Serve a live dashboard of a run (or of every run) in the browser.
+///
+/// Prints the page's address, with a random access token, on stdout and serves until
+/// interrupted (Ctrl-C). Requests without the token are refused. The page shows the task
+/// table, the timeline (every attempt of every task), the dependency graph, cost and tokens
+/// against the budget, what holds back new starts, conflicts and the integration's outcome,
+/// and a selected task's transcript and check output; it follows the run live. It reads the
+/// run's refs only: a finished run, a run driven by another process or host, and several
+/// dashboards at once all work. Its only actions are cancelling the run and retrying a failed
+/// task of a run that is no longer running (through `git parallel resume --retry TASK`).
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Run id (default: every run, newest first).
+    pub run: Option<String>,
+    /// Port to listen on (default: a free one).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Address to listen on. Anything but a loopback address exposes the run's prompts,
+    /// transcripts and its cancel and retry actions to whoever has the address and token.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
 }
 
 /// Stop a live run and record it as cancelled.

@@ -378,6 +378,40 @@ pub fn supervisor_exe() -> Result<PathBuf> {
     .ok_or_else(|| anyhow::anyhow!("cannot find the git-parallel binary to contain agents (set GIT_PARALLEL_EXE)"))
 }
 
+/// Run another git-parallel command (`args`) in `dir` to its end and return its output: the
+/// dashboard's actions do exactly what the command line does.
+pub fn ourselves(dir: &Path, args: &[&str]) -> Result<Output> {
+    let mut expr = duct::cmd(supervisor_exe()?, args).dir(dir);
+    for k in REPO_ENV {
+        expr = expr.env_remove(k);
+    }
+    run_expr(expr, "git-parallel")
+}
+
+/// Start another git-parallel command (`args`) in `dir` in a session of its own, its output
+/// going to `log`, not waited for: it outlives us (a retried run goes on after the dashboard
+/// that started it stops). Its exit is reaped on a thread. Returns its pid.
+pub fn ourselves_detached(dir: &Path, args: &[&str], log: &Path) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let out = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut cmd = Command::new(supervisor_exe()?);
+    cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
+    for k in REPO_ENV {
+        cmd.env_remove(k);
+    }
+    // SAFETY: setsid(2) only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("could not start git-parallel")?;
+    let pid = child.id();
+    std::thread::spawn(move || child.wait());
+    Ok(pid)
+}
+
 /// A contained process tree (see `exec::contain`): the supervisor is our child; everything
 /// the command starts dies with it, and it dies with the thread that started it.
 pub struct Contained {

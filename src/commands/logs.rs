@@ -12,11 +12,22 @@ use std::io::Write;
 use std::time::Duration;
 
 pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
+    show(ctx, &args, &mut std::io::stdout().lock())
+}
+
+/// What `git parallel logs RUN TASK` prints (without following): the dashboard's view of a task.
+pub fn task_view(ctx: &Context, run: &str, task: &str) -> Result<String> {
+    let args = LogsArgs { run: Some(run.to_string()), task: Some(task.to_string()), raw: false, follow: false };
+    let mut out = Vec::new();
+    show(ctx, &args, &mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn show(ctx: &Context, args: &LogsArgs, out: &mut impl Write) -> Result<i32> {
     let id = runs::resolve(&ctx.repo, args.run.as_deref())?;
     let state = runs::load(&ctx.repo, &id)?;
-    let mut out = std::io::stdout().lock();
     let Some(task) = &args.task else {
-        summary(&state, &mut out)?;
+        summary(&state, out)?;
         return Ok(0);
     };
     let t = state.task(task).ok_or_else(|| {
@@ -25,9 +36,9 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     })?;
     let unfinished = matches!(t.status, TaskStatus::Running | TaskStatus::Pending);
     if t.status == TaskStatus::Running || (args.follow && unfinished) {
-        return live(ctx, &id, task, &args, &mut out);
+        return live(ctx, &id, task, args, out);
     }
-    stored(ctx, &id, t, 0, args.raw, &mut out)?;
+    stored(ctx, &id, t, 0, args.raw, out)?;
     Ok(0)
 }
 

@@ -2,6 +2,7 @@
 
 pub mod cancel;
 pub mod clean;
+pub mod dashboard;
 pub mod hooks;
 pub mod integrate;
 pub mod logs;
@@ -52,6 +53,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Report(args) => report::run(&Context::open(dir)?, args),
         Command::Logs(args) => logs::run(&Context::open(dir)?, args),
         Command::Publish(args) => publish::run(&Context::open(dir)?, args),
+        Command::Dashboard(args) => dashboard::run(&Context::open(dir)?, args),
         Command::Worker(args) => worker::run(&Context::open(dir)?, args),
     }
 }

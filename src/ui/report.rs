@@ -2,7 +2,7 @@
 
 use super::{millis, run::wall_ms, run::work_ms};
 use crate::plan::Plan;
-use crate::store::runs::{RunState, TaskStatus};
+use crate::store::runs::{RunState, RunStatus, TaskState, TaskStatus};
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
@@ -38,31 +38,40 @@ pub fn totals(s: &RunState) -> serde_json::Value {
     })
 }
 
+const COLUMNS: [&str; 11] =
+    ["task", "status", "agent", "duration", "turns", "cost", "tokens in/out", "files", "retries", "check", "note"];
+
+/// One task's cells, in [`COLUMNS`]' order (the Markdown table and the HTML one); the
+/// agent's text made safe for a terminal, not yet for Markdown or HTML. `agent`: the run's,
+/// for a task whose attempts did not name their own.
+fn cells(task: &TaskState, agent: &str) -> Vec<String> {
+    vec![
+        task.id.clone(),
+        task.status.as_str().to_string(),
+        task.agent.as_deref().unwrap_or(agent).to_string(),
+        if task.wall_ms > 0 { millis(task.wall_ms) } else { "-".into() },
+        opt(task.metrics.turns),
+        task.metrics.cost_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),
+        format!("{}/{}", opt(task.metrics.input_tokens), opt(task.metrics.output_tokens)),
+        task.files_changed.len().to_string(),
+        task.retries.to_string(),
+        task.check_summary().unwrap_or_else(|| "-".into()),
+        super::sanitize(task.reason.as_deref().unwrap_or("")),
+    ]
+}
+
 pub fn markdown(s: &RunState) -> String {
     let t = totals(s);
     let mut out = format!(
-        "## git-parallel run {} (plan {}): {}\n\n| task | status | agent | duration | turns | cost | tokens in/out | files | retries | check | note |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
+        "## git-parallel run {} (plan {}): {}\n\n| {} |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
         s.id,
         s.plan,
-        s.effective_status().as_str()
+        s.effective_status().as_str(),
+        COLUMNS.join(" | ")
     );
     for task in natural_order(s) {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |\n",
-            task.id,
-            task.status.as_str(),
-            task.agent.as_deref().unwrap_or(&s.agent),
-            if task.wall_ms > 0 { millis(task.wall_ms) } else { "-".into() },
-            opt(task.metrics.turns),
-            task.metrics.cost_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),
-            opt(task.metrics.input_tokens),
-            opt(task.metrics.output_tokens),
-            task.files_changed.len(),
-            task.retries,
-            task.check_summary().unwrap_or_else(|| "-".into()),
-            // The agent's text: no terminal controls, in a file or on a terminal.
-            super::sanitize(&task.reason.as_deref().unwrap_or("").replace('|', "/").replace('\n', " "))
-        ));
+        let cells: Vec<String> = cells(task, &s.agent).into_iter().map(|c| c.replace('|', "/").replace('\n', " ")).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out.push_str(&format!(
         "\n**Totals:** {} tasks, {} succeeded, {} failed; wall time {}, task time {}, measured speed-up {:.2}x; {} turns, {}, {} input and {} output tokens.\n",
@@ -205,45 +214,157 @@ fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A self-contained HTML page: summary, Gantt chart of the run, the DAG.
-pub fn html(s: &RunState, plan: &Plan) -> String {
-    let (row, left, width) = (26.0, 160.0, 720.0);
-    let total = (wall_ms(s).max(1)) as f64;
-    let mut gantt = String::new();
-    for (i, t) in s.tasks.iter().enumerate() {
-        let y = 30.0 + i as f64 * row;
-        gantt.push_str(&format!("<text x=\"4\" y=\"{}\" font-size=\"12\">{}</text>", y + 15.0, esc(&t.id)));
-        if let Some(start) = t.started_at {
-            let x = left + ((start - s.created_at) * 1000.0 / total).clamp(0.0, 1.0) * width;
-            let w = ((t.wall_ms as f64 / total) * width).max(2.0);
-            gantt.push_str(&format!(
-                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"18\" fill=\"{}\"><title>{} {} {}</title></rect>",
-                color(t.status),
-                esc(&t.id),
-                t.status.as_str(),
-                millis(t.wall_ms)
-            ));
-        }
+/// Escaped text for an HTML attribute or element (the same escaping).
+pub fn escape(s: &str) -> String {
+    esc(s)
+}
+
+/// The report's style sheet (the dashboard adds its own rules after it).
+pub const STYLE: &str = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}th{background:#f4f4f4}";
+
+/// Geometry of the Gantt chart (pixels).
+const ROW: f64 = 26.0;
+const LEFT: f64 = 160.0;
+const WIDTH: f64 = 720.0;
+
+/// The end of the timeline's axis (seconds since the epoch): the run's end, or now while it
+/// runs, never before its last recorded event.
+pub fn axis_end(s: &RunState) -> f64 {
+    s.created_at + wall_ms(s).max(1) as f64 / 1000.0
+}
+
+/// A task's attempts as (start, end, outcome) in seconds since the epoch; an attempt still
+/// open ends at `end` (now, or the run's end). Runs recorded before attempts were kept give
+/// the last attempt only.
+fn attempts(t: &TaskState, end: f64) -> Vec<(f64, f64, String)> {
+    if !t.spans.is_empty() {
+        return t
+            .spans
+            .iter()
+            .map(|sp| (sp.start, sp.end.unwrap_or(end), sp.outcome.clone().unwrap_or_else(|| t.status.as_str().into())))
+            .collect();
     }
-    let gantt_h = 40.0 + s.tasks.len() as f64 * row;
-    gantt.push_str(&format!(
-        "<line x1=\"{left}\" y1=\"20\" x2=\"{}\" y2=\"20\" stroke=\"#444\"/><text x=\"{left}\" y=\"14\" font-size=\"11\">0</text><text x=\"{}\" y=\"14\" font-size=\"11\" text-anchor=\"end\">{}</text>",
-        left + width,
-        left + width,
+    match t.started_at {
+        Some(start) => vec![(start, t.finished_at.unwrap_or(end), t.status.as_str().to_string())],
+        None => Vec::new(),
+    }
+}
+
+fn outcome_color(outcome: &str) -> (&'static str, &'static str) {
+    match outcome {
+        "retried" | "check failed" => (color(TaskStatus::Failed), "0.55"),
+        "check passed" => (color(TaskStatus::Succeeded), "1"),
+        "ended" => (color(TaskStatus::Interrupted), "1"),
+        o => (
+            LEGEND
+                .iter()
+                .chain(&[(TaskStatus::Cancelled, "cancelled"), (TaskStatus::Pending, "pending")])
+                .find(|(st, _)| st.as_str() == o)
+                .map(|(st, _)| color(*st))
+                .unwrap_or(color(TaskStatus::Skipped)),
+            "1",
+        ),
+    }
+}
+
+/// The transform that maps the plot's time axis (milliseconds since the run began) onto the
+/// chart: what a live page updates as the axis grows.
+pub fn gantt_transform(s: &RunState) -> String {
+    format!("translate({LEFT} 30) scale({:.6} 1)", WIDTH / wall_ms(s).max(1) as f64)
+}
+
+/// One task's bars in the Gantt chart (row `i`): every attempt, clamped to the axis, in
+/// milliseconds since the run began (the plot's transform scales them).
+pub fn gantt_bars(s: &RunState, i: usize, t: &TaskState) -> String {
+    let end = axis_end(s);
+    let total = wall_ms(s).max(1) as f64;
+    // At least two pixels wide, in the plot's units.
+    let min_w = 2.0 * total / WIDTH;
+    let y = i as f64 * ROW;
+    let mut out = format!("<g data-part=\"bars\" data-task=\"{}\">", esc(&t.id));
+    let all = attempts(t, end);
+    for (n, (a, b, outcome)) in all.iter().enumerate() {
+        let x0 = ((a - s.created_at) * 1000.0).clamp(0.0, total);
+        let x1 = ((b.min(end) - s.created_at) * 1000.0).clamp(x0, total);
+        let w = (x1 - x0).max(min_w).min(total - x0).max(0.0);
+        let (fill, opacity) = outcome_color(outcome);
+        out.push_str(&format!(
+            "<rect x=\"{x0:.0}\" y=\"{y:.1}\" width=\"{w:.0}\" height=\"18\" fill=\"{fill}\" fill-opacity=\"{opacity}\"><title>{} attempt {} of {}: {} {}</title></rect>",
+            esc(&t.id),
+            n + 1,
+            all.len(),
+            esc(outcome),
+            millis(((b - a).max(0.0) * 1000.0) as u64)
+        ));
+    }
+    out.push_str("</g>");
+    out
+}
+
+/// The Gantt chart's axis: a line and its end label.
+pub fn gantt_axis(s: &RunState) -> String {
+    format!(
+        "<g data-part=\"axis\"><line x1=\"{LEFT}\" y1=\"20\" x2=\"{}\" y2=\"20\" stroke=\"#444\"/><text x=\"{LEFT}\" y=\"14\" font-size=\"11\">0</text><text x=\"{}\" y=\"14\" font-size=\"11\" text-anchor=\"end\">{}</text></g>",
+        LEFT + WIDTH,
+        LEFT + WIDTH,
         millis(wall_ms(s))
-    ));
-    // DAG: tasks placed by wave (column) and position in the wave (row).
+    )
+}
+
+/// The Gantt chart: one row per task, one bar per attempt.
+pub fn gantt(s: &RunState) -> String {
+    let mut labels = String::new();
+    let mut bars = String::new();
+    for (i, t) in s.tasks.iter().enumerate() {
+        labels.push_str(&format!(
+            "<text x=\"4\" y=\"{:.1}\" font-size=\"12\">{}</text>",
+            30.0 + i as f64 * ROW + 15.0,
+            esc(&t.id)
+        ));
+        bars.push_str(&gantt_bars(s, i, t));
+    }
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"gantt\" width=\"{}\" height=\"{}\">{labels}{}<g data-part=\"plot\" transform=\"{}\">{bars}</g></svg>",
+        LEFT + WIDTH + 20.0,
+        40.0 + s.tasks.len() as f64 * ROW,
+        gantt_axis(s),
+        gantt_transform(s)
+    )
+}
+
+/// Where each task sits in the DAG: by wave (column) and place in the wave (row).
+pub fn dag_positions(plan: &Plan) -> std::collections::HashMap<String, (f64, f64)> {
     let mut pos = std::collections::HashMap::new();
     for (c, wave) in plan.schedule.waves.iter().enumerate() {
         for (r, id) in wave.iter().enumerate() {
             pos.insert(id.clone(), (20.0 + c as f64 * 170.0, 20.0 + r as f64 * 44.0));
         }
     }
-    let mut dag = String::new();
+    pos
+}
+
+/// One task's node in the DAG, colored by its state.
+pub fn dag_node(id: &str, st: TaskStatus, (x, y): (f64, f64)) -> String {
+    format!(
+        "<g data-part=\"node\" data-task=\"{}\"><rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"130\" height=\"28\" rx=\"5\" fill=\"{}\"><title>{} {}</title></rect><text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\" fill=\"white\">{}</text></g>",
+        esc(id),
+        color(st),
+        esc(id),
+        st.as_str(),
+        x + 6.0,
+        y + 18.0,
+        esc(id)
+    )
+}
+
+/// The dependency graph with each task's state.
+pub fn dag(s: &RunState, plan: &Plan) -> String {
+    let pos = dag_positions(plan);
+    let mut out = String::new();
     for t in &plan.tasks {
         for p in t.preds() {
             if let (Some(a), Some(b)) = (pos.get(p), pos.get(&t.id)) {
-                dag.push_str(&format!(
+                out.push_str(&format!(
                     "<line x1=\"{:.0}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\" stroke=\"#777\" marker-end=\"url(#arrow)\"/>",
                     a.0 + 130.0,
                     a.1 + 14.0,
@@ -254,19 +375,110 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
         }
     }
     for t in &plan.tasks {
-        if let Some((x, y)) = pos.get(&t.id) {
+        if let Some(p) = pos.get(&t.id) {
             let st = s.task(&t.id).map(|x| x.status).unwrap_or(TaskStatus::Pending);
-            dag.push_str(&format!(
-                "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"130\" height=\"28\" rx=\"5\" fill=\"{}\"/><text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\" fill=\"white\">{}</text>",
-                color(st),
-                x + 6.0,
-                y + 18.0,
-                esc(&t.id)
-            ));
+            out.push_str(&dag_node(&t.id, st, *p));
         }
     }
-    let dag_w = 40.0 + plan.schedule.waves.len() as f64 * 170.0;
-    let dag_h = 40.0 + plan.schedule.waves.iter().map(Vec::len).max().unwrap_or(1) as f64 * 44.0;
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"dag\" width=\"{}\" height=\"{}\"><defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#777\"/></marker></defs>{out}</svg>",
+        40.0 + plan.schedule.waves.len() as f64 * 170.0,
+        40.0 + plan.schedule.waves.iter().map(Vec::len).max().unwrap_or(1) as f64 * 44.0
+    )
+}
+
+/// One task's row in the task table.
+pub fn table_row(t: &TaskState, agent: &str) -> String {
+    let cells: String = cells(t, agent).iter().map(|c| format!("<td>{}</td>", esc(c))).collect();
+    format!("<tr data-part=\"row\" data-task=\"{}\">{cells}</tr>", esc(&t.id))
+}
+
+/// The task table (tasks in natural order).
+pub fn table(s: &RunState) -> String {
+    let head: String = COLUMNS.iter().map(|c| format!("<th>{c}</th>")).collect();
+    let rows: Vec<String> = natural_order(s).into_iter().map(|t| table_row(t, &s.agent)).collect();
+    format!("<table id=\"tasks\">\n<tr>{head}</tr>\n{}\n</table>", rows.join("\n"))
+}
+
+/// The run's headline: state, times, cost and tokens against the budget, what holds back new
+/// starts, the integration's outcome and its conflicts, the pull request.
+pub fn headline(s: &RunState) -> String {
+    let t = totals(s);
+    let mut out = format!(
+        "<div data-part=\"head\"><p>plan {}, <b>{}</b>; {} of {} tasks done; wall time {}, task time {}, measured speed-up {:.2}x</p>\n<p>{} turns; {}; {} input and {} output tokens{}</p>\n",
+        esc(&s.plan),
+        s.effective_status().as_str(),
+        s.counts().0,
+        s.counts().1,
+        millis(wall_ms(s)),
+        millis(work_ms(s)),
+        speedup(s),
+        t["turns"],
+        match t["cost_usd"].as_f64() {
+            Some(c) => format!("cost ${:.4}", c.abs()),
+            None => "no cost reported".to_string(),
+        },
+        t["input_tokens"],
+        t["output_tokens"],
+        super::run::budget_line(s).map(|b| format!("; {}", esc(&b))).unwrap_or_default()
+    );
+    if s.effective_status() == RunStatus::Running {
+        out.push_str(&format!(
+            "<p>concurrency: {} workers{}</p>\n",
+            s.workers,
+            match &s.limit {
+                Some(l) => format!("; waiting: {}", esc(l)),
+                None => String::new(),
+            }
+        ));
+    }
+    out.push_str(&match s.integration.as_ref().map(|i| &i.result) {
+        Some(i) if i.interrupted => format!(
+            "<p>Integration into <code>{}</code> was interrupted.</p>",
+            esc(crate::store::layout::short(&i.target))
+        ),
+        Some(i) => format!(
+            "<p>Integrated {} of {} tasks into <code>{}</code>{}{}.</p>",
+            i.merged.len(),
+            s.tasks.len(),
+            esc(crate::store::layout::short(&i.target)),
+            if i.conflicts.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; conflicts: {}",
+                    esc(&i
+                        .conflicts
+                        .iter()
+                        .map(|c| format!("{} ({})", c.task, c.files.join(", ")))
+                        .collect::<Vec<_>>()
+                        .join("; "))
+                )
+            },
+            match i.verified {
+                Some(true) => "; verify passed",
+                Some(false) => "; verify failed",
+                None => "",
+            }
+        ),
+        None => "<p>Not integrated.</p>".to_string(),
+    });
+    if let Some(p) = &s.published {
+        out.push_str(&format!(
+            "<p>Published as <a href=\"{}\">pull request #{}</a> (<code>{}</code> into <code>{}</code>).</p>",
+            esc(&p.url),
+            p.number,
+            esc(&p.head),
+            esc(&p.base)
+        ));
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// The page's body, shared by the report and the dashboard: headline, task table, timeline,
+/// dependencies.
+pub fn body(s: &RunState, plan: &Plan) -> String {
     let legend: String = LEGEND
         .iter()
         .map(|(st, name)| {
@@ -276,57 +488,114 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
             )
         })
         .collect();
-    let integration = match s.integration.as_ref().map(|i| &i.result) {
-        Some(i) if i.interrupted => format!(
-            "<p>Integration into <code>{}</code> was interrupted.</p>",
-            esc(crate::store::layout::short(&i.target))
-        ),
-        Some(i) => format!(
-            "<p>Integrated {} of {} tasks into <code>{}</code>{}.</p>",
-            i.merged.len(),
-            s.tasks.len(),
-            esc(crate::store::layout::short(&i.target)),
-            if i.conflicts.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; conflicts: {}",
-                    esc(&i.conflicts.iter().map(|c| c.task.as_str()).collect::<Vec<_>>().join(", "))
-                )
-            }
-        ),
-        None => "<p>Not integrated.</p>".to_string(),
-    };
-    let md = markdown(s);
-    let table = md
-        .lines()
-        .skip_while(|l| !l.starts_with("| "))
-        .take_while(|l| l.starts_with("| "))
-        .filter(|l| !l.starts_with("| ---"))
-        .map(|l| {
-            let cells: Vec<String> =
-                l.trim_matches('|').split('|').map(|c| format!("<td>{}</td>", esc(c.trim()))).collect();
-            format!("<tr>{}</tr>", cells.join(""))
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let compared: String = comparison_rows(s)
+    format!(
+        "<h1>git-parallel run {id}</h1>\n{head}\n{table}\n{compared}<h2>Timeline</h2>\n<p>{legend}(a faded bar: an attempt that was retried or whose check failed)</p>\n{gantt}\n<h2>Dependencies</h2>\n{dag}\n",
+        id = esc(&s.id),
+        head = headline(s),
+        table = table(s),
+        compared = compared(s),
+        gantt = gantt(s),
+        dag = dag(s, plan),
+    )
+}
+
+/// The attempts `--attempts-all` weighed, as a table (empty when none were).
+fn compared(s: &RunState) -> String {
+    let rows: Vec<String> = comparison_rows(s)
         .iter()
         .map(|r| format!("<tr>{}</tr>", r.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let compared = match compared.is_empty() {
-        true => String::new(),
-        false => format!("<h2>Attempts compared</h2>\n<table>\n<tr><td>task</td><td>attempt</td><td>agent</td><td>check</td><td>merges cleanly</td><td>lines</td><td>winner</td></tr>\n{compared}\n</table>\n"),
-    };
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let head: String = ["task", "attempt", "agent", "check", "merges cleanly", "lines", "winner"]
+        .iter()
+        .map(|c| format!("<th>{c}</th>"))
+        .collect();
+    format!("<h2>Attempts compared</h2>\n<table>\n<tr>{head}</tr>\n{}\n</table>\n", rows.join("\n"))
+}
+
+/// A self-contained HTML page: summary, task table, Gantt chart of the run, the DAG.
+pub fn html(s: &RunState, plan: &Plan) -> String {
     format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>git-parallel run {id}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:3px 8px}}</style></head><body>\n<h1>git-parallel run {id}</h1>\n<p>plan {plan}, {status}; wall time {wall}, task time {work}, measured speed-up {speed:.2}x</p>\n{integration}\n<table>\n{table}\n</table>\n{compared}<h2>Timeline</h2>\n<p>{legend}</p>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{gw}\" height=\"{gantt_h}\">{gantt}</svg>\n<h2>Dependencies</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{dag_w}\" height=\"{dag_h}\"><defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#777\"/></marker></defs>{dag}</svg>\n</body></html>\n",
-        id = s.id,
-        plan = s.plan,
-        status = s.effective_status().as_str(),
-        wall = millis(wall_ms(s)),
-        work = millis(work_ms(s)),
-        speed = speedup(s),
-        gw = left + width + 20.0,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>git-parallel run {}</title>\n<style>{STYLE}</style></head><body>\n{}</body></html>\n",
+        esc(&s.id),
+        body(s, plan)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::runs::{replay, Event, Record};
+
+    fn rec(at: f64, event: Event) -> Record {
+        Record { at, event }
+    }
+
+    fn started(task: &str, attempt: u32) -> Event {
+        Event::Started {
+            task: task.into(),
+            attempt,
+            worktree: "w".into(),
+            branch: "b".into(),
+            start_commit: "c".into(),
+            agent: None,
+        }
+    }
+
+    /// Every attempt is its own bar, and none runs past the axis's end (a failed task's
+    /// wall time counts every attempt, and used to be drawn from its last start).
+    #[test]
+    fn every_attempt_is_a_bar_within_the_axis() {
+        let s = replay(
+            "1",
+            &[
+                rec(
+                    100.0,
+                    Event::Planned {
+                        plan: "p".into(),
+                        base: "b".into(),
+                        agent: "a".into(),
+                        workers: 1,
+                        tasks: vec![("t".into(), crate::prompt::TaskType::Feature)],
+                        sandbox: false,
+                    },
+                ),
+                rec(101.0, started("t", 1)),
+                rec(104.0, Event::Retried { task: "t".into(), attempt: 1, reason: "x".into(), delay_ms: 10 }),
+                rec(105.0, started("t", 2)),
+                rec(
+                    109.0,
+                    Event::Finished {
+                        task: "t".into(),
+                        status: TaskStatus::Failed,
+                        commit: None,
+                        reason: None,
+                        exit_code: Some(1),
+                        metrics: Default::default(),
+                        files_changed: vec![],
+                        wall_ms: 8000,
+                    },
+                ),
+                rec(110.0, Event::Ended { status: RunStatus::Failed }),
+            ],
+        );
+        let bars = gantt_bars(&s, 0, &s.tasks[0]);
+        let rects: Vec<(f64, f64)> = bars
+            .split("<rect ")
+            .skip(1)
+            .map(|r| {
+                let num = |k: &str| -> f64 {
+                    let v = r.split(&format!("{k}=\"")).nth(1).unwrap();
+                    v[..v.find('"').unwrap()].parse().unwrap()
+                };
+                (num("x"), num("width"))
+            })
+            .collect();
+        assert_eq!(rects, vec![(1000.0, 3000.0), (5000.0, 4000.0)], "{bars}");
+        let total = wall_ms(&s) as f64;
+        assert!(rects.iter().all(|(x, w)| x + w <= total), "{bars}");
+        assert!(bars.contains("attempt 1 of 2: retried") && bars.contains("attempt 2 of 2: failed"), "{bars}");
+    }
 }

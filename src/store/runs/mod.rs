@@ -48,6 +48,21 @@ pub fn load(repo: &Repo, id: &str) -> Result<RunState> {
     Ok(read_state(repo, id, tip_of(repo, id)?)?.2)
 }
 
+/// The run's tip (its latest event), None once the run is gone: what a watcher polls.
+pub fn tip(repo: &Repo, id: &str) -> Result<Option<ObjectId>> {
+    objects::read_ref(repo, &layout::run_ref(id))
+}
+
+/// The state of one run as of `tip` (one of its commits).
+pub fn load_at(repo: &Repo, id: &str, tip: ObjectId) -> Result<RunState> {
+    Ok(read_state(repo, id, tip)?.2)
+}
+
+/// Run ids and their tips, numerically sorted (what changes when any run moves).
+pub fn tips(repo: &Repo) -> Result<Vec<(String, ObjectId)>> {
+    list_tips(repo)
+}
+
 /// One task's state, read from its own blob (a cluster job needs only its own, whatever the
 /// run's size); None when the run has no such task.
 pub fn load_task(repo: &Repo, id: &str, task: &str) -> Result<Option<TaskState>> {

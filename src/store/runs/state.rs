@@ -65,6 +65,31 @@ pub struct TaskState {
     /// Its attempts as `--attempts-all` weighed them, when it had several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comparison: Vec<AttemptScore>,
+    /// Every attempt of the task (retries, fix rounds), oldest first: what a timeline draws.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<Span>,
+}
+
+/// One attempt of a task: from its `started` event to the event that ended it (a retry, a
+/// check, the task's end); `end` unset while it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub start: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<f64>,
+    /// How it ended: a task status (`failed`), `retried`, `check passed` or `check failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+impl TaskState {
+    /// Close the open attempt, if any, at `at`.
+    fn close_span(&mut self, at: f64, outcome: &str) {
+        if let Some(s) = self.spans.last_mut().filter(|s| s.end.is_none()) {
+            s.end = Some(at.max(s.start));
+            s.outcome = Some(outcome.to_string());
+        }
+    }
 }
 
 impl TaskState {
@@ -286,6 +311,7 @@ impl RunState {
                         checks: Vec::new(),
                         comparison: Vec::new(),
                         agent: None,
+                        spans: Vec::new(),
                     })
                     .collect();
                 self.reindex();
@@ -303,6 +329,8 @@ impl RunState {
                 if agent.is_some() {
                     t.agent = agent.clone();
                 }
+                t.close_span(r.at, "ended");
+                t.spans.push(Span { start: r.at, end: None, outcome: None });
                 t.fresh = false;
                 t.status = TaskStatus::Running;
                 t.attempts = *attempt;
@@ -357,14 +385,19 @@ impl RunState {
                 self.limit = (!reason.is_empty()).then(|| reason.clone());
                 Touched::None
             }
-            Event::Checked(c) => self.change(&c.task, |t| t.checks.push(c.clone())),
+            Event::Checked(c) => self.change(&c.task, |t| {
+                t.close_span(r.at, if c.passed { "check passed" } else { "check failed" });
+                t.checks.push(c.clone())
+            }),
             Event::Compared { task, attempts } => self.change(task, |t| t.comparison = attempts.clone()),
             Event::Retried { task, reason, .. } => self.change(task, |t| {
+                t.close_span(r.at, "retried");
                 t.retries += 1;
                 t.reason = Some(reason.clone());
             }),
             Event::Finished { task, status, commit, reason, exit_code, metrics, files_changed, wall_ms } => self
                 .change(task, |t| {
+                    t.close_span(r.at, status.as_str());
                     t.status = *status;
                     t.finished_at = Some(r.at);
                     t.commit = commit.clone();

@@ -1,0 +1,453 @@
+//! `git parallel dashboard`: a live page of a run (or of every run) in the browser.
+//!
+//! It reads refs only (through `store::runs`): a watcher polls the run's tip, and on a change
+//! loads the state at the new tip and sends the page, as a Server-Sent Event, the markup of the
+//! tasks that changed, rendered by the same functions as the HTML report (`ui::report`).
+//! Every request needs the access token (in the query, or the cookie the first visit sets);
+//! the two actions (cancel, retry) are POSTs from the page's own origin and run the very
+//! commands a user would type.
+
+use super::Context;
+use crate::cli::DashboardArgs;
+use crate::error::{failed, usage};
+use crate::repo::Repo;
+use crate::store::plans;
+use crate::store::runs::{self, RunState, RunStatus, TaskStatus};
+use crate::ui::{self, report};
+use anyhow::Result;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiny_http::{Header, Method, Request, Response};
+
+/// How often a watcher looks at the run's tip.
+const POLL: Duration = Duration::from_millis(250);
+/// How often a live run's running bars grow (and a quiet stream says it is alive).
+const TICK: Duration = Duration::from_secs(2);
+
+/// What every request handler shares.
+struct Shared {
+    token: String,
+    /// The access cookie's name: per port, since browsers share cookies between ports.
+    cookie: String,
+    /// The run given on the command line (None: every run).
+    run: Option<String>,
+    repo: gix::ThreadSafeRepository,
+    workdir: std::path::PathBuf,
+    common_dir: std::path::PathBuf,
+}
+
+impl Shared {
+    fn repo(&self) -> Repo {
+        Repo { gix: self.repo.to_thread_local(), workdir: self.workdir.clone(), common_dir: self.common_dir.clone() }
+    }
+}
+
+pub fn run(ctx: &Context, args: DashboardArgs) -> Result<i32> {
+    let run = match &args.run {
+        Some(r) => Some(runs::resolve(&ctx.repo, Some(r))?),
+        None => None,
+    };
+    let server = tiny_http::Server::http((args.bind, args.port.unwrap_or(0)))
+        .map_err(|e| usage(format!("cannot listen on {}:{}: {e}", args.bind, args.port.unwrap_or(0))))?;
+    let port = server.server_addr().to_ip().map(|a| a.port()).ok_or_else(|| failed("the server has no address"))?;
+    let token = format!("{:032x}", rand::random::<u128>());
+    let host = if args.bind.is_unspecified() || args.bind.is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        std::net::SocketAddr::new(args.bind, port).to_string().rsplit_once(':').map(|(h, _)| h.to_string()).unwrap()
+    };
+    if !args.bind.is_loopback() {
+        ui::note(&format!(
+            "warning: listening on {} port {port}, not on loopback: whoever can reach it and has the address with its token sees every prompt, transcript, file name and check output of {}, and can cancel {} and retry its failed tasks",
+            args.bind,
+            run.as_ref().map(|r| format!("run {r}")).unwrap_or_else(|| "every run".into()),
+            if run.is_some() { "it" } else { "them" },
+        ));
+    }
+    ui::out(&format!("http://{host}:{port}/?token={token}\n"))?;
+    ui::note(&format!(
+        "serving the dashboard of {} until interrupted (Ctrl-C)",
+        run.as_ref().map(|r| format!("run {r}")).unwrap_or_else(|| "every run".into())
+    ));
+    let shared = Arc::new(Shared {
+        token,
+        cookie: format!("git_parallel_{port}"),
+        run,
+        repo: ctx.repo.gix.clone().into_sync(),
+        workdir: ctx.repo.workdir.clone(),
+        common_dir: ctx.repo.common_dir.clone(),
+    });
+    for req in server.incoming_requests() {
+        let sh = shared.clone();
+        std::thread::spawn(move || handle(&sh, req));
+    }
+    Ok(0)
+}
+
+/// A's and b's bytes are the same, in a time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+fn header_of<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
+    req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
+}
+
+/// Headers every answer carries: nothing cached, nothing sniffed, no framing, and scripts
+/// only the page's own (`nonce`).
+fn common_headers(nonce: &str) -> Vec<Header> {
+    vec![
+        header("Cache-Control", "no-store"),
+        header("X-Content-Type-Options", "nosniff"),
+        header("Referrer-Policy", "same-origin"),
+        header(
+            "Content-Security-Policy",
+            &format!("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+        ),
+    ]
+}
+
+/// A plain-text answer (errors, a task's transcript): shown as text, never run as markup.
+fn text(req: Request, code: u16, body: impl Into<String>) {
+    let mut r = Response::from_string(body.into())
+        .with_status_code(code)
+        .with_header(header("Content-Type", "text/plain; charset=utf-8"));
+    for h in common_headers("-") {
+        r.add_header(h);
+    }
+    let _ = req.respond(r);
+}
+
+fn handle(sh: &Shared, req: Request) {
+    let (path, query) = match req.url().split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (req.url().to_string(), String::new()),
+    };
+    let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let by_query = q.get("token").is_some_and(|t| same(t, &sh.token));
+    let by_cookie = header_of(&req, "Cookie").is_some_and(|c| {
+        cookie::Cookie::split_parse(c).flatten().any(|c| c.name() == sh.cookie && same(c.value(), &sh.token))
+    });
+    if !by_query && !by_cookie {
+        return text(req, 403, "forbidden: this dashboard needs the token its URL was printed with\n");
+    }
+    // The run asked for: the one the dashboard serves, or any with every run.
+    let run = match (&sh.run, q.get("run")) {
+        (Some(r), _) => Some(r.clone()),
+        (None, Some(r)) if !r.is_empty() => Some(r.clone()),
+        _ => None,
+    };
+    let repo = sh.repo();
+    match (req.method(), path.as_str()) {
+        (Method::Get, "/") => {
+            let set = by_query.then(|| {
+                cookie::Cookie::build((sh.cookie.clone(), sh.token.clone()))
+                    .path("/")
+                    .http_only(true)
+                    .same_site(cookie::SameSite::Strict)
+                    .build()
+                    .to_string()
+            });
+            match page(&repo, run.as_deref()) {
+                Ok((body, nonce)) => {
+                    let mut r = Response::from_string(body)
+                        .with_status_code(200)
+                        .with_header(header("Content-Type", "text/html; charset=utf-8"));
+                    for h in common_headers(&nonce) {
+                        r.add_header(h);
+                    }
+                    if let Some(c) = set {
+                        r.add_header(header("Set-Cookie", &c));
+                    }
+                    let _ = req.respond(r);
+                }
+                Err(e) => text(req, 404, format!("{e:#}\n")),
+            }
+        }
+        (Method::Get, "/events") => {
+            let tip = q.get("tip").cloned();
+            let writer = sse_start(req);
+            let _ = match run {
+                Some(run) => watch_run(&repo, &run, tip.as_deref(), writer),
+                None => watch_runs(&repo, writer),
+            };
+        }
+        (Method::Get, "/task") => {
+            let answer = match (run.as_deref(), q.get("task")) {
+                (Some(run), Some(task)) => task_text(sh, run, task),
+                _ => Err(usage("a task view needs run= and task=")),
+            };
+            match answer {
+                Ok(t) => text(req, 200, t),
+                Err(e) => text(req, 404, format!("{e:#}\n")),
+            }
+        }
+        (Method::Post, "/cancel" | "/retry") => {
+            if !same_origin(&req) {
+                return text(req, 403, "forbidden: actions come from the dashboard's own page only\n");
+            }
+            let Some(run) = run else { return text(req, 400, "which run? (run=)\n") };
+            let answer = if path == "/cancel" { cancel(sh, &run) } else { retry(sh, &repo, &run, q.get("task")) };
+            match answer {
+                Ok(t) => text(req, 200, t),
+                Err(e) => text(req, 409, format!("{e:#}\n")),
+            }
+        }
+        (_, "/cancel" | "/retry") => text(req, 405, "actions are POST only\n"),
+        _ => text(req, 404, "not found\n"),
+    }
+}
+
+/// A POST from the page itself: its Origin (or, without one, its Referer) is the address the
+/// request was sent to.
+fn same_origin(req: &Request) -> bool {
+    let Some(host) = header_of(req, "Host") else { return false };
+    let me = format!("http://{host}");
+    match (header_of(req, "Origin"), header_of(req, "Referer")) {
+        (Some(o), _) => o == me,
+        (None, Some(r)) => r == me || r.starts_with(&format!("{me}/")),
+        (None, None) => false,
+    }
+}
+
+/// The dashboard's own style, after the report's.
+const STYLE: &str = "tr[data-task]{cursor:pointer}tr.sel{outline:2px solid #1565c0}#banner{background:#ffebee;color:#b71c1c;padding:4px 8px}#banner:empty{display:none}pre#log{background:#f6f6f6;padding:8px;max-height:40em;overflow:auto;white-space:pre-wrap}";
+
+/// The page's script: follow the run's events and swap in the markup they carry.
+const SCRIPT: &str = include_str!("dashboard.js");
+
+/// The page for `run` (with the nonce its script runs under), or the list of every run.
+fn page(repo: &Repo, run: Option<&str>) -> Result<(String, String)> {
+    let nonce = format!("{:032x}", rand::random::<u128>());
+    let esc = report::escape;
+    let (title, data, body) = match run {
+        Some(id) => {
+            let id = runs::resolve(repo, Some(id))?;
+            let tip = runs::tip(repo, &id)?.ok_or_else(|| usage(format!("no run `{id}`")))?;
+            let s = runs::load_at(repo, &id, tip)?;
+            let plan = plans::load(repo, &s.plan)?;
+            (
+                format!("git-parallel run {}", esc(&id)),
+                format!(" data-run=\"{}\" data-tip=\"{tip}\"", esc(&id)),
+                format!(
+                    "<p><a href=\"/\">every run</a> &middot; <button id=\"cancel\">cancel the run</button> <span id=\"msg\"></span></p>\n{}<h2>Task <span id=\"sel\"></span></h2>\n<p>Click a task in the table to see its transcript and check output. <button id=\"retry\" hidden>retry this task</button></p>\n<pre id=\"log\"></pre>\n",
+                    report::body(&s, &plan)
+                ),
+            )
+        }
+        None => (
+            "git-parallel runs".to_string(),
+            String::new(),
+            format!("<h1>git-parallel runs</h1>\n{}", runs_table(repo)?),
+        ),
+    };
+    Ok((
+        format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{}{STYLE}</style></head><body{data}>\n<div id=\"banner\"></div>\n{body}<script nonce=\"{nonce}\">{SCRIPT}</script>\n</body></html>\n",
+            report::STYLE
+        ),
+        nonce,
+    ))
+}
+
+/// Every run, newest first, each a link to its page.
+fn runs_table(repo: &Repo) -> Result<String> {
+    let esc = report::escape;
+    let mut rows = String::new();
+    for s in runs::summaries(repo)?.iter().rev() {
+        let (done, total) = s.counts();
+        rows.push_str(&format!(
+            "<tr><td><a href=\"/?run={id}\">{id}</a></td><td>{}</td><td>{}</td><td>{done}/{total}</td><td>{}</td></tr>\n",
+            esc(&s.plan),
+            s.effective_status().as_str(),
+            ui::millis(ui::run::wall_ms(s)),
+            id = esc(&s.id),
+        ));
+    }
+    Ok(format!(
+        "<table data-part=\"runs\"><tr><th>run</th><th>plan</th><th>state</th><th>tasks</th><th>wall time</th></tr>\n{rows}</table>"
+    ))
+}
+
+/// What `git parallel logs RUN TASK` prints for the task.
+fn task_text(sh: &Shared, run: &str, task: &str) -> Result<String> {
+    let ctx = Context { repo: sh.repo(), settings: crate::config::Settings::load(&sh.repo())? };
+    super::logs::task_view(&ctx, run, task)
+}
+
+/// Cancel the run as `git parallel cancel RUN` does (it is that command).
+fn cancel(sh: &Shared, run: &str) -> Result<String> {
+    let out = crate::proc::ourselves(&sh.workdir, &["cancel", run])?;
+    let said = format!("{}{}", out.stdout_str(), out.stderr_str());
+    if out.ok() {
+        Ok(said)
+    } else {
+        Err(failed(said.trim().to_string()))
+    }
+}
+
+/// Retry a failed task of a run that no longer runs: `git parallel resume RUN --retry TASK`,
+/// started in the background (it drives the run from then on, whatever becomes of us).
+fn retry(sh: &Shared, repo: &Repo, run: &str, task: Option<&String>) -> Result<String> {
+    let task = task.ok_or_else(|| usage("which task? (task=)"))?;
+    let s = runs::load(repo, run)?;
+    let t = s.task(task).ok_or_else(|| usage(format!("run {run} has no task `{task}`")))?;
+    if !matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut) {
+        return Err(usage(format!("task {task} {}: only a failed or timed-out task is retried", t.status.as_str())));
+    }
+    if s.effective_status() == RunStatus::Running {
+        return Err(usage(format!("run {run} is still running: retry its task once it ends (or cancel it first)")));
+    }
+    let log = sh.common_dir.join(format!("parallel-dashboard-retry-{run}.log"));
+    let pid = crate::proc::ourselves_detached(&sh.workdir, &["resume", run, "--retry", task], &log)?;
+    ui::note(&format!(
+        "retrying task {task} of run {run}: git parallel resume (pid {pid}), its output in {}",
+        log.display()
+    ));
+    Ok(format!("resuming run {run} to retry task {task} (pid {pid})\n"))
+}
+
+/// Start an event stream: the answer's head, then the connection is ours to write events to
+/// until the page goes away. (tiny_http's own responses buffer their body; an event must
+/// reach the page when it happens.)
+fn sse_start(req: Request) -> Box<dyn Write + Send> {
+    let mut w = req.into_writer();
+    let _ = w.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+    );
+    let _ = w.flush();
+    w
+}
+
+fn send(w: &mut dyn Write, event: &str, data: &serde_json::Value) -> std::io::Result<()> {
+    // One line of JSON: newlines inside strings are escaped by the serializer.
+    write!(w, "event: {event}\ndata: {}\n\n", serde_json::to_string(data).unwrap_or_default())?;
+    w.flush()
+}
+
+/// The markup of one task's parts (table row, bars, DAG node) for a page to swap in.
+fn task_parts(s: &RunState, i: usize, dag: &HashMap<String, (f64, f64)>, out: &mut Vec<serde_json::Value>) {
+    let t = &s.tasks[i];
+    out.push(serde_json::json!(["row", t.id, report::table_row(t, &s.agent)]));
+    out.push(serde_json::json!(["bars", t.id, report::gantt_bars(s, i, t)]));
+    if let Some(p) = dag.get(&t.id) {
+        out.push(serde_json::json!(["node", t.id, report::dag_node(&t.id, t.status, *p)]));
+    }
+}
+
+/// An update: the run's headline and axis, and the tasks in `changed` (their state and
+/// markup).
+fn update(s: &RunState, tip: &str, changed: &[usize], dag: &HashMap<String, (f64, f64)>) -> serde_json::Value {
+    let mut parts = Vec::new();
+    let mut states = serde_json::Map::new();
+    for &i in changed {
+        task_parts(s, i, dag, &mut parts);
+        states.insert(s.tasks[i].id.clone(), s.tasks[i].status.as_str().into());
+    }
+    serde_json::json!({
+        "tip": tip,
+        "status": s.effective_status().as_str(),
+        "done": format!("{}/{}", s.counts().0, s.counts().1),
+        "head": report::headline(s),
+        "axis": report::gantt_axis(s),
+        "transform": report::gantt_transform(s),
+        "tasks": states,
+        "parts": parts,
+    })
+}
+
+/// Follow one run: every change of its tip becomes an update with the tasks that changed
+/// since `since` (the tip the page was drawn at); a deleted run ends the stream saying so.
+fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write + Send>) -> std::io::Result<()> {
+    let start = since.and_then(|t| gix::ObjectId::from_hex(t.as_bytes()).ok());
+    let current = match runs::tip(repo, run) {
+        Ok(Some(t)) => t,
+        _ => return send(&mut w, "gone", &serde_json::json!({"message": format!("run {run} no longer exists")})),
+    };
+    // The page's own state, or (a tip we cannot read) the current one and a reload.
+    let (mut tip, mut prev) = match start.and_then(|t| runs::load_at(repo, run, t).ok().map(|s| (t, s))) {
+        Some(x) => x,
+        None => match runs::load_at(repo, run, current) {
+            Ok(s) => {
+                if since.is_some() {
+                    send(&mut w, "reload", &serde_json::json!({}))?;
+                }
+                (current, s)
+            }
+            Err(e) => return send(&mut w, "gone", &serde_json::json!({"message": format!("run {run}: {e:#}")})),
+        },
+    };
+    let dag = plans::load(repo, &prev.plan).map(|p| report::dag_positions(&p)).unwrap_or_default();
+    let mut last = Instant::now() - TICK;
+    loop {
+        let now_tip = match runs::tip(repo, run) {
+            Ok(t) => t,
+            // A ref being rewritten or packed under us: look again.
+            Err(_) => {
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        let Some(now_tip) = now_tip else {
+            return send(
+                &mut w,
+                "gone",
+                &serde_json::json!({"message": format!("run {run} was deleted (its ref is gone)")}),
+            );
+        };
+        if now_tip != tip {
+            if let Ok(cur) = runs::load_at(repo, run, now_tip) {
+                let changed: Vec<usize> = if cur.tasks.len() != prev.tasks.len() {
+                    (0..cur.tasks.len()).collect()
+                } else {
+                    (0..cur.tasks.len())
+                        .filter(|&i| cur.tasks[i] != prev.tasks[i] || cur.tasks[i].status == TaskStatus::Running)
+                        .collect()
+                };
+                send(&mut w, "update", &update(&cur, &now_tip.to_string(), &changed, &dag))?;
+                (tip, prev) = (now_tip, cur);
+                last = Instant::now();
+            }
+        } else if last.elapsed() >= TICK {
+            if prev.effective_status() == RunStatus::Running {
+                // Running bars grow with the axis, with nothing new in the log.
+                let running: Vec<usize> =
+                    (0..prev.tasks.len()).filter(|&i| prev.tasks[i].status == TaskStatus::Running).collect();
+                send(&mut w, "update", &update(&prev, &tip.to_string(), &running, &dag))?;
+            } else {
+                // Quiet: a comment, so that a page gone away is noticed.
+                w.write_all(b": idle\n\n")?;
+                w.flush()?;
+            }
+            last = Instant::now();
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Follow the list of runs: a new run, or a run that moved, redraws the table.
+fn watch_runs(repo: &Repo, mut w: Box<dyn Write + Send>) -> std::io::Result<()> {
+    let mut seen = runs::tips(repo).unwrap_or_default();
+    let mut last = Instant::now();
+    loop {
+        std::thread::sleep(POLL);
+        let Ok(now) = runs::tips(repo) else { continue };
+        if now != seen {
+            if let Ok(table) = runs_table(repo) {
+                send(&mut w, "runs", &serde_json::json!({ "html": table }))?;
+                seen = now;
+                last = Instant::now();
+            }
+        } else if last.elapsed() >= TICK {
+            w.write_all(b": idle\n\n")?;
+            w.flush()?;
+            last = Instant::now();
+        }
+    }
+}

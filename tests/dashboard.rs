@@ -1,0 +1,362 @@
+//! `git parallel dashboard`: the token, the page and its live event stream while a fake-agent
+//! run progresses, a run deleted while watched, two dashboards at once, escaping of agents'
+//! text, the actions' same-origin rule; and a real headless Chromium watching a task change
+//! state without a reload (skipped, saying so, where Chromium is not installed).
+
+mod common;
+use common::TestRepo;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+/// A dashboard process, stopped on drop.
+struct Dashboard {
+    child: Child,
+    url: String,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dashboard(r: &TestRepo, args: &[&str]) -> Dashboard {
+    let mut c = r.command(common::bin());
+    c.arg("dashboard").args(args).stdout(Stdio::piped()).stderr(std::fs::File::create(r.scratch("dash.err")).unwrap());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().to_string();
+    let rest = url.strip_prefix("http://127.0.0.1:").unwrap_or_else(|| panic!("bad URL {url:?}"));
+    let (port, token) = rest.split_once("/?token=").unwrap();
+    assert_eq!(token.len(), 32, "{url}");
+    Dashboard { port: port.parse().unwrap(), token: token.to_string(), url, child }
+}
+
+/// A plain HTTP/1.1 exchange: (status, head, body). The body is read to the end (the server
+/// closes the connection).
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str("Content-Length: 0\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, head.to_string(), body.to_string())
+}
+
+/// An event stream being read: its events one at a time.
+struct Stream {
+    r: BufReader<TcpStream>,
+}
+
+impl Stream {
+    fn open(port: u16, path: &str) -> Stream {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        loop {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            if l == "\r\n" {
+                break;
+            }
+            if l.to_ascii_lowercase().starts_with("content-type:") {
+                assert!(l.contains("text/event-stream"), "{l}");
+            }
+        }
+        Stream { r }
+    }
+
+    /// The next event: (name, data as JSON); None when the server closed the stream.
+    fn next(&mut self) -> Option<(String, serde_json::Value)> {
+        let (mut name, mut data) = (String::new(), String::new());
+        loop {
+            let mut l = String::new();
+            if self.r.read_line(&mut l).unwrap() == 0 {
+                return None;
+            }
+            let l = l.trim_end_matches('\n');
+            if l.is_empty() {
+                if !name.is_empty() {
+                    return Some((name, serde_json::from_str(&data).unwrap()));
+                }
+                continue;
+            }
+            if let Some(n) = l.strip_prefix("event: ") {
+                name = n.to_string();
+            } else if let Some(d) = l.strip_prefix("data: ") {
+                data.push_str(d);
+            }
+        }
+    }
+
+    /// Read events until one satisfies `f`; every event read is passed to `f`.
+    fn until(&mut self, what: &str, mut f: impl FnMut(&str, &serde_json::Value) -> bool) {
+        loop {
+            let (name, data) = self.next().unwrap_or_else(|| panic!("stream closed before {what}"));
+            if f(&name, &data) {
+                return;
+            }
+        }
+    }
+}
+
+/// A finished one-task run.
+fn finished_run() -> TestRepo {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt a");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).ok();
+    r
+}
+
+#[test]
+fn every_request_needs_the_token() {
+    let r = finished_run();
+    let d = dashboard(&r, &["1"]);
+    let t = d.token.clone();
+    let wrong = "0".repeat(32);
+    assert_eq!(http(d.port, "GET", "/", &[]).0, 403);
+    assert_eq!(http(d.port, "GET", &format!("/?token={wrong}"), &[]).0, 403);
+    assert_eq!(http(d.port, "GET", "/events?run=1", &[]).0, 403);
+    assert_eq!(http(d.port, "GET", "/task?run=1&task=a", &[]).0, 403);
+    assert_eq!(http(d.port, "POST", "/cancel?run=1", &[("Origin", &format!("http://127.0.0.1:{}", d.port))]).0, 403);
+    let cookie_name = format!("git_parallel_{}", d.port);
+    assert_eq!(http(d.port, "GET", "/", &[("Cookie", &format!("{cookie_name}={wrong}"))]).0, 403);
+
+    // The token: the page, and a cookie that stands for the token from then on.
+    let (code, head, body) = http(d.port, "GET", &format!("/?token={t}"), &[]);
+    assert_eq!(code, 200, "{head}");
+    assert!(body.starts_with("<!doctype html>") && body.contains("git-parallel run 1"), "{body}");
+    let set = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect(&head).to_string();
+    assert!(set.contains(&format!("{cookie_name}={t}")) && set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+    // Self-contained: no address outside the page's own.
+    assert!(!body.contains("http://") && !body.contains("https://") && !body.contains("src="), "{body}");
+    let (code, _, _) = http(d.port, "GET", "/", &[("Cookie", &format!("other=1; {cookie_name}={t}"))]);
+    assert_eq!(code, 200);
+
+    // Actions: POST only, and from the page's own origin.
+    assert_eq!(http(d.port, "GET", &format!("/cancel?run=1&token={t}"), &[]).0, 405);
+    assert_eq!(http(d.port, "POST", &format!("/cancel?run=1&token={t}"), &[]).0, 403);
+    assert_eq!(http(d.port, "POST", &format!("/cancel?run=1&token={t}"), &[("Origin", "http://evil.example")]).0, 403);
+    // Same origin, but the run is over: cancel says why (as `git parallel cancel` does).
+    let (code, _, body) = http(
+        d.port,
+        "POST",
+        &format!("/cancel?run=1&token={t}"),
+        &[("Origin", &format!("http://127.0.0.1:{}", d.port))],
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("not running"), "{body}");
+}
+
+#[test]
+fn a_task_goes_from_running_to_succeeded_on_the_stream_and_two_dashboards_follow_it() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let go = r.scratch("go");
+    r.prompt("slow", "", &format!("sh while [ ! -e '{}' ]; do sleep 0.05; done\nwrite s.txt s", go.display()));
+    r.prompt("quick", "", "write q.txt q");
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "-j", "2", "--no-integrate"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut run = c.spawn().unwrap();
+    common::wait_until("the task to run", 60, || {
+        r.raw_state("1").is_some_and(|_| r.task_state("1", "slow")["status"] == "running")
+    });
+    let d1 = dashboard(&r, &["1"]);
+    let d2 = dashboard(&r, &[]);
+    assert_ne!(d1.token, d2.token);
+    // One dashboard's token opens the other not.
+    assert_eq!(http(d2.port, "GET", &format!("/?token={}", d1.token), &[]).0, 403);
+
+    let mut streams = Vec::new();
+    for d in [&d1, &d2] {
+        let (code, _, page) = http(d.port, "GET", &format!("/?run=1&token={}", d.token), &[]);
+        assert_eq!(code, 200);
+        // The page as drawn: the task running, and the tip it was drawn at.
+        assert!(page.contains("<td>slow</td><td>running</td>"), "{page}");
+        let tip = page.split("data-tip=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        streams.push(Stream::open(d.port, &format!("/events?run=1&tip={tip}&token={}", d.token)));
+    }
+    std::fs::write(&go, "").unwrap();
+    for s in &mut streams {
+        s.until("slow to succeed", |name, u| {
+            assert_eq!(name, "update", "{u}");
+            let st = u["tasks"]["slow"].as_str();
+            if st == Some("succeeded") {
+                // Its markup came with it: the row, the bars, the node.
+                let parts = u["parts"].as_array().unwrap();
+                assert!(parts.iter().any(|p| p[0] == "row"
+                    && p[1] == "slow"
+                    && p[2].as_str().unwrap().contains("<td>slow</td><td>succeeded</td>")));
+                assert!(parts.iter().any(|p| p[0] == "bars" && p[1] == "slow"));
+                assert!(parts.iter().any(|p| p[0] == "node" && p[1] == "slow"));
+                return true;
+            }
+            false
+        });
+    }
+    assert!(run.wait().unwrap().success());
+    // The task view: what `git parallel logs 1 slow` prints.
+    let (code, head, body) = http(d1.port, "GET", &format!("/task?run=1&task=slow&token={}", d1.token), &[]);
+    assert_eq!(code, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
+    assert_eq!(body, r.gp(&["logs", "1", "slow"]).ok().stdout);
+    // Every run: the list.
+    let (code, _, list) = http(d2.port, "GET", &format!("/?token={}", d2.token), &[]);
+    assert_eq!(code, 200);
+    assert!(list.contains("<a href=\"/?run=1\">1</a>"), "{list}");
+}
+
+#[test]
+fn a_run_deleted_while_watched_ends_the_stream_saying_so() {
+    let r = finished_run();
+    let d = dashboard(&r, &[]);
+    let mut s = Stream::open(d.port, &format!("/events?run=1&token={}", d.token));
+    r.git(&["update-ref", "-d", "refs/parallel/runs/1"]);
+    let (name, data) = loop {
+        let e = s.next().expect("an event before the end");
+        if e.0 != "update" && e.0 != "reload" {
+            break e;
+        }
+    };
+    assert_eq!(name, "gone");
+    assert!(data["message"].as_str().unwrap().contains("run 1 was deleted"), "{data}");
+    assert!(s.next().is_none(), "the stream ends");
+    // The dashboard goes on: the list (now empty) still answers.
+    let (code, _, body) = http(d.port, "GET", &format!("/?token={}", d.token), &[]);
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn agents_text_is_escaped() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("evil", "", "print <script>alert('transcript')</script>\nfail 1 <script>alert('reason')</script>");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--no-integrate"]).code(1);
+    let d = dashboard(&r, &["1"]);
+    let (_, _, page) = http(d.port, "GET", &format!("/?token={}", d.token), &[]);
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt;"), "{page}");
+    // The page's own script is the only one, and the policy runs no other.
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    let (_, head, _) = http(d.port, "GET", &format!("/?token={}", d.token), &[]);
+    assert!(head.contains("script-src 'nonce-"), "{head}");
+    // The transcript is plain text the page puts in as text.
+    let (_, head, body) = http(d.port, "GET", &format!("/task?run=1&task=evil&token={}", d.token), &[]);
+    assert!(body.contains("<script>alert('reason')</script>"), "{body}");
+    let h = head.to_ascii_lowercase();
+    assert!(h.contains("content-type: text/plain") && h.contains("x-content-type-options: nosniff"), "{head}");
+}
+
+/// Debian's Chromium, if installed.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser"]
+        .iter()
+        .flat_map(|n| std::env::split_paths(&path).map(move |d| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// A headless Chromium on the page, stopped on drop; its DevTools HTTP endpoint tells the
+/// page's current title.
+struct Browser {
+    child: Child,
+    devtools: u16,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn browser(r: &TestRepo, exe: &std::path::Path, url: &str) -> Browser {
+    let profile = r.scratch("chromium-profile");
+    let mut c = r.command(exe);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg(url)
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(r.scratch("chromium.err")).unwrap());
+    let child = c.spawn().unwrap();
+    // Chromium writes the port it chose into the profile.
+    let file = profile.join("DevToolsActivePort");
+    common::wait_until("Chromium's DevTools port", 60, || {
+        std::fs::read_to_string(&file).is_ok_and(|s| s.lines().next().is_some_and(|l| l.parse::<u16>().is_ok()))
+    });
+    let devtools = std::fs::read_to_string(&file).unwrap().lines().next().unwrap().parse().unwrap();
+    Browser { child, devtools }
+}
+
+impl Browser {
+    /// Titles of the open pages.
+    fn titles(&self) -> Vec<String> {
+        let (_, _, body) = http(self.devtools, "GET", "/json/list", &[]);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["type"] == "page")
+            .map(|p| p["title"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn a_real_browser_sees_a_task_state_change_without_reloading() {
+    let Some(exe) = chromium() else {
+        eprintln!("SKIPPED a_real_browser_sees_a_task_state_change_without_reloading: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let go = r.scratch("go");
+    r.prompt("slow", "", &format!("sh while [ ! -e '{}' ]; do sleep 0.05; done\nwrite s.txt s", go.display()));
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut run = c.spawn().unwrap();
+    common::wait_until("the task to run", 60, || {
+        r.raw_state("1").is_some_and(|_| r.task_state("1", "slow")["status"] == "running")
+    });
+    let d = dashboard(&r, &["1"]);
+    let b = browser(&r, &exe, &d.url);
+    // The page as served, with the task running.
+    common::wait_until("the page to load", 60, || b.titles().iter().any(|t| t.starts_with("git-parallel run 1")));
+    std::fs::write(&go, "").unwrap();
+    // Only the page's script, applying an update from the stream, writes this title.
+    common::wait_until("the page to show the task done", 120, || {
+        b.titles().iter().any(|t| t == "git-parallel run 1: succeeded, 1/1 done")
+    });
+    assert!(run.wait().unwrap().success());
+}
