@@ -519,9 +519,9 @@ fn the_real_claude_cli_runs_in_a_slurm_job() {
 fn attempts_run_as_jobs_a_failure_waits_for_the_others_and_losers_are_scancelled() {
     let r = repo();
     let never = r.scratch("never");
-    // f: attempt 1 fails its check; attempt 2 passes once attempt 1's failure is posted.
+    // f: attempt 1 fails its check; attempt 2 passes once that failure is in the run's log.
     let posted = format!(
-        "sh i=0; until git -C '{}' log --format=%s refs/parallel/inbox/1/f 2>/dev/null | grep -q 'f: failed'; do i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.2; done",
+        "sh i=0; until git -C '{}' log --format=%s refs/parallel/runs/1 | grep -q '^f: check failed'; do i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.2; done; sleep 1",
         r.root.display()
     );
     r.prompt(
@@ -529,11 +529,12 @@ fn attempts_run_as_jobs_a_failure_waits_for_the_others_and_losers_are_scancelled
         "attempts: 2\ncheck: test -f good.txt",
         &format!("sh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] || {{ {}; }}\nsh [ \"$GIT_PARALLEL_ATTEMPT\" = 2 ] && echo ok > good.txt || true", &posted[3..]),
     );
-    // w: attempt 1 passes at once; attempt 2 would wait forever.
+    // w: attempt 1 passes at once; attempt 2 would wait a minute for a flag that never comes.
+    let wait = format!("i=0; while [ ! -e '{}' ] && [ $i -lt 300 ]; do i=$((i+1)); sleep 0.2; done", never.display());
     r.prompt(
         "w",
         "attempts: 2\ncheck: test -f w.txt",
-        &format!("sh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] || {{ {}; }}\nwrite w.txt w", &wait_for(&never)[3..]),
+        &format!("sh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] || {{ {wait}; }}\nwrite w.txt w"),
     );
     r.commit("prompts");
     let o = r.gp_env(&["run", "prompts", "-j", "4", "--fix-rounds", "0"], &env());
