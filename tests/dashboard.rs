@@ -273,6 +273,61 @@ fn agents_text_is_escaped() {
     assert!(h.contains("content-type: text/plain") && h.contains("x-content-type-options: nosniff"), "{head}");
 }
 
+/// The page's own origin, as a browser sends it with a POST.
+fn origin(d: &Dashboard) -> String {
+    format!("http://127.0.0.1:{}", d.port)
+}
+
+#[test]
+fn cancel_from_the_page_stops_a_live_run() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let never = r.scratch("never");
+    r.prompt("wait", "", &format!("sh while [ ! -e '{}' ]; do sleep 0.05; done", never.display()));
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut run = c.spawn().unwrap();
+    common::wait_until("the task to run", 60, || {
+        r.raw_state("1").is_some_and(|_| r.task_state("1", "wait")["status"] == "running")
+    });
+    let d = dashboard(&r, &["1"]);
+    let mut s = Stream::open(d.port, &format!("/events?run=1&token={}", d.token));
+    let (code, _, body) = http(d.port, "POST", &format!("/cancel?run=1&token={}", d.token), &[("Origin", &origin(&d))]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("run 1 cancelled"), "{body}");
+    s.until("the run to be cancelled", |_, u| u["status"] == "cancelled");
+    assert!(!run.wait().unwrap().success());
+    assert_eq!(r.run_state("1")["status"], "cancelled");
+}
+
+#[test]
+fn retry_from_the_page_runs_a_failed_task_again() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Fails once (a transient error, with no retries left), then succeeds.
+    r.prompt("flaky", "", &format!("transient 1 {}\nwrite f.txt ok", r.scratch("counter").display()));
+    r.prompt("fine", "", "write g.txt ok");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--retries", "0", "--no-integrate"]).code(1);
+    assert_eq!(r.task_state("1", "flaky")["status"], "failed");
+    let d = dashboard(&r, &["1"]);
+    let t = &d.token;
+    // Only a failed task, and only with the page's origin.
+    let (code, _, body) =
+        http(d.port, "POST", &format!("/retry?run=1&task=fine&token={t}"), &[("Origin", &origin(&d))]);
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(http(d.port, "POST", &format!("/retry?run=1&task=flaky&token={t}"), &[]).0, 403);
+    let mut s = Stream::open(d.port, &format!("/events?run=1&token={t}"));
+    let (code, _, body) =
+        http(d.port, "POST", &format!("/retry?run=1&task=flaky&token={t}"), &[("Origin", &origin(&d))]);
+    assert_eq!(code, 200, "{body}");
+    // It went through `git parallel resume 1 --retry flaky`: the task runs again, and succeeds.
+    s.until("the task to succeed", |_, u| u["tasks"]["flaky"] == "succeeded");
+    common::wait_until("the resumed run to end", 60, || r.run_state("1")["status"] == "succeeded");
+    assert_eq!(r.task_state("1", "flaky")["attempts"], 2);
+}
+
 /// Debian's Chromium, if installed.
 fn chromium() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
