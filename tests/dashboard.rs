@@ -62,6 +62,9 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, 
 /// An event stream being read: its events one at a time.
 struct Stream {
     r: BufReader<TcpStream>,
+    /// A stream that only keeps itself alive (comments) for this long fails the test instead
+    /// of hanging it.
+    deadline: std::time::Instant,
 }
 
 impl Stream {
@@ -84,13 +87,14 @@ impl Stream {
                 assert!(l.contains("text/event-stream"), "{l}");
             }
         }
-        Stream { r }
+        Stream { r, deadline: std::time::Instant::now() + std::time::Duration::from_secs(120) }
     }
 
     /// The next event: (name, data as JSON); None when the server closed the stream.
     fn next(&mut self) -> Option<(String, serde_json::Value)> {
         let (mut name, mut data) = (String::new(), String::new());
         loop {
+            assert!(std::time::Instant::now() < self.deadline, "gave up waiting for an event");
             let mut l = String::new();
             if self.r.read_line(&mut l).unwrap() == 0 {
                 return None;
