@@ -372,6 +372,14 @@ fn browser(r: &TestRepo, exe: &std::path::Path, url: &str) -> Browser {
     .arg(url)
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(r.scratch("chromium.err")).unwrap());
+    // Chromium dies with the test, even one killed before it could drop the browser.
+    // SAFETY: prctl(2) only, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let child = c.spawn().unwrap();
     // Chromium writes the port it chose into the profile.
     let file = profile.join("DevToolsActivePort");
