@@ -41,6 +41,8 @@ fn dashboard(r: &TestRepo, args: &[&str]) -> Dashboard {
 /// closes the connection).
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A server that never answers fails the test instead of hanging it.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -60,12 +62,17 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, 
 /// An event stream being read: its events one at a time.
 struct Stream {
     r: BufReader<TcpStream>,
+    /// A stream that only keeps itself alive (comments) for this long fails the test instead
+    /// of hanging it.
+    deadline: std::time::Instant,
 }
 
 impl Stream {
     fn open(port: u16, path: &str) -> Stream {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+        // The connection ends with the stream (no next request on it).
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
         let mut r = BufReader::new(s);
         let mut status = String::new();
         r.read_line(&mut status).unwrap();
@@ -80,13 +87,14 @@ impl Stream {
                 assert!(l.contains("text/event-stream"), "{l}");
             }
         }
-        Stream { r }
+        Stream { r, deadline: std::time::Instant::now() + std::time::Duration::from_secs(120) }
     }
 
     /// The next event: (name, data as JSON); None when the server closed the stream.
     fn next(&mut self) -> Option<(String, serde_json::Value)> {
         let (mut name, mut data) = (String::new(), String::new());
         loop {
+            assert!(std::time::Instant::now() < self.deadline, "gave up waiting for an event");
             let mut l = String::new();
             if self.r.read_line(&mut l).unwrap() == 0 {
                 return None;
@@ -148,7 +156,8 @@ fn every_request_needs_the_token() {
     let set = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect(&head).to_string();
     assert!(set.contains(&format!("{cookie_name}={t}")) && set.contains("HttpOnly") && set.contains("SameSite=Strict"));
     // Self-contained: no address outside the page's own.
-    assert!(!body.contains("http://") && !body.contains("https://") && !body.contains("src="), "{body}");
+    let outside = body.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!outside.contains("http://") && !outside.contains("https://") && !outside.contains("src="), "{body}");
     let (code, _, _) = http(d.port, "GET", "/", &[("Cookie", &format!("other=1; {cookie_name}={t}"))]);
     assert_eq!(code, 200);
 
@@ -268,6 +277,61 @@ fn agents_text_is_escaped() {
     assert!(h.contains("content-type: text/plain") && h.contains("x-content-type-options: nosniff"), "{head}");
 }
 
+/// The page's own origin, as a browser sends it with a POST.
+fn origin(d: &Dashboard) -> String {
+    format!("http://127.0.0.1:{}", d.port)
+}
+
+#[test]
+fn cancel_from_the_page_stops_a_live_run() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let never = r.scratch("never");
+    r.prompt("wait", "", &format!("sh while [ ! -e '{}' ]; do sleep 0.05; done", never.display()));
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "--no-integrate"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut run = c.spawn().unwrap();
+    common::wait_until("the task to run", 60, || {
+        r.raw_state("1").is_some_and(|_| r.task_state("1", "wait")["status"] == "running")
+    });
+    let d = dashboard(&r, &["1"]);
+    let mut s = Stream::open(d.port, &format!("/events?run=1&token={}", d.token));
+    let (code, _, body) = http(d.port, "POST", &format!("/cancel?run=1&token={}", d.token), &[("Origin", &origin(&d))]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("run 1 cancelled"), "{body}");
+    s.until("the run to be cancelled", |_, u| u["status"] == "cancelled");
+    assert!(!run.wait().unwrap().success());
+    assert_eq!(r.run_state("1")["status"], "cancelled");
+}
+
+#[test]
+fn retry_from_the_page_runs_a_failed_task_again() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // Fails once (a transient error, with no retries left), then succeeds.
+    r.prompt("flaky", "", &format!("transient 1 {}\nwrite f.txt ok", r.scratch("counter").display()));
+    r.prompt("fine", "", "write g.txt ok");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--retries", "0", "--no-integrate"]).code(1);
+    assert_eq!(r.task_state("1", "flaky")["status"], "failed");
+    let d = dashboard(&r, &["1"]);
+    let t = &d.token;
+    // Only a failed task, and only with the page's origin.
+    let (code, _, body) =
+        http(d.port, "POST", &format!("/retry?run=1&task=fine&token={t}"), &[("Origin", &origin(&d))]);
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(http(d.port, "POST", &format!("/retry?run=1&task=flaky&token={t}"), &[]).0, 403);
+    let mut s = Stream::open(d.port, &format!("/events?run=1&token={t}"));
+    let (code, _, body) =
+        http(d.port, "POST", &format!("/retry?run=1&task=flaky&token={t}"), &[("Origin", &origin(&d))]);
+    assert_eq!(code, 200, "{body}");
+    // It went through `git parallel resume 1 --retry flaky`: the task runs again, and succeeds.
+    s.until("the task to succeed", |_, u| u["tasks"]["flaky"] == "succeeded");
+    common::wait_until("the resumed run to end", 60, || r.run_state("1")["status"] == "succeeded");
+    assert_eq!(r.task_state("1", "flaky")["attempts"], 2);
+}
+
 /// Debian's Chromium, if installed.
 fn chromium() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -308,6 +372,14 @@ fn browser(r: &TestRepo, exe: &std::path::Path, url: &str) -> Browser {
     .arg(url)
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(r.scratch("chromium.err")).unwrap());
+    // Chromium dies with the test, even one killed before it could drop the browser.
+    // SAFETY: prctl(2) only, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let child = c.spawn().unwrap();
     // Chromium writes the port it chose into the profile.
     let file = profile.join("DevToolsActivePort");
@@ -321,7 +393,12 @@ fn browser(r: &TestRepo, exe: &std::path::Path, url: &str) -> Browser {
 impl Browser {
     /// Titles of the open pages.
     fn titles(&self) -> Vec<String> {
-        let (_, _, body) = http(self.devtools, "GET", "/json/list", &[]);
+        // Chromium keeps the connection open after its answer: a client that reads the length.
+        let body = ureq::get(format!("http://127.0.0.1:{}/json/list", self.devtools))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         v.as_array()
             .into_iter()
