@@ -162,7 +162,8 @@ def train(examples, keep, epochs=10, l2=1e-6, rate=0.5, seed=1, balanced=True):
     table holds exactly these). Each class is weighted by the inverse of its frequency, so that a
     type rare in commits (performance) is not drowned by the common ones."""
     counts = collections.Counter(f for _, fs in examples for f in fs)
-    vocab = {f for f, _ in counts.most_common(keep)}
+    # Ties broken by the feature's text, so that the table does not depend on hash order.
+    vocab = set(sorted(counts, key=lambda f: (-counts[f], f))[:keep])
     k = len(TYPES)
     freq = collections.Counter(y for y, _ in examples)
     cw = {y: len(examples) / (k * freq[y]) if balanced else 1.0 for y in freq}

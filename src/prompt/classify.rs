@@ -766,8 +766,10 @@ mod tests {
     #[test]
     fn the_model_decides_where_the_rules_are_silent() {
         // No keyword, path or prefix: the rules say nothing, the learned words decide.
-        assert_eq!(classify_rules("Rework the storage layer", ""), TaskType::Other);
-        assert_eq!(classify("Rework the storage layer", ""), TaskType::Refactor);
+        assert_eq!(classify_rules("Convert callbacks to promises", ""), TaskType::Other);
+        assert_eq!(classify("Convert callbacks to promises", ""), TaskType::Refactor);
+        assert_eq!(classify_rules("Make the walker use a single pass", ""), TaskType::Other);
+        assert_eq!(classify("Make the walker use a single pass", ""), TaskType::Performance);
         // A prefix is stripped before the model reads the words, as in training.
         assert_eq!(model_words("feat(cli): Ordered `--foo` in src/a.rs (#12) v2"), ["ordered", "in", "0"]);
         let p = model_probabilities("Ponder");
