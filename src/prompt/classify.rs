@@ -639,10 +639,11 @@ pub fn model_probabilities(title: &str) -> [f32; 7] {
 const MODEL_MIN_PROBABILITY: f32 = 0.3;
 
 /// Classify a task from its title and body: the rules where any of them fires (a prefix, a path,
-/// a keyword), else the learned model on the title if it is confident enough, else `other`.
+/// a keyword), else `other` for a question, else the learned model on the title if it is
+/// confident enough, else `other`.
 pub fn classify(title: &str, body: &str) -> TaskType {
     let rules = classify_rules(title, body);
-    if rules != TaskType::Other {
+    if rules != TaskType::Other || is_question(title) {
         return rules;
     }
     let p = model_probabilities(title);
@@ -652,6 +653,21 @@ pub fn classify(title: &str, body: &str) -> TaskType {
     } else {
         TaskType::Other
     }
+}
+
+/// A title that asks ("How can I use X with Y?", "Should the roadmap be in Z", "Project
+/// status?"): where no rule finds work in it, it is a question, `other`. The model cannot say so:
+/// commits, which it learned from, never ask.
+fn is_question(title: &str) -> bool {
+    static QUESTION: OnceLock<Regex> = OnceLock::new();
+    QUESTION
+        .get_or_init(|| {
+            Regex::new(
+                r"(?i)^\s*(?:\[?question\]?:?|how|why|what|is|are|should|can|could|does|do|will|would|where|when|which)\b|\?\s*$",
+            )
+            .unwrap()
+        })
+        .is_match(title)
 }
 
 /// Classify by the rules alone (no match at all is `other`).
@@ -772,6 +788,9 @@ mod tests {
         assert_eq!(classify("Make the walker use a single pass", ""), TaskType::Performance);
         // A prefix is stripped before the model reads the words, as in training.
         assert_eq!(model_words("feat(cli): Ordered `--foo` in src/a.rs (#12) v2"), ["ordered", "in", "0"]);
+        // A question no rule finds work in is no task for the model.
+        assert_eq!(classify("How can I use this with websockets?", ""), TaskType::Other);
+        assert_eq!(classify("Why does the parser crash on empty input?", ""), TaskType::BugFix);
         let p = model_probabilities("Ponder");
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     }
