@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Gather conventional-commit subjects from public repositories and train the task-type model.
+
+Usage (from the repository root; the mirrors are bare git directories, one per repository):
+
+    python3 benches/types/gather.py --mirrors /work/.mirror            # check sources.tsv, train, write
+    python3 benches/types/gather.py --mirrors /work/.mirror --pin      # first rewrite sources.tsv's commits
+
+`benches/types/sources.tsv` lists each repository and the commit its history is read from
+(`git log --no-merges <commit>`), in a bare clone at `<mirrors>/<owner>+<name>/repo`. The script
+writes `src/prompt/types_model.tsv` (the weight table `classify.rs` includes) and prints the
+corpus's size and the model's accuracy on the 10% of the corpus it holds out (every tenth subject
+by a hash of its text, so the split does not depend on the order of the repositories).
+
+Labels come from the prefix: feat -> feature, fix -> bug-fix, docs -> documentation,
+test/tests -> test-coverage, perf -> performance, refactor -> refactor, build/ci -> configuration,
+and any prefix whose scope names dependencies, a release, CI, the build or docs takes that type
+(`chore(deps):`, `fix(deps):`, `chore(release):`, `chore(ci):`, `chore(docs):`). Plain `chore:`,
+`chore(<component>):`, `style:` and `revert:` are dropped: people use them for refactors,
+version bumps, docs and tooling alike, so they carry no label. Subjects that appear in
+tests/data/task-types.tsv are dropped.
+"""
+
+import argparse
+import collections
+import hashlib
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+
+# The order of PRECEDENCE in src/prompt/classify.rs: the table's columns.
+TYPES = ["documentation", "test-coverage", "performance", "bug-fix", "refactor", "configuration", "feature"]
+PREFIX = re.compile(r"^\s*([A-Za-z]+)(?:\(([^)]*)\))?!?:\s*(.*)$")
+HEAD = {
+    "feat": "feature",
+    "feature": "feature",
+    "fix": "bug-fix",
+    "bugfix": "bug-fix",
+    "docs": "documentation",
+    "doc": "documentation",
+    "test": "test-coverage",
+    "tests": "test-coverage",
+    "perf": "performance",
+    "refactor": "refactor",
+    "build": "configuration",
+    "ci": "configuration",
+}
+SCOPE = {
+    "deps": "configuration",
+    "deps-dev": "configuration",
+    "dev-deps": "configuration",
+    "dependencies": "configuration",
+    "release": "configuration",
+    "ci": "configuration",
+    "build": "configuration",
+    "docker": "configuration",
+    "version": "configuration",
+    "bump": "configuration",
+    "docs": "documentation",
+    "doc": "documentation",
+    "test": "test-coverage",
+    "tests": "test-coverage",
+}
+PER_REPO_TYPE = 1500  # at most this many subjects of one type from one repository
+
+
+def label(subject):
+    m = PREFIX.match(subject)
+    if not m:
+        return None
+    head, scope, rest = m.group(1).lower(), (m.group(2) or "").lower().strip(), m.group(3)
+    # A dependency, release, CI or docs scope names the work whatever the head says.
+    if scope in SCOPE and head in HEAD.keys() | {"chore"}:
+        return SCOPE[scope], rest
+    if head in HEAD:
+        return HEAD[head], rest
+    return None
+
+
+# Text cleaning shared with classify.rs: code spans, paths and identifiers are not words.
+CODE = re.compile(r"(?s)```.*?(?:```|$)|`[^`]*`")
+PATH = re.compile(
+    r"[\w.\-]*(?:/[\w.\-]+)+/?|[\w\-]+(?:\.[A-Za-z0-9]{1,5})+\b|\B\.[A-Za-z][\w-]*|\w+_\w+|\w+(?:::\w+)+|\w+\(\)"
+)
+TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+PR = re.compile(r"\s*\((?:#\d+|[\w./-]*#\d+)\)\s*")
+
+
+def clean(text):
+    """The text a subject is trained on: without pull-request numbers, code spans and paths."""
+    text = PR.sub(" ", text.replace("\u2019", "'"))
+    text = CODE.sub(" ", text)
+
+    def path(m):
+        s = m.group(0)
+        return " " if any(c in s for c in "/_:(") or not s.endswith(".") else s
+
+    return PATH.sub(path, text)
+
+
+def words(text):
+    out = []
+    for t in TOKEN.findall(text.lower()):
+        if any(c.isdigit() for c in t):
+            t = "0"
+        out.append(t)
+    return out
+
+
+def features(text):
+    """Unigrams, bigrams (with a start mark, so the first word counts on its own too) of a text
+    without its conventional-commit prefix."""
+    m = PREFIX.match(text)
+    w = words(clean(m.group(3) if m else text))
+    f = set(w)
+    prev = "^"
+    for t in w:
+        f.add(prev + " " + t)
+        prev = t
+    return f
+
+
+def held_out(text):
+    return hashlib.sha1(text.encode()).digest()[0] % 10 == 0
+
+
+def gather(mirrors, sources, labelled):
+    corpus = []
+    seen = set(labelled)
+    for repo, commit in sources:
+        git = os.path.join(mirrors, repo.replace("/", "+"), "repo")
+        log = subprocess.run(
+            ["git", "-C", git, "log", "--no-merges", "--format=%H%x09%s", commit],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        per_type = collections.Counter()
+        for line in log.splitlines():
+            _, _, subject = line.partition("\t")
+            got = label(subject)
+            if not got:
+                continue
+            kind, rest = got
+            key = " ".join(words(PR.sub(" ", rest)))
+            if not key or subject.strip().lower() in seen or rest.strip().lower() in seen or key in seen:
+                continue
+            seen.add(key)
+            if per_type[kind] >= PER_REPO_TYPE:
+                continue
+            per_type[kind] += 1
+            corpus.append((kind, repo, rest))
+        print(f"{repo}\t{sum(per_type.values())}\t" + " ".join(f"{t}={per_type[t]}" for t in TYPES), file=sys.stderr)
+    return corpus
+
+
+def train(examples, keep, epochs=10, l2=1e-6, rate=0.5, seed=1, balanced=True):
+    """Multinomial logistic regression by AdaGrad SGD on the `keep` most frequent features (the
+    table holds exactly these). Each class is weighted by the inverse of its frequency, so that a
+    type rare in commits (performance) is not drowned by the common ones."""
+    counts = collections.Counter(f for _, fs in examples for f in fs)
+    # Ties broken by the feature's text, so that the table does not depend on hash order.
+    vocab = set(sorted(counts, key=lambda f: (-counts[f], f))[:keep])
+    k = len(TYPES)
+    freq = collections.Counter(y for y, _ in examples)
+    cw = {y: len(examples) / (k * freq[y]) if balanced else 1.0 for y in freq}
+    w = collections.defaultdict(lambda: [0.0] * k)
+    g2 = collections.defaultdict(lambda: [1e-8] * k)
+    bias, gb = [0.0] * k, [1e-8] * k
+    rnd = random.Random(seed)
+    data = [(TYPES.index(y), [f for f in fs if f in vocab]) for y, fs in examples]
+    for _ in range(epochs):
+        rnd.shuffle(data)
+        for y, fs in data:
+            z = bias[:]
+            for f in fs:
+                wf = w[f]
+                for c in range(k):
+                    z[c] += wf[c]
+            m = max(z)
+            e = [math.exp(v - m) for v in z]
+            s = sum(e)
+            weight = cw[TYPES[y]]
+            grad = [(e[c] / s - (1.0 if c == y else 0.0)) * weight for c in range(k)]
+            for c in range(k):
+                gb[c] += grad[c] ** 2
+                bias[c] -= rate * grad[c] / math.sqrt(gb[c])
+            for f in fs:
+                wf, gf = w[f], g2[f]
+                for c in range(k):
+                    gc = grad[c] + l2 * wf[c]
+                    gf[c] += gc * gc
+                    wf[c] -= rate * gc / math.sqrt(gf[c])
+    return dict(w), bias
+
+
+def predict(w, bias, fs):
+    z = bias[:]
+    for f in fs:
+        if f in w:
+            for c, v in enumerate(w[f]):
+                z[c] += v
+    return z
+
+
+def quantize(w, bias, scale):
+    """Weights as integers of 1/scale; features whose weights all round to 0 are dropped."""
+    q = {f: [round(v * scale) for v in w[f]] for f in w}
+    q = {f: v for f, v in q.items() if any(v)}
+    return q, [round(v * scale) for v in bias]
+
+
+def accuracy(w, bias, rows):
+    right = collections.Counter()
+    total = collections.Counter()
+    confusion = collections.Counter()
+    for y, fs in rows:
+        z = predict(w, bias, fs)
+        got = TYPES[max(range(len(TYPES)), key=lambda c: z[c])]
+        total[y] += 1
+        right[y] += got == y
+        confusion[(y, got)] += 1
+    return right, total, confusion
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mirrors", default="/work/.mirror")
+    ap.add_argument("--sources", default="benches/types/sources.tsv")
+    ap.add_argument("--labelled", default="tests/data/task-types.tsv")
+    ap.add_argument("--out", default="src/prompt/types_model.tsv")
+    ap.add_argument("--corpus", help="also write the corpus (type, repository, subject) here")
+    ap.add_argument("--held-out", help="also write the held-out tenth of the corpus here (for TYPES_CORPUS)")
+    ap.add_argument("--pin", action="store_true", help="rewrite sources.tsv with each mirror's HEAD")
+    ap.add_argument("--keep", type=int, default=2000, help="features kept in the table")
+    ap.add_argument("--scale", type=float, default=10.0, help="table weights are integers of 1/scale")
+    args = ap.parse_args()
+
+    lines = [l.rstrip("\n") for l in open(args.sources) if l.strip() and not l.startswith("#")]
+    sources = [tuple(l.split("\t")[:2]) for l in lines]
+    if args.pin:
+        header = [l for l in open(args.sources) if l.startswith("#")]
+        pinned = []
+        for repo, _ in sources:
+            git = os.path.join(args.mirrors, repo.replace("/", "+"), "repo")
+            head = subprocess.run(["git", "-C", git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+            pinned.append((repo, head.stdout.strip()))
+        with open(args.sources, "w") as f:
+            f.writelines(header)
+            for repo, commit in pinned:
+                f.write(f"{repo}\t{commit}\n")
+        sources = pinned
+
+    labelled = set()
+    for l in open(args.labelled):
+        if l.startswith("#") or not l.strip():
+            continue
+        text = l.rstrip("\n").split("\t", 2)[2]
+        labelled.add(text.strip().lower())
+        got = label(text)
+        labelled.add(" ".join(words(PR.sub(" ", got[1] if got else text))))
+
+    corpus = gather(args.mirrors, sources, labelled)
+    if args.corpus:
+        with open(args.corpus, "w") as f:
+            for kind, repo, text in corpus:
+                f.write(f"{kind}\t{repo}\t{text}\n")
+    if args.held_out:
+        with open(args.held_out, "w") as f:
+            for kind, repo, text in corpus:
+                if held_out(text):
+                    f.write(f"{kind}\t{repo}\t{text}\n")
+    train_rows = [(y, features(t)) for y, _, t in corpus if not held_out(t)]
+    test_rows = [(y, features(t)) for y, _, t in corpus if held_out(t)]
+    print(f"corpus: {len(corpus)} subjects from {len(sources)} repositories; "
+          f"{len(train_rows)} to train, {len(test_rows)} held out", file=sys.stderr)
+    print("per type: " + ", ".join(f"{t} {sum(1 for y, _, _ in corpus if y == t)}" for t in TYPES), file=sys.stderr)
+
+    w, bias = train(train_rows, args.keep)
+    q, qb = quantize(w, bias, args.scale)
+    qw = {f: [v / args.scale for v in vs] for f, vs in q.items()}
+    qbias = [v / args.scale for v in qb]
+    for name, (ww, bb) in {"full": (w, bias), "table": (qw, qbias)}.items():
+        right, total, confusion = accuracy(ww, bb, test_rows)
+        n = sum(total.values())
+        print(f"held-out corpus, {name} model ({len(ww)} features): {sum(right.values())}/{n} = "
+              f"{sum(right.values()) / n:.3f}", file=sys.stderr)
+        print("    " + ", ".join(f"{t} {right[t]}/{total[t]}" for t in TYPES), file=sys.stderr)
+    print("confusion (rows: label, columns: table model):", file=sys.stderr)
+    print("| label \\ model | " + " | ".join(TYPES) + " |", file=sys.stderr)
+    for t in TYPES:
+        print(f"| {t} | " + " | ".join(str(confusion[(t, g)]) for g in TYPES) + " |", file=sys.stderr)
+
+    with open(args.out, "w") as f:
+        f.write("# Task-type weights learned from conventional-commit subjects: written by\n")
+        f.write("# `python3 benches/types/gather.py` from the repositories in benches/types/sources.tsv.\n")
+        f.write(f"# Columns: feature, then one integer weight (of 1/{args.scale:g}) per type in this order:\n")
+        f.write("# " + " ".join(TYPES) + "\n")
+        f.write(f"scale\t{args.scale:g}\n")
+        f.write("bias\t" + " ".join(map(str, qb)) + "\n")
+        for feat in sorted(q):
+            f.write(f"{feat}\t" + " ".join(map(str, q[feat])) + "\n")
+    print(f"wrote {args.out}: {len(q)} features, {os.path.getsize(args.out)} bytes", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
