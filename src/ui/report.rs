@@ -70,7 +70,8 @@ pub fn markdown(s: &RunState) -> String {
         COLUMNS.join(" | ")
     );
     for task in natural_order(s) {
-        let cells: Vec<String> = cells(task, &s.agent).into_iter().map(|c| c.replace('|', "/").replace('\n', " ")).collect();
+        let cells: Vec<String> =
+            cells(task, &s.agent).into_iter().map(|c| c.replace('|', "/").replace('\n', " ")).collect();
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out.push_str(&format!(
