@@ -27,6 +27,7 @@ fn started(task: &str, run: &str) -> Event {
         worktree: String::new(),
         branch: layout::task_branch(run, task),
         start_commit: "0".repeat(40),
+        agent: None,
     }
 }
 
