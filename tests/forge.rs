@@ -707,6 +707,44 @@ fn github_contract() -> String {
     format!("{}/tests/data/forge/github.json", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every flow the client has (publish with an issue and a draft, waiting for checks, per task,
+/// planning from issues) against a scripted forge that holds each request to `contract`; the
+/// forge's request log.
+fn every_flow_under_contract(
+    r: &TestRepo,
+    contract: &str,
+    checks: &std::path::Path,
+    issues: &serde_json::Value,
+    point_at: fn(&TestRepo, u16),
+    token_var: &str,
+) -> String {
+    std::fs::write(r.scratch("issues.json"), issues.to_string()).unwrap();
+    let f = forge_with(
+        r,
+        &[
+            "--contract",
+            contract,
+            "--checks",
+            checks.to_str().unwrap(),
+            "--issues",
+            r.scratch("issues.json").to_str().unwrap(),
+        ],
+    );
+    point_at(r, f.port);
+    let env = [(token_var, "t0ken"), ("GIT_PARALLEL_CHECKS_POLL_MS", "50")];
+    for args in [
+        &["publish", "1", "--issue", "--draft"][..],
+        &["publish", "1", "--issue", "--wait-checks"],
+        &["publish", "1", "--per-task"],
+        &["plan", "--from-issues", "--label", "agent", "--dry-run", "from-issues"],
+    ] {
+        let o = r.gp_env(args, &env);
+        assert!(!o.stderr.contains("contract:"), "{args:?} broke the API description:\n{}", o.stderr);
+        o.ok();
+    }
+    std::fs::read_to_string(r.scratch("forge.log")).unwrap()
+}
+
 #[test]
 fn every_github_request_matches_the_published_api_description() {
     let (r, f, _) = published_repo();
@@ -718,32 +756,7 @@ fn every_github_request_matches_the_published_api_description() {
     });
     std::fs::write(&checks, ended.to_string()).unwrap();
     let issues = serde_json::json!([{"number": 7, "title": "Add a.txt", "body": "x", "labels": ["agent"]}]);
-    std::fs::write(r.scratch("issues.json"), issues.to_string()).unwrap();
-    let contract = github_contract();
-    let f = forge_with(
-        &r,
-        &[
-            "--contract",
-            &contract,
-            "--checks",
-            checks.to_str().unwrap(),
-            "--issues",
-            r.scratch("issues.json").to_str().unwrap(),
-        ],
-    );
-    use_forge(&r, f.port);
-    let env = [("GITHUB_TOKEN", "t0ken"), ("GIT_PARALLEL_CHECKS_POLL_MS", "50")];
-    for args in [
-        &["publish", "1", "--issue", "--draft"][..],
-        &["publish", "1", "--issue", "--wait-checks"],
-        &["publish", "1", "--per-task"],
-        &["plan", "--from-issues", "--label", "agent", "--dry-run", "from-issues"],
-    ] {
-        let o = r.gp_env(args, &env);
-        assert!(!o.stderr.contains("contract:"), "{args:?} broke the API description:\n{}", o.stderr);
-        o.ok();
-    }
-    let log = std::fs::read_to_string(r.scratch("forge.log")).unwrap();
+    let log = every_flow_under_contract(&r, &github_contract(), &checks, &issues, use_forge, "GITHUB_TOKEN");
     assert!(!log.contains("-> 400"), "{log}");
     for call in [
         "GET /repos/acme/widgets/pulls?",
@@ -801,32 +814,8 @@ fn every_gitlab_merge_request_and_status_request_matches_gitlabs_api_description
     std::fs::write(&checks, serde_json::json!({"statuses": [{"name": "build", "status": "success"}]}).to_string())
         .unwrap();
     let issues = serde_json::json!([{"iid": 7, "title": "Add a.txt", "description": "x", "labels": ["agent"]}]);
-    std::fs::write(r.scratch("issues.json"), issues.to_string()).unwrap();
     let contract = format!("{}/tests/data/forge/gitlab.json", env!("CARGO_MANIFEST_DIR"));
-    let f = forge_with(
-        &r,
-        &[
-            "--contract",
-            &contract,
-            "--checks",
-            checks.to_str().unwrap(),
-            "--issues",
-            r.scratch("issues.json").to_str().unwrap(),
-        ],
-    );
-    use_gitlab(&r, f.port);
-    let env = [("GITLAB_TOKEN", "t0ken"), ("GIT_PARALLEL_CHECKS_POLL_MS", "50")];
-    for args in [
-        &["publish", "1", "--issue", "--draft"][..],
-        &["publish", "1", "--issue", "--wait-checks"],
-        &["publish", "1", "--per-task"],
-        &["plan", "--from-issues", "--label", "agent", "--dry-run", "from-issues"],
-    ] {
-        let o = r.gp_env(args, &env);
-        assert!(!o.stderr.contains("contract:"), "{args:?} broke the API description:\n{}", o.stderr);
-        o.ok();
-    }
-    let log = std::fs::read_to_string(r.scratch("forge.log")).unwrap();
+    let log = every_flow_under_contract(&r, &contract, &checks, &issues, use_gitlab, "GITLAB_TOKEN");
     for call in [
         "GET /api/v4/projects/acme%2Fwidgets/merge_requests?",
         "POST /api/v4/projects/acme%2Fwidgets/merge_requests",
