@@ -86,16 +86,8 @@ fn report(name: &str, set: &[&Example]) -> (usize, usize) {
 
 /// A markdown confusion table of a part: rows the label, columns what `classify` says.
 fn confusion(name: &str, set: &[&Example]) {
-    let types = [
-        TaskType::Documentation,
-        TaskType::TestCoverage,
-        TaskType::Performance,
-        TaskType::BugFix,
-        TaskType::Refactor,
-        TaskType::Configuration,
-        TaskType::Feature,
-        TaskType::Other,
-    ];
+    let types: Vec<TaskType> =
+        git_parallel::prompt::classify::PRECEDENCE.into_iter().chain([TaskType::Other]).collect();
     let mut n: BTreeMap<(TaskType, TaskType), usize> = BTreeMap::new();
     for e in set {
         *n.entry((e.want, classify(&e.text, ""))).or_default() += 1;
@@ -104,7 +96,7 @@ fn confusion(name: &str, set: &[&Example]) {
     let head: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
     println!("| label | {} |", head.join(" | "));
     println!("| --- |{}", " ---: |".repeat(types.len()));
-    for want in types {
+    for &want in &types {
         let row: Vec<String> = types.iter().map(|got| n.get(&(want, *got)).copied().unwrap_or(0).to_string()).collect();
         println!("| {want} | {} |", row.join(" | "));
     }
