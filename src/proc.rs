@@ -114,7 +114,7 @@ where
         .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
         .collect();
     // Plumbing output must not depend on the user's locale or pager.
-    let mut expr = duct::cmd("git", args);
+    let mut expr = duct::cmd(program("git"), args);
     // Set before the removals below: duct applies an outer expression's environment first.
     for (k, v) in set {
         expr = expr.env(k, v);
@@ -144,7 +144,7 @@ pub fn hardened_git(args: &[String], dir: &Path, set: &[(&str, &Path)], view: Op
         }
         // Without the supervisor the view cannot be mounted: git then finds no work tree
         // there and fails, which is reported.
-        _ => duct::cmd("git", args),
+        _ => duct::cmd(program("git"), args),
     };
     // duct applies an outer expression's environment before an inner one's: a variable set
     // here and removed in the same chain would be removed. Ours are never in the removed list.
@@ -165,6 +165,20 @@ pub fn hardened_git(args: &[String], dir: &Path, set: &[(&str, &Path)], view: Op
         expr = expr.env_remove(k);
     }
     expr
+}
+
+/// `name` as the path PATH gives it (looked up once per name), or `name` itself when PATH has
+/// none. duct replaces a child's whole environment, PATH included, and std then starts a bare
+/// name with fork + exec, whose cost grows with our memory (page tables copied, then torn
+/// down): 20-50 ms a command for an orchestrator holding a 50,000-file plan. A path lets std
+/// use posix_spawn (vfork), whose cost does not.
+pub fn program(name: &str) -> PathBuf {
+    static FOUND: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
+    if name.contains('/') {
+        return PathBuf::from(name);
+    }
+    let mut found = FOUND.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    found.entry(name.to_string()).or_insert_with(|| which::which(name).unwrap_or_else(|_| PathBuf::from(name))).clone()
 }
 
 /// Run a prepared command, capturing its output whatever its exit status.
@@ -318,7 +332,7 @@ pub fn contained_stoppable(
 /// Run a tool (a cluster engine's client such as `sbatch`) with every repository-pointing git
 /// variable removed, and return its output whatever the exit status.
 pub fn tool(program: &str, args: &[String], dir: Option<&Path>) -> Result<Output> {
-    let mut expr = duct::cmd(program, args).env("LC_ALL", "C");
+    let mut expr = duct::cmd(self::program(program), args).env("LC_ALL", "C");
     if let Some(d) = dir {
         expr = expr.dir(d);
     }
@@ -446,19 +460,11 @@ impl Contained {
             None => cmd.stdin(Stdio::null()),
         };
         cmd.process_group(0);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: between fork and exec the child only calls prctl and getppid.
-        unsafe {
-            cmd.pre_exec(move || {
-                // The supervisor dies with the thread that started it (kill -9 of the
-                // orchestrator included), and takes the task down with it.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() != parent {
-                    libc::_exit(137);
-                }
-                Ok(())
-            });
-        }
+        // The supervisor dies with the thread that started it (kill -9 of the orchestrator
+        // included), and takes the task down with it: it sets that up itself, first thing,
+        // and gives up if we are already gone. Not in a pre_exec hook, which would make std
+        // fork (copying our page tables) instead of posix_spawn.
+        cmd.env(crate::exec::contain::PARENT_ENV, std::process::id().to_string());
         let child = cmd.spawn().with_context(|| format!("could not start `{program}` (through {})", exe.display()))?;
         let pid = child.id();
         Ok(Contained { child, pid })

@@ -1,7 +1,7 @@
 //! Containment of one agent (or setup / verify command): nothing it starts outlives it.
 //!
-//! The orchestrator starts `git-parallel __contain -- PROGRAM ARGS…` with `PR_SET_PDEATHSIG`
-//! set to SIGKILL. This supervisor puts the command in a PID namespace of its own when the
+//! The orchestrator starts `git-parallel __contain -- PROGRAM ARGS…`, which first sets its own
+//! `PR_SET_PDEATHSIG` to SIGKILL. This supervisor puts the command in a PID namespace of its own when the
 //! kernel allows it (as root, or through an unprivileged user namespace mapping the caller's
 //! own uid), with a mount namespace whose /proc shows the task's processes only: the
 //! namespace's init is our process, and when init exits the kernel kills every
@@ -36,6 +36,10 @@ pub const MAX_PROCS_ENV: &str = "GIT_PARALLEL_MAX_PROCS";
 /// Exported to the contained command: what holds that limit (`cgroup`, `rlimit` or `none`).
 pub const LIMIT_ENV: &str = "GIT_PARALLEL_PROCESS_LIMIT";
 
+/// Given to the supervisor: the pid of the orchestrator that started it, whose death (of the
+/// starting thread) must kill it.
+pub const PARENT_ENV: &str = "GIT_PARALLEL_SUPERVISOR_PARENT";
+
 /// Signals the supervisor waits for; they stay blocked in it (and in the namespace's init) and
 /// are unblocked in the command before exec.
 fn signal_set() -> libc::sigset_t {
@@ -64,6 +68,17 @@ pub fn main(args: &[OsString]) -> ! {
             std::process::exit(2);
         }
     };
+    if let Some(parent) = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse::<libc::pid_t>().ok()) {
+        std::env::remove_var(PARENT_ENV);
+        // SAFETY: prctl and getppid on this process only.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // Gone before the death signal was armed: nothing would ever stop us.
+            if libc::getppid() != parent {
+                libc::_exit(137);
+            }
+        }
+    }
     let set = signal_set();
     // SAFETY: this process is single-threaded (the subcommand is dispatched before anything
     // else starts), so fork is safe; every libc call below works on owned plain data.

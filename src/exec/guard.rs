@@ -36,7 +36,64 @@ pub struct Snapshot {
     /// The main index as it was (its entries, and its bytes to put back), in memory: a copy of
     /// ours, never a link to the user's file (through a hard link, whoever wrote it would write
     /// the user's index).
-    index_copy: Option<(Option<Vec<IndexEntry>>, Vec<u8>)>,
+    index_copy: Option<std::sync::Arc<IndexCopy>>,
+}
+
+/// The main index as a snapshot saw it. Shared by every task that starts while the file stays
+/// the same (same stamp): reading and decoding it is O(index), which a task must not pay when
+/// nothing changed.
+pub struct IndexCopy {
+    stamp: Stamp,
+    entries: Option<Vec<IndexEntry>>,
+    bytes: Vec<u8>,
+}
+
+/// What tells a file's versions apart without reading it, as git's own racy-clean check does:
+/// git replaces the index by renaming a new file over it (a new inode), and any write in place
+/// moves its change time, which no unprivileged process can set back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// The last index copy taken, for the next snapshot to reuse while the file is unchanged.
+static LAST_INDEX: std::sync::Mutex<Option<(std::path::PathBuf, std::sync::Arc<IndexCopy>)>> =
+    std::sync::Mutex::new(None);
+
+/// A copy of the index at `path`, shared with the last snapshot's while the file is unchanged.
+fn index_copy(path: &Path) -> Option<std::sync::Arc<IndexCopy>> {
+    let before = Stamp::of(path)?;
+    let mut last = LAST_INDEX.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, copy)) = last.as_ref() {
+        if p == path && copy.stamp == before {
+            return Some(copy.clone());
+        }
+    }
+    let bytes = super::taskdir::read_small(path, 1 << 30).ok().flatten()?;
+    let copy = std::sync::Arc::new(IndexCopy { stamp: before.clone(), entries: index_entries(path), bytes });
+    // Kept for others only when the file did not change while it was read.
+    if Stamp::of(path).as_ref() == Some(&before) {
+        *last = Some((path.to_path_buf(), copy.clone()));
+    }
+    Some(copy)
 }
 
 /// Direct targets of every ref outside git-parallel's own namespaces (symbolic refs skipped).
@@ -89,8 +146,7 @@ fn index_entries(path: &Path) -> Option<Vec<IndexEntry>> {
 /// Take the snapshot.
 pub fn snapshot(repo: &Repo) -> Result<Snapshot> {
     let path = repo.common_dir.join("index");
-    let index_copy = super::taskdir::read_small(&path, 1 << 30).ok().flatten().map(|b| (index_entries(&path), b));
-    Ok(Snapshot { refs: user_refs(repo)?, head: main_head(repo), index_copy })
+    Ok(Snapshot { refs: user_refs(repo)?, head: main_head(repo), index_copy: index_copy(&path) })
 }
 
 /// Compare with the snapshot after the agent ended; undo what it did where possible. Returns a
@@ -185,10 +241,12 @@ pub fn check(repo: &Repo, snap: &Snapshot, start: &str, work: &str) -> Result<Ve
             if restored { " (HEAD restored; its files may still differ: check `git status` there)" } else { "" }
         ));
     }
-    if let Some((entries, copy)) = &snap.index_copy {
+    if let Some(snapped) = &snap.index_copy {
+        let (entries, copy) = (&snapped.entries, &snapped.bytes);
         let index = repo.common_dir.join("index");
         // A commit of the user's leaves the index equal to HEAD: only staged changes count.
-        if *entries != index_entries(&index)
+        if Stamp::of(&index).as_ref() != Some(&snapped.stamp)
+            && *entries != index_entries(&index)
             && proc::git_output(&repo.workdir, ["diff-index", "--cached", "--quiet", "HEAD", "--"])?.status.code()
                 == Some(1)
         {

@@ -616,8 +616,7 @@ impl TaskLayers {
     pub fn fresh_index(&self, main: &Path, to: &Path, start: &str) -> Result<()> {
         let base = self.base_commit().map_err(anyhow::Error::msg)?;
         let tmp = to.with_extension(format!("parallel-{}", std::process::id()));
-        super::taskdir::remove_entry(&tmp)?;
-        std::fs::copy(base_dir(&self.run_dir).join("index"), &tmp)?;
+        super::taskdir::copy_new(&base_dir(&self.run_dir).join("index"), &tmp)?;
         if base != start {
             // Entries that stay keep their stat data; the others are hashed once when looked at.
             proc::git_with(

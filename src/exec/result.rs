@@ -393,8 +393,7 @@ impl Shadow {
     /// An overlay worktree whose index was just made for `commit` (by `TaskLayers::prepare`)
     /// gives ours the same.
     pub fn adopt_index(&self, admin: &Path, commit: &str) -> Result<()> {
-        let bytes = std::fs::read(admin.join("index")).context("the worktree's index")?;
-        taskdir::write_new(&self.index, &bytes)?;
+        taskdir::copy_new(&admin.join("index"), &self.index).context("the worktree's index")?;
         taskdir::write_new(&self.dir.join(INDEX_AT), format!("{commit}\n").as_bytes())
     }
 
@@ -405,9 +404,8 @@ impl Shadow {
         if let Some(l) = &self.layers {
             self.index_to(l, head)?;
         }
-        let bytes = std::fs::read(&self.index).context("our index of the worktree")?;
         let tmp = admin.join(format!("index.parallel-{}", std::process::id()));
-        taskdir::write_new(&tmp, &bytes)?;
+        taskdir::copy_new(&self.index, &tmp).context("our index of the worktree")?;
         std::fs::rename(&tmp, admin.join("index"))?;
         Ok(())
     }
