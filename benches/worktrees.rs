@@ -40,11 +40,11 @@ fn du_kb(paths: &[std::path::PathBuf]) -> u64 {
     text.lines().last().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0)
 }
 
-/// Per task wall time (ms) of TASKS trivial tasks at -j JOBS, and the disk one running task
-/// holds (KiB), in `mode`; `run` is the number the timed run gets.
-fn measure(root: &Path, home: &Path, mode: &str, run: usize) -> (f64, u64, u64) {
+/// Per task wall time and CPU time (ms) of TASKS trivial tasks at -j JOBS, the disk one running
+/// task holds and the shared base (KiB), in `mode`; `run` is the number the timed run gets.
+fn measure(root: &Path, home: &Path, mode: &str, run: usize) -> (f64, f64, u64, u64) {
     git(root, home, &["config", "parallel.worktree", mode]);
-    let per_task = timed_run(root, home, TASKS);
+    let (per_task, cpu) = timed_run_cpu(root, home, TASKS);
     let prompts = root.join("prompts");
     // One more task that holds its worktree while `du` looks at it.
     let _ = std::fs::remove_dir_all(&prompts);
@@ -70,19 +70,39 @@ fn measure(root: &Path, home: &Path, mode: &str, run: usize) -> (f64, u64, u64) 
         .join(format!("{}.parallel/.bases", root.file_name().unwrap().to_string_lossy()))]);
     assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_file(&flag);
-    (per_task, task, shared)
+    (per_task, cpu, task, shared)
 }
 
 /// Per task wall time (ms) of one run of `tasks` trivial tasks at -j JOBS.
 fn timed_run(root: &Path, home: &Path, tasks: usize) -> f64 {
+    timed_run_cpu(root, home, tasks).0
+}
+
+/// CPU seconds (user + system) of our waited-for children so far: the run and everything it
+/// waited for (git, supervisors, agents).
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// Per task wall time and CPU time (ms) of one run of `tasks` trivial tasks at -j JOBS. CPU
+/// time is what the machine spent, whatever else runs beside: the steadier of the two on a
+/// busy machine.
+fn timed_run_cpu(root: &Path, home: &Path, tasks: usize) -> (f64, f64) {
     let prompts = root.join("prompts");
     let _ = std::fs::remove_dir_all(&prompts);
     for i in 0..tasks {
         fake_prompt(&prompts, &format!("t{i}"), &[], 1.0, &format!("write src/d0/new{i}.txt {i}"));
     }
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), children_cpu());
     gp(root, home, &["run", "prompts", "-j", JOBS, "--no-integrate"]);
-    t.elapsed().as_secs_f64() * 1e3 / tasks as f64
+    (t.elapsed().as_secs_f64() * 1e3 / tasks as f64, (children_cpu() - cpu) * 1e3 / tasks as f64)
 }
 
 fn main() {
@@ -95,24 +115,25 @@ fn main() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     println!("{TASKS} trivial tasks at -j {JOBS}, per task wall time; disk one running task holds (and the run's shared base):\n");
-    println!("| files | checkout: per task | overlay, first run: per task | overlay: per task | overlay: one more task | checkout: disk per task | overlay: disk per task (+ shared base once) |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| files | checkout: per task | overlay, first run: per task | overlay: per task | overlay: one more task | overlay: one more task, CPU | checkout: disk per task | overlay: disk per task (+ shared base once) |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut first: Option<(f64, f64)> = None;
     for n in &sizes {
         let root = tmp.path().join(format!("r{n}/repo"));
         sized_repo(&root, &home, *n);
         // Runs 1 and 2: checkout (the timed run, then the held task). Run 3: the first overlay
         // run, which makes the shared base checkout; 4 and 5: overlay as every later run is.
-        let (c_ms, c_kb, _) = measure(&root, &home, "checkout", 1);
+        let (c_ms, _, c_kb, _) = measure(&root, &home, "checkout", 1);
         git(&root, &home, &["config", "parallel.worktree", "overlay"]);
         let o_first = timed_run(&root, &home, TASKS);
-        let (o_ms, o_kb, base_kb) = measure(&root, &home, "overlay", 4);
+        let (o_ms, o_cpu, o_kb, base_kb) = measure(&root, &home, "overlay", 4);
         // What one more task adds, without the run's own once-per-run work (planning, the
         // uncommitted-changes check): a run of twice as many tasks, less the TASKS run.
-        let o_marginal = timed_run(&root, &home, 2 * TASKS) * 2.0 - o_ms;
+        let (ms16, cpu16) = timed_run_cpu(&root, &home, 2 * TASKS);
+        let (o_marginal, o_marginal_cpu) = (ms16 * 2.0 - o_ms, cpu16 * 2.0 - o_cpu);
         first.get_or_insert((c_ms, o_ms));
         println!(
-            "| {n} | {c_ms:.0} ms | {o_first:.0} ms | {o_ms:.0} ms | {o_marginal:.0} ms | {:.1} MiB | {:.1} MiB (+ {:.1} MiB) |",
+            "| {n} | {c_ms:.0} ms | {o_first:.0} ms | {o_ms:.0} ms | {o_marginal:.0} ms | {o_marginal_cpu:.0} ms | {:.1} MiB | {:.1} MiB (+ {:.1} MiB) |",
             c_kb as f64 / 1024.0,
             o_kb as f64 / 1024.0,
             base_kb as f64 / 1024.0
