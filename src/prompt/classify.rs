@@ -347,10 +347,14 @@ fn compiled() -> &'static Vec<(TaskType, Regex)> {
 
 /// How strongly a title and body talk about the project instead of asking for a change: 3 for
 /// each `other` word in the title ("roadmap", "discussion"), 1 in the body.
-fn talk_score(title_words: &str, body_words: &str) -> usize {
+fn talk_score(title: &str, body: &str) -> usize {
     static OTHER: OnceLock<Regex> = OnceLock::new();
     let re = OTHER.get_or_init(|| keyword_regex(TaskType::Other));
-    count(re, title_words) * 3 + count(re, body_words)
+    // Most texts have no talk word at all: only those are split into words and paths.
+    if !re.is_match(title) && !re.is_match(body) {
+        return 0;
+    }
+    count(re, &words_and_paths(title).0) * 3 + count(re, &words_and_paths(body).0)
 }
 
 /// A title its author marks as a question or a discussion (`Question:`, `[Question]`,
@@ -703,7 +707,7 @@ fn rules_verdict(title: &str, body: &str) -> Option<TaskType> {
             best = (t, score);
         }
     }
-    if talk_score(&words_and_paths(title).0, &words_and_paths(body).0) > best.1 {
+    if talk_score(title, body) > best.1 {
         return Some(TaskType::Other);
     }
     (best.1 > 0).then_some(best.0)
