@@ -6,15 +6,22 @@
 //!
 //! Every third issue title is held out: the rules are tuned on the rest, and the held-out part's
 //! misses are printed only with `TYPES_SHOW_HELDOUT=1`, so that its accuracy stays an honest
-//! estimate of accuracy on unseen text.
+//! estimate of accuracy on unseen text. That part was looked at while tuning all the same, so a
+//! second, blind set (`tests/data/task-types-blind.tsv`, commit subjects and issue titles from
+//! sources in neither set) was labelled and committed before the classifier first ran on it.
 
 use git_parallel::prompt::classify::{classify, classify_rules};
 use git_parallel::prompt::TaskType;
 use std::collections::BTreeMap;
 
-/// The floor below which the classifier has regressed (measured 0.892 on the whole set with the
+/// The floor below which the classifier has regressed (measured 0.895 on the whole set with the
 /// model: see docs/accuracy.md).
-const MIN_ACCURACY: f64 = 0.885;
+const MIN_ACCURACY: f64 = 0.89;
+
+/// Floors for the blind set, set after its one blind run (0.805 on all of it, 0.814 on its commit
+/// subjects: see docs/accuracy.md): regression guards under the measured values, not goals.
+const MIN_BLIND_ACCURACY: f64 = 0.795;
+const MIN_BLIND_COMMIT_ACCURACY: f64 = 0.80;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -30,6 +37,22 @@ struct Example {
     source: String,
     text: String,
     part: Part,
+}
+
+/// The blind held-out set (`tests/data/task-types-blind.tsv`): labelled and committed before
+/// the classifier first ran on it; its misses are printed only with `TYPES_SHOW_HELDOUT=1`.
+fn blind() -> Vec<Example> {
+    include_str!("data/task-types-blind.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut cols = l.splitn(3, '\t');
+            let (kind, source, subject) = (cols.next().unwrap(), cols.next().unwrap(), cols.next().unwrap());
+            let want = TaskType::parse(kind).unwrap_or_else(|| panic!("bad type in line {l:?}"));
+            assert!(source.contains(['#', '@']), "source is neither a commit nor an issue: {l:?}");
+            Example { want, source: source.to_string(), text: subject.to_string(), part: Part::HeldOut }
+        })
+        .collect()
 }
 
 fn labelled() -> Vec<Example> {
@@ -129,6 +152,18 @@ fn accuracy_on_real_task_descriptions() {
 
     confusion("whole set", &all);
     confusion("issue titles, held out", &held_out);
+
+    let blind = blind();
+    let blind_all: Vec<&Example> = blind.iter().collect();
+    let blind_commits: Vec<&Example> = blind.iter().filter(|e| e.source.contains('@')).collect();
+    let blind_issues: Vec<&Example> = blind.iter().filter(|e| e.source.contains('#')).collect();
+    assert!(blind.len() >= 300, "the blind set has {} entries", blind.len());
+    let (blind_right, blind_total) = report("blind set", &blind_all);
+    let (blind_commit_right, blind_commit_total) = report("blind set, commit subjects", &blind_commits);
+    report("blind set, issue titles", &blind_issues);
+    confusion("blind set", &blind_all);
+    confusion("blind set, commit subjects", &blind_commits);
+    confusion("blind set, issue titles", &blind_issues);
     // The conventional-commit corpus's held-out tenth (benches/types/gather.py --held-out FILE),
     // when there is one: its labels are the commits' own prefixes, stripped from the text.
     if let Some(path) = std::env::var_os("TYPES_CORPUS") {
@@ -155,9 +190,17 @@ fn accuracy_on_real_task_descriptions() {
     println!("misses (want ≠ got), commit subjects and tuning issue titles:\n{}", misses(&shown).join("\n"));
     if std::env::var_os("TYPES_SHOW_HELDOUT").is_some() {
         println!("held-out misses:\n{}", misses(&held_out).join("\n"));
+        println!("blind set misses:\n{}", misses(&blind_all).join("\n"));
     }
     let accuracy = right as f64 / total as f64;
     assert!(accuracy >= MIN_ACCURACY, "accuracy {accuracy:.3} is below {MIN_ACCURACY}");
+    let blind_accuracy = blind_right as f64 / blind_total as f64;
+    assert!(blind_accuracy >= MIN_BLIND_ACCURACY, "blind accuracy {blind_accuracy:.3} is below {MIN_BLIND_ACCURACY}");
+    let commit_accuracy = blind_commit_right as f64 / blind_commit_total as f64;
+    assert!(
+        commit_accuracy >= MIN_BLIND_COMMIT_ACCURACY,
+        "blind commit-subject accuracy {commit_accuracy:.3} is below {MIN_BLIND_COMMIT_ACCURACY}"
+    );
 }
 
 /// The rule scores of every text in the file `TYPES_DUMP` names (lines: type, source, text, as in

@@ -289,7 +289,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "ability",
             "possibility",
         ],
-        TaskType::Other => &[],
+        // Words of a talk about the project rather than a change to it.
+        TaskType::Other => &["roadmap", "discuss", "discussion", "brainstorm"],
     }
 }
 
@@ -329,21 +330,41 @@ fn inflections(stem: &str) -> String {
     format!("(?:{})(?:s)?{tail}", forms.join("|"))
 }
 
+/// The keyword regex of a type: any of its stems, inflected, as a whole word.
+fn keyword_regex(t: TaskType) -> Regex {
+    let alt: Vec<String> = stems(t).iter().map(|s| inflections(s)).collect();
+    // Word boundaries that also refuse `-`, `_`, `.`, `/` and `'` neighbours, so parts of
+    // identifiers and paths (`workflow_manager`, `fix-up.sh`) never count as words; a
+    // trailing 's is still the word ("Let's", "the test's name").
+    let pattern = format!(r"(?i)(?:^|[^\w\-./'])(?:{})(?:'s)?(?:$|[^\w\-/'])", alt.join("|"));
+    Regex::new(&pattern).expect("valid classification regex")
+}
+
 fn compiled() -> &'static Vec<(TaskType, Regex)> {
     static RULES: OnceLock<Vec<(TaskType, Regex)>> = OnceLock::new();
-    RULES.get_or_init(|| {
-        PRECEDENCE
-            .iter()
-            .map(|&t| {
-                let alt: Vec<String> = stems(t).iter().map(|s| inflections(s)).collect();
-                // Word boundaries that also refuse `-`, `_`, `.`, `/` and `'` neighbours, so parts of
-                // identifiers and paths (`workflow_manager`, `fix-up.sh`) never count as words; a
-                // trailing 's is still the word ("Let's", "the test's name").
-                let pattern = format!(r"(?i)(?:^|[^\w\-./'])(?:{})(?:'s)?(?:$|[^\w\-/'])", alt.join("|"));
-                (t, Regex::new(&pattern).expect("valid classification regex"))
-            })
-            .collect()
+    RULES.get_or_init(|| PRECEDENCE.iter().map(|&t| (t, keyword_regex(t))).collect())
+}
+
+/// How strongly a title and body talk about the project instead of asking for a change: 3 for
+/// each `other` word in the title ("roadmap", "discussion"), 1 in the body.
+fn talk_score(title: &str, body: &str) -> usize {
+    static OTHER: OnceLock<Regex> = OnceLock::new();
+    let re = OTHER.get_or_init(|| keyword_regex(TaskType::Other));
+    // Most texts have no talk word at all: only those are split into words and paths.
+    if !re.is_match(title) && !re.is_match(body) {
+        return 0;
+    }
+    count(re, &words_and_paths(title).0) * 3 + count(re, &words_and_paths(body).0)
+}
+
+/// A title its author marks as a question or a discussion (`Question:`, `[Question]`,
+/// `[Discussion]`, `Discussion:`): no change is asked for, whatever its words.
+fn marked_as_talk(title: &str) -> bool {
+    static MARK: OnceLock<Regex> = OnceLock::new();
+    MARK.get_or_init(|| {
+        Regex::new(r"(?i)^\s*(?:\[(?:question|discussion)[^\]]*\]|(?:question|discussion)\s*:)").unwrap()
     })
+    .is_match(title)
 }
 
 /// A conventional-commit or component prefix (`fix(server):`, `docs:`, `deps:`) names the type
@@ -575,8 +596,8 @@ fn model() -> &'static Model {
 }
 
 /// The model's words of a title, as benches/types/gather.py takes them: without a
-/// conventional-commit prefix, pull-request numbers, code spans and paths; lowercased, every
-/// token with a digit `0`.
+/// conventional-commit prefix, pull-request numbers, code spans and paths, and the words `task`
+/// and `tasks`; lowercased, every token with a digit `0`.
 fn model_words(title: &str) -> Vec<String> {
     static PREFIX: OnceLock<Regex> = OnceLock::new();
     static PR: OnceLock<Regex> = OnceLock::new();
@@ -590,6 +611,8 @@ fn model_words(title: &str) -> Vec<String> {
     let lower = words.to_lowercase();
     token
         .find_iter(&lower)
+        // Every prompt is a task: the word names no type (in commits it leans to build tooling).
+        .filter(|m| !matches!(m.as_str(), "task" | "tasks"))
         .map(
             |m| {
                 if m.as_str().contains(|c: char| c.is_ascii_digit()) {
@@ -642,9 +665,10 @@ const MODEL_MIN_PROBABILITY: f32 = 0.3;
 /// a keyword), else `other` for a question, else the learned model on the title if it is
 /// confident enough, else `other`.
 pub fn classify(title: &str, body: &str) -> TaskType {
-    let rules = classify_rules(title, body);
-    if rules != TaskType::Other || is_question(title) {
-        return rules;
+    match rules_verdict(title, body) {
+        Some(t) => return t,
+        None if is_question(title) => return TaskType::Other,
+        None => {}
     }
     let p = model_probabilities(title);
     let (best, prob) = p.iter().enumerate().fold((0, 0.0f32), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
@@ -670,8 +694,12 @@ fn is_question(title: &str) -> bool {
         .is_match(title)
 }
 
-/// Classify by the rules alone (no match at all is `other`).
-pub fn classify_rules(title: &str, body: &str) -> TaskType {
+/// What the rules say, `None` where none fires. A title marked as a question or a discussion
+/// is `other`; so is one whose talk words (`roadmap`, `discuss`) outscore every type's.
+fn rules_verdict(title: &str, body: &str) -> Option<TaskType> {
+    if marked_as_talk(title) {
+        return Some(TaskType::Other);
+    }
     let mut best = (TaskType::Other, 0usize);
     for (t, score) in scores(title, body) {
         // Strictly greater: ties keep the earlier, more specific type.
@@ -679,7 +707,15 @@ pub fn classify_rules(title: &str, body: &str) -> TaskType {
             best = (t, score);
         }
     }
-    best.0
+    if talk_score(title, body) > best.1 {
+        return Some(TaskType::Other);
+    }
+    (best.1 > 0).then_some(best.0)
+}
+
+/// Classify by the rules alone (none firing is `other`).
+pub fn classify_rules(title: &str, body: &str) -> TaskType {
+    rules_verdict(title, body).unwrap_or(TaskType::Other)
 }
 
 #[cfg(test)]
@@ -793,6 +829,27 @@ mod tests {
         assert_eq!(classify("Why does the parser crash on empty input?", ""), TaskType::BugFix);
         let p = model_probabilities("Ponder");
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn talk_about_the_project_is_other() {
+        // Marked by its author as a question or a discussion: other, whatever its words.
+        assert_eq!(classify("Question: why is max latency above the timeout?", ""), TaskType::Other);
+        assert_eq!(classify("[Discussion] Replace the parser", ""), TaskType::Other);
+        // Talk words outscoring every type's words.
+        assert_eq!(classify("New roadmap: discuss, then publish", ""), TaskType::Other);
+        assert_eq!(classify("Roadmap", ""), TaskType::Other);
+        // A change still wins a tie with a talk word, and a prefix outweighs one.
+        assert_eq!(classify("Fix the discussion thread's crash", ""), TaskType::BugFix);
+        assert_eq!(classify("docs: roadmap", ""), TaskType::Documentation);
+    }
+
+    #[test]
+    fn a_title_with_no_word_of_any_type_is_other() {
+        // `task` is every prompt's word, so the model gets nothing from it.
+        assert_eq!(model_words("Task b"), ["b"]);
+        assert_eq!(classify("Task b", ""), TaskType::Other);
+        assert_eq!(classify("Task honest", ""), TaskType::Other);
     }
 
     #[test]
