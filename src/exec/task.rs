@@ -1106,6 +1106,9 @@ fn attempt(
         return Ok(a);
     }
     inv.prepare(&p.td.agent())?;
+    // Made for every profile: its presence says the agent's session may be continued later
+    // (a conflict handed back), also where the CLI keeps its sessions in the user's home.
+    super::taskdir::plain_dir(&p.td.agent(), &state)?;
     let mut envs = vec![
         ("GIT_PARALLEL_RUN".to_string(), spec.run.clone()),
         ("GIT_PARALLEL_TASK".to_string(), spec.task.clone()),
