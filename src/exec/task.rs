@@ -1317,10 +1317,18 @@ fn attempt(
     Ok(a)
 }
 
+/// How an agent run in place ended: whether well, and what it took.
+#[derive(Debug, Default)]
+pub struct InPlace {
+    pub ok: bool,
+    pub turns: u64,
+    pub cost_usd: Option<f64>,
+}
+
 /// Run the agent once in an existing worktree, detached at `spec.base` (no worktree made, no
 /// result taken): used to resolve merge conflicts. Contained, and sandboxed under
-/// `spec.sandbox`, like any task. True when the agent ended successfully.
-pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result<bool> {
+/// `spec.sandbox`, like any task.
+pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result<InPlace> {
     let p = places(repo, spec, &spec.base)?;
     super::taskdir::write_new(&p.td.prompt(), spec.prompt.as_bytes())?;
     if spec.sandbox.is_some() {
@@ -1333,7 +1341,11 @@ pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result
     let a = attempt(spec, &p, &spec.base, &spec.prompt, None, resume, ctl, &tx, &mut transcript)?;
     // Its objects are not needed (it was told not to commit); a forged one stays out.
     let _ = super::sandbox::import_objects(repo, &p.td)?;
-    Ok(a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed())
+    Ok(InPlace {
+        ok: a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed(),
+        turns: a.result.as_ref().and_then(|r| r.num_turns).unwrap_or(a.turns),
+        cost_usd: a.result.as_ref().and_then(|r| r.total_cost_usd),
+    })
 }
 
 /// Run `spec.check` in `spec.worktree` as a task's check runs (contained, sandboxed with the
