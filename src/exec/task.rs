@@ -561,6 +561,11 @@ fn run_inner(
         }
         // The check, once the agent ended on its own terms.
         let Some(command) = spec.check.as_deref() else { break };
+        // Another attempt of the task won meanwhile (or a limit condemned it): no check and no
+        // new round, whose turns would be wasted.
+        if let Some(why) = ctl.condemned(&spec.task).filter(|_| last.condemned.is_none()) {
+            last.condemned = Some(why);
+        }
         if last.failed()
             || last.interrupted
             || last.timed_out
@@ -585,6 +590,10 @@ fn run_inner(
             None if how == "stopped" => "was stopped (the task's timeout)".to_string(),
             None => format!("was {how}"),
         };
+        if let Some(why) = ctl.condemned(&spec.task) {
+            last.condemned = Some(why);
+            break;
+        }
         let spent = ctl.over_budget();
         if round >= spec.fix_rounds || spent {
             let rounds = match round {
