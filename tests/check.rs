@@ -562,3 +562,103 @@ fn attempts_run_in_the_sandbox_the_loser_is_stopped_whole_and_the_comparison_is_
     assert_eq!(lines, [3, 6], "{b}");
     assert_eq!(r.git(&["show", "parallel/1/integration:b.txt"]).lines().count(), 3);
 }
+
+#[test]
+fn a_fix_round_continues_a_claude_session_whose_agent_does_not_redo_its_work() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let path = two_fake_profiles(&r);
+    r.prompt("a", "agent: claude", &format!("write a.txt alpha\n{}", on_feedback("echo ok > fixed.txt")));
+    r.commit("prompts");
+    let check = "test -f fixed.txt || { echo needs fixed.txt; exit 3; }";
+    r.gp_env(&["run", "prompts", "--check", check], &[("PATH", &path)]).ok();
+    let a = r.task_state("1", "a");
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert_eq!(a["checks"].as_array().unwrap().len(), 2, "{a}");
+    // First try: a write and the answer; the round goes on in the same session, which knows
+    // a.txt is written: the fix (a shell line) and the answer. Three turns, not four.
+    assert_eq!(a["metrics"]["turns"], 3, "{a}");
+    for f in ["a.txt", "fixed.txt"] {
+        r.git(&["cat-file", "-e", &format!("parallel/1/a:{f}")]);
+    }
+}
+
+#[test]
+fn a_resolve_rounds_turns_and_cost_are_its_tasks() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt ok");
+    let fix =
+        "sh if grep -q 'fails on the integrated resul[t]' \"$GIT_PARALLEL_PROMPT_FILE\"; then rm -f broken.txt; fi";
+    r.prompt("c", "", &format!("write c.txt ok\nwrite broken.txt oops\n{fix}"));
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--verify", "test ! -e broken.txt", "--resolve"]);
+    o.ok();
+    // Its first try (two writes and the answer) and the round handed back, where the custom
+    // agent, with no session, does all of it again: 3 + 3 turns, $0.003 + $0.003.
+    let c = r.task_state("1", "c");
+    assert_eq!(c["metrics"]["turns"], 6, "{c}");
+    assert!((c["metrics"]["cost_usd"].as_f64().unwrap() - 0.006).abs() < 1e-9, "{c}");
+    let events = r.git(&["log", "--format=%s", "refs/parallel/runs/1"]);
+    assert!(events.contains("c: 3 more turns (its verify failure handed back, round 1)"), "{events}");
+    let report = r.gp(&["report", "1"]).stdout;
+    assert!(report.contains(" 8 turns"), "{report}");
+}
+
+#[test]
+fn a_task_won_by_another_attempt_counts_its_own_turns_not_a_copy_of_the_winners() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // The task's own attempt writes twice and fails its check; attempt 2 writes once and passes.
+    let script = "write a.txt alpha\nsh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] && echo no > b.txt || echo ok > good.txt";
+    r.prompt("a", "attempts: 2\ncheck: test -f good.txt", &format!("{script}\nwrite c.txt gamma"));
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "1", "--fix-rounds", "0"]).ok();
+    let (a, a2) = (r.task_state("1", "a"), r.task_state("1", "a@2"));
+    assert!(a["reason"].as_str().unwrap().starts_with("attempt a@2 won"), "{a}");
+    // Three turns each; the run's total counts each attempt once.
+    assert_eq!(a["metrics"]["turns"], 3, "{a}");
+    assert_eq!(a2["metrics"]["turns"], 3, "{a2}");
+    let report = r.gp(&["report", "1"]).stdout;
+    assert!(report.contains(" 6 turns"), "{report}");
+}
+
+#[test]
+fn an_extra_attempt_waits_for_every_first_try_when_slots_are_short() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let order = r.scratch("order");
+    let stamp = format!("stamp {}", order.display());
+    // `a` is the longer task (it starts first), and its attempts fail; `b` is short.
+    r.prompt("a", "attempts: 2\nestimate: 30\ncheck: 'false'", &stamp);
+    r.prompt("b", "estimate: 1", &stamp);
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "1", "--fix-rounds", "0"]);
+    assert!(o.stderr.contains("none of its 2 attempts succeeded"), "{}", o.stderr);
+    let text = std::fs::read_to_string(&order).unwrap();
+    let started: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    // b's first try before a's second attempt, though a's remaining path is longer.
+    assert_eq!(started, ["a", "b", "a@2"], "{text}");
+}
+
+#[test]
+fn an_attempt_starts_no_fix_round_once_another_has_won() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let rounds = r.scratch("rounds");
+    std::fs::create_dir_all(&rounds).unwrap();
+    // Attempt 1 passes at once. Attempt 2's check fails, but only once attempt 1 has won and
+    // its worktree is gone (bounded: 30 s); a fix round of attempt 2 would leave a mark.
+    let mark = format!("sh [ -z \"$GIT_PARALLEL_FEEDBACK\" ] || touch '{}'/$GIT_PARALLEL_ATTEMPT", rounds.display());
+    let script = format!("{mark}\nsh [ \"$GIT_PARALLEL_ATTEMPT\" = 2 ] || echo ok > good.txt");
+    let check =
+        "test -f good.txt || { i=0; while [ -e ../a ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; exit 1; }";
+    r.prompt("a", &format!("attempts: 2\ncheck: '{check}'"), &script);
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "2", "--fix-rounds", "2"]).ok();
+    assert_eq!(r.task_state("1", "a")["status"], "succeeded");
+    let a2 = r.task_state("1", "a@2");
+    assert!(a2["reason"].as_str().unwrap_or("").contains("attempt a won"), "{a2}");
+    let marks: Vec<_> = std::fs::read_dir(&rounds).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(marks.is_empty(), "a fix round ran after the winner was known: {marks:?}");
+}

@@ -2,6 +2,21 @@
 //! Code's headless `--output-format stream-json --verbose` mode and runs a tiny
 //! script taken from its prompt, so tests can drive edits, commits, failures,
 //! floods and hangs deterministically without a real model.
+//!
+//! Sessions, as Claude Code keeps them: every run is a session (`--session-id ID`, or a new
+//! id), stored under `$HOME/.fake-agent/projects/<working folder>/<ID>.jsonl` with its script
+//! and what it did. `--resume ID` continues it in the same folder (elsewhere, or unknown, it
+//! fails as Claude does: "No conversation found"). A resumed session is an agent that holds
+//! its context: the new message is what it is told (its own `fake-agent` block, if it has one,
+//! is the next script), else it carries on with its session's script in the light of the
+//! message: what it already did that still stands (a file it wrote that still holds what it
+//! wrote, a file it deleted that is still gone, a commit with nothing new to commit) is not
+//! done again and costs no turn; everything else (shell lines, which may react to the message
+//! through `$GIT_PARALLEL_PROMPT_FILE`, writes whose file changed) runs again.
+//!
+//! `FAKE_AGENT_LEDGER=FILE`: each run appends its start, each turn and its end to FILE as JSON
+//! lines, so a benchmark can count every turn taken, also those of an agent killed before its
+//! final report, without relying on what git-parallel records.
 
 use serde_json::{json, Value};
 use std::env;
@@ -147,9 +162,14 @@ fn parse_line(line: &str) -> Result<Cmd, String> {
     })
 }
 
-/// The whole script, parsed up front so a typo fails before any side effect.
+/// The whole script of a prompt.
+#[cfg(test)]
 fn parse_script(prompt: &str) -> Result<Vec<Cmd>, String> {
-    let lines = extract_script(prompt).unwrap_or_default();
+    parse_lines(&extract_script(prompt).unwrap_or_default())
+}
+
+/// A script, parsed up front so a typo fails before any side effect.
+fn parse_lines(lines: &[&str]) -> Result<Vec<Cmd>, String> {
     lines
         .iter()
         .map(|l| l.trim_start())
@@ -218,11 +238,81 @@ struct Agent {
     children: Vec<Child>,
     /// `--max-turns`: the turns it may take.
     max_turns: Option<u64>,
+    session: Session,
+    /// `FAKE_AGENT_LEDGER` and this run's name in it.
+    ledger: Option<(PathBuf, String)>,
+}
+
+/// A session's store (see the top of this file): its file, and what it did so far.
+struct Session {
+    file: Option<PathBuf>,
+    /// Continued with `--resume`: what it did before is in its context.
+    resumed: bool,
+    /// Steps done in this session, as stored: `["write", path, text]`, `["delete", path]`,
+    /// `["commit", message]`.
+    done: Vec<Value>,
+}
+
+impl Session {
+    /// Whether `step` was done in this session before.
+    fn did(&self, step: &Value) -> bool {
+        self.resumed && self.done.contains(step)
+    }
+
+    /// Remember `step`, in memory and in the session's file (a store it cannot write, say a
+    /// read-only home, only makes the session one that cannot be resumed).
+    fn record(&mut self, step: Value) {
+        if let Some(f) = &self.file {
+            let _ = write_file(f, &format!("{}\n", json!({ "done": step })), true);
+        }
+        self.done.push(step);
+    }
+}
+
+/// Where the sessions of work done in `cwd` are kept (None without a `HOME`).
+fn session_dir(cwd: &Path) -> Option<PathBuf> {
+    let home = env::var_os("HOME").filter(|h| !h.is_empty())?;
+    let folder: String =
+        cwd.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    Some(Path::new(&home).join(".fake-agent/projects").join(folder))
+}
+
+/// A session id no other run of this machine gives.
+fn new_session_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("fake-{}-{nanos}", std::process::id())
+}
+
+/// The stored session `id` of folder `dir`: its script's lines and the steps it did.
+fn load_session(dir: &Path, id: &str) -> Option<(Vec<String>, Vec<Value>)> {
+    let text = fs::read_to_string(dir.join(format!("{id}.jsonl"))).ok()?;
+    let mut lines = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
+    let script = lines.next()?["script"].as_array()?.iter().filter_map(|l| l.as_str().map(String::from)).collect();
+    Some((script, lines.map(|v| v["done"].clone()).collect()))
+}
+
+/// Whether the worktree `dir` holds nothing to commit.
+fn clean(dir: &Path) -> bool {
+    let out = Command::new("git").args(["status", "--porcelain"]).current_dir(dir).stdin(Stdio::null()).output();
+    out.is_ok_and(|o| o.status.success() && o.stdout.is_empty())
 }
 
 impl Agent {
     fn emit(&self, v: Value) {
+        match v["type"].as_str() {
+            Some("assistant") => self.ledger(json!({"turn": self.turns})),
+            Some("result") => self.ledger(json!({"end": v["num_turns"]})),
+            _ => {}
+        }
         out_line(&v.to_string());
+    }
+
+    /// One line of `FAKE_AGENT_LEDGER`, tagged with this run (`proc`: a pid alone repeats
+    /// across the tasks' PID namespaces).
+    fn ledger(&self, mut v: Value) {
+        let Some((file, me)) = &self.ledger else { return };
+        v["proc"] = json!(me);
+        write_file(file, &format!("{v}\n"), true).unwrap_or_else(|e| die(3, &format!("ledger: {e}")));
     }
 
     fn abs(&self, p: &str) -> PathBuf {
@@ -274,17 +364,35 @@ impl Agent {
         match cmd {
             Cmd::Write(p, text, append) => {
                 let path = self.abs(&p);
+                let done = json!(["write", path, text]);
+                // In its context and still standing: nothing to do again.
+                if !append && self.session.did(&done) && fs::read(&path).is_ok_and(|b| b == text.as_bytes()) {
+                    return;
+                }
                 let input = json!({"file_path": path});
                 self.step("Write", input, || write_file(&path, &text, append));
+                if !append {
+                    self.session.record(done);
+                }
             }
             Cmd::Delete(p) => {
                 let path = self.abs(&p);
+                let done = json!(["delete", path]);
+                if self.session.did(&done) && path.symlink_metadata().is_err() {
+                    return;
+                }
                 let input = json!({"command": format!("rm {p}"), "file_path": path});
                 self.step("Bash", input, || fs::remove_file(&path));
+                self.session.record(done);
             }
             Cmd::Mkdir(p) => fs::create_dir_all(self.abs(&p)).unwrap_or_else(|e| die(3, &format!("mkdir: {e}"))),
             Cmd::Sleep(ms) => sleep(Duration::from_millis(ms)),
             Cmd::Commit(msg) => {
+                let done = json!(["commit", msg]);
+                if self.session.did(&done) && clean(&self.cwd) {
+                    return;
+                }
+                self.session.record(done);
                 let cwd = self.cwd.clone();
                 let input = json!({"command": format!("git add -A && git commit -q -m {msg:?}")});
                 self.step("Bash", input, || {
@@ -408,9 +516,17 @@ impl Agent {
 
 const USAGE: &str = "usage: fake-agent [--session-id ID] [--resume ID] (PROMPT_FILE | -p TEXT)";
 
-/// Returns (session id, prompt text). Flags the real CLI takes are accepted and
-/// ignored so tests can hand the fake a realistic command line.
-fn parse_cli(args: &[String]) -> Result<(Option<String>, String, Option<u64>), String> {
+/// The command line: `--session-id`, `--resume`, the prompt text, `--max-turns`.
+struct Cli {
+    session_id: Option<String>,
+    resume: Option<String>,
+    prompt: String,
+    max_turns: Option<u64>,
+}
+
+/// Flags the real CLI takes are accepted and ignored so tests can hand the fake a realistic
+/// command line.
+fn parse_cli(args: &[String]) -> Result<Cli, String> {
     let (mut sid, mut resume, mut prompt, mut max_turns) = (None, None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -430,24 +546,55 @@ fn parse_cli(args: &[String]) -> Result<(Option<String>, String, Option<u64>), S
             }
         }
     }
-    Ok((resume.or(sid), prompt.ok_or(USAGE)?, max_turns))
+    Ok(Cli { session_id: sid, resume, prompt: prompt.ok_or(USAGE)?, max_turns })
 }
 
 fn main() {
     let start = Instant::now();
     let args: Vec<String> = env::args().skip(1).collect();
-    let (sid, prompt, max_turns) = parse_cli(&args).unwrap_or_else(|e| die(2, &e));
-    let cmds = parse_script(&prompt).unwrap_or_else(|e| die(2, &e));
+    let cli = parse_cli(&args).unwrap_or_else(|e| die(2, &e));
     let cwd = env::current_dir().unwrap_or_else(|e| die(2, &format!("no cwd: {e}")));
+    let store = session_dir(&cwd);
+    let told = extract_script(&cli.prompt);
+    // The script: the message's own, else (a session going on) the session's.
+    let (sid, script, done) = match &cli.resume {
+        Some(id) => {
+            let Some((script, done)) = store.as_deref().and_then(|d| load_session(d, id)) else {
+                die(1, &format!("No conversation found with session ID: {id}"))
+            };
+            let script = told.map(|t| t.iter().map(|l| l.to_string()).collect()).unwrap_or(script);
+            (id.clone(), script, done)
+        }
+        None => {
+            let script = told.unwrap_or_default().iter().map(|l| l.to_string()).collect();
+            (cli.session_id.clone().unwrap_or_else(new_session_id), script, Vec::new())
+        }
+    };
+    let cmds = parse_lines(&script.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or_else(|e| die(2, &e));
+    let mut file = store.map(|d| d.join(format!("{sid}.jsonl")));
+    if let (Some(f), None) = (&file, &cli.resume) {
+        // The session's first line: its script, for a later `--resume`.
+        if write_file(f, &format!("{}\n", json!({ "script": script })), false).is_err() {
+            file = None;
+        }
+    }
     let mut agent = Agent {
-        sid: sid.unwrap_or_else(|| format!("fake-{}", std::process::id())),
+        sid,
         cwd,
         start,
         turns: 0,
         result_printed: false,
         children: Vec::new(),
-        max_turns,
+        max_turns: cli.max_turns,
+        session: Session { file, resumed: cli.resume.is_some(), done },
+        ledger: env::var_os("FAKE_AGENT_LEDGER").map(|f| (PathBuf::from(f), new_session_id())),
     };
+    agent.ledger(json!({
+        "start": env::var("GIT_PARALLEL_TASK").unwrap_or_default(),
+        "attempt": env::var("GIT_PARALLEL_ATTEMPT").ok(),
+        "resumed": cli.resume.is_some(),
+        "feedback": env::var_os("GIT_PARALLEL_FEEDBACK").is_some(),
+    }));
     agent.emit(json!({"type": "system", "subtype": "init", "session_id": agent.sid,
         "model": "fake-model", "cwd": agent.cwd, "tools": ["Write", "Edit", "Bash"]}));
     for cmd in cmds {

@@ -25,6 +25,9 @@ pub struct Verdict {
     pub keep: Option<(String, String)>,
     /// How the attempts compared (`--attempts-all`): (task, each attempt), recorded first.
     pub compared: Option<(String, Vec<AttemptScore>)>,
+    /// The task's own attempt ended after another had won: what it took (task, turns, cost),
+    /// to add to the task's record (which holds the winner's result).
+    pub spent: Option<(String, u64, Option<f64>)>,
 }
 
 /// What the arbiter asks of the run to weigh attempts that all ended.
@@ -231,9 +234,12 @@ impl Arbiter {
             if !is_base {
                 return Verdict { record: vec![o], ..Default::default() };
             }
-            let Some(won) = self.won_commit.get(&base).cloned() else { return Verdict::default() };
+            // What it took until it was stopped is still the task's.
+            let spent = Some((base.clone(), o.metrics.turns.unwrap_or(0), o.metrics.cost_usd))
+                .filter(|(_, turns, cost)| *turns > 0 || cost.is_some());
+            let Some(won) = self.won_commit.get(&base).cloned() else { return Verdict { spent, ..Default::default() } };
             let keep = o.commit.filter(|c| *c != won).map(|c| (format!("{base}@1"), c));
-            return Verdict { branch: Some((base, won)), keep, ..Default::default() };
+            return Verdict { branch: Some((base, won)), keep, spent, ..Default::default() };
         }
         // The task's own attempt, once held, has ended whatever the log still says.
         let held = self.held.contains_key(&base);
@@ -247,13 +253,13 @@ impl Arbiter {
         let all = self.all.contains(&base);
         if o.status == TaskStatus::Succeeded && !all {
             self.winner.insert(base.clone(), o.task.clone());
-            self.held.remove(&base);
+            let own = self.held.remove(&base);
             let why = format!("attempt {} won", o.task);
             let stop = others(&o.task).into_iter().map(|m| (m, why.clone())).collect();
             if is_base {
                 return Verdict { record: vec![o], stop, ..Default::default() };
             }
-            let won = won_by(&base, &o, why, None);
+            let won = won_by(&base, &o, why, own.as_ref().map(|x| &x.metrics));
             let branch = o.commit.clone().map(|c| (base.clone(), c));
             if let Some(c) = &o.commit {
                 self.won_commit.insert(base.clone(), c.clone());
@@ -340,7 +346,7 @@ impl Arbiter {
             None => copy(record.iter().find(|r| r.task == winner).expect("the last attempt is recorded")),
         };
         let keep = own.as_ref().and_then(|x| x.commit.clone()).map(|c| (format!("{base}@1"), c));
-        let won = won_by(base, &won_outcome, why, own.as_ref().map(|x| x.metrics.cost_usd));
+        let won = won_by(base, &won_outcome, why, own.as_ref().map(|x| &x.metrics));
         let branch = won_outcome.commit.clone().map(|c| (base.to_string(), c));
         record.push(won);
         Verdict { record, branch, keep, compared, ..Default::default() }
@@ -362,13 +368,15 @@ fn copy(o: &Outcome) -> Outcome {
     }
 }
 
-/// The task's outcome given by its winning attempt `o`. Its cost is its own attempt's
-/// (`own_cost`; none when it did not run to its end): the winner's is counted with the winner.
-fn won_by(base: &str, o: &Outcome, why: String, own_cost: Option<Option<f64>>) -> Outcome {
+/// The task's outcome given by its winning attempt `o`. Its turns and cost are its own
+/// attempt's (`own`; none yet when that has not ended: they come when it does, see
+/// `Verdict::spent`): the winner's are counted with the winner, once.
+fn won_by(base: &str, o: &Outcome, why: String, own: Option<&crate::store::runs::Metrics>) -> Outcome {
     let mut won = copy(o);
     won.task = base.to_string();
     won.reason = Some(format!("{why} (its result, on this task's branch)"));
-    won.metrics.cost_usd = own_cost.flatten();
+    won.metrics.cost_usd = own.and_then(|m| m.cost_usd);
+    won.metrics.turns = own.and_then(|m| m.turns);
     won
 }
 

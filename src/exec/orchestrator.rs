@@ -105,7 +105,17 @@ pub fn execute(
     let preds = plan.pred_indices();
     let index: HashMap<&str, usize> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
     let durations: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_min).collect();
-    let rank = simulate::ranks(&durations, &preds);
+    let mut rank = simulate::ranks(&durations, &preds);
+    // An extra attempt (task@2..) is a speculation that its task's own attempt may make
+    // needless: it takes a slot only when no first try of any task waits for one. Below every
+    // first try, the attempts keep their order among themselves. With room to spare they all
+    // start at once, as before.
+    let below = rank.iter().fold(0.0f64, |m, &r| m.max(r)) + 1.0;
+    for (i, t) in plan.tasks.iter().enumerate() {
+        if crate::plan::attempt_of(&t.id).1 > 1 {
+            rank[i] -= below;
+        }
+    }
     let run_dir = worktree::run_dir(&repo, opts.worktree_dir.as_deref(), &log.id);
 
     let mut gov = governor::Governor::new(run_dir.parent().unwrap_or(&repo.workdir));
@@ -238,6 +248,12 @@ pub fn execute(
                                     log.append(ev.clone(), &[])?;
                                     obs.event(&ev, log.state());
                                 }
+                            }
+                            if let Some((task, turns, cost_usd)) = v.spent {
+                                let why = "its own attempt, until it was stopped for the winner".to_string();
+                                let ev = Event::Spent { task, turns, cost_usd, why };
+                                log.append(ev.clone(), &[])?;
+                                obs.event(&ev, log.state());
                             }
                             if let Some((task, commit)) = v.branch {
                                 let branch = layout::task_branch(&log.id, &task);

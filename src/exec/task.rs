@@ -561,6 +561,11 @@ fn run_inner(
         }
         // The check, once the agent ended on its own terms.
         let Some(command) = spec.check.as_deref() else { break };
+        // Another attempt of the task won meanwhile (or a limit condemned it): no check and no
+        // new round, whose turns would be wasted.
+        if let Some(why) = ctl.condemned(&spec.task).filter(|_| last.condemned.is_none()) {
+            last.condemned = Some(why);
+        }
         if last.failed()
             || last.interrupted
             || last.timed_out
@@ -585,6 +590,10 @@ fn run_inner(
             None if how == "stopped" => "was stopped (the task's timeout)".to_string(),
             None => format!("was {how}"),
         };
+        if let Some(why) = ctl.condemned(&spec.task) {
+            last.condemned = Some(why);
+            break;
+        }
         let spent = ctl.over_budget();
         if round >= spec.fix_rounds || spent {
             let rounds = match round {
@@ -1106,6 +1115,9 @@ fn attempt(
         return Ok(a);
     }
     inv.prepare(&p.td.agent())?;
+    // Made for every profile: its presence says the agent's session may be continued later
+    // (a conflict handed back), also where the CLI keeps its sessions in the user's home.
+    super::taskdir::plain_dir(&p.td.agent(), &state)?;
     let mut envs = vec![
         ("GIT_PARALLEL_RUN".to_string(), spec.run.clone()),
         ("GIT_PARALLEL_TASK".to_string(), spec.task.clone()),
@@ -1314,10 +1326,18 @@ fn attempt(
     Ok(a)
 }
 
+/// How an agent run in place ended: whether well, and what it took.
+#[derive(Debug, Default)]
+pub struct InPlace {
+    pub ok: bool,
+    pub turns: u64,
+    pub cost_usd: Option<f64>,
+}
+
 /// Run the agent once in an existing worktree, detached at `spec.base` (no worktree made, no
 /// result taken): used to resolve merge conflicts. Contained, and sandboxed under
-/// `spec.sandbox`, like any task. True when the agent ended successfully.
-pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result<bool> {
+/// `spec.sandbox`, like any task.
+pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result<InPlace> {
     let p = places(repo, spec, &spec.base)?;
     super::taskdir::write_new(&p.td.prompt(), spec.prompt.as_bytes())?;
     if spec.sandbox.is_some() {
@@ -1330,7 +1350,11 @@ pub fn run_agent_in_place(repo: &Repo, spec: &TaskSpec, ctl: &Control) -> Result
     let a = attempt(spec, &p, &spec.base, &spec.prompt, None, resume, ctl, &tx, &mut transcript)?;
     // Its objects are not needed (it was told not to commit); a forged one stays out.
     let _ = super::sandbox::import_objects(repo, &p.td)?;
-    Ok(a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed())
+    Ok(InPlace {
+        ok: a.spawn_error.is_none() && !a.timed_out && !a.interrupted && !a.failed(),
+        turns: a.result.as_ref().and_then(|r| r.num_turns).unwrap_or(a.turns),
+        cost_usd: a.result.as_ref().and_then(|r| r.total_cost_usd),
+    })
 }
 
 /// Run `spec.check` in `spec.worktree` as a task's check runs (contained, sandboxed with the

@@ -173,7 +173,26 @@ pub fn resolve_conflicts(
             // merged tree.
             let mut round = 0;
             let left_out = loop {
-                let ok = task::run_agent_in_place(&repo, &spec, &ctl);
+                let ran = task::run_agent_in_place(&repo, &spec, &ctl);
+                // The round's turns and cost are the task's (and count against the budget).
+                if let Ok(r) = &ran {
+                    let why = match left {
+                        LeftOut::Conflict => "its conflict handed back",
+                        LeftOut::Verify => "its verify failure handed back",
+                    };
+                    let why = format!("{why}, round {}", round + 1);
+                    let ev = crate::store::runs::Event::Spent {
+                        task: task.clone(),
+                        turns: r.turns,
+                        cost_usd: r.cost_usd,
+                        why,
+                    };
+                    log.append(ev.clone(), &[])?;
+                    obs.event(&ev, log.state());
+                    if let Some(c) = log.state().task(&task).and_then(|t| t.metrics.cost_usd) {
+                        ctl.spent_at_least(&task, c);
+                    }
+                }
                 // From here on no git of the user's runs in that worktree (the agent wrote
                 // there): it is removed whole, never `merge --abort`ed.
                 if ctl.stop.load(Ordering::SeqCst) || ctl.kill.load(Ordering::SeqCst) {
@@ -181,7 +200,7 @@ pub fn resolve_conflicts(
                     crate::exec::taskdir::remove_task(&repo, &run, &name);
                     return stopped(log, outcome, obs);
                 }
-                let feedback = if !ok? {
+                let feedback = if !ran?.ok {
                     break Some("its agent failed".to_string());
                 } else if has_markers(&path, &files) {
                     "Conflict markers remain in the files above; resolve every one.\n".to_string()

@@ -302,6 +302,17 @@ pub enum Event {
     },
     /// A task's check ran in its worktree once its agent ended (round 0), or after a fix round.
     Checked(Check),
+    /// Agent work done for a task outside its own record: a resolve round (its conflict or its
+    /// verify failure handed back to its agent), or its own attempt's last stretch when it
+    /// ended after another attempt had won. Adds to the task's turns and cost.
+    Spent {
+        task: String,
+        turns: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        /// What it was for, as `status` says it.
+        why: String,
+    },
     /// Every attempt of a task ended (`--attempts-all`) and they were weighed: the winner's
     /// result is the task's.
     Compared {
@@ -353,6 +364,7 @@ impl Event {
                 if c.passed { "passed" } else { "failed" },
                 if c.round == 0 { "after the agent".to_string() } else { format!("after fix round {}", c.round) }
             ),
+            Event::Spent { task, turns, why, .. } => format!("{task}: {turns} more turns ({why})"),
             Event::Compared { task, attempts } => format!(
                 "{task}: {} attempts compared, {} won",
                 attempts.len(),
@@ -430,7 +442,8 @@ pub fn task_of(event: &Event) -> Option<&str> {
         | Event::Job { task, .. }
         | Event::Resumed { task, .. }
         | Event::Skipped { task, .. }
-        | Event::Compared { task, .. } => Some(task),
+        | Event::Compared { task, .. }
+        | Event::Spent { task, .. } => Some(task),
         Event::Checked(c) => Some(&c.task),
         Event::Reset { tasks } if tasks.len() == 1 => Some(&tasks[0]),
         _ => None,

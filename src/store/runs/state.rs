@@ -390,6 +390,14 @@ impl RunState {
                 t.checks.push(c.clone())
             }),
             Event::Compared { task, attempts } => self.change(task, |t| t.comparison = attempts.clone()),
+            Event::Spent { task, turns, cost_usd, .. } => self.change(task, |t| {
+                if *turns > 0 {
+                    t.metrics.turns = Some(t.metrics.turns.unwrap_or(0) + turns);
+                }
+                if let Some(c) = cost_usd {
+                    t.metrics.cost_usd = Some(t.metrics.cost_usd.unwrap_or(0.0) + c);
+                }
+            }),
             Event::Retried { task, reason, .. } => self.change(task, |t| {
                 t.close_span(r.at, "retried");
                 t.retries += 1;
