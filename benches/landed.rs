@@ -68,7 +68,9 @@ fn prompts(dir: &Path, right: bool, attempts: bool) {
         // this one back.
         let both = format!("printf 'plain\\nconflict\\n' > shared{i}.txt");
         let body = if right {
-            format!("write conflict{i}.txt ok\nsh {both}")
+            // The shared file written as every file is, a turn: the floor pays for each file
+            // the agent writes, as the other rows do.
+            format!("write conflict{i}.txt ok\nwrite shared{i}.txt plain\\nconflict\\n")
         } else {
             format!(
                 "write conflict{i}.txt ok\nwrite shared{i}.txt conflict\n{}",

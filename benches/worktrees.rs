@@ -129,8 +129,20 @@ fn main() {
         let (o_ms, o_cpu, o_kb, base_kb) = measure(&root, &home, "overlay", 4);
         // What one more task adds, without the run's own once-per-run work (planning, the
         // uncommitted-changes check): a run of twice as many tasks, less the TASKS run.
-        let (ms16, cpu16) = timed_run_cpu(&root, &home, 2 * TASKS);
-        let (o_marginal, o_marginal_cpu) = (ms16 * 2.0 - o_ms, cpu16 * 2.0 - o_cpu);
+        // A difference of two runs is noisy: the median of three pairs.
+        let pairs: Vec<(f64, f64)> = (0..3)
+            .map(|i| {
+                let (ms8, cpu8) = if i == 0 { (o_ms, o_cpu) } else { timed_run_cpu(&root, &home, TASKS) };
+                let (ms16, cpu16) = timed_run_cpu(&root, &home, 2 * TASKS);
+                (ms16 * 2.0 - ms8, cpu16 * 2.0 - cpu8)
+            })
+            .collect();
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let o_marginal = median(&mut pairs.iter().map(|p| p.0).collect());
+        let o_marginal_cpu = median(&mut pairs.iter().map(|p| p.1).collect());
         first.get_or_insert((c_ms, o_ms));
         println!(
             "| {n} | {c_ms:.0} ms | {o_first:.0} ms | {o_ms:.0} ms | {o_marginal:.0} ms | {o_marginal_cpu:.0} ms | {:.1} MiB | {:.1} MiB (+ {:.1} MiB) |",
