@@ -56,7 +56,23 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, 
     s.read_to_string(&mut all).unwrap();
     let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
     let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, head.to_string(), body.to_string())
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
+    (code, head.to_string(), body)
+}
+
+/// A chunked body's bytes (a big answer comes in chunks).
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
 }
 
 /// An event stream being read: its events one at a time.
@@ -436,4 +452,121 @@ fn a_real_browser_sees_a_task_state_change_without_reloading() {
         b.titles().iter().any(|t| t == "git-parallel run 1: succeeded, 1/1 done")
     });
     assert!(run.wait().unwrap().success());
+}
+
+/// A run of `n` planned tasks written straight into the run's log (no agent runs): the last
+/// `running` started and not ended, the `failed` before them failed, the rest succeeded.
+/// Returns the log, to write more events as a live run would.
+fn made_run(r: &TestRepo, n: usize, failed: usize, running: usize) -> git_parallel::store::runs::RunLog {
+    use git_parallel::store::runs::*;
+    for i in 0..n {
+        r.write(&format!("prompts/t{i}.md"), &format!("---\nfiles: [t{i}.txt]\n---\nTask {i}\n"));
+    }
+    r.commit("prompts");
+    r.gp(&["plan", "prompts", "-j", "8"]).ok();
+    let repo = r.open();
+    let plan_id = r.git(&["for-each-ref", "--format=%(refname:lstrip=3)", "refs/parallel/plans/"]);
+    let plan = git_parallel::store::plans::load(&repo, &plan_id).unwrap();
+    let tasks = plan.tasks.iter().map(|t| (t.id.clone(), t.kind)).collect();
+    let base = r.git(&["rev-parse", "HEAD"]);
+    let planned =
+        Event::Planned { plan: plan.id.clone(), base, agent: "fake".into(), workers: 8, tasks, sandbox: false };
+    let mut log = RunLog::create(&repo, planned).unwrap();
+    for i in 0..n {
+        let task = format!("t{i}");
+        let started = Event::Started {
+            task: task.clone(),
+            attempt: 1,
+            worktree: String::new(),
+            branch: format!("parallel/1/{task}"),
+            start_commit: "0".repeat(40),
+            agent: None,
+        };
+        log.append(started, &[]).unwrap();
+        if i < n - running {
+            log.append(
+                ended(&task, if i < n - running - failed { TaskStatus::Succeeded } else { TaskStatus::Failed }),
+                &[],
+            )
+            .unwrap();
+        }
+    }
+    log
+}
+
+fn ended(task: &str, status: git_parallel::store::runs::TaskStatus) -> git_parallel::store::runs::Event {
+    git_parallel::store::runs::Event::Finished {
+        task: task.into(),
+        status,
+        commit: None,
+        reason: None,
+        exit_code: Some(0),
+        metrics: Default::default(),
+        files_changed: vec![],
+        wall_ms: 1000,
+    }
+}
+
+/// The task ids of a page's table rows, in order.
+fn row_ids(html: &str) -> Vec<String> {
+    html.split("<tr data-part=\"row\" data-task=\"").skip(1).map(|r| r[..r.find('"').unwrap()].to_string()).collect()
+}
+
+#[test]
+fn a_big_run_is_drawn_a_page_at_a_time_with_what_needs_a_look_first() {
+    use git_parallel::store::runs::TaskStatus;
+    let r = TestRepo::new();
+    // 350 tasks: 340 succeeded, 5 failed (t340-t344), 5 running (t345-t349).
+    let mut log = made_run(&r, 350, 5, 5);
+    let d = dashboard(&r, &["1"]);
+    let get = |q: &str| {
+        let (code, _, body) = http(d.port, "GET", &format!("/?run=1&{q}&token={}", d.token), &[]);
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    let page = get("");
+    let ids = row_ids(&page);
+    assert_eq!(ids.len(), 100, "{page}");
+    // Running first, then failed, then the rest, each in natural order.
+    let want: Vec<String> = (345..350).chain(340..345).chain(0..90).map(|i| format!("t{i}")).collect();
+    assert_eq!(ids, want);
+    assert!(page.contains(">running 5</a>") && page.contains(">failed 5</a>") && page.contains(">succeeded 340</a>"));
+    assert!(page.contains("tasks 1-100 of 350") && page.contains("page 1 of 4"), "{page}");
+    // The timeline draws the page's tasks, and the dependencies are summarised by wave.
+    assert_eq!(page.matches("<g data-part=\"bars\"").count(), 100);
+    assert_eq!(page.matches("data-part=\"node\"").count(), 0);
+    assert!(page.contains("data-part=\"waves\"") && page.contains("5 running"), "{page}");
+
+    let failed = get("state=failed");
+    assert_eq!(row_ids(&failed), (340..345).map(|i| format!("t{i}")).collect::<Vec<_>>());
+    assert!(failed.contains("<b>failed 5</b>"), "{failed}");
+    let last = get("page=4");
+    assert_eq!(row_ids(&last), (240..340).map(|i| format!("t{i}")).collect::<Vec<_>>()[50..].to_vec());
+    assert!(last.contains("previous page") && !last.contains("next page"), "{last}");
+    // Every task on one page, as the report draws it.
+    let all = get("view=all");
+    assert_eq!(row_ids(&all).len(), 350);
+    assert_eq!(all.matches("data-part=\"node\"").count(), 350);
+    assert!(page.len() * 3 < all.len(), "paged {} bytes, whole {} bytes", page.len(), all.len());
+
+    // A running task ends: the update says tasks moved, with the waves; the rows the page
+    // fetches again show the running ones left.
+    let tip = page.split("data-tip=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let mut s = Stream::open(d.port, &format!("/events?run=1&tip={tip}&token={}", d.token));
+    log.append(ended("t347", TaskStatus::Succeeded), &[]).unwrap();
+    s.until("t347 to end", |_, u| {
+        if u["tasks"]["t347"] != "succeeded" {
+            return false;
+        }
+        assert_eq!(u["moved"], true, "{u}");
+        let parts = u["parts"].as_array().unwrap();
+        assert!(parts.iter().any(|p| p[0] == "waves" && p[2].as_str().unwrap().contains("4 running")), "{u}");
+        assert!(!parts.iter().any(|p| p[0] == "node"), "{u}");
+        true
+    });
+    let (code, head, rows) = http(d.port, "GET", &format!("/rows?run=1&state=running&token={}", d.token), &[]);
+    assert_eq!(code, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(rows.starts_with("<div id=\"paged\" data-state=\"running\""), "{rows}");
+    assert_eq!(row_ids(&rows), ["t345", "t346", "t348", "t349"]);
 }

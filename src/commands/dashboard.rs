@@ -12,7 +12,7 @@ use crate::cli::DashboardArgs;
 use crate::error::{failed, usage};
 use crate::repo::Repo;
 use crate::store::plans;
-use crate::store::runs::{self, RunState, RunStatus, TaskStatus};
+use crate::store::runs::{self, RunState, RunStatus, TaskState, TaskStatus};
 use crate::ui::{self, report};
 use anyhow::Result;
 use std::collections::HashMap;
@@ -154,7 +154,7 @@ fn handle(sh: &Shared, req: Request) {
                     .build()
                     .to_string()
             });
-            match page(&repo, run.as_deref()) {
+            match page(&repo, run.as_deref(), &View::of(&q)) {
                 Ok((body, nonce)) => {
                     let mut r = Response::from_string(body)
                         .with_status_code(200)
@@ -174,9 +174,28 @@ fn handle(sh: &Shared, req: Request) {
             let tip = q.get("tip").cloned();
             let writer = sse_start(req);
             let _ = match run {
-                Some(run) => watch_run(&repo, &run, tip.as_deref(), writer),
+                Some(run) => watch_run(&repo, &run, tip.as_deref(), View::of(&q).all, writer),
                 None => watch_runs(&repo, writer),
             };
+        }
+        (Method::Get, "/rows") => {
+            // The paged part of a big run's page, as the page asks for it again.
+            let answer = match run.as_deref() {
+                Some(run) => rows(&repo, run, &View::of(&q)),
+                None => Err(usage("rows need run=")),
+            };
+            match answer {
+                Ok(html) => {
+                    let mut r = Response::from_string(html)
+                        .with_status_code(200)
+                        .with_header(header("Content-Type", "text/html; charset=utf-8"));
+                    for h in common_headers("-") {
+                        r.add_header(h);
+                    }
+                    let _ = req.respond(r);
+                }
+                Err(e) => text(req, 404, format!("{e:#}\n")),
+            }
         }
         (Method::Get, "/task") => {
             let answer = match (run.as_deref(), q.get("task")) {
@@ -222,8 +241,164 @@ const STYLE: &str = "tr[data-task]{cursor:pointer}tr.sel{outline:2px solid #1565
 /// The page's script: follow the run's events and swap in the markup they carry.
 const SCRIPT: &str = include_str!("dashboard.js");
 
+/// Above this many tasks a run's page is drawn a page of rows at a time (the timeline of those
+/// rows only), and its dependencies by wave: the whole page of 10,000 tasks is 6 MB that a
+/// browser takes seconds to lay out (docs/benchmarks.md).
+const PAGED: usize = 100;
+/// Rows on one page of a big run's table.
+const PAGE_ROWS: usize = 100;
+/// Above this many tasks the dependencies are drawn by wave, not one box per task.
+const DAG_NODES: usize = 300;
+
+/// Which tasks a big run's page shows: those in one state (None: every task, those that need
+/// attention first), one page of them; or (`all`) every task as the report draws them.
+#[derive(Debug, Clone, Default)]
+struct View {
+    state: Option<TaskStatus>,
+    page: usize,
+    all: bool,
+}
+
+impl View {
+    fn of(q: &HashMap<String, String>) -> View {
+        View {
+            state: q.get("state").and_then(|w| STATES.iter().copied().find(|s| s.as_str() == w)),
+            page: q.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1),
+            all: q.get("view").is_some_and(|v| v == "all"),
+        }
+    }
+
+    /// The query that shows this view of `run` (on page `page`).
+    fn query(&self, run: &str, page: usize) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("run", run);
+        if let Some(st) = self.state {
+            q.append_pair("state", st.as_str());
+        }
+        if page > 1 {
+            q.append_pair("page", &page.to_string());
+        }
+        q.finish()
+    }
+}
+
+/// Task states in the order a big run's table lists them: what needs a look first.
+const STATES: [TaskStatus; 9] = [
+    TaskStatus::Running,
+    TaskStatus::Failed,
+    TaskStatus::TimedOut,
+    TaskStatus::Interrupted,
+    TaskStatus::Cancelled,
+    TaskStatus::Pending,
+    TaskStatus::Skipped,
+    TaskStatus::NoChanges,
+    TaskStatus::Succeeded,
+];
+
+fn attention(st: TaskStatus) -> usize {
+    STATES.iter().position(|s| *s == st).unwrap_or(STATES.len())
+}
+
+/// A big run's tasks as `view` shows them: filtered, in attention order then natural order;
+/// the page's slice, the page (clamped) and the number of pages.
+fn select<'a>(s: &'a RunState, view: &View) -> (Vec<&'a TaskState>, usize, usize) {
+    let mut v: Vec<(usize, Vec<(String, u64)>, &TaskState)> = s
+        .tasks
+        .iter()
+        .filter(|t| view.state.is_none_or(|st| t.status == st))
+        .map(|t| (attention(t.status), report::natural_key(&t.id), t))
+        .collect();
+    v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let pages = v.len().div_ceil(PAGE_ROWS).max(1);
+    let page = view.page.min(pages);
+    let rows = v.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).map(|(_, _, t)| t).collect();
+    (rows, page, pages)
+}
+
+/// The paged part of a big run's page: the state filters and pages, one page of the table,
+/// and the timeline of that page's tasks (the report's own fragments).
+fn paged(s: &RunState, view: &View) -> String {
+    let esc = report::escape;
+    let (tasks, page, pages) = select(s, view);
+    let link = |label: String, st: Option<TaskStatus>, on: bool| {
+        let q = View { state: st, page: 1, all: false }.query(&s.id, 1);
+        if on {
+            format!("<b>{label}</b>")
+        } else {
+            format!("<a href=\"/?{}\">{label}</a>", esc(&q))
+        }
+    };
+    let mut filters = vec![link(format!("all {}", s.tasks.len()), None, view.state.is_none())];
+    for st in STATES {
+        let n = s.tasks.iter().filter(|t| t.status == st).count();
+        if n > 0 || view.state == Some(st) {
+            filters.push(link(format!("{} {n}", st.as_str()), Some(st), view.state == Some(st)));
+        }
+    }
+    let first = (page - 1) * PAGE_ROWS;
+    let mut nav = format!("tasks {}-{} of {}", first + tasks.len().min(1), first + tasks.len(), {
+        s.tasks.iter().filter(|t| view.state.is_none_or(|st| t.status == st)).count()
+    });
+    if page > 1 {
+        nav.push_str(&format!(" &middot; <a href=\"/?{}\">previous page</a>", esc(&view.query(&s.id, page - 1))));
+    }
+    if page < pages {
+        nav.push_str(&format!(" &middot; <a href=\"/?{}\">next page</a>", esc(&view.query(&s.id, page + 1))));
+    }
+    nav.push_str(&format!(
+        " &middot; page {page} of {pages} &middot; <a href=\"/?run={}&amp;view=all\">every task on one page</a> (slow past a few thousand)",
+        esc(&s.id)
+    ));
+    format!(
+        "<div id=\"paged\" data-state=\"{}\" data-page=\"{page}\">\n<p>{}</p>\n<p>{nav}</p>\n{}\n<h2>Timeline</h2>\n<p>The tasks of the table above. {}{}</p>\n{}\n</div>\n",
+        view.state.map(|s| s.as_str()).unwrap_or(""),
+        filters.join(" &middot; "),
+        report::table_of(&tasks, &s.agent),
+        report::legend(),
+        report::FADED,
+        report::gantt_of(s, &tasks),
+    )
+}
+
+/// The paged part of a run's page, drawn again at the run's tip (the page asks for it when
+/// tasks moved between states).
+fn rows(repo: &Repo, run: &str, view: &View) -> Result<String> {
+    let id = runs::resolve(repo, Some(run))?;
+    Ok(paged(&runs::load(repo, &id)?, view))
+}
+
+/// Whether `s` is drawn a page at a time.
+fn is_paged(s: &RunState) -> bool {
+    s.tasks.len() > PAGED
+}
+
+/// A run's page body: as the report draws it for a small run (or `view=all`); for a big one,
+/// the headline, one page of the table and its timeline, and the dependencies by wave.
+fn run_body(s: &RunState, plan: &crate::plan::Plan, view: &View) -> String {
+    if view.all || !is_paged(s) {
+        return report::body(s, plan);
+    }
+    format!(
+        "<h1>git-parallel run {}</h1>\n{}\n{}{}<h2>Dependencies</h2>\n{}\n",
+        report::escape(&s.id),
+        report::headline(s),
+        paged(s, view),
+        report::compared(s),
+        if s.tasks.len() > DAG_NODES {
+            format!(
+                "<p>{} tasks in {} waves: each wave's tasks by state.</p>\n{}",
+                s.tasks.len(),
+                plan.schedule.waves.len(),
+                report::waves(s, plan)
+            )
+        } else {
+            report::dag(s, plan)
+        }
+    )
+}
+
 /// The page for `run` (with the nonce its script runs under), or the list of every run.
-fn page(repo: &Repo, run: Option<&str>) -> Result<(String, String)> {
+fn page(repo: &Repo, run: Option<&str>, view: &View) -> Result<(String, String)> {
     let nonce = format!("{:032x}", rand::random::<u128>());
     let esc = report::escape;
     let (title, data, body) = match run {
@@ -234,10 +409,14 @@ fn page(repo: &Repo, run: Option<&str>) -> Result<(String, String)> {
             let plan = plans::load(repo, &s.plan)?;
             (
                 format!("git-parallel run {}", esc(&id)),
-                format!(" data-run=\"{}\" data-tip=\"{tip}\"", esc(&id)),
+                format!(
+                    " data-run=\"{}\" data-tip=\"{tip}\"{}",
+                    esc(&id),
+                    if view.all { " data-view=\"all\"" } else { "" }
+                ),
                 format!(
                     "<p><a href=\"/\">every run</a> &middot; <button id=\"cancel\">cancel the run</button> <span id=\"msg\"></span></p>\n{}<h2>Task <span id=\"sel\"></span></h2>\n<p>Click a task in the table to see its transcript and check output. <button id=\"retry\" hidden>retry this task</button></p>\n<pre id=\"log\"></pre>\n",
-                    report::body(&s, &plan)
+                    run_body(&s, &plan, view)
                 ),
             )
         }
@@ -335,20 +514,43 @@ fn send(w: &mut dyn Write, event: &str, data: &serde_json::Value) -> std::io::Re
 fn task_parts(s: &RunState, i: usize, dag: &HashMap<String, (f64, f64)>, out: &mut Vec<serde_json::Value>) {
     let t = &s.tasks[i];
     out.push(serde_json::json!(["row", t.id, report::table_row(t, &s.agent)]));
-    out.push(serde_json::json!(["bars", t.id, report::gantt_bars(s, i, t)]));
+    out.push(serde_json::json!(["bars", t.id, report::gantt_bars(s, t)]));
     if let Some(p) = dag.get(&t.id) {
         out.push(serde_json::json!(["node", t.id, report::dag_node(&t.id, t.status, *p)]));
     }
 }
 
+/// How a watcher draws what changed for the page it feeds.
+struct Drawing {
+    /// Where each task's DAG node is (empty: the page draws no node per task).
+    dag: HashMap<String, (f64, f64)>,
+    /// The plan, when the page draws the dependencies by wave.
+    waves: Option<crate::plan::Plan>,
+}
+
+impl Drawing {
+    fn new(repo: &Repo, s: &RunState, all: bool) -> Drawing {
+        let plan = plans::load(repo, &s.plan).ok();
+        match plan {
+            Some(p) if !all && s.tasks.len() > DAG_NODES => Drawing { dag: HashMap::new(), waves: Some(p) },
+            Some(p) => Drawing { dag: report::dag_positions(&p), waves: None },
+            None => Drawing { dag: HashMap::new(), waves: None },
+        }
+    }
+}
+
 /// An update: the run's headline and axis, and the tasks in `changed` (their state and
-/// markup).
-fn update(s: &RunState, tip: &str, changed: &[usize], dag: &HashMap<String, (f64, f64)>) -> serde_json::Value {
+/// markup); `moved`: some task changed state (a big run's page then fetches its rows again,
+/// and its waves come along).
+fn update(s: &RunState, tip: &str, changed: &[usize], moved: bool, draw: &Drawing) -> serde_json::Value {
     let mut parts = Vec::new();
     let mut states = serde_json::Map::new();
     for &i in changed {
-        task_parts(s, i, dag, &mut parts);
+        task_parts(s, i, &draw.dag, &mut parts);
         states.insert(s.tasks[i].id.clone(), s.tasks[i].status.as_str().into());
+    }
+    if let Some(plan) = draw.waves.as_ref().filter(|_| moved) {
+        parts.push(serde_json::json!(["waves", null, report::waves(s, plan)]));
     }
     serde_json::json!({
         "tip": tip,
@@ -357,6 +559,7 @@ fn update(s: &RunState, tip: &str, changed: &[usize], dag: &HashMap<String, (f64
         "head": report::headline(s),
         "axis": report::gantt_axis(s),
         "transform": report::gantt_transform(s),
+        "moved": moved,
         "tasks": states,
         "parts": parts,
     })
@@ -364,7 +567,14 @@ fn update(s: &RunState, tip: &str, changed: &[usize], dag: &HashMap<String, (f64
 
 /// Follow one run: every change of its tip becomes an update with the tasks that changed
 /// since `since` (the tip the page was drawn at); a deleted run ends the stream saying so.
-fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write + Send>) -> std::io::Result<()> {
+/// `all`: the page draws every task (`view=all`).
+fn watch_run(
+    repo: &Repo,
+    run: &str,
+    since: Option<&str>,
+    all: bool,
+    mut w: Box<dyn Write + Send>,
+) -> std::io::Result<()> {
     let start = since.and_then(|t| gix::ObjectId::from_hex(t.as_bytes()).ok());
     let current = match runs::tip(repo, run) {
         Ok(Some(t)) => t,
@@ -383,7 +593,7 @@ fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write +
             Err(e) => return send(&mut w, "gone", &serde_json::json!({"message": format!("run {run}: {e:#}")})),
         },
     };
-    let dag = plans::load(repo, &prev.plan).map(|p| report::dag_positions(&p)).unwrap_or_default();
+    let draw = Drawing::new(repo, &prev, all);
     let mut last = Instant::now() - TICK;
     loop {
         let now_tip = match runs::tip(repo, run) {
@@ -403,14 +613,17 @@ fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write +
         };
         if now_tip != tip {
             if let Ok(cur) = runs::load_at(repo, run, now_tip) {
-                let changed: Vec<usize> = if cur.tasks.len() != prev.tasks.len() {
-                    (0..cur.tasks.len()).collect()
+                let (changed, moved): (Vec<usize>, bool) = if cur.tasks.len() != prev.tasks.len() {
+                    ((0..cur.tasks.len()).collect(), true)
                 } else {
-                    (0..cur.tasks.len())
-                        .filter(|&i| cur.tasks[i] != prev.tasks[i] || cur.tasks[i].status == TaskStatus::Running)
-                        .collect()
+                    (
+                        (0..cur.tasks.len())
+                            .filter(|&i| cur.tasks[i] != prev.tasks[i] || cur.tasks[i].status == TaskStatus::Running)
+                            .collect(),
+                        (0..cur.tasks.len()).any(|i| cur.tasks[i].status != prev.tasks[i].status),
+                    )
                 };
-                send(&mut w, "update", &update(&cur, &now_tip.to_string(), &changed, &dag))?;
+                send(&mut w, "update", &update(&cur, &now_tip.to_string(), &changed, moved, &draw))?;
                 (tip, prev) = (now_tip, cur);
                 last = Instant::now();
             }
@@ -419,7 +632,7 @@ fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write +
                 // Running bars grow with the axis, with nothing new in the log.
                 let running: Vec<usize> =
                     (0..prev.tasks.len()).filter(|&i| prev.tasks[i].status == TaskStatus::Running).collect();
-                send(&mut w, "update", &update(&prev, &tip.to_string(), &running, &dag))?;
+                send(&mut w, "update", &update(&prev, &tip.to_string(), &running, false, &draw))?;
             } else {
                 // Quiet: a comment, so that a page gone away is noticed.
                 w.write_all(b": idle\n\n")?;
