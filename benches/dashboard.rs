@@ -1,7 +1,11 @@
-//! The dashboard of a 10,000-task run: the first response (size, time to the last byte) and the
-//! size of one live update when a task ends.
+//! The dashboard of a 10,000-task run, the whole page (`view=all`, every page before paging)
+//! beside the paged one: the first response (size, time to its last byte), the first paint
+//! and load in a real headless Chromium (Debian's, driven over the DevTools protocol), and
+//! the size of one live update when a task ends.
 //! Run: cargo bench --features test-fakes --bench dashboard   (BENCH_TASKS=N for another size)
 
+#[path = "../tests/common/cdp.rs"]
+mod cdp;
 mod common;
 use common::*;
 use git_parallel::repo::Repo;
@@ -41,6 +45,75 @@ fn finished(task: &str) -> Event {
         metrics: Metrics { turns: Some(3), cost_usd: Some(0.01), ..Default::default() },
         files_changed: vec![format!("{task}.txt")],
         wall_ms: 1000,
+    }
+}
+
+/// What a browser measured of one page: the median of three fresh tabs, in milliseconds from
+/// the start of navigation (busy and layout: main-thread time the page cost, from the
+/// DevTools protocol's Performance.getMetrics).
+struct Paint {
+    fcp: f64,
+    load: f64,
+    busy: f64,
+    layout: f64,
+    elements: u64,
+}
+
+fn paint(exe: &std::path::Path, profile: &std::path::Path, port: u16, path: &str, token: &str) -> Paint {
+    let _ = std::fs::remove_dir_all(profile);
+    let mut b =
+        cdp::Browser::launch(std::process::Command::new(exe), profile, std::fs::File::create("/dev/null").unwrap());
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let tab = b.tab();
+        b.call(Some(&tab), "Performance.enable", serde_json::json!({}));
+        b.call(
+            Some(&tab),
+            "Page.navigate",
+            serde_json::json!({"url": format!("http://127.0.0.1:{port}{path}&token={token}")}),
+        );
+        b.wait_for(
+            &tab,
+            "the page to load and paint",
+            600,
+            "document.readyState === 'complete' && location.protocol === 'http:' && performance.getEntriesByName('first-contentful-paint').length > 0",
+        );
+        let v = b.eval(
+            &tab,
+            "(() => { const n = performance.getEntriesByType('navigation')[0]; return { fcp: performance.getEntriesByName('first-contentful-paint')[0].startTime, load: n.loadEventEnd, elements: document.getElementsByTagName('*').length }; })()",
+        );
+        let m = b.call(Some(&tab), "Performance.getMetrics", serde_json::json!({}));
+        let metric = |name: &str| {
+            m["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == name)
+                .map(|x| x["value"].as_f64().unwrap())
+                .unwrap_or(0.0)
+                * 1000.0
+        };
+        runs.push(Paint {
+            fcp: v["fcp"].as_f64().unwrap(),
+            load: v["load"].as_f64().unwrap(),
+            busy: metric("TaskDuration"),
+            layout: metric("LayoutDuration") + metric("RecalcStyleDuration"),
+            elements: v["elements"].as_u64().unwrap(),
+        });
+        let target = b.call(Some(&tab), "Target.getTargetInfo", serde_json::json!({}));
+        b.call(None, "Target.closeTarget", serde_json::json!({"targetId": target["targetInfo"]["targetId"]}));
+    }
+    let med = |f: &dyn Fn(&Paint) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[1]
+    };
+    Paint {
+        fcp: med(&|p| p.fcp),
+        load: med(&|p| p.load),
+        busy: med(&|p| p.busy),
+        layout: med(&|p| p.layout),
+        elements: runs[1].elements,
     }
 }
 
@@ -90,20 +163,37 @@ fn main() {
     let (port, token) = rest.split_once("/?token=").unwrap();
     let port: u16 = port.parse().unwrap();
 
-    let mut times = Vec::new();
-    let mut size = 0;
-    for _ in 0..5 {
-        let (b, d) = get(port, &format!("/?token={token}"));
-        size = b;
-        times.push(d);
+    let views = [("whole page (view=all)", format!("/?run={run}&view=all")), ("paged", format!("/?run={run}"))];
+    println!("dashboard of a {n}-task run ({} ended, 8 running):", n - 8);
+    println!("| page | first response | time to its last byte | first contentful paint | load event | main thread busy | layout and style | elements |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let exe = cdp::chromium();
+    if exe.is_none() {
+        eprintln!("chromium is not installed (apt-get install chromium): no browser figures");
     }
-    times.sort();
-    println!(
-        "dashboard of a {n}-task run: first response {:.1} MB, {:.0} ms to its last byte (median of 5; min {:.0} ms)",
-        size as f64 / 1e6,
-        times[2].as_secs_f64() * 1000.0,
-        times[0].as_secs_f64() * 1000.0
-    );
+    for (name, path) in &views {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..5 {
+            let (b, d) = get(port, &format!("{path}&token={token}"));
+            size = b;
+            times.push(d);
+        }
+        times.sort();
+        let browser = exe.as_ref().map(|exe| paint(exe, &tmp.path().join("chromium"), port, path, token));
+        let cell = |f: &dyn Fn(&Paint) -> String| browser.as_ref().map(f).unwrap_or_else(|| "-".into());
+        println!(
+            "| {name} | {:.2} MB | {:.0} ms | {} | {} | {} | {} | {} |",
+            size as f64 / 1e6,
+            times[2].as_secs_f64() * 1000.0,
+            cell(&|p| format!("{:.0} ms", p.fcp)),
+            cell(&|p| format!("{:.0} ms", p.load)),
+            cell(&|p| format!("{:.0} ms", p.busy)),
+            cell(&|p| format!("{:.0} ms", p.layout)),
+            cell(&|p| p.elements.to_string()),
+        );
+    }
+    println!("(server: median of 5 over loopback; browser: median of 3 fresh tabs, each figure from the start of navigation)");
 
     // One task ends: the update the page receives.
     let tip = tip(&repo, &run).unwrap().unwrap();
