@@ -10,6 +10,7 @@
 use super::Context;
 use crate::cli::DashboardArgs;
 use crate::error::{failed, usage};
+use crate::plan::Plan;
 use crate::repo::Repo;
 use crate::store::plans;
 use crate::store::runs::{self, RunState, RunStatus, TaskState, TaskStatus};
@@ -36,11 +37,64 @@ struct Shared {
     repo: gix::ThreadSafeRepository,
     workdir: std::path::PathBuf,
     common_dir: std::path::PathBuf,
+    cache: std::sync::Mutex<Cache>,
+    /// Held while a state or plan is read: a page asked for while the run is being read (at
+    /// start, or by a stream) waits for that reading instead of making a second beside it.
+    reading: std::sync::Mutex<()>,
+}
+
+/// States and plans already read. A run's state at a given tip and a plan never change, and
+/// reading a big run's costs most of its page's time (docs/benchmarks.md): a page, the rows
+/// it fetches again and every stream following the run share one reading.
+#[derive(Default)]
+struct Cache {
+    plans: HashMap<String, Arc<Plan>>,
+    /// Per run, its state at the tip last read.
+    states: HashMap<String, (gix::ObjectId, Arc<RunState>)>,
 }
 
 impl Shared {
     fn repo(&self) -> Repo {
         Repo { gix: self.repo.to_thread_local(), workdir: self.workdir.clone(), common_dir: self.common_dir.clone() }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `run`'s state at `tip`.
+    fn state_at(&self, repo: &Repo, run: &str, tip: gix::ObjectId) -> Result<Arc<RunState>> {
+        let cached = || self.cache().states.get(run).filter(|(t, _)| *t == tip).map(|(_, s)| s.clone());
+        if let Some(s) = cached() {
+            return Ok(s);
+        }
+        let _reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cached() {
+            return Ok(s);
+        }
+        let s = Arc::new(runs::load_at(repo, run, tip)?);
+        self.cache().states.insert(run.to_string(), (tip, s.clone()));
+        Ok(s)
+    }
+
+    /// Run `run`'s state now.
+    fn state(&self, repo: &Repo, run: &str) -> Result<Arc<RunState>> {
+        let tip = runs::tip(repo, run)?.ok_or_else(|| usage(format!("no run `{run}`")))?;
+        self.state_at(repo, run, tip)
+    }
+
+    fn plan(&self, repo: &Repo, id: &str) -> Result<Arc<Plan>> {
+        let cached = || self.cache().plans.get(id).cloned();
+        if let Some(p) = cached() {
+            return Ok(p);
+        }
+        let _reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cached() {
+            return Ok(p);
+        }
+        let p = Arc::new(plans::load(repo, id)?);
+        self.cache().plans.insert(id.to_string(), p.clone());
+        Ok(p)
     }
 }
 
@@ -78,7 +132,17 @@ pub fn run(ctx: &Context, args: DashboardArgs) -> Result<i32> {
         repo: ctx.repo.gix.clone().into_sync(),
         workdir: ctx.repo.workdir.clone(),
         common_dir: ctx.repo.common_dir.clone(),
+        cache: Default::default(),
+        reading: Default::default(),
     });
+    if let Some(run) = shared.run.clone() {
+        // Read the run while nobody waits yet: a big run's first page then comes from memory.
+        let sh = shared.clone();
+        std::thread::spawn(move || {
+            let repo = sh.repo();
+            let _ = sh.state(&repo, &run).and_then(|s| sh.plan(&repo, &s.plan));
+        });
+    }
     for req in server.incoming_requests() {
         let sh = shared.clone();
         std::thread::spawn(move || handle(&sh, req));
@@ -154,7 +218,7 @@ fn handle(sh: &Shared, req: Request) {
                     .build()
                     .to_string()
             });
-            match page(&repo, run.as_deref(), &View::of(&q)) {
+            match page(sh, &repo, run.as_deref(), &View::of(&q)) {
                 Ok((body, nonce)) => {
                     let mut r = Response::from_string(body)
                         .with_status_code(200)
@@ -174,14 +238,14 @@ fn handle(sh: &Shared, req: Request) {
             let tip = q.get("tip").cloned();
             let writer = sse_start(req);
             let _ = match run {
-                Some(run) => watch_run(&repo, &run, tip.as_deref(), View::of(&q).all, writer),
+                Some(run) => watch_run(sh, &repo, &run, tip.as_deref(), View::of(&q).all, writer),
                 None => watch_runs(&repo, writer),
             };
         }
         (Method::Get, "/rows") => {
             // The paged part of a big run's page, as the page asks for it again.
             let answer = match run.as_deref() {
-                Some(run) => rows(&repo, run, &View::of(&q)),
+                Some(run) => rows(sh, &repo, run, &View::of(&q)),
                 None => Err(usage("rows need run=")),
             };
             match answer {
@@ -362,9 +426,9 @@ fn paged(s: &RunState, view: &View) -> String {
 
 /// The paged part of a run's page, drawn again at the run's tip (the page asks for it when
 /// tasks moved between states).
-fn rows(repo: &Repo, run: &str, view: &View) -> Result<String> {
+fn rows(sh: &Shared, repo: &Repo, run: &str, view: &View) -> Result<String> {
     let id = runs::resolve(repo, Some(run))?;
-    Ok(paged(&runs::load(repo, &id)?, view))
+    Ok(paged(&*sh.state(repo, &id)?, view))
 }
 
 /// Whether `s` is drawn a page at a time.
@@ -374,7 +438,7 @@ fn is_paged(s: &RunState) -> bool {
 
 /// A run's page body: as the report draws it for a small run (or `view=all`); for a big one,
 /// the headline, one page of the table and its timeline, and the dependencies by wave.
-fn run_body(s: &RunState, plan: &crate::plan::Plan, view: &View) -> String {
+fn run_body(s: &RunState, plan: &Plan, view: &View) -> String {
     if view.all || !is_paged(s) {
         return report::body(s, plan);
     }
@@ -398,15 +462,15 @@ fn run_body(s: &RunState, plan: &crate::plan::Plan, view: &View) -> String {
 }
 
 /// The page for `run` (with the nonce its script runs under), or the list of every run.
-fn page(repo: &Repo, run: Option<&str>, view: &View) -> Result<(String, String)> {
+fn page(sh: &Shared, repo: &Repo, run: Option<&str>, view: &View) -> Result<(String, String)> {
     let nonce = format!("{:032x}", rand::random::<u128>());
     let esc = report::escape;
     let (title, data, body) = match run {
         Some(id) => {
             let id = runs::resolve(repo, Some(id))?;
             let tip = runs::tip(repo, &id)?.ok_or_else(|| usage(format!("no run `{id}`")))?;
-            let s = runs::load_at(repo, &id, tip)?;
-            let plan = plans::load(repo, &s.plan)?;
+            let s = sh.state_at(repo, &id, tip)?;
+            let plan = sh.plan(repo, &s.plan)?;
             (
                 format!("git-parallel run {}", esc(&id)),
                 format!(
@@ -525,12 +589,12 @@ struct Drawing {
     /// Where each task's DAG node is (empty: the page draws no node per task).
     dag: HashMap<String, (f64, f64)>,
     /// The plan, when the page draws the dependencies by wave.
-    waves: Option<crate::plan::Plan>,
+    waves: Option<Arc<Plan>>,
 }
 
 impl Drawing {
-    fn new(repo: &Repo, s: &RunState, all: bool) -> Drawing {
-        let plan = plans::load(repo, &s.plan).ok();
+    fn new(sh: &Shared, repo: &Repo, s: &RunState, all: bool) -> Drawing {
+        let plan = sh.plan(repo, &s.plan).ok();
         match plan {
             Some(p) if !all && s.tasks.len() > DAG_NODES => Drawing { dag: HashMap::new(), waves: Some(p) },
             Some(p) => Drawing { dag: report::dag_positions(&p), waves: None },
@@ -569,6 +633,7 @@ fn update(s: &RunState, tip: &str, changed: &[usize], moved: bool, draw: &Drawin
 /// since `since` (the tip the page was drawn at); a deleted run ends the stream saying so.
 /// `all`: the page draws every task (`view=all`).
 fn watch_run(
+    sh: &Shared,
     repo: &Repo,
     run: &str,
     since: Option<&str>,
@@ -581,9 +646,9 @@ fn watch_run(
         _ => return send(&mut w, "gone", &serde_json::json!({"message": format!("run {run} no longer exists")})),
     };
     // The page's own state, or (a tip we cannot read) the current one and a reload.
-    let (mut tip, mut prev) = match start.and_then(|t| runs::load_at(repo, run, t).ok().map(|s| (t, s))) {
+    let (mut tip, mut prev) = match start.and_then(|t| sh.state_at(repo, run, t).ok().map(|s| (t, s))) {
         Some(x) => x,
-        None => match runs::load_at(repo, run, current) {
+        None => match sh.state_at(repo, run, current) {
             Ok(s) => {
                 if since.is_some() {
                     send(&mut w, "reload", &serde_json::json!({}))?;
@@ -593,7 +658,7 @@ fn watch_run(
             Err(e) => return send(&mut w, "gone", &serde_json::json!({"message": format!("run {run}: {e:#}")})),
         },
     };
-    let draw = Drawing::new(repo, &prev, all);
+    let draw = Drawing::new(sh, repo, &prev, all);
     let mut last = Instant::now() - TICK;
     loop {
         let now_tip = match runs::tip(repo, run) {
@@ -612,7 +677,7 @@ fn watch_run(
             );
         };
         if now_tip != tip {
-            if let Ok(cur) = runs::load_at(repo, run, now_tip) {
+            if let Ok(cur) = sh.state_at(repo, run, now_tip) {
                 let (changed, moved): (Vec<usize>, bool) = if cur.tasks.len() != prev.tasks.len() {
                     ((0..cur.tasks.len()).collect(), true)
                 } else {
