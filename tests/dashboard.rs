@@ -570,3 +570,83 @@ fn a_big_run_is_drawn_a_page_at_a_time_with_what_needs_a_look_first() {
     assert!(rows.starts_with("<div id=\"paged\" data-state=\"running\""), "{rows}");
     assert_eq!(row_ids(&rows), ["t345", "t346", "t348", "t349"]);
 }
+
+#[test]
+fn the_governor_and_rate_limits_are_in_the_run_log_and_on_the_page() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let go = r.scratch("go");
+    let counter = r.scratch("api-calls");
+    // `limited` meets a rate limit once, then runs until `go`; `next` waits for it under -j 1.
+    r.prompt(
+        "limited",
+        "",
+        &format!(
+            "transient 1 {} 429\nsh while [ ! -e '{}' ]; do sleep 0.05; done\nwrite l.txt l",
+            counter.display(),
+            go.display()
+        ),
+    );
+    r.prompt("next", "", "write n.txt n");
+    r.commit("prompts");
+    let started = std::time::Instant::now();
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "-j", "1", "--retries", "2", "--no-integrate"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut run = c.spawn().unwrap();
+    common::wait_until("the rate limit and a held start to be recorded", 60, || {
+        r.raw_state("1").is_some_and(|_| {
+            let s = r.run_state("1");
+            s["rate_limits"]["custom"]["hits"] == 1
+                && s["limit"].is_string()
+                && r.task_state("1", "limited")["status"] == "running"
+        })
+    });
+    // In the run's log, so in `status --json`: the machine, the ceiling and what holds.
+    let s = r.run_state("1");
+    let g = &s["governor"];
+    assert!(g["cpus"].as_u64().unwrap() >= 1 && g["memory_total"].as_u64().unwrap() > 0, "{s}");
+    assert!(g["memory_used"].as_u64().unwrap() <= g["memory_total"].as_u64().unwrap(), "{s}");
+    assert_eq!((g["ceiling"].as_u64(), g["ceiling_reason"].as_str()), (Some(1), Some("-j 1")), "{s}");
+    let rl = &s["rate_limits"]["custom"];
+    assert_eq!((rl["task"].as_str(), rl["limit"].as_u64()), (Some("limited"), Some(1)), "{s}");
+    assert!(rl["until"].as_f64().unwrap() >= rl["at"].as_f64().unwrap(), "{s}");
+    let limit = s["limit"].as_str().unwrap().to_string();
+
+    // On the page, and in the live updates' headline.
+    let d = dashboard(&r, &["1"]);
+    let (_, _, page) = http(d.port, "GET", &format!("/?token={}", d.token), &[]);
+    let held = format!("concurrency: 1 running, at most 1 (-j 1); new starts wait: {}", escape(&limit));
+    assert!(page.contains(&held), "{held}\n{page}");
+    let machine = format!("machine: CPU {:.0}% of {} CPUs", g["cpu_percent"].as_f64().unwrap(), g["cpus"]);
+    assert!(page.contains(&machine), "{machine}\n{page}");
+    assert!(page.contains("rate limits: custom: 1 rate limit (the last at "), "{page}");
+    assert!(page.contains(", task limited): at most 1 at once since, new starts paused until "), "{page}");
+    let mut stream = Stream::open(d.port, &format!("/events?run=1&token={}", d.token));
+    stream.until("an update", |name, u| {
+        if name != "update" {
+            return false;
+        }
+        let head = u["head"].as_str().unwrap();
+        assert!(head.contains("machine: CPU") && head.contains("rate limits: custom: 1 rate limit"), "{head}");
+        true
+    });
+    drop(stream);
+
+    std::fs::write(&go, "").unwrap();
+    assert!(run.wait().unwrap().success());
+    let secs = started.elapsed().as_secs();
+    // Readings are recorded sparingly: the first, then at most one per 15 s.
+    let log = r.git(&["log", "--format=%s", "refs/parallel/runs/1"]);
+    let readings = log.lines().filter(|l| l.starts_with("governor: ")).count();
+    assert!(readings >= 1 && readings as u64 <= 1 + secs / 15, "{readings} readings in {secs} s:\n{log}");
+    // Once the run ended: its rate limits still, no live concurrency.
+    let (_, _, page) = http(d.port, "GET", &format!("/?token={}", d.token), &[]);
+    assert!(page.contains("rate limits: custom: 1 rate limit") && !page.contains("concurrency:"), "{page}");
+}
+
+/// Text as the page escapes it (`ui::report::escape`).
+fn escape(s: &str) -> String {
+    git_parallel::ui::report::escape(s)
+}

@@ -517,10 +517,45 @@ impl Governor {
         }
     }
 
+    /// What a profile's rate limits left: most of its tasks at once, and until when its new
+    /// starts wait (None: it met no rate limit).
+    pub fn rate(&self, profile: &str) -> Option<(usize, SystemTime)> {
+        self.rates.get(profile).and_then(|r| r.until.map(|(_, wall)| (r.limit, wall)))
+    }
+
+    /// What the running tasks of `trees` were last measured to use together: cores and bytes.
+    pub fn agents(&self, trees: &[Tree]) -> (f64, u64) {
+        trees.iter().filter_map(|t| self.usage.get(&t.task)).fold((0.0, 0), |(c, m), u| (c + u.cores, m + u.rss))
+    }
+
     /// When a rate-limited profile may start again (None when it may now).
     pub fn paused_until(&self, profile: &str) -> Option<Instant> {
         self.rates.get(profile).and_then(|r| r.until).map(|(u, _)| u).filter(|u| *u > Instant::now())
     }
+}
+
+/// Readings of the machine closer together than this are not recorded in the run's log.
+pub const READING_EVERY: Duration = Duration::from_secs(15);
+
+/// Whether a reading `now`, `since` after the last one recorded (`last`), is worth a place in
+/// the run's log: the first one, a new ceiling, or (at most every [`READING_EVERY`]) a figure
+/// that moved materially: CPU by 20 points, a core of agents' CPU, a twentieth of the
+/// machine's memory. A 10,000-task run of hours then records tens of readings, not thousands.
+pub fn reading_due(
+    last: Option<&crate::store::runs::Machine>,
+    now: &crate::store::runs::Machine,
+    since: Duration,
+) -> bool {
+    let Some(last) = last else { return true };
+    if last.ceiling != now.ceiling || last.ceiling_reason != now.ceiling_reason {
+        return true;
+    }
+    let step = (now.memory_total / 20).max(64 * MIB);
+    since >= READING_EVERY
+        && ((last.cpu_percent - now.cpu_percent).abs() >= 20.0
+            || (last.agents_cores - now.agents_cores).abs() >= 1.0
+            || last.memory_used.abs_diff(now.memory_used) >= step
+            || last.agents_rss.abs_diff(now.agents_rss) >= step)
 }
 
 fn kind_key(profile: &str, kind: &str) -> String {
@@ -536,6 +571,31 @@ fn clock(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reading_is_recorded_first_on_a_new_ceiling_and_on_a_material_move_only() {
+        let m = crate::store::runs::Machine {
+            cpus: 2,
+            cpu_percent: 40.0,
+            memory_used: 8 * GIB,
+            memory_total: 20 * GIB,
+            agents_cores: 0.5,
+            agents_rss: GIB,
+            ceiling: 8,
+            ceiling_reason: "-j 8".into(),
+        };
+        let later = READING_EVERY;
+        assert!(reading_due(None, &m, Duration::ZERO));
+        assert!(!reading_due(Some(&m), &m, later * 100));
+        let small = crate::store::runs::Machine { cpu_percent: 55.0, memory_used: 8 * GIB + 900 * MIB, ..m.clone() };
+        assert!(!reading_due(Some(&m), &small, later));
+        let cpu = crate::store::runs::Machine { cpu_percent: 61.0, ..m.clone() };
+        assert!(reading_due(Some(&m), &cpu, later) && !reading_due(Some(&m), &cpu, later / 2));
+        let mem = crate::store::runs::Machine { agents_rss: 2 * GIB + 100 * MIB, ..m.clone() };
+        assert!(reading_due(Some(&m), &mem, later));
+        let ceiling = crate::store::runs::Machine { ceiling: 4, ceiling_reason: "memory".into(), ..m.clone() };
+        assert!(reading_due(Some(&m), &ceiling, Duration::ZERO));
+    }
 
     fn limits(requested: Option<usize>) -> Limits {
         Limits {

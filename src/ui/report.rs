@@ -433,16 +433,7 @@ pub fn headline(s: &RunState) -> String {
         t["output_tokens"],
         super::run::budget_line(s).map(|b| format!("; {}", esc(&b))).unwrap_or_default()
     );
-    if s.effective_status() == RunStatus::Running {
-        out.push_str(&format!(
-            "<p>concurrency: {} workers{}</p>\n",
-            s.workers,
-            match &s.limit {
-                Some(l) => format!("; waiting: {}", esc(l)),
-                None => String::new(),
-            }
-        ));
-    }
+    out.push_str(&governor(s));
     out.push_str(&match s.integration.as_ref().map(|i| &i.result) {
         Some(i) if i.interrupted => format!(
             "<p>Integration into <code>{}</code> was interrupted.</p>",
@@ -498,6 +489,62 @@ pub fn legend() -> String {
             )
         })
         .collect()
+}
+
+/// The governor's part of the headline: while the run runs, how many agents run, the most
+/// allowed and why, what holds new starts back, the machine's CPU and memory; and the rate
+/// limits its agents met.
+pub fn governor(s: &RunState) -> String {
+    let mut out = String::new();
+    let live = s.effective_status() == RunStatus::Running;
+    if live {
+        let running = s.tasks.iter().filter(|t| t.status == TaskStatus::Running).count();
+        let most = match &s.governor {
+            Some(g) => format!("at most {} ({})", g.ceiling, esc(&g.ceiling_reason)),
+            None => format!("{} workers", s.workers),
+        };
+        let wait = s.limit.as_ref().map(|l| format!("; new starts wait: {}", esc(l))).unwrap_or_default();
+        out.push_str(&format!("<p>concurrency: {running} running, {most}{wait}</p>\n"));
+        if let Some(g) = &s.governor {
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            out.push_str(&format!(
+                "<p>machine: CPU {:.0}% of {} CPUs, memory {:.1} of {:.1} GiB in use; the run's agents {:.2} cores, {:.2} GiB</p>\n",
+                g.cpu_percent,
+                g.cpus,
+                gib(g.memory_used),
+                gib(g.memory_total),
+                g.agents_cores,
+                gib(g.agents_rss)
+            ));
+        }
+    }
+    if !s.rate_limits.is_empty() {
+        let now = crate::store::runs::now();
+        let each: Vec<String> = s
+            .rate_limits
+            .iter()
+            .map(|(profile, r)| {
+                format!(
+                    "{}: {} (the last at {}, task {}): at most {} at once since, new starts paused until {}{}",
+                    esc(profile),
+                    if r.hits == 1 { "1 rate limit".to_string() } else { format!("{} rate limits", r.hits) },
+                    clock(r.at),
+                    esc(&r.task),
+                    r.limit,
+                    clock(r.until),
+                    if live && r.until > now { " (paused now)" } else { "" }
+                )
+            })
+            .collect();
+        out.push_str(&format!("<p>rate limits: {}</p>\n", each.join("; ")));
+    }
+    out
+}
+
+/// Time of day (UTC) of `t`, seconds since the epoch.
+fn clock(t: f64) -> String {
+    let secs = t.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// The page's body, shared by the report and the dashboard: headline, task table, timeline,
