@@ -366,16 +366,11 @@ fn attention(st: TaskStatus) -> usize {
 /// A big run's tasks as `view` shows them: filtered, in attention order then natural order;
 /// the page's slice, the page (clamped) and the number of pages.
 fn select<'a>(s: &'a RunState, view: &View) -> (Vec<&'a TaskState>, usize, usize) {
-    let mut v: Vec<(usize, Vec<(String, u64)>, &TaskState)> = s
-        .tasks
-        .iter()
-        .filter(|t| view.state.is_none_or(|st| t.status == st))
-        .map(|t| (attention(t.status), report::natural_key(&t.id), t))
-        .collect();
-    v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut v: Vec<&TaskState> = s.tasks.iter().filter(|t| view.state.is_none_or(|st| t.status == st)).collect();
+    v.sort_by_cached_key(|t| (attention(t.status), report::natural_key(&t.id)));
     let pages = v.len().div_ceil(PAGE_ROWS).max(1);
     let page = view.page.min(pages);
-    let rows = v.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).map(|(_, _, t)| t).collect();
+    let rows = v.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).collect();
     (rows, page, pages)
 }
 
