@@ -337,7 +337,7 @@ pub fn execute(
         // a cluster's agents run elsewhere).
         if opts.executor.is_local() {
             let s = gov.sample();
-            let (cores, rss) = gov.agents(&trees);
+            let (cores, rss, measured) = gov.agents(&trees);
             let m = crate::store::runs::Machine {
                 cpus: s.cpus,
                 cpu_percent: s.cpu_usage,
@@ -355,7 +355,7 @@ pub fn execute(
                     ),
                 },
             };
-            if governor::reading_due(recorded_reading.as_ref(), &m, last_reading.elapsed()) {
+            if governor::reading_due(recorded_reading.as_ref(), &m, measured > 0, last_reading.elapsed()) {
                 log.append(Event::Governor(m.clone()), &[])?;
                 (recorded_reading, last_reading) = (Some(m), Instant::now());
             }

@@ -500,16 +500,18 @@ pub fn governor(s: &RunState) -> String {
     if live {
         let running = s.tasks.iter().filter(|t| t.status == TaskStatus::Running).count();
         let most = match &s.governor {
-            Some(g) => format!("at most {} ({})", g.ceiling, esc(&g.ceiling_reason)),
+            Some(g) => format!("at most {} ({})", g.machine.ceiling, esc(&g.machine.ceiling_reason)),
             None => format!("{} workers", s.workers),
         };
         let wait = s.limit.as_ref().map(|l| format!("; new starts wait: {}", esc(l))).unwrap_or_default();
         out.push_str(&format!("<p>concurrency: {running} running, {most}{wait}</p>\n"));
-        if let Some(g) = &s.governor {
-            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        if let Some(r) = &s.governor {
+            let (g, gib) = (&r.machine, |b: u64| b as f64 / (1u64 << 30) as f64);
             out.push_str(&format!(
-                "<p>machine: CPU {:.0}% of {} CPUs, memory {:.1} of {:.1} GiB in use; the run's agents {:.2} cores, {:.2} GiB</p>\n",
-                g.cpu_percent,
+                "<p>machine (read at {}): CPU demand {:.1} cores on {} CPUs, memory {:.1} of {:.1} GiB in use; the run's agents {:.2} cores, {:.2} GiB</p>\n",
+                clock(r.at),
+                // Demand, not use: runnable threads count, so a saturated machine says so.
+                g.cpu_percent as f64 / 100.0 * g.cpus as f64,
                 g.cpus,
                 gib(g.memory_used),
                 gib(g.memory_total),

@@ -170,6 +170,14 @@ impl Counts {
     }
 }
 
+/// The governor's last reading and when it was recorded (seconds since the epoch).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    pub at: f64,
+    #[serde(flatten)]
+    pub machine: Machine,
+}
+
 /// The rate limits one agent profile met in a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RateLimit {
@@ -204,7 +212,7 @@ pub struct RunState {
     /// The governor's last reading (None: a run recorded before readings were, or on a
     /// cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub governor: Option<Machine>,
+    pub governor: Option<Reading>,
     /// Rate limits the run's agents met, per profile.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rate_limits: BTreeMap<String, RateLimit>,
@@ -408,7 +416,7 @@ impl RunState {
                 Touched::None
             }
             Event::Governor(m) => {
-                self.governor = Some(m.clone());
+                self.governor = Some(Reading { at: r.at, machine: m.clone() });
                 Touched::None
             }
             Event::RateLimited { profile, task, limit, until } => {
