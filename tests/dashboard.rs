@@ -257,7 +257,10 @@ fn a_task_goes_from_running_to_succeeded_on_the_stream_and_two_dashboards_follow
 fn a_run_deleted_while_watched_ends_the_stream_saying_so() {
     let r = finished_run();
     let d = dashboard(&r, &[]);
-    let mut s = Stream::open(d.port, &format!("/events?run=1&token={}", d.token));
+    // A page drawn one event ago: the stream's first update says the watcher is on the run.
+    let before = r.git(&["rev-parse", "refs/parallel/runs/1~1"]);
+    let mut s = Stream::open(d.port, &format!("/events?run=1&tip={before}&token={}", d.token));
+    assert_eq!(s.next().unwrap().0, "update");
     r.git(&["update-ref", "-d", "refs/parallel/runs/1"]);
     let (name, data) = loop {
         let e = s.next().expect("an event before the end");
@@ -614,6 +617,10 @@ fn the_governor_and_rate_limits_are_in_the_run_log_and_on_the_page() {
     assert_eq!((rl["task"].as_str(), rl["limit"].as_u64()), (Some("limited"), Some(1)), "{s}");
     assert!(rl["until"].as_f64().unwrap() >= rl["at"].as_f64().unwrap(), "{s}");
     let limit = s["limit"].as_str().unwrap().to_string();
+    // `status` says the same in words (the page's lines).
+    let text = r.gp(&["status", "1"]).ok().stdout.clone();
+    assert!(text.contains(&format!("concurrency: 1 running, at most 1 (-j 1); new starts wait: {limit}")), "{text}");
+    assert!(text.contains("machine (read at ") && text.contains("rate limits: custom: 1 rate limit"), "{text}");
 
     // On the page, and in the live updates' headline.
     let d = dashboard(&r, &["1"]);

@@ -2,7 +2,7 @@
 
 use super::{millis, run::wall_ms, run::work_ms};
 use crate::plan::Plan;
-use crate::store::runs::{RunState, RunStatus, TaskState, TaskStatus};
+use crate::store::runs::{RunState, TaskState, TaskStatus};
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
@@ -491,62 +491,9 @@ pub fn legend() -> String {
         .collect()
 }
 
-/// The governor's part of the headline: while the run runs, how many agents run, the most
-/// allowed and why, what holds new starts back, the machine's CPU and memory; and the rate
-/// limits its agents met.
+/// The governor's part of the headline ([`super::run::governor_lines`]), a paragraph each.
 pub fn governor(s: &RunState) -> String {
-    let mut out = String::new();
-    let live = s.effective_status() == RunStatus::Running;
-    if live {
-        let running = s.tasks.iter().filter(|t| t.status == TaskStatus::Running).count();
-        let most = match &s.governor {
-            Some(g) => format!("at most {} ({})", g.machine.ceiling, esc(&g.machine.ceiling_reason)),
-            None => format!("{} workers", s.workers),
-        };
-        let wait = s.limit.as_ref().map(|l| format!("; new starts wait: {}", esc(l))).unwrap_or_default();
-        out.push_str(&format!("<p>concurrency: {running} running, {most}{wait}</p>\n"));
-        if let Some(r) = &s.governor {
-            let (g, gib) = (&r.machine, |b: u64| b as f64 / (1u64 << 30) as f64);
-            out.push_str(&format!(
-                "<p>machine (read at {}): CPU demand {:.1} cores on {} CPUs, memory {:.1} of {:.1} GiB in use; the run's agents {:.2} cores, {:.2} GiB</p>\n",
-                clock(r.at),
-                // Demand, not use: runnable threads count, so a saturated machine says so.
-                g.cpu_percent as f64 / 100.0 * g.cpus as f64,
-                g.cpus,
-                gib(g.memory_used),
-                gib(g.memory_total),
-                g.agents_cores,
-                gib(g.agents_rss)
-            ));
-        }
-    }
-    if !s.rate_limits.is_empty() {
-        let now = crate::store::runs::now();
-        let each: Vec<String> = s
-            .rate_limits
-            .iter()
-            .map(|(profile, r)| {
-                format!(
-                    "{}: {} (the last at {}, task {}): at most {} at once since, new starts paused until {}{}",
-                    esc(profile),
-                    if r.hits == 1 { "1 rate limit".to_string() } else { format!("{} rate limits", r.hits) },
-                    clock(r.at),
-                    esc(&r.task),
-                    r.limit,
-                    clock(r.until),
-                    if live && r.until > now { " (paused now)" } else { "" }
-                )
-            })
-            .collect();
-        out.push_str(&format!("<p>rate limits: {}</p>\n", each.join("; ")));
-    }
-    out
-}
-
-/// Time of day (UTC) of `t`, seconds since the epoch.
-fn clock(t: f64) -> String {
-    let secs = t.max(0.0) as u64 % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+    super::run::governor_lines(s).iter().map(|l| format!("<p>{}</p>\n", esc(l))).collect()
 }
 
 /// The page's body, shared by the report and the dashboard: headline, task table, timeline,
@@ -635,7 +582,7 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::runs::{replay, Event, Record};
+    use crate::store::runs::{replay, Event, Record, RunStatus};
 
     fn rec(at: f64, event: Event) -> Record {
         Record { at, event }
