@@ -72,7 +72,12 @@ impl Shared {
         if let Some(s) = cached() {
             return Ok(s);
         }
-        let s = Arc::new(runs::load_at(repo, run, tip)?);
+        // From the state last read, what changed since (a live run's next tip).
+        let last = self.cache().states.get(run).cloned();
+        let s = Arc::new(match last {
+            Some((t, prev)) => runs::load_since(repo, run, &prev, t, tip)?,
+            None => runs::load_at(repo, run, tip)?,
+        });
         self.cache().states.insert(run.to_string(), (tip, s.clone()));
         Ok(s)
     }
