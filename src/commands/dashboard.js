@@ -48,17 +48,21 @@ function refetch() {
   const p = $("paged");
   if (!p || refetching) return;
   refetching = setTimeout(async () => {
-    const q = new URLSearchParams({ run: run, page: p.dataset.page });
-    if (p.dataset.state) q.set("state", p.dataset.state);
-    const r = await fetch("/rows?" + q.toString());
-    if (r.ok) {
-      const holder = document.createElement("div");
-      holder.innerHTML = await r.text();
-      const fresh = holder.querySelector("#paged");
-      if (fresh && $("paged")) $("paged").replaceWith(fresh);
-      mark();
+    try {
+      const q = new URLSearchParams({ run: run, page: p.dataset.page });
+      if (p.dataset.state) q.set("state", p.dataset.state);
+      const r = await fetch("/rows?" + q.toString());
+      if (r.ok) {
+        const holder = document.createElement("div");
+        holder.innerHTML = await r.text();
+        const fresh = holder.querySelector("#paged");
+        if (fresh && $("paged")) $("paged").replaceWith(fresh);
+        mark();
+      }
+    } finally {
+      // A failed fetch (the dashboard stopped) must not stop the next one.
+      refetching = null;
     }
-    refetching = null;
   }, 2000);
 }
 
