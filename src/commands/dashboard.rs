@@ -604,16 +604,16 @@ impl Drawing {
 }
 
 /// An update: the run's headline and axis, and the tasks in `changed` (their state and
-/// markup); `moved`: some task changed state (a big run's page then fetches its rows again,
-/// and its waves come along).
-fn update(s: &RunState, tip: &str, changed: &[usize], moved: bool, draw: &Drawing) -> serde_json::Value {
+/// markup); `moved`: some task changed state (a big run's page then fetches its rows again);
+/// `waves`: with the dependencies by wave (a big run's, when tasks moved).
+fn update(s: &RunState, tip: &str, changed: &[usize], moved: bool, waves: bool, draw: &Drawing) -> serde_json::Value {
     let mut parts = Vec::new();
     let mut states = serde_json::Map::new();
     for &i in changed {
         task_parts(s, i, &draw.dag, &mut parts);
         states.insert(s.tasks[i].id.clone(), s.tasks[i].status.as_str().into());
     }
-    if let Some(plan) = draw.waves.as_ref().filter(|_| moved) {
+    if let Some(plan) = draw.waves.as_ref().filter(|_| waves) {
         parts.push(serde_json::json!(["waves", null, report::waves(s, plan)]));
     }
     serde_json::json!({
@@ -660,6 +660,17 @@ fn watch_run(
     };
     let draw = Drawing::new(sh, repo, &prev, all);
     let mut last = Instant::now() - TICK;
+    // The waves of a big run go out when tasks moved, at most once a tick (a run of many
+    // waves has a table of 50 rows, and tasks may end several times a second).
+    let (mut waves_due, mut waves_sent) = (false, Instant::now() - TICK);
+    let mut waves_now = |moved: bool| {
+        waves_due |= moved;
+        let now = waves_due && waves_sent.elapsed() >= TICK;
+        if now {
+            (waves_due, waves_sent) = (false, Instant::now());
+        }
+        now
+    };
     loop {
         let now_tip = match runs::tip(repo, run) {
             Ok(t) => t,
@@ -688,16 +699,19 @@ fn watch_run(
                         (0..cur.tasks.len()).any(|i| cur.tasks[i].status != prev.tasks[i].status),
                     )
                 };
-                send(&mut w, "update", &update(&cur, &now_tip.to_string(), &changed, moved, &draw))?;
+                let waves = waves_now(moved);
+                send(&mut w, "update", &update(&cur, &now_tip.to_string(), &changed, moved, waves, &draw))?;
                 (tip, prev) = (now_tip, cur);
                 last = Instant::now();
             }
         } else if last.elapsed() >= TICK {
-            if prev.effective_status() == RunStatus::Running {
-                // Running bars grow with the axis, with nothing new in the log.
+            let waves = waves_now(false);
+            if prev.effective_status() == RunStatus::Running || waves {
+                // Running bars grow with the axis, with nothing new in the log (and waves held
+                // back go out).
                 let running: Vec<usize> =
                     (0..prev.tasks.len()).filter(|&i| prev.tasks[i].status == TaskStatus::Running).collect();
-                send(&mut w, "update", &update(&prev, &tip.to_string(), &running, false, &draw))?;
+                send(&mut w, "update", &update(&prev, &tip.to_string(), &running, false, waves, &draw))?;
             } else {
                 // Quiet: a comment, so that a page gone away is noticed.
                 w.write_all(b": idle\n\n")?;
