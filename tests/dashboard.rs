@@ -3,6 +3,8 @@
 //! text, the actions' same-origin rule; and a real headless Chromium watching a task change
 //! state without a reload (skipped, saying so, where Chromium is not installed).
 
+#[path = "common/cdp.rs"]
+mod cdp;
 mod common;
 use common::TestRepo;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -56,7 +58,23 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, 
     s.read_to_string(&mut all).unwrap();
     let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
     let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, head.to_string(), body.to_string())
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
+    (code, head.to_string(), body)
+}
+
+/// A chunked body's bytes (a big answer comes in chunks).
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
 }
 
 /// An event stream being read: its events one at a time.
@@ -239,7 +257,10 @@ fn a_task_goes_from_running_to_succeeded_on_the_stream_and_two_dashboards_follow
 fn a_run_deleted_while_watched_ends_the_stream_saying_so() {
     let r = finished_run();
     let d = dashboard(&r, &[]);
-    let mut s = Stream::open(d.port, &format!("/events?run=1&token={}", d.token));
+    // A page drawn one event ago: the stream's first update says the watcher is on the run.
+    let before = r.git(&["rev-parse", "refs/parallel/runs/1~1"]);
+    let mut s = Stream::open(d.port, &format!("/events?run=1&tip={before}&token={}", d.token));
+    assert_eq!(s.next().unwrap().0, "update");
     r.git(&["update-ref", "-d", "refs/parallel/runs/1"]);
     let (name, data) = loop {
         let e = s.next().expect("an event before the end");
@@ -332,108 +353,311 @@ fn retry_from_the_page_runs_a_failed_task_again() {
     assert_eq!(r.task_state("1", "flaky")["attempts"], 2);
 }
 
-/// Debian's Chromium, if installed.
-fn chromium() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser"]
-        .iter()
-        .flat_map(|n| std::env::split_paths(&path).map(move |d| d.join(n)))
-        .find(|p| p.is_file())
+/// A headless Chromium (Debian's) on its own profile in the test's scratch folder, or None
+/// (saying so) where it is not installed.
+fn browser(r: &TestRepo, test: &str) -> Option<cdp::Browser> {
+    let Some(exe) = cdp::chromium() else {
+        eprintln!("SKIPPED {test}: chromium is not installed (apt-get install chromium)");
+        return None;
+    };
+    let err = std::fs::File::create(r.scratch("chromium.err")).unwrap();
+    Some(cdp::Browser::launch(r.command(exe), &r.scratch("chromium-profile"), err))
 }
 
-/// A headless Chromium on the page, stopped on drop; its DevTools HTTP endpoint tells the
-/// page's current title.
-struct Browser {
-    child: Child,
-    devtools: u16,
+/// Open `url` in a new tab of `b`; its session. The window gets a mark that only a reload
+/// would wipe out.
+fn open_page(b: &mut cdp::Browser, url: &str, what: &str) -> String {
+    let tab = b.tab();
+    b.call(Some(&tab), "Page.navigate", serde_json::json!({ "url": url }));
+    b.wait_for(&tab, what, 60, "document.readyState === 'complete' && document.title.startsWith('git-parallel run')");
+    b.eval(&tab, "window.notReloaded = true");
+    tab
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn browser(r: &TestRepo, exe: &std::path::Path, url: &str) -> Browser {
-    let profile = r.scratch("chromium-profile");
-    let mut c = r.command(exe);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .arg(url)
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(r.scratch("chromium.err")).unwrap());
-    // Chromium dies with the test, even one killed before it could drop the browser.
-    // SAFETY: prctl(2) only, between fork and exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let child = c.spawn().unwrap();
-    // Chromium writes the port it chose into the profile.
-    let file = profile.join("DevToolsActivePort");
-    common::wait_until("Chromium's DevTools port", 60, || {
-        std::fs::read_to_string(&file).is_ok_and(|s| s.lines().next().is_some_and(|l| l.parse::<u16>().is_ok()))
-    });
-    let devtools = std::fs::read_to_string(&file).unwrap().lines().next().unwrap().parse().unwrap();
-    Browser { child, devtools }
-}
-
-impl Browser {
-    /// Titles of the open pages.
-    fn titles(&self) -> Vec<String> {
-        // Chromium keeps the connection open after its answer: a client that reads the length.
-        let body = ureq::get(format!("http://127.0.0.1:{}/json/list", self.devtools))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["type"] == "page")
-            .map(|p| p["title"].as_str().unwrap_or("").to_string())
-            .collect()
-    }
+/// The state a page's table shows for `task`.
+fn shown(b: &mut cdp::Browser, tab: &str, task: &str) -> serde_json::Value {
+    b.eval(
+        tab,
+        &format!("(document.querySelector('tr[data-task=\"{task}\"]') || {{cells: [0, {{}}]}}).cells[1].textContent"),
+    )
 }
 
 #[test]
-fn a_real_browser_sees_a_task_state_change_without_reloading() {
-    let Some(exe) = chromium() else {
-        eprintln!("SKIPPED a_real_browser_sees_a_task_state_change_without_reloading: chromium is not installed (apt-get install chromium)");
-        return;
+fn a_real_browser_follows_a_live_run_without_reloading() {
+    let r = TestRepo::new();
+    let Some(mut b) = browser(&r, "a_real_browser_follows_a_live_run_without_reloading") else { return };
+    r.use_fake_agent();
+    let go = r.scratch("go");
+    let wait = format!("sh while [ ! -e '{}' ]; do sleep 0.05; done", go.display());
+    // A small live run as the README shows it: done, failed, running, and waiting tasks.
+    r.prompt("api-client", "", "write client.txt c");
+    r.prompt("parser", "", "write parser.txt p");
+    r.prompt("auth", "", &format!("{wait}\nwrite auth.txt a"));
+    r.prompt("migrations", "", "fail 1 tests failed: 3 of 120 (db/migrate_test.py)");
+    r.prompt("search", "", &format!("{wait}\nwrite search.txt s"));
+    r.prompt("docs", "depends_on: [auth]", "write docs.txt d");
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts", "-j", "3", "--retries", "0", "--no-integrate"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut run = c.spawn().unwrap();
+    common::wait_until("two tasks to wait and the others to end", 120, || {
+        r.raw_state("1").is_some_and(|_| {
+            let s = r.run_state("1");
+            let st = |t: &str| s["tasks"].as_array().unwrap().iter().find(|x| x["id"] == t).unwrap()["status"].clone();
+            st("auth") == "running" && st("search") == "running" && st("migrations") == "failed"
+        })
+    });
+    let d = dashboard(&r, &["1"]);
+    let tab = open_page(&mut b, &d.url, "the page to load");
+    assert_eq!(shown(&mut b, &tab, "auth"), "running");
+    // Only the page's script, applying an update from the stream, writes this title.
+    b.wait_for(&tab, "an update", 60, "document.title.includes(': running, ')");
+    // The run's log catches up: the machine as measured with agents running, and nothing
+    // holds new starts back (the one task left waits for its dependency).
+    b.wait_for(
+        &tab,
+        "the governor's reading",
+        60,
+        "document.body.textContent.includes('machine (read at') && document.body.textContent.includes('concurrency: 2 running, at most 3 (-j 3)') && !document.body.textContent.includes('new starts wait')",
+    );
+    b.eval(&tab, "document.querySelector('tr[data-task=\"migrations\"]').click()");
+    b.wait_for(&tab, "the task view", 60, "document.getElementById('log').textContent.includes('tests failed')");
+    // What the README shows (DASHBOARD_SCREENSHOT=docs/dashboard.png to write it there).
+    let shot = b.call(Some(&tab), "Page.captureScreenshot", serde_json::json!({ "format": "png" }));
+    let png =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, shot["data"].as_str().unwrap()).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "{} bytes", png.len());
+    if let Some(path) = std::env::var_os("DASHBOARD_SCREENSHOT") {
+        std::fs::write(path, &png).unwrap();
+    }
+    std::fs::write(&go, "").unwrap();
+    b.wait_for(&tab, "the run's end on the page", 120, "document.title === 'git-parallel run 1: failed, 6/6 done'");
+    assert_eq!(shown(&mut b, &tab, "auth"), "succeeded");
+    assert_eq!(shown(&mut b, &tab, "docs"), "succeeded");
+    assert_eq!(b.eval(&tab, "window.notReloaded === true"), true, "the page was reloaded");
+    assert!(!run.wait().unwrap().success());
+}
+
+#[test]
+fn a_real_browser_keeps_a_big_runs_running_filter_current() {
+    use git_parallel::store::runs::TaskStatus;
+    let r = TestRepo::new();
+    let Some(mut b) = browser(&r, "a_real_browser_keeps_a_big_runs_running_filter_current") else { return };
+    let mut log = made_run(&r, 150, 0, 3);
+    let d = dashboard(&r, &["1"]);
+    let tab = open_page(&mut b, &format!("{}&run=1&state=running", d.url), "the page to load");
+    let rows = "JSON.stringify([...document.querySelectorAll('#paged tr[data-task]')].map(r => r.dataset.task))";
+    assert_eq!(b.eval(&tab, rows), r#"["t147","t148","t149"]"#);
+    log.append(ended("t148", TaskStatus::Succeeded), &[]).unwrap();
+    // The page fetches its rows again: the task that ended leaves the running ones.
+    b.wait_for(&tab, "the rows to follow", 60, &format!("{rows} === '[\"t147\",\"t149\"]'"));
+    assert_eq!(b.eval(&tab, "document.querySelector('#paged').textContent.includes('running 2')"), true);
+    assert_eq!(b.eval(&tab, "window.notReloaded === true"), true, "the page was reloaded");
+}
+
+/// A run of `n` planned tasks written straight into the run's log (no agent runs): the last
+/// `running` started and not ended, the `failed` before them failed, the rest succeeded.
+/// Returns the log, to write more events as a live run would.
+fn made_run(r: &TestRepo, n: usize, failed: usize, running: usize) -> git_parallel::store::runs::RunLog {
+    use git_parallel::store::runs::*;
+    for i in 0..n {
+        r.write(&format!("prompts/t{i}.md"), &format!("---\nfiles: [t{i}.txt]\n---\nTask {i}\n"));
+    }
+    r.commit("prompts");
+    r.gp(&["plan", "prompts", "-j", "8"]).ok();
+    let repo = r.open();
+    let plan_id = r.git(&["for-each-ref", "--format=%(refname:lstrip=3)", "refs/parallel/plans/"]);
+    let plan = git_parallel::store::plans::load(&repo, &plan_id).unwrap();
+    let tasks = plan.tasks.iter().map(|t| (t.id.clone(), t.kind)).collect();
+    let base = r.git(&["rev-parse", "HEAD"]);
+    let planned =
+        Event::Planned { plan: plan.id.clone(), base, agent: "fake".into(), workers: 8, tasks, sandbox: false };
+    let mut log = RunLog::create(&repo, planned).unwrap();
+    for i in 0..n {
+        let task = format!("t{i}");
+        let started = Event::Started {
+            task: task.clone(),
+            attempt: 1,
+            worktree: String::new(),
+            branch: format!("parallel/1/{task}"),
+            start_commit: "0".repeat(40),
+            agent: None,
+        };
+        log.append(started, &[]).unwrap();
+        if i < n - running {
+            log.append(
+                ended(&task, if i < n - running - failed { TaskStatus::Succeeded } else { TaskStatus::Failed }),
+                &[],
+            )
+            .unwrap();
+        }
+    }
+    log
+}
+
+fn ended(task: &str, status: git_parallel::store::runs::TaskStatus) -> git_parallel::store::runs::Event {
+    git_parallel::store::runs::Event::Finished {
+        task: task.into(),
+        status,
+        commit: None,
+        reason: None,
+        exit_code: Some(0),
+        metrics: Default::default(),
+        files_changed: vec![],
+        wall_ms: 1000,
+    }
+}
+
+/// The task ids of a page's table rows, in order.
+fn row_ids(html: &str) -> Vec<String> {
+    html.split("<tr data-part=\"row\" data-task=\"").skip(1).map(|r| r[..r.find('"').unwrap()].to_string()).collect()
+}
+
+#[test]
+fn a_big_run_is_drawn_a_page_at_a_time_with_what_needs_a_look_first() {
+    use git_parallel::store::runs::TaskStatus;
+    let r = TestRepo::new();
+    // 350 tasks: 340 succeeded, 5 failed (t340-t344), 5 running (t345-t349).
+    let mut log = made_run(&r, 350, 5, 5);
+    let d = dashboard(&r, &["1"]);
+    let get = |q: &str| {
+        let (code, _, body) = http(d.port, "GET", &format!("/?run=1&{q}&token={}", d.token), &[]);
+        assert_eq!(code, 200, "{body}");
+        body
     };
+    let page = get("");
+    let ids = row_ids(&page);
+    assert_eq!(ids.len(), 100, "{page}");
+    // Running first, then failed, then the rest, each in natural order.
+    let want: Vec<String> = (345..350).chain(340..345).chain(0..90).map(|i| format!("t{i}")).collect();
+    assert_eq!(ids, want);
+    assert!(page.contains(">running 5</a>") && page.contains(">failed 5</a>") && page.contains(">succeeded 340</a>"));
+    assert!(page.contains("tasks 1-100 of 350") && page.contains("page 1 of 4"), "{page}");
+    // The timeline draws the page's tasks, and the dependencies are summarised by wave.
+    assert_eq!(page.matches("<g data-part=\"bars\"").count(), 100);
+    assert_eq!(page.matches("data-part=\"node\"").count(), 0);
+    assert!(page.contains("data-part=\"waves\"") && page.contains("5 running"), "{page}");
+
+    let failed = get("state=failed");
+    assert_eq!(row_ids(&failed), (340..345).map(|i| format!("t{i}")).collect::<Vec<_>>());
+    assert!(failed.contains("<b>failed 5</b>"), "{failed}");
+    let last = get("page=4");
+    assert_eq!(row_ids(&last), (240..340).map(|i| format!("t{i}")).collect::<Vec<_>>()[50..].to_vec());
+    assert!(last.contains("previous page") && !last.contains("next page"), "{last}");
+    // Every task on one page, as the report draws it.
+    let all = get("view=all");
+    assert_eq!(row_ids(&all).len(), 350);
+    assert_eq!(all.matches("data-part=\"node\"").count(), 350);
+    assert!(page.len() * 3 < all.len(), "paged {} bytes, whole {} bytes", page.len(), all.len());
+
+    // A running task ends: the update says tasks moved, with the waves; the rows the page
+    // fetches again show the running ones left.
+    let tip = page.split("data-tip=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let mut s = Stream::open(d.port, &format!("/events?run=1&tip={tip}&token={}", d.token));
+    log.append(ended("t347", TaskStatus::Succeeded), &[]).unwrap();
+    s.until("t347 to end", |_, u| {
+        if u["tasks"]["t347"] != "succeeded" {
+            return false;
+        }
+        assert_eq!(u["moved"], true, "{u}");
+        let parts = u["parts"].as_array().unwrap();
+        assert!(parts.iter().any(|p| p[0] == "waves" && p[2].as_str().unwrap().contains("4 running")), "{u}");
+        assert!(!parts.iter().any(|p| p[0] == "node"), "{u}");
+        true
+    });
+    let (code, head, rows) = http(d.port, "GET", &format!("/rows?run=1&state=running&token={}", d.token), &[]);
+    assert_eq!(code, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(rows.starts_with("<div id=\"paged\" data-state=\"running\""), "{rows}");
+    assert_eq!(row_ids(&rows), ["t345", "t346", "t348", "t349"]);
+}
+
+#[test]
+fn the_governor_and_rate_limits_are_in_the_run_log_and_on_the_page() {
     let r = TestRepo::new();
     r.use_fake_agent();
     let go = r.scratch("go");
-    r.prompt("slow", "", &format!("sh while [ ! -e '{}' ]; do sleep 0.05; done\nwrite s.txt s", go.display()));
+    let counter = r.scratch("api-calls");
+    // `limited` meets a rate limit once, then runs until `go`; `next` waits for it under -j 1.
+    r.prompt(
+        "limited",
+        "",
+        &format!(
+            "transient 1 {} 429\nsh while [ ! -e '{}' ]; do sleep 0.05; done\nwrite l.txt l",
+            counter.display(),
+            go.display()
+        ),
+    );
+    r.prompt("next", "", "write n.txt n");
     r.commit("prompts");
+    let started = std::time::Instant::now();
     let mut c = r.command(common::bin());
-    c.args(["run", "prompts", "--no-integrate"]).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["run", "prompts", "-j", "1", "--retries", "2", "--no-integrate"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut run = c.spawn().unwrap();
-    common::wait_until("the task to run", 60, || {
-        r.raw_state("1").is_some_and(|_| r.task_state("1", "slow")["status"] == "running")
+    common::wait_until("the rate limit and a held start to be recorded", 60, || {
+        r.raw_state("1").is_some_and(|_| {
+            let s = r.run_state("1");
+            s["rate_limits"]["custom"]["hits"] == 1
+                && s["limit"].is_string()
+                && s["governor"]["cpus"].is_u64()
+                && r.task_state("1", "limited")["status"] == "running"
+        })
     });
+    // In the run's log, so in `status --json`: the machine, the ceiling and what holds.
+    let s = r.run_state("1");
+    let g = &s["governor"];
+    assert!(g["cpus"].as_u64().unwrap() >= 1 && g["memory_total"].as_u64().unwrap() > 0, "{s}");
+    assert!(g["memory_used"].as_u64().unwrap() <= g["memory_total"].as_u64().unwrap(), "{s}");
+    assert_eq!((g["ceiling"].as_u64(), g["ceiling_reason"].as_str()), (Some(1), Some("-j 1")), "{s}");
+    let rl = &s["rate_limits"]["custom"];
+    assert_eq!((rl["task"].as_str(), rl["limit"].as_u64()), (Some("limited"), Some(1)), "{s}");
+    assert!(rl["until"].as_f64().unwrap() >= rl["at"].as_f64().unwrap(), "{s}");
+    let limit = s["limit"].as_str().unwrap().to_string();
+    // `status` says the same in words (the page's lines).
+    let text = r.gp(&["status", "1"]).ok().stdout.clone();
+    assert!(text.contains(&format!("concurrency: 1 running, at most 1 (-j 1); new starts wait: {limit}")), "{text}");
+    assert!(text.contains("machine (read at ") && text.contains("rate limits: custom: 1 rate limit"), "{text}");
+
+    // On the page, and in the live updates' headline.
     let d = dashboard(&r, &["1"]);
-    let b = browser(&r, &exe, &d.url);
-    // The page as served, with the task running.
-    common::wait_until("the page to load", 60, || b.titles().iter().any(|t| t.starts_with("git-parallel run 1")));
-    std::fs::write(&go, "").unwrap();
-    // Only the page's script, applying an update from the stream, writes this title.
-    common::wait_until("the page to show the task done", 120, || {
-        b.titles().iter().any(|t| t == "git-parallel run 1: succeeded, 1/1 done")
+    let (_, _, page) = http(d.port, "GET", &format!("/?token={}", d.token), &[]);
+    let held = format!("concurrency: 1 running, at most 1 (-j 1); new starts wait: {}", escape(&limit));
+    assert!(page.contains(&held), "{held}\n{page}");
+    let cores = g["cpu_percent"].as_f64().unwrap() / 100.0 * g["cpus"].as_f64().unwrap();
+    let machine = format!("): CPU demand {cores:.1} cores on {} CPUs", g["cpus"]);
+    assert!(page.contains("<p>machine (read at "), "{page}");
+    assert!(page.contains(&machine), "{machine}\n{page}");
+    assert!(page.contains("rate limits: custom: 1 rate limit (the last at "), "{page}");
+    assert!(page.contains(", task limited): at most 1 at once since, new starts paused until "), "{page}");
+    let mut stream = Stream::open(d.port, &format!("/events?run=1&token={}", d.token));
+    stream.until("an update", |name, u| {
+        if name != "update" {
+            return false;
+        }
+        let head = u["head"].as_str().unwrap();
+        assert!(head.contains("machine (read at ") && head.contains("rate limits: custom: 1 rate limit"), "{head}");
+        true
     });
+    drop(stream);
+
+    std::fs::write(&go, "").unwrap();
     assert!(run.wait().unwrap().success());
+    let secs = started.elapsed().as_secs();
+    // Readings are recorded sparingly: the first once an agent was measured, then at most one
+    // per 15 s.
+    let log = r.git(&["log", "--format=%s", "refs/parallel/runs/1"]);
+    let readings = log.lines().filter(|l| l.starts_with("governor: ")).count();
+    assert!(readings >= 1 && readings as u64 <= 1 + secs / 15, "{readings} readings in {secs} s:\n{log}");
+    // Once the run ended: its rate limits still, no live concurrency.
+    let (_, _, page) = http(d.port, "GET", &format!("/?token={}", d.token), &[]);
+    assert!(page.contains("rate limits: custom: 1 rate limit") && !page.contains("concurrency:"), "{page}");
+}
+
+/// Text as the page escapes it (`ui::report::escape`).
+fn escape(s: &str) -> String {
+    git_parallel::ui::report::escape(s)
 }

@@ -290,3 +290,43 @@ fn writers_beside_each_other_all_record_and_nothing_is_lost() {
     assert_eq!(running, 16 * 25, "every writer's every event is in the log");
     assert_eq!(runs::events(&repo, "1").unwrap().len(), 1 + 16 * 25);
 }
+
+#[test]
+fn a_state_read_from_an_earlier_one_equals_the_state_read_in_full() {
+    // A watcher's step: from the state at one tip, what changed by the next (one task, a run
+    // event, several tasks at once) is read, and the result is the state read afresh.
+    let r = TestRepo::new();
+    let repo = r.open();
+    let mut log = RunLog::create(&repo, planned(600)).unwrap();
+    let tip = || runs::tip(&repo, "1").unwrap().unwrap();
+    let (mut prev_tip, mut prev) = (tip(), runs::load(&repo, "1").unwrap());
+    let steps: Vec<Vec<Event>> = vec![
+        vec![started("t7")],
+        vec![finished("t7")],
+        vec![Event::Limited { running: 1, reason: "CPU".into() }],
+        vec![
+            started("t1"),
+            started("t300"),
+            finished("t1"),
+            Event::Skipped { task: "t599".into(), reason: "x".into() },
+        ],
+        vec![Event::Reset { tasks: vec!["t1".into(), "t7".into()] }],
+    ];
+    for events in steps {
+        for e in events {
+            log.append(e, &[]).unwrap();
+        }
+        let now = tip();
+        let stepped = runs::load_since(&repo, "1", &prev, prev_tip, now).unwrap();
+        let fresh = runs::load_at(&repo, "1", now).unwrap();
+        assert_eq!(stepped, fresh);
+        (prev_tip, prev) = (now, stepped);
+    }
+    assert_eq!(prev.task("t300").unwrap().status, TaskStatus::Running);
+    assert_eq!(prev.task("t7").unwrap().status, TaskStatus::Pending);
+    // From a state of another run's shape (fewer tasks): read in full, the same.
+    let small = RunLog::create(&repo, planned(3)).unwrap();
+    let other = runs::load(&repo, &small.id).unwrap();
+    let other_tip = runs::tip(&repo, &small.id).unwrap().unwrap();
+    assert_eq!(runs::load_since(&repo, "1", &other, other_tip, prev_tip).unwrap(), prev);
+}

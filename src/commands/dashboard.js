@@ -40,13 +40,40 @@ async function show(id) {
   $("retry").hidden = false;
 }
 
+// A big run's page shows one page of its tasks (#paged): when tasks move between states, that
+// page is fetched again (at most every two seconds), so a filter such as "running" keeps
+// showing the tasks in that state.
+let refetching = null;
+function refetch() {
+  const p = $("paged");
+  if (!p || refetching) return;
+  refetching = setTimeout(async () => {
+    try {
+      const q = new URLSearchParams({ run: run, page: p.dataset.page });
+      if (p.dataset.state) q.set("state", p.dataset.state);
+      const r = await fetch("/rows?" + q.toString());
+      if (r.ok) {
+        const holder = document.createElement("div");
+        holder.innerHTML = await r.text();
+        const fresh = holder.querySelector("#paged");
+        if (fresh && $("paged")) $("paged").replaceWith(fresh);
+        mark();
+      }
+    } finally {
+      // A failed fetch (the dashboard stopped) must not stop the next one.
+      refetching = null;
+    }
+  }, 2000);
+}
+
 async function act(what, extra) {
   const r = await fetch("/" + what + "?run=" + encodeURIComponent(run) + (extra || ""), { method: "POST" });
   $("msg").textContent = await r.text();
 }
 
 if (run !== undefined) {
-  const es = new EventSource("/events?run=" + encodeURIComponent(run) + "&tip=" + B.dataset.tip);
+  const view = B.dataset.view === "all" ? "&view=all" : "";
+  const es = new EventSource("/events?run=" + encodeURIComponent(run) + "&tip=" + B.dataset.tip + view);
   es.addEventListener("update", (e) => {
     const u = JSON.parse(e.data);
     B.dataset.tip = u.tip;
@@ -58,6 +85,7 @@ if (run !== undefined) {
     const plot = document.querySelector('[data-part="plot"]');
     if (plot) plot.setAttribute("transform", u.transform);
     for (const [kind, id, html] of u.parts) put(kind, id, html);
+    if (u.moved) refetch();
     if (selected !== null && Object.prototype.hasOwnProperty.call(u.tasks, selected)) show(selected);
   });
   es.addEventListener("gone", (e) => {
@@ -65,7 +93,8 @@ if (run !== undefined) {
     es.close();
   });
   es.addEventListener("reload", () => location.reload());
-  $("tasks").addEventListener("click", (e) => {
+  // On the body: a big run's table is drawn anew as its tasks move.
+  B.addEventListener("click", (e) => {
     const tr = e.target.closest("tr[data-task]");
     if (tr) show(tr.dataset.task);
   });

@@ -10,9 +10,10 @@
 use super::Context;
 use crate::cli::DashboardArgs;
 use crate::error::{failed, usage};
+use crate::plan::Plan;
 use crate::repo::Repo;
 use crate::store::plans;
-use crate::store::runs::{self, RunState, RunStatus, TaskStatus};
+use crate::store::runs::{self, RunState, RunStatus, TaskState, TaskStatus};
 use crate::ui::{self, report};
 use anyhow::Result;
 use std::collections::HashMap;
@@ -36,11 +37,69 @@ struct Shared {
     repo: gix::ThreadSafeRepository,
     workdir: std::path::PathBuf,
     common_dir: std::path::PathBuf,
+    cache: std::sync::Mutex<Cache>,
+    /// Held while a state or plan is read: a page asked for while the run is being read (at
+    /// start, or by a stream) waits for that reading instead of making a second beside it.
+    reading: std::sync::Mutex<()>,
+}
+
+/// States and plans already read. A run's state at a given tip and a plan never change, and
+/// reading a big run's costs most of its page's time (docs/benchmarks.md): a page, the rows
+/// it fetches again and every stream following the run share one reading.
+#[derive(Default)]
+struct Cache {
+    plans: HashMap<String, Arc<Plan>>,
+    /// Per run, its state at the tip last read.
+    states: HashMap<String, (gix::ObjectId, Arc<RunState>)>,
 }
 
 impl Shared {
     fn repo(&self) -> Repo {
         Repo { gix: self.repo.to_thread_local(), workdir: self.workdir.clone(), common_dir: self.common_dir.clone() }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `run`'s state at `tip`.
+    fn state_at(&self, repo: &Repo, run: &str, tip: gix::ObjectId) -> Result<Arc<RunState>> {
+        let cached = || self.cache().states.get(run).filter(|(t, _)| *t == tip).map(|(_, s)| s.clone());
+        if let Some(s) = cached() {
+            return Ok(s);
+        }
+        let _reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cached() {
+            return Ok(s);
+        }
+        // From the state last read, what changed since (a live run's next tip).
+        let last = self.cache().states.get(run).cloned();
+        let s = Arc::new(match last {
+            Some((t, prev)) => runs::load_since(repo, run, &prev, t, tip)?,
+            None => runs::load_at(repo, run, tip)?,
+        });
+        self.cache().states.insert(run.to_string(), (tip, s.clone()));
+        Ok(s)
+    }
+
+    /// Run `run`'s state now.
+    fn state(&self, repo: &Repo, run: &str) -> Result<Arc<RunState>> {
+        let tip = runs::tip(repo, run)?.ok_or_else(|| usage(format!("no run `{run}`")))?;
+        self.state_at(repo, run, tip)
+    }
+
+    fn plan(&self, repo: &Repo, id: &str) -> Result<Arc<Plan>> {
+        let cached = || self.cache().plans.get(id).cloned();
+        if let Some(p) = cached() {
+            return Ok(p);
+        }
+        let _reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cached() {
+            return Ok(p);
+        }
+        let p = Arc::new(plans::load(repo, id)?);
+        self.cache().plans.insert(id.to_string(), p.clone());
+        Ok(p)
     }
 }
 
@@ -78,7 +137,17 @@ pub fn run(ctx: &Context, args: DashboardArgs) -> Result<i32> {
         repo: ctx.repo.gix.clone().into_sync(),
         workdir: ctx.repo.workdir.clone(),
         common_dir: ctx.repo.common_dir.clone(),
+        cache: Default::default(),
+        reading: Default::default(),
     });
+    if let Some(run) = shared.run.clone() {
+        // Read the run while nobody waits yet: a big run's first page then comes from memory.
+        let sh = shared.clone();
+        std::thread::spawn(move || {
+            let repo = sh.repo();
+            let _ = sh.state(&repo, &run).and_then(|s| sh.plan(&repo, &s.plan));
+        });
+    }
     for req in server.incoming_requests() {
         let sh = shared.clone();
         std::thread::spawn(move || handle(&sh, req));
@@ -154,7 +223,7 @@ fn handle(sh: &Shared, req: Request) {
                     .build()
                     .to_string()
             });
-            match page(&repo, run.as_deref()) {
+            match page(sh, &repo, run.as_deref(), &View::of(&q)) {
                 Ok((body, nonce)) => {
                     let mut r = Response::from_string(body)
                         .with_status_code(200)
@@ -174,9 +243,28 @@ fn handle(sh: &Shared, req: Request) {
             let tip = q.get("tip").cloned();
             let writer = sse_start(req);
             let _ = match run {
-                Some(run) => watch_run(&repo, &run, tip.as_deref(), writer),
+                Some(run) => watch_run(sh, &repo, &run, tip.as_deref(), View::of(&q).all, writer),
                 None => watch_runs(&repo, writer),
             };
+        }
+        (Method::Get, "/rows") => {
+            // The paged part of a big run's page, as the page asks for it again.
+            let answer = match run.as_deref() {
+                Some(run) => rows(sh, &repo, run, &View::of(&q)),
+                None => Err(usage("rows need run=")),
+            };
+            match answer {
+                Ok(html) => {
+                    let mut r = Response::from_string(html)
+                        .with_status_code(200)
+                        .with_header(header("Content-Type", "text/html; charset=utf-8"));
+                    for h in common_headers("-") {
+                        r.add_header(h);
+                    }
+                    let _ = req.respond(r);
+                }
+                Err(e) => text(req, 404, format!("{e:#}\n")),
+            }
         }
         (Method::Get, "/task") => {
             let answer = match (run.as_deref(), q.get("task")) {
@@ -222,22 +310,177 @@ const STYLE: &str = "tr[data-task]{cursor:pointer}tr.sel{outline:2px solid #1565
 /// The page's script: follow the run's events and swap in the markup they carry.
 const SCRIPT: &str = include_str!("dashboard.js");
 
+/// Above this many tasks a run's page is drawn a page of rows at a time (the timeline of those
+/// rows only), and its dependencies by wave: the whole page of 10,000 tasks is 6 MB that a
+/// browser takes seconds to lay out (docs/benchmarks.md).
+const PAGED: usize = 100;
+/// Rows on one page of a big run's table.
+const PAGE_ROWS: usize = 100;
+/// Above this many tasks the dependencies are drawn by wave, not one box per task.
+const DAG_NODES: usize = 300;
+
+/// Which tasks a big run's page shows: those in one state (None: every task, those that need
+/// attention first), one page of them; or (`all`) every task as the report draws them.
+#[derive(Debug, Clone, Default)]
+struct View {
+    state: Option<TaskStatus>,
+    page: usize,
+    all: bool,
+}
+
+impl View {
+    fn of(q: &HashMap<String, String>) -> View {
+        View {
+            state: q.get("state").and_then(|w| STATES.iter().copied().find(|s| s.as_str() == w)),
+            page: q.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1),
+            all: q.get("view").is_some_and(|v| v == "all"),
+        }
+    }
+
+    /// The query that shows this view of `run` (on page `page`).
+    fn query(&self, run: &str, page: usize) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("run", run);
+        if let Some(st) = self.state {
+            q.append_pair("state", st.as_str());
+        }
+        if page > 1 {
+            q.append_pair("page", &page.to_string());
+        }
+        q.finish()
+    }
+}
+
+/// Task states in the order a big run's table lists them: what needs a look first.
+const STATES: [TaskStatus; 9] = [
+    TaskStatus::Running,
+    TaskStatus::Failed,
+    TaskStatus::TimedOut,
+    TaskStatus::Interrupted,
+    TaskStatus::Cancelled,
+    TaskStatus::Pending,
+    TaskStatus::Skipped,
+    TaskStatus::NoChanges,
+    TaskStatus::Succeeded,
+];
+
+fn attention(st: TaskStatus) -> usize {
+    STATES.iter().position(|s| *s == st).unwrap_or(STATES.len())
+}
+
+/// A big run's tasks as `view` shows them: filtered, in attention order then natural order;
+/// the page's slice, the page (clamped) and the number of pages.
+fn select<'a>(s: &'a RunState, view: &View) -> (Vec<&'a TaskState>, usize, usize) {
+    let mut v: Vec<&TaskState> = s.tasks.iter().filter(|t| view.state.is_none_or(|st| t.status == st)).collect();
+    v.sort_by_cached_key(|t| (attention(t.status), report::natural_key(&t.id)));
+    let pages = v.len().div_ceil(PAGE_ROWS).max(1);
+    let page = view.page.min(pages);
+    let rows = v.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).collect();
+    (rows, page, pages)
+}
+
+/// The paged part of a big run's page: the state filters and pages, one page of the table,
+/// and the timeline of that page's tasks (the report's own fragments).
+fn paged(s: &RunState, view: &View) -> String {
+    let esc = report::escape;
+    let (tasks, page, pages) = select(s, view);
+    let link = |label: String, st: Option<TaskStatus>, on: bool| {
+        let q = View { state: st, page: 1, all: false }.query(&s.id, 1);
+        if on {
+            format!("<b>{label}</b>")
+        } else {
+            format!("<a href=\"/?{}\">{label}</a>", esc(&q))
+        }
+    };
+    let mut filters = vec![link(format!("all {}", s.tasks.len()), None, view.state.is_none())];
+    for st in STATES {
+        let n = s.tasks.iter().filter(|t| t.status == st).count();
+        if n > 0 || view.state == Some(st) {
+            filters.push(link(format!("{} {n}", st.as_str()), Some(st), view.state == Some(st)));
+        }
+    }
+    let first = (page - 1) * PAGE_ROWS;
+    let mut nav = format!("tasks {}-{} of {}", first + tasks.len().min(1), first + tasks.len(), {
+        s.tasks.iter().filter(|t| view.state.is_none_or(|st| t.status == st)).count()
+    });
+    if page > 1 {
+        nav.push_str(&format!(" &middot; <a href=\"/?{}\">previous page</a>", esc(&view.query(&s.id, page - 1))));
+    }
+    if page < pages {
+        nav.push_str(&format!(" &middot; <a href=\"/?{}\">next page</a>", esc(&view.query(&s.id, page + 1))));
+    }
+    nav.push_str(&format!(
+        " &middot; page {page} of {pages} &middot; <a href=\"/?run={}&amp;view=all\">every task on one page</a> (slow past a few thousand)",
+        esc(&s.id)
+    ));
+    format!(
+        "<div id=\"paged\" data-state=\"{}\" data-page=\"{page}\">\n<p>{}</p>\n<p>{nav}</p>\n{}\n<h2>Timeline</h2>\n<p>The tasks of the table above. {}{}</p>\n{}\n</div>\n",
+        view.state.map(|s| s.as_str()).unwrap_or(""),
+        filters.join(" &middot; "),
+        report::table_of(&tasks, &s.agent),
+        report::legend(),
+        report::FADED,
+        report::gantt_of(s, &tasks),
+    )
+}
+
+/// The paged part of a run's page, drawn again at the run's tip (the page asks for it when
+/// tasks moved between states).
+fn rows(sh: &Shared, repo: &Repo, run: &str, view: &View) -> Result<String> {
+    let id = runs::resolve(repo, Some(run))?;
+    Ok(paged(&*sh.state(repo, &id)?, view))
+}
+
+/// Whether `s` is drawn a page at a time.
+fn is_paged(s: &RunState) -> bool {
+    s.tasks.len() > PAGED
+}
+
+/// A run's page body: as the report draws it for a small run (or `view=all`); for a big one,
+/// the headline, one page of the table and its timeline, and the dependencies by wave.
+fn run_body(s: &RunState, plan: &Plan, view: &View) -> String {
+    if view.all || !is_paged(s) {
+        return report::body(s, plan);
+    }
+    format!(
+        "<h1>git-parallel run {}</h1>\n{}\n{}{}<h2>Dependencies</h2>\n{}\n",
+        report::escape(&s.id),
+        report::headline(s),
+        paged(s, view),
+        report::compared(s),
+        if s.tasks.len() > DAG_NODES {
+            format!(
+                "<p>{} tasks in {} waves: each wave's tasks by state.</p>\n{}",
+                s.tasks.len(),
+                plan.schedule.waves.len(),
+                report::waves(s, plan)
+            )
+        } else {
+            report::dag(s, plan)
+        }
+    )
+}
+
 /// The page for `run` (with the nonce its script runs under), or the list of every run.
-fn page(repo: &Repo, run: Option<&str>) -> Result<(String, String)> {
+fn page(sh: &Shared, repo: &Repo, run: Option<&str>, view: &View) -> Result<(String, String)> {
     let nonce = format!("{:032x}", rand::random::<u128>());
     let esc = report::escape;
     let (title, data, body) = match run {
         Some(id) => {
             let id = runs::resolve(repo, Some(id))?;
             let tip = runs::tip(repo, &id)?.ok_or_else(|| usage(format!("no run `{id}`")))?;
-            let s = runs::load_at(repo, &id, tip)?;
-            let plan = plans::load(repo, &s.plan)?;
+            let s = sh.state_at(repo, &id, tip)?;
+            let plan = sh.plan(repo, &s.plan)?;
             (
                 format!("git-parallel run {}", esc(&id)),
-                format!(" data-run=\"{}\" data-tip=\"{tip}\"", esc(&id)),
+                format!(
+                    " data-run=\"{}\" data-tip=\"{tip}\"{}",
+                    esc(&id),
+                    if view.all { " data-view=\"all\"" } else { "" }
+                ),
                 format!(
                     "<p><a href=\"/\">every run</a> &middot; <button id=\"cancel\">cancel the run</button> <span id=\"msg\"></span></p>\n{}<h2>Task <span id=\"sel\"></span></h2>\n<p>Click a task in the table to see its transcript and check output. <button id=\"retry\" hidden>retry this task</button></p>\n<pre id=\"log\"></pre>\n",
-                    report::body(&s, &plan)
+                    run_body(&s, &plan, view)
                 ),
             )
         }
@@ -335,20 +578,43 @@ fn send(w: &mut dyn Write, event: &str, data: &serde_json::Value) -> std::io::Re
 fn task_parts(s: &RunState, i: usize, dag: &HashMap<String, (f64, f64)>, out: &mut Vec<serde_json::Value>) {
     let t = &s.tasks[i];
     out.push(serde_json::json!(["row", t.id, report::table_row(t, &s.agent)]));
-    out.push(serde_json::json!(["bars", t.id, report::gantt_bars(s, i, t)]));
+    out.push(serde_json::json!(["bars", t.id, report::gantt_bars(s, t)]));
     if let Some(p) = dag.get(&t.id) {
         out.push(serde_json::json!(["node", t.id, report::dag_node(&t.id, t.status, *p)]));
     }
 }
 
+/// How a watcher draws what changed for the page it feeds.
+struct Drawing {
+    /// Where each task's DAG node is (empty: the page draws no node per task).
+    dag: HashMap<String, (f64, f64)>,
+    /// The plan, when the page draws the dependencies by wave.
+    waves: Option<Arc<Plan>>,
+}
+
+impl Drawing {
+    fn new(sh: &Shared, repo: &Repo, s: &RunState, all: bool) -> Drawing {
+        let plan = sh.plan(repo, &s.plan).ok();
+        match plan {
+            Some(p) if !all && s.tasks.len() > DAG_NODES => Drawing { dag: HashMap::new(), waves: Some(p) },
+            Some(p) => Drawing { dag: report::dag_positions(&p), waves: None },
+            None => Drawing { dag: HashMap::new(), waves: None },
+        }
+    }
+}
+
 /// An update: the run's headline and axis, and the tasks in `changed` (their state and
-/// markup).
-fn update(s: &RunState, tip: &str, changed: &[usize], dag: &HashMap<String, (f64, f64)>) -> serde_json::Value {
+/// markup); `moved`: some task changed state (a big run's page then fetches its rows again);
+/// `waves`: with the dependencies by wave (a big run's, when tasks moved).
+fn update(s: &RunState, tip: &str, changed: &[usize], moved: bool, waves: bool, draw: &Drawing) -> serde_json::Value {
     let mut parts = Vec::new();
     let mut states = serde_json::Map::new();
     for &i in changed {
-        task_parts(s, i, dag, &mut parts);
+        task_parts(s, i, &draw.dag, &mut parts);
         states.insert(s.tasks[i].id.clone(), s.tasks[i].status.as_str().into());
+    }
+    if let Some(plan) = draw.waves.as_ref().filter(|_| waves) {
+        parts.push(serde_json::json!(["waves", null, report::waves(s, plan)]));
     }
     serde_json::json!({
         "tip": tip,
@@ -357,6 +623,7 @@ fn update(s: &RunState, tip: &str, changed: &[usize], dag: &HashMap<String, (f64
         "head": report::headline(s),
         "axis": report::gantt_axis(s),
         "transform": report::gantt_transform(s),
+        "moved": moved,
         "tasks": states,
         "parts": parts,
     })
@@ -364,16 +631,24 @@ fn update(s: &RunState, tip: &str, changed: &[usize], dag: &HashMap<String, (f64
 
 /// Follow one run: every change of its tip becomes an update with the tasks that changed
 /// since `since` (the tip the page was drawn at); a deleted run ends the stream saying so.
-fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write + Send>) -> std::io::Result<()> {
+/// `all`: the page draws every task (`view=all`).
+fn watch_run(
+    sh: &Shared,
+    repo: &Repo,
+    run: &str,
+    since: Option<&str>,
+    all: bool,
+    mut w: Box<dyn Write + Send>,
+) -> std::io::Result<()> {
     let start = since.and_then(|t| gix::ObjectId::from_hex(t.as_bytes()).ok());
     let current = match runs::tip(repo, run) {
         Ok(Some(t)) => t,
         _ => return send(&mut w, "gone", &serde_json::json!({"message": format!("run {run} no longer exists")})),
     };
     // The page's own state, or (a tip we cannot read) the current one and a reload.
-    let (mut tip, mut prev) = match start.and_then(|t| runs::load_at(repo, run, t).ok().map(|s| (t, s))) {
+    let (mut tip, mut prev) = match start.and_then(|t| sh.state_at(repo, run, t).ok().map(|s| (t, s))) {
         Some(x) => x,
-        None => match runs::load_at(repo, run, current) {
+        None => match sh.state_at(repo, run, current) {
             Ok(s) => {
                 if since.is_some() {
                     send(&mut w, "reload", &serde_json::json!({}))?;
@@ -383,8 +658,19 @@ fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write +
             Err(e) => return send(&mut w, "gone", &serde_json::json!({"message": format!("run {run}: {e:#}")})),
         },
     };
-    let dag = plans::load(repo, &prev.plan).map(|p| report::dag_positions(&p)).unwrap_or_default();
+    let draw = Drawing::new(sh, repo, &prev, all);
     let mut last = Instant::now() - TICK;
+    // The waves of a big run go out when tasks moved, at most once a tick (a run of many
+    // waves has a table of 50 rows, and tasks may end several times a second).
+    let (mut waves_due, mut waves_sent) = (false, Instant::now() - TICK);
+    let mut waves_now = |moved: bool| {
+        waves_due |= moved;
+        let now = waves_due && waves_sent.elapsed() >= TICK;
+        if now {
+            (waves_due, waves_sent) = (false, Instant::now());
+        }
+        now
+    };
     loop {
         let now_tip = match runs::tip(repo, run) {
             Ok(t) => t,
@@ -402,24 +688,30 @@ fn watch_run(repo: &Repo, run: &str, since: Option<&str>, mut w: Box<dyn Write +
             );
         };
         if now_tip != tip {
-            if let Ok(cur) = runs::load_at(repo, run, now_tip) {
-                let changed: Vec<usize> = if cur.tasks.len() != prev.tasks.len() {
-                    (0..cur.tasks.len()).collect()
+            if let Ok(cur) = sh.state_at(repo, run, now_tip) {
+                let (changed, moved): (Vec<usize>, bool) = if cur.tasks.len() != prev.tasks.len() {
+                    ((0..cur.tasks.len()).collect(), true)
                 } else {
-                    (0..cur.tasks.len())
-                        .filter(|&i| cur.tasks[i] != prev.tasks[i] || cur.tasks[i].status == TaskStatus::Running)
-                        .collect()
+                    (
+                        (0..cur.tasks.len())
+                            .filter(|&i| cur.tasks[i] != prev.tasks[i] || cur.tasks[i].status == TaskStatus::Running)
+                            .collect(),
+                        (0..cur.tasks.len()).any(|i| cur.tasks[i].status != prev.tasks[i].status),
+                    )
                 };
-                send(&mut w, "update", &update(&cur, &now_tip.to_string(), &changed, &dag))?;
+                let waves = waves_now(moved);
+                send(&mut w, "update", &update(&cur, &now_tip.to_string(), &changed, moved, waves, &draw))?;
                 (tip, prev) = (now_tip, cur);
                 last = Instant::now();
             }
         } else if last.elapsed() >= TICK {
-            if prev.effective_status() == RunStatus::Running {
-                // Running bars grow with the axis, with nothing new in the log.
+            let waves = waves_now(false);
+            if prev.effective_status() == RunStatus::Running || waves {
+                // Running bars grow with the axis, with nothing new in the log (and waves held
+                // back go out).
                 let running: Vec<usize> =
                     (0..prev.tasks.len()).filter(|&i| prev.tasks[i].status == TaskStatus::Running).collect();
-                send(&mut w, "update", &update(&prev, &tip.to_string(), &running, &dag))?;
+                send(&mut w, "update", &update(&prev, &tip.to_string(), &running, false, waves, &draw))?;
             } else {
                 // Quiet: a comment, so that a page gone away is noticed.
                 w.write_all(b": idle\n\n")?;

@@ -66,12 +66,11 @@ fn run_view(s: &RunState) -> String {
         when(s.created_at),
         ui::millis(ui::run::wall_ms(s))
     );
-    if s.effective_status() == RunStatus::Running {
-        let running = s.tasks.iter().filter(|t| t.status == crate::store::runs::TaskStatus::Running).count();
-        match &s.limit {
-            Some(why) => out.push_str(&format!("{running} running; waiting to start more: {why}\n\n")),
-            None => out.push_str(&format!("{running} running; no limit holds new starts back\n\n")),
-        }
+    // The governor: what runs, what holds new starts back, the machine, rate limits (the
+    // dashboard's lines).
+    let governor = ui::run::governor_lines(s);
+    if !governor.is_empty() {
+        out.push_str(&format!("{}\n\n", governor.join("\n")));
     }
     out.push_str(&ui::run::tasks_table(s));
     let compared = ui::report::comparison_rows(s);

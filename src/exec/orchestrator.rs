@@ -139,6 +139,8 @@ pub fn execute(
     let kind_of = |i: usize| plan.tasks[i].kind.to_string();
     let mut last_limit_event = Instant::now() - Duration::from_secs(60);
     let mut recorded_reason = String::new();
+    let mut recorded_reading: Option<crate::store::runs::Machine> = None;
+    let mut last_reading = Instant::now();
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut running: HashMap<String, std::thread::JoinHandle<()>> = HashMap::new();
@@ -204,6 +206,10 @@ pub fn execute(
                         running.keys().filter(|t| index.get(t.as_str()).is_some_and(|&i| profile_of(i) == profile));
                     let text = gov.rate_limited(&profile, same.count(), reset);
                     obs.note(&format!("{task}: {text}"));
+                    if let Some((limit, until)) = gov.rate(&profile) {
+                        let until = until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                        log.append(Event::RateLimited { profile, task, limit, until }, &[])?;
+                    }
                 }
                 Msg::Event(ev)
                     if crate::store::runs::task_of(&ev).is_some_and(|t| {
@@ -343,6 +349,33 @@ pub fn execute(
             trees_of(&running, &ctl, |t| index.get(t).map(|&i| (profile_of(i), kind_of(i))).unwrap_or_default());
         gov.observe(&trees);
         enforce_process_limit(&gov, &ctl, &trees, opts.limits.max_processes);
+        // What the governor sees, for the dashboard and `status --json` (this machine's only:
+        // a cluster's agents run elsewhere).
+        if opts.executor.is_local() {
+            let s = gov.sample();
+            let (cores, rss, measured) = gov.agents(&trees);
+            let m = crate::store::runs::Machine {
+                cpus: s.cpus,
+                cpu_percent: s.cpu_usage,
+                memory_used: s.total_memory.saturating_sub(s.available_memory),
+                memory_total: s.total_memory,
+                agents_cores: cores,
+                agents_rss: rss,
+                // What admission holds to (`cap` above is the planning estimate).
+                ceiling: opts.limits.ceiling(),
+                ceiling_reason: match opts.limits.requested {
+                    Some(n) => format!("-j {n}"),
+                    None => format!(
+                        "parallel.maxConcurrency {}; starts follow measured CPU and memory",
+                        opts.limits.ceiling()
+                    ),
+                },
+            };
+            if governor::reading_due(recorded_reading.as_ref(), &m, measured > 0, last_reading.elapsed()) {
+                log.append(Event::Governor(m.clone()), &[])?;
+                (recorded_reading, last_reading) = (Some(m), Instant::now());
+            }
+        }
         sweep_now |= last_sweep.elapsed() >= Duration::from_secs(1);
         if sweep_now {
             last_sweep = Instant::now();

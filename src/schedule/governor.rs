@@ -517,10 +517,51 @@ impl Governor {
         }
     }
 
+    /// What a profile's rate limits left: most of its tasks at once, and until when its new
+    /// starts wait (None: it met no rate limit).
+    pub fn rate(&self, profile: &str) -> Option<(usize, SystemTime)> {
+        self.rates.get(profile).and_then(|r| r.until.map(|(_, wall)| (r.limit, wall)))
+    }
+
+    /// What the running tasks of `trees` were last measured to use together: cores, bytes,
+    /// and how many of them have been measured.
+    pub fn agents(&self, trees: &[Tree]) -> (f64, u64, usize) {
+        trees
+            .iter()
+            .filter_map(|t| self.usage.get(&t.task))
+            .fold((0.0, 0, 0), |(c, m, n), u| (c + u.cores, m + u.rss, n + 1))
+    }
+
     /// When a rate-limited profile may start again (None when it may now).
     pub fn paused_until(&self, profile: &str) -> Option<Instant> {
         self.rates.get(profile).and_then(|r| r.until).map(|(u, _)| u).filter(|u| *u > Instant::now())
     }
+}
+
+/// Readings of the machine closer together than this are not recorded in the run's log.
+pub const READING_EVERY: Duration = Duration::from_secs(15);
+
+/// Whether a reading `now`, `since` after the last one recorded (`last`), is worth a place in
+/// the run's log: the first with an agent measured, a new ceiling, or (at most every
+/// [`READING_EVERY`]) a figure that moved materially: the machine's CPU by 20 points, the
+/// agents' by half a core, the machine's memory by a twentieth, the agents' by a quarter (at
+/// least 128 MiB). A 10,000-task run of hours then records tens of readings, not thousands.
+/// `measured`: some running agent has been measured (a reading before says nothing of them).
+pub fn reading_due(
+    last: Option<&crate::store::runs::Machine>,
+    now: &crate::store::runs::Machine,
+    measured: bool,
+    since: Duration,
+) -> bool {
+    let Some(last) = last else { return measured };
+    if last.ceiling != now.ceiling || last.ceiling_reason != now.ceiling_reason {
+        return true;
+    }
+    since >= READING_EVERY
+        && ((last.cpu_percent - now.cpu_percent).abs() >= 20.0
+            || (last.agents_cores - now.agents_cores).abs() >= 0.5
+            || last.memory_used.abs_diff(now.memory_used) >= (now.memory_total / 20).max(128 * MIB)
+            || last.agents_rss.abs_diff(now.agents_rss) >= (last.agents_rss / 4).max(128 * MIB))
 }
 
 fn kind_key(profile: &str, kind: &str) -> String {
@@ -536,6 +577,40 @@ fn clock(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reading_is_recorded_first_on_a_new_ceiling_and_on_a_material_move_only() {
+        let m = crate::store::runs::Machine {
+            cpus: 2,
+            cpu_percent: 40.0,
+            memory_used: 8 * GIB,
+            memory_total: 20 * GIB,
+            agents_cores: 0.5,
+            agents_rss: GIB,
+            ceiling: 8,
+            ceiling_reason: "-j 8".into(),
+        };
+        let later = READING_EVERY;
+        assert!(!reading_due(None, &m, false, Duration::ZERO), "nothing measured yet");
+        assert!(reading_due(None, &m, true, Duration::ZERO));
+        assert!(!reading_due(Some(&m), &m, true, later * 100));
+        let small = crate::store::runs::Machine {
+            cpu_percent: 55.0,
+            memory_used: 8 * GIB + 900 * MIB,
+            agents_cores: 0.9,
+            agents_rss: GIB + 200 * MIB,
+            ..m.clone()
+        };
+        assert!(!reading_due(Some(&m), &small, true, later));
+        let cpu = crate::store::runs::Machine { cpu_percent: 61.0, ..m.clone() };
+        assert!(reading_due(Some(&m), &cpu, true, later) && !reading_due(Some(&m), &cpu, true, later / 2));
+        let agents = crate::store::runs::Machine { agents_cores: 1.0, ..m.clone() };
+        assert!(reading_due(Some(&m), &agents, true, later));
+        let mem = crate::store::runs::Machine { agents_rss: GIB + 300 * MIB, ..m.clone() };
+        assert!(reading_due(Some(&m), &mem, true, later));
+        let ceiling = crate::store::runs::Machine { ceiling: 4, ceiling_reason: "memory".into(), ..m.clone() };
+        assert!(reading_due(Some(&m), &ceiling, true, Duration::ZERO));
+    }
 
     fn limits(requested: Option<usize>) -> Limits {
         Limits {

@@ -2,7 +2,7 @@
 
 use super::{millis, run::wall_ms, run::work_ms};
 use crate::plan::Plan;
-use crate::store::runs::{RunState, RunStatus, TaskState, TaskStatus};
+use crate::store::runs::{RunState, TaskState, TaskStatus};
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
@@ -162,7 +162,7 @@ fn natural_order(s: &RunState) -> Vec<&crate::store::runs::TaskState> {
 }
 
 /// Runs of digits compare as numbers, the rest as text.
-fn natural_key(id: &str) -> Vec<(String, u64)> {
+pub fn natural_key(id: &str) -> Vec<(String, u64)> {
     let mut key = Vec::new();
     let mut text = String::new();
     let mut chars = id.chars().peekable();
@@ -274,14 +274,14 @@ pub fn gantt_transform(s: &RunState) -> String {
     format!("translate({LEFT} 30) scale({:.6} 1)", WIDTH / wall_ms(s).max(1) as f64)
 }
 
-/// One task's bars in the Gantt chart (row `i`): every attempt, clamped to the axis, in
-/// milliseconds since the run began (the plot's transform scales them).
-pub fn gantt_bars(s: &RunState, i: usize, t: &TaskState) -> String {
+/// One task's bars in the Gantt chart: every attempt, clamped to the axis, in milliseconds
+/// since the run began (the plot's transform scales them). The row's place is its holder's
+/// (`gantt_of`), so a live page swaps the bars in wherever the task's row is drawn.
+pub fn gantt_bars(s: &RunState, t: &TaskState) -> String {
     let end = axis_end(s);
     let total = wall_ms(s).max(1) as f64;
     // At least two pixels wide, in the plot's units.
     let min_w = 2.0 * total / WIDTH;
-    let y = i as f64 * ROW;
     let mut out = format!("<g data-part=\"bars\" data-task=\"{}\">", esc(&t.id));
     let all = attempts(t, end);
     for (n, (a, b, outcome)) in all.iter().enumerate() {
@@ -290,7 +290,7 @@ pub fn gantt_bars(s: &RunState, i: usize, t: &TaskState) -> String {
         let w = (x1 - x0).max(min_w).min(total - x0).max(0.0);
         let (fill, opacity) = outcome_color(outcome);
         out.push_str(&format!(
-            "<rect x=\"{x0:.0}\" y=\"{y:.1}\" width=\"{w:.0}\" height=\"18\" fill=\"{fill}\" fill-opacity=\"{opacity}\"><title>{} attempt {} of {}: {} {}</title></rect>",
+            "<rect x=\"{x0:.0}\" y=\"0\" width=\"{w:.0}\" height=\"18\" fill=\"{fill}\" fill-opacity=\"{opacity}\"><title>{} attempt {} of {}: {} {}</title></rect>",
             esc(&t.id),
             n + 1,
             all.len(),
@@ -312,25 +312,30 @@ pub fn gantt_axis(s: &RunState) -> String {
     )
 }
 
-/// The Gantt chart: one row per task, one bar per attempt.
-pub fn gantt(s: &RunState) -> String {
+/// The Gantt chart of `tasks`, one row each in the order given, one bar per attempt.
+pub fn gantt_of(s: &RunState, tasks: &[&TaskState]) -> String {
     let mut labels = String::new();
     let mut bars = String::new();
-    for (i, t) in s.tasks.iter().enumerate() {
+    for (i, t) in tasks.iter().enumerate() {
         labels.push_str(&format!(
             "<text x=\"4\" y=\"{:.1}\" font-size=\"12\">{}</text>",
             30.0 + i as f64 * ROW + 15.0,
             esc(&t.id)
         ));
-        bars.push_str(&gantt_bars(s, i, t));
+        bars.push_str(&format!("<g transform=\"translate(0 {:.1})\">{}</g>", i as f64 * ROW, gantt_bars(s, t)));
     }
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"gantt\" width=\"{}\" height=\"{}\">{labels}{}<g data-part=\"plot\" transform=\"{}\">{bars}</g></svg>",
         LEFT + WIDTH + 20.0,
-        40.0 + s.tasks.len() as f64 * ROW,
+        40.0 + tasks.len() as f64 * ROW,
         gantt_axis(s),
         gantt_transform(s)
     )
+}
+
+/// The Gantt chart of every task.
+pub fn gantt(s: &RunState) -> String {
+    gantt_of(s, &s.tasks.iter().collect::<Vec<_>>())
 }
 
 /// Where each task sits in the DAG: by wave (column) and place in the wave (row).
@@ -394,11 +399,16 @@ pub fn table_row(t: &TaskState, agent: &str) -> String {
     format!("<tr data-part=\"row\" data-task=\"{}\">{cells}</tr>", esc(&t.id))
 }
 
+/// A task table of `tasks`, in the order given.
+pub fn table_of(tasks: &[&TaskState], agent: &str) -> String {
+    let head: String = COLUMNS.iter().map(|c| format!("<th>{c}</th>")).collect();
+    let rows: Vec<String> = tasks.iter().map(|t| table_row(t, agent)).collect();
+    format!("<table id=\"tasks\">\n<tr>{head}</tr>\n{}\n</table>", rows.join("\n"))
+}
+
 /// The task table (tasks in natural order).
 pub fn table(s: &RunState) -> String {
-    let head: String = COLUMNS.iter().map(|c| format!("<th>{c}</th>")).collect();
-    let rows: Vec<String> = natural_order(s).into_iter().map(|t| table_row(t, &s.agent)).collect();
-    format!("<table id=\"tasks\">\n<tr>{head}</tr>\n{}\n</table>", rows.join("\n"))
+    table_of(&natural_order(s), &s.agent)
 }
 
 /// The run's headline: state, times, cost and tokens against the budget, what holds back new
@@ -423,16 +433,7 @@ pub fn headline(s: &RunState) -> String {
         t["output_tokens"],
         super::run::budget_line(s).map(|b| format!("; {}", esc(&b))).unwrap_or_default()
     );
-    if s.effective_status() == RunStatus::Running {
-        out.push_str(&format!(
-            "<p>concurrency: {} workers{}</p>\n",
-            s.workers,
-            match &s.limit {
-                Some(l) => format!("; waiting: {}", esc(l)),
-                None => String::new(),
-            }
-        ));
-    }
+    out.push_str(&governor(s));
     out.push_str(&match s.integration.as_ref().map(|i| &i.result) {
         Some(i) if i.interrupted => format!(
             "<p>Integration into <code>{}</code> was interrupted.</p>",
@@ -477,10 +478,9 @@ pub fn headline(s: &RunState) -> String {
     out
 }
 
-/// The page's body, shared by the report and the dashboard: headline, task table, timeline,
-/// dependencies.
-pub fn body(s: &RunState, plan: &Plan) -> String {
-    let legend: String = LEGEND
+/// The colors of the task states, as a line of swatches.
+pub fn legend() -> String {
+    LEGEND
         .iter()
         .map(|(st, name)| {
             format!(
@@ -488,20 +488,74 @@ pub fn body(s: &RunState, plan: &Plan) -> String {
                 color(*st)
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The governor's part of the headline ([`super::run::governor_lines`]), a paragraph each.
+pub fn governor(s: &RunState) -> String {
+    super::run::governor_lines(s).iter().map(|l| format!("<p>{}</p>\n", esc(l))).collect()
+}
+
+/// The page's body, shared by the report and the dashboard: headline, task table, timeline,
+/// dependencies.
+pub fn body(s: &RunState, plan: &Plan) -> String {
     format!(
-        "<h1>git-parallel run {id}</h1>\n{head}\n{table}\n{compared}<h2>Timeline</h2>\n<p>{legend}(a faded bar: an attempt that was retried or whose check failed)</p>\n{gantt}\n<h2>Dependencies</h2>\n{dag}\n",
+        "<h1>git-parallel run {id}</h1>\n{head}\n{table}\n{compared}<h2>Timeline</h2>\n<p>{legend}{FADED}</p>\n{gantt}\n<h2>Dependencies</h2>\n{dag}\n",
         id = esc(&s.id),
         head = headline(s),
         table = table(s),
         compared = compared(s),
+        legend = legend(),
         gantt = gantt(s),
         dag = dag(s, plan),
     )
 }
 
+/// What a faded bar in the timeline means.
+pub const FADED: &str = "(a faded bar: an attempt that was retried or whose check failed)";
+
+/// Waves drawn one row each at most; past it, neighbouring waves share a row.
+const WAVE_ROWS: usize = 50;
+
+/// The dependency graph summarised: per wave (or group of neighbouring waves), how many tasks
+/// it holds and a bar of their states. What a page shows instead of [`dag`] when a run has
+/// too many tasks to draw one box each.
+pub fn waves(s: &RunState, plan: &Plan) -> String {
+    let w = &plan.schedule.waves;
+    let per = w.len().div_ceil(WAVE_ROWS).max(1);
+    let mut rows = String::new();
+    for (g, group) in w.chunks(per).enumerate() {
+        let mut by: std::collections::BTreeMap<TaskStatus, usize> = Default::default();
+        for id in group.iter().flatten() {
+            *by.entry(s.task(id).map(|t| t.status).unwrap_or(TaskStatus::Pending)).or_default() += 1;
+        }
+        let n: usize = by.values().sum();
+        let (mut x, mut bar) = (0.0, String::new());
+        for (st, k) in &by {
+            let width = 300.0 * *k as f64 / n.max(1) as f64;
+            bar.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"0\" width=\"{width:.1}\" height=\"14\" fill=\"{}\"><title>{k} {}</title></rect>",
+                color(*st),
+                st.as_str()
+            ));
+            x += width;
+        }
+        let name =
+            if per == 1 { format!("{}", g * per + 1) } else { format!("{}-{}", g * per + 1, g * per + group.len()) };
+        let states: Vec<String> = by.iter().map(|(st, k)| format!("{k} {}", st.as_str())).collect();
+        rows.push_str(&format!(
+            "<tr><td>{name}</td><td>{n}</td><td><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"300\" height=\"14\">{bar}</svg></td><td>{}</td></tr>\n",
+            states.join(", ")
+        ));
+    }
+    format!(
+        "<div data-part=\"waves\"><table>\n<tr><th>{}</th><th>tasks</th><th colspan=\"2\">states</th></tr>\n{rows}</table></div>",
+        if per == 1 { "wave" } else { "waves" }
+    )
+}
+
 /// The attempts `--attempts-all` weighed, as a table (empty when none were).
-fn compared(s: &RunState) -> String {
+pub fn compared(s: &RunState) -> String {
     let rows: Vec<String> = comparison_rows(s)
         .iter()
         .map(|r| format!("<tr>{}</tr>", r.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>()))
@@ -528,7 +582,7 @@ pub fn html(s: &RunState, plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::runs::{replay, Event, Record};
+    use crate::store::runs::{replay, Event, Record, RunStatus};
 
     fn rec(at: f64, event: Event) -> Record {
         Record { at, event }
@@ -582,7 +636,7 @@ mod tests {
                 rec(110.0, Event::Ended { status: RunStatus::Failed }),
             ],
         );
-        let bars = gantt_bars(&s, 0, &s.tasks[0]);
+        let bars = gantt_bars(&s, &s.tasks[0]);
         let rects: Vec<(f64, f64)> = bars
             .split("<rect ")
             .skip(1)

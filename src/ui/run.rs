@@ -116,6 +116,63 @@ pub fn published_line(p: &crate::store::runs::Published) -> String {
 }
 
 /// `spent $1.20 of the $5.00 budget (2 tasks reported no cost)`, for a run with a budget.
+/// What the governor holds to and saw, a line each (plain text: the report escapes it):
+/// while the run runs, how many agents run, the most allowed and why, what holds new starts
+/// back, the machine as last read; and the rate limits its agents met.
+pub fn governor_lines(s: &RunState) -> Vec<String> {
+    let mut out = Vec::new();
+    let live = s.effective_status() == crate::store::runs::RunStatus::Running;
+    if live {
+        let running = s.tasks.iter().filter(|t| t.status == TaskStatus::Running).count();
+        let most = match &s.governor {
+            Some(g) => format!("at most {} ({})", g.machine.ceiling, sanitize(&g.machine.ceiling_reason)),
+            None => format!("{} workers", s.workers),
+        };
+        let wait = s.limit.as_ref().map(|l| format!("; new starts wait: {}", sanitize(l))).unwrap_or_default();
+        out.push(format!("concurrency: {running} running, {most}{wait}"));
+        if let Some(r) = &s.governor {
+            let (g, gib) = (&r.machine, |b: u64| b as f64 / (1u64 << 30) as f64);
+            out.push(format!(
+                "machine (read at {}): CPU demand {:.1} cores on {} CPUs, memory {:.1} of {:.1} GiB in use; the run's agents {:.2} cores, {:.2} GiB",
+                clock(r.at),
+                // Demand, not use: runnable threads count, so a saturated machine says so.
+                g.cpu_percent as f64 / 100.0 * g.cpus as f64,
+                g.cpus,
+                gib(g.memory_used),
+                gib(g.memory_total),
+                g.agents_cores,
+                gib(g.agents_rss)
+            ));
+        }
+    }
+    if !s.rate_limits.is_empty() {
+        let each: Vec<String> = s
+            .rate_limits
+            .iter()
+            .map(|(profile, r)| {
+                format!(
+                    "{}: {} (the last at {}, task {}): at most {} at once since, new starts paused until {}{}",
+                    sanitize(profile),
+                    if r.hits == 1 { "1 rate limit".to_string() } else { format!("{} rate limits", r.hits) },
+                    clock(r.at),
+                    sanitize(&r.task),
+                    r.limit,
+                    clock(r.until),
+                    if live && r.until > now() { " (paused now)" } else { "" }
+                )
+            })
+            .collect();
+        out.push(format!("rate limits: {}", each.join("; ")));
+    }
+    out
+}
+
+/// Time of day (UTC) of `t`, seconds since the epoch.
+fn clock(t: f64) -> String {
+    let secs = t.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 pub fn budget_line(s: &RunState) -> Option<String> {
     let budget = s.options.budget?;
     let (spent, unknown) = crate::exec::orchestrator::spend(s);

@@ -94,6 +94,23 @@ pub struct Metrics {
     pub last_tool_error: Option<String>,
 }
 
+/// One reading of the governor: the machine, what the run's agents use of it, and the most
+/// agents it lets run at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    /// CPU demand of the whole machine, in percent of all its CPUs.
+    pub cpu_percent: f32,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    /// What the running agents' process trees use: cores, and resident memory in bytes.
+    pub agents_cores: f64,
+    pub agents_rss: u64,
+    /// Most agents at once (the user's ceiling, or less for memory), and why.
+    pub ceiling: usize,
+    pub ceiling_reason: String,
+}
+
 /// A conflict met while integrating a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntegrationConflict {
@@ -275,6 +292,19 @@ pub enum Event {
         running: usize,
         reason: String,
     },
+    /// What the governor measured and allows: recorded when the run starts and when a figure
+    /// moves materially (see `exec::orchestrator`), so a long run records a few, not one a
+    /// second.
+    Governor(Machine),
+    /// An agent profile hit its API's rate limit (or overload): at most `limit` of its tasks
+    /// at once from then on (raised by one per success), and its new starts wait until
+    /// `until` (seconds since the epoch).
+    RateLimited {
+        profile: String,
+        task: String,
+        limit: usize,
+        until: f64,
+    },
     Retried {
         task: String,
         attempt: u32,
@@ -354,6 +384,17 @@ impl Event {
             Event::Started { task, attempt, .. } => format!("{task}: started (attempt {attempt})"),
             Event::Progress { task, turns, .. } => format!("{task}: progress, {turns} turns"),
             Event::Retried { task, attempt, reason, .. } => format!("{task}: retry {attempt} ({reason})"),
+            Event::Governor(m) => format!(
+                "governor: CPU {:.0}% of {}, memory {} of {} MiB, at most {} at once",
+                m.cpu_percent,
+                m.cpus,
+                m.memory_used >> 20,
+                m.memory_total >> 20,
+                m.ceiling
+            ),
+            Event::RateLimited { profile, task, limit, .. } => {
+                format!("{profile}: rate limited ({task}), at most {limit} at once")
+            }
             Event::Limited { running, reason } if reason.is_empty() => format!("{running} running, no limit reached"),
             Event::Limited { running, reason } => format!("{running} running, waiting: {reason}"),
             Event::Finished { task, status, .. } => format!("{task}: {}", status.as_str()),

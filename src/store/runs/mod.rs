@@ -58,6 +58,12 @@ pub fn load_at(repo: &Repo, id: &str, tip: ObjectId) -> Result<RunState> {
     Ok(read_state(repo, id, tip)?.2)
 }
 
+/// The state of one run as of `tip`, given `prev`, its state as of `prev_tip` (an earlier
+/// commit of the run): what changed since is read, not every task (a watcher's step).
+pub fn load_since(repo: &Repo, id: &str, prev: &RunState, prev_tip: ObjectId, tip: ObjectId) -> Result<RunState> {
+    read_state_since(repo, id, prev, prev_tip, tip)
+}
+
 /// Run ids and their tips, numerically sorted (what changes when any run moves).
 pub fn tips(repo: &Repo) -> Result<Vec<(String, ObjectId)>> {
     list_tips(repo)

@@ -170,6 +170,27 @@ impl Counts {
     }
 }
 
+/// The governor's last reading and when it was recorded (seconds since the epoch).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    pub at: f64,
+    #[serde(flatten)]
+    pub machine: Machine,
+}
+
+/// The rate limits one agent profile met in a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub hits: u32,
+    /// When the last one was met (seconds since the epoch), and by which task.
+    pub at: f64,
+    pub task: String,
+    /// Most of the profile's tasks at once after it (raised by one per success since).
+    pub limit: usize,
+    /// Until when its new starts waited (seconds since the epoch).
+    pub until: f64,
+}
+
 /// The state of a run. Loaded in full (`load`) it has every task; as a summary
 /// (`load_summary`) `tasks` is empty and `counts` tells the whole picture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +209,13 @@ pub struct RunState {
     /// What holds back new starts, as last recorded (None: nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+    /// The governor's last reading (None: a run recorded before readings were, or on a
+    /// cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governor: Option<Reading>,
+    /// Rate limits the run's agents met, per profile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rate_limits: BTreeMap<String, RateLimit>,
     pub created_at: f64,
     pub updated_at: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,6 +259,8 @@ impl RunState {
             sandbox: false,
             options: RunOptions::default(),
             limit: None,
+            governor: None,
+            rate_limits: BTreeMap::new(),
             created_at: 0.0,
             updated_at: 0.0,
             ended_at: None,
@@ -383,6 +413,19 @@ impl RunState {
             }
             Event::Limited { reason, .. } => {
                 self.limit = (!reason.is_empty()).then(|| reason.clone());
+                Touched::None
+            }
+            Event::Governor(m) => {
+                self.governor = Some(Reading { at: r.at, machine: m.clone() });
+                Touched::None
+            }
+            Event::RateLimited { profile, task, limit, until } => {
+                let rl = self.rate_limits.entry(profile.clone()).or_default();
+                rl.hits += 1;
+                rl.at = r.at;
+                rl.task = task.clone();
+                rl.limit = *limit;
+                rl.until = rl.until.max(*until);
                 Touched::None
             }
             Event::Checked(c) => self.change(&c.task, |t| {
