@@ -199,6 +199,10 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "memoize",
             "efficient",
             "inefficient",
+            // Issue titles say a page lags rather than that it is slow.
+            "lag",
+            "laggy",
+            "sluggish",
         ],
         TaskType::Refactor => &[
             "refactor",
@@ -211,6 +215,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "simplify",
             "reorganize",
             "reorganise",
+            "re-organize",
+            "re-organise",
             "split",
             "deduplicate",
             "duplicate",
@@ -264,6 +270,10 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "toolchain",
             "msrv",
             "packaging",
+            // A build that does not compile is work on the build (see `without_artifact_failures`).
+            "compile",
+            "compilation",
+            "submodule",
         ],
         TaskType::Feature => &[
             "add",
@@ -532,8 +542,9 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
 }
 
 /// Text without the failure words that follow a build, CI, test or documentation noun ("Build
-/// fails on macOS", "CI tests are failing", "docs broken"): when the build or a test fails, the
-/// work is on the build or the test, so those failures are no evidence of a bug-fix.
+/// fails on macOS", "CI tests are failing", "docs broken"), and without any problem word in a text
+/// about compiling: when the build or a test fails, the work is on the build or the test, so
+/// those failures are no evidence of a bug-fix.
 fn without_artifact_failures(text: &str) -> String {
     static FAILURE: OnceLock<Regex> = OnceLock::new();
     let re = FAILURE.get_or_init(|| {
@@ -542,7 +553,19 @@ fn without_artifact_failures(text: &str) -> String {
         )
         .expect("valid artifact failure regex")
     });
-    re.replace_all(text, |c: &regex::Captures| format!("{}{}", &c[1], " ".repeat(c[2].len()))).into_owned()
+    let text = re.replace_all(text, |c: &regex::Captures| format!("{}{}", &c[1], " ".repeat(c[2].len())));
+    // A text about compiling: its problem words are the build's ("Fix compilation with Clang on
+    // macOS", "Compilation on macOS with Clang is failing", "fixed compile error on mac").
+    static COMPILING: OnceLock<Regex> = OnceLock::new();
+    static PROBLEM: OnceLock<Regex> = OnceLock::new();
+    let compiling = COMPILING.get_or_init(|| Regex::new(r"(?i)\bcompil(?:e|es|ed|ing|ation|ations)\b").unwrap());
+    if !compiling.is_match(&text) {
+        return text.into_owned();
+    }
+    let problem = PROBLEM.get_or_init(|| {
+        Regex::new(r"(?i)\b(?:fix(?:es|ed|ing)?|fail(?:s|ed|ing|ures?)?|errors?|broken|break(?:s|ing)?|issues?)\b").unwrap()
+    });
+    problem.replace_all(&text, |c: &regex::Captures| " ".repeat(c[0].len())).into_owned()
 }
 
 /// Matches of a keyword regex; its boundary characters are consumed, so overlapping neighbours
