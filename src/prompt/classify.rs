@@ -106,6 +106,9 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "clarify",
             "mention",
             "rephrase",
+            "grammar",
+            "punctuation",
+            "clarification",
         ],
         TaskType::TestCoverage => &[
             "test",
@@ -191,7 +194,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "memory",
             "cpu usage",
             "benchmark",
-            "cache",
             "allocation",
             "allocate",
             "cheaper",
@@ -238,6 +240,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "inline",
             "polish",
             "lint",
+            // "Convert class components to hooks", "Convert setup.js to async / await".
+            "convert",
         ],
         TaskType::Configuration => &[
             "config",
@@ -563,7 +567,8 @@ fn without_artifact_failures(text: &str) -> String {
         return text.into_owned();
     }
     let problem = PROBLEM.get_or_init(|| {
-        Regex::new(r"(?i)\b(?:fix(?:es|ed|ing)?|fail(?:s|ed|ing|ures?)?|errors?|broken|break(?:s|ing)?|issues?)\b").unwrap()
+        Regex::new(r"(?i)\b(?:fix(?:es|ed|ing)?|fail(?:s|ed|ing|ures?)?|errors?|broken|break(?:s|ing)?|issues?)\b")
+            .unwrap()
     });
     problem.replace_all(&text, |c: &regex::Captures| " ".repeat(c[0].len())).into_owned()
 }
@@ -841,8 +846,8 @@ mod tests {
     #[test]
     fn the_model_decides_where_the_rules_are_silent() {
         // No keyword, path or prefix: the rules say nothing, the learned words decide.
-        assert_eq!(classify_rules("Convert callbacks to promises", ""), TaskType::Other);
-        assert_eq!(classify("Convert callbacks to promises", ""), TaskType::Refactor);
+        assert_eq!(classify_rules("Turn callbacks into promises", ""), TaskType::Other);
+        assert_eq!(classify("Turn callbacks into promises", ""), TaskType::Refactor);
         assert_eq!(classify_rules("Make the walker use a single pass", ""), TaskType::Other);
         assert_eq!(classify("Make the walker use a single pass", ""), TaskType::Performance);
         // A prefix is stripped before the model reads the words, as in training.
