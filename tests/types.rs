@@ -21,15 +21,16 @@ use std::collections::BTreeMap;
 /// the model: see docs/accuracy.md).
 const MIN_ACCURACY: f64 = 0.89;
 
-/// Floor for the first blind set, now tuning data (measured MEASURED_SEEN_BLIND in round 3; 0.805 in its
-/// blind run).
-const MIN_SEEN_BLIND_ACCURACY: f64 = 0.795;
+/// Floor for the first blind set, now tuning data (measured 0.878 in round 3; 0.805 in its blind
+/// run).
+const MIN_SEEN_BLIND_ACCURACY: f64 = 0.87;
 
-/// Floors for the second blind set, set after its one blind run (docs/accuracy.md): regression
-/// guards under the measured values, not goals.
-const MIN_BLIND2_ACCURACY: f64 = 0.5;
-const MIN_BLIND2_COMMIT_ACCURACY: f64 = 0.5;
-const MIN_BLIND2_ISSUE_ACCURACY: f64 = 0.5;
+/// Floors for the second blind set, set after its one blind run (0.751 on all of it, 0.785 on its
+/// commit subjects, 0.725 on its issue titles: see docs/accuracy.md): regression guards under the
+/// measured values, not goals.
+const MIN_BLIND2_ACCURACY: f64 = 0.74;
+const MIN_BLIND2_COMMIT_ACCURACY: f64 = 0.775;
+const MIN_BLIND2_ISSUE_ACCURACY: f64 = 0.715;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
