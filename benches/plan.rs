@@ -51,7 +51,7 @@ fn classify_speed() {
     std::hint::black_box(classify_rules("Fix a crash", ""));
     let rules_first = t.elapsed();
     let t = Instant::now();
-    std::hint::black_box(classify("Convert callbacks to promises", ""));
+    std::hint::black_box(classify("Turn callbacks into promises", ""));
     let model_first = t.elapsed();
     let per_call = |title: &str| {
         let t = Instant::now();
@@ -66,6 +66,6 @@ fn classify_speed() {
         rules_first.as_secs_f64() * 1000.0,
         model_first.as_secs_f64() * 1000.0,
         per_call("Fix a crash in the parser"),
-        per_call("Convert callbacks to promises in the parser")
+        per_call("Turn callbacks into promises in the parser")
     );
 }

@@ -5,23 +5,32 @@
 //! `cargo test --test types -- --nocapture`.
 //!
 //! Every third issue title is held out: the rules are tuned on the rest, and the held-out part's
-//! misses are printed only with `TYPES_SHOW_HELDOUT=1`, so that its accuracy stays an honest
-//! estimate of accuracy on unseen text. That part was looked at while tuning all the same, so a
-//! second, blind set (`tests/data/task-types-blind.tsv`, commit subjects and issue titles from
-//! sources in neither set) was labelled and committed before the classifier first ran on it.
+//! misses are printed only with `TYPES_SHOW_HELDOUT=1`. That part was looked at while tuning all
+//! the same, so a first blind set (`tests/data/task-types-blind.tsv`) was labelled and committed
+//! before the classifier first ran on it. After its one blind run it became tuning data (round 3:
+//! its misses are printed like the tuning parts'), and a second blind set
+//! (`tests/data/task-types-blind2.tsv`, sources in none of the other sets) was labelled and
+//! committed before the round-3 classifier ran on it. It is measured by its own test,
+//! `accuracy_on_the_second_blind_set`, which was not run while tuning.
 
 use git_parallel::prompt::classify::{classify, classify_rules};
 use git_parallel::prompt::TaskType;
 use std::collections::BTreeMap;
 
-/// The floor below which the classifier has regressed (measured 0.895 on the whole set with the
-/// model: see docs/accuracy.md).
+/// The floor below which the classifier has regressed (measured 0.895 on the whole set with
+/// the model: see docs/accuracy.md).
 const MIN_ACCURACY: f64 = 0.89;
 
-/// Floors for the blind set, set after its one blind run (0.805 on all of it, 0.814 on its commit
-/// subjects: see docs/accuracy.md): regression guards under the measured values, not goals.
-const MIN_BLIND_ACCURACY: f64 = 0.795;
-const MIN_BLIND_COMMIT_ACCURACY: f64 = 0.80;
+/// Floor for the first blind set, now tuning data (measured 0.878 in round 3; 0.805 in its blind
+/// run).
+const MIN_SEEN_BLIND_ACCURACY: f64 = 0.87;
+
+/// Floors for the second blind set, set after its one blind run (0.751 on all of it, 0.785 on its
+/// commit subjects, 0.725 on its issue titles: see docs/accuracy.md): regression guards under the
+/// measured values, not goals.
+const MIN_BLIND2_ACCURACY: f64 = 0.74;
+const MIN_BLIND2_COMMIT_ACCURACY: f64 = 0.775;
+const MIN_BLIND2_ISSUE_ACCURACY: f64 = 0.715;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -39,11 +48,10 @@ struct Example {
     part: Part,
 }
 
-/// The blind held-out set (`tests/data/task-types-blind.tsv`): labelled and committed before
-/// the classifier first ran on it; its misses are printed only with `TYPES_SHOW_HELDOUT=1`.
-fn blind() -> Vec<Example> {
-    include_str!("data/task-types-blind.tsv")
-        .lines()
+/// A blind set (`tests/data/task-types-blind*.tsv`): labelled and committed before the classifier
+/// first ran on it.
+fn blind(text: &str) -> Vec<Example> {
+    text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let mut cols = l.splitn(3, '\t');
@@ -153,17 +161,16 @@ fn accuracy_on_real_task_descriptions() {
     confusion("whole set", &all);
     confusion("issue titles, held out", &held_out);
 
-    let blind = blind();
-    let blind_all: Vec<&Example> = blind.iter().collect();
-    let blind_commits: Vec<&Example> = blind.iter().filter(|e| e.source.contains('@')).collect();
-    let blind_issues: Vec<&Example> = blind.iter().filter(|e| e.source.contains('#')).collect();
-    assert!(blind.len() >= 300, "the blind set has {} entries", blind.len());
-    let (blind_right, blind_total) = report("blind set", &blind_all);
-    let (blind_commit_right, blind_commit_total) = report("blind set, commit subjects", &blind_commits);
-    report("blind set, issue titles", &blind_issues);
-    confusion("blind set", &blind_all);
-    confusion("blind set, commit subjects", &blind_commits);
-    confusion("blind set, issue titles", &blind_issues);
+    // The first blind set, seen since round 3: tuning data, its misses printed with the others'.
+    let seen_blind = blind(include_str!("data/task-types-blind.tsv"));
+    let seen_all: Vec<&Example> = seen_blind.iter().collect();
+    let seen_commits: Vec<&Example> = seen_blind.iter().filter(|e| e.source.contains('@')).collect();
+    let seen_issues: Vec<&Example> = seen_blind.iter().filter(|e| e.source.contains('#')).collect();
+    assert!(seen_blind.len() >= 300, "the first blind set has {} entries", seen_blind.len());
+    let (seen_right, seen_total) = report("first blind set (seen since round 3)", &seen_all);
+    report("first blind set, commit subjects", &seen_commits);
+    report("first blind set, issue titles", &seen_issues);
+    confusion("first blind set", &seen_all);
     // The conventional-commit corpus's held-out tenth (benches/types/gather.py --held-out FILE),
     // when there is one: its labels are the commits' own prefixes, stripped from the text.
     if let Some(path) = std::env::var_os("TYPES_CORPUS") {
@@ -188,19 +195,46 @@ fn accuracy_on_real_task_descriptions() {
 
     let shown: Vec<&Example> = part(&[Part::Commit, Part::Issue]);
     println!("misses (want ≠ got), commit subjects and tuning issue titles:\n{}", misses(&shown).join("\n"));
+    println!("misses, first blind set:\n{}", misses(&seen_all).join("\n"));
     if std::env::var_os("TYPES_SHOW_HELDOUT").is_some() {
         println!("held-out misses:\n{}", misses(&held_out).join("\n"));
-        println!("blind set misses:\n{}", misses(&blind_all).join("\n"));
     }
     let accuracy = right as f64 / total as f64;
     assert!(accuracy >= MIN_ACCURACY, "accuracy {accuracy:.3} is below {MIN_ACCURACY}");
-    let blind_accuracy = blind_right as f64 / blind_total as f64;
-    assert!(blind_accuracy >= MIN_BLIND_ACCURACY, "blind accuracy {blind_accuracy:.3} is below {MIN_BLIND_ACCURACY}");
-    let commit_accuracy = blind_commit_right as f64 / blind_commit_total as f64;
+    let seen_accuracy = seen_right as f64 / seen_total as f64;
     assert!(
-        commit_accuracy >= MIN_BLIND_COMMIT_ACCURACY,
-        "blind commit-subject accuracy {commit_accuracy:.3} is below {MIN_BLIND_COMMIT_ACCURACY}"
+        seen_accuracy >= MIN_SEEN_BLIND_ACCURACY,
+        "first blind set accuracy {seen_accuracy:.3} is below {MIN_SEEN_BLIND_ACCURACY}"
     );
+}
+
+/// The second blind set (`tests/data/task-types-blind2.tsv`): labelled and committed before the
+/// round-3 classifier first ran on it, and not run while tuning; its misses are printed only with
+/// `TYPES_SHOW_HELDOUT=1`.
+#[test]
+fn accuracy_on_the_second_blind_set() {
+    let set = blind(include_str!("data/task-types-blind2.tsv"));
+    let all: Vec<&Example> = set.iter().collect();
+    let commits: Vec<&Example> = set.iter().filter(|e| e.source.contains('@')).collect();
+    let issues: Vec<&Example> = set.iter().filter(|e| e.source.contains('#')).collect();
+    assert!(set.len() >= 200, "the second blind set has {} entries", set.len());
+    let (right, total) = report("second blind set", &all);
+    let (commit_right, commit_total) = report("second blind set, commit subjects", &commits);
+    let (issue_right, issue_total) = report("second blind set, issue titles", &issues);
+    confusion("second blind set", &all);
+    confusion("second blind set, commit subjects", &commits);
+    confusion("second blind set, issue titles", &issues);
+    if std::env::var_os("TYPES_SHOW_HELDOUT").is_some() {
+        println!("second blind set misses:\n{}", misses(&all).join("\n"));
+    }
+    for (name, right, total, floor) in [
+        ("whole", right, total, MIN_BLIND2_ACCURACY),
+        ("commit subjects", commit_right, commit_total, MIN_BLIND2_COMMIT_ACCURACY),
+        ("issue titles", issue_right, issue_total, MIN_BLIND2_ISSUE_ACCURACY),
+    ] {
+        let accuracy = right as f64 / total as f64;
+        assert!(accuracy >= floor, "second blind set, {name}: accuracy {accuracy:.3} is below {floor}");
+    }
 }
 
 /// The rule scores of every text in the file `TYPES_DUMP` names (lines: type, source, text, as in
@@ -223,4 +257,30 @@ fn dump_rule_scores() {
         let p: Vec<String> = model_probabilities(subject).iter().map(|p| format!("{p:.4}")).collect();
         writeln!(out, "{} {}", row.join(" "), p.join(" ")).unwrap();
     }
+}
+
+/// The rule words of round 3, from misses of the first blind set (seen since then).
+#[test]
+fn words_of_the_first_blind_sets_misses() {
+    use TaskType::*;
+    // A text about compiling is work on the build, whatever its problem words.
+    assert_eq!(classify("Fix compilation with Clang on MacOS.", ""), Configuration);
+    assert_eq!(classify("Compilation on macOS with Clang is failing", ""), Configuration);
+    assert_eq!(classify("fixed compile error on mac", ""), Configuration);
+    // Elsewhere those words are still a bug's.
+    assert_eq!(classify("Fix crash when opening a file", ""), BugFix);
+    // Lag is slowness.
+    assert_eq!(classify("Landing page scroll lag", ""), Performance);
+    assert_eq!(classify("Mobile: laggy scroll", ""), Performance);
+    assert_eq!(classify("ui sluggish with large inputs", ""), Performance);
+    // A submodule bump is configuration; a hyphenated reorganization a refactor.
+    assert_eq!(classify("Updated haml submodule", ""), Configuration);
+    assert_eq!(classify("Re-organizing lib directory", ""), Refactor);
+    // Converting code from one form to another is a refactor.
+    assert_eq!(classify("Convert React class components to React hooks", ""), Refactor);
+    // Grammar and punctuation are the docs'.
+    assert_eq!(classify("grammar: use; punctuation", ""), Documentation);
+    // A cache is no performance word: seen texts with it were build or bug work.
+    assert_eq!(classify("Disable Travis caching", ""), Configuration);
+    assert_eq!(classify("Fix caching when reload and query change triggered by the same binding", ""), BugFix);
 }

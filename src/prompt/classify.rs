@@ -106,6 +106,9 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "clarify",
             "mention",
             "rephrase",
+            "grammar",
+            "punctuation",
+            "clarification",
         ],
         TaskType::TestCoverage => &[
             "test",
@@ -191,7 +194,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "memory",
             "cpu usage",
             "benchmark",
-            "cache",
             "allocation",
             "allocate",
             "cheaper",
@@ -199,6 +201,10 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "memoize",
             "efficient",
             "inefficient",
+            // Issue titles say a page lags rather than that it is slow.
+            "lag",
+            "laggy",
+            "sluggish",
         ],
         TaskType::Refactor => &[
             "refactor",
@@ -211,6 +217,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "simplify",
             "reorganize",
             "reorganise",
+            "re-organize",
+            "re-organise",
             "split",
             "deduplicate",
             "duplicate",
@@ -232,6 +240,8 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "inline",
             "polish",
             "lint",
+            // "Convert class components to hooks", "Convert setup.js to async / await".
+            "convert",
         ],
         TaskType::Configuration => &[
             "config",
@@ -264,6 +274,10 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "toolchain",
             "msrv",
             "packaging",
+            // A build that does not compile is work on the build (see `without_artifact_failures`).
+            "compile",
+            "compilation",
+            "submodule",
         ],
         TaskType::Feature => &[
             "add",
@@ -532,8 +546,9 @@ pub fn scores(title: &str, body: &str) -> Vec<(TaskType, usize)> {
 }
 
 /// Text without the failure words that follow a build, CI, test or documentation noun ("Build
-/// fails on macOS", "CI tests are failing", "docs broken"): when the build or a test fails, the
-/// work is on the build or the test, so those failures are no evidence of a bug-fix.
+/// fails on macOS", "CI tests are failing", "docs broken"), and without any problem word in a text
+/// about compiling: when the build or a test fails, the work is on the build or the test, so
+/// those failures are no evidence of a bug-fix.
 fn without_artifact_failures(text: &str) -> String {
     static FAILURE: OnceLock<Regex> = OnceLock::new();
     let re = FAILURE.get_or_init(|| {
@@ -542,7 +557,20 @@ fn without_artifact_failures(text: &str) -> String {
         )
         .expect("valid artifact failure regex")
     });
-    re.replace_all(text, |c: &regex::Captures| format!("{}{}", &c[1], " ".repeat(c[2].len()))).into_owned()
+    let text = re.replace_all(text, |c: &regex::Captures| format!("{}{}", &c[1], " ".repeat(c[2].len())));
+    // A text about compiling: its problem words are the build's ("Fix compilation with Clang on
+    // macOS", "Compilation on macOS with Clang is failing", "fixed compile error on mac").
+    static COMPILING: OnceLock<Regex> = OnceLock::new();
+    static PROBLEM: OnceLock<Regex> = OnceLock::new();
+    let compiling = COMPILING.get_or_init(|| Regex::new(r"(?i)\bcompil(?:e|es|ed|ing|ation|ations)\b").unwrap());
+    if !compiling.is_match(&text) {
+        return text.into_owned();
+    }
+    let problem = PROBLEM.get_or_init(|| {
+        Regex::new(r"(?i)\b(?:fix(?:es|ed|ing)?|fail(?:s|ed|ing|ures?)?|errors?|broken|break(?:s|ing)?|issues?)\b")
+            .unwrap()
+    });
+    problem.replace_all(&text, |c: &regex::Captures| " ".repeat(c[0].len())).into_owned()
 }
 
 /// Matches of a keyword regex; its boundary characters are consumed, so overlapping neighbours
@@ -818,8 +846,8 @@ mod tests {
     #[test]
     fn the_model_decides_where_the_rules_are_silent() {
         // No keyword, path or prefix: the rules say nothing, the learned words decide.
-        assert_eq!(classify_rules("Convert callbacks to promises", ""), TaskType::Other);
-        assert_eq!(classify("Convert callbacks to promises", ""), TaskType::Refactor);
+        assert_eq!(classify_rules("Turn callbacks into promises", ""), TaskType::Other);
+        assert_eq!(classify("Turn callbacks into promises", ""), TaskType::Refactor);
         assert_eq!(classify_rules("Make the walker use a single pass", ""), TaskType::Other);
         assert_eq!(classify("Make the walker use a single pass", ""), TaskType::Performance);
         // A prefix is stripped before the model reads the words, as in training.
