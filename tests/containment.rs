@@ -664,3 +664,28 @@ fn a_fast_fork_bomb_is_held_by_the_kernel_not_only_by_the_count() {
         .unwrap_or(0);
     assert_eq!(left, 0, "cgroups left behind");
 }
+
+/// The supervisor arms its own death signal, then checks the run that started it is still its
+/// parent: one whose run is already gone never starts the command (nothing would stop it). The
+/// variable that names the parent never reaches the command.
+#[test]
+fn a_supervisor_whose_run_is_gone_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let script = format!("test -z \"$GIT_PARALLEL_SUPERVISOR_PARENT\" && touch {}", marker.display());
+    let run = |parent: u32| {
+        std::process::Command::new(common::bin())
+            .args(["__contain", "--", "sh", "-c", &script])
+            .env("GIT_PARALLEL_SUPERVISOR_PARENT", parent.to_string())
+            .stdin(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    // pid 1 is never this test: as if the run died before the supervisor looked.
+    let orphan = run(1);
+    assert_eq!(orphan.code(), Some(137), "{orphan:?}");
+    assert!(!marker.exists(), "the command ran though its run was gone");
+    let ours = run(std::process::id());
+    assert!(ours.success(), "{ours:?}");
+    assert!(marker.exists(), "the command did not run, or saw the parent's variable");
+}
