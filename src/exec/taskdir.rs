@@ -103,17 +103,41 @@ impl TaskDir {
     }
 }
 
-/// Write `bytes` to a new file at `path`, replacing whatever was there without following it
-/// (a symbolic link in the way is removed, not written through).
-pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+/// A new file at `path`, replacing whatever was there without following it (a symbolic link in
+/// the way is removed, not written through).
+fn create_fresh(path: &Path) -> Result<std::fs::File> {
     remove_entry(path)?;
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut f, bytes)?;
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Open the regular file at `path` to read it as data: never through a link, never waiting on
+/// a FIFO or taking a terminal. Ok(None) when nothing is there; anything but a regular file is
+/// an error.
+fn open_regular(path: &Path) -> Result<Option<std::fs::File>> {
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    if !f.metadata()?.is_file() {
+        anyhow::bail!("{} is not a regular file", path.display());
+    }
+    Ok(Some(f))
+}
+
+/// Write `bytes` to a new file at `path`, replacing whatever was there without following it
+/// (a symbolic link in the way is removed, not written through).
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::io::Write::write_all(&mut create_fresh(path)?, bytes)?;
     Ok(())
 }
 
@@ -121,21 +145,8 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 /// through a link at either end. The kernel copies (`copy_file_range`): an index of 50,000
 /// files is 5 MB, which would otherwise pass through our memory once per task.
 pub fn copy_new(from: &Path, to: &Path) -> Result<()> {
-    let mut src = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(from)
-        .with_context(|| format!("cannot read {}", from.display()))?;
-    if !src.metadata()?.is_file() {
-        anyhow::bail!("{} is not a regular file", from.display());
-    }
-    remove_entry(to)?;
-    let mut dst = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(to)
-        .with_context(|| format!("cannot create {}", to.display()))?;
+    let mut src = open_regular(from)?.with_context(|| format!("cannot read {}: it is not there", from.display()))?;
+    let mut dst = create_fresh(to)?;
     std::io::copy(&mut src, &mut dst).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     Ok(())
 }
@@ -154,19 +165,7 @@ pub fn open_append(path: &Path) -> Result<std::fs::File> {
 /// when there is none. Anything else in its place (a link, a FIFO, a device, a folder, a file
 /// too long) is an error, never followed or waited on.
 pub fn read_small(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
-    let f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    };
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        anyhow::bail!("{} is not a regular file", path.display());
-    }
+    let Some(f) = open_regular(path)? else { return Ok(None) };
     let mut buf = Vec::new();
     f.take(max + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {
