@@ -66,20 +66,26 @@ pub(super) fn tree_blob(repo: &Repo, tree: &gix::Tree<'_>, name: &str) -> Result
     }
 }
 
+/// The run's state without its tasks, from a tree of the current format (None: an older one).
+fn summary_and_integration(repo: &Repo, tree: &gix::Tree<'_>) -> Result<Option<RunState>> {
+    let Some(summary) = tree_blob(repo, tree, SUMMARY)? else { return Ok(None) };
+    let mut state: RunState = serde_json::from_slice(&summary)?;
+    if let Some(i) = tree_blob(repo, tree, INTEGRATION)? {
+        state.integration = Some(serde_json::from_slice(&i)?);
+    }
+    Ok(Some(state))
+}
+
 /// The full state at `commit`: (its tree, first format?, state with every task).
 pub(super) fn read_state(repo: &Repo, run: &str, commit: ObjectId) -> Result<(ObjectId, bool, RunState)> {
     let read = || -> Result<(ObjectId, bool, RunState)> {
         let tree = repo.gix.find_commit(commit)?.tree()?;
-        let Some(summary) = tree_blob(repo, &tree, SUMMARY)? else {
+        let Some(mut state) = summary_and_integration(repo, &tree)? else {
             let bytes = tree_blob(repo, &tree, LEGACY_STATE)?.context("no state.json")?;
             let mut state: RunState = serde_json::from_slice(&bytes)?;
             state.reindex();
             return Ok((tree.id, true, state));
         };
-        let mut state: RunState = serde_json::from_slice(&summary)?;
-        if let Some(i) = tree_blob(repo, &tree, INTEGRATION)? {
-            state.integration = Some(serde_json::from_slice(&i)?);
-        }
         let mut by_id = std::collections::HashMap::new();
         if let Some(tasks) = tree.find_entry("tasks") {
             use rayon::prelude::*;
@@ -129,14 +135,10 @@ pub(super) fn read_state_since(
         let old = repo.gix.find_commit(prev_commit)?.tree()?;
         let new = repo.gix.find_commit(commit)?.tree()?;
         let oid = |t: &gix::Tree<'_>, name: &str| t.find_entry(name).map(|e| e.object_id());
-        let Some(summary) = tree_blob(repo, &new, SUMMARY)? else { return Ok(None) };
         if oid(&old, SUMMARY).is_none() || oid(&old, ORDER) != oid(&new, ORDER) || prev.tasks.is_empty() {
             return Ok(None);
         }
-        let mut state: RunState = serde_json::from_slice(&summary)?;
-        if let Some(i) = tree_blob(repo, &new, INTEGRATION)? {
-            state.integration = Some(serde_json::from_slice(&i)?);
-        }
+        let Some(mut state) = summary_and_integration(repo, &new)? else { return Ok(None) };
         let buckets = |t: &gix::Tree<'_>| -> Result<std::collections::HashMap<Vec<u8>, ObjectId>> {
             let Some(tasks) = oid(t, "tasks") else { return Ok(Default::default()) };
             repo.gix
