@@ -570,8 +570,7 @@ fn kind_key(profile: &str, kind: &str) -> String {
 
 /// Wall-clock time of day (UTC), for "waiting until 14:32:05".
 fn clock(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+    crate::ui::clock(t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0))
 }
 
 #[cfg(test)]

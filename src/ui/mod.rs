@@ -53,6 +53,12 @@ pub fn minutes(m: f64) -> String {
     }
 }
 
+/// Time of day (UTC) of `secs` since the epoch, for "paused until 14:32:05 UTC".
+pub fn clock(secs: f64) -> String {
+    let secs = secs.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Milliseconds as a short human duration.
 pub fn millis(ms: u64) -> String {
     let s = ms / 1000;

@@ -115,7 +115,6 @@ pub fn published_line(p: &crate::store::runs::Published) -> String {
     sanitize(&format!("published as pull request #{} ({} into {}): {}{checks}", p.number, p.head, p.base, p.url))
 }
 
-/// `spent $1.20 of the $5.00 budget (2 tasks reported no cost)`, for a run with a budget.
 /// What the governor holds to and saw, a line each (plain text: the report escapes it):
 /// while the run runs, how many agents run, the most allowed and why, what holds new starts
 /// back, the machine as last read; and the rate limits its agents met.
@@ -134,7 +133,7 @@ pub fn governor_lines(s: &RunState) -> Vec<String> {
             let (g, gib) = (&r.machine, |b: u64| b as f64 / (1u64 << 30) as f64);
             out.push(format!(
                 "machine (read at {}): CPU demand {:.1} cores on {} CPUs, memory {:.1} of {:.1} GiB in use; the run's agents {:.2} cores, {:.2} GiB",
-                clock(r.at),
+                super::clock(r.at),
                 // Demand, not use: runnable threads count, so a saturated machine says so.
                 g.cpu_percent as f64 / 100.0 * g.cpus as f64,
                 g.cpus,
@@ -154,10 +153,10 @@ pub fn governor_lines(s: &RunState) -> Vec<String> {
                     "{}: {} (the last at {}, task {}): at most {} at once since, new starts paused until {}{}",
                     sanitize(profile),
                     if r.hits == 1 { "1 rate limit".to_string() } else { format!("{} rate limits", r.hits) },
-                    clock(r.at),
+                    super::clock(r.at),
                     sanitize(&r.task),
                     r.limit,
-                    clock(r.until),
+                    super::clock(r.until),
                     if live && r.until > now() { " (paused now)" } else { "" }
                 )
             })
@@ -167,12 +166,7 @@ pub fn governor_lines(s: &RunState) -> Vec<String> {
     out
 }
 
-/// Time of day (UTC) of `t`, seconds since the epoch.
-fn clock(t: f64) -> String {
-    let secs = t.max(0.0) as u64 % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
+/// `spent $1.20 of the $5.00 budget (2 tasks reported no cost)`, for a run with a budget.
 pub fn budget_line(s: &RunState) -> Option<String> {
     let budget = s.options.budget?;
     let (spent, unknown) = crate::exec::orchestrator::spend(s);
