@@ -182,15 +182,18 @@ fn common_headers(nonce: &str) -> Vec<Header> {
     ]
 }
 
-/// A plain-text answer (errors, a task's transcript): shown as text, never run as markup.
-fn text(req: Request, code: u16, body: impl Into<String>) {
-    let mut r = Response::from_string(body.into())
-        .with_status_code(code)
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"));
-    for h in common_headers("-") {
+/// An answer of `kind` (a Content-Type) with the common headers; `nonce`: the scripts it may run.
+fn respond_with(code: u16, kind: &str, body: String, nonce: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    let mut r = Response::from_string(body).with_status_code(code).with_header(header("Content-Type", kind));
+    for h in common_headers(nonce) {
         r.add_header(h);
     }
-    let _ = req.respond(r);
+    r
+}
+
+/// A plain-text answer (errors, a task's transcript): shown as text, never run as markup.
+fn text(req: Request, code: u16, body: impl Into<String>) {
+    let _ = req.respond(respond_with(code, "text/plain; charset=utf-8", body.into(), "-"));
 }
 
 fn handle(sh: &Shared, req: Request) {
@@ -225,12 +228,7 @@ fn handle(sh: &Shared, req: Request) {
             });
             match page(sh, &repo, run.as_deref(), &View::of(&q)) {
                 Ok((body, nonce)) => {
-                    let mut r = Response::from_string(body)
-                        .with_status_code(200)
-                        .with_header(header("Content-Type", "text/html; charset=utf-8"));
-                    for h in common_headers(&nonce) {
-                        r.add_header(h);
-                    }
+                    let mut r = respond_with(200, "text/html; charset=utf-8", body, &nonce);
                     if let Some(c) = set {
                         r.add_header(header("Set-Cookie", &c));
                     }
@@ -255,13 +253,7 @@ fn handle(sh: &Shared, req: Request) {
             };
             match answer {
                 Ok(html) => {
-                    let mut r = Response::from_string(html)
-                        .with_status_code(200)
-                        .with_header(header("Content-Type", "text/html; charset=utf-8"));
-                    for h in common_headers("-") {
-                        r.add_header(h);
-                    }
-                    let _ = req.respond(r);
+                    let _ = req.respond(respond_with(200, "text/html; charset=utf-8", html, "-"));
                 }
                 Err(e) => text(req, 404, format!("{e:#}\n")),
             }
@@ -369,21 +361,22 @@ fn attention(st: TaskStatus) -> usize {
 }
 
 /// A big run's tasks as `view` shows them: filtered, in attention order then natural order;
-/// the page's slice, the page (clamped) and the number of pages.
-fn select<'a>(s: &'a RunState, view: &View) -> (Vec<&'a TaskState>, usize, usize) {
+/// the page's slice, the page (clamped), the number of pages and of tasks the filter kept.
+fn select<'a>(s: &'a RunState, view: &View) -> (Vec<&'a TaskState>, usize, usize, usize) {
     let mut v: Vec<&TaskState> = s.tasks.iter().filter(|t| view.state.is_none_or(|st| t.status == st)).collect();
     v.sort_by_cached_key(|t| (attention(t.status), report::natural_key(&t.id)));
-    let pages = v.len().div_ceil(PAGE_ROWS).max(1);
+    let kept = v.len();
+    let pages = kept.div_ceil(PAGE_ROWS).max(1);
     let page = view.page.min(pages);
     let rows = v.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).collect();
-    (rows, page, pages)
+    (rows, page, pages, kept)
 }
 
 /// The paged part of a big run's page: the state filters and pages, one page of the table,
 /// and the timeline of that page's tasks (the report's own fragments).
 fn paged(s: &RunState, view: &View) -> String {
     let esc = report::escape;
-    let (tasks, page, pages) = select(s, view);
+    let (tasks, page, pages, kept) = select(s, view);
     let link = |label: String, st: Option<TaskStatus>, on: bool| {
         let q = View { state: st, page: 1, all: false }.query(&s.id, 1);
         if on {
@@ -400,9 +393,7 @@ fn paged(s: &RunState, view: &View) -> String {
         }
     }
     let first = (page - 1) * PAGE_ROWS;
-    let mut nav = format!("tasks {}-{} of {}", first + tasks.len().min(1), first + tasks.len(), {
-        s.tasks.iter().filter(|t| view.state.is_none_or(|st| t.status == st)).count()
-    });
+    let mut nav = format!("tasks {}-{} of {kept}", first + tasks.len().min(1), first + tasks.len());
     if page > 1 {
         nav.push_str(&format!(" &middot; <a href=\"/?{}\">previous page</a>", esc(&view.query(&s.id, page - 1))));
     }
