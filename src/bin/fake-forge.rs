@@ -140,6 +140,21 @@ impl Forge {
         self.github(method, &parts, query, &input)
     }
 
+    /// An issue edited: the one whose `id.0` field is `id.1` takes `keys` from `input` and
+    /// counts one update; 404 with the forge's own `missing` message when there is none.
+    fn update_issue(&mut self, id: (&str, &str), keys: &[&str], input: &Value, missing: &str) -> (u16, Value) {
+        let Some(i) = self.opened.iter_mut().find(|i| i[id.0].as_u64() == id.1.parse::<u64>().ok()) else {
+            return (404, json!({ "message": missing }));
+        };
+        for key in keys {
+            if let Some(v) = input.get(*key) {
+                i[*key] = v.clone();
+            }
+        }
+        i["updates"] = json!(i["updates"].as_u64().unwrap_or(0) + 1);
+        (200, i.clone())
+    }
+
     fn labelled(&self, query: &str) -> impl Iterator<Item = &Value> {
         let label = query_value(query, "labels");
         let page: usize = query_value(query, "page").and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -173,16 +188,7 @@ impl Forge {
                 (201, issue)
             }
             ("PATCH", ["repos", _, _, "issues", n]) => {
-                let Some(i) = self.opened.iter_mut().find(|i| i["number"].as_u64() == n.parse::<u64>().ok()) else {
-                    return (404, json!({"message": "Not Found"}));
-                };
-                for key in ["title", "body"] {
-                    if let Some(v) = input.get(key) {
-                        i[key] = v.clone();
-                    }
-                }
-                i["updates"] = json!(i["updates"].as_u64().unwrap_or(0) + 1);
-                (200, i.clone())
+                self.update_issue(("number", n), &["title", "body"], input, "Not Found")
             }
             ("GET", ["repos", o, r]) => (200, json!({"full_name": format!("{o}/{r}"), "default_branch": "main"})),
             ("GET", ["repos", _, _, "pulls"]) => {
@@ -312,16 +318,7 @@ impl Forge {
                 (201, issue)
             }
             ("PUT", ["projects", _, "issues", n]) => {
-                let Some(i) = self.opened.iter_mut().find(|i| i["iid"].as_u64() == n.parse::<u64>().ok()) else {
-                    return (404, json!({"message": "404 Not found"}));
-                };
-                for key in ["title", "description"] {
-                    if let Some(v) = input.get(key) {
-                        i[key] = v.clone();
-                    }
-                }
-                i["updates"] = json!(i["updates"].as_u64().unwrap_or(0) + 1);
-                (200, i.clone())
+                self.update_issue(("iid", n), &["title", "description"], input, "404 Not found")
             }
             ("GET", ["projects", _, "repository", "commits", _, "statuses"]) => {
                 (200, Value::Array(self.checks["statuses"].as_array().cloned().unwrap_or_default()))
