@@ -292,9 +292,9 @@ pub enum Event {
         running: usize,
         reason: String,
     },
-    /// What the governor measured and allows: recorded when the run starts and when a figure
-    /// moves materially (see `exec::orchestrator`), so a long run records a few, not one a
-    /// second.
+    /// What the governor measured and allows: recorded once a running agent has been
+    /// measured, then when the ceiling changes or a figure moves materially (see
+    /// `schedule::governor::reading_due`), so a long run records a few, not one a second.
     Governor(Machine),
     /// An agent profile hit its API's rate limit (or overload): at most `limit` of its tasks
     /// at once from then on (raised by one per success), and its new starts wait until
