@@ -24,7 +24,14 @@
 //! their end, and attempts cut short when another won.
 //!
 //! Landed and green: merged into the integration branch, its check passed, and verify passes
-//! on the result. Run: cargo bench --features test-fakes --bench landed
+//! on the result.
+//!
+//! The flaky tasks' luck is dealt from a seed: try `t` of attempt `a` of `flakyI` passes when
+//! the `t`-th draw of its own deck says so (each a 40% chance). Every row of one seed sees the
+//! same luck, so the rows compare ways of working, not luck; the seeds (`LANDED_SEEDS`, a
+//! count, 5 by default, or a list such as `3,7`) give the spread of luck.
+//!
+//! Run: cargo bench --features test-fakes --bench landed
 
 mod common;
 use common::*;
@@ -35,8 +42,8 @@ use std::time::Instant;
 const VERIFY: &str = "! ls broken-*.txt >/dev/null 2>&1 || { echo a broken file is in; exit 1; }";
 
 /// The plan's prompts in `dir`; `right`: every agent does the right thing at once;
-/// `attempts`: the flaky three get three attempts each.
-fn prompts(dir: &Path, right: bool, attempts: bool) {
+/// `attempts`: the flaky three get three attempts each; `luck`: the flaky tasks' decks.
+fn prompts(dir: &Path, right: bool, attempts: bool, luck: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     let on = |marker: &str, then: &str| -> String {
         if right {
@@ -94,12 +101,15 @@ fn prompts(dir: &Path, right: bool, attempts: bool) {
         write_prompt(dir, &format!("verify{i}"), "", &body);
     }
     for i in 0..3 {
-        // Its check passes 40% of the time (each try draws again: 102 of 256).
+        // Its check passes 40% of the time: each try (a first try or a fix round, which runs the
+        // script's shell lines again) takes the next card of its attempt's deck.
         let draw = if right {
             format!("sh echo ok > lucky{i}.txt")
         } else {
+            let deck = luck.join(format!("flaky{i}"));
+            let deck = deck.display();
             format!(
-                "sh rm -f lucky{i}.txt; [ $(od -An -N1 -tu1 /dev/urandom) -lt 102 ] && echo ok > lucky{i}.txt || true"
+                "sh rm -f lucky{i}.txt; d='{deck}'-${{GIT_PARALLEL_ATTEMPT:-1}}; n=$(($(cat \"$d.n\" 2>/dev/null || echo 0) + 1)); echo $n > \"$d.n\"; [ \"$(sed -n ${{n}}p \"$d\")\" = pass ] && echo ok > lucky{i}.txt || true"
             )
         };
         let tries = if attempts { "attempts: 3\n" } else { "" };
@@ -125,6 +135,47 @@ struct Row {
     wall: f64,
     /// Task -> turns by where they went (see [`KINDS`]).
     spent: BTreeMap<String, [u64; 5]>,
+}
+
+/// Deals the flaky tasks' decks for `seed` into `luck` (a fresh count of tries each): 20
+/// cards per attempt, each `pass` with probability 0.4. Returns them: flaky task, attempt, try.
+fn deal(luck: &Path, seed: u64) -> Vec<Vec<Vec<bool>>> {
+    use rand::{Rng, SeedableRng};
+    let _ = std::fs::remove_dir_all(luck);
+    std::fs::create_dir_all(luck).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut decks = Vec::new();
+    for i in 0..3 {
+        let mut task = Vec::new();
+        for a in 1..=3 {
+            let cards: Vec<bool> = (0..20).map(|_| rng.random_bool(0.4)).collect();
+            let text: Vec<&str> = cards.iter().map(|&c| if c { "pass" } else { "fail" }).collect();
+            std::fs::write(luck.join(format!("flaky{i}-{a}")), text.join("\n") + "\n").unwrap();
+            task.push(cards);
+        }
+        decks.push(task);
+    }
+    decks
+}
+
+/// The fewest turns a flaky task can take with this luck (`attempts`: its decks; `rounds` fix
+/// rounds each): attempts one after another, each given its fix rounds first (a round, one
+/// turn, is cheaper than a new attempt's first try, two). What running attempts at once costs
+/// is the rest.
+fn least_for(attempts: &[Vec<bool>], rounds: usize) -> u64 {
+    let mut turns = 0;
+    for deck in attempts {
+        turns += 2;
+        for (t, &pass) in deck.iter().take(rounds + 1).enumerate() {
+            if pass {
+                return turns;
+            }
+            if t < rounds {
+                turns += 1;
+            }
+        }
+    }
+    turns
 }
 
 /// Where turns go.
@@ -291,55 +342,118 @@ fn main() {
     git(&root, &home, &["config", "parallel.agent", "claude"]);
     std::fs::write(root.join(".git/info/exclude"), "prompts/\n").unwrap();
     let dir = root.join("prompts");
-    prompts(&dir, true, false);
-    let right = run(&root, &home, &path, 1, &["--fix-rounds", "0"]);
-    prompts(&dir, false, false);
-    let none = run(&root, &home, &path, 2, &["--fix-rounds", "0"]);
-    let loops = run(&root, &home, &path, 3, &["--fix-rounds", "2", "--resolve"]);
-    prompts(&dir, false, true);
-    let tries = run(&root, &home, &path, 4, &["--fix-rounds", "2", "--resolve"]);
-    prompts(&dir, false, false);
-    let custom = run(&root, &home, &path, 5, &["--fix-rounds", "2", "--resolve", "--agent", "custom"]);
-    println!("20 tasks: 6 fail their check until shown it, 4 conflict, 2 break verify, 3 pass their check 40% of the time; -j 4\n");
-    println!("| run | landed and green | turns | turns vs all right first | recorded turns | wall | left out |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
-    let rows = [
-        ("every first result right", &right),
-        ("no loops", &none),
-        ("fix rounds + --resolve", &loops),
-        ("the same + attempts: 3 on the flaky three", &tries),
-        ("fix rounds + --resolve, an agent without a session (custom)", &custom),
+    let luck = tmp.path().join("luck");
+    let seeds: Vec<u64> = match std::env::var("LANDED_SEEDS") {
+        Ok(v) if v.contains(',') => v.split(',').map(|s| s.trim().parse().expect("LANDED_SEEDS: numbers")).collect(),
+        Ok(v) => (1..=v.trim().parse::<u64>().expect("LANDED_SEEDS: a count or a list")).collect(),
+        Err(_) => (1..=5).collect(),
+    };
+    let mut run_no = 0;
+    let mut next = |right: bool, attempts: bool, seed: u64, args: &[&str]| {
+        prompts(&dir, right, attempts, &luck);
+        deal(&luck, seed);
+        run_no += 1;
+        run(&root, &home, &path, run_no, args)
+    };
+    // Every first result right: no luck involved, one run.
+    let right = next(true, false, 0, &["--fix-rounds", "0"]);
+    let names = [
+        "no loops",
+        "fix rounds + --resolve",
+        "the same + attempts: 3 on the flaky three",
+        "fix rounds + --resolve, an agent without a session (custom)",
     ];
-    for (name, r) in rows {
+    let mut by_seed: Vec<(u64, [Row; 4])> = Vec::new();
+    // Per seed, the fewest turns the attempts row could take with its luck.
+    let mut least: Vec<u64> = Vec::new();
+    for &seed in &seeds {
+        let none = next(false, false, seed, &["--fix-rounds", "0"]);
+        let loops = next(false, false, seed, &["--fix-rounds", "2", "--resolve"]);
+        let tries = next(false, true, seed, &["--fix-rounds", "2", "--resolve"]);
+        let custom = next(false, false, seed, &["--fix-rounds", "2", "--resolve", "--agent", "custom"]);
+        eprintln!("seed {seed}: {} / {} / {} / {} turns", none.turns, loops.turns, tries.turns, custom.turns);
+        let decks = deal(&luck, seed);
+        let flaky: u64 =
+            tries.spent.iter().filter(|(t, _)| t.starts_with("flaky")).map(|(_, v)| v.iter().sum::<u64>()).sum();
+        least.push(tries.turns - flaky + decks.iter().map(|d| least_for(d, 2)).sum::<u64>());
+        by_seed.push((seed, [none, loops, tries, custom]));
+    }
+    let ratio = |r: &Row| r.turns as f64 / right.turns.max(1) as f64;
+    println!("20 tasks: 6 fail their check until shown it, 4 conflict, 2 break verify, 3 pass their check 40% of the time; -j 4");
+    println!("seeds of the flaky tasks' luck: {seeds:?}\n");
+    println!("| run | seed | landed and green | turns | turns vs all right first | recorded turns | wall | left out |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    let line = |name: &str, seed: &str, r: &Row| {
         println!(
-            "| {name} | {} of 20 | {} | {:.2}x | {} | {:.1} s | {} |",
+            "| {name} | {seed} | {} of 20 | {} | {:.2}x | {} | {:.1} s | {} |",
             r.landed,
             r.turns,
-            r.turns as f64 / right.turns.max(1) as f64,
+            ratio(r),
             r.recorded,
             r.wall,
             r.out.join("; ")
+        )
+    };
+    line("every first result right", "-", &right);
+    for (k, name) in names.iter().enumerate() {
+        for (seed, rows) in &by_seed {
+            line(name, &seed.to_string(), &rows[k]);
+        }
+    }
+    println!("\nOver the seeds:\n");
+    println!("| run | landed and green (least) | turns vs all right first: mean | least | most | runs within 1.5x |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (k, name) in names.iter().enumerate() {
+        let rs: Vec<f64> = by_seed.iter().map(|(_, rows)| ratio(&rows[k])).collect();
+        let least = by_seed.iter().map(|(_, rows)| rows[k].landed).min().unwrap_or(0);
+        let mean = rs.iter().sum::<f64>() / rs.len().max(1) as f64;
+        let lo = rs.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = rs.iter().cloned().fold(0.0, f64::max);
+        let within = rs.iter().filter(|r| **r <= 1.5).count();
+        println!("| {name} | {least} of 20 | {mean:.2}x | {lo:.2}x | {hi:.2}x | {within} of {} |", rs.len());
+    }
+    {
+        let rs: Vec<f64> = least.iter().map(|&t| t as f64 / right.turns.max(1) as f64).collect();
+        let mean = rs.iter().sum::<f64>() / rs.len().max(1) as f64;
+        let lo = rs.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = rs.iter().cloned().fold(0.0, f64::max);
+        let within = rs.iter().filter(|r| **r <= 1.5).count();
+        println!(
+            "| the least the same luck allows with attempts: 3 (attempts one after another, fix rounds first) | - | {mean:.2}x | {lo:.2}x | {hi:.2}x | {within} of {} |",
+            rs.len()
         );
     }
-    println!("\nWhere the turns went:\n");
+    println!("\nWhere the turns went (summed over the seeds):\n");
     println!("| run | {} |", KINDS.join(" | "));
     println!("| --- |{}", " ---: |".repeat(KINDS.len()));
-    for (name, r) in rows {
-        let sum = |k: usize| r.spent.values().map(|v| v[k]).sum::<u64>().to_string();
+    for (k, name) in names.iter().enumerate() {
+        let sum = |kind: usize| {
+            by_seed
+                .iter()
+                .map(|(_, rows)| rows[k].spent.values().map(|v| v[kind]).sum::<u64>())
+                .sum::<u64>()
+                .to_string()
+        };
         println!("| {name} | {} |", (0..KINDS.len()).map(sum).collect::<Vec<_>>().join(" | "));
     }
-    for (name, r) in &rows[2..] {
-        println!("\nPer task, {name} (right first: the same task's turns when every first result is right):\n");
-        println!("| task | right first | {} | total |", KINDS.join(" | "));
-        println!("| --- | ---: |{} ---: |", " ---: |".repeat(KINDS.len()));
-        for (task, v) in &r.spent {
-            let floor = right.spent.get(task).map_or(0, |v| v.iter().sum::<u64>());
-            let total: u64 = v.iter().sum();
-            if total == floor {
-                continue;
+    for (seed, rows) in &by_seed {
+        for (name, r) in names.iter().zip(rows).skip(1) {
+            println!("\nPer task, seed {seed}, {name} (right first: the same task's turns when every first result is right):\n");
+            println!("| task | right first | {} | total |", KINDS.join(" | "));
+            println!("| --- | ---: |{} ---: |", " ---: |".repeat(KINDS.len()));
+            for (task, v) in &r.spent {
+                let floor = right.spent.get(task).map_or(0, |v| v.iter().sum::<u64>());
+                let total: u64 = v.iter().sum();
+                if total == floor {
+                    continue;
+                }
+                let cols: Vec<String> = v.iter().map(|n| n.to_string()).collect();
+                println!("| {task} | {floor} | {} | {total} |", cols.join(" | "));
             }
-            let cols: Vec<String> = v.iter().map(|n| n.to_string()).collect();
-            println!("| {task} | {floor} | {} | {total} |", cols.join(" | "));
         }
+    }
+    // LANDED_KEEP=1 keeps the repository, its runs and the decks, to look into.
+    if std::env::var_os("LANDED_KEEP").is_some() {
+        eprintln!("kept: {}", tmp.keep().display());
     }
 }

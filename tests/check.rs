@@ -662,3 +662,50 @@ fn an_attempt_starts_no_fix_round_once_another_has_won() {
     let marks: Vec<_> = std::fs::read_dir(&rounds).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(marks.is_empty(), "a fix round ran after the winner was known: {marks:?}");
 }
+
+#[test]
+fn an_extra_attempt_waits_while_its_tasks_attempt_is_in_a_fix_round() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let order = r.scratch("order");
+    let stamp = format!("stamp {}", order.display());
+    let root = r.path("").display().to_string();
+    // `a`'s own attempt fails its check, then in its fix round waits until `b` has ended (its
+    // slot free for a@2), lingers a second, and fixes the cause. `b` ends once a's check failed.
+    let until = |what: &str| {
+        format!(
+            "i=0; until git -C '{root}' log --format=%s refs/parallel/runs/1 | grep -q '^{what}'; do i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.1; done"
+        )
+    };
+    let fix = format!(
+        "sh [ -z \"$GIT_PARALLEL_FEEDBACK\" ] || {{ {}; sleep 1; echo ok > good.txt; }}",
+        until("b: succeeded")
+    );
+    r.prompt("a", "attempts: 2\nestimate: 30\ncheck: test -f good.txt", &format!("{stamp}\n{fix}"));
+    r.prompt("b", "estimate: 1", &format!("{stamp}\nwrite b.txt beta\nsh {}", until("a: check failed")));
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "-j", "2", "--fix-rounds", "1"]);
+    o.ok();
+    assert_eq!(r.task_state("1", "a")["status"], "succeeded");
+    let text = std::fs::read_to_string(&order).unwrap();
+    let started: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    // a@2 had a free slot while a's fix round ran, and did not take it: the round passed.
+    assert!(!started.contains(&"a@2"), "an extra attempt started behind a fix round: {text}\n{}", o.stderr);
+    let events = r.git(&["log", "--format=%s", "refs/parallel/runs/1"]);
+    assert!(events.contains("b: succeeded"), "{events}");
+}
+
+#[test]
+fn an_extra_attempt_starts_once_its_tasks_attempt_fails_for_good() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // The own attempt never passes; the second one does, started after the first gave up.
+    let script = "sh [ \"$GIT_PARALLEL_ATTEMPT\" = 1 ] || echo ok > good.txt";
+    r.prompt("a", "attempts: 2\ncheck: test -f good.txt", script);
+    r.prompt("b", "", "write b.txt beta");
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "-j", "2", "--fix-rounds", "1"]).ok();
+    let a = r.task_state("1", "a");
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert!(a["reason"].as_str().unwrap().starts_with("attempt a@2 won"), "{a}");
+}

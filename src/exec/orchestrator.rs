@@ -93,6 +93,18 @@ fn blocked(s: TaskStatus) -> bool {
     matches!(s, TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Skipped)
 }
 
+/// An extra attempt waits while another attempt of its task is past its first check and still
+/// running: in a fix round (the cheaper bet: one more turn of a session that knows the task and
+/// its failure, against a whole new try), or passed and about to win. When that attempt ends
+/// without passing, the extra starts.
+fn behind_a_fix_round<T>(state: &RunState, running: &HashMap<String, T>, id: &str) -> bool {
+    let (base, n) = crate::plan::attempt_of(id);
+    n > 1
+        && running.keys().any(|m| {
+            m != id && crate::plan::attempt_of(m).0 == base && state.task(m).is_some_and(|t| !t.checks.is_empty())
+        })
+}
+
 /// Execute the plan's remaining tasks; returns when every task ended or the run was stopped.
 pub fn execute(
     log: &mut RunLog,
@@ -389,6 +401,10 @@ pub fn execute(
         while let Some(i) = queue.next(log.state(), plan, &running).filter(|_| !stopping && !budget_spent) {
             if opts.phase_barrier && !in_open_wave(log.state(), plan, &index, i) {
                 // The baseline the list scheduler is measured against: only the first unfinished wave.
+                barrier_held.push(queue.pop());
+                continue;
+            }
+            if !opts.attempts_all && behind_a_fix_round(log.state(), &running, &plan.tasks[i].id) {
                 barrier_held.push(queue.pop());
                 continue;
             }
