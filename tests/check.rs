@@ -709,3 +709,67 @@ fn an_extra_attempt_starts_once_its_tasks_attempt_fails_for_good() {
     assert_eq!(a["status"], "succeeded", "{a}");
     assert!(a["reason"].as_str().unwrap().starts_with("attempt a@2 won"), "{a}");
 }
+
+#[test]
+fn a_check_whose_program_is_missing_fails_at_once_and_spends_no_fix_round() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt alpha");
+    r.commit("prompts");
+    let o = r.gp(&["run", "prompts", "--check", "/nonexistent-tools/bin/run-tests --quick", "--fix-rounds", "2"]);
+    assert_ne!(o.code, 0);
+    let t = r.task_state("1", "a");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["checks"].as_array().unwrap().len(), 1, "a fix round was spent on a missing program: {t}");
+    let reason = t["reason"].as_str().unwrap();
+    assert!(reason.contains("could not run: `/nonexistent-tools/bin/run-tests` is not found"), "{reason}");
+    assert!(reason.contains("no fix round was spent on it"), "{reason}");
+    // A name not on PATH says so.
+    r.gp(&["run", "prompts", "--check", "no-such-test-runner-xyz", "--fix-rounds", "2"]);
+    let t = r.task_state("2", "a");
+    assert!(t["reason"].as_str().unwrap().contains("`no-such-test-runner-xyz` is not on its PATH"), "{t}");
+}
+
+#[test]
+fn a_missing_script_in_the_worktree_is_the_agents_to_fix() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    let make =
+        "mkdir -p scripts && printf '#!/bin/sh\\necho tests ran\\n' > scripts/test.sh && chmod +x scripts/test.sh";
+    let script = format!("write a.txt alpha\nsh [ -z \"$GIT_PARALLEL_FEEDBACK\" ] || {{ {make}; }}");
+    r.prompt("a", "", &script);
+    r.commit("prompts");
+    r.gp(&["run", "prompts", "--check", "./scripts/test.sh", "--fix-rounds", "1"]).ok();
+    let t = r.task_state("1", "a");
+    let checks = t["checks"].as_array().unwrap();
+    assert_eq!((checks.len(), &checks[1]["passed"]), (2, &true.into()), "{t}");
+}
+
+#[test]
+fn under_the_sandbox_a_hidden_check_program_names_the_setting_that_shows_it() {
+    if which("bwrap").is_none() {
+        eprintln!("skipped: no bwrap");
+        return;
+    }
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    // A test runner installed in the home, which --sandbox hides.
+    let tools = r.home.join("tools");
+    let runner = tools.join("bin/run-tests");
+    std::fs::create_dir_all(runner.parent().unwrap()).unwrap();
+    std::fs::write(&runner, "#!/bin/sh\ntest -f a.txt\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&runner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    r.prompt("a", "", "write a.txt alpha");
+    r.commit("prompts");
+    let check = runner.display().to_string();
+    r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]);
+    let t = r.task_state("1", "a");
+    assert_eq!(t["checks"].as_array().unwrap().len(), 1, "{t}");
+    let hint = format!("git config --add parallel.sandboxRead {}", tools.display());
+    assert!(t["reason"].as_str().unwrap().contains(&hint), "{t}");
+    // Shown as it says, the check runs and passes.
+    r.git(&["config", "--add", "parallel.sandboxRead", &tools.display().to_string()]);
+    r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]).ok();
+    assert_eq!(r.task_state("2", "a")["status"], "succeeded");
+}

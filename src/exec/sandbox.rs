@@ -219,6 +219,31 @@ fn install_root(p: &Path) -> Option<PathBuf> {
     Some(Path::new(m).join(first))
 }
 
+/// The folders to show a `--sandbox` agent (`parallel.sandboxRead`) so that it can run
+/// `program`, a path the sandbox hides: the install holding it (the folder above its `bin`,
+/// else its own folder), and the same for where its links lead (a virtualenv's python is a link
+/// into the interpreter's install). Never a folder holding the home, which is never shown.
+pub fn folders_to_show(program: &Path) -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.parent().is_some());
+    let hides = |p: &Path| hidden(p) || home.as_ref().is_some_and(|h| p.starts_with(h));
+    let install = |p: &Path| -> Option<PathBuf> {
+        let dir = p.parent()?;
+        let named_bin = dir.file_name().is_some_and(|n| n == "bin" || n == ".bin");
+        let top = if named_bin { dir.parent()? } else { dir };
+        let holds_home = home.as_ref().is_some_and(|h| h.starts_with(top));
+        Some(if holds_home { dir } else { top }.to_path_buf())
+    };
+    let mut out: Vec<PathBuf> = [Some(program.to_path_buf()), std::fs::canonicalize(program).ok()]
+        .into_iter()
+        .flatten()
+        .filter(|p| hides(p))
+        .filter_map(|p| install(&p))
+        .filter(|d| home.as_ref().is_none_or(|h| !h.starts_with(d)))
+        .collect();
+    out.dedup();
+    out
+}
+
 /// The bubblewrap command line running `program args` under the sandbox, and the environment
 /// it gets (the allowlisted part of ours, plus `envs`).
 pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)]) -> Result<(String, Vec<String>)> {

@@ -576,13 +576,19 @@ fn run_inner(
             break;
         }
         let c = run_check(spec, &p, command, round, ctl)?;
-        let (passed, how, output) = (c.passed, c.status(), c.output.clone());
+        let (passed, how, output, c_exit) = (c.passed, c.status(), c.output.clone(), c.exit_code);
         let _ = tx.send(Msg::Event(Box::new(Event::Checked(c))));
         if passed {
             break;
         }
         if ctl.stop.load(Ordering::SeqCst) {
             last.interrupted = true;
+            break;
+        }
+        // A program the check runs is missing: the agent cannot change what the check runs
+        // with, so no round is spent on it.
+        if let Some(why) = missing_program(c_exit, &output, &spec.worktree, spec.sandbox.is_some()) {
+            check_failed = Some(format!("check `{command}` could not run: {why}; no fix round was spent on it"));
             break;
         }
         let status = match how.strip_prefix("exit ") {
@@ -1050,6 +1056,44 @@ const CHECK_OUTPUT: usize = 4000;
 
 /// Run the task's check in its worktree, contained as its agent is (in the sandbox too: it
 /// runs the agent's code), with the task's timeout; stopped by Ctrl-C and `cancel`.
+/// What a check that exited 127 (the shell's "command not found") could not find, when it is
+/// not the agent's to fix: a program outside the worktree, or a name not on its PATH. `None`
+/// for any other failure, or a missing program inside the worktree (a script the agent may
+/// have moved), which a fix round may mend.
+fn missing_program(exit: Option<i32>, output: &str, worktree: &Path, sandboxed: bool) -> Option<String> {
+    static NOT_FOUND: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    if exit != Some(127) {
+        return None;
+    }
+    // dash: `sh: 1: NAME: not found`; bash: `bash: line 1: NAME: command not found`.
+    let re = NOT_FOUND.get_or_init(|| {
+        regex::Regex::new(r"(?m)^\S*sh: (?:line )?\d+: (.+?): (?:command )?not found\s*$").expect("valid regex")
+    });
+    let name = re.captures_iter(output).last()?.get(1)?.as_str().to_string();
+    let path = Path::new(&name);
+    if !path.is_absolute() {
+        return match name.contains('/') {
+            true => None,
+            false => Some(format!("`{name}` is not on its PATH")),
+        };
+    }
+    if path.starts_with(worktree) {
+        return None;
+    }
+    let mut why = format!("`{name}` is not found");
+    if sandboxed && path.exists() {
+        why.push_str(" inside the sandbox (it is on this machine, where --sandbox hides it)");
+        let show: Vec<String> = super::sandbox::folders_to_show(path)
+            .iter()
+            .map(|d| format!("`git config --add parallel.sandboxRead {}`", d.display()))
+            .collect();
+        if !show.is_empty() {
+            why.push_str(&format!(": let the sandbox show it with {}", show.join(" and ")));
+        }
+    }
+    Some(why)
+}
+
 fn run_check(spec: &TaskSpec, p: &Places, command: &str, round: u32, ctl: &Control) -> Result<Check> {
     let started = Instant::now();
     let mut envs = vec![
@@ -1368,6 +1412,22 @@ pub fn check_in_place(repo: &Repo, spec: &TaskSpec, round: u32, ctl: &Control) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_program_is_read_from_dash_and_bash_and_left_to_the_agent_inside_the_worktree() {
+        let wt = Path::new("/work/repo.parallel/1/a");
+        let dash = "collecting...\n/usr/bin/sh: 1: /opt/venv/bin/python: not found\n";
+        assert_eq!(missing_program(Some(127), dash, wt, false).unwrap(), "`/opt/venv/bin/python` is not found");
+        let bash = "bash: line 1: pytest: command not found\n";
+        assert_eq!(missing_program(Some(127), bash, wt, false).unwrap(), "`pytest` is not on its PATH");
+        // Another exit, or a failure that names no program, is the agent's to look at.
+        assert_eq!(missing_program(Some(1), dash, wt, false), None);
+        assert_eq!(missing_program(Some(127), "make: *** [test] Error 127\n", wt, false), None);
+        // A script of the worktree's (relative, or under it) may be the agent's doing.
+        assert_eq!(missing_program(Some(127), "sh: 1: ./scripts/test.sh: not found\n", wt, false), None);
+        let inside = "sh: 1: /work/repo.parallel/1/a/bin/t: not found\n";
+        assert_eq!(missing_program(Some(127), inside, wt, false), None);
+    }
 
     #[test]
     fn backoff_grows_with_jitter() {

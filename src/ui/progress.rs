@@ -114,7 +114,14 @@ impl Observer for Progress {
                         old.finish_and_clear();
                     }
                 } else if !matches!(self.mode, Mode::Json) {
-                    let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                    // A start after a failed check is a fix round; otherwise a later try is a
+                    // retry or a resume (not one of the task's attempts, `task@N`).
+                    let checks = state.task(task).map(|t| t.checks.as_slice()).unwrap_or_default();
+                    let again = match checks.last() {
+                        Some(c) if !c.passed => format!(": fix round {}", checks.iter().filter(|c| !c.passed).count()),
+                        _ if *attempt > 1 => format!(" (try {attempt})"),
+                        _ => String::new(),
+                    };
                     self.line(&format!("[{task}] started{again}"));
                 }
             }
