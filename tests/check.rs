@@ -762,11 +762,19 @@ fn under_the_sandbox_a_hidden_check_program_names_the_setting_that_shows_it() {
     std::fs::set_permissions(&runner, std::fs::Permissions::from_mode(0o755)).unwrap();
     r.prompt("a", "", "write a.txt alpha");
     r.commit("prompts");
-    let check = runner.display().to_string();
-    r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]);
+    let hint = format!("git config --add parallel.sandboxRead {}", tools.display());
+    // A check that starts with it is refused before any agent runs.
+    let check = format!("CI=1 {}", runner.display());
+    let o = r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("which --sandbox hides") && o.stderr.contains(&hint), "{}", o.stderr);
+    assert_ne!(r.git_out(&["rev-parse", "--verify", "-q", "refs/parallel/runs/1"]).code, 0, "a run was made");
+    // One that runs it further on fails at its first check, spending no fix round, and says
+    // the same.
+    let later = format!("true && {}", runner.display());
+    r.gp(&["run", "prompts", "--sandbox", "--check", &later, "--fix-rounds", "2"]);
     let t = r.task_state("1", "a");
     assert_eq!(t["checks"].as_array().unwrap().len(), 1, "{t}");
-    let hint = format!("git config --add parallel.sandboxRead {}", tools.display());
     assert!(t["reason"].as_str().unwrap().contains(&hint), "{t}");
     // Shown as it says, the check runs and passes.
     r.git(&["config", "--add", "parallel.sandboxRead", &tools.display().to_string()]);

@@ -133,6 +133,43 @@ pub fn executor(ctx: &Context, name: Option<&str>) -> Result<Executor> {
     }
 }
 
+/// Under `--sandbox`, refuse to start when a check runs a program the sandbox hides (in the
+/// home, or under `/tmp` or `/run`, not shown by `parallel.sandboxRead`): every task would spend
+/// its first try before its check could not run. Only a check that starts with the path of a
+/// program that exists is judged; the others fail at their first check, if at all.
+fn checks_seen_in_sandbox(repo: &crate::repo::Repo, plan: &Plan, check: Option<&str>, extra: &[PathBuf]) -> Result<()> {
+    let mut commands: Vec<&str> = plan.tasks.iter().filter_map(|t| t.check.as_deref()).chain(check).collect();
+    commands.sort();
+    commands.dedup();
+    for command in commands {
+        let Some(program) = leading_program(command) else { continue };
+        let path = std::path::Path::new(&program);
+        if !path.is_absolute() || !path.exists() {
+            continue;
+        }
+        if crate::exec::sandbox::hides(path, &repo.workdir, &repo.common_dir, extra) {
+            let show: Vec<String> = crate::exec::sandbox::folders_to_show(path)
+                .iter()
+                .map(|d| format!("git config --add parallel.sandboxRead {}", d.display()))
+                .collect();
+            let how = match show.is_empty() {
+                true => "install it outside your home, /tmp and /run, or in a folder of its own there, shown with `git config --add parallel.sandboxRead DIR`".to_string(),
+                false => format!("show it with:\n  {}", show.join("\n  ")),
+            };
+            return Err(usage(format!(
+                "the check `{command}` runs {program}, which --sandbox hides (your home, /tmp and /run are private inside it); {how}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The program a shell command line starts with, past any `NAME=value` assignments.
+fn leading_program(command: &str) -> Option<String> {
+    let assignment = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*=").expect("valid regex");
+    shell_words::split(command).ok()?.into_iter().find(|w| !assignment.is_match(w))
+}
+
 /// Refuse to start when an agent a task needs is not installed: nothing should half-run.
 /// (Under a cluster executor the agents run on the nodes, whose PATH is not ours to check.)
 pub fn check_agents(plan: &Plan, opts: &orchestrator::Options) -> Result<()> {
@@ -348,6 +385,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let (mut plan, raw) = planned?;
     let status = status.map_err(|_| anyhow::anyhow!("the uncommitted-changes check panicked"))??;
     check_agents(&plan, &opts)?;
+    if args.sandbox {
+        let check = args.check.as_deref().or(opts.check.as_deref());
+        checks_seen_in_sandbox(&ctx.repo, &plan, check, &opts.sandbox_read)?;
+    }
     check_clean(&plan, &status, args.allow_dirty)?;
     let run_base = crate::exec::worktree::run_dir(&ctx.repo, opts.worktree_dir.as_deref(), "x");
     let run_base = run_base.parent().unwrap_or(&ctx.repo.workdir).to_path_buf();

@@ -244,6 +244,81 @@ pub fn folders_to_show(program: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The folders a sandbox running `program` shows read-only though they are under a private
+/// mount or the home: `places` (the main working tree, the run's worktrees, the repository,
+/// our task folder), the program's install and PATH's, name resolution, and `extra`
+/// (`parallel.sandboxRead`, relative to `main`).
+fn shown(
+    program: &str,
+    places: &[&Path],
+    extra: &[PathBuf],
+    main: &Path,
+    envs: &[(String, String)],
+    home: Option<&PathBuf>,
+) -> Vec<PathBuf> {
+    let mut ro: Vec<PathBuf> = Vec::new();
+    // What must stay visible though it lives under a private mount or the home: the main
+    // working tree and the run's folder of worktrees (read-only, as everything else is), the
+    // repository, our task folder, the program and PATH, name resolution.
+    ro.extend(places.iter().map(|p| p.to_path_buf()));
+    // A program installed under a private mount (a checkout in /tmp with its tools in
+    // node_modules or a virtualenv) needs its whole install, links resolved: the folder right
+    // under the mount that holds it is shown read-only.
+    for p in [PathBuf::from(program), std::fs::canonicalize(program).unwrap_or_default()] {
+        ro.extend(p.parent().map(Path::to_path_buf));
+        ro.extend(install_root(&p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        ro.extend(exe.parent().map(Path::to_path_buf));
+    }
+    let mut path_dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    path_dirs.extend(
+        envs.iter().filter(|(k, _)| k == "PATH").flat_map(|(_, v)| std::env::split_paths(v).collect::<Vec<_>>()),
+    );
+    for d in path_dirs {
+        match home.and_then(|h| d.strip_prefix(h).ok()) {
+            // A tool installed in the home (~/.cargo/bin, ~/.pyenv/shims, ~/.local/bin) needs
+            // the rest of its folder too.
+            Some(rel) => {
+                if let (Some(h), Some(first)) = (home, rel.components().next()) {
+                    ro.push(h.join(first));
+                }
+            }
+            None => {
+                ro.extend(install_root(&d));
+                ro.extend(std::fs::canonicalize(&d).ok().and_then(|c| install_root(&c)));
+                ro.push(d);
+            }
+        }
+    }
+    if let Some(h) = home {
+        for rel in [".gitconfig", ".config/git", ".cargo", ".rustup"] {
+            ro.push(h.join(rel));
+        }
+    }
+    if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf") {
+        ro.push(resolv);
+    }
+    ro.extend(extra.iter().map(|p| if p.is_relative() { main.join(p) } else { p.clone() }));
+    ro.sort();
+    ro.dedup();
+    ro
+}
+
+/// Whether a sandbox hides `path` from a command it runs through the shell (a check or setup
+/// line) in a run of the repository at `main`/`common`, `extra` shown too.
+pub fn hides(path: &Path, main: &Path, common: &Path, extra: &[PathBuf]) -> bool {
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_dir() && h.parent().is_some());
+    let under_home = |p: &Path| home.as_ref().is_some_and(|h| p.starts_with(h));
+    if !hidden(path) && !under_home(path) {
+        return false;
+    }
+    let holds_home = |p: &Path| home.as_ref().is_some_and(|h| h.starts_with(p));
+    let ro = shown("/bin/sh", &[main, common], extra, main, &[], home.as_ref());
+    !ro.iter().any(|d| path.starts_with(d) && !holds_home(d))
+}
+
 /// The bubblewrap command line running `program args` under the sandbox, and the environment
 /// it gets (the allowlisted part of ours, plus `envs`).
 pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)]) -> Result<(String, Vec<String>)> {
@@ -271,56 +346,8 @@ pub fn wrap(program: &str, args: &[String], l: &Layout, envs: &[(String, String)
     if let Some(h) = &home {
         a.extend(["--tmpfs".to_string(), s(h)]);
     }
-    let mut ro: Vec<PathBuf> = Vec::new();
-    // What must stay visible though it lives under a private mount or the home: the main
-    // working tree and the run's folder of worktrees (read-only, as everything else is), the
-    // repository, our task folder, the program and PATH, name resolution.
-    ro.push(l.main.to_path_buf());
-    ro.extend(l.worktree.parent().map(Path::to_path_buf));
-    ro.push(l.common.to_path_buf());
-    ro.push(l.task_dir.root.clone());
-    // A program installed under a private mount (a checkout in /tmp with its tools in
-    // node_modules or a virtualenv) needs its whole install, links resolved: the folder right
-    // under the mount that holds it is shown read-only.
-    for p in [PathBuf::from(program), std::fs::canonicalize(program).unwrap_or_default()] {
-        ro.extend(p.parent().map(Path::to_path_buf));
-        ro.extend(install_root(&p));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        ro.extend(exe.parent().map(Path::to_path_buf));
-    }
-    let mut path_dirs: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    path_dirs.extend(
-        envs.iter().filter(|(k, _)| k == "PATH").flat_map(|(_, v)| std::env::split_paths(v).collect::<Vec<_>>()),
-    );
-    for d in path_dirs {
-        match home.as_ref().and_then(|h| d.strip_prefix(h).ok()) {
-            // A tool installed in the home (~/.cargo/bin, ~/.pyenv/shims, ~/.local/bin) needs
-            // the rest of its folder too.
-            Some(rel) => {
-                if let (Some(h), Some(first)) = (&home, rel.components().next()) {
-                    ro.push(h.join(first));
-                }
-            }
-            None => {
-                ro.extend(install_root(&d));
-                ro.extend(std::fs::canonicalize(&d).ok().and_then(|c| install_root(&c)));
-                ro.push(d);
-            }
-        }
-    }
-    if let Some(h) = &home {
-        for rel in [".gitconfig", ".config/git", ".cargo", ".rustup"] {
-            ro.push(h.join(rel));
-        }
-    }
-    if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf") {
-        ro.push(resolv);
-    }
-    ro.extend(l.extra.iter().map(|p| if p.is_relative() { l.main.join(p) } else { p.clone() }));
-    ro.sort();
-    ro.dedup();
+    let places = [Some(l.main), l.worktree.parent(), Some(l.common), Some(l.task_dir.root.as_path())];
+    let ro = shown(program, &places.into_iter().flatten().collect::<Vec<_>>(), l.extra, l.main, envs, home.as_ref());
     let under_home = |p: &Path| home.as_ref().is_some_and(|h| p.starts_with(h));
     // Never a folder that holds the home: bound whole, it would show the home again.
     let holds_home = |p: &Path| home.as_ref().is_some_and(|h| h.starts_with(p));
