@@ -219,27 +219,47 @@ fn install_root(p: &Path) -> Option<PathBuf> {
     Some(Path::new(m).join(first))
 }
 
+/// The install holding `p`: the folder above its `bin` (or `.bin`), else its own folder; never
+/// a folder holding the home.
+fn install_of(p: &Path, home: Option<&PathBuf>) -> Option<PathBuf> {
+    let dir = p.parent()?;
+    let named_bin = dir.file_name().is_some_and(|n| n == "bin" || n == ".bin");
+    let top = if named_bin { dir.parent()? } else { dir };
+    let holds_home = |d: &Path| home.is_some_and(|h| h.starts_with(d));
+    [top, dir].into_iter().find(|d| !holds_home(d)).map(Path::to_path_buf)
+}
+
+/// The interpreter a script names on its first line (`#!/venv/bin/python`), where it has one.
+fn interpreter(program: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(program).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
+    let first = std::str::from_utf8(line).ok()?.split_whitespace().next()?;
+    Some(PathBuf::from(first)).filter(|p| p.is_absolute())
+}
+
+/// `program`, where its links lead, and the same for the interpreter it names: what running it
+/// reads (a virtualenv's script names its python, a link into the interpreter's install).
+fn program_paths(program: &Path) -> Vec<PathBuf> {
+    let mut out = vec![program.to_path_buf()];
+    out.extend(std::fs::canonicalize(program).ok());
+    if let Some(i) = interpreter(program) {
+        out.extend(std::fs::canonicalize(&i).ok());
+        out.push(i);
+    }
+    out
+}
+
 /// The folders to show a `--sandbox` agent (`parallel.sandboxRead`) so that it can run
-/// `program`, a path the sandbox hides: the install holding it (the folder above its `bin`,
-/// else its own folder), and the same for where its links lead (a virtualenv's python is a link
-/// into the interpreter's install). Never a folder holding the home, which is never shown.
+/// `program`, a path the sandbox hides: the install holding it and each path it needs (see
+/// [`program_paths`]). Never a folder holding the home, which is never shown.
 pub fn folders_to_show(program: &Path) -> Vec<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.parent().is_some());
     let hides = |p: &Path| hidden(p) || home.as_ref().is_some_and(|h| p.starts_with(h));
-    let install = |p: &Path| -> Option<PathBuf> {
-        let dir = p.parent()?;
-        let named_bin = dir.file_name().is_some_and(|n| n == "bin" || n == ".bin");
-        let top = if named_bin { dir.parent()? } else { dir };
-        let holds_home = home.as_ref().is_some_and(|h| h.starts_with(top));
-        Some(if holds_home { dir } else { top }.to_path_buf())
-    };
-    let mut out: Vec<PathBuf> = [Some(program.to_path_buf()), std::fs::canonicalize(program).ok()]
-        .into_iter()
-        .flatten()
-        .filter(|p| hides(p))
-        .filter_map(|p| install(&p))
-        .filter(|d| home.as_ref().is_none_or(|h| !h.starts_with(d)))
-        .collect();
+    let mut out: Vec<PathBuf> =
+        program_paths(program).iter().filter(|p| hides(p)).filter_map(|p| install_of(p, home.as_ref())).collect();
+    out.sort();
     out.dedup();
     out
 }
@@ -264,9 +284,14 @@ fn shown(
     // A program installed under a private mount (a checkout in /tmp with its tools in
     // node_modules or a virtualenv) needs its whole install, links resolved: the folder right
     // under the mount that holds it is shown read-only.
-    for p in [PathBuf::from(program), std::fs::canonicalize(program).unwrap_or_default()] {
+    // Its interpreter too, where it is a script: a virtualenv's, or one made elsewhere and
+    // copied, names a python the sandbox would otherwise hide.
+    for p in program_paths(Path::new(program)) {
         ro.extend(p.parent().map(Path::to_path_buf));
         ro.extend(install_root(&p));
+        if home.is_some_and(|h| p.starts_with(h)) {
+            ro.extend(install_of(&p, home));
+        }
     }
     if let Ok(exe) = std::env::current_exe() {
         ro.extend(exe.parent().map(Path::to_path_buf));
@@ -493,5 +518,29 @@ mod tests {
         assert_eq!(install_root(Path::new("/tmp/ci/target/e2e/node_modules/.bin")), Some(PathBuf::from("/tmp/ci")));
         assert_eq!(install_root(Path::new("/usr/bin")), None);
         assert_eq!(install_root(Path::new("/tmp")), None);
+    }
+
+    #[test]
+    fn a_script_in_the_home_brings_its_interpreters_install() {
+        // ~/venv/bin/tool names ~/venv/bin/python, a link into ~/lang/3.11/bin.
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home");
+        let real = home.join("lang/3.11/bin/python3.11");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "").unwrap();
+        let venv = home.join("venv/bin");
+        std::fs::create_dir_all(&venv).unwrap();
+        std::os::unix::fs::symlink(&real, venv.join("python")).unwrap();
+        let tool = venv.join("tool");
+        std::fs::write(&tool, format!("#!{} -I\nimport tool\n", venv.join("python").display())).unwrap();
+        let ro = shown(tool.to_str().unwrap(), &[], &[], t.path(), &[], Some(&home));
+        for want in [home.join("venv"), home.join("lang/3.11")] {
+            assert!(ro.contains(&want), "{} is not shown: {ro:?}", want.display());
+        }
+        assert!(!ro.contains(&home), "{ro:?}");
+        // No shebang, no interpreter; a relative one is not followed.
+        assert_eq!(interpreter(&real), None);
+        std::fs::write(&tool, "#!python\n").unwrap();
+        assert_eq!(interpreter(&tool), None);
     }
 }
