@@ -238,13 +238,14 @@ fn accuracy_on_the_second_blind_set() {
 }
 
 /// The rule scores of every text in the file `TYPES_DUMP` names (lines: type, source, text, as in
-/// the labelled set), written beside it as `<file>.scores` (one line per text: the scores in
-/// `PRECEDENCE` order, then the model's probabilities in that order). benches/types/gather.py reads them to choose how rules and model combine:
+/// the labelled set), written beside it as `<file>.scores` (one line per text: what the rules
+/// decide, `-` where the model decides, the scores in `PRECEDENCE` order, then the model's
+/// probabilities in that order). benches/types/gather.py reads them to choose how rules and model combine:
 /// `TYPES_DUMP=/tmp/corpus.tsv cargo test --test types dump_rule_scores -- --ignored`.
 #[test]
 #[ignore]
 fn dump_rule_scores() {
-    use git_parallel::prompt::classify::{model_probabilities, scores, PRECEDENCE};
+    use git_parallel::prompt::classify::{model_probabilities, rules_decision, scores, PRECEDENCE};
     use std::io::Write;
     let Some(path) = std::env::var_os("TYPES_DUMP") else { return };
     let text = std::fs::read_to_string(&path).unwrap();
@@ -255,7 +256,8 @@ fn dump_rule_scores() {
         let row: Vec<String> =
             PRECEDENCE.iter().map(|t| s.iter().find(|(u, _)| u == t).map_or(0, |(_, n)| *n).to_string()).collect();
         let p: Vec<String> = model_probabilities(subject).iter().map(|p| format!("{p:.4}")).collect();
-        writeln!(out, "{} {}", row.join(" "), p.join(" ")).unwrap();
+        let decided = rules_decision(subject, "").map_or("-", |t| t.as_str());
+        writeln!(out, "{decided} {} {}", row.join(" "), p.join(" ")).unwrap();
     }
 }
 
