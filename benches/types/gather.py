@@ -305,7 +305,7 @@ def main():
     ap.add_argument("--corpus", help="also write the corpus (type, repository, subject) here")
     ap.add_argument("--held-out", help="also write the held-out tenth of the corpus here (for TYPES_CORPUS)")
     ap.add_argument("--pin", action="store_true", help="rewrite sources.tsv with each mirror's HEAD")
-    ap.add_argument("--keep", type=int, default=6000, help="features kept in the table")
+    ap.add_argument("--keep", type=int, default=4000, help="features kept in the table")
     ap.add_argument("--power", type=float, default=0.5,
                     help="each type is weighted by the inverse of its frequency to this power")
     ap.add_argument("--scale", type=float, default=10.0, help="table weights are integers of 1/scale")
