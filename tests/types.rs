@@ -34,11 +34,12 @@ const MIN_BLIND2_ACCURACY: f64 = 0.76;
 const MIN_BLIND2_COMMIT_ACCURACY: f64 = 0.775;
 const MIN_BLIND2_ISSUE_ACCURACY: f64 = 0.75;
 
-/// Floors for the third blind set, set after its one blind run (see docs/accuracy.md): regression
-/// guards under the measured values, not goals.
-const MIN_BLIND3_ACCURACY: f64 = 0.0;
-const MIN_BLIND3_COMMIT_ACCURACY: f64 = 0.0;
-const MIN_BLIND3_ISSUE_ACCURACY: f64 = 0.0;
+/// Floors for the third blind set, set after its one blind run (0.745 on all of it, 0.800 on its
+/// commit subjects, 0.704 on its issue titles: see docs/accuracy.md): regression guards under the
+/// measured values, not goals.
+const MIN_BLIND3_ACCURACY: f64 = 0.735;
+const MIN_BLIND3_COMMIT_ACCURACY: f64 = 0.79;
+const MIN_BLIND3_ISSUE_ACCURACY: f64 = 0.695;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
