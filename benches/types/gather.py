@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Gather conventional-commit subjects from public repositories and train the task-type model.
+"""Gather labelled commit subjects and pull-request titles from public repositories and train the
+task-type model.
 
 Usage (from the repository root; the mirrors are bare git directories, one per repository):
 
@@ -7,7 +8,7 @@ Usage (from the repository root; the mirrors are bare git directories, one per r
     python3 benches/types/gather.py --mirrors /work/.mirror --pin      # first rewrite sources.tsv's commits
 
 `benches/types/sources.tsv` lists each repository and the commit its history is read from
-(`git log --no-merges <commit>`), in a bare clone at `<mirrors>/<owner>+<name>/repo`. The script
+(`git log <commit>`, merges included), in a bare clone at `<mirrors>/<owner>+<name>/repo`. The script
 writes `src/prompt/types_model.tsv` (the weight table `classify.rs` includes) and prints the
 corpus's size and the model's accuracy on the 10% of the corpus it holds out (every tenth subject
 by a hash of its text, so the split does not depend on the order of the repositories).
@@ -17,8 +18,12 @@ test/tests -> test-coverage, perf -> performance, refactor -> refactor, build/ci
 and any prefix whose scope names dependencies, a release, CI, the build or docs takes that type
 (`chore(deps):`, `fix(deps):`, `chore(release):`, `chore(ci):`, `chore(docs):`). Plain `chore:`,
 `chore(<component>):`, `style:` and `revert:` are dropped: people use them for refactors,
-version bumps, docs and tooling alike, so they carry no label. Subjects that appear in the
-hand-labelled sets (tests/data/task-types.tsv, tests/data/task-types-blind.tsv) are dropped.
+version bumps, docs and tooling alike, so they carry no label. NumPy-style upper-case prefixes
+label too (BUG, ENH, DOC, PERF, TST, BLD, CI, REF, CLN; MAINT and the rest are dropped). A merge
+`Merge pull request #N from owner/branch` labels the pull request's title (the first line of its
+body) by the title's own prefix, else by the branch's first word (fix-..., feature/..., docs_...;
+HashiCorp's b-, f-, d-). Texts that appear in the hand-labelled sets (tests/data/task-types*.tsv)
+are dropped.
 """
 
 import argparse
