@@ -148,10 +148,7 @@ fn checks_seen_in_sandbox(repo: &crate::repo::Repo, plan: &Plan, check: Option<&
             continue;
         }
         if crate::exec::sandbox::hides(path, &repo.workdir, &repo.common_dir, extra) {
-            let show: Vec<String> = crate::exec::sandbox::folders_to_show(path)
-                .iter()
-                .map(|d| format!("git config --add parallel.sandboxRead {}", d.display()))
-                .collect();
+            let show = crate::exec::sandbox::lines_to_show(path);
             let how = match show.is_empty() {
                 true => "install it outside your home, /tmp and /run, or in a folder of its own there, shown with `git config --add parallel.sandboxRead DIR`".to_string(),
                 false => format!("show it with:\n  {}", show.join("\n  ")),

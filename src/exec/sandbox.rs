@@ -254,7 +254,7 @@ fn program_paths(program: &Path) -> Vec<PathBuf> {
 /// The folders to show a `--sandbox` agent (`parallel.sandboxRead`) so that it can run
 /// `program`, a path the sandbox hides: the install holding it and each path it needs (see
 /// [`program_paths`]). Never a folder holding the home, which is never shown.
-pub fn folders_to_show(program: &Path) -> Vec<PathBuf> {
+fn folders_to_show(program: &Path) -> Vec<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.parent().is_some());
     let hides = |p: &Path| hidden(p) || home.as_ref().is_some_and(|h| p.starts_with(h));
     let mut out: Vec<PathBuf> =
@@ -262,6 +262,11 @@ pub fn folders_to_show(program: &Path) -> Vec<PathBuf> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The configuration commands that show `program` to the sandbox (see [`folders_to_show`]).
+pub fn lines_to_show(program: &Path) -> Vec<String> {
+    folders_to_show(program).iter().map(|d| format!("git config --add parallel.sandboxRead {}", d.display())).collect()
 }
 
 /// The folders a sandbox running `program` shows read-only though they are under a private

@@ -1054,8 +1054,6 @@ fn wrapped(
 /// Most of a check's output kept in the run's log and handed to the agent.
 const CHECK_OUTPUT: usize = 4000;
 
-/// Run the task's check in its worktree, contained as its agent is (in the sandbox too: it
-/// runs the agent's code), with the task's timeout; stopped by Ctrl-C and `cancel`.
 /// What a check that exited 127 (the shell's "command not found") could not find, when it is
 /// not the agent's to fix: a program outside the worktree, or a name not on its PATH. `None`
 /// for any other failure, or a missing program inside the worktree (a script the agent may
@@ -1083,10 +1081,7 @@ fn missing_program(exit: Option<i32>, output: &str, worktree: &Path, sandboxed: 
     let mut why = format!("`{name}` is not found");
     if sandboxed && path.exists() {
         why.push_str(" inside the sandbox (it is on this machine, where --sandbox hides it)");
-        let show: Vec<String> = super::sandbox::folders_to_show(path)
-            .iter()
-            .map(|d| format!("`git config --add parallel.sandboxRead {}`", d.display()))
-            .collect();
+        let show: Vec<String> = super::sandbox::lines_to_show(path).iter().map(|l| format!("`{l}`")).collect();
         if !show.is_empty() {
             why.push_str(&format!(": let the sandbox show it with {}", show.join(" and ")));
         }
@@ -1094,6 +1089,8 @@ fn missing_program(exit: Option<i32>, output: &str, worktree: &Path, sandboxed: 
     Some(why)
 }
 
+/// Run the task's check in its worktree, contained as its agent is (in the sandbox too: it
+/// runs the agent's code), with the task's timeout; stopped by Ctrl-C and `cancel`.
 fn run_check(spec: &TaskSpec, p: &Places, command: &str, round: u32, ctl: &Control) -> Result<Check> {
     let started = Instant::now();
     let mut envs = vec![
