@@ -104,8 +104,9 @@ pub fn median(runs: usize, mut f: impl FnMut()) -> Duration {
 /// The git-parallel under test; `BENCH_BIN` measures another build (say, the previous version)
 /// with the same benchmark.
 pub fn bin() -> PathBuf {
+    // Absolute: the benches run it with their made repositories as the working directory.
     std::env::var_os("BENCH_BIN")
-        .map(PathBuf::from)
+        .map(|p| std::path::absolute(p).expect("BENCH_BIN names a path"))
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_git-parallel")))
 }
 

@@ -575,6 +575,35 @@ fn a_big_run_is_drawn_a_page_at_a_time_with_what_needs_a_look_first() {
 }
 
 #[test]
+fn a_big_runs_report_shows_what_needs_a_look_first_and_folds_the_rest() {
+    let r = TestRepo::new();
+    // 350 tasks: 340 succeeded, 5 failed (t340-t344), 5 running (t345-t349).
+    made_run(&r, 350, 5, 5);
+    let html = r.gp(&["report", "1", "--format", "html"]).stdout;
+    let (up_front, folded) = html.split_once("<details>").expect("the rest is folded");
+    // Running, then failed, then the rest in natural order: 100 rows up front.
+    let want: Vec<String> = (345..350).chain(340..345).chain(0..90).map(|i| format!("t{i}")).collect();
+    assert_eq!(row_ids(up_front), want);
+    assert!(up_front.contains("100 of 350 tasks, running and failed first"), "{up_front}");
+    // Every task is in the report once: the others in a closed part, as are their timeline
+    // and one box per task; the dependencies are summarised by wave up front.
+    let mut all = row_ids(&html);
+    assert_eq!(all.len(), 350);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 350);
+    assert!(folded.contains("<summary>the other 250 tasks</summary>"), "{folded}");
+    assert_eq!(html.matches("<g data-part=\"bars\"").count(), 350);
+    let timeline = html.split("<summary>the timeline of the other 250 tasks</summary>").nth(1).unwrap();
+    let timeline = timeline.split("</details>").next().unwrap();
+    assert_eq!(timeline.matches("<g data-part=\"bars\"").count(), 250);
+    assert!(html.contains("data-part=\"waves\""));
+    let boxes = html.split("<summary>every task's box</summary>").nth(1).expect("the boxes are folded");
+    assert_eq!(boxes.matches("data-part=\"node\"").count(), 350);
+    assert!(!html.contains("<details open"), "a folded part is open");
+}
+
+#[test]
 fn the_governor_and_rate_limits_are_in_the_run_log_and_on_the_page() {
     let r = TestRepo::new();
     r.use_fake_agent();

@@ -305,11 +305,11 @@ const SCRIPT: &str = include_str!("dashboard.js");
 /// Above this many tasks a run's page is drawn a page of rows at a time (the timeline of those
 /// rows only), and its dependencies by wave: the whole page of 10,000 tasks is 6 MB that a
 /// browser takes seconds to lay out (docs/benchmarks.md).
-const PAGED: usize = 100;
+const PAGED: usize = report::UP_FRONT;
 /// Rows on one page of a big run's table.
 const PAGE_ROWS: usize = 100;
 /// Above this many tasks the dependencies are drawn by wave, not one box per task.
-const DAG_NODES: usize = 300;
+const DAG_NODES: usize = report::DAG_NODES;
 
 /// Which tasks a big run's page shows: those in one state (None: every task, those that need
 /// attention first), one page of them; or (`all`) every task as the report draws them.
@@ -323,7 +323,7 @@ struct View {
 impl View {
     fn of(q: &HashMap<String, String>) -> View {
         View {
-            state: q.get("state").and_then(|w| STATES.iter().copied().find(|s| s.as_str() == w)),
+            state: q.get("state").and_then(|w| report::STATES.iter().copied().find(|s| s.as_str() == w)),
             page: q.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1),
             all: q.get("view").is_some_and(|v| v == "all"),
         }
@@ -343,28 +343,11 @@ impl View {
     }
 }
 
-/// Task states in the order a big run's table lists them: what needs a look first.
-const STATES: [TaskStatus; 9] = [
-    TaskStatus::Running,
-    TaskStatus::Failed,
-    TaskStatus::TimedOut,
-    TaskStatus::Interrupted,
-    TaskStatus::Cancelled,
-    TaskStatus::Pending,
-    TaskStatus::Skipped,
-    TaskStatus::NoChanges,
-    TaskStatus::Succeeded,
-];
-
-fn attention(st: TaskStatus) -> usize {
-    STATES.iter().position(|s| *s == st).unwrap_or(STATES.len())
-}
-
 /// A big run's tasks as `view` shows them: filtered, in attention order then natural order;
 /// the page's slice, the page (clamped), the number of pages and of tasks the filter kept.
 fn select<'a>(s: &'a RunState, view: &View) -> (Vec<&'a TaskState>, usize, usize, usize) {
     let mut v: Vec<&TaskState> = s.tasks.iter().filter(|t| view.state.is_none_or(|st| t.status == st)).collect();
-    v.sort_by_cached_key(|t| (attention(t.status), report::natural_key(&t.id)));
+    v.sort_by_cached_key(|t| (report::attention(t.status), report::natural_key(&t.id)));
     let kept = v.len();
     let pages = kept.div_ceil(PAGE_ROWS).max(1);
     let page = view.page.min(pages);
@@ -386,7 +369,7 @@ fn paged(s: &RunState, view: &View) -> String {
         }
     };
     let mut filters = vec![link(format!("all {}", s.tasks.len()), None, view.state.is_none())];
-    for st in STATES {
+    for st in report::STATES {
         let n = s.tasks.iter().filter(|t| t.status == st).count();
         if n > 0 || view.state == Some(st) {
             filters.push(link(format!("{} {n}", st.as_str()), Some(st), view.state == Some(st)));
@@ -401,7 +384,7 @@ fn paged(s: &RunState, view: &View) -> String {
         nav.push_str(&format!(" &middot; <a href=\"/?{}\">next page</a>", esc(&view.query(&s.id, page + 1))));
     }
     nav.push_str(&format!(
-        " &middot; page {page} of {pages} &middot; <a href=\"/?run={}&amp;view=all\">every task on one page</a> (slow past a few thousand)",
+        " &middot; page {page} of {pages} &middot; <a href=\"/?run={}&amp;view=all\">every task on one page</a> (as the report draws it)",
         esc(&s.id)
     ));
     format!(
@@ -439,16 +422,7 @@ fn run_body(s: &RunState, plan: &Plan, view: &View) -> String {
         report::headline(s),
         paged(s, view),
         report::compared(s),
-        if s.tasks.len() > DAG_NODES {
-            format!(
-                "<p>{} tasks in {} waves: each wave's tasks by state.</p>\n{}",
-                s.tasks.len(),
-                plan.schedule.waves.len(),
-                report::waves(s, plan)
-            )
-        } else {
-            report::dag(s, plan)
-        }
+        if s.tasks.len() > DAG_NODES { report::waves_summary(s, plan) } else { report::dag(s, plan) }
     )
 }
 

@@ -496,18 +496,64 @@ pub fn governor(s: &RunState) -> String {
     super::run::governor_lines(s).iter().map(|l| format!("<p>{}</p>\n", esc(l))).collect()
 }
 
+/// Task states in the order a big run's table lists them: what needs a look first.
+pub const STATES: [TaskStatus; 9] = [
+    TaskStatus::Running,
+    TaskStatus::Failed,
+    TaskStatus::TimedOut,
+    TaskStatus::Interrupted,
+    TaskStatus::Cancelled,
+    TaskStatus::Pending,
+    TaskStatus::Skipped,
+    TaskStatus::NoChanges,
+    TaskStatus::Succeeded,
+];
+
+/// Where a state comes in [`STATES`].
+pub fn attention(st: TaskStatus) -> usize {
+    STATES.iter().position(|s| *s == st).unwrap_or(STATES.len())
+}
+
+/// Past this many tasks, a run's page shows that many up front and folds the rest.
+pub const UP_FRONT: usize = 100;
+
+/// Past this many tasks, the dependencies are summarised by wave (one box per task folded).
+pub const DAG_NODES: usize = 300;
+
 /// The page's body, shared by the report and the dashboard: headline, task table, timeline,
-/// dependencies.
+/// dependencies. A big run shows the tasks that need a look first, and folds the others
+/// (closed `<details>`, which the browser does not lay out until opened): a page of 10,000
+/// tasks drawn whole kept a browser busy for seconds.
 pub fn body(s: &RunState, plan: &Plan) -> String {
+    let fold = |summary: String, inner: String| format!("<details><summary>{summary}</summary>\n{inner}\n</details>");
+    let (table, gantt) = if s.tasks.len() <= UP_FRONT {
+        (table(s), gantt(s))
+    } else {
+        let mut order: Vec<&TaskState> = s.tasks.iter().collect();
+        order.sort_by_cached_key(|t| (attention(t.status), natural_key(&t.id)));
+        let (first, rest) = order.split_at(UP_FRONT);
+        let more = format!("the other {} tasks", rest.len());
+        (
+            format!(
+                "<p>{UP_FRONT} of {} tasks, running and failed first.</p>\n{}\n{}",
+                s.tasks.len(),
+                table_of(first, &s.agent),
+                fold(more.clone(), table_of(rest, &s.agent))
+            ),
+            format!("{}\n{}", gantt_of(s, first), fold(format!("the timeline of {more}"), gantt_of(s, rest))),
+        )
+    };
+    let dag = if s.tasks.len() <= DAG_NODES {
+        dag(s, plan)
+    } else {
+        format!("{}\n{}", waves_summary(s, plan), fold("every task's box".to_string(), dag(s, plan)))
+    };
     format!(
         "<h1>git-parallel run {id}</h1>\n{head}\n{table}\n{compared}<h2>Timeline</h2>\n<p>{legend}{FADED}</p>\n{gantt}\n<h2>Dependencies</h2>\n{dag}\n",
         id = esc(&s.id),
         head = headline(s),
-        table = table(s),
         compared = compared(s),
         legend = legend(),
-        gantt = gantt(s),
-        dag = dag(s, plan),
     )
 }
 
@@ -551,6 +597,16 @@ pub fn waves(s: &RunState, plan: &Plan) -> String {
     format!(
         "<div data-part=\"waves\"><table>\n<tr><th>{}</th><th>tasks</th><th colspan=\"2\">states</th></tr>\n{rows}</table></div>",
         if per == 1 { "wave" } else { "waves" }
+    )
+}
+
+/// [`waves`] with the sentence that says what it shows.
+pub fn waves_summary(s: &RunState, plan: &Plan) -> String {
+    format!(
+        "<p>{} tasks in {} waves: each wave's tasks by state.</p>\n{}",
+        s.tasks.len(),
+        plan.schedule.waves.len(),
+        waves(s, plan)
     )
 }
 
