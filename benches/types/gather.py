@@ -24,6 +24,17 @@ label too (BUG, ENH, DOC, PERF, TST, BLD, CI, REF, CLN; MAINT and the rest are d
 body) by the title's own prefix, else by the branch's first word (fix-..., feature/..., docs_...;
 HashiCorp's b-, f-, d-). Texts that appear in the hand-labelled sets (tests/data/task-types*.tsv)
 are dropped.
+
+`--changelogs benches/types/changelogs.tsv` (round 5, tried and not kept: the shipped table is built
+without it) also reads the changelog files listed there: each entry of a list under a heading that
+names one type (SECTION below: "Bug Fixes"/"Fixed"/"BUG FIXES:" -> bug-fix, "Features"/"Added"/
+"Enhancements" -> feature, "Performance" -> performance, "Documentation"/"Documented" ->
+documentation, "Code Refactoring" -> refactor, "Tests" -> test-coverage, "Build System"/"Continuous
+Integration"/"Packaging"/"Dependencies" -> configuration) is labelled by it, its first sentence kept
+without markdown, links, issue and pull-request references, commit hashes, authors and a leading
+scope (`**parser:**`, `net:`, `[rule]`); entries of under 3 or over 30 words and version bumps are
+dropped, as are texts already taken and those of the hand-labelled sets; at most 1,500 of one type
+from one repository. docs/accuracy.md (round 5) gives the figures with and without it.
 """
 
 import argparse
@@ -189,6 +200,174 @@ def features(text):
     return f
 
 
+# Changelogs: a file's sections name the type of each entry under them. Only headings that name one
+# type are read (lower case, emoji and `:emoji:` codes and punctuation removed); "Changed",
+# "Changes", "Improvements", "Internal", "Chores", "Other", "Breaking changes", "Removed",
+# "Deprecated", "Security", "Polish" and the like name several kinds of work and are skipped, as is
+# everything under them.
+SECTION = {
+    "features": "feature",
+    "feature": "feature",
+    "new features": "feature",
+    "new feature": "feature",
+    "features added": "feature",
+    "added": "feature",
+    "enhancements": "feature",
+    "bug fixes": "bug-fix",
+    "bug fix": "bug-fix",
+    "bugfixes": "bug-fix",
+    "bugs fixed": "bug-fix",
+    "fixes": "bug-fix",
+    "fixed": "bug-fix",
+    "performance": "performance",
+    "performance improvements": "performance",
+    "documentation": "documentation",
+    "docs": "documentation",
+    "documented": "documentation",
+    "improved documentation": "documentation",
+    "code refactoring": "refactor",
+    "refactor": "refactor",
+    "refactoring": "refactor",
+    "tests": "test-coverage",
+    "testing": "test-coverage",
+    "build system": "configuration",
+    "continuous integration": "configuration",
+    "packaging": "configuration",
+    "dependencies": "configuration",
+}
+MD_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+CAPS_HEADING = re.compile(r"^([A-Z][A-Z ]{2,30}):\s*$")  # HashiCorp's `BUG FIXES:`
+RST_UNDERLINE = re.compile(r"^([-=~^\"'`#*+])\1{2,}\s*$")
+BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+\.)\s+(.*)$")
+MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|\[([^\]]*)\]\[[^\]]*\]")
+REF_ONLY = re.compile(r"^\s*(?:#|GH-|gh-|@)?[\w.-]*\d[\w.-]*\s*$|^\s*@[\w-]+\s*$")
+RST_ROLE = re.compile(r":[a-z:]+:`([^`]*)`")
+URL = re.compile(r"<?https?://\S+>?")
+ISSUE = re.compile(r"(?:\b[\w.-]+/[\w.-]+)?(?:#|\bGH-|\bgh-)\d+\b|\b[0-9a-f]{7,40}\b|@[\w-]+")
+EMPTY_BRACKETS = re.compile(r"\(\s*[,;&]*\s*(?:(?:by|thanks to|and)\s*)*[,;&\s]*\)|\[\s*[,;]*\s*\]")
+BOLD_SCOPE = re.compile(r"^\s*\*\*[^*]{1,60}\*\*:?\s*")
+LEAD_SCOPE = re.compile(r"^\s*[\w`'\"./\-]{1,30}:\s+(?=\S)")
+VERSION_BUMP = re.compile(
+    r"^\W*(?:bump|bumps|bumped|update|updated|upgrade|upgraded|pin|pinned)\b.*\b(?:to|from)\b\s*v?\d", re.I)
+MIN_WORDS, MAX_WORDS = 3, 30
+
+
+def section_type(heading):
+    h = re.sub(r":[a-z_\\]+:", " ", heading.lower())
+    h = re.sub(r"[^a-z ]+", " ", h)
+    return SECTION.get(" ".join(h.split()))
+
+
+def changelog_text(entry):
+    """An entry as a title: its first sentence without markdown, links, references, hashes,
+    authors and a leading scope (`**parser:**`, `net:`, `[rule]`)."""
+    t = " ".join(entry.split())
+    t = BOLD_SCOPE.sub("", t)
+    t = RST_ROLE.sub(lambda m: "" if REF_ONLY.match(m.group(1)) else "`" + m.group(1) + "`", t)
+    t = MD_LINK.sub(lambda m: "" if REF_ONLY.match(m.group(1) or m.group(2) or "") else (m.group(1) or m.group(2)), t)
+    t = URL.sub(" ", t)
+    t = ISSUE.sub(" ", t)
+    t = re.sub(r"\b(?:thanks to|by|from)\s*(?=[,;)]|$)", " ", t)
+    for _ in range(3):
+        t = EMPTY_BRACKETS.sub(" ", t)
+    t = t.replace("**", "").replace("__", "")
+    # A leading `[rule]` or `[package]` (jest, ruff) and a leading scope word with a colon.
+    t = re.sub(r"^\s*(?:\[[^\]]{1,60}\]\s*)+:?\s*", "", t)
+    t = re.sub(r"^\s*(?:`[^`]{1,60}`\s*,?\s*)+:\s*", "", t)
+    t = LEAD_SCOPE.sub("", t)
+    t = re.sub(r"^[\s:;,.\-\u2013\u2014]+", "", t)
+    # The first sentence only: a title is one.
+    t = re.split(r"(?<=[a-z0-9)`'\"])\.\s+(?=[A-Z])", t)[0]
+    t = " ".join(t.split()).rstrip(" .;,:")
+    return t
+
+
+def changelog_entries(text, rst):
+    """(type, entry) for each top-level list item under a heading that names one type."""
+    lines = text.split("\n")
+    kind, entry, indent, out = None, None, 0, []
+
+    def flush():
+        if kind and entry:
+            out.append((kind, " ".join(entry)))
+
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        heading = None
+        m = MD_HEADING.match(line)
+        if m:
+            heading = m.group(1)
+        elif CAPS_HEADING.match(line):
+            heading = CAPS_HEADING.match(line).group(1)
+        elif rst and line.strip() and RST_UNDERLINE.match(nxt) and not BULLET.match(line):
+            heading = line.strip()
+        if heading is not None:
+            flush()
+            entry = None
+            kind = section_type(heading)
+            continue
+        if rst and RST_UNDERLINE.match(line):
+            continue
+        b = BULLET.match(line)
+        if b and (entry is None or len(b.group(1)) <= indent):
+            flush()
+            entry, indent = [b.group(2)], len(b.group(1))
+        elif b and entry is not None and len(entry) == 1 and REF_ONLY.match(
+                re.sub(r"[`\[\]()*:]", "", entry[0]).strip() or "0"):
+            # babel: a package name, then its entries one level down.
+            entry, indent = [b.group(2)], len(b.group(1))
+        elif b:
+            flush()
+            entry, indent = [b.group(2)], len(b.group(1))
+        elif line.strip() and entry is not None and line.startswith(" "):
+            entry.append(line.strip())
+        else:
+            flush()
+            entry = None
+    flush()
+    return out
+
+
+def gather_changelogs(mirrors, changelogs, labelled, seen, cap=PER_REPO_TYPE, kinds=None):
+    """Labelled entries of the changelog files of each repository (paths are fnmatch patterns)."""
+    import fnmatch
+
+    corpus = []
+    for repo, commit, patterns in changelogs:
+        git = os.path.join(mirrors, repo.replace("/", "+"), "repo")
+        files = subprocess.run(["git", "-C", git, "ls-tree", "-r", "--name-only", commit],
+                               check=True, capture_output=True, text=True).stdout.split("\n")
+        paths = sorted(f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns.split(",")))
+        per_type = collections.Counter()
+        dropped = collections.Counter()
+        for path in paths:
+            text = subprocess.run(["git", "-C", git, "show", f"{commit}:{path}"], check=True,
+                                  capture_output=True).stdout.decode("utf-8", "replace")
+            for kind, entry in changelog_entries(text, path.endswith(".rst")):
+                if kinds and kind not in kinds:
+                    continue
+                t = changelog_text(entry)
+                n = len(words(clean(t)))
+                if n < MIN_WORDS or n > MAX_WORDS:
+                    dropped["length"] += 1
+                    continue
+                if VERSION_BUMP.match(t):
+                    dropped["bump"] += 1
+                    continue
+                key = " ".join(words(PR.sub(" ", t)))
+                if not key or t.strip().lower() in labelled or key in seen:
+                    dropped["seen"] += 1
+                    continue
+                seen.add(key)
+                if per_type[kind] >= cap:
+                    continue
+                per_type[kind] += 1
+                corpus.append((kind, repo, t))
+        print(f"{repo} (changelog, {len(paths)} files)\t{sum(per_type.values())}\t" +
+              " ".join(f"{t}={per_type[t]}" for t in TYPES) + f"\tdropped {dict(dropped)}", file=sys.stderr)
+    return corpus
+
+
 def held_out(text):
     return hashlib.sha1(text.encode()).digest()[0] % 10 == 0
 
@@ -226,7 +405,7 @@ def gather(mirrors, sources, labelled):
             per_type[kind] += 1
             corpus.append((kind, repo, rest))
         print(f"{repo}\t{sum(per_type.values())}\t" + " ".join(f"{t}={per_type[t]}" for t in TYPES), file=sys.stderr)
-    return corpus
+    return corpus, seen
 
 
 def train(examples, keep, epochs=10, l2=1e-6, rate=0.5, seed=1, power=0.5):
@@ -306,6 +485,12 @@ def main():
     ap.add_argument("--labelled", nargs="+", default=["tests/data/task-types.tsv", "tests/data/task-types-blind.tsv",
                              "tests/data/task-types-blind2.tsv", "tests/data/task-types-blind3.tsv"],
                     help="hand-labelled sets: their texts are dropped from the corpus")
+    ap.add_argument("--changelogs", default="",
+                    help="also read the changelogs this file lists (benches/types/changelogs.tsv: round 5's "
+                         "experiment, not in the shipped table); none by default")
+    ap.add_argument("--changelog-cap", type=int, default=PER_REPO_TYPE,
+                    help="at most this many changelog entries of one type from one repository")
+    ap.add_argument("--changelog-types", default="", help="comma-separated types read from changelogs (all if empty)")
     ap.add_argument("--out", default="src/prompt/types_model.tsv")
     ap.add_argument("--corpus", help="also write the corpus (type, repository, subject) here")
     ap.add_argument("--held-out", help="also write the held-out tenth of the corpus here (for TYPES_CORPUS)")
@@ -341,7 +526,11 @@ def main():
             got = label(text)
             labelled.add(" ".join(words(PR.sub(" ", got[1] if got else text))))
 
-    corpus = gather(args.mirrors, sources, labelled)
+    corpus, seen = gather(args.mirrors, sources, labelled)
+    if args.changelogs:
+        rows = [l.rstrip("\n").split("\t") for l in open(args.changelogs) if l.strip() and not l.startswith("#")]
+        corpus += gather_changelogs(args.mirrors, [tuple(r[:3]) for r in rows], labelled, seen,
+                                    args.changelog_cap, set(args.changelog_types.split(",")) - {""})
     if args.corpus:
         with open(args.corpus, "w") as f:
             for kind, repo, text in corpus:
