@@ -456,3 +456,61 @@ fn gemini_works_inside_the_sandbox() {
 fn aider_works_inside_the_sandbox() {
     works_inside_the_sandbox("aider");
 }
+
+/// A failed check reaches the real CLI: Codex and Gemini CLI in their own session (the fix
+/// round's request carries the first round's conversation), Aider as a new run whose prompt
+/// holds the task and the check's output.
+fn a_fix_round_reaches_the_agent(profile: &str) {
+    let Some(dir) = cli_dir(profile) else { return };
+    let r = TestRepo::new();
+    configure(&r);
+    // The first pass forgets fixed.txt; told so by the check, the agent adds it.
+    let server = r.model_server(
+        r#"{"rules": [
+  {"match": "(fix round 1 of", "steps": [{"write": {"path": "fixed.txt", "content": "ok\n"}}, {"text": "Fixed as the check asked"}]},
+  {"match": "TASK-FIX", "steps": [{"write": {"path": "a.txt", "content": "alpha\n"}}, {"text": "Done, I think"}]}],
+ "default": {"text": "ok"}}"#,
+    );
+    r.write("prompts/a.md", "# A\n\nTASK-FIX: write a.txt.\n");
+    r.commit("prompts");
+    let env = agent_env(&r, profile, &dir, server.port);
+    let check = "test -f fixed.txt || { echo 'fixed.txt is missing'; exit 1; }";
+    let o = run(&r, &env, &["run", "prompts", "--agent", profile, "--timeout", "120s", "--check", check]);
+    let log = r.server_log();
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}\nserver:\n{log}", o.stdout, o.stderr);
+    let t = r.task_state("1", "a");
+    let checks = t["checks"].as_array().unwrap();
+    assert_eq!((checks.len(), &checks[0]["passed"], &checks[1]["passed"]), (2, &false.into(), &true.into()), "{t}");
+    assert_eq!(r.git(&["cat-file", "-p", "parallel/1/a:a.txt"]), "alpha");
+    // Only the rule that matches the check's feedback writes fixed.txt: the model was told.
+    let main: Vec<&str> = log.lines().filter(|l| l.contains(" main=true ")).collect();
+    let msgs = |l: &str| -> usize { l.split("msgs=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap() };
+    if expect(profile).session {
+        // One conversation: the fix round's request is the feedback after the first round's turns.
+        let fix =
+            main.iter().find(|l| l.contains("user=\"The check `test -f fixed.txt")).unwrap_or_else(|| panic!("{log}"));
+        assert!(msgs(fix) > msgs(main[0]) + 1, "the fix round did not continue the session:\n{log}");
+    } else {
+        // A new run, no longer than the first: its prompt is the task, then the feedback.
+        let fix = main
+            .iter()
+            .find(|l| l.contains("---\\n\\nThe check `test -f fixed.txt"))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(fix.contains("user=\"# A\\n\\nTASK-FIX") && msgs(fix) == msgs(main[0]), "{log}");
+    }
+}
+
+#[test]
+fn codex_fix_round_continues_its_session() {
+    a_fix_round_reaches_the_agent("codex");
+}
+
+#[test]
+fn gemini_fix_round_continues_its_session() {
+    a_fix_round_reaches_the_agent("gemini");
+}
+
+#[test]
+fn aider_fix_round_starts_again_with_the_feedback() {
+    a_fix_round_reaches_the_agent("aider");
+}
