@@ -781,3 +781,28 @@ fn under_the_sandbox_a_hidden_check_program_names_the_setting_that_shows_it() {
     r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]).ok();
     assert_eq!(r.task_state("2", "a")["status"], "succeeded");
 }
+
+#[test]
+fn under_the_sandbox_a_check_whose_write_is_refused_spends_no_fix_round_and_names_setup() {
+    if which("bwrap").is_none() {
+        eprintln!("skipped: no bwrap");
+        return;
+    }
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("a", "", "write a.txt alpha");
+    r.commit("prompts");
+    // A cache the check fills, in the main working tree: read-only inside the sandbox.
+    let cache = r.path("check-cache");
+    let check = format!("test -f a.txt && touch '{}'", cache.display());
+    r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]);
+    let t = r.task_state("1", "a");
+    assert_eq!(t["checks"].as_array().unwrap().len(), 1, "a fix round was spent on it: {t}");
+    let reason = t["reason"].as_str().unwrap();
+    assert!(reason.contains("Read-only file system") && reason.contains("git config parallel.setup CMD"), "{reason}");
+    assert!(!cache.exists());
+    // Filled before the agent runs (setup is the user's, outside the sandbox), it passes.
+    r.git(&["config", "parallel.setup", &format!("touch '{}'", cache.display())]);
+    let check = format!("test -f a.txt && test -f '{}'", cache.display());
+    r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]).ok();
+}

@@ -585,9 +585,9 @@ fn run_inner(
             last.interrupted = true;
             break;
         }
-        // A program the check runs is missing: the agent cannot change what the check runs
-        // with, so no round is spent on it.
-        if let Some(why) = missing_program(c_exit, &output, &spec.worktree, spec.sandbox.is_some()) {
+        // The check cannot run as set up (a program missing, or under --sandbox a write it
+        // needs refused): the agent cannot change that, so no round is spent on it.
+        if let Some(why) = cannot_run(c_exit, &output, &spec.worktree, spec.sandbox.is_some()) {
             check_failed = Some(format!("check `{command}` could not run: {why}; no fix round was spent on it"));
             break;
         }
@@ -1058,6 +1058,24 @@ const CHECK_OUTPUT: usize = 4000;
 /// not the agent's to fix: a program outside the worktree, or a name not on its PATH. `None`
 /// for any other failure, or a missing program inside the worktree (a script the agent may
 /// have moved), which a fix round may mend.
+fn cannot_run(exit: Option<i32>, output: &str, worktree: &Path, sandboxed: bool) -> Option<String> {
+    missing_program(exit, output, worktree, sandboxed).or_else(|| sandboxed.then(|| read_only(output)).flatten())
+}
+
+/// Under `--sandbox`, a check refused a write outside its worktree ("Read-only file system"):
+/// most often a cache or download it needs (a package registry), which the sandbox keeps
+/// read-only; it can be filled before the agent runs, outside the sandbox.
+fn read_only(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let at = lines.iter().position(|l| l.contains("Read-only file system"))?;
+    // With the lines before it, which name the path (cargo: `failed to open ...`, `Caused by:`).
+    let said: Vec<&str> = lines[at.saturating_sub(3)..=at].iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    Some(format!(
+        "it wrote outside its worktree, which --sandbox keeps read-only ({}); what it needs there (a package cache, say) can be filled before the agent runs, outside the sandbox, with `git config parallel.setup CMD` (`cargo fetch`, `npm ci`)",
+        tail(&said.join(" "), 300)
+    ))
+}
+
 fn missing_program(exit: Option<i32>, output: &str, worktree: &Path, sandboxed: bool) -> Option<String> {
     static NOT_FOUND: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     if exit != Some(127) {
@@ -1424,6 +1442,17 @@ mod tests {
         assert_eq!(missing_program(Some(127), "sh: 1: ./scripts/test.sh: not found\n", wt, false), None);
         let inside = "sh: 1: /work/repo.parallel/1/a/bin/t: not found\n";
         assert_eq!(missing_program(Some(127), inside, wt, false), None);
+    }
+
+    #[test]
+    fn a_write_the_sandbox_refused_is_read_with_the_line_before_it_and_only_in_the_sandbox() {
+        let wt = Path::new("/work/repo.parallel/1/a");
+        let cargo = "error: failed to open `/home/u/.cargo/registry/cache/x.crate`\n\nCaused by:\n  Read-only file system (os error 30)\n";
+        let why = cannot_run(Some(101), cargo, wt, true).unwrap();
+        assert!(why.contains("(error: failed to open `/home/u/.cargo/registry/cache/x.crate` Caused by: Read-only file system (os error 30))"), "{why}");
+        assert!(why.contains("git config parallel.setup CMD"), "{why}");
+        assert_eq!(cannot_run(Some(101), cargo, wt, false), None);
+        assert_eq!(cannot_run(Some(1), "assertion failed: 1 == 2\n", wt, true), None);
     }
 
     #[test]
