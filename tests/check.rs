@@ -93,12 +93,7 @@ fn front_matter_check_wins_and_zero_rounds_fail_at_once() {
 
 #[test]
 fn a_check_runs_in_the_sandbox_with_the_agent() {
-    if which("bwrap").is_none() {
-        eprintln!("skipped: no bwrap");
-        return;
-    }
-    let r = TestRepo::new();
-    r.use_fake_agent();
+    let Some(r) = sandbox_repo() else { return };
     r.prompt("a", "", "write a.txt alpha");
     r.commit("prompts");
     // The check runs the agent's code: under --sandbox it must not reach the repository.
@@ -109,6 +104,18 @@ fn a_check_runs_in_the_sandbox_with_the_agent() {
     // Its first command failed there, the second ran in the worktree: the check passed.
     let t = r.task_state("1", "a");
     assert_eq!(t["checks"][0]["passed"], true, "{t}");
+}
+
+/// A repository using the fake agent, for a test under `--sandbox`; None (the test skipped) where
+/// bubblewrap is missing.
+fn sandbox_repo() -> Option<TestRepo> {
+    if which("bwrap").is_none() {
+        eprintln!("skipped: no bwrap");
+        return None;
+    }
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    Some(r)
 }
 
 fn which(p: &str) -> Option<std::path::PathBuf> {
@@ -529,12 +536,7 @@ fn an_agent_that_makes_things_worse_each_round_fails_with_its_last_check_output_
 
 #[test]
 fn attempts_run_in_the_sandbox_the_loser_is_stopped_whole_and_the_comparison_is_made_there_too() {
-    if which("bwrap").is_none() {
-        eprintln!("skipped: no bwrap");
-        return;
-    }
-    let r = TestRepo::new();
-    r.use_fake_agent();
+    let Some(r) = sandbox_repo() else { return };
     let outside = r.path("escaped-by-attempt");
     let escape = format!("sh echo x > '{}' || true", outside.display());
     // `a`: the first to pass wins; attempt 2 would sleep long (marked to find its processes).
@@ -747,12 +749,7 @@ fn a_missing_script_in_the_worktree_is_the_agents_to_fix() {
 
 #[test]
 fn under_the_sandbox_a_hidden_check_program_names_the_setting_that_shows_it() {
-    if which("bwrap").is_none() {
-        eprintln!("skipped: no bwrap");
-        return;
-    }
-    let r = TestRepo::new();
-    r.use_fake_agent();
+    let Some(r) = sandbox_repo() else { return };
     // A test runner installed in the home, which --sandbox hides.
     let tools = r.home.join("tools");
     let runner = tools.join("bin/run-tests");
@@ -784,12 +781,7 @@ fn under_the_sandbox_a_hidden_check_program_names_the_setting_that_shows_it() {
 
 #[test]
 fn under_the_sandbox_a_check_whose_write_is_refused_spends_no_fix_round_and_names_setup() {
-    if which("bwrap").is_none() {
-        eprintln!("skipped: no bwrap");
-        return;
-    }
-    let r = TestRepo::new();
-    r.use_fake_agent();
+    let Some(r) = sandbox_repo() else { return };
     r.prompt("a", "", "write a.txt alpha");
     r.commit("prompts");
     // A cache the check fills, in the main working tree: read-only inside the sandbox.

@@ -100,22 +100,12 @@ UPPER_PREFIX = re.compile(r"^\s*([A-Z]{2,5})(?:\s*[,/+]\s*[A-Z]{2,5})*\s*:\s*(.*
 MERGE = re.compile(r"^Merge pull request #\d+ from [^/\s]+/(\S+)")
 # The first word of a pull request's branch (`fix-crash`, `feature/export`, `docs_typo`), and
 # HashiCorp's one-letter prefixes (`b-` bug, `f-` feature, `d-` docs) in its repositories.
+# Every commit-prefix word, and some only branches use.
 BRANCH = {
-    "fix": "bug-fix",
-    "bugfix": "bug-fix",
+    **HEAD,
     "bug": "bug-fix",
     "hotfix": "bug-fix",
-    "feat": "feature",
-    "feature": "feature",
-    "docs": "documentation",
-    "doc": "documentation",
-    "perf": "performance",
     "performance": "performance",
-    "test": "test-coverage",
-    "tests": "test-coverage",
-    "refactor": "refactor",
-    "ci": "configuration",
-    "build": "configuration",
     "deps": "configuration",
 }
 HASHICORP_BRANCH = {"b": "bug-fix", "f": "feature", "d": "documentation"}
