@@ -230,11 +230,12 @@ fn install_of(p: &Path, home: Option<&PathBuf>) -> Option<PathBuf> {
 }
 
 /// The interpreter a script names on its first line (`#!/venv/bin/python`), where it has one.
+/// The path may come from a check's output, which an agent controls: its target is read only
+/// as a regular file (never a FIFO to wait on, nor a device).
 fn interpreter(program: &Path) -> Option<PathBuf> {
-    use std::io::Read;
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(program).ok()?.read(&mut head).ok()?;
-    let line = head[..n].strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
+    let real = std::fs::canonicalize(program).ok()?;
+    let head = super::taskdir::read_head(&real, 256).ok()??;
+    let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
     let first = std::str::from_utf8(line).ok()?.split_whitespace().next()?;
     Some(PathBuf::from(first)).filter(|p| p.is_absolute())
 }
@@ -547,5 +548,22 @@ mod tests {
         assert_eq!(interpreter(&real), None);
         std::fs::write(&tool, "#!python\n").unwrap();
         assert_eq!(interpreter(&tool), None);
+    }
+
+    #[test]
+    fn a_fifo_named_as_a_program_is_not_waited_on() {
+        // A check's output names the program it missed, and an agent writes that output: a
+        // FIFO it planted must not hold the worker that reads the program's first line.
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("bin/python");
+        std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = fifo.clone();
+        std::thread::spawn(move || tx.send(interpreter(&f)).unwrap());
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("reading a FIFO waited");
+        assert_eq!(got, None);
     }
 }

@@ -174,6 +174,15 @@ pub fn read_small(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// The first `n` bytes (or fewer) of the regular file at `path`, read as `read_small` reads:
+/// never through a link, never waiting on a FIFO; None when there is none.
+pub fn read_head(path: &Path, n: u64) -> Result<Option<Vec<u8>>> {
+    let Some(f) = open_regular(path)? else { return Ok(None) };
+    let mut buf = Vec::new();
+    f.take(n).read_to_end(&mut buf)?;
+    Ok(Some(buf))
+}
+
 /// `read_small` of `path` below `base` (a folder of ours), refusing a path whose folders below
 /// `base` are links: the agent's part of the task folder is read as data, never followed.
 pub fn read_small_in(base: &Path, path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
