@@ -19,6 +19,7 @@ import argparse
 import collections
 import math
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,9 +44,12 @@ def load(path):
     return [b / scale for b in bias], {f: [x / scale for x in v] for f, v in w.items()}
 
 
-def decide(table, text, rules):
-    if rules != "-":
-        return rules
+# classify.rs's near tie: rule scores within NEAR_TIE of the best, no prefix naming the type.
+NEAR_TIE, TIE_MIN_PROBABILITY = 3, 0.5
+PREFIX_TYPE = re.compile(r"^\s*([A-Za-z][\w/-]*)(?:\(([^)]*)\))?!?:\s")
+
+
+def probabilities(table, text):
     bias, w = table
     z = bias[:]
     for f in gather.features(text):
@@ -54,14 +58,41 @@ def decide(table, text, rules):
                 z[c] += v
     m = max(z)
     e = [math.exp(x - m) for x in z]
-    i = max(range(len(TYPES)), key=lambda c: e[c])
-    return TYPES[i] if e[i] / sum(e) >= 0.3 else "other"
+    return [x / sum(e) for x in e]
+
+
+def names_type(text):
+    """Roughly classify.rs's prefix_type: a prefix whose head or scope is a type word."""
+    m = PREFIX_TYPE.match(text)
+    return bool(m) and any(gather.label(f"{w}: x") or w.lower() in gather.SCOPE
+                           for w in [m.group(1)] + re.split(r"[,/]", m.group(2) or ""))
+
+
+def decide(table, text, rules, scores):
+    if rules == "other":
+        return rules
+    if rules != "-":
+        top = max(scores)
+        near = [c for c, s in enumerate(scores) if s > 0 and s + NEAR_TIE >= top]
+        if len(near) > 1 and not names_type(text):
+            p = probabilities(table, text)
+            c = max(near, key=lambda c: p[c])
+            # Never bug-fix over the rules' type (classify.rs's break_tie).
+            if p[c] >= TIE_MIN_PROBABILITY and (TYPES[c] != "bug-fix" or rules == "bug-fix"):
+                return TYPES[c]
+        return rules
+    words = gather.words(gather.clean(text))
+    if not any(len(x) >= 2 and x in table[1] for x in words):
+        return "other"
+    p = probabilities(table, text)
+    i = max(range(len(TYPES)), key=lambda c: p[c])
+    return TYPES[i] if p[i] >= 0.3 else "other"
 
 
 def rows(dumps, name):
     texts = [line.rstrip("\n").split("\t", 2) for line in open(os.path.join(dumps, name))]
-    rules = [line.split()[0] for line in open(os.path.join(dumps, name + ".scores"))]
-    return [(t[0], t[1], t[2], r) for t, r in zip(texts, rules)]
+    rules = [line.split() for line in open(os.path.join(dumps, name + ".scores"))]
+    return [(t[0], t[1], t[2], r[0], [int(x) for x in r[1:8]]) for t, r in zip(texts, rules)]
 
 
 def parts(dumps):
@@ -93,8 +124,8 @@ def main():
         for table in tables:
             right, total = collections.Counter(), collections.Counter()
             silent = [0, 0]
-            for want, _, text, rules in got:
-                ok = decide(table, text, rules) == want
+            for want, _, text, rules, scores in got:
+                ok = decide(table, text, rules, scores) == want
                 right[want] += ok
                 total[want] += 1
                 if rules == "-":
