@@ -41,6 +41,12 @@ const MIN_BLIND2_ISSUE_ACCURACY: f64 = 0.75;
 const MIN_BLIND3_ACCURACY: f64 = 0.735;
 const MIN_BLIND3_COMMIT_ACCURACY: f64 = 0.79;
 const MIN_BLIND3_ISSUE_ACCURACY: f64 = 0.695;
+/// Floors for the fourth blind set, set after its one blind run (0.672 on all of it, 0.695 on its
+/// commit subjects, 0.655 on its issue titles, round 6: see docs/accuracy.md): regression guards
+/// under the measured values, not goals.
+const MIN_BLIND4_ACCURACY: f64 = 0.66;
+const MIN_BLIND4_COMMIT_ACCURACY: f64 = 0.685;
+const MIN_BLIND4_ISSUE_ACCURACY: f64 = 0.645;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -261,6 +267,15 @@ fn accuracy_on_the_second_blind_set() {
 fn accuracy_on_the_third_blind_set() {
     let floors = [MIN_BLIND3_ACCURACY, MIN_BLIND3_COMMIT_ACCURACY, MIN_BLIND3_ISSUE_ACCURACY];
     blind_set("third blind set", include_str!("data/task-types-blind3.tsv"), floors, true);
+}
+
+/// The fourth blind set (`tests/data/task-types-blind4.tsv`): labelled and committed before the
+/// round-6 classifier first ran on it, and measured blind once at the end of round 6. Its misses
+/// are not printed: the next round must not tune on it before it has its own blind set.
+#[test]
+fn accuracy_on_the_fourth_blind_set() {
+    let floors = [MIN_BLIND4_ACCURACY, MIN_BLIND4_COMMIT_ACCURACY, MIN_BLIND4_ISSUE_ACCURACY];
+    blind_set("fourth blind set", include_str!("data/task-types-blind4.tsv"), floors, false);
 }
 
 /// The rule scores of every text in the file `TYPES_DUMP` names (lines: type, source, text, as in
