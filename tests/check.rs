@@ -766,9 +766,15 @@ fn under_the_sandbox_a_hidden_check_program_names_the_setting_that_shows_it() {
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("which --sandbox hides") && o.stderr.contains(&hint), "{}", o.stderr);
     assert_ne!(r.git_out(&["rev-parse", "--verify", "-q", "refs/parallel/runs/1"]).code, 0, "a run was made");
-    // One that runs it further on fails at its first check, spending no fix round, and says
-    // the same.
-    let later = format!("true && {}", runner.display());
+    // So is one that runs it further on, or names it from the home.
+    for check in [format!("true && {}", runner.display()), "cd . && ~/tools/bin/run-tests".to_string()] {
+        let o = r.gp(&["run", "prompts", "--sandbox", "--check", &check, "--fix-rounds", "2"]);
+        assert_eq!(o.code, 2, "{check}: {}", o.stderr);
+        assert!(o.stderr.contains("which --sandbox hides") && o.stderr.contains(&hint), "{}", o.stderr);
+    }
+    // One that reaches it where its words do not show (inside another shell) fails at its first
+    // check, spending no fix round, and says the same.
+    let later = format!("sh -c '{}'", runner.display());
     r.gp(&["run", "prompts", "--sandbox", "--check", &later, "--fix-rounds", "2"]);
     let t = r.task_state("1", "a");
     assert_eq!(t["checks"].as_array().unwrap().len(), 1, "{t}");

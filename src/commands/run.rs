@@ -135,36 +135,101 @@ pub fn executor(ctx: &Context, name: Option<&str>) -> Result<Executor> {
 
 /// Under `--sandbox`, refuse to start when a check runs a program the sandbox hides (in the
 /// home, or under `/tmp` or `/run`, not shown by `parallel.sandboxRead`): every task would spend
-/// its first try before its check could not run. Only a check that starts with the path of a
-/// program that exists is judged; the others fail at their first check, if at all.
+/// its first try before its check could not run. The programs judged are those the command's
+/// words name by a path that exists (`programs`); a bare name is found on PATH, whose folders
+/// the sandbox shows, and anything else fails at its first check, if at all.
 fn checks_seen_in_sandbox(repo: &crate::repo::Repo, plan: &Plan, check: Option<&str>, extra: &[PathBuf]) -> Result<()> {
     let mut commands: Vec<&str> = plan.tasks.iter().filter_map(|t| t.check.as_deref()).chain(check).collect();
     commands.sort();
     commands.dedup();
+    let home = std::env::var_os("HOME").map(PathBuf::from);
     for command in commands {
-        let Some(program) = leading_program(command) else { continue };
-        let path = std::path::Path::new(&program);
-        if !path.is_absolute() || !path.exists() {
-            continue;
-        }
-        if crate::exec::sandbox::hides(path, &repo.workdir, &repo.common_dir, extra) {
-            let show = crate::exec::sandbox::lines_to_show(path);
-            let how = match show.is_empty() {
-                true => "install it outside your home, /tmp and /run, or in a folder of its own there, shown with `git config --add parallel.sandboxRead DIR`".to_string(),
-                false => format!("show it with:\n  {}", show.join("\n  ")),
-            };
-            return Err(usage(format!(
-                "the check `{command}` runs {program}, which --sandbox hides (your home, /tmp and /run are private inside it); {how}"
-            )));
+        for program in programs(command, home.as_deref()) {
+            let path = std::path::Path::new(&program);
+            if !path.is_absolute() || !path.exists() {
+                continue;
+            }
+            if crate::exec::sandbox::hides(path, &repo.workdir, &repo.common_dir, extra) {
+                let show = crate::exec::sandbox::lines_to_show(path);
+                let how = match show.is_empty() {
+                    true => "install it outside your home, /tmp and /run, or in a folder of its own there, shown with `git config --add parallel.sandboxRead DIR`".to_string(),
+                    false => format!("show it with:\n  {}", show.join("\n  ")),
+                };
+                return Err(usage(format!(
+                    "the check `{command}` runs {program}, which --sandbox hides (your home, /tmp and /run are private inside it); {how}"
+                )));
+            }
         }
     }
     Ok(())
 }
 
-/// The program a shell command line starts with, past any `NAME=value` assignments.
-fn leading_program(command: &str) -> Option<String> {
+/// The programs a shell command line runs, as far as its words show: the first word of each
+/// command of a list or pipeline (after `&&`, `||`, `;`, `|`, `&`), past `NAME=value`
+/// assignments and the wrappers `env`, `exec`, `time`, `nohup`, `command` and their options,
+/// with a leading `~/` or `$HOME/` expanded. A program named through a variable, a function or
+/// another script is not seen; nor is any when the line does not split (an open quote).
+fn programs(command: &str, home: Option<&std::path::Path>) -> Vec<String> {
     let assignment = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*=").expect("valid regex");
-    shell_words::split(command).ok()?.into_iter().find(|w| !assignment.is_match(w))
+    let expand = |w: &str| -> String {
+        let rest = ["~/", "$HOME/", "${HOME}/"].iter().find_map(|p| w.strip_prefix(p));
+        match (rest, home) {
+            (Some(rest), Some(home)) => home.join(rest).display().to_string(),
+            _ => w.to_string(),
+        }
+    };
+    let mut out = Vec::new();
+    for part in commands_of(command) {
+        let Ok(words) = shell_words::split(&part) else { continue };
+        let mut wrapped = false;
+        for word in words {
+            if matches!(word.as_str(), "env" | "exec" | "time" | "nohup" | "command" | "!") {
+                wrapped = true;
+            } else if !(assignment.is_match(&word) || wrapped && word.starts_with('-')) {
+                out.push(expand(&word));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// A command line cut at its unquoted `&&`, `||`, `;`, `|`, `&` and newlines: the commands of
+/// its lists and pipelines.
+fn commands_of(line: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let (mut quote, mut escaped) = (None::<char>, false);
+    for c in line.chars() {
+        let part = parts.last_mut().expect("one part at least");
+        match (quote, c) {
+            _ if escaped => {
+                escaped = false;
+                part.push(c);
+            }
+            (Some('\''), '\'') | (Some('"'), '"') => {
+                quote = None;
+                part.push(c);
+            }
+            (Some('\''), _) => part.push(c),
+            (_, '\\') => {
+                escaped = true;
+                part.push(c);
+            }
+            (Some(_), _) => part.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                part.push(c);
+            }
+            (None, '&' | '|' | ';' | '\n') => {
+                if !part.trim().is_empty() {
+                    parts.push(String::new());
+                }
+            }
+            (None, _) => part.push(c),
+        }
+    }
+    parts.retain(|p| !p.trim().is_empty());
+    parts
 }
 
 /// Refuse to start when an agent a task needs is not installed: nothing should half-run.
@@ -462,4 +527,31 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     opts.budget_hard = args.budget_hard;
     opts.attempts_all |= args.attempts_all;
     drive(ctx, &mut log, &plan, &opts, &integ, args.json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::programs;
+    use std::path::Path;
+
+    #[test]
+    fn the_programs_of_a_command_line() {
+        let home = Some(Path::new("/home/u"));
+        let got = |c: &str| programs(c, home);
+        assert_eq!(got("CI=1 /opt/x/bin/pytest -q"), ["/opt/x/bin/pytest"]);
+        assert_eq!(got("cd sub && ~/venv/bin/python -m pytest"), ["cd", "/home/u/venv/bin/python"]);
+        assert_eq!(got("make; $HOME/bin/check | tee log"), ["make", "/home/u/bin/check", "tee"]);
+        assert_eq!(got("${HOME}/bin/a || env -i FOO=1 /tmp/t/b"), ["/home/u/bin/a", "/tmp/t/b"]);
+        assert_eq!(got("time nohup ./scripts/test.sh &"), ["./scripts/test.sh"]);
+        assert_eq!(got("a&&~/b||c\nd"), ["a", "/home/u/b", "c", "d"]);
+        // A word that is no program: an argument, a quoted operator, a variable.
+        assert_eq!(got("echo '&&' ~/not-run"), ["echo"]);
+        assert_eq!(got("$RUNNER --all"), ["$RUNNER"]);
+        // Operators inside quotes or escaped are words.
+        assert_eq!(got("sh -c 'x && ~/y'; echo \"a | b\" \\; w; v"), ["sh", "echo", "v"]);
+        // An open quote: that command is not judged.
+        assert!(got("pytest -k 'a").is_empty());
+        // With no home, `~` stays as written (and is not a path that exists).
+        assert_eq!(programs("~/bin/x", None), ["~/bin/x"]);
+    }
 }
