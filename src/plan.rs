@@ -24,6 +24,10 @@ pub struct PlannedTask {
     pub kind: TaskType,
     /// Whether `type` came from front matter (true) or classification.
     pub type_from_front_matter: bool,
+    /// What a classified type rests on: the rules, the learned model alone (a guess: set `type:`
+    /// where it matters), or nothing (`other`). None for front matter, and in older plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_basis: Option<prompt::classify::Basis>,
     pub priority: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
@@ -403,7 +407,13 @@ pub fn build(
         .zip(&files)
         .enumerate()
         .map(|(i, (p, f))| {
-            let kind = p.kind.unwrap_or_else(|| prompt::classify::classify(&p.title, &p.body));
+            let (kind, basis) = match p.kind {
+                Some(kind) => (kind, None),
+                None => {
+                    let (kind, basis) = prompt::classify::classify_with_basis(&p.title, &p.body);
+                    (kind, Some(basis))
+                }
+            };
             let words = p.body.split_whitespace().count();
             let (estimate_min, estimate_source) = estimate::estimate(kind, f.len(), words, p.estimate_min, history);
             PlannedTask {
@@ -412,6 +422,7 @@ pub fn build(
                 source: p.path.display().to_string(),
                 kind,
                 type_from_front_matter: p.kind.is_some(),
+                type_basis: basis,
                 priority: p.priority,
                 agent: p.agent.clone(),
                 timeout_secs: p.timeout_secs,

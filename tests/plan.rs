@@ -52,6 +52,41 @@ fn classifies_and_front_matter_overrides() {
 }
 
 #[test]
+fn a_type_the_model_guessed_is_marked() {
+    let r = TestRepo::new();
+    // The rules decide the first; no rule fires on the second and the model picks feature; the
+    // third has no word anything knows; the fourth's type is its front matter.
+    r.write(
+        "prompts/a.md",
+        "# Fix crash in the parser
+",
+    );
+    r.write(
+        "prompts/b.md",
+        "# Export to CSV
+",
+    );
+    r.write(
+        "prompts/c.md",
+        "# Zzyzx
+",
+    );
+    r.write("prompts/d.md", "---\ntype: feature\n---\n# Export to CSV\n");
+    r.commit("prompts");
+    let plan = r.gp(&["plan", "--dry-run", "--json"]).ok().json();
+    let basis = |id: &str| task(&plan, id).get("type_basis").cloned().unwrap_or_default();
+    assert_eq!((basis("a"), task(&plan, "a")["type"].clone()), ("rules".into(), "bug-fix".into()));
+    assert_eq!((basis("b"), task(&plan, "b")["type"].clone()), ("model".into(), "feature".into()));
+    assert_eq!((basis("c"), task(&plan, "c")["type"].clone()), ("nothing".into(), "other".into()));
+    assert_eq!(basis("d"), serde_json::Value::Null);
+    // A person reading the plan sees which type is a guess, and how to settle it.
+    let out = r.gp(&["plan", "--dry-run"]).ok().stdout.clone();
+    let row = |id: &str| out.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or("").to_string();
+    assert!(row("b").contains("feature?") && !row("a").contains('?') && !row("d").contains('?'), "{out}");
+    assert!(out.contains("`type:` in front matter settles it"), "{out}");
+}
+
+#[test]
 fn infers_files_from_text_and_front_matter() {
     let r = TestRepo::new();
     r.write("src/app/users.py", "");

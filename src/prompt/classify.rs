@@ -726,10 +726,31 @@ const MODEL_MIN_PROBABILITY: f32 = 0.3;
 /// the type, the model's most probable of them if it is confident), else `other` for a question,
 /// else the learned model on the title if it is confident enough, else `other`.
 pub fn classify(title: &str, body: &str) -> TaskType {
+    classify_with_basis(title, body).0
+}
+
+/// What a classified type rests on (front matter aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    /// A rule fired (a prefix, a path, a keyword, a question, talk): right on 137 of 183 such
+    /// texts of the fourth blind set, unseen when it ran.
+    Rules,
+    /// No rule fired and the learned model chose: right on 26 of 57 there.
+    Model,
+    /// Nothing spoke for any type: `other`.
+    Nothing,
+}
+
+/// `classify`, and what its answer rests on.
+pub fn classify_with_basis(title: &str, body: &str) -> (TaskType, Basis) {
     match rules_verdict(title, body) {
-        Some(v) => v.near.and_then(|near| break_tie(title, v.kind, &near)).unwrap_or(v.kind),
-        None if is_question(title) => TaskType::Other,
-        None => model_type(title),
+        Some(v) => (v.near.and_then(|near| break_tie(title, v.kind, &near)).unwrap_or(v.kind), Basis::Rules),
+        None if is_question(title) => (TaskType::Other, Basis::Rules),
+        None => match model_type(title) {
+            TaskType::Other => (TaskType::Other, Basis::Nothing),
+            t => (t, Basis::Model),
+        },
     }
 }
 

@@ -36,7 +36,11 @@ pub fn render(plan: &Plan) -> String {
             deps.extend(t.after.iter().map(|a| format!("{a} (conflict)")));
             vec![
                 t.id.clone(),
-                t.kind.to_string(),
+                match t.type_basis {
+                    // The model alone: a guess (right on under half of such titles unseen before).
+                    Some(crate::prompt::classify::Basis::Model) => format!("{}?", t.kind),
+                    _ => t.kind.to_string(),
+                },
                 minutes(t.estimate_min),
                 format!("{}-{}", minutes(t.start_min), minutes(t.finish_min)),
                 list(&t.files, 3),
@@ -45,6 +49,9 @@ pub fn render(plan: &Plan) -> String {
         })
         .collect();
     s.push_str(&table(&["TASK", "TYPE", "EST", "SIMULATED", "FILES", "AFTER"], &rows));
+    if plan.tasks.iter().any(|t| t.type_basis == Some(crate::prompt::classify::Basis::Model)) {
+        s.push_str("(type?: guessed from the title's words alone; `type:` in front matter settles it)\n");
+    }
     if !plan.conflicts.is_empty() {
         s.push_str("\nconflicts:\n");
         // Hard conflicts shape the schedule: all of them. Soft ones riskiest first, and only so
