@@ -37,7 +37,7 @@ pub fn render(plan: &Plan) -> String {
             vec![
                 t.id.clone(),
                 match t.type_basis {
-                    // The model alone: a guess (right on under half of such titles unseen before).
+                    // The model alone: a guess (right on about half of such titles unseen before).
                     Some(crate::prompt::classify::Basis::Model) => format!("{}?", t.kind),
                     _ => t.kind.to_string(),
                 },
