@@ -201,7 +201,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "memoize",
             "efficient",
             "inefficient",
-            // Issue titles say a page lags rather than that it is slow.
             // Slowness as users report it: frames, memory running out, the battery (round 7).
             "oom",
             "out of memory",
@@ -218,6 +217,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "battery life",
             "drain battery",
             "drain the battery",
+            // Issue titles say a page lags rather than that it is slow.
             "lag",
             "laggy",
             "sluggish",
@@ -256,7 +256,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "inline",
             "polish",
             "lint",
-            // "Convert class components to hooks", "Convert setup.js to async / await".
             // Structure as issue titles name it (round 7).
             "monolith",
             "monolithic",
@@ -271,6 +270,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "code smell",
             "break up",
             "chop up",
+            // "Convert class components to hooks", "Convert setup.js to async / await".
             "convert",
         ],
         TaskType::Configuration => &[
@@ -304,7 +304,6 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "toolchain",
             "msrv",
             "packaging",
-            // A build that does not compile is work on the build (see `without_artifact_failures`).
             // Build and packaging tools by name (round 7).
             "maven",
             "gradle",
@@ -324,6 +323,7 @@ fn stems(t: TaskType) -> &'static [&'static str] {
             "goreleaser",
             "homebrew",
             "conda",
+            // A build that does not compile is work on the build (see `without_artifact_failures`).
             "compile",
             "compilation",
             "submodule",
