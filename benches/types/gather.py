@@ -468,6 +468,92 @@ def accuracy(w, bias, rows):
     return right, total, confusion
 
 
+# Word vectors (round 8): the table knows only the corpus's 4,000 most frequent words and pairs, and
+# issue titles name symptoms and wishes in words commits seldom use ("freezes", "killed"). Vectors
+# learned from the same repositories' whole commit messages (subjects and bodies, labelled or not)
+# place each word near the words it is used like; a word the table lacks gets the mean of its
+# nearest known words' rows, weighted by their similarity.
+VECTOR_SKIP = re.compile(r"^\s*(signed-off-by|co-authored-by|reviewed-by|change-id|git-svn-id|cc:|see merge request)", re.I)
+VECTOR_TOKEN = re.compile(r"[a-z][a-z']*[a-z]|[a-z]")
+
+
+def commit_lines(mirrors, sources):
+    """Every line of the sources' commit messages, as lowercase words (two or more a line)."""
+    out = []
+    for repo, commit in sources:
+        git = os.path.join(mirrors, repo.replace("/", "+"), "repo")
+        log = subprocess.run(["git", "-C", git, "log", "--format=%s%n%b", commit], check=True,
+                             capture_output=True).stdout.decode("utf-8", "replace")
+        for line in log.split("\n"):
+            if VECTOR_SKIP.match(line) or "http" in line:
+                continue
+            words = VECTOR_TOKEN.findall(line.lower())
+            if len(words) >= 2:
+                out.append(words)
+    return out
+
+
+def word_vectors(lines, dims=100, window=4, min_count=5, contexts=10000):
+    """100-dimension vectors: the positive pointwise mutual information of each word with the
+    10,000 most frequent words within 4 places on its line (nearer ones weigh more), reduced by a
+    truncated SVD (deterministic start), rows normalized."""
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+
+    counts = collections.Counter(t for line in lines for t in line)
+    vocab = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    wid = {w: i for i, w in enumerate(vocab)}
+    cid = {w: i for i, w in enumerate(vocab[:contexts])}
+    ids = np.array([wid.get(t, -1) for line in lines for t in line], dtype=np.int64)
+    cids = np.array([cid.get(t, -1) for line in lines for t in line], dtype=np.int64)
+    lid = np.repeat(np.arange(len(lines)), [len(line) for line in lines])
+    rows, cols, vals = [], [], []
+    for d in range(1, window + 1):
+        for a, b, same in [(ids[:-d], cids[d:], lid[:-d] == lid[d:]), (ids[d:], cids[:-d], lid[:-d] == lid[d:])]:
+            m = same & (a >= 0) & (b >= 0)
+            rows.append(a[m])
+            cols.append(b[m])
+            vals.append(np.full(int(m.sum()), 1.0 / d))
+    m = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(len(vocab), len(cid))).tocsr().tocoo()
+    row_sums = np.asarray(m.tocsr().sum(1)).ravel()
+    col_p = np.asarray(m.tocsr().sum(0)).ravel() ** 0.75
+    col_p /= col_p.sum()
+    pmi = np.log(m.data / (row_sums[m.row] * col_p[m.col]))
+    keep = pmi > 0
+    ppmi = sp.csr_matrix((pmi[keep], (m.row[keep], m.col[keep])), shape=m.shape)
+    u, s, _ = svds(ppmi, k=dims, v0=np.ones(min(ppmi.shape)) / math.sqrt(min(ppmi.shape)))
+    vectors = u * np.sqrt(s)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+    return vocab, counts, vectors
+
+
+def rows_by_vectors(q, vocab, counts, vectors, neighbours=5, least=0.6, min_count=5):
+    """Rows for words the table lacks: the similarity-weighted mean of the rows of their (at most
+    5) nearest known words at cosine similarity 0.6 or more, rounded; words of 3 letters or more
+    seen 5 times or more."""
+    import numpy as np
+
+    wid = {w: i for i, w in enumerate(vocab)}
+    known = sorted(f for f in q if " " not in f and f in wid and len(f) >= 2)
+    known_vectors = vectors[[wid[f] for f in known]]
+    known_rows = np.array([q[f] for f in known], dtype=np.float64)
+    out = {}
+    for i, w in enumerate(vocab):
+        if w in q or counts[w] < min_count or len(w) < 3 or "'" in w:
+            continue
+        sim = known_vectors @ vectors[i]
+        top = np.argsort(-sim, kind="stable")[:neighbours]
+        top = top[sim[top] >= least]
+        if len(top) == 0:
+            continue
+        row = np.round((sim[top][:, None] * known_rows[top]).sum(0) / sim[top].sum()).astype(int)
+        if row.any():
+            out[w] = [int(v) for v in row]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mirrors", default="/work/.mirror")
@@ -484,6 +570,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1,
                     help="the training shuffle's seed; compare two variants over several seeds each, since "
                          "the seed alone moves the hand-labelled sets by several texts (docs/accuracy.md, round 6)")
+    ap.add_argument("--no-vectors", dest="vectors", action="store_false",
+                    help="no rows for words the table lacks (round 8's word vectors; needs numpy and scipy)")
     ap.add_argument("--out", default="src/prompt/types_model.tsv")
     ap.add_argument("--corpus", help="also write the corpus (type, repository, subject) here")
     ap.add_argument("--held-out", help="also write the held-out tenth of the corpus here (for TYPES_CORPUS)")
@@ -541,6 +629,12 @@ def main():
 
     w, bias = train(train_rows, args.keep, power=args.power, seed=args.seed)
     q, qb = quantize(w, bias, args.scale)
+    if args.vectors:
+        vocab, counts, vectors = word_vectors(commit_lines(args.mirrors, sources))
+        extra = rows_by_vectors(q, vocab, counts, vectors)
+        print(f"word vectors: {len(vocab)} words; {len(extra)} rows added for words the table lacks",
+              file=sys.stderr)
+        q.update(extra)
     qw = {f: [v / args.scale for v in vs] for f, vs in q.items()}
     qbias = [v / args.scale for v in qb]
     for name, (ww, bb) in {"full": (w, bias), "table": (qw, qbias)}.items():
@@ -557,6 +651,9 @@ def main():
     with open(args.out, "w") as f:
         f.write("# Task-type weights learned from labelled commit subjects and pull-request titles: written by\n")
         f.write("# `python3 benches/types/gather.py` from the repositories in benches/types/sources.tsv.\n")
+        if args.vectors:
+            f.write("# Rows of words the corpus's 4,000 features lack come from word vectors of the same\n")
+            f.write("# repositories' commit messages: the weighted mean of their nearest known words' rows.\n")
         f.write(f"# Columns: feature, then one integer weight (of 1/{args.scale:g}) per type in this order:\n")
         f.write("# " + " ".join(TYPES) + "\n")
         # Upper case: no feature is (words are lowercased), so `scale` and `bias` stay features.
