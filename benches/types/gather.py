@@ -2,6 +2,10 @@
 """Gather labelled commit subjects and pull-request titles from public repositories and train the
 task-type model.
 
+Round 8 adds rows for words the table's features lack, from word vectors learned from the same
+repositories' whole commit messages (`word_vectors`, `rows_by_vectors`); that step needs numpy and
+scipy (`pip install numpy scipy`), and `--no-vectors` skips it.
+
 Usage (from the repository root; the mirrors are bare git directories, one per repository):
 
     python3 benches/types/gather.py --mirrors /work/.mirror            # check sources.tsv, train, write
