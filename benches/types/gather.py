@@ -328,7 +328,7 @@ def gather_changelogs(mirrors, changelogs, labelled, seen, cap=PER_REPO_TYPE, ki
 
     corpus = []
     for repo, commit, patterns in changelogs:
-        git = os.path.join(mirrors, repo.replace("/", "+"), "repo")
+        git = mirror(mirrors, repo)
         files = subprocess.run(["git", "-C", git, "ls-tree", "-r", "--name-only", commit],
                                check=True, capture_output=True, text=True).stdout.split("\n")
         paths = sorted(f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns.split(",")))
@@ -362,26 +362,38 @@ def gather_changelogs(mirrors, changelogs, labelled, seen, cap=PER_REPO_TYPE, ki
     return corpus
 
 
+def mirror(mirrors, repo):
+    """The bare clone of `repo` under `mirrors` (`owner+name/repo`, as fetched)."""
+    return os.path.join(mirrors, repo.replace("/", "+"), "repo")
+
+
+def commit_log(mirrors, repo, commit):
+    """Every commit reachable from `commit`, merges too, as (parents, subject, body), the text as
+    git wrote it (a carriage return kept: `gather` reads it as a line break, the word vectors as
+    part of a line, as each did when it ran git itself)."""
+    log = subprocess.run(
+        ["git", "-C", mirror(mirrors, repo), "log", "-z", "--format=%P%x00%s%x00%b", commit],
+        check=True,
+        capture_output=True,
+    ).stdout.decode("utf-8")
+    # NUL cannot be in a commit message (a body can hold \x01: osu!'s merges list conflicts so).
+    fields = log.split("\x00")
+    return [tuple(fields[i : i + 3]) for i in range(0, len(fields) - 2, 3)]
+
+
 def held_out(text):
     return hashlib.sha1(text.encode()).digest()[0] % 10 == 0
 
 
-def gather(mirrors, sources, labelled):
+def gather(logs, labelled):
+    """The labelled corpus of `logs` (repository -> `commit_log`), and the texts seen."""
     corpus = []
     seen = set(labelled)
-    for repo, commit in sources:
-        git = os.path.join(mirrors, repo.replace("/", "+"), "repo")
-        # Every commit, merges too: a merged pull request's title is labelled by its branch.
-        log = subprocess.run(
-            ["git", "-C", git, "log", "--format=%P%x00%s%x00%b%x01", commit],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+    for repo, log in logs.items():
         per_type = collections.Counter()
-        for record in log.split("\x01"):
-            parents, _, rest = record.lstrip("\n").partition("\x00")
-            subject, _, body = rest.partition("\x00")
+        # Every commit, merges too: a merged pull request's title is labelled by its branch.
+        for parents, subject, body in log:
+            subject, body = (t.replace("\r\n", "\n").replace("\r", "\n") for t in (subject, body))
             if len(parents.split()) > 1:
                 got = label_merge(repo, subject, body)
                 subject = body.strip().split("\n")[0].strip()
@@ -481,19 +493,18 @@ VECTOR_SKIP = re.compile(r"^\s*(signed-off-by|co-authored-by|reviewed-by|change-
 VECTOR_TOKEN = re.compile(r"[a-z][a-z']*[a-z]|[a-z]")
 
 
-def commit_lines(mirrors, sources):
-    """Every line of the sources' commit messages, as lowercase words (two or more a line)."""
+def commit_lines(logs):
+    """Every line of the commit messages of `logs` (repository -> `commit_log`), as lowercase
+    words (two or more a line)."""
     out = []
-    for repo, commit in sources:
-        git = os.path.join(mirrors, repo.replace("/", "+"), "repo")
-        log = subprocess.run(["git", "-C", git, "log", "--format=%s%n%b", commit], check=True,
-                             capture_output=True).stdout.decode("utf-8", "replace")
-        for line in log.split("\n"):
-            if VECTOR_SKIP.match(line) or "http" in line:
-                continue
-            words = VECTOR_TOKEN.findall(line.lower())
-            if len(words) >= 2:
-                out.append(words)
+    for log in logs.values():
+        for _, subject, body in log:
+            for line in [subject] + body.split("\n"):
+                if VECTOR_SKIP.match(line) or "http" in line:
+                    continue
+                tokens = VECTOR_TOKEN.findall(line.lower())
+                if len(tokens) >= 2:
+                    out.append(tokens)
     return out
 
 
@@ -519,10 +530,11 @@ def word_vectors(lines, dims=100, window=4, min_count=5, contexts=10000):
             rows.append(a[m])
             cols.append(b[m])
             vals.append(np.full(int(m.sum()), 1.0 / d))
-    m = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(len(vocab), len(cid))).tocsr().tocoo()
-    row_sums = np.asarray(m.tocsr().sum(1)).ravel()
-    col_p = np.asarray(m.tocsr().sum(0)).ravel() ** 0.75
+    pairs = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(len(vocab), len(cid))).tocsr()  # sums repeated pairs
+    row_sums = np.asarray(pairs.sum(1)).ravel()
+    col_p = np.asarray(pairs.sum(0)).ravel() ** 0.75
+    m = pairs.tocoo()
     col_p /= col_p.sum()
     pmi = np.log(m.data / (row_sums[m.row] * col_p[m.col]))
     keep = pmi > 0
@@ -575,7 +587,7 @@ def main():
                     help="the training shuffle's seed; compare two variants over several seeds each, since "
                          "the seed alone moves the hand-labelled sets by several texts (docs/accuracy.md, round 6)")
     ap.add_argument("--no-vectors", dest="vectors", action="store_false",
-                    help="no rows for words the table lacks (round 8's word vectors; needs numpy and scipy)")
+                    help="skip round 8's rows for words the table lacks (the step that needs numpy and scipy)")
     ap.add_argument("--out", default="src/prompt/types_model.tsv")
     ap.add_argument("--corpus", help="also write the corpus (type, repository, subject) here")
     ap.add_argument("--held-out", help="also write the held-out tenth of the corpus here (for TYPES_CORPUS)")
@@ -592,8 +604,7 @@ def main():
         header = [l for l in open(args.sources) if l.startswith("#")]
         pinned = []
         for repo, _ in sources:
-            git = os.path.join(args.mirrors, repo.replace("/", "+"), "repo")
-            head = subprocess.run(["git", "-C", git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+            head = subprocess.run(["git", "-C", mirror(args.mirrors, repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
             pinned.append((repo, head.stdout.strip()))
         with open(args.sources, "w") as f:
             f.writelines(header)
@@ -611,7 +622,9 @@ def main():
             got = label(text)
             labelled.add(" ".join(words(PR.sub(" ", got[1] if got else text))))
 
-    corpus, seen = gather(args.mirrors, sources, labelled)
+    # Each log is read once: it gives the labelled corpus and the word vectors' text.
+    logs = {repo: commit_log(args.mirrors, repo, commit) for repo, commit in sources}
+    corpus, seen = gather(logs, labelled)
     if args.changelogs:
         rows = [l.rstrip("\n").split("\t") for l in open(args.changelogs) if l.strip() and not l.startswith("#")]
         corpus += gather_changelogs(args.mirrors, [tuple(r[:3]) for r in rows], labelled, seen,
@@ -634,7 +647,7 @@ def main():
     w, bias = train(train_rows, args.keep, power=args.power, seed=args.seed)
     q, qb = quantize(w, bias, args.scale)
     if args.vectors:
-        vocab, counts, vectors = word_vectors(commit_lines(args.mirrors, sources))
+        vocab, counts, vectors = word_vectors(commit_lines(logs))
         extra = rows_by_vectors(q, vocab, counts, vectors)
         print(f"word vectors: {len(vocab)} words; {len(extra)} rows added for words the table lacks",
               file=sys.stderr)
