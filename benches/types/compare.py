@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Compare task-type tables on the hand-labelled sets and a held-out corpus without rebuilding the
+"""Compare task-type tables under the combination classify.rs used before round 9 (the rules'
+best type, the model where they are silent or nearly tied). Since round 9 a fitted combination
+decides (benches/types/combine.py, whose --cross compares against this one); a new model table is
+judged by refitting the combination on it and running combine.py --cross.
+
+Compare task-type tables on the hand-labelled sets and a held-out corpus without rebuilding the
 binary: what the rules decide does not depend on the table, so it is dumped once, and the model is
 applied in Python (as classify.rs does: the rules where they decide, else the model's type at
 probability >= 0.3, else `other`). Round 5 chose with it; its figures match the Rust test's to

@@ -1,6 +1,7 @@
 //! Prompt files: Markdown with optional YAML front matter.
 
 pub mod classify;
+pub mod combine;
 pub mod infer;
 
 pub use classify::TaskType;

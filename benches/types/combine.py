@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Fit the learned combination of a task's type evidence (src/prompt/combine.rs) to the
+hand-labelled sets, and write its table, src/prompt/types_combine.tsv.
+
+The evidence is what combine.rs computes: per type the rules' score, whether it is their best, the
+model's log-probability; whether the rules are silent; whether the model knows a word;
+and the title's words. The Rust code dumps it, so training and use read the same numbers:
+
+    mkdir -p DIR
+    for f in tests/data/task-types*.tsv; do   # not a blind set no classifier has run on yet
+      n=$(basename "$f"); grep -v '^#' "$f" > "DIR/$n"
+      TYPES_DUMP="DIR/$n" cargo test --features test-fakes --test types dump_combination_features -- --ignored
+    done
+    python3 benches/types/combine.py --dumps DIR [--cross]
+
+The fit is a multinomial logistic regression (8 classes: the 7 types and `other`) with an L2
+penalty, by L-BFGS from zero (deterministic: the same dumps give the same table). Texts whose type
+is settled before the combination is asked (a prefix naming a type, talk or a question no rule
+finds work in, no word the model knows) are left out of the fit. A word is a feature if at least `--min-count`
+fitted texts have it, with value WORD_VALUE (combine.rs), so a word learned from a few titles
+moves a decision less than the rules and the model do.
+
+`--cross` also prints, for each set, how the combination fitted to the other sets does on it
+(leave one set out), beside what the shipped classifier got (the `.scores` dump of
+`dump_rule_scores`, if present, decides as classify.rs did before round 9; see compare.py).
+Needs numpy and scipy.
+"""
+
+import argparse
+import collections
+import os
+import sys
+
+import numpy as np
+from scipy.optimize import minimize
+
+TYPES = ["documentation", "test-coverage", "performance", "bug-fix", "refactor", "configuration", "feature"]
+CLASSES = TYPES + ["other"]
+DENSE_NAMES = ([f"SCORE {t}" for t in TYPES] + [f"BEST {t}" for t in TYPES] + [f"LOGP {t}" for t in TYPES]
+               + ["RULES-SILENT", "KNOWN", "BIAS"])
+WORD_VALUE = 0.3  # combine.rs's WORD_VALUE
+SCALE = 1000  # weights are stored as integers of 1/SCALE
+
+
+def read_set(dumps, name):
+    """Rows (type, source, text, settled, dense, words) of one dumped set."""
+    texts = [line.rstrip("\n").split("\t", 2) for line in open(os.path.join(dumps, name), encoding="utf-8")]
+    feats = [line.rstrip("\n").split("\t") for line in open(os.path.join(dumps, name + ".features"), encoding="utf-8")]
+    if len(texts) != len(feats):
+        sys.exit(f"{name}: {len(texts)} texts but {len(feats)} feature lines: dump it again")
+    rows = []
+    for (want, source, text), (settled, dense, words) in zip(texts, feats):
+        if want not in CLASSES:
+            sys.exit(f"{name}: unknown type {want!r}")
+        rows.append(dict(want=want, source=source, text=text, settled=settled,
+                         dense=[float(x) for x in dense.split()], words=words.split()))
+    return rows
+
+
+def vocabulary(rows, min_count):
+    counts = collections.Counter(w for r in rows for w in set(r["words"]))
+    return sorted(w for w, n in counts.items() if n >= min_count)
+
+
+def matrix(rows, vocab):
+    index = {w: i for i, w in enumerate(vocab)}
+    x = np.zeros((len(rows), len(DENSE_NAMES) + len(vocab)))
+    for i, r in enumerate(rows):
+        x[i, :len(DENSE_NAMES)] = r["dense"]
+        for w in set(r["words"]):
+            if w in index:
+                x[i, len(DENSE_NAMES) + index[w]] = WORD_VALUE
+    return x
+
+
+def fit(rows, min_count, l2):
+    rows = [r for r in rows if r["settled"] == "-"]
+    vocab = vocabulary(rows, min_count)
+    x = matrix(rows, vocab)
+    y = np.zeros((len(rows), len(CLASSES)))
+    y[np.arange(len(rows)), [CLASSES.index(r["want"]) for r in rows]] = 1
+    k = x.shape[1]
+
+    def loss(flat):
+        w = flat.reshape(k, len(CLASSES))
+        z = x @ w
+        z = z - z.max(1, keepdims=True)
+        lse = np.log(np.exp(z).sum(1, keepdims=True))
+        p = np.exp(z - lse)
+        return -(y * (z - lse)).sum() + 0.5 * l2 * (w * w).sum(), (x.T @ (p - y) + l2 * w).ravel()
+
+    res = minimize(loss, np.zeros(k * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
+    return vocab, res.x.reshape(k, len(CLASSES))
+
+
+def decide(model, r):
+    if r["settled"] != "-":
+        return r["settled"]
+    vocab, w = model
+    # The weights as the table stores them, so that the figures are the shipped table's.
+    z = matrix([r], vocab) @ (np.round(w * SCALE) / SCALE)
+    return CLASSES[int(np.argmax(z[0]))]
+
+
+def write(model, path, sets, min_count, l2):
+    vocab, w = model
+    q = np.round(w * SCALE).astype(int)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("# The learned combination of a task's type evidence (src/prompt/combine.rs): a weight per\n"
+                  "# class (the 7 types in PRECEDENCE order, then other) for each dense feature and each word\n"
+                  "# (`w WORD`), as integers of 1/SCALE. Written by benches/types/combine.py from\n"
+                  f"# {', '.join(sets)} (--min-count {min_count}, --l2 {l2}).\n")
+        out.write(f"SCALE\t{SCALE}\n")
+        names = DENSE_NAMES + [f"w {v}" for v in vocab]
+        for name, row in zip(names, q):
+            if row.any():
+                out.write(f"{name}\t{' '.join(str(v) for v in row)}\n")
+
+
+def shipped(dumps, name):
+    """What classify.rs decided before round 9, from the `.scores` dump (None if absent)."""
+    path = os.path.join(dumps, name + ".scores")
+    if not os.path.exists(path):
+        return None
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import compare  # noqa: E402
+    table = compare.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../src/prompt/types_model.tsv"))
+    return [compare.decide(table, text, rules, scores) for _, _, text, rules, scores in compare.rows(dumps, name)]
+
+
+def cross(sets, data, dumps, min_count, l2):
+    total = collections.Counter()
+    for held in sets:
+        model = fit([r for s in sets if s != held for r in data[s]], min_count, l2)
+        before = shipped(dumps, held)
+        line = []
+        for part, keep in [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["source"]),
+                           ("issue titles", lambda r: "#" in r["source"])]:
+            idx = [i for i, r in enumerate(data[held]) if keep(r)]
+            if not idx:
+                continue
+            got = sum(decide(model, data[held][i]) == data[held][i]["want"] for i in idx)
+            was = "" if before is None else f"{sum(before[i] == data[held][i]['want'] for i in idx)} -> "
+            line.append(f"{part} {was}{got}/{len(idx)} ({got / len(idx):.3f})")
+            total[part, "got"] += got
+            total[part, "n"] += len(idx)
+            if before is not None:
+                total[part, "was"] += sum(before[i] == data[held][i]["want"] for i in idx)
+        print(f"{held:34s} " + "; ".join(line))
+    for part in ["whole", "commit subjects", "issue titles"]:
+        n = total[part, "n"]
+        print(f"{'all, ' + part:34s} {total[part, 'was']} -> {total[part, 'got']}/{n} ({total[part, 'got'] / n:.3f})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dumps", required=True, help="folder of the sets' lines and their .features dumps")
+    ap.add_argument("--sets", nargs="*", help="set files in DUMPS (default: every *.tsv with a .features beside it)")
+    ap.add_argument("--out", default="src/prompt/types_combine.tsv")
+    ap.add_argument("--min-count", type=int, default=3)
+    ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--cross", action="store_true", help="also print each set left out of the fit")
+    args = ap.parse_args()
+    sets = args.sets or sorted(f for f in os.listdir(args.dumps)
+                               if f.endswith(".tsv") and os.path.exists(os.path.join(args.dumps, f + ".features")))
+    if any("blind7" in s for s in sets):
+        sys.exit("the seventh blind set is the next round's measure: it must not be fitted on")
+    data = {s: read_set(args.dumps, s) for s in sets}
+    if args.cross:
+        cross(sets, data, args.dumps, args.min_count, args.l2)
+    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2)
+    write(model, args.out, sets, args.min_count, args.l2)
+    right = {s: sum(decide(model, r) == r["want"] for r in data[s]) for s in sets}
+    print(f"wrote {args.out}: {len(model[0])} words; on the texts it was fitted to: " +
+          ", ".join(f"{s} {right[s]}/{len(data[s])}" for s in sets), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

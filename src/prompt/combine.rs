@@ -1,0 +1,117 @@
+//! The learned combination of the evidence about a task's type (round 9, docs/accuracy.md): the
+//! rules' scores, the model's probabilities and the title's own words, weighed by a multinomial
+//! logistic regression fitted to the hand-labelled sets (`types_combine.tsv`, written by
+//! benches/types/combine.py). It replaced a hand-made order (the rules' best type, the model only
+//! where they are silent or nearly tied), which it beat on every set left out of its fitting.
+//!
+//! What it weighs is computed here and nowhere else: the dump that fits the table
+//! (`tests/types.rs` `dump_combination_features`) and `classify` both call `evidence`.
+
+use super::classify::PRECEDENCE;
+use super::classify::{model_knows_a_word, model_probabilities, model_words, rules_decision, scores, TaskType};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The classes the combination chooses among: `PRECEDENCE`, then `other`.
+const CLASSES: usize = 8;
+
+/// How many dense (not word) features `evidence` gives, in the order of `DENSE_NAMES`.
+pub const DENSE: usize = 24;
+
+/// A score above this says no more: a long body's keywords must not outweigh everything the
+/// table learned from titles.
+const SCORE_CAP: usize = 12;
+
+/// What the combination weighs for one task.
+pub struct Evidence {
+    /// Per type (`PRECEDENCE` order): the rules' score (capped, in title words), whether it is
+    /// the rules' best, the model's log-probability (0 where the model knows no word); then the
+    /// rules saying `other` (a question, talk), the rules silent, the model knowing a word, 1.
+    pub dense: [f32; DENSE],
+    /// The title's words as the model reads them, each once.
+    pub words: Vec<String>,
+}
+
+/// The names of the dense features, as the table's rows call them.
+pub fn dense_names() -> Vec<String> {
+    let mut names = Vec::with_capacity(DENSE);
+    for kind in ["SCORE", "BEST", "LOGP"] {
+        names.extend(PRECEDENCE.iter().map(|t| format!("{kind} {t}")));
+    }
+    names.extend(["RULES-SILENT", "KNOWN", "BIAS"].map(String::from));
+    names
+}
+
+/// The evidence about a title and body's type.
+pub fn evidence(title: &str, body: &str) -> Evidence {
+    let scores = scores(title, body);
+    let top = scores.iter().map(|(_, s)| *s).max().unwrap_or(0);
+    let known = model_knows_a_word(title);
+    let p = model_probabilities(title);
+    let mut dense = [0.0f32; DENSE];
+    for (i, t) in PRECEDENCE.iter().enumerate() {
+        let s = scores.iter().find(|(u, _)| u == t).map_or(0, |(_, s)| *s);
+        dense[i] = s.min(SCORE_CAP) as f32 / 3.0;
+        dense[7 + i] = if s > 0 && s == top { 1.0 } else { 0.0 };
+        dense[14 + i] = if known { p[i].max(1e-4).ln() } else { 0.0 };
+    }
+    dense[21] = f32::from(u8::from(rules_decision(title, body).is_none()));
+    dense[22] = f32::from(u8::from(known));
+    dense[23] = 1.0;
+    let mut words = model_words(title);
+    words.sort();
+    words.dedup();
+    Evidence { dense, words }
+}
+
+/// The fitted weights: a row of `CLASSES` per dense feature name and per word.
+struct Table {
+    rows: HashMap<&'static str, [f32; CLASSES]>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut scale = 1.0;
+        let mut rows = HashMap::new();
+        for line in include_str!("types_combine.tsv").lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, values)) = line.split_once('\t') else { continue };
+            let mut row = [0.0f32; CLASSES];
+            for (w, v) in row.iter_mut().zip(values.split(' ')) {
+                *w = v.parse::<f32>().expect("a number in the type combination's table");
+            }
+            if name == "SCALE" {
+                scale = row[0];
+            } else {
+                rows.insert(name, row);
+            }
+        }
+        rows.values_mut().for_each(|row| row.iter_mut().for_each(|w| *w /= scale));
+        Table { rows }
+    })
+}
+
+/// The type the fitted weights give the evidence.
+pub fn decide(e: &Evidence) -> TaskType {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    let names = NAMES.get_or_init(dense_names);
+    let t = table();
+    let mut z = [0.0f32; CLASSES];
+    let mut add = |row: &[f32; CLASSES], x: f32| z.iter_mut().zip(row).for_each(|(z, w)| *z += w * x);
+    for (name, x) in names.iter().zip(e.dense) {
+        if let Some(row) = t.rows.get(name.as_str()) {
+            add(row, x);
+        }
+    }
+    for w in &e.words {
+        if let Some(row) = t.rows.get(format!("w {w}").as_str()) {
+            add(row, WORD_VALUE);
+        }
+    }
+    let best = (0..CLASSES).fold(0, |b, c| if z[c] > z[b] { c } else { b });
+    PRECEDENCE.get(best).copied().unwrap_or(TaskType::Other)
+}
+
+/// A word's feature value: small, so that one word learned from a few titles moves a decision
+/// less than the rules and the model do (chosen on the sets left out, docs/accuracy.md).
+pub const WORD_VALUE: f32 = 0.3;
