@@ -28,7 +28,9 @@
 //! was fitted to, with two sets labelled for that alone (`tests/data/task-types-fit-*.tsv`), so
 //! the figures printed here are on fitted data: regression guards, not estimates. The estimate is
 //! each set left out of the fit in turn (`benches/types/combine.py --cross`, docs/accuracy.md), and
-//! the seventh blind set, which no test reads.
+//! the seventh blind set (`tests/data/task-types-blind7.tsv`), labelled and committed before any
+//! classifier ran on it, not fitted on, and run once at the end of round 9
+//! (`accuracy_on_the_seventh_blind_set`; its misses print since, so it is tuning data now).
 
 use git_parallel::prompt::classify::{classify, classify_rules};
 use git_parallel::prompt::TaskType;
@@ -317,6 +319,22 @@ fn accuracy_on_the_sixth_blind_set() {
     let floors = [MIN_BLIND6_ACCURACY, MIN_BLIND6_COMMIT_ACCURACY, MIN_BLIND6_ISSUE_ACCURACY];
     blind_set("sixth blind set", include_str!("data/task-types-blind6.tsv"), floors);
 }
+
+/// The seventh blind set (`tests/data/task-types-blind7.tsv`): labelled and committed before the
+/// round-9 classifier first ran on it, and measured blind once at the end of round 9.
+#[test]
+fn accuracy_on_the_seventh_blind_set() {
+    let floors = [MIN_BLIND7_ACCURACY, MIN_BLIND7_COMMIT_ACCURACY, MIN_BLIND7_ISSUE_ACCURACY];
+    blind_set("seventh blind set", include_str!("data/task-types-blind7.tsv"), floors);
+}
+
+/// Floors for the seventh blind set, set after its one blind run (round 9: 0.735 on all of it,
+/// 0.755 on its commit subjects, 0.718 on its issue titles; round 8's classifier 0.697, 0.723
+/// and 0.675, as benches/types/compare.py decides it: see
+/// docs/accuracy.md): regression guards under the measured values, not goals.
+const MIN_BLIND7_ACCURACY: f64 = 0.725;
+const MIN_BLIND7_COMMIT_ACCURACY: f64 = 0.745;
+const MIN_BLIND7_ISSUE_ACCURACY: f64 = 0.71;
 
 /// Floors for the two sets labelled only to fit the learned combination (round 9; 0.847 and
 /// 0.861 fitted, 0.820 and 0.817 left out of the fit): regression guards, not estimates.
