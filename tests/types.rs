@@ -442,7 +442,7 @@ fn dump_rule_scores() {
 #[test]
 #[ignore]
 fn dump_combination_features() {
-    use git_parallel::prompt::classify::settled;
+    use git_parallel::prompt::classify::read;
     use git_parallel::prompt::combine::evidence;
     use std::io::Write;
     let Some(path) = std::env::var_os("TYPES_DUMP") else { return };
@@ -451,8 +451,9 @@ fn dump_combination_features() {
         std::io::BufWriter::new(std::fs::File::create(format!("{}.features", path.to_string_lossy())).unwrap());
     for line in text.lines() {
         let subject = line.splitn(3, '\t').nth(2).unwrap_or("");
-        let settled = settled(subject, "").map_or("-", |(t, _)| t.as_str());
-        let e = evidence(subject, "");
+        let reading = read(subject, "");
+        let settled = reading.settled().map_or("-", |(t, _)| t.as_str());
+        let e = evidence(&reading);
         let dense: Vec<String> = e.dense.iter().map(|x| format!("{x:.4}")).collect();
         writeln!(out, "{settled}\t{}\t{}", dense.join(" "), e.words.join(" ")).unwrap();
     }

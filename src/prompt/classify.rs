@@ -744,10 +744,50 @@ fn probabilities(words: &[String]) -> [f32; 7] {
     p
 }
 
-/// Whether the title has a word of two letters or more that the model's table knows: without
-/// one only the bias and word pairs with the start mark speak ("Task b" was documentation).
-pub fn model_knows_a_word(title: &str) -> bool {
-    model_words(title).iter().any(|w| w.len() >= 2 && model().weights.contains_key(w.as_str()))
+/// What the rules and the model read in a task, computed once for everything that weighs it.
+pub struct Reading {
+    /// The rules' score per type (`scores`).
+    pub scores: Vec<(TaskType, usize)>,
+    /// What the rules decide (`rules_decision`).
+    pub decision: Option<TaskType>,
+    /// The title's words as the model reads them (`model_words`).
+    pub words: Vec<String>,
+    /// Whether the model's table knows a word of the title of two letters or more: without one
+    /// only the bias and word pairs with the start mark speak ("Task b" was documentation).
+    pub known: bool,
+    /// Whether a prefix names a type (`prefix_type`).
+    prefixed: bool,
+}
+
+/// Read a task's title and body.
+pub fn read(title: &str, body: &str) -> Reading {
+    let scores = scores(title, body);
+    let decision = verdict(title, body, &scores).or_else(|| is_question(title).then_some(TaskType::Other));
+    let words = model_words(title);
+    let known = words.iter().any(|w| w.len() >= 2 && model().weights.contains_key(w.as_str()));
+    Reading { scores, decision, words, known, prefixed: prefix_type(title).is_some() }
+}
+
+impl Reading {
+    /// The model's probability of each type (`PRECEDENCE` order) for the title.
+    pub fn probabilities(&self) -> [f32; 7] {
+        probabilities(&self.words)
+    }
+
+    /// A type settled before the combination is asked: the author's own label (a prefix naming
+    /// a type is not second-guessed), `other` for talk and questions no rule finds work in (a
+    /// title marked as a question or discussion, talk words outscoring every type's, a
+    /// question's shape), or `other` where no rule fires and the model knows no word of the
+    /// title, so nothing could speak for a type. benches/types/combine.py fits the combination
+    /// only on the texts this leaves.
+    pub fn settled(&self) -> Option<(TaskType, Basis)> {
+        match self.decision {
+            Some(TaskType::Other) => Some((TaskType::Other, Basis::Rules)),
+            Some(t) if self.prefixed => Some((t, Basis::Rules)),
+            None if !self.known => Some((TaskType::Other, Basis::Nothing)),
+            _ => None,
+        }
+    }
 }
 
 /// Classify a task from its title and body: the author's own label where there is one (a
@@ -774,33 +814,19 @@ pub enum Basis {
 
 /// `classify`, and what its answer rests on.
 pub fn classify_with_basis(title: &str, body: &str) -> (TaskType, Basis) {
-    if let Some(settled) = settled(title, body) {
+    let reading = read(title, body);
+    if let Some(settled) = reading.settled() {
         return settled;
     }
-    let decision = rules_decision(title, body);
-    let t = super::combine::decide(&super::combine::evidence(title, body));
-    let basis = if Some(t) == decision {
+    let t = super::combine::decide(&super::combine::evidence(&reading));
+    let basis = if Some(t) == reading.decision {
         Basis::Rules
-    } else if t == TaskType::Other && decision.is_none() {
+    } else if t == TaskType::Other && reading.decision.is_none() {
         Basis::Nothing
     } else {
         Basis::Model
     };
     (t, basis)
-}
-
-/// A type settled before the combination is asked: the author's own label (a prefix naming a
-/// type is not second-guessed), `other` for talk and questions no rule finds work in (a title
-/// marked as a question or discussion, talk words outscoring every type's, a question's shape),
-/// or `other` where no rule fires and the model knows no word of the title, so nothing could
-/// speak for a type. benches/types/combine.py fits the combination only on the texts this leaves.
-pub fn settled(title: &str, body: &str) -> Option<(TaskType, Basis)> {
-    match rules_decision(title, body) {
-        Some(TaskType::Other) => Some((TaskType::Other, Basis::Rules)),
-        Some(t) if prefix_type(title).is_some() => Some((t, Basis::Rules)),
-        None if !model_knows_a_word(title) => Some((TaskType::Other, Basis::Nothing)),
-        _ => None,
-    }
 }
 
 /// What is decided before the model is asked: the rules' type where any rule fires, `other` for
@@ -827,12 +853,16 @@ fn is_question(title: &str) -> bool {
 /// What the rules say, `None` where none fires. A title marked as a question or a discussion
 /// is `other`; so is one whose talk words (`roadmap`, `discuss`) outscore every type's.
 fn rules_verdict(title: &str, body: &str) -> Option<TaskType> {
+    verdict(title, body, &scores(title, body))
+}
+
+/// `rules_verdict` from the scores already computed.
+fn verdict(title: &str, body: &str, scores: &[(TaskType, usize)]) -> Option<TaskType> {
     if marked_as_talk(title) {
         return Some(TaskType::Other);
     }
-    let scores = scores(title, body);
     let mut best = (TaskType::Other, 0usize);
-    for &(t, score) in &scores {
+    for &(t, score) in scores {
         // Strictly greater: ties keep the earlier, more specific type.
         if score > best.1 {
             best = (t, score);

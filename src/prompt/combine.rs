@@ -7,8 +7,7 @@
 //! What it weighs is computed here and nowhere else: the dump that fits the table
 //! (`tests/types.rs` `dump_combination_features`) and `classify` both call `evidence`.
 
-use super::classify::PRECEDENCE;
-use super::classify::{model_knows_a_word, model_probabilities, model_words, rules_decision, scores, TaskType};
+use super::classify::{Reading, TaskType, PRECEDENCE};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -42,38 +41,39 @@ pub fn dense_names() -> Vec<String> {
     names
 }
 
-/// The evidence about a title and body's type.
-pub fn evidence(title: &str, body: &str) -> Evidence {
-    let scores = scores(title, body);
-    let top = scores.iter().map(|(_, s)| *s).max().unwrap_or(0);
-    let known = model_knows_a_word(title);
-    let p = model_probabilities(title);
+/// The evidence about a task's type, from what the rules and the model read in it.
+pub fn evidence(reading: &Reading) -> Evidence {
+    let top = reading.scores.iter().map(|(_, s)| *s).max().unwrap_or(0);
+    let p = reading.probabilities();
     let mut dense = [0.0f32; DENSE];
     for (i, t) in PRECEDENCE.iter().enumerate() {
-        let s = scores.iter().find(|(u, _)| u == t).map_or(0, |(_, s)| *s);
+        let s = reading.scores.iter().find(|(u, _)| u == t).map_or(0, |(_, s)| *s);
         dense[i] = s.min(SCORE_CAP) as f32 / 3.0;
         dense[7 + i] = if s > 0 && s == top { 1.0 } else { 0.0 };
-        dense[14 + i] = if known { p[i].max(1e-4).ln() } else { 0.0 };
+        dense[14 + i] = if reading.known { p[i].max(1e-4).ln() } else { 0.0 };
     }
-    dense[21] = f32::from(u8::from(rules_decision(title, body).is_none()));
-    dense[22] = f32::from(u8::from(known));
+    dense[21] = f32::from(u8::from(reading.decision.is_none()));
+    dense[22] = f32::from(u8::from(reading.known));
     dense[23] = 1.0;
-    let mut words = model_words(title);
+    let mut words = reading.words.clone();
     words.sort();
     words.dedup();
     Evidence { dense, words }
 }
 
-/// The fitted weights: a row of `CLASSES` per dense feature name and per word.
+/// The fitted weights: a row of `CLASSES` per dense feature (`dense_names` order) and per word.
 struct Table {
-    rows: HashMap<&'static str, [f32; CLASSES]>,
+    dense: [[f32; CLASSES]; DENSE],
+    words: HashMap<&'static str, [f32; CLASSES]>,
 }
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
+        let names = dense_names();
         let mut scale = 1.0;
-        let mut rows = HashMap::new();
+        let mut dense = [[0.0f32; CLASSES]; DENSE];
+        let mut words = HashMap::new();
         for line in include_str!("types_combine.tsv").lines().filter(|l| !l.starts_with('#')) {
             let Some((name, values)) = line.split_once('\t') else { continue };
             let mut row = [0.0f32; CLASSES];
@@ -82,29 +82,30 @@ fn table() -> &'static Table {
             }
             if name == "SCALE" {
                 scale = row[0];
+            } else if let Some(word) = name.strip_prefix("w ") {
+                words.insert(word, row);
             } else {
-                rows.insert(name, row);
+                let i = names.iter().position(|n| n == name).expect("a feature combine.rs computes");
+                dense[i] = row;
             }
         }
-        rows.values_mut().for_each(|row| row.iter_mut().for_each(|w| *w /= scale));
-        Table { rows }
+        let unscale = |row: &mut [f32; CLASSES]| row.iter_mut().for_each(|w| *w /= scale);
+        dense.iter_mut().for_each(unscale);
+        words.values_mut().for_each(unscale);
+        Table { dense, words }
     })
 }
 
 /// The type the fitted weights give the evidence.
 pub fn decide(e: &Evidence) -> TaskType {
-    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    let names = NAMES.get_or_init(dense_names);
     let t = table();
     let mut z = [0.0f32; CLASSES];
     let mut add = |row: &[f32; CLASSES], x: f32| z.iter_mut().zip(row).for_each(|(z, w)| *z += w * x);
-    for (name, x) in names.iter().zip(e.dense) {
-        if let Some(row) = t.rows.get(name.as_str()) {
-            add(row, x);
-        }
+    for (row, x) in t.dense.iter().zip(e.dense) {
+        add(row, x);
     }
     for w in &e.words {
-        if let Some(row) = t.rows.get(format!("w {w}").as_str()) {
+        if let Some(row) = t.words.get(w.as_str()) {
             add(row, WORD_VALUE);
         }
     }
