@@ -762,7 +762,7 @@ pub struct Reading {
 /// Read a task's title and body.
 pub fn read(title: &str, body: &str) -> Reading {
     let scores = scores(title, body);
-    let decision = verdict(title, body, &scores).or_else(|| is_question(title).then_some(TaskType::Other));
+    let decision = decision(title, body, &scores);
     let words = model_words(title);
     let known = words.iter().any(|w| w.len() >= 2 && model().weights.contains_key(w.as_str()));
     Reading { scores, decision, words, known, prefixed: prefix_type(title).is_some() }
@@ -832,7 +832,12 @@ pub fn classify_with_basis(title: &str, body: &str) -> (TaskType, Basis) {
 /// What is decided before the model is asked: the rules' type where any rule fires, `other` for
 /// a question no rule finds work in; `None` where the model decides.
 pub fn rules_decision(title: &str, body: &str) -> Option<TaskType> {
-    rules_verdict(title, body).or_else(|| is_question(title).then_some(TaskType::Other))
+    decision(title, body, &scores(title, body))
+}
+
+/// `rules_decision` from the scores already computed.
+fn decision(title: &str, body: &str, scores: &[(TaskType, usize)]) -> Option<TaskType> {
+    verdict(title, body, scores).or_else(|| is_question(title).then_some(TaskType::Other))
 }
 
 /// A title that asks ("How can I use X with Y?", "Should the roadmap be in Z", "Project
