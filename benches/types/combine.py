@@ -7,11 +7,15 @@ model's log-probability; whether the rules are silent; whether the model knows a
 and the title's words. The Rust code dumps it, so training and use read the same numbers:
 
     mkdir -p DIR
-    for f in tests/data/task-types*.tsv; do   # but UNSEEN, and the *-second.tsv labels
-      n=$(basename "$f"); grep -v '^#' "$f" > "DIR/$n"
+    for n in $(python3 benches/types/combine.py --list); do
+      grep -v '^#' "tests/data/$n" > "DIR/$n"
       TYPES_DUMP="DIR/$n" cargo test --features test-fakes --test types dump_combination_features -- --ignored
     done
     python3 benches/types/combine.py --dumps DIR [--cross]
+
+`--list` prints FITTED, the sets the shipped table is fitted to: every hand-labelled set of titles
+but UNSEEN, the eighth blind set (run once on this fit, after it), the second annotator's labels and
+the tasks with bodies (`*-bodies.tsv`, four columns: a measure of how a body weighs).
 
 The fit is a multinomial logistic regression (8 classes: the 7 types and `other`) with an L2
 penalty, by L-BFGS from zero (deterministic: the same dumps give the same table). Texts whose type
@@ -42,6 +46,9 @@ WORD_VALUE = 0.3  # combine.rs's WORD_VALUE
 SCALE = 1000  # weights are stored as integers of 1/SCALE
 # The blind set no classifier has been fitted on or tuned with: it measures the next round once.
 UNSEEN = "task-types-blind9.tsv"
+# The sets (in tests/data) the shipped table is fitted to.
+FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7]] + [
+    "task-types-fit-commits.tsv", "task-types-fit-issues.tsv", "task-types-fit-issues2.tsv"]
 
 
 def read_set(dumps, name):
@@ -156,15 +163,20 @@ def cross(sets, data, dumps, min_count, l2):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dumps", required=True, help="folder of the sets' lines and their .features dumps")
-    ap.add_argument("--sets", nargs="*", help="set files in DUMPS (default: every *.tsv with a .features beside it)")
+    ap.add_argument("--list", action="store_true", help="print the sets the shipped table is fitted to, and stop")
+    ap.add_argument("--dumps", help="folder of the sets' lines and their .features dumps")
+    ap.add_argument("--sets", nargs="*", default=FITTED, help="set files in DUMPS (default: FITTED)")
     ap.add_argument("--out", default="src/prompt/types_combine.tsv")
     ap.add_argument("--min-count", type=int, default=3)
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--cross", action="store_true", help="also print each set left out of the fit")
     args = ap.parse_args()
-    sets = args.sets or sorted(f for f in os.listdir(args.dumps)
-                               if f.endswith(".tsv") and os.path.exists(os.path.join(args.dumps, f + ".features")))
+    if args.list:
+        print("\n".join(FITTED))
+        return
+    if not args.dumps:
+        ap.error("--dumps is required")
+    sets = sorted(args.sets)
     if UNSEEN in sets:
         sys.exit(f"{UNSEEN} is the next round's measure: it must not be fitted on")
     data = {s: read_set(args.dumps, s) for s in sets}
