@@ -32,6 +32,7 @@ Needs numpy and scipy.
 
 import argparse
 import collections
+import functools
 import os
 import sys
 
@@ -99,15 +100,15 @@ def fit(rows, min_count, l2):
         return -(y * (z - lse)).sum() + 0.5 * l2 * (w * w).sum(), (x.T @ (p - y) + l2 * w).ravel()
 
     res = minimize(loss, np.zeros(k * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
-    return vocab, res.x.reshape(k, len(CLASSES))
+    # The weights as the table stores them, so that every figure is the shipped table's.
+    return vocab, np.round(res.x.reshape(k, len(CLASSES)) * SCALE) / SCALE
 
 
 def decide(model, r):
     if r["settled"] != "-":
         return r["settled"]
     vocab, w = model
-    # The weights as the table stores them, so that the figures are the shipped table's.
-    z = matrix([r], vocab) @ (np.round(w * SCALE) / SCALE)
+    z = matrix([r], vocab) @ w
     return CLASSES[int(np.argmax(z[0]))]
 
 
@@ -126,14 +127,20 @@ def write(model, path, sets, min_count, l2):
                 out.write(f"{name}\t{' '.join(str(v) for v in row)}\n")
 
 
+@functools.lru_cache(maxsize=None)
+def model_table():
+    """The model's table (read once), and compare.py, which decides as round 8 did."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    import compare  # noqa: E402
+    return compare, compare.load(os.path.join(here, "../../src/prompt/types_model.tsv"))
+
+
 def shipped(dumps, name):
     """What classify.rs decided before round 9, from the `.scores` dump (None if absent)."""
-    path = os.path.join(dumps, name + ".scores")
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(dumps, name + ".scores")):
         return None
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import compare  # noqa: E402
-    table = compare.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../src/prompt/types_model.tsv"))
+    compare, table = model_table()
     return [compare.decide(table, text, rules, scores) for _, _, text, rules, scores in compare.rows(dumps, name)]
 
 

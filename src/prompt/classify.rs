@@ -683,7 +683,7 @@ fn model() -> &'static Model {
 /// The model's words of a title, as benches/types/gather.py takes them: without a
 /// conventional-commit prefix, pull-request numbers, code spans and paths, and the words `task`
 /// and `tasks`; lowercased, every token with a digit `0`.
-pub fn model_words(title: &str) -> Vec<String> {
+fn model_words(title: &str) -> Vec<String> {
     static PREFIX: OnceLock<Regex> = OnceLock::new();
     static PR: OnceLock<Regex> = OnceLock::new();
     static TOKEN: OnceLock<Regex> = OnceLock::new();

@@ -45,13 +45,14 @@ pub fn dense_names() -> Vec<String> {
 /// The evidence about a task's type, from what the rules and the model read in it.
 pub fn evidence(reading: &Reading) -> Evidence {
     let top = reading.scores.iter().map(|(_, s)| *s).max().unwrap_or(0);
-    let p = reading.probabilities();
+    // Without a word it knows, the model's probabilities are its bias alone: not evidence.
+    let p = reading.known.then(|| reading.probabilities());
     let mut dense = [0.0f32; DENSE];
     for (i, t) in PRECEDENCE.iter().enumerate() {
         let s = reading.scores.iter().find(|(u, _)| u == t).map_or(0, |(_, s)| *s);
         dense[i] = s.min(SCORE_CAP) as f32 / 3.0;
         dense[7 + i] = if s > 0 && s == top { 1.0 } else { 0.0 };
-        dense[14 + i] = if reading.known { p[i].max(1e-4).ln() } else { 0.0 };
+        dense[14 + i] = p.map_or(0.0, |p| p[i].max(1e-4).ln());
     }
     dense[21] = f32::from(u8::from(reading.decision.is_none()));
     dense[22] = f32::from(u8::from(reading.known));
