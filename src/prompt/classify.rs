@@ -1053,6 +1053,18 @@ mod tests {
     }
 
     #[test]
+    fn odd_input_is_classified_without_fuss() {
+        // Nothing at all, only punctuation or another script: nothing speaks for a type.
+        assert_eq!(classify_with_basis("", ""), (TaskType::Other, Basis::Nothing));
+        assert_eq!(classify_with_basis("???", ""), (TaskType::Other, Basis::Rules));
+        assert_eq!(classify_with_basis("修复崩溃 🚀", ""), (TaskType::Other, Basis::Nothing));
+        // A body that repeats one type's words thousands of times counts as the capped score,
+        // and is still that type.
+        let body = "The tests are flaky. ".repeat(50_000);
+        assert_eq!(classify("Parser", &body), TaskType::TestCoverage);
+    }
+
+    #[test]
     fn parse_spellings() {
         assert_eq!(TaskType::parse("docs"), Some(TaskType::Documentation));
         assert_eq!(TaskType::parse("Bug Fix"), Some(TaskType::BugFix));
