@@ -199,6 +199,31 @@ fn cancel_stops_a_live_run() {
     r.gp(&["cancel", "1"]).code(2);
 }
 
+/// An orchestrator killed while it updated the run's ref leaves `<ref>.lock` behind. Nobody else
+/// writes a run whose orchestrator is gone, so cancel takes the run over as resume does, instead
+/// of failing until the lock is old enough to count as stale.
+#[test]
+fn cancel_takes_over_the_lock_an_orchestrator_killed_mid_update_left() {
+    let r = TestRepo::new();
+    r.use_fake_agent();
+    r.prompt("s", "", "sleep 3000");
+    r.commit("prompts");
+    let mut c = r.command(common::bin());
+    c.args(["run", "prompts"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    common::wait_until("the task to start", 60, || r.raw_state("1").is_some_and(|s| s.contains("\"started_at\"")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lock = r.path(".git/refs/parallel/runs/1.lock");
+    assert!(r.path(".git/refs/parallel/runs/1").exists(), "the run's ref is a loose file");
+    std::fs::write(&lock, "").unwrap();
+    let o = r.gp(&["cancel", "1"]);
+    o.ok();
+    assert!(o.stdout.contains("already gone"), "{}", o.stdout);
+    assert!(!lock.exists());
+    assert_eq!(r.run_state("1")["status"], "cancelled");
+}
+
 #[test]
 fn post_merge_hook_cleans_merged_work_and_keeps_the_users_hook() {
     let r = TestRepo::new();

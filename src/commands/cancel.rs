@@ -23,6 +23,10 @@ pub fn run(ctx: &Context, args: CancelArgs) -> Result<i32> {
     if state.status != RunStatus::Running {
         return Err(usage(format!("run {id} is not running (it {})", state.status.as_str())));
     }
+    if !state.orchestrator_alive() {
+        // A lock its orchestrator left on the run's ref (killed mid-update) is ours to remove.
+        log = RunLog::take_over(&ctx.repo, &id)?;
+    }
     log.append(Event::CancelRequested { pid: std::process::id() }, &[])?;
     if !state.orchestrator_alive() {
         // Nobody to stop: stop the jobs it left on a cluster, record the end ourselves.
