@@ -338,6 +338,23 @@ fn accuracy_on_the_eighth_blind_set() {
     blind_set("eighth blind set", include_str!("data/task-types-blind8.tsv"), floors);
 }
 
+/// The ninth blind set (`tests/data/task-types-blind9.tsv`): labelled and committed alone
+/// (ced470f) before any classifier ran on it, and measured once in round 10, on round 9's table
+/// (shipped) and on round 10's refit (frozen in 5a235a2, not kept).
+#[test]
+fn accuracy_on_the_ninth_blind_set() {
+    let floors = [MIN_BLIND9_ACCURACY, MIN_BLIND9_COMMIT_ACCURACY, MIN_BLIND9_ISSUE_ACCURACY];
+    blind_set("ninth blind set", include_str!("data/task-types-blind9.tsv"), floors);
+}
+
+/// Floors for the ninth blind set, set after its one blind run (round 9's table: 0.817 on all of
+/// it, 0.802 on its commit subjects, 0.827 on its issue titles; round 10's refit 0.790, 0.758 and
+/// 0.812; round 8's classifier 0.786, 0.780 and 0.789; docs/accuracy.md): regression guards under
+/// the measured values, not goals.
+const MIN_BLIND9_ACCURACY: f64 = 0.81;
+const MIN_BLIND9_COMMIT_ACCURACY: f64 = 0.79;
+const MIN_BLIND9_ISSUE_ACCURACY: f64 = 0.82;
+
 /// Floors for the eighth blind set, set after its one blind run (round 9's final fit: 0.812 on all
 /// of it, 0.761 on its commit subjects, 0.845 on its issue titles; round 8's classifier 0.765,
 /// 0.761 and 0.768, as benches/types/compare.py decides it: see docs/accuracy.md): regression
@@ -354,15 +371,15 @@ const MIN_BLIND7_ACCURACY: f64 = 0.725;
 const MIN_BLIND7_COMMIT_ACCURACY: f64 = 0.745;
 const MIN_BLIND7_ISSUE_ACCURACY: f64 = 0.71;
 
-/// Floors for the sets labelled only to fit the learned combination, all fitted on since round 10
-/// (fitted: 0.855, 0.861 and 0.869 for round 9's three, 0.805, 0.809 and 0.769 for round 10's,
-/// which round 9's table, never fitted on them, got 0.773, 0.752 and 0.719): regression guards,
-/// not estimates.
+/// Floors for the sets labelled to fit the learned combination: round 9's three are fitted on
+/// (0.855, 0.861 and 0.869 fitted), round 10's three are not, since fitting on them gained nothing
+/// (docs/accuracy.md), so they measure the table on unseen text (0.773, 0.752 and 0.719).
+/// Regression guards under the measured values, not goals.
 const MIN_FIT_COMMIT_ACCURACY: f64 = 0.83;
 const MIN_FIT_ISSUE_ACCURACY: f64 = 0.845;
-const MIN_FIT_COMMIT2_ACCURACY: f64 = 0.795;
-const MIN_FIT_COMMIT3_ACCURACY: f64 = 0.8;
-const MIN_FIT_ISSUE3_ACCURACY: f64 = 0.76;
+const MIN_FIT_COMMIT2_ACCURACY: f64 = 0.765;
+const MIN_FIT_COMMIT3_ACCURACY: f64 = 0.745;
+const MIN_FIT_ISSUE3_ACCURACY: f64 = 0.71;
 
 /// The sets labelled to fit the learned combination (`tests/data/task-types-fit-*.tsv`): 255,
 /// 384 and 367 commit subjects of 8, 12 and 12 repositories, and 252, 267 and 299 titles of 32,
@@ -383,7 +400,11 @@ fn accuracy_on_the_sets_labelled_for_fitting() {
         ),
         ("fitting set, issue titles", include_str!("data/task-types-fit-issues.tsv"), MIN_FIT_ISSUE_ACCURACY),
         ("second fitting set, issue titles", include_str!("data/task-types-fit-issues2.tsv"), MIN_FIT_ISSUE_ACCURACY),
-        ("third fitting set, issue titles", include_str!("data/task-types-fit-issues3.tsv"), MIN_FIT_ISSUE3_ACCURACY),
+        (
+            "third fitting set, issue titles (not fitted on)",
+            include_str!("data/task-types-fit-issues3.tsv"),
+            MIN_FIT_ISSUE3_ACCURACY,
+        ),
     ] {
         let set = blind(text);
         assert!(set.len() >= 250, "the {name} has {} entries", set.len());
@@ -397,9 +418,9 @@ fn accuracy_on_the_sets_labelled_for_fitting() {
 }
 
 /// Floors for issues with their bodies (`tests/data/task-types-bodies.tsv`), set after the first
-/// run (0.675 with the body, 0.669 on the title alone; docs/accuracy.md, round 9; round 10's refit
-/// 0.662 and 0.669, not fitted on it): regression guards under the measured values, not goals.
-const MIN_BODIES_ACCURACY: f64 = 0.655;
+/// run (0.675 with the body, 0.669 on the title alone; docs/accuracy.md, round 9): regression
+/// guards under the measured values, not goals.
+const MIN_BODIES_ACCURACY: f64 = 0.665;
 
 /// Real issues with the opening text of their first post, labelled for the task title and body
 /// describe together: every other set is titles only, and prompts have bodies. Prints each way of
