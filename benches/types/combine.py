@@ -190,8 +190,9 @@ def main():
     if not args.dumps:
         ap.error("--dumps is required")
     sets = sorted(args.sets)
-    for name in set(UNSEEN) & set(sets):
-        sys.exit(f"{name} is a blind set kept to measure a round: it must not be fitted on")
+    kept = sorted(set(UNSEEN) & set(sets))
+    if kept:
+        sys.exit(f"{', '.join(kept)}: a blind set kept to measure a round must not be fitted on")
     data = {s: read_set(args.dumps, s) for s in sets}
     if args.cross:
         cross(sets, data, args.dumps, args.min_count, args.l2)
