@@ -371,10 +371,10 @@ const MIN_BLIND7_ACCURACY: f64 = 0.725;
 const MIN_BLIND7_COMMIT_ACCURACY: f64 = 0.745;
 const MIN_BLIND7_ISSUE_ACCURACY: f64 = 0.71;
 
-/// Floors for the sets labelled to fit the learned combination: round 9's three are fitted on
-/// (0.855, 0.861 and 0.869 fitted), round 10's three are not, since fitting on them gained nothing
-/// (docs/accuracy.md), so they measure the table on unseen text (0.773, 0.752 and 0.719).
-/// Regression guards under the measured values, not goals.
+/// Floors for the sets labelled to fit the learned combination: round 9's three (0.855, 0.861 and
+/// 0.869 fitted) and round 10's three, which measured round 9's table on unseen text (0.773, 0.752
+/// and 0.719) and are fitted on since round 11 (docs/accuracy.md). Regression guards under the
+/// measured values, not goals.
 const MIN_FIT_COMMIT_ACCURACY: f64 = 0.83;
 const MIN_FIT_ISSUE_ACCURACY: f64 = 0.845;
 const MIN_FIT_COMMIT2_ACCURACY: f64 = 0.765;
@@ -389,22 +389,18 @@ fn accuracy_on_the_sets_labelled_for_fitting() {
     for (name, text, floor) in [
         ("fitting set, commit subjects", include_str!("data/task-types-fit-commits.tsv"), MIN_FIT_COMMIT_ACCURACY),
         (
-            "second fitting set, commit subjects (not fitted on)",
+            "second fitting set, commit subjects",
             include_str!("data/task-types-fit-commits2.tsv"),
             MIN_FIT_COMMIT2_ACCURACY,
         ),
         (
-            "third fitting set, commit subjects (not fitted on)",
+            "third fitting set, commit subjects",
             include_str!("data/task-types-fit-commits3.tsv"),
             MIN_FIT_COMMIT3_ACCURACY,
         ),
         ("fitting set, issue titles", include_str!("data/task-types-fit-issues.tsv"), MIN_FIT_ISSUE_ACCURACY),
         ("second fitting set, issue titles", include_str!("data/task-types-fit-issues2.tsv"), MIN_FIT_ISSUE_ACCURACY),
-        (
-            "third fitting set, issue titles (not fitted on)",
-            include_str!("data/task-types-fit-issues3.tsv"),
-            MIN_FIT_ISSUE3_ACCURACY,
-        ),
+        ("third fitting set, issue titles", include_str!("data/task-types-fit-issues3.tsv"), MIN_FIT_ISSUE3_ACCURACY),
     ] {
         let set = blind(text);
         assert!(set.len() >= 250, "the {name} has {} entries", set.len());
@@ -594,6 +590,33 @@ fn words_the_vectors_place() {
 
 /// The rule words of round 7: slowness as users report it, build tools by name, structure as
 /// issue titles name it. Chosen knowing the tuning sets' misses; the fifth blind set measured them.
+/// Round 11: the title's mean word vector, each word's from a sentence-embedding model, carries
+/// meaning no rule word and no commit subject taught: a word the hand-labelled titles never had
+/// leans the way the words it means the same as do.
+#[test]
+fn words_the_sentence_vectors_place() {
+    use TaskType::*;
+    for (title, want) in VECTOR_TITLES {
+        assert_eq!(classify(title, ""), *want, "{title}");
+    }
+    // A prefix still settles the type, and a title without a word still says nothing.
+    assert_eq!(classify("docs: unsubscribe link in the newsletter", ""), Documentation);
+    assert_eq!(classify("", ""), Other);
+    assert_eq!(classify("0 1 2", ""), Other);
+}
+
+/// Titles written for this test, none in a labelled set: round 9's table read each of them wrong
+/// (documentation, bug-fix, feature, configuration, documentation). Still misses with the vectors:
+/// "Add unsubscribe link to the newsletter" (documentation), "Intermittent frame drops in the
+/// editor" (bug-fix), "Start-up time of the desktop app" (feature).
+const VECTOR_TITLES: &[(&str, TaskType)] = &[
+    ("Create a password reset link", TaskType::Feature),
+    ("Improve the exception message", TaskType::Feature),
+    ("Sort imports", TaskType::Refactor),
+    ("Compiled executable is huge", TaskType::Performance),
+    ("Add emoji reactions to comments", TaskType::Feature),
+];
+
 #[test]
 fn words_of_round_seven() {
     use TaskType::*;

@@ -11,19 +11,24 @@ and the title's words. The Rust code dumps it, so training and use read the same
       grep -v '^#' "tests/data/$n" > "DIR/$n"
       TYPES_DUMP="DIR/$n" cargo test --features test-fakes --test types dump_combination_features -- --ignored
     done
-    python3 benches/types/combine.py --dumps DIR [--cross]
+    python3 benches/types/vectors.py --out VECTORS
+    python3 benches/types/combine.py --dumps DIR --vectors VECTORS [--cross]
 
 `--list` prints FITTED, the sets the shipped table is fitted to: every hand-labelled set of titles
-but UNSEEN, the tenth blind set (kept for the next round), the eighth and ninth blind sets and the
-sets labelled in round 10 (they measure this table), the second annotator's labels and
-the tasks with bodies (`*-bodies.tsv`, four columns: a measure of how a body weighs).
+but UNSEEN, the blind sets no classifier has run on (each the measure of a round to come), the
+second annotators' labels and the tasks with bodies (`*-bodies.tsv`, four columns: a measure of
+how a body weighs).
 
 The fit is a multinomial logistic regression (8 classes: the 7 types and `other`) with an L2
 penalty, by L-BFGS from zero (deterministic: the same dumps give the same table). Texts whose type
 is settled before the combination is asked (a prefix naming a type, talk or a question no rule
 finds work in, no word the model knows) are left out of the fit. A word is a feature if at least `--min-count`
 fitted texts have it, with value WORD_VALUE (combine.rs), so a word learned from a few titles
-moves a decision less than the rules and the model do.
+moves a decision less than the rules and the model do. With `--vectors` (round 11) the fit also
+weighs the title's mean word vector (vectors.py: each word embedded alone by a sentence-embedding
+model; over all the title's words, VECTOR_VALUE each) and stores, for each word of the vectors'
+vocabulary, its vector times those weights: `v WORD` rows that combine.rs adds up over the title's
+word count.
 
 `--cross` also prints, for each set, how the combination fitted to the other sets does on it
 (leave one set out), beside what the shipped classifier got (the `.scores` dump of
@@ -37,25 +42,28 @@ import functools
 import os
 import sys
 
-import numpy as np
-from scipy.optimize import minimize
+# One BLAS thread: sums in another order round a weight the other way now and then, and the table
+# must come out the same byte for byte on any machine.
+for _var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]:
+    os.environ[_var] = "1"
+import numpy as np  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
 
 TYPES = ["documentation", "test-coverage", "performance", "bug-fix", "refactor", "configuration", "feature"]
 CLASSES = TYPES + ["other"]
 DENSE_NAMES = ([f"SCORE {t}" for t in TYPES] + [f"BEST {t}" for t in TYPES] + [f"LOGP {t}" for t in TYPES]
                + ["RULES-SILENT", "KNOWN", "BIAS"])
 WORD_VALUE = 0.3  # combine.rs's WORD_VALUE
+VECTOR_VALUE = 2.0  # how much the mean word vector weighs against the L2 penalty (round 11)
 SCALE = 1000  # weights are stored as integers of 1/SCALE
-# The blind set no classifier has been fitted on or tuned with, nor run by: the next round's
-# measure. The ninth was run once in round 10 and is tuning data since.
-UNSEEN = ["task-types-blind10.tsv"]
-# The sets (in tests/data) the shipped table is fitted to.
-# Round 10 also fitted the eighth blind set and the three sets labelled in round 10
-# (task-types-fit-commits2.tsv, -fit-commits3.tsv, -fit-issues3.tsv): no gain left out, and worse
-# on the ninth blind set (docs/accuracy.md), so the shipped table is round 9's and those sets
-# measure it (`--sets` fits any list).
-FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7]] + [
-    "task-types-fit-commits.tsv", "task-types-fit-issues.tsv", "task-types-fit-issues2.tsv"]
+# The blind sets no classifier has been fitted on or tuned with, nor run by: the measures of the
+# rounds to come, the tenth first. The ninth was run once in round 10 and is tuning data since.
+UNSEEN = ["task-types-blind10.tsv", "task-types-blind11.tsv"]
+# The sets (in tests/data) the shipped table is fitted to: since round 11, every labelled set of
+# titles but the blind sets kept unseen (round 9 fitted 11 of them; round 10's refit on 15 gained
+# nothing without word vectors, docs/accuracy.md).
+FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9]] + [
+    f"task-types-fit-{kind}.tsv" for kind in ["commits", "commits2", "commits3", "issues", "issues2", "issues3"]]
 
 
 def read_set(dumps, name):
@@ -89,10 +97,32 @@ def matrix(rows, vocab):
     return x
 
 
-def fit(rows, min_count, l2):
+def read_vectors(folder):
+    """vectors.py's word vectors, centred on the vocabulary's mean: (words, a row per word)."""
+    words = open(os.path.join(folder, "vectors.words"), encoding="utf-8").read().split()
+    v = np.load(os.path.join(folder, "vectors.npy")).astype(np.float64)
+    return words, v - v.mean(0)
+
+
+def mean_vectors(rows, vectors):
+    """Each text's mean word vector, over all its words (a word without a vector counts as zero,
+    so that combine.rs can leave out the words whose rows round to nothing)."""
+    words, v = vectors
+    index = {w: i for i, w in enumerate(words)}
+    x = np.zeros((len(rows), v.shape[1]))
+    for i, r in enumerate(rows):
+        known = [index[w] for w in r["words"] if w in index]
+        if known:
+            x[i] = VECTOR_VALUE * v[known].sum(0) / len(r["words"])
+    return x
+
+
+def fit(rows, min_count, l2, vectors=None):
     rows = [r for r in rows if r["settled"] == "-"]
     vocab = vocabulary(rows, min_count)
     x = matrix(rows, vocab)
+    if vectors is not None:
+        x = np.hstack([x, mean_vectors(rows, vectors)])
     y = np.zeros((len(rows), len(CLASSES)))
     y[np.arange(len(rows)), [CLASSES.index(r["want"]) for r in rows]] = 1
     k = x.shape[1]
@@ -106,31 +136,50 @@ def fit(rows, min_count, l2):
         return -(y * (z - lse)).sum() + 0.5 * l2 * (w * w).sum(), (x.T @ (p - y) + l2 * w).ravel()
 
     res = minimize(loss, np.zeros(k * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
+    w = res.x.reshape(k, len(CLASSES))
+    rows_of_words = {}
+    if vectors is not None:
+        # A word's part of a text's score is its vector times the vectors' weights, over the
+        # text's word count: one row of CLASSES a word, which is what the table stores.
+        n = len(DENSE_NAMES) + len(vocab)
+        per_word = np.round(VECTOR_VALUE * vectors[1] @ w[n:] * SCALE).astype(int)
+        w = w[:n]
+        for word, row in zip(vectors[0], per_word):
+            if row.any():
+                rows_of_words[word] = row / SCALE
     # The weights as the table stores them, so that every figure is the shipped table's.
-    return vocab, np.round(res.x.reshape(k, len(CLASSES)) * SCALE) / SCALE
+    return vocab, np.round(w * SCALE) / SCALE, rows_of_words
 
 
 def decide(model, r):
     if r["settled"] != "-":
         return r["settled"]
-    vocab, w = model
-    z = matrix([r], vocab) @ w
-    return CLASSES[int(np.argmax(z[0]))]
+    vocab, w, rows_of_words = model
+    z = matrix([r], vocab)[0] @ w
+    for word in r["words"]:
+        if word in rows_of_words:
+            z = z + rows_of_words[word] / len(r["words"])
+    return CLASSES[int(np.argmax(z))]
 
 
 def write(model, path, sets, min_count, l2):
-    vocab, w = model
+    vocab, w, rows_of_words = model
     q = np.round(w * SCALE).astype(int)
     with open(path, "w", encoding="utf-8") as out:
         out.write("# The learned combination of a task's type evidence (src/prompt/combine.rs): a weight per\n"
                   "# class (the 7 types in PRECEDENCE order, then other) for each dense feature and each word\n"
                   "# (`w WORD`), as integers of 1/SCALE. Written by benches/types/combine.py from\n"
                   f"# {', '.join(sets)} (--min-count {min_count}, --l2 {l2}).\n")
+        if rows_of_words:
+            out.write("# `v WORD` rows: the word's vector (benches/types/vectors.py) times the fitted weights of a\n"
+                      "# title's mean word vector; combine.rs adds them up over the title's word count.\n")
         out.write(f"SCALE\t{SCALE}\n")
         names = DENSE_NAMES + [f"w {v}" for v in vocab]
         for name, row in zip(names, q):
             if row.any():
                 out.write(f"{name}\t{' '.join(str(v) for v in row)}\n")
+        for word, row in sorted(rows_of_words.items()):
+            out.write(f"v {word}\t{' '.join(str(int(round(v * SCALE))) for v in row)}\n")
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,10 +199,10 @@ def shipped(dumps, name):
     return [compare.decide(table, text, rules, scores) for _, _, text, rules, scores in compare.rows(dumps, name)]
 
 
-def cross(sets, data, dumps, min_count, l2):
+def cross(sets, data, dumps, min_count, l2, vectors):
     total = collections.Counter()
     for held in sets:
-        model = fit([r for s in sets if s != held for r in data[s]], min_count, l2)
+        model = fit([r for s in sets if s != held for r in data[s]], min_count, l2, vectors)
         before = shipped(dumps, held)
         line = []
         for part, keep in [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["source"]),
@@ -183,6 +232,7 @@ def main():
     ap.add_argument("--min-count", type=int, default=3)
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--cross", action="store_true", help="also print each set left out of the fit")
+    ap.add_argument("--vectors", help="vectors.py's folder of word vectors (without it, no `v` rows)")
     args = ap.parse_args()
     if args.list:
         print("\n".join(FITTED))
@@ -194,9 +244,10 @@ def main():
     if kept:
         sys.exit(f"{', '.join(kept)}: a blind set kept to measure a round must not be fitted on")
     data = {s: read_set(args.dumps, s) for s in sets}
+    vectors = read_vectors(args.vectors) if args.vectors else None
     if args.cross:
-        cross(sets, data, args.dumps, args.min_count, args.l2)
-    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2)
+        cross(sets, data, args.dumps, args.min_count, args.l2, vectors)
+    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors)
     write(model, args.out, sets, args.min_count, args.l2)
     right = {s: sum(decide(model, r) == r["want"] for r in data[s]) for s in sets}
     print(f"wrote {args.out}: {len(model[0])} words; on the texts it was fitted to: " +

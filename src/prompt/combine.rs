@@ -63,10 +63,14 @@ pub fn evidence(reading: &Reading) -> Evidence {
     Evidence { dense, words }
 }
 
-/// The fitted weights: a row of `CLASSES` per dense feature (`dense_names` order) and per word.
+/// The fitted weights: a row of `CLASSES` per dense feature (`dense_names` order) and per word;
+/// and per word of the vectors' vocabulary, its word vector times the vectors' weights (round 11:
+/// a title's mean word vector, from a sentence-embedding model, is linear in its words, so the
+/// vectors themselves need not ship).
 struct Table {
     dense: [[f32; CLASSES]; DENSE],
     words: HashMap<&'static str, [f32; CLASSES]>,
+    vectors: HashMap<&'static str, [f32; CLASSES]>,
 }
 
 fn table() -> &'static Table {
@@ -76,6 +80,7 @@ fn table() -> &'static Table {
         let mut scale = 1.0;
         let mut dense = [[0.0f32; CLASSES]; DENSE];
         let mut words = HashMap::new();
+        let mut vectors = HashMap::new();
         for line in include_str!("types_combine.tsv").lines().filter(|l| !l.starts_with('#')) {
             let Some((name, values)) = line.split_once('\t') else { continue };
             let mut row = [0.0f32; CLASSES];
@@ -86,6 +91,8 @@ fn table() -> &'static Table {
                 scale = row[0];
             } else if let Some(word) = name.strip_prefix("w ") {
                 words.insert(word, row);
+            } else if let Some(word) = name.strip_prefix("v ") {
+                vectors.insert(word, row);
             } else {
                 let i = names.iter().position(|n| n == name).expect("a feature combine.rs computes");
                 dense[i] = row;
@@ -94,7 +101,8 @@ fn table() -> &'static Table {
         let unscale = |row: &mut [f32; CLASSES]| row.iter_mut().for_each(|w| *w /= scale);
         dense.iter_mut().for_each(unscale);
         words.values_mut().for_each(unscale);
-        Table { dense, words }
+        vectors.values_mut().for_each(unscale);
+        Table { dense, words, vectors }
     })
 }
 
@@ -109,6 +117,12 @@ pub fn decide(e: &Evidence) -> TaskType {
     for w in &e.words {
         if let Some(row) = t.words.get(w.as_str()) {
             add(row, WORD_VALUE);
+        }
+    }
+    // The mean over all the title's words: one without a row counts as nothing.
+    for w in &e.words {
+        if let Some(row) = t.vectors.get(w.as_str()) {
+            add(row, 1.0 / e.words.len() as f32);
         }
     }
     let best = (0..CLASSES).fold(0, |b, c| if z[c] > z[b] { c } else { b });
