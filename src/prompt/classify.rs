@@ -1064,6 +1064,11 @@ mod tests {
         // and is still that type.
         let body = "The tests are flaky. ".repeat(50_000);
         assert_eq!(classify("Parser", &body), TaskType::TestCoverage);
+        // Titles of thousands of words: each word counts once, and the word vectors' part is a
+        // mean over the words, so neither a repeated word nor unknown ones outweigh the rules.
+        let title = format!("Fix the crash {}", "qwfpgj ".repeat(5_000));
+        assert_eq!(classify(&title, ""), TaskType::BugFix);
+        assert_eq!(classify(&"speed ".repeat(5_000), ""), TaskType::Performance);
     }
 
     #[test]
