@@ -33,7 +33,8 @@
 //! (`tests/data/task-types-blind8.tsv`) once on its final fit (`accuracy_on_the_eighth_blind_set`),
 //! and is tuning data since; the ninth once in round 10 and the tenth once in round 11 (on the
 //! first table with word vectors). Since round 11 every set up to the ninth is fitted on. The
-//! eleventh (`tests/data/task-types-blind11.tsv`) is read by no test: the next round's measure.
+//! eleventh (`tests/data/task-types-blind11.tsv`) and twelfth (`-blind12.tsv`) are read by no
+//! test: the measures of the next two rounds.
 
 use git_parallel::prompt::classify::{classify, classify_rules, classify_with_basis};
 use git_parallel::prompt::TaskType;
