@@ -85,13 +85,15 @@ fn parse_row(values: &str, scale: f32) -> [f32; CLASSES] {
     row
 }
 
+/// The word of a `v` row (`v WORD<tab>numbers`).
+fn vector_word(line: &str) -> &str {
+    line[2..].split_once('\t').map_or("", |(w, _)| w)
+}
+
 impl Table {
     /// A word's `v` row, found by binary search.
     fn vector(&self, word: &str) -> Option<[f32; CLASSES]> {
-        fn key(line: &str) -> &str {
-            line[2..].split_once('\t').map_or("", |(w, _)| w)
-        }
-        let i = self.vectors.binary_search_by(|line| key(line).cmp(word)).ok()?;
+        let i = self.vectors.binary_search_by(|line| vector_word(line).cmp(word)).ok()?;
         let (_, values) = self.vectors[i].split_once('\t')?;
         Some(parse_row(values, self.scale))
     }
@@ -164,7 +166,7 @@ mod tests {
     fn vector_rows_are_sorted_whole_and_found() {
         let t = table();
         assert!(t.vectors.len() > 1000, "{} `v` rows", t.vectors.len());
-        let words: Vec<&str> = t.vectors.iter().map(|l| l[2..].split_once('\t').unwrap().0).collect();
+        let words: Vec<&str> = t.vectors.iter().map(|l| vector_word(l)).collect();
         // Binary search needs them strictly in order (combine.py writes them sorted).
         assert!(words.windows(2).all(|w| w[0] < w[1]), "`v` rows out of order");
         for line in &t.vectors {
