@@ -397,6 +397,19 @@ const MIN_BLIND8_ACCURACY: f64 = 0.8;
 const MIN_BLIND8_COMMIT_ACCURACY: f64 = 0.75;
 const MIN_BLIND8_ISSUE_ACCURACY: f64 = 0.835;
 
+/// The eleventh blind set (`tests/data/task-types-blind11.tsv`): labelled and committed alone
+/// (8a3a656) before any classifier ran on it, and measured once in round 12, on round 12's table
+/// and on round 11's (the table shipped before it).
+#[test]
+fn accuracy_on_the_eleventh_blind_set() {
+    let floors = [MIN_BLIND11_ACCURACY, MIN_BLIND11_COMMIT_ACCURACY, MIN_BLIND11_ISSUE_ACCURACY];
+    blind_set("eleventh blind set", include_str!("data/task-types-blind11.tsv"), floors);
+}
+
+const MIN_BLIND11_ACCURACY: f64 = 0.0;
+const MIN_BLIND11_COMMIT_ACCURACY: f64 = 0.0;
+const MIN_BLIND11_ISSUE_ACCURACY: f64 = 0.0;
+
 /// Floors for the seventh blind set, set after its one blind run (round 9: 0.735 on all of it,
 /// 0.755 on its commit subjects, 0.718 on its issue titles; round 8's classifier 0.697, 0.723
 /// and 0.675, as benches/types/compare.py decides it: see
@@ -580,8 +593,8 @@ fn dump_rule_scores() {
 
 /// What the learned combination weighs for each text, for benches/types/combine.py to fit its
 /// table: `FILE.features` beside FILE (lines type<TAB>source<TAB>text), one line per text: the
-/// type settled before the combination is asked (`-` where it is asked), the dense features, and
-/// the title's words. `TYPES_DUMP=FILE cargo test --test types dump_combination_features -- --ignored`.
+/// type settled before the combination is asked (`-` where it is asked), the dense features, the
+/// title's words and its first word. `TYPES_DUMP=FILE cargo test --test types dump_combination_features -- --ignored`.
 #[test]
 #[ignore]
 fn dump_combination_features() {
@@ -598,7 +611,8 @@ fn dump_combination_features() {
         let settled = reading.settled().map_or("-", |(t, _)| t.as_str());
         let e = evidence(&reading);
         let dense: Vec<String> = e.dense.iter().map(|x| format!("{x:.4}")).collect();
-        writeln!(out, "{settled}\t{}\t{}", dense.join(" "), e.words.join(" ")).unwrap();
+        let first = e.first.unwrap_or_default();
+        writeln!(out, "{settled}\t{}\t{}\t{first}", dense.join(" "), e.words.join(" ")).unwrap();
     }
 }
 

@@ -28,7 +28,8 @@ moves a decision less than the rules and the model do. With `--vectors` (round 1
 weighs the title's mean word vector (vectors.py: each word embedded alone by a sentence-embedding
 model; over all the title's words, VECTOR_VALUE each) and stores, for each word of the vectors'
 vocabulary, its vector times those weights: `v WORD` rows that combine.rs adds up over the title's
-word count.
+word count. Since round 12 it also weighs the vector of the title's first word (mostly its verb;
+`--first`, FIRST_VALUE) and stores `f WORD` rows the same way.
 
 `--cross` also prints, for each set, how the combination fitted to the other sets does on it
 (leave one set out), beside what the shipped classifier got (the `.scores` dump of
@@ -55,15 +56,19 @@ DENSE_NAMES = ([f"SCORE {t}" for t in TYPES] + [f"BEST {t}" for t in TYPES] + [f
                + ["RULES-SILENT", "KNOWN", "BIAS"])
 WORD_VALUE = 0.3  # combine.rs's WORD_VALUE
 VECTOR_VALUE = 2.0  # how much the mean word vector weighs against the L2 penalty (round 11)
+FIRST_VALUE = 1.0  # how much the first word's vector weighs (round 12)
 SCALE = 1000  # weights are stored as integers of 1/SCALE
+# The `v` and `f` rows as integers of 1/VECTOR_SCALE: coarser, they change no decision on the fitted
+# sets (round 12: none of 4,626 texts) and keep the table half a megabyte smaller.
+VECTOR_SCALE = 100
 # The blind sets no classifier has been fitted on or tuned with, nor run by: the measures of the
-# rounds to come, the eleventh first, then the twelfth. The tenth was run once in round 11, on its
-# frozen table, and is tuning data since (not in FITTED yet: the next round fits it).
-UNSEEN = ["task-types-blind11.tsv", "task-types-blind12.tsv"]
+# rounds to come, the eleventh first, then the twelfth and the thirteenth. The tenth was run once
+# in round 11, on its frozen table, and is tuning data since (fitted from round 12 on).
+UNSEEN = ["task-types-blind11.tsv", "task-types-blind12.tsv", "task-types-blind13.tsv"]
 # The sets (in tests/data) the shipped table is fitted to: since round 11, every labelled set of
 # titles but the blind sets kept unseen (round 9 fitted 11 of them; round 10's refit on 15 gained
 # nothing without word vectors, docs/accuracy.md).
-FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9]] + [
+FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9, 10]] + [
     f"task-types-fit-{kind}.tsv" for kind in ["commits", "commits2", "commits3", "issues", "issues2", "issues3"]]
 
 
@@ -74,11 +79,14 @@ def read_set(dumps, name):
     if len(texts) != len(feats):
         sys.exit(f"{name}: {len(texts)} texts but {len(feats)} feature lines: dump it again")
     rows = []
-    for (want, source, text), (settled, dense, words) in zip(texts, feats):
+    for (want, source, text), feat in zip(texts, feats):
         if want not in CLASSES:
             sys.exit(f"{name}: unknown type {want!r}")
+        if len(feat) != 4:
+            sys.exit(f"{name}: a feature line without its first word: dump it again")
+        settled, dense, words, first = feat
         rows.append(dict(want=want, source=source, text=text, settled=settled,
-                         dense=[float(x) for x in dense.split()], words=words.split()))
+                         dense=[float(x) for x in dense.split()], words=words.split(), first=first))
     return rows
 
 
@@ -118,12 +126,25 @@ def mean_vectors(rows, vectors):
     return x
 
 
-def fit(rows, min_count, l2, vectors=None):
+def first_vectors(rows, vectors, value):
+    """Each text's first word's vector (zero for a word without one)."""
+    words, v = vectors
+    index = {w: i for i, w in enumerate(words)}
+    x = np.zeros((len(rows), v.shape[1]))
+    for i, r in enumerate(rows):
+        if r["first"] in index:
+            x[i] = value * v[index[r["first"]]]
+    return x
+
+
+def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE):
     rows = [r for r in rows if r["settled"] == "-"]
     vocab = vocabulary(rows, min_count)
     x = matrix(rows, vocab)
     if vectors is not None:
         x = np.hstack([x, mean_vectors(rows, vectors)])
+        if first:
+            x = np.hstack([x, first_vectors(rows, vectors, first)])
     y = np.zeros((len(rows), len(CLASSES)))
     y[np.arange(len(rows)), [CLASSES.index(r["want"]) for r in rows]] = 1
     k = x.shape[1]
@@ -138,49 +159,60 @@ def fit(rows, min_count, l2, vectors=None):
 
     res = minimize(loss, np.zeros(k * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
     w = res.x.reshape(k, len(CLASSES))
-    rows_of_words = {}
+    rows_of_words, rows_of_firsts = {}, {}
     if vectors is not None:
         # A word's part of a text's score is its vector times the vectors' weights, over the
-        # text's word count: one row of CLASSES a word, which is what the table stores.
+        # text's word count: one row of CLASSES a word, which is what the table stores; the
+        # same for the first word, whole.
         n = len(DENSE_NAMES) + len(vocab)
-        per_word = np.round(VECTOR_VALUE * vectors[1] @ w[n:] * SCALE).astype(int)
+        d = vectors[1].shape[1]
+        blocks = [(rows_of_words, VECTOR_VALUE, w[n:n + d])] + ([(rows_of_firsts, first, w[n + d:])] if first else [])
+        for store, value, weights in blocks:
+            per_word = np.round(value * vectors[1] @ weights * VECTOR_SCALE).astype(int)
+            for word, row in zip(vectors[0], per_word):
+                if row.any():
+                    store[word] = row / VECTOR_SCALE
         w = w[:n]
-        for word, row in zip(vectors[0], per_word):
-            if row.any():
-                rows_of_words[word] = row / SCALE
     # The weights as the table stores them, so that every figure is the shipped table's.
-    return vocab, np.round(w * SCALE) / SCALE, rows_of_words
+    return vocab, np.round(w * SCALE) / SCALE, rows_of_words, rows_of_firsts
 
 
 def decide(model, r):
     if r["settled"] != "-":
         return r["settled"]
-    vocab, w, rows_of_words = model
+    vocab, w, rows_of_words, rows_of_firsts = model
     z = matrix([r], vocab)[0] @ w
     for word in r["words"]:
         if word in rows_of_words:
             z = z + rows_of_words[word] / len(r["words"])
+    if r["first"] in rows_of_firsts:
+        z = z + rows_of_firsts[r["first"]]
     return CLASSES[int(np.argmax(z))]
 
 
-def write(model, path, sets, min_count, l2):
-    vocab, w, rows_of_words = model
+def write(model, path, sets, min_count, l2, first):
+    vocab, w, rows_of_words, rows_of_firsts = model
     q = np.round(w * SCALE).astype(int)
     with open(path, "w", encoding="utf-8") as out:
         out.write("# The learned combination of a task's type evidence (src/prompt/combine.rs): a weight per\n"
                   "# class (the 7 types in PRECEDENCE order, then other) for each dense feature and each word\n"
                   "# (`w WORD`), as integers of 1/SCALE. Written by benches/types/combine.py from\n"
-                  f"# {', '.join(sets)} (--min-count {min_count}, --l2 {l2}).\n")
+                  f"# {', '.join(sets)} (--min-count {min_count}, --l2 {l2}, --first {first}).\n")
         if rows_of_words:
             out.write("# `v WORD` rows: the word's vector (benches/types/vectors.py) times the fitted weights of a\n"
                       "# title's mean word vector; combine.rs adds them up over the title's word count.\n")
+        if rows_of_firsts:
+            out.write("# `f WORD` rows: the same for the vector of the title's first word.\n")
         out.write(f"SCALE\t{SCALE}\n")
+        if rows_of_words:
+            out.write(f"VECTOR-SCALE\t{VECTOR_SCALE}\n")
         names = DENSE_NAMES + [f"w {v}" for v in vocab]
         for name, row in zip(names, q):
             if row.any():
                 out.write(f"{name}\t{' '.join(str(v) for v in row)}\n")
-        for word, row in sorted(rows_of_words.items()):
-            out.write(f"v {word}\t{' '.join(str(int(round(v * SCALE))) for v in row)}\n")
+        for kind, rows in [("v", rows_of_words), ("f", rows_of_firsts)]:
+            for word, row in sorted(rows.items()):
+                out.write(f"{kind} {word}\t{' '.join(str(int(round(v * VECTOR_SCALE))) for v in row)}\n")
 
 
 @functools.lru_cache(maxsize=None)
@@ -200,10 +232,10 @@ def shipped(dumps, name):
     return [compare.decide(table, text, rules, scores) for _, _, text, rules, scores in compare.rows(dumps, name)]
 
 
-def cross(sets, data, dumps, min_count, l2, vectors):
+def cross(sets, data, dumps, min_count, l2, vectors, first):
     total = collections.Counter()
     for held in sets:
-        model = fit([r for s in sets if s != held for r in data[s]], min_count, l2, vectors)
+        model = fit([r for s in sets if s != held for r in data[s]], min_count, l2, vectors, first)
         before = shipped(dumps, held)
         line = []
         for part, keep in [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["source"]),
@@ -234,6 +266,8 @@ def main():
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--cross", action="store_true", help="also print each set left out of the fit")
     ap.add_argument("--vectors", help="vectors.py's folder of word vectors (without it, no `v` rows)")
+    ap.add_argument("--first", type=float, default=FIRST_VALUE,
+                    help="the first word's vector's value (0: no `f` rows)")
     args = ap.parse_args()
     if args.list:
         print("\n".join(FITTED))
@@ -247,9 +281,9 @@ def main():
     data = {s: read_set(args.dumps, s) for s in sets}
     vectors = read_vectors(args.vectors) if args.vectors else None
     if args.cross:
-        cross(sets, data, args.dumps, args.min_count, args.l2, vectors)
-    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors)
-    write(model, args.out, sets, args.min_count, args.l2)
+        cross(sets, data, args.dumps, args.min_count, args.l2, vectors, args.first)
+    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors, args.first)
+    write(model, args.out, sets, args.min_count, args.l2, args.first)
     right = {s: sum(decide(model, r) == r["want"] for r in data[s]) for s in sets}
     print(f"wrote {args.out}: {len(model[0])} words; on the texts it was fitted to: " +
           ", ".join(f"{s} {right[s]}/{len(data[s])}" for s in sets), file=sys.stderr)

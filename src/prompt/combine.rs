@@ -30,6 +30,8 @@ pub struct Evidence {
     pub dense: [f32; DENSE],
     /// The title's words as the model reads them, each once.
     pub words: Vec<String>,
+    /// The title's first word as the model reads it (mostly the verb: "add", "fix", "crash").
+    pub first: Option<String>,
 }
 
 /// The names of the dense features, as the table's rows call them.
@@ -57,23 +59,29 @@ pub fn evidence(reading: &Reading) -> Evidence {
     dense[21] = f32::from(u8::from(reading.decision.is_none()));
     dense[22] = f32::from(u8::from(reading.known));
     dense[23] = 1.0;
+    let first = reading.words.first().cloned();
     let mut words = reading.words.clone();
     words.sort();
     words.dedup();
-    Evidence { dense, words }
+    Evidence { dense, words, first }
 }
 
 /// The fitted weights: a row of `CLASSES` per dense feature (`dense_names` order) and per word;
 /// and per word of the vectors' vocabulary, its word vector times the vectors' weights (round 11:
 /// a title's mean word vector, from a sentence-embedding model, is linear in its words, so the
-/// vectors themselves need not ship).
+/// vectors themselves need not ship), and the same for the vector of the title's first word
+/// (round 12).
 struct Table {
     dense: [[f32; CLASSES]; DENSE],
     words: HashMap<&'static str, [f32; CLASSES]>,
     /// The `v` rows as written (sorted by word), each parsed only when a title has its word:
     /// parsing all 8,805 up front cost 4.7 ms a plan, 14% of a small one.
     vectors: Vec<&'static str>,
+    /// The `f` rows (the first word's vector times its weights), kept the same way.
+    firsts: Vec<&'static str>,
     scale: f32,
+    /// The `v` and `f` rows' scale (coarser than the other rows': they change no decision so).
+    vector_scale: f32,
 }
 
 /// A row's numbers, as integers of 1/`scale`.
@@ -85,17 +93,17 @@ fn parse_row(values: &str, scale: f32) -> [f32; CLASSES] {
     row
 }
 
-/// The word of a `v` row (`v WORD<tab>numbers`).
+/// The word of a `v` or `f` row (`v WORD<tab>numbers`).
 fn vector_word(line: &str) -> &str {
     line[2..].split_once('\t').map_or("", |(w, _)| w)
 }
 
 impl Table {
-    /// A word's `v` row, found by binary search.
-    fn vector(&self, word: &str) -> Option<[f32; CLASSES]> {
-        let i = self.vectors.binary_search_by(|line| vector_word(line).cmp(word)).ok()?;
-        let (_, values) = self.vectors[i].split_once('\t')?;
-        Some(parse_row(values, self.scale))
+    /// A word's row among `rows` (`vectors` or `firsts`), found by binary search.
+    fn vector(&self, rows: &[&str], word: &str) -> Option<[f32; CLASSES]> {
+        let i = rows.binary_search_by(|line| vector_word(line).cmp(word)).ok()?;
+        let (_, values) = rows[i].split_once('\t')?;
+        Some(parse_row(values, self.vector_scale))
     }
 }
 
@@ -104,19 +112,28 @@ fn table() -> &'static Table {
     TABLE.get_or_init(|| {
         let names = dense_names();
         let lines = || include_str!("types_combine.tsv").lines().filter(|l| !l.starts_with('#'));
-        let scale = lines()
-            .find_map(|l| l.strip_prefix("SCALE\t"))
-            .map_or(1.0, |v| v.parse::<f32>().expect("the type combination's scale"));
+        let scale_of = |name: &str| {
+            lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('\t'))
+                .map(|v| v.parse::<f32>().expect("the type combination's scale"))
+        };
+        let scale = scale_of("SCALE").unwrap_or(1.0);
+        let vector_scale = scale_of("VECTOR-SCALE").unwrap_or(scale);
         let mut dense = [[0.0f32; CLASSES]; DENSE];
         let mut words = HashMap::new();
         let mut vectors = Vec::new();
+        let mut firsts = Vec::new();
         for line in lines() {
             if line.starts_with("v ") {
                 vectors.push(line);
                 continue;
             }
+            if line.starts_with("f ") {
+                firsts.push(line);
+                continue;
+            }
             let Some((name, values)) = line.split_once('\t') else { continue };
-            if name == "SCALE" {
+            if name == "SCALE" || name == "VECTOR-SCALE" {
                 continue;
             }
             let row = parse_row(values, scale);
@@ -127,7 +144,7 @@ fn table() -> &'static Table {
                 dense[i] = row;
             }
         }
-        Table { dense, words, vectors, scale }
+        Table { dense, words, vectors, firsts, scale, vector_scale }
     })
 }
 
@@ -146,9 +163,12 @@ pub fn decide(e: &Evidence) -> TaskType {
     }
     // The mean over all the title's words: one without a row counts as nothing.
     for w in &e.words {
-        if let Some(row) = t.vector(w) {
+        if let Some(row) = t.vector(&t.vectors, w) {
             add(&row, 1.0 / e.words.len() as f32);
         }
+    }
+    if let Some(row) = e.first.as_deref().and_then(|w| t.vector(&t.firsts, w)) {
+        add(&row, 1.0);
     }
     let best = (0..CLASSES).fold(0, |b, c| if z[c] > z[b] { c } else { b });
     PRECEDENCE.get(best).copied().unwrap_or(TaskType::Other)
@@ -165,17 +185,19 @@ mod tests {
     #[test]
     fn vector_rows_are_sorted_whole_and_found() {
         let t = table();
-        assert!(t.vectors.len() > 1000, "{} `v` rows", t.vectors.len());
-        let words: Vec<&str> = t.vectors.iter().map(|l| vector_word(l)).collect();
-        // Binary search needs them strictly in order (combine.py writes them sorted).
-        assert!(words.windows(2).all(|w| w[0] < w[1]), "`v` rows out of order");
-        for line in &t.vectors {
-            assert_eq!(line.split_once('\t').unwrap().1.split(' ').count(), CLASSES, "{line}");
+        for (kind, rows) in [("v", &t.vectors), ("f", &t.firsts)] {
+            assert!(rows.len() > 1000, "{} `{kind}` rows", rows.len());
+            let words: Vec<&str> = rows.iter().map(|l| vector_word(l)).collect();
+            // Binary search needs them strictly in order (combine.py writes them sorted).
+            assert!(words.windows(2).all(|w| w[0] < w[1]), "`{kind}` rows out of order");
+            for line in rows.iter() {
+                assert_eq!(line.split_once('\t').unwrap().1.split(' ').count(), CLASSES, "{line}");
+            }
+            for w in [words[0], words[words.len() / 2], words[words.len() - 1]] {
+                assert!(t.vector(rows, w).is_some(), "{kind} {w}");
+            }
+            assert!(t.vector(rows, "").is_none());
+            assert!(t.vector(rows, "zzzzzzzzzzzzzzzzzzzzzzz").is_none());
         }
-        for w in [words[0], words[words.len() / 2], words[words.len() - 1]] {
-            assert!(t.vector(w).is_some(), "{w}");
-        }
-        assert!(t.vector("").is_none());
-        assert!(t.vector("zzzzzzzzzzzzzzzzzzzzzzz").is_none());
     }
 }
