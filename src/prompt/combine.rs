@@ -79,7 +79,6 @@ struct Table {
     vectors: Vec<&'static str>,
     /// The `f` rows (the first word's vector times its weights), kept the same way.
     firsts: Vec<&'static str>,
-    scale: f32,
     /// The `v` and `f` rows' scale (coarser than the other rows': they change no decision so).
     vector_scale: f32,
 }
@@ -144,7 +143,7 @@ fn table() -> &'static Table {
                 dense[i] = row;
             }
         }
-        Table { dense, words, vectors, firsts, scale, vector_scale }
+        Table { dense, words, vectors, firsts, vector_scale }
     })
 }
 
