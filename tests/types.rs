@@ -406,9 +406,12 @@ fn accuracy_on_the_eleventh_blind_set() {
     blind_set("eleventh blind set", include_str!("data/task-types-blind11.tsv"), floors);
 }
 
-const MIN_BLIND11_ACCURACY: f64 = 0.0;
-const MIN_BLIND11_COMMIT_ACCURACY: f64 = 0.0;
-const MIN_BLIND11_ISSUE_ACCURACY: f64 = 0.0;
+/// Floors for the eleventh blind set, set after its one blind run (round 12's table: 0.768 on all
+/// of it, 0.819 on its commit subjects, 0.731 on its issue titles; round 11's 0.776, 0.819 and
+/// 0.745; docs/accuracy.md): regression guards under the measured values, not goals.
+const MIN_BLIND11_ACCURACY: f64 = 0.76;
+const MIN_BLIND11_COMMIT_ACCURACY: f64 = 0.81;
+const MIN_BLIND11_ISSUE_ACCURACY: f64 = 0.725;
 
 /// Floors for the seventh blind set, set after its one blind run (round 9: 0.735 on all of it,
 /// 0.755 on its commit subjects, 0.718 on its issue titles; round 8's classifier 0.697, 0.723
