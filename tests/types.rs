@@ -32,9 +32,9 @@
 //! 9's first fit (`accuracy_on_the_seventh_blind_set`) and has been fitted on since; the eighth
 //! (`tests/data/task-types-blind8.tsv`) once on its final fit (`accuracy_on_the_eighth_blind_set`),
 //! and is tuning data since; the ninth once in round 10 and the tenth once in round 11 (on the
-//! first table with word vectors). Since round 11 every set up to the ninth is fitted on. The
-//! eleventh (`tests/data/task-types-blind11.tsv`) and twelfth (`-blind12.tsv`) are read by no
-//! test: the measures of the next two rounds.
+//! first table with word vectors), and the eleventh once in round 12. Since round 12 every set up
+//! to the tenth is fitted on. The twelfth (`tests/data/task-types-blind12.tsv`) and thirteenth
+//! (`-blind13.tsv`) are read by no test: the measures of the next two rounds.
 
 use git_parallel::prompt::classify::{classify, classify_rules, classify_with_basis};
 use git_parallel::prompt::TaskType;
