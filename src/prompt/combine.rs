@@ -182,6 +182,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_first_word_is_the_models_first_word() {
+        use super::super::classify::read;
+        let first = |title: &str| evidence(&read(title, "")).first;
+        // After a conventional-commit prefix, lowercased; numbers are `0`, as the model reads them.
+        assert_eq!(first("feat(ui): Add dark mode").as_deref(), Some("add"));
+        assert_eq!(first("2FA codes expire too early").as_deref(), Some("0"));
+        // Code spans and paths are not words; "task" names no type.
+        assert_eq!(first("`cargo fmt` fails on CI").as_deref(), Some("fails"));
+        assert_eq!(first("Task: fix the login").as_deref(), Some("fix"));
+        // Nothing to read: no first word, and the decision still comes from the rest.
+        for title in ["", "   ", "`x`", "src/main.rs", "—"] {
+            assert_eq!(first(title), None, "{title:?}");
+            decide(&evidence(&read(title, "")));
+        }
+        // A first word without an `f` row (made up) adds nothing and does not panic.
+        assert!(table().vector(&table().firsts, "qwfpgjluy").is_none());
+        decide(&evidence(&read("Qwfpgjluy the parser", "")));
+    }
+
+    #[test]
     fn vector_rows_are_sorted_whole_and_found() {
         let t = table();
         for (kind, rows) in [("v", &t.vectors), ("f", &t.firsts)] {
