@@ -166,6 +166,7 @@ pub fn decide(e: &Evidence) -> TaskType {
             add(&row, 1.0 / e.words.len() as f32);
         }
     }
+    // The first word counts whole, however long the title: it is mostly the verb.
     if let Some(row) = e.first.as_deref().and_then(|w| t.vector(&t.firsts, w)) {
         add(&row, 1.0);
     }
