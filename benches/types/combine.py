@@ -179,9 +179,8 @@ def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE):
     return vocab, np.round(w * SCALE) / SCALE, rows_of_words, rows_of_firsts
 
 
-def decide(model, r):
-    if r["settled"] != "-":
-        return r["settled"]
+def scores(model, r):
+    """The combination's score of each class for a text, as combine.rs adds them up."""
     vocab, w, rows_of_words, rows_of_firsts = model
     z = matrix([r], vocab)[0] @ w
     for word in r["words"]:
@@ -189,7 +188,13 @@ def decide(model, r):
             z = z + rows_of_words[word] / len(r["words"])
     if r["first"] in rows_of_firsts:
         z = z + rows_of_firsts[r["first"]]
-    return CLASSES[int(np.argmax(z))]
+    return z
+
+
+def decide(model, r):
+    if r["settled"] != "-":
+        return r["settled"]
+    return CLASSES[int(np.argmax(scores(model, r)))]
 
 
 def write(model, path, sets, min_count, l2, first):
