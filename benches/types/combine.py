@@ -32,6 +32,11 @@ vocabulary, its vector times those weights: `v WORD` rows that combine.rs adds u
 word count. Since round 12 it also weighs the vector of the title's first word (mostly its verb;
 `--first`, FIRST_VALUE) and stores `f WORD` rows the same way.
 
+`--taught NAME --teacher FILE` (round 14, not in the shipped table) also fits on a corpus of
+unlabelled texts dumped in DIR (corpus.py), each weighing `--taught-weight` of a labelled text,
+towards the probabilities a fine-tuned model gave them (`finetune.py --label`): a student of that
+model in the table's own words and rows.
+
 `--cross` also prints, for each set, how the combination fitted to the other sets does on it
 (leave one set out), beside what the shipped classifier got (the `.scores` dump of
 `dump_rule_scores`, if present, decides as classify.rs did before round 9; see compare.py).
@@ -139,17 +144,26 @@ def first_vectors(rows, vectors, value):
     return x
 
 
-def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE):
+def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE, taught=None):
+    """taught: (texts, their teacher's probabilities, how much each weighs against a labelled
+    text) fitted on beside the labelled texts; the words stay the labelled texts' own, so the
+    table keeps its size."""
     rows = [r for r in rows if r["settled"] == "-"]
     vocab = vocabulary(rows, min_count)
+    y = np.zeros((len(rows), len(CLASSES)))
+    y[np.arange(len(rows)), [CLASSES.index(r["want"]) for r in rows]] = 1
+    weight = np.ones(len(rows))
+    if taught:
+        rows = rows + taught[0]
+        y = np.vstack([y, taught[1]])
+        weight = np.concatenate([weight, np.full(len(taught[0]), taught[2])])
     x = matrix(rows, vocab)
     if vectors is not None:
         x = np.hstack([x, mean_vectors(rows, vectors)])
         if first:
             x = np.hstack([x, first_vectors(rows, vectors, first)])
-    y = np.zeros((len(rows), len(CLASSES)))
-    y[np.arange(len(rows)), [CLASSES.index(r["want"]) for r in rows]] = 1
     k = x.shape[1]
+    wy = weight[:, None] * y
 
     def loss(flat):
         w = flat.reshape(k, len(CLASSES))
@@ -157,7 +171,7 @@ def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE):
         z = z - z.max(1, keepdims=True)
         lse = np.log(np.exp(z).sum(1, keepdims=True))
         p = np.exp(z - lse)
-        return -(y * (z - lse)).sum() + 0.5 * l2 * (w * w).sum(), (x.T @ (p - y) + l2 * w).ravel()
+        return -(wy * (z - lse)).sum() + 0.5 * l2 * (w * w).sum(), (x.T @ (weight[:, None] * p - wy) + l2 * w).ravel()
 
     res = minimize(loss, np.zeros(k * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
     w = res.x.reshape(k, len(CLASSES))
@@ -239,6 +253,21 @@ def shipped(dumps, name):
     return [compare.decide(table, text, rules, scores) for _, _, text, rules, scores in compare.rows(dumps, name)]
 
 
+def read_taught(dumps, name, teacher):
+    """A dumped corpus's unsettled texts and their teacher's probabilities (matched by source)."""
+    probs = {}
+    for line in open(teacher, encoding="utf-8"):
+        source, numbers = line.rstrip("\n").split("\t")
+        probs[source] = [float(p) for p in numbers.split()]
+    rows = [r for r in read_set(dumps, name) if r["settled"] == "-"]
+    missing = [r["source"] for r in rows if r["source"] not in probs]
+    if missing:
+        sys.exit(f"{teacher}: no probabilities for {len(missing)} texts of {name} (the first: {missing[0]}): label it again")
+    if any(len(probs[r["source"]]) != len(CLASSES) for r in rows):
+        sys.exit(f"{teacher}: a line without a probability for each of {len(CLASSES)} classes")
+    return rows, np.array([probs[r["source"]] for r in rows])
+
+
 def cross(sets, data, dumps, min_count, l2, vectors, first):
     total = collections.Counter()
     for held in sets:
@@ -275,6 +304,9 @@ def main():
     ap.add_argument("--vectors", help="vectors.py's folder of word vectors (without it, no `v` rows)")
     ap.add_argument("--first", type=float, default=FIRST_VALUE,
                     help="the first word's vector's value (0: no `f` rows)")
+    ap.add_argument("--taught", metavar="NAME", help="a corpus dumped in DUMPS (corpus.py) to fit on as --teacher labelled it")
+    ap.add_argument("--teacher", metavar="FILE", help="finetune.py --label's probabilities for --taught's texts")
+    ap.add_argument("--taught-weight", type=float, default=0.3, help="how much a taught text weighs against a labelled one")
     args = ap.parse_args()
     if args.list:
         print("\n".join(FITTED))
@@ -287,9 +319,14 @@ def main():
         sys.exit(f"{', '.join(kept)}: a blind set kept to measure a round must not be fitted on")
     data = {s: read_set(args.dumps, s) for s in sets}
     vectors = read_vectors(args.vectors) if args.vectors else None
+    if bool(args.taught) != bool(args.teacher):
+        ap.error("--taught and --teacher go together")
+    if args.taught and args.cross:
+        ap.error("--cross with --taught would score each set left out with a teacher fitted on it")
+    taught = (*read_taught(args.dumps, args.taught, args.teacher), args.taught_weight) if args.taught else None
     if args.cross:
         cross(sets, data, args.dumps, args.min_count, args.l2, vectors, args.first)
-    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors, args.first)
+    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors, args.first, taught)
     write(model, args.out, sets, args.min_count, args.l2, args.first)
     right = {s: sum(decide(model, r) == r["want"] for r in data[s]) for s in sets}
     print(f"wrote {args.out}: {len(model[0])} words; on the texts it was fitted to: " +
