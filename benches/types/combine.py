@@ -211,14 +211,14 @@ def decide(model, r):
     return CLASSES[int(np.argmax(scores(model, r)))]
 
 
-def write(model, path, sets, min_count, l2, first):
+def write(model, path, sets, min_count, l2, first, taught=""):
     vocab, w, rows_of_words, rows_of_firsts = model
     q = np.round(w * SCALE).astype(int)
     with open(path, "w", encoding="utf-8") as out:
         out.write("# The learned combination of a task's type evidence (src/prompt/combine.rs): a weight per\n"
                   "# class (the 7 types in PRECEDENCE order, then other) for each dense feature and each word\n"
                   "# (`w WORD`), as integers of 1/SCALE. Written by benches/types/combine.py from\n"
-                  f"# {', '.join(sets)} (--min-count {min_count}, --l2 {l2}, --first {first}).\n")
+                  f"# {', '.join(sets)} (--min-count {min_count}, --l2 {l2}, --first {first}{taught}).\n")
         if rows_of_words:
             out.write("# `v WORD` rows: the word's vector (benches/types/vectors.py) times the fitted weights of a\n"
                       "# title's mean word vector; combine.rs adds them up over the title's word count.\n")
@@ -327,7 +327,8 @@ def main():
     if args.cross:
         cross(sets, data, args.dumps, args.min_count, args.l2, vectors, args.first)
     model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors, args.first, taught)
-    write(model, args.out, sets, args.min_count, args.l2, args.first)
+    write(model, args.out, sets, args.min_count, args.l2, args.first,
+          f", --taught {args.taught} --teacher {os.path.basename(args.teacher)} --taught-weight {args.taught_weight}" if taught else "")
     right = {s: sum(decide(model, r) == r["want"] for r in data[s]) for s in sets}
     print(f"wrote {args.out}: {len(model[0])} words; on the texts it was fitted to: " +
           ", ".join(f"{s} {right[s]}/{len(data[s])}" for s in sets), file=sys.stderr)
