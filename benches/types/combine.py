@@ -67,6 +67,9 @@ SCALE = 1000  # weights are stored as integers of 1/SCALE
 # The `v` and `f` rows as integers of 1/VECTOR_SCALE: coarser, they change no decision on the fitted
 # sets (round 12: none of 4,626 texts) and keep the table 137 KB smaller (723 KB against 860 KB).
 VECTOR_SCALE = 100
+# The parts every figure is given for (a commit's source is owner/name@hash, an issue's owner/name#N).
+PARTS = [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["source"]),
+         ("issue titles", lambda r: "#" in r["source"])]
 # The blind sets no classifier has been fitted on or tuned with, nor run by: the measures of the
 # rounds to come, the thirteenth first, then the fourteenth. The eleventh and twelfth were each run
 # once (rounds 12 and 13, on frozen tables) and are tuning data since, not yet fitted on; the tenth,
@@ -274,8 +277,7 @@ def cross(sets, data, dumps, min_count, l2, vectors, first):
         model = fit([r for s in sets if s != held for r in data[s]], min_count, l2, vectors, first)
         before = shipped(dumps, held)
         line = []
-        for part, keep in [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["source"]),
-                           ("issue titles", lambda r: "#" in r["source"])]:
+        for part, keep in PARTS:
             idx = [i for i, r in enumerate(data[held]) if keep(r)]
             if not idx:
                 continue
@@ -287,7 +289,7 @@ def cross(sets, data, dumps, min_count, l2, vectors, first):
             if before is not None:
                 total[part, "was"] += sum(before[i] == data[held][i]["want"] for i in idx)
         print(f"{held:34s} " + "; ".join(line))
-    for part in ["whole", "commit subjects", "issue titles"]:
+    for part, _ in PARTS:
         n = total[part, "n"]
         print(f"{'all, ' + part:34s} {total[part, 'was']} -> {total[part, 'got']}/{n} ({total[part, 'got'] / n:.3f})")
 

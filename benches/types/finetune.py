@@ -34,6 +34,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import combine as C  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy.special import log_softmax  # noqa: E402
 
 MIXES = [0, 0.25, 0.5, 0.65, 0.8, 1]
 
@@ -57,6 +58,8 @@ def main():
         ap.error("nothing to do: give --held, --label, or both")
     if bool(args.label) != bool(args.out):
         ap.error("--label and --out go together")
+    if args.latency and not args.held:
+        ap.error("--latency times the titles of the first --held set: give one")
 
     started = time.time()
     import torch
@@ -134,18 +137,17 @@ def main():
         with torch.no_grad():
             tuned = np.vstack([torch.log_softmax(scores(rows[i:i + 64]), 1).numpy() for i in range(0, len(rows), 64)])
         for r, lp in zip(rows, tuned):
-            z = C.scores(table, r)
-            shipped = z - z.max() - np.log(np.exp(z - z.max()).sum())
+            shipped = log_softmax(C.scores(table, r))
             for a in MIXES:
                 got = r["settled"] if r["settled"] != "-" else C.CLASSES[int(np.argmax((1 - a) * shipped + a * lp))]
-                for part, keep in [("whole", True), ("commit subjects", "@" in r["source"]), ("issue titles", "#" in r["source"])]:
-                    if keep:
+                for part, keep in C.PARTS:
+                    if keep(r):
                         right[a, part, "n"] += 1
                         right[a, part, "ok"] += got == r["want"]
     for a in MIXES:
         who = {0: "the shipped combination", 1: "the fine-tuned model"}.get(a, f"mixed, {a} of the fine-tuned model")
         parts = "; ".join(f"{p} {right[a, p, 'ok']}/{right[a, p, 'n']} = {right[a, p, 'ok'] / right[a, p, 'n']:.3f}"
-                          for p in ["whole", "commit subjects", "issue titles"])
+                          for p, _ in C.PARTS)
         print(f"{who}: {parts}", flush=True)
 
 
