@@ -7,16 +7,17 @@ model's log-probability; whether the rules are silent; whether the model knows a
 and the title's words. The Rust code dumps it, so training and use read the same numbers:
 
     mkdir -p DIR
-    for n in $(python3 benches/types/combine.py --list); do
-      grep -v '^#' "tests/data/$n" > "DIR/$n"
+    python3 benches/types/corpus.py --out DIR/corpus.tsv
+    for n in $(python3 benches/types/combine.py --list) corpus.tsv; do
+      [ -e "DIR/$n" ] || grep -v '^#' "tests/data/$n" > "DIR/$n"
       TYPES_DUMP="DIR/$n" cargo test --features test-fakes --test types dump_combination_features -- --ignored
     done
     python3 benches/types/vectors.py --out VECTORS
-    python3 benches/types/combine.py --dumps DIR --vectors VECTORS [--cross]
+    python3 benches/types/combine.py --dumps DIR --vectors VECTORS \
+        --taught corpus.tsv --teacher benches/types/teacher.tsv.gz
 
 `--list` prints FITTED, the sets the shipped table is fitted to: every hand-labelled set of titles
 but UNSEEN, the blind sets no classifier has run on (each the measure of a round to come), the
-blind sets run since the last refit (the eleventh and twelfth), the
 second annotators' labels and the tasks with bodies (`*-bodies.tsv`, four columns: a measure of
 how a body weighs).
 
@@ -32,20 +33,27 @@ vocabulary, its vector times those weights: `v WORD` rows that combine.rs adds u
 word count. Since round 12 it also weighs the vector of the title's first word (mostly its verb;
 `--first`, FIRST_VALUE) and stores `f WORD` rows the same way.
 
-`--taught NAME --teacher FILE` (round 14, not in the shipped table) also fits on a corpus of
+`--taught NAME --teacher FILE` (round 14; shipped since round 15) also fits on a corpus of
 unlabelled texts dumped in DIR (corpus.py), each weighing `--taught-weight` of a labelled text,
-towards the probabilities a fine-tuned model gave them (`finetune.py --label`): a student of that
-model in the table's own words and rows.
+towards the probabilities a fine-tuned model gave them: a student of that model in the table's own
+words and rows (the words are still those of the labelled texts). The teacher's labels are
+committed (teacher.tsv.gz, gzipped when the name ends in .gz), because fine-tuning is repeatable
+on one machine, not across machines; they were made by
 
-`--cross` also prints, for each set, how the combination fitted to the other sets does on it
-(leave one set out), beside what the shipped classifier got (the `.scores` dump of
-`dump_rule_scores`, if present, decides as classify.rs did before round 9; see compare.py).
-Needs numpy and scipy.
+    python3 benches/types/finetune.py --dumps DIR --vectors VECTORS \
+        --label DIR/corpus.tsv --out benches/types/teacher.tsv.gz
+
+`--cross` (without `--taught`: each set's teacher was fitted on it) also prints, for each set, how
+the combination fitted to the other sets does on it (leave one set out), beside what the shipped
+classifier got (the `.scores` dump of `dump_rule_scores`, if present, decides as classify.rs did
+before round 9; see compare.py). Needs numpy and scipy.
 """
 
 import argparse
 import collections
 import functools
+import gzip
+import io
 import os
 import sys
 
@@ -71,14 +79,14 @@ VECTOR_SCALE = 100
 PARTS = [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["source"]),
          ("issue titles", lambda r: "#" in r["source"])]
 # The blind sets no classifier has been fitted on or tuned with, nor run by: the measures of the
-# rounds to come, the thirteenth first, then the fourteenth. The eleventh and twelfth were each run
-# once (rounds 12 and 13, on frozen tables) and are tuning data since, not yet fitted on; the tenth,
-# run in round 11, is fitted on from round 12.
+# rounds to come, the thirteenth first, then the fourteenth. The tenth, run in round 11, is fitted on
+# from round 12; the eleventh and twelfth, each run once (rounds 12 and 13, on frozen tables) and
+# round 14's measure of the fine-tuned model and its student, from round 15.
 UNSEEN = ["task-types-blind13.tsv", "task-types-blind14.tsv"]
 # The sets (in tests/data) the shipped table is fitted to: since round 12, every labelled set of
-# titles up to the tenth blind set (round 9 fitted 11 of them; round 10's refit on 15 gained
-# nothing without word vectors, docs/accuracy.md).
-FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9, 10]] + [
+# titles up to the last blind set run (round 9 fitted 11 of them; round 10's refit on 15 gained
+# nothing without word vectors, docs/accuracy.md; round 12 fitted 17 and round 15 19).
+FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]] + [
     f"task-types-fit-{kind}.tsv" for kind in ["commits", "commits2", "commits3", "issues", "issues2", "issues3"]]
 
 
@@ -256,12 +264,23 @@ def shipped(dumps, name):
     return [compare.decide(table, text, rules, scores) for _, _, text, rules, scores in compare.rows(dumps, name)]
 
 
+def open_text(path, mode="r"):
+    """A text file, gzipped if its name ends in .gz (as the committed teacher's labels are); written
+    without a time stamp, so the same labels give the same bytes."""
+    if not path.endswith(".gz"):
+        return open(path, mode, encoding="utf-8")
+    return io.TextIOWrapper(gzip.GzipFile(path, mode + "b", compresslevel=9, mtime=0), encoding="utf-8")
+
+
 def read_taught(dumps, name, teacher):
     """A dumped corpus's unsettled texts and their teacher's probabilities (matched by source)."""
     probs = {}
-    for line in open(teacher, encoding="utf-8"):
-        source, numbers = line.rstrip("\n").split("\t")
-        probs[source] = [float(p) for p in numbers.split()]
+    for n, line in enumerate(open_text(teacher), 1):
+        try:
+            source, numbers = line.rstrip("\n").split("\t")
+            probs[source] = [float(p) for p in numbers.split()]
+        except ValueError:
+            sys.exit(f"{teacher}:{n}: not a source, a tab, and numbers: label it again")
     rows = [r for r in read_set(dumps, name) if r["settled"] == "-"]
     missing = [r["source"] for r in rows if r["source"] not in probs]
     if missing:

@@ -122,7 +122,7 @@ def main():
     enc.eval()
     if args.label:
         corpus = C.read_set(os.path.dirname(os.path.abspath(args.label)), os.path.basename(args.label))
-        with open(args.out, "w", encoding="utf-8") as out, torch.no_grad():
+        with C.open_text(args.out, "w") as out, torch.no_grad():
             for i in range(0, len(corpus), 256):
                 batch = corpus[i:i + 256]
                 for r, p in zip(batch, torch.softmax(scores(batch), 1).tolist()):
