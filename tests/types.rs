@@ -432,7 +432,7 @@ const MIN_BLIND12_ISSUE_ACCURACY: f64 = 0.705;
 
 /// The thirteenth blind set (`tests/data/task-types-blind13.tsv`): labelled and committed alone
 /// (5aa9346) before any classifier ran on it, and measured once in round 15, on round 15's table
-/// (the student of a fine-tuned model, frozen before the run) and on round 12's (the table shipped
+/// (the student of a fine-tuned model, frozen in 96acb12) and on round 12's (the table shipped
 /// before it).
 #[test]
 fn accuracy_on_the_thirteenth_blind_set() {
@@ -440,10 +440,12 @@ fn accuracy_on_the_thirteenth_blind_set() {
     blind_set("thirteenth blind set", include_str!("data/task-types-blind13.tsv"), floors);
 }
 
-/// Floors for the thirteenth blind set: none until its one run.
-const MIN_BLIND13_ACCURACY: f64 = 0.0;
-const MIN_BLIND13_COMMIT_ACCURACY: f64 = 0.0;
-const MIN_BLIND13_ISSUE_ACCURACY: f64 = 0.0;
+/// Floors for the thirteenth blind set, set after its one blind run (round 15's table: 0.810 on all
+/// of it, 0.820 on its commit subjects, 0.803 on its issue titles; round 12's 0.774, 0.787 and
+/// 0.765; docs/accuracy.md): regression guards under the measured values, not goals.
+const MIN_BLIND13_ACCURACY: f64 = 0.8;
+const MIN_BLIND13_COMMIT_ACCURACY: f64 = 0.81;
+const MIN_BLIND13_ISSUE_ACCURACY: f64 = 0.795;
 
 /// Floors for the seventh blind set, set after its one blind run (round 9: 0.735 on all of it,
 /// 0.755 on its commit subjects, 0.718 on its issue titles; round 8's classifier 0.697, 0.723
