@@ -33,9 +33,10 @@
 //! (`tests/data/task-types-blind8.tsv`) once on its final fit (`accuracy_on_the_eighth_blind_set`),
 //! and is tuning data since; the ninth once in round 10 and the tenth once in round 11 (on the
 //! first table with word vectors), the eleventh once in round 12 and the twelfth once in round 13.
-//! Since round 12 every set up to the tenth is fitted on, and since round 15 every set up to the
-//! twelfth. The thirteenth (`tests/data/task-types-blind13.tsv`) ran once in round 15, on a table
-//! frozen before it. The fourteenth (`-blind14.tsv`) is read by no test: the next round's measure.
+//! Since round 12 every set up to the tenth is fitted on. The thirteenth
+//! (`tests/data/task-types-blind13.tsv`) ran once in round 15, on a table frozen before it (not
+//! shipped) and on the shipped one. The fourteenth (`-blind14.tsv`) is read by no test: the next
+//! round's measure.
 
 use git_parallel::prompt::classify::{classify, classify_rules, classify_with_basis};
 use git_parallel::prompt::TaskType;
@@ -432,20 +433,21 @@ const MIN_BLIND12_ISSUE_ACCURACY: f64 = 0.705;
 
 /// The thirteenth blind set (`tests/data/task-types-blind13.tsv`): labelled and committed alone
 /// (5aa9346) before any classifier ran on it, and measured once in round 15, on round 15's table
-/// (the student of a fine-tuned model, frozen in 96acb12) and on round 12's (the table shipped
-/// before it).
+/// (the student of a fine-tuned model, frozen in 96acb12; not shipped, as it reads tasks with a
+/// body worse) and on round 12's (shipped).
 #[test]
 fn accuracy_on_the_thirteenth_blind_set() {
     let floors = [MIN_BLIND13_ACCURACY, MIN_BLIND13_COMMIT_ACCURACY, MIN_BLIND13_ISSUE_ACCURACY];
     blind_set("thirteenth blind set", include_str!("data/task-types-blind13.tsv"), floors);
 }
 
-/// Floors for the thirteenth blind set, set after its one blind run (round 15's table: 0.810 on all
-/// of it, 0.820 on its commit subjects, 0.803 on its issue titles; round 12's 0.774, 0.787 and
-/// 0.765; docs/accuracy.md): regression guards under the measured values, not goals.
-const MIN_BLIND13_ACCURACY: f64 = 0.8;
-const MIN_BLIND13_COMMIT_ACCURACY: f64 = 0.81;
-const MIN_BLIND13_ISSUE_ACCURACY: f64 = 0.795;
+/// Floors for the thirteenth blind set, set after its one blind run (round 12's table, shipped:
+/// 0.774 on all of it, 0.787 on its commit subjects, 0.765 on its issue titles; round 15's
+/// student 0.810, 0.820 and 0.803; docs/accuracy.md): regression guards under the shipped
+/// table's values, not goals.
+const MIN_BLIND13_ACCURACY: f64 = 0.77;
+const MIN_BLIND13_COMMIT_ACCURACY: f64 = 0.78;
+const MIN_BLIND13_ISSUE_ACCURACY: f64 = 0.76;
 
 /// Floors for the seventh blind set, set after its one blind run (round 9: 0.735 on all of it,
 /// 0.755 on its commit subjects, 0.718 on its issue titles; round 8's classifier 0.697, 0.723
@@ -665,10 +667,8 @@ fn words_the_vectors_place() {
         PRECEDENCE[(0..7).fold(0, |b, i| if p[i] > p[b] { i } else { b })]
     };
     // The model's own pick; the combination weighs it with the title's words ("game" leans to
-    // feature in the hand-labelled titles), so "Game freezes" was a feature from round 9 to 14 (a
-    // miss); round 15's table reads it as a bug fix again.
+    // feature in the hand-labelled titles), so "Game freezes" is a feature since round 9: a miss.
     assert_eq!(model_type("Game freezes"), BugFix);
-    assert_eq!(classify("Game freezes", ""), BugFix);
     assert_eq!(model_type("csvsql Killed"), BugFix);
     assert_eq!(classify("csvsql Killed", ""), BugFix);
     // No word of any kind: still nothing.
@@ -695,13 +695,12 @@ fn words_the_sentence_vectors_place() {
 /// Titles written for this test, none in a labelled set: round 9's table read each of them wrong
 /// (documentation, bug-fix, feature, configuration, documentation). Still misses with the vectors:
 /// "Add unsubscribe link to the newsletter" (documentation), "Intermittent frame drops in the
-/// editor" (bug-fix), "Start-up time of the desktop app" (feature); and since round 15's table,
-/// "Compiled executable is huge" (configuration, as round 9 read it; a performance title from
-/// round 11 to 14).
+/// editor" (bug-fix), "Start-up time of the desktop app" (feature).
 const VECTOR_TITLES: &[(&str, TaskType)] = &[
     ("Create a password reset link", TaskType::Feature),
     ("Improve the exception message", TaskType::Feature),
     ("Sort imports", TaskType::Refactor),
+    ("Compiled executable is huge", TaskType::Performance),
     ("Add emoji reactions to comments", TaskType::Feature),
 ];
 

@@ -7,18 +7,16 @@ model's log-probability; whether the rules are silent; whether the model knows a
 and the title's words. The Rust code dumps it, so training and use read the same numbers:
 
     mkdir -p DIR
-    python3 benches/types/corpus.py --out DIR/corpus.tsv
-    for n in $(python3 benches/types/combine.py --list) corpus.tsv; do
-      [ -e "DIR/$n" ] || grep -v '^#' "tests/data/$n" > "DIR/$n"
+    for n in $(python3 benches/types/combine.py --list); do
+      grep -v '^#' "tests/data/$n" > "DIR/$n"
       TYPES_DUMP="DIR/$n" cargo test --features test-fakes --test types dump_combination_features -- --ignored
     done
     python3 benches/types/vectors.py --out VECTORS
-    python3 benches/types/combine.py --dumps DIR --vectors VECTORS \
-        --taught corpus.tsv --teacher benches/types/teacher.tsv.gz
+    python3 benches/types/combine.py --dumps DIR --vectors VECTORS [--cross]
 
 `--list` prints FITTED, the sets the shipped table is fitted to: every hand-labelled set of titles
 but UNSEEN, the blind sets no classifier has run on (each the measure of a round to come), the
-second annotators' labels and the tasks with bodies (`*-bodies.tsv`, four columns: a measure of
+blind sets run since the last refit (the eleventh to the thirteenth), the second annotators' labels and the tasks with bodies (`*-bodies.tsv`, four columns: a measure of
 how a body weighs).
 
 The fit is a multinomial logistic regression (8 classes: the 7 types and `other`) with an L2
@@ -33,17 +31,23 @@ vocabulary, its vector times those weights: `v WORD` rows that combine.rs adds u
 word count. Since round 12 it also weighs the vector of the title's first word (mostly its verb;
 `--first`, FIRST_VALUE) and stores `f WORD` rows the same way.
 
-`--taught NAME --teacher FILE` (round 14; shipped since round 15) also fits on a corpus of
-unlabelled texts dumped in DIR (corpus.py), each weighing `--taught-weight` of a labelled text,
-towards the probabilities a fine-tuned model gave them: a student of that model in the table's own
-words and rows (the words are still those of the labelled texts). The teacher's labels are
-committed (teacher.tsv.gz, gzipped when the name ends in .gz), because fine-tuning is repeatable
-on one machine, not across machines; they were made by
+`--taught NAME --teacher FILE` (round 14; measured in round 15, not shipped: it reads titles
+better and tasks with a body worse) also fits on a corpus of unlabelled texts dumped in DIR
+(corpus.py), each weighing `--taught-weight` of a labelled text, towards the probabilities a
+fine-tuned model gave them: a student of that model in the table's own words and rows (the words
+are still those of the labelled texts). `--taught-words-only` lets the taught texts fit only the
+word and vector rows. Round 15's teacher's labels are committed (teacher.tsv.gz; a name ending in
+.gz is read and written gzipped), because fine-tuning repeats on one machine, not across machines.
+Round 15's student, with the eleventh and twelfth blind sets fitted on as well:
 
-    python3 benches/types/finetune.py --dumps DIR --vectors VECTORS \
+    python3 benches/types/corpus.py --out DIR/corpus.tsv   # then dump it like a set
+    R15="$(python3 benches/types/combine.py --list) task-types-blind11.tsv task-types-blind12.tsv"
+    python3 benches/types/finetune.py --dumps DIR --vectors VECTORS --sets $R15 \
         --label DIR/corpus.tsv --out benches/types/teacher.tsv.gz
+    python3 benches/types/combine.py --dumps DIR --vectors VECTORS --sets $R15 \
+        --taught corpus.tsv --teacher benches/types/teacher.tsv.gz --out TABLE
 
-`--cross` (without `--taught`: each set's teacher was fitted on it) also prints, for each set, how
+`--cross` (not with `--taught`: each set's teacher was fitted on it) also prints, for each set, how
 the combination fitted to the other sets does on it (leave one set out), beside what the shipped
 classifier got (the `.scores` dump of `dump_rule_scores`, if present, decides as classify.rs did
 before round 9; see compare.py). Needs numpy and scipy.
@@ -79,14 +83,15 @@ VECTOR_SCALE = 100
 PARTS = [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["source"]),
          ("issue titles", lambda r: "#" in r["source"])]
 # The blind sets no classifier has been fitted on or tuned with, nor run by: the measures of the
-# rounds to come, the thirteenth first, then the fourteenth. The tenth, run in round 11, is fitted on
-# from round 12; the eleventh and twelfth, each run once (rounds 12 and 13, on frozen tables) and
-# round 14's measure of the fine-tuned model and its student, from round 15.
-UNSEEN = ["task-types-blind13.tsv", "task-types-blind14.tsv"]
+# rounds to come: the fourteenth. The eleventh and twelfth were each run once (rounds 12 and 13, on
+# frozen tables) and are tuning data since, not fitted on by the shipped table (round 15's student,
+# not shipped, was fitted on them); the thirteenth ran in round 15; the tenth, run in round 11, is
+# fitted on from round 12.
+UNSEEN = ["task-types-blind14.tsv"]
 # The sets (in tests/data) the shipped table is fitted to: since round 12, every labelled set of
-# titles up to the last blind set run (round 9 fitted 11 of them; round 10's refit on 15 gained
-# nothing without word vectors, docs/accuracy.md; round 12 fitted 17 and round 15 19).
-FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]] + [
+# titles up to the tenth blind set (round 9 fitted 11 of them; round 10's refit on 15 gained
+# nothing without word vectors, docs/accuracy.md).
+FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9, 10]] + [
     f"task-types-fit-{kind}.tsv" for kind in ["commits", "commits2", "commits3", "issues", "issues2", "issues3"]]
 
 
@@ -155,10 +160,18 @@ def first_vectors(rows, vectors, value):
     return x
 
 
-def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE, taught=None):
+def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE, taught=None, words_only=False):
     """taught: (texts, their teacher's probabilities, how much each weighs against a labelled
     text) fitted on beside the labelled texts; the words stay the labelled texts' own, so the
-    table keeps its size."""
+    table keeps its size. words_only: the taught texts fit only the word and vector rows, and the
+    rules' and the model's weights (DENSE_NAMES) stay as the labelled texts alone fit them."""
+    fixed = fit_weights(rows, min_count, l2, vectors, first)[:len(DENSE_NAMES)] if taught and words_only else None
+    return stored(fit_weights(rows, min_count, l2, vectors, first, taught, fixed), rows, min_count, vectors, first)
+
+
+def fit_weights(rows, min_count, l2, vectors, first, taught=None, fixed=None):
+    """The fitted weights, a row per feature (dense, words, vector dimensions); with fixed, the
+    dense rows are those and only the others are fitted."""
     rows = [r for r in rows if r["settled"] == "-"]
     vocab = vocabulary(rows, min_count)
     y = np.zeros((len(rows), len(CLASSES)))
@@ -175,17 +188,31 @@ def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE, taught=None):
             x = np.hstack([x, first_vectors(rows, vectors, first)])
     k = x.shape[1]
     wy = weight[:, None] * y
+    free = np.arange(k) if fixed is None else np.arange(len(DENSE_NAMES), k)
+    base = np.zeros((k, len(CLASSES)))
+    if fixed is not None:
+        base[:len(DENSE_NAMES)] = fixed
 
     def loss(flat):
-        w = flat.reshape(k, len(CLASSES))
+        w = base.copy()
+        w[free] = flat.reshape(len(free), len(CLASSES))
         z = x @ w
         z = z - z.max(1, keepdims=True)
         lse = np.log(np.exp(z).sum(1, keepdims=True))
         p = np.exp(z - lse)
-        return -(wy * (z - lse)).sum() + 0.5 * l2 * (w * w).sum(), (x.T @ (weight[:, None] * p - wy) + l2 * w).ravel()
+        grad = x.T @ (weight[:, None] * p - wy) + l2 * w
+        return -(wy * (z - lse)).sum() + 0.5 * l2 * (w * w).sum(), grad[free].ravel()
 
-    res = minimize(loss, np.zeros(k * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
-    w = res.x.reshape(k, len(CLASSES))
+    res = minimize(loss, np.zeros(len(free) * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
+    w = base.copy()
+    w[free] = res.x.reshape(len(free), len(CLASSES))
+    return w
+
+
+def stored(w, rows, min_count, vectors, first):
+    """The fitted weights as the table stores them: dense and word rows rounded to 1/SCALE, and
+    the vector weights folded into a row per word of the vectors' vocabulary."""
+    vocab = vocabulary([r for r in rows if r["settled"] == "-"], min_count)
     rows_of_words, rows_of_firsts = {}, {}
     if vectors is not None:
         # A word's part of a text's score is its vector times the vectors' weights, over the
@@ -328,6 +355,8 @@ def main():
     ap.add_argument("--taught", metavar="NAME", help="a corpus dumped in DUMPS (corpus.py) to fit on as --teacher labelled it")
     ap.add_argument("--teacher", metavar="FILE", help="finetune.py --label's probabilities for --taught's texts")
     ap.add_argument("--taught-weight", type=float, default=0.3, help="how much a taught text weighs against a labelled one")
+    ap.add_argument("--taught-words-only", action="store_true",
+                    help="the taught texts fit only the word and vector rows; the rules' and the model's weights stay the labelled texts' own")
     args = ap.parse_args()
     if args.list:
         print("\n".join(FITTED))
@@ -342,14 +371,18 @@ def main():
     vectors = read_vectors(args.vectors) if args.vectors else None
     if bool(args.taught) != bool(args.teacher):
         ap.error("--taught and --teacher go together")
+    if args.taught_words_only and not args.taught:
+        ap.error("--taught-words-only needs --taught")
     if args.taught and args.cross:
         ap.error("--cross with --taught would score each set left out with a teacher fitted on it")
     taught = (*read_taught(args.dumps, args.taught, args.teacher), args.taught_weight) if args.taught else None
     if args.cross:
         cross(sets, data, args.dumps, args.min_count, args.l2, vectors, args.first)
-    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors, args.first, taught)
+    model = fit([r for s in sets for r in data[s]], args.min_count, args.l2, vectors, args.first, taught,
+                args.taught_words_only)
     write(model, args.out, sets, args.min_count, args.l2, args.first,
-          f", --taught {args.taught} --teacher {os.path.basename(args.teacher)} --taught-weight {args.taught_weight}" if taught else "")
+          f", --taught {args.taught} --teacher {os.path.basename(args.teacher)} --taught-weight {args.taught_weight}"
+          + (" --taught-words-only" if args.taught_words_only else "") if taught else "")
     right = {s: sum(decide(model, r) == r["want"] for r in data[s]) for s in sets}
     print(f"wrote {args.out}: {len(model[0])} words; on the texts it was fitted to: " +
           ", ".join(f"{s} {right[s]}/{len(data[s])}" for s in sets), file=sys.stderr)

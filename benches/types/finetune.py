@@ -43,7 +43,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dumps", required=True)
     ap.add_argument("--vectors", required=True)
-    ap.add_argument("--held", default="", help="comma-separated sets to score (fitted on the others of FITTED)")
+    ap.add_argument("--sets", nargs="*", default=C.FITTED, help="the sets to fit on, less --held (default: FITTED)")
+    ap.add_argument("--held", default="", help="comma-separated sets to score (fitted on the others of --sets)")
     ap.add_argument("--label", metavar="DUMP", help="after the fit, write the model's probabilities for each text of a dumped corpus")
     ap.add_argument("--out", metavar="FILE", help="where --label writes: source, then a probability for each of CLASSES")
     ap.add_argument("--epochs", type=int, default=8)
@@ -58,6 +59,9 @@ def main():
         ap.error("nothing to do: give --held, --label, or both")
     if bool(args.label) != bool(args.out):
         ap.error("--label and --out go together")
+    kept = sorted(set(C.UNSEEN) & set(args.sets))
+    if kept:
+        sys.exit(f"{', '.join(kept)}: a blind set kept to measure a round must not be fitted on")
     if args.latency and not args.held:
         ap.error("--latency times the titles of the first --held set: give one")
 
@@ -88,7 +92,7 @@ def main():
         print(f"started in {loaded - started:.1f} s; {(time.time() - t0) / len(texts) * 1000:.1f} ms a title")
         return
 
-    train = [r for s in C.FITTED if s not in held for r in C.read_set(args.dumps, s)]
+    train = [r for s in args.sets if s not in held for r in C.read_set(args.dumps, s)]
 
     def scores(rows):
         b = tok([r["text"] for r in rows], padding=True, truncation=True, max_length=48, return_tensors="pt")
