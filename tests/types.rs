@@ -499,10 +499,11 @@ fn accuracy_on_the_sets_labelled_for_fitting() {
     }
 }
 
-/// Floors for issues with their bodies (`tests/data/task-types-bodies.tsv`), set after the first
-/// run (0.675 with the body, 0.669 on the title alone; docs/accuracy.md, round 9): regression
-/// guards under the measured values, not goals.
-const MIN_BODIES_ACCURACY: f64 = 0.665;
+/// Floor for issues with their bodies (`tests/data/task-types-bodies.tsv`): 0.675 with the body in
+/// round 9, 0.739 (116) since round 12's table. Raised under that in round 15, whose student of a
+/// fine-tuned model read titles better and these worse (107, 0.682; docs/accuracy.md): a table
+/// that reads bodies worse must say so here. A regression guard, not a goal.
+const MIN_BODIES_ACCURACY: f64 = 0.73;
 
 /// Real issues with the opening text of their first post, labelled for the task title and body
 /// describe together: every other set is titles only, and prompts have bodies. Prints each way of

@@ -16,8 +16,8 @@ and the title's words. The Rust code dumps it, so training and use read the same
 
 `--list` prints FITTED, the sets the shipped table is fitted to: every hand-labelled set of titles
 but UNSEEN, the blind sets no classifier has run on (each the measure of a round to come), the
-blind sets run since the last refit (the eleventh to the thirteenth), the second annotators' labels and the tasks with bodies (`*-bodies.tsv`, four columns: a measure of
-how a body weighs).
+blind sets run since the last refit (the eleventh to the thirteenth), the second annotators'
+labels and the tasks with bodies (`*-bodies.tsv`, four columns: a measure of how a body weighs).
 
 The fit is a multinomial logistic regression (8 classes: the 7 types and `other`) with an L2
 penalty, by L-BFGS from zero (deterministic: the same dumps give the same table). Texts whose type
