@@ -41,8 +41,10 @@ def main():
     ap.add_argument("--data", default="tests/data", help="the folder of the hand-labelled sets")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if not os.path.isdir(args.mirrors):
+        sys.exit(f"{args.mirrors}: no such folder of fetched repositories")
     # Fetched repositories by name, whatever the case a labelled source spells it in.
-    fetched = {d.replace("+", "/").lower(): d for d in os.listdir(args.mirrors)} if os.path.isdir(args.mirrors) else {}
+    fetched = {d.replace("+", "/").lower(): d for d in os.listdir(args.mirrors)}
     written = unfetched = bare = 0
     with open(args.out, "w", encoding="utf-8") as out:
         for name in C.FITTED:
