@@ -35,8 +35,9 @@
 //! first table with word vectors), the eleventh once in round 12 and the twelfth once in round 13.
 //! Since round 12 every set up to the tenth is fitted on. The thirteenth
 //! (`tests/data/task-types-blind13.tsv`) ran once in round 15, on a table frozen before it (not
-//! shipped) and on the shipped one. The fourteenth (`-blind14.tsv`) is read by no test: the next
-//! round's measure.
+//! shipped) and on the shipped one. The fourteenth (`-blind14.tsv`) and the second set of tasks
+//! with a body (`tests/data/task-types-bodies2.tsv`, round 15) are read by no test: the next
+//! round's measures.
 
 use git_parallel::prompt::classify::{classify, classify_rules, classify_with_basis};
 use git_parallel::prompt::TaskType;
