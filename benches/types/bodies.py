@@ -44,19 +44,18 @@ def main():
     if not os.path.isdir(args.mirrors):
         sys.exit(f"{args.mirrors}: no such folder of fetched repositories")
     # Fetched repositories by name, whatever the case a labelled source spells it in.
-    fetched = {d.replace("+", "/").lower(): d for d in os.listdir(args.mirrors)}
+    fetched = {d.lower().replace("+", "/"): d.replace("+", "/") for d in os.listdir(args.mirrors)}
     written = unfetched = bare = 0
     with open(args.out, "w", encoding="utf-8") as out:
         for name in C.FITTED:
-            for line in open(os.path.join(args.data, name), encoding="utf-8"):
-                cols = line.rstrip("\n").split("\t")
-                if line.startswith("#") or len(cols) < 3 or "@" not in cols[1]:
+            for cols in C.labelled(os.path.join(args.data, name)):
+                if "@" not in cols[1]:
                     continue
                 repo, commit = cols[1].split("@", 1)
                 if repo.lower() not in fetched:
                     unfetched += 1
                     continue
-                git_dir = gather.mirror(args.mirrors, fetched[repo.lower()].replace("+", "/"))
+                git_dir = gather.mirror(args.mirrors, fetched[repo.lower()])
                 shown = subprocess.run(["git", "--git-dir", git_dir, "log", "-1", "--format=%b", commit],
                                        capture_output=True, text=True, errors="replace")
                 if shown.returncode != 0:

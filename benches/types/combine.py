@@ -84,16 +84,25 @@ PARTS = [("whole", lambda r: True), ("commit subjects", lambda r: "@" in r["sour
          ("issue titles", lambda r: "#" in r["source"])]
 # The blind sets no classifier has been fitted on or tuned with, nor run by: the measures of the
 # rounds to come: the fourteenth, and the second set of tasks with a body (round 15, the measure of
-# a fit that weighs bodies; the first is tuning data once such a fit is chosen on it). The eleventh and twelfth were each run once (rounds 12 and 13, on
-# frozen tables) and are tuning data since, not fitted on by the shipped table (round 15's student,
-# not shipped, was fitted on them); the thirteenth ran in round 15; the tenth, run in round 11, is
-# fitted on from round 12.
+# a fit that weighs bodies; the first is tuning data once such a fit is chosen on it). The eleventh
+# and twelfth were each run once (rounds 12 and 13, on frozen tables) and are tuning data since, not
+# fitted on by the shipped table (round 15's student, not shipped, was fitted on them); the
+# thirteenth ran in round 15; the tenth, run in round 11, is fitted on from round 12.
 UNSEEN = ["task-types-blind14.tsv", "task-types-bodies2.tsv"]
 # The sets (in tests/data) the shipped table is fitted to: since round 12, every labelled set of
 # titles up to the tenth blind set (round 9 fitted 11 of them; round 10's refit on 15 gained
 # nothing without word vectors, docs/accuracy.md).
 FITTED = ["task-types.tsv"] + [f"task-types-blind{n}.tsv" for n in ["", 2, 3, 4, 5, 6, 7, 8, 9, 10]] + [
     f"task-types-fit-{kind}.tsv" for kind in ["commits", "commits2", "commits3", "issues", "issues2", "issues3"]]
+
+
+def labelled(path):
+    """The columns of each text of a hand-labelled set as tests/data holds it (type, source, text,
+    and a body where the set has one), its header left out."""
+    for line in open(path, encoding="utf-8"):
+        cols = line.rstrip("\n").split("\t")
+        if not line.startswith("#") and len(cols) >= 3:
+            yield cols
 
 
 def read_set(dumps, name):
@@ -166,13 +175,13 @@ def fit(rows, min_count, l2, vectors=None, first=FIRST_VALUE, taught=None, words
     text) fitted on beside the labelled texts; the words stay the labelled texts' own, so the
     table keeps its size. words_only: the taught texts fit only the word and vector rows, and the
     rules' and the model's weights (DENSE_NAMES) stay as the labelled texts alone fit them."""
-    fixed = fit_weights(rows, min_count, l2, vectors, first)[:len(DENSE_NAMES)] if taught and words_only else None
-    return stored(fit_weights(rows, min_count, l2, vectors, first, taught, fixed), rows, min_count, vectors, first)
+    fixed = fit_weights(rows, min_count, l2, vectors, first)[1][:len(DENSE_NAMES)] if taught and words_only else None
+    return stored(*fit_weights(rows, min_count, l2, vectors, first, taught, fixed), vectors, first)
 
 
 def fit_weights(rows, min_count, l2, vectors, first, taught=None, fixed=None):
-    """The fitted weights, a row per feature (dense, words, vector dimensions); with fixed, the
-    dense rows are those and only the others are fitted."""
+    """The words and the fitted weights, a row per feature (dense, words, vector dimensions); with
+    fixed, the dense rows are those and only the others are fitted."""
     rows = [r for r in rows if r["settled"] == "-"]
     vocab = vocabulary(rows, min_count)
     y = np.zeros((len(rows), len(CLASSES)))
@@ -207,13 +216,12 @@ def fit_weights(rows, min_count, l2, vectors, first, taught=None, fixed=None):
     res = minimize(loss, np.zeros(len(free) * len(CLASSES)), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
     w = base.copy()
     w[free] = res.x.reshape(len(free), len(CLASSES))
-    return w
+    return vocab, w
 
 
-def stored(w, rows, min_count, vectors, first):
+def stored(vocab, w, vectors, first):
     """The fitted weights as the table stores them: dense and word rows rounded to 1/SCALE, and
     the vector weights folded into a row per word of the vectors' vocabulary."""
-    vocab = vocabulary([r for r in rows if r["settled"] == "-"], min_count)
     rows_of_words, rows_of_firsts = {}, {}
     if vectors is not None:
         # A word's part of a text's score is its vector times the vectors' weights, over the

@@ -42,10 +42,7 @@ def main():
 
     labelled, unseen = set(), set()
     for path in sorted(glob.glob(os.path.join(args.data, "task-types*.tsv"))):
-        for line in open(path, encoding="utf-8"):
-            cols = line.rstrip("\n").split("\t")
-            if line.startswith("#") or len(cols) < 3:
-                continue
+        for cols in C.labelled(path):
             labelled.add(norm(cols[2]))
             if os.path.basename(path) in C.UNSEEN:
                 unseen.add(re.split(r"[@#]", cols[1])[0].lower())
